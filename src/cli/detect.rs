@@ -1,0 +1,150 @@
+//! `trailwatch detect`: read, aggregate, score, print.
+
+use super::{parse_time, progress_bar, EXIT_ERROR, EXIT_FOUND, EXIT_OK};
+use crate::cloudtrail::{discover, Input, ReadError};
+use crate::engine::score::rcf_factory;
+use crate::engine::sink::{self, Format};
+use crate::engine::source::{aggregate_inputs, Observer};
+use crate::engine::{score_all, ScoreOptions};
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use clap::Args;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 no anomalies, 1 anomalies found, 2 error.\n\nExamples:\n  trailwatch detect ./logs\n  trailwatch detect AWSLogs/ --since 2026-01-07 --format ndjson\n  zcat events.jsonl.gz | trailwatch detect -"
+)]
+pub struct DetectArgs {
+    /// CloudTrail files or folders (walked recursively); `-` reads standard input.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Folder of detector files.
+    #[arg(long, default_value = "detectors", value_name = "DIR")]
+    pub detectors: PathBuf,
+    /// Report anomalies from this time on; earlier history only trains the models.
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    pub since: Option<DateTime<Utc>>,
+    /// Ignore events from this time on.
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    pub until: Option<DateTime<Utc>>,
+    /// Output format [default: table on a terminal, ndjson otherwise].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Print events, bytes, seconds and events/s to standard error at the end.
+    #[arg(long)]
+    pub stats: bool,
+    /// Stop at the first damaged file or record instead of reporting and going on.
+    #[arg(long)]
+    pub strict: bool,
+    /// Most entities modelled per high-cardinality detector; the least recently
+    /// active are evicted beyond it.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub max_entities: usize,
+}
+
+pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
+    if let (Some(s), Some(u)) = (args.since, args.until) {
+        if s >= u {
+            bail!("--since {s} is not before --until {u}");
+        }
+    }
+    if args.max_entities == 0 {
+        bail!("--max-entities must be at least 1");
+    }
+    let started = Instant::now();
+    let (detectors, errors) = super::detectors::load(&args.detectors)?;
+    for e in &errors {
+        if args.strict {
+            bail!("{e}");
+        }
+        eprintln!("warning: skipping detector: {e}");
+    }
+    if detectors.is_empty() {
+        bail!(
+            "no valid detector in {}; see `trailwatch detectors validate {}`",
+            args.detectors.display(),
+            args.detectors.display()
+        );
+    }
+    let inputs = discover(&args.paths).context("cannot list the inputs")?;
+    if inputs.is_empty() {
+        bail!(
+            "no CloudTrail files (*.json, *.json.gz, *.jsonl, *.ndjson, *.gz) under {}",
+            args.paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let total: u64 = inputs
+        .iter()
+        .map(|i| {
+            if let Input::File { size, .. } = i {
+                *size
+            } else {
+                0
+            }
+        })
+        .sum();
+    let bar = progress_bar(
+        total,
+        "{spinner} reading {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec}, {eta} left",
+    );
+    let problem = |e: &ReadError| bar.suspend(|| eprintln!("warning: {e}"));
+    let progress = |n: u64| bar.inc(n);
+    let observer = Observer {
+        problem: &problem,
+        progress: &progress,
+    };
+    let (aggregates, stats) =
+        aggregate_inputs(&inputs, &detectors, args.until, args.strict, &observer).map_err(|e| {
+            anyhow::anyhow!("{e}").context("stopped at the first problem (--strict)")
+        })?;
+    bar.finish_and_clear();
+    let options = ScoreOptions {
+        since: args.since,
+        max_entities: args.max_entities,
+    };
+    let report = score_all(&detectors, &aggregates, options, &rcf_factory);
+    for (name, n) in &report.evicted {
+        eprintln!("warning: {name}: {n} entities beyond --max-entities {} were not modelled (least recently active first)", args.max_entities);
+    }
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Ndjson
+    });
+    let mut out = std::io::stdout().lock();
+    sink::write(format, &report.anomalies, &mut out).context("cannot write the results")?;
+    out.flush().ok();
+    if stats.problems > 0 {
+        eprintln!("warning: {} problem(s) in the input (above); their good records were read. --strict makes problems fatal.", stats.problems);
+    }
+    if args.stats {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "stats: {} events from {} inputs ({} skipped, {} problems), {:.1} MiB decoded, {} series, {} intervals scored, {:.2} s, {:.0} events/s",
+            stats.records,
+            inputs.len(),
+            stats.skipped,
+            stats.problems,
+            stats.bytes as f64 / (1 << 20) as f64,
+            report.series,
+            report.intervals,
+            secs,
+            stats.records as f64 / secs.max(1e-9)
+        );
+    }
+    if stats.records == 0 && stats.problems > 0 {
+        return Ok(EXIT_ERROR);
+    }
+    Ok(if report.anomalies.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FOUND
+    })
+}

@@ -1,0 +1,17 @@
+//! Reading CloudTrail: the record model, field paths into records, the input
+//! formats (S3 deliveries, JSON lines, CloudWatch Logs subscription payloads),
+//! finding inputs on disk, and reporting damaged input without stopping.
+//!
+//! The reader is streaming and callback-based: [`read::read_input`] hands each
+//! valid [`Record`] to a sink and each problem to a reporter, so callers decide
+//! whether a problem is fatal (`--strict`) and what to do with records.
+
+pub mod discover;
+pub mod field;
+pub mod read;
+pub mod record;
+
+pub use discover::{discover, Input};
+pub use field::FieldPath;
+pub use read::{read_input, Location, ReadError, ReadErrorKind, ReadStats};
+pub use record::{Record, RecordError};

@@ -1,0 +1,618 @@
+//! Turning one input (a file or standard input) into records.
+//!
+//! Formats are recognised by content, not by name:
+//! - gzip (magic bytes `1f 8b`) is decompressed first, with a cap on the output;
+//! - an S3 delivery `{"Records":[…]}` (Insight deliveries are recognised and skipped);
+//! - a digest file (`digestStartTime`, …) is recognised and skipped;
+//! - a CloudWatch Logs subscription payload, either as delivered to a Lambda
+//!   (`{"awslogs":{"data":"<base64 gzip>"}}`) or decoded (`{"messageType", "logEvents"}`);
+//! - JSON lines, one event per line (CloudTrail Lake or EventBridge exports; an
+//!   EventBridge envelope's `detail` is unwrapped);
+//! - a JSON array of events, or a single pretty-printed event.
+//!
+//! A damaged delivery is salvaged record by record: records before and after
+//! the damage are kept where the structure allows, and each problem names the
+//! input and the record index, line or byte offset.
+
+use super::record::{type_name, Record, RecordError};
+use base64::Engine as _;
+use flate2::read::MultiGzDecoder;
+use serde_json::Value;
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read};
+
+/// Decompressed size above which a whole-document input is refused
+/// (CloudTrail's own deliveries are far smaller).
+pub const MAX_DOCUMENT_BYTES: u64 = 1 << 30;
+/// Longest accepted line in JSON lines input.
+pub const MAX_LINE_BYTES: u64 = 64 << 20;
+
+/// Where in an input a problem sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    Whole,
+    /// Index in the `Records` array (0-based in code, printed 1-based... no: printed as is).
+    Record(usize),
+    /// Line in JSON lines input, 1-based.
+    Line(usize),
+    /// Byte offset in the decompressed input.
+    Byte(usize),
+    /// Index in a CloudWatch Logs payload's `logEvents`.
+    LogEvent(usize),
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Whole => Ok(()),
+            Location::Record(i) => write!(f, ": record {i}"),
+            Location::Line(n) => write!(f, ": line {n}"),
+            Location::Byte(b) => write!(f, ": byte offset {b}"),
+            Location::LogEvent(i) => write!(f, ": logEvents[{i}]"),
+        }
+    }
+}
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadErrorKind {
+    #[error("cannot read: {0}")]
+    Io(#[source] io::Error),
+    #[error("damaged or truncated gzip ({0}); records decoded before the damage were kept")]
+    Gzip(#[source] io::Error),
+    #[error(
+        "larger than {limit} bytes once decompressed; split it or check that it is CloudTrail"
+    )]
+    TooLarge { limit: u64 },
+    #[error("invalid JSON ({0})")]
+    Json(#[source] serde_json::Error),
+    #[error("expected ',' or ']' between records; the record after was read anyway")]
+    MissingSeparator,
+    #[error("invalid record: {0}")]
+    Record(#[from] RecordError),
+    #[error("not CloudTrail: expected {{\"Records\":[…]}}, JSON lines of events, or a CloudWatch Logs payload, found {0}")]
+    NotCloudTrail(String),
+    #[error("CloudWatch Logs payload: {0}")]
+    Subscription(String),
+}
+
+/// A problem in one input; the run goes on past it unless `--strict`.
+#[derive(Debug, thiserror::Error)]
+#[error("{input}{location}: {kind}")]
+pub struct ReadError {
+    pub input: String,
+    pub location: Location,
+    #[source]
+    pub kind: ReadErrorKind,
+}
+
+/// What one input held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    pub records: u64,
+    /// Insight records and digest files, recognised and left out.
+    pub skipped: u64,
+    pub problems: u64,
+    /// Bytes after decompression.
+    pub bytes: u64,
+}
+
+impl ReadStats {
+    pub fn add(&mut self, other: &ReadStats) {
+        self.records += other.records;
+        self.skipped += other.skipped;
+        self.problems += other.problems;
+        self.bytes += other.bytes;
+    }
+}
+
+struct Ctx<'a, S, P> {
+    input: &'a str,
+    sink: S,
+    report: P,
+    stats: ReadStats,
+}
+
+impl<S: FnMut(Record), P: FnMut(ReadError)> Ctx<'_, S, P> {
+    fn problem(&mut self, location: Location, kind: ReadErrorKind) {
+        self.stats.problems += 1;
+        (self.report)(ReadError {
+            input: self.input.to_owned(),
+            location,
+            kind,
+        });
+    }
+
+    fn event(&mut self, value: Value, location: Location) {
+        let value = unwrap_envelope(value);
+        match Record::from_value(value) {
+            Ok(r) if r.is_insight() => self.stats.skipped += 1,
+            Ok(r) => {
+                self.stats.records += 1;
+                (self.sink)(r)
+            }
+            Err(e) => self.problem(location, e.into()),
+        }
+    }
+}
+
+/// EventBridge wraps the CloudTrail record in `detail`.
+fn unwrap_envelope(value: Value) -> Value {
+    match value {
+        Value::Object(mut map)
+            if !map.contains_key("eventTime")
+                && map.contains_key("detail-type")
+                && map.get("detail").is_some_and(Value::is_object) =>
+        {
+            map.remove("detail").unwrap_or(Value::Null)
+        }
+        other => other,
+    }
+}
+
+fn looks_like_event(v: &Value) -> bool {
+    v.as_object().is_some_and(|m| {
+        m.contains_key("eventTime")
+            || m.contains_key("eventVersion")
+            || m.contains_key("detail-type")
+    })
+}
+
+/// Reads one input. `name` is how problems refer to it (a path, or `<stdin>`).
+/// Every record goes to `sink`, every problem to `report`; the returned
+/// stats count both.
+pub fn read_input(
+    name: &str,
+    reader: impl Read,
+    sink: impl FnMut(Record),
+    report: impl FnMut(ReadError),
+) -> ReadStats {
+    let mut ctx = Ctx {
+        input: name,
+        sink,
+        report,
+        stats: ReadStats::default(),
+    };
+    let mut raw = BufReader::with_capacity(1 << 16, reader);
+    let gz = match raw.fill_buf() {
+        Ok(head) => head.starts_with(&[0x1f, 0x8b]),
+        Err(e) => {
+            ctx.problem(Location::Whole, ReadErrorKind::Io(e));
+            return ctx.stats;
+        }
+    };
+    if gz {
+        let decoder = BufReader::with_capacity(1 << 16, MultiGzDecoder::new(raw));
+        read_decoded(&mut ctx, decoder, true);
+    } else {
+        read_decoded(&mut ctx, raw, false);
+    }
+    ctx.stats
+}
+
+fn io_kind(e: io::Error, gz: bool) -> ReadErrorKind {
+    if gz && e.kind() != io::ErrorKind::PermissionDenied {
+        ReadErrorKind::Gzip(e)
+    } else {
+        ReadErrorKind::Io(e)
+    }
+}
+
+fn read_decoded<S: FnMut(Record), P: FnMut(ReadError)>(
+    ctx: &mut Ctx<'_, S, P>,
+    mut reader: impl BufRead,
+    gz: bool,
+) {
+    // The first non-blank line decides between JSON lines and one document.
+    let mut first = Vec::new();
+    let mut line_no = 0;
+    loop {
+        first.clear();
+        line_no += 1;
+        match (&mut reader)
+            .take(MAX_LINE_BYTES)
+            .read_until(b'\n', &mut first)
+        {
+            Ok(0) => {
+                if line_no == 1 {
+                    ctx.problem(
+                        Location::Whole,
+                        ReadErrorKind::NotCloudTrail("an empty input".into()),
+                    );
+                }
+                return;
+            }
+            Ok(n) => ctx.stats.bytes += n as u64,
+            Err(e) => {
+                // Damaged before the first line ended: salvage what was decoded.
+                ctx.stats.bytes += first.len() as u64;
+                if !first.is_empty() {
+                    read_document(ctx, &first, true);
+                }
+                ctx.problem(Location::Byte(first.len()), io_kind(e, gz));
+                return;
+            }
+        }
+        if !first.iter().all(u8::is_ascii_whitespace) {
+            break;
+        }
+    }
+    if let Ok(value) = serde_json::from_slice::<Value>(&first) {
+        if looks_like_event(&value) {
+            ctx.event(value, Location::Line(line_no));
+            read_lines(ctx, reader, line_no, gz);
+            return;
+        }
+    }
+    // One document: the first line and the rest.
+    let mut doc = first;
+    let limit = MAX_DOCUMENT_BYTES;
+    let before = doc.len() as u64;
+    let read = (&mut reader)
+        .take(limit + 1 - before.min(limit))
+        .read_to_end(&mut doc);
+    ctx.stats.bytes += doc.len() as u64 - before;
+    let truncated = match read {
+        Ok(_) if doc.len() as u64 > limit => {
+            ctx.problem(Location::Whole, ReadErrorKind::TooLarge { limit });
+            return;
+        }
+        Ok(_) => None,
+        Err(e) => Some(io_kind(e, gz)),
+    };
+    read_document(ctx, &doc, truncated.is_some());
+    if let Some(kind) = truncated {
+        ctx.problem(Location::Byte(doc.len()), kind);
+    }
+}
+
+fn read_lines<S: FnMut(Record), P: FnMut(ReadError)>(
+    ctx: &mut Ctx<'_, S, P>,
+    mut reader: impl BufRead,
+    mut line_no: usize,
+    gz: bool,
+) {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        line_no += 1;
+        match (&mut reader)
+            .take(MAX_LINE_BYTES)
+            .read_until(b'\n', &mut line)
+        {
+            Ok(0) => return,
+            Ok(n) => ctx.stats.bytes += n as u64,
+            Err(e) => {
+                ctx.problem(Location::Line(line_no), io_kind(e, gz));
+                return;
+            }
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Value>(&line) {
+            Ok(v) => ctx.event(v, Location::Line(line_no)),
+            Err(e) => ctx.problem(Location::Line(line_no), ReadErrorKind::Json(e)),
+        }
+    }
+}
+
+fn read_document<S: FnMut(Record), P: FnMut(ReadError)>(
+    ctx: &mut Ctx<'_, S, P>,
+    doc: &[u8],
+    truncated: bool,
+) {
+    let value = match serde_json::from_slice::<Value>(doc) {
+        Ok(v) => v,
+        Err(e) => {
+            if !salvage_records(ctx, doc) && !truncated {
+                ctx.problem(Location::Whole, ReadErrorKind::Json(e));
+            }
+            return;
+        }
+    };
+    match value {
+        Value::Object(mut map) => {
+            if let Some(records) = map.remove("Records") {
+                let Value::Array(records) = records else {
+                    ctx.problem(
+                        Location::Whole,
+                        ReadErrorKind::NotCloudTrail(format!("Records as {}", type_name(&records))),
+                    );
+                    return;
+                };
+                for (i, r) in records.into_iter().enumerate() {
+                    ctx.event(r, Location::Record(i));
+                }
+            } else if map.contains_key("digestStartTime") || map.contains_key("digestEndTime") {
+                ctx.stats.skipped += 1;
+            } else if let Some(awslogs) = map.get("awslogs") {
+                read_awslogs(ctx, awslogs);
+            } else if map.contains_key("logEvents") {
+                read_log_events(ctx, Value::Object(map));
+            } else if looks_like_event(&Value::Object(map.clone())) {
+                ctx.event(Value::Object(map), Location::Whole);
+            } else {
+                let keys: Vec<&str> = map.keys().map(String::as_str).take(5).collect();
+                ctx.problem(
+                    Location::Whole,
+                    ReadErrorKind::NotCloudTrail(format!("an object with keys {keys:?}")),
+                );
+            }
+        }
+        Value::Array(items) => {
+            for (i, r) in items.into_iter().enumerate() {
+                ctx.event(r, Location::Record(i));
+            }
+        }
+        other => ctx.problem(
+            Location::Whole,
+            ReadErrorKind::NotCloudTrail(type_name(&other).to_owned()),
+        ),
+    }
+}
+
+/// Reads a damaged `{"Records":[…]}` one record at a time. Returns false when
+/// the input does not even start like a delivery.
+fn salvage_records<S: FnMut(Record), P: FnMut(ReadError)>(
+    ctx: &mut Ctx<'_, S, P>,
+    doc: &[u8],
+) -> bool {
+    let Some(key) = find(doc, b"\"Records\"") else {
+        return false;
+    };
+    let Some(open) = doc[key..].iter().position(|&b| b == b'[') else {
+        return false;
+    };
+    let mut pos = key + open + 1;
+    let mut index = 0;
+    loop {
+        pos += skip_ws(&doc[pos..]);
+        match doc.get(pos) {
+            None => {
+                ctx.problem(
+                    Location::Byte(pos),
+                    ReadErrorKind::NotCloudTrail("the input ends inside the Records array".into()),
+                );
+                return true;
+            }
+            Some(b']') => return true,
+            Some(b',') if index > 0 => {
+                pos += 1;
+                pos += skip_ws(&doc[pos..]);
+            }
+            Some(_) if index > 0 => {
+                ctx.problem(Location::Byte(pos), ReadErrorKind::MissingSeparator)
+            }
+            Some(_) => {}
+        }
+        let mut stream = serde_json::Deserializer::from_slice(&doc[pos..]).into_iter::<Value>();
+        match stream.next() {
+            Some(Ok(v)) => {
+                ctx.event(v, Location::Record(index));
+                pos += stream.byte_offset();
+                index += 1;
+            }
+            Some(Err(e)) => {
+                ctx.problem(Location::Record(index), ReadErrorKind::Json(e));
+                return true;
+            }
+            None => return true,
+        }
+    }
+}
+
+fn skip_ws(b: &[u8]) -> usize {
+    b.iter().take_while(|c| c.is_ascii_whitespace()).count()
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn read_awslogs<S: FnMut(Record), P: FnMut(ReadError)>(ctx: &mut Ctx<'_, S, P>, awslogs: &Value) {
+    let Some(data) = awslogs.get("data").and_then(Value::as_str) else {
+        ctx.problem(
+            Location::Whole,
+            ReadErrorKind::Subscription("awslogs.data is missing or not a string".into()),
+        );
+        return;
+    };
+    match decode_awslogs_data(data) {
+        Ok(payload) => read_log_events(ctx, payload),
+        Err(msg) => ctx.problem(Location::Whole, ReadErrorKind::Subscription(msg)),
+    }
+}
+
+/// Decodes `awslogs.data`: base64, then gzip (capped), then JSON.
+pub fn decode_awslogs_data(data: &str) -> Result<Value, String> {
+    let gz = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| format!("awslogs.data is not base64 ({e})"))?;
+    let mut json = Vec::new();
+    MultiGzDecoder::new(gz.as_slice())
+        .take(MAX_DOCUMENT_BYTES + 1)
+        .read_to_end(&mut json)
+        .map_err(|e| format!("awslogs.data is not gzip ({e})"))?;
+    if json.len() as u64 > MAX_DOCUMENT_BYTES {
+        return Err(format!(
+            "awslogs.data is larger than {MAX_DOCUMENT_BYTES} bytes decompressed"
+        ));
+    }
+    serde_json::from_slice(&json).map_err(|e| format!("awslogs.data is not JSON ({e})"))
+}
+
+fn read_log_events<S: FnMut(Record), P: FnMut(ReadError)>(ctx: &mut Ctx<'_, S, P>, payload: Value) {
+    if payload.get("messageType").and_then(Value::as_str) == Some("CONTROL_MESSAGE") {
+        ctx.stats.skipped += 1;
+        return;
+    }
+    let Some(Value::Array(events)) = payload.get("logEvents") else {
+        ctx.problem(
+            Location::Whole,
+            ReadErrorKind::Subscription("logEvents is missing or not an array".into()),
+        );
+        return;
+    };
+    for (i, event) in events.iter().enumerate() {
+        let Some(message) = event.get("message").and_then(Value::as_str) else {
+            ctx.problem(
+                Location::LogEvent(i),
+                ReadErrorKind::Subscription("message is missing or not a string".into()),
+            );
+            continue;
+        };
+        match serde_json::from_str::<Value>(message) {
+            Ok(v) => ctx.event(v, Location::LogEvent(i)),
+            Err(e) => ctx.problem(Location::LogEvent(i), ReadErrorKind::Json(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::{write::GzEncoder, Compression};
+    use serde_json::json;
+    use std::io::Write;
+
+    fn event(i: u32) -> Value {
+        json!({"eventTime": format!("2023-07-10T11:{:02}:00Z", i % 60), "eventSource": "ec2.amazonaws.com",
+               "eventName": "DescribeInstances", "eventID": format!("id-{i}")})
+    }
+
+    fn read(bytes: &[u8]) -> (Vec<Record>, Vec<String>, ReadStats) {
+        let mut records = vec![];
+        let mut problems = vec![];
+        let stats = read_input(
+            "t",
+            bytes,
+            |r| records.push(r),
+            |e| problems.push(e.to_string()),
+        );
+        (records, problems, stats)
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn a_delivery_plain_and_gzipped() {
+        let doc = serde_json::to_vec(&json!({"Records": [event(1), event(2)]})).unwrap();
+        let (r, p, s) = read(&doc);
+        assert_eq!((r.len(), p.len(), s.records), (2, 0, 2));
+        let (r, p, s) = read(&gzip(&doc));
+        assert_eq!((r.len(), p.len()), (2, 0));
+        assert_eq!(s.bytes, doc.len() as u64);
+    }
+
+    #[test]
+    fn json_lines_with_a_bad_line_keep_the_others() {
+        let text = format!("{}\n\nnot json\n{}\n", event(1), event(2));
+        let (r, p, _) = read(text.as_bytes());
+        assert_eq!(r.len(), 2);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].starts_with("t: line 3: invalid JSON"), "{}", p[0]);
+    }
+
+    #[test]
+    fn eventbridge_envelopes_are_unwrapped() {
+        let line = json!({"detail-type": "AWS API Call via CloudTrail", "detail": event(3)});
+        let (r, p, _) = read(format!("{line}\n").as_bytes());
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(r[0].event_id(), Some("id-3"));
+    }
+
+    #[test]
+    fn a_missing_comma_between_records_is_reported_and_both_kept() {
+        let text = format!(
+            "{{\"Records\": [\n{},\n{}\n{}\n]}}",
+            event(1),
+            event(2),
+            event(3)
+        );
+        let (r, p, _) = read(text.as_bytes());
+        assert_eq!(r.len(), 3);
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].contains("byte offset") && p[0].contains("expected ','"),
+            "{}",
+            p[0]
+        );
+    }
+
+    #[test]
+    fn a_truncated_gzip_keeps_the_records_before_the_cut() {
+        let records: Vec<Value> = (0..200).map(event).collect();
+        let doc = serde_json::to_vec(&json!({ "Records": records })).unwrap();
+        let gz = gzip(&doc);
+        let (r, p, _) = read(&gz[..gz.len() / 2]);
+        assert!(!r.is_empty() && r.len() < 200, "kept {}", r.len());
+        assert!(
+            p.iter().any(|m| m.contains("damaged or truncated gzip")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn bad_records_are_named_by_index() {
+        let doc = json!({"Records": [event(1), {"eventSource": "x", "eventName": "y"}, event(2)]});
+        let (r, p, _) = read(doc.to_string().as_bytes());
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            p,
+            vec!["t: record 1: invalid record: no eventTime: every CloudTrail record needs one"]
+        );
+    }
+
+    #[test]
+    fn digests_insights_and_control_messages_are_skipped() {
+        let digest = json!({"awsAccountId": "1", "digestStartTime": "2023-07-10T11:00:00Z"});
+        let (r, p, s) = read(digest.to_string().as_bytes());
+        assert_eq!((r.len(), p.len(), s.skipped), (0, 0, 1));
+        let mut insight = event(1);
+        insight["eventType"] = json!("AwsCloudTrailInsight");
+        let (r, _, s) = read(
+            json!({"Records": [insight, event(2)]})
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!((r.len(), s.skipped), (1, 1));
+        let control = json!({"messageType": "CONTROL_MESSAGE", "logEvents": []});
+        let (_, p, s) = read(control.to_string().as_bytes());
+        assert_eq!((p.len(), s.skipped), (0, 1));
+    }
+
+    #[test]
+    fn cloudwatch_subscription_payloads_are_decoded() {
+        let payload = json!({"messageType": "DATA_MESSAGE", "owner": "1", "logGroup": "g", "logStream": "s",
+            "subscriptionFilters": ["f"], "logEvents": [
+                {"id": "1", "timestamp": 0, "message": event(1).to_string()},
+                {"id": "2", "timestamp": 0, "message": "{broken"}]});
+        let data =
+            base64::engine::general_purpose::STANDARD.encode(gzip(payload.to_string().as_bytes()));
+        let (r, p, _) = read(json!({"awslogs": {"data": data}}).to_string().as_bytes());
+        assert_eq!(r.len(), 1);
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].starts_with("t: logEvents[1]: invalid JSON"),
+            "{}",
+            p[0]
+        );
+        let (_, p, _) = read(json!({"awslogs": {"data": "%%%"}}).to_string().as_bytes());
+        assert!(p[0].contains("not base64"), "{p:?}");
+    }
+
+    #[test]
+    fn something_else_is_not_cloudtrail() {
+        let (_, p, _) = read(b"{\"hello\": 1}");
+        assert!(p[0].contains("not CloudTrail"), "{p:?}");
+        let (_, p, _) = read(b"");
+        assert!(p[0].contains("empty input"), "{p:?}");
+        let (_, p, _) = read(b"{\"a\": ");
+        assert!(p[0].contains("invalid JSON"), "{p:?}");
+    }
+}

@@ -1,0 +1,183 @@
+//! The typed detector and how it applies to one record.
+
+use crate::cloudtrail::{field::scalar_text, FieldPath, Record};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A validated detector definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detector {
+    pub name: String,
+    pub description: String,
+    pub filter: Filter,
+    pub value: ValueSpec,
+    /// Zero, one or two fields; with any, one model per entity (high cardinality).
+    pub category_fields: Vec<FieldPath>,
+    pub interval: Duration,
+    pub window_delay: Duration,
+    pub shingle_size: usize,
+    pub alert: AlertThresholds,
+    /// The file it came from.
+    pub source: PathBuf,
+}
+
+/// Which records a detector counts. Every part given must match.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Filter {
+    /// Empty: any source.
+    pub event_sources: Vec<String>,
+    /// Empty: any name.
+    pub event_names: Vec<String>,
+    pub errors: ErrorFilter,
+    pub read_only: Option<bool>,
+    /// Empty: any `userIdentity.type`.
+    pub user_identity_types: Vec<String>,
+    /// Further fields that must hold one of the listed values.
+    pub fields: Vec<FieldMatch>,
+}
+
+/// A field that must equal one of `values` (compared as text).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldMatch {
+    pub field: FieldPath,
+    pub values: Vec<String>,
+}
+
+/// How `errorCode` filters records.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum ErrorFilter {
+    /// Successful and failed calls alike.
+    #[default]
+    Any,
+    /// Only calls that returned an error code.
+    Failed,
+    /// Only calls without an error code.
+    Succeeded,
+    /// Only calls that returned one of these codes (exact match).
+    Codes(Vec<String>),
+}
+
+/// The value a detector computes per interval.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueSpec {
+    /// The number of matching records.
+    Count,
+    /// The sum of a numeric field over matching records (arrays summed).
+    Sum(FieldPath),
+    /// The number of distinct values of a field.
+    Distinct(FieldPath),
+}
+
+/// When an anomaly becomes an alert: the monitor's thresholds (the plugin's
+/// defaults are 0.7 and 0.7) and the detector's rules that ignore anomalies
+/// too small to matter (the plugin's `rules`, whose default ignores
+/// deviations under 20 %).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AlertThresholds {
+    pub grade: f64,
+    pub confidence: f64,
+    pub direction: Direction,
+    /// Ignore when |actual − expected| < `min_ratio` × expected.
+    pub min_ratio: f64,
+    /// Ignore when |actual − expected| < `min_margin`.
+    pub min_margin: f64,
+}
+
+/// Which deviations from the expected value may alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Up,
+    Down,
+    Both,
+}
+
+impl AlertThresholds {
+    /// True when the rules keep an anomaly with these values.
+    pub fn keeps(&self, actual: f64, expected: f64) -> bool {
+        let diff = actual - expected;
+        let direction_ok = match self.direction {
+            Direction::Up => diff > 0.0,
+            Direction::Down => diff < 0.0,
+            Direction::Both => true,
+        };
+        direction_ok
+            && diff.abs() >= self.min_margin
+            && diff.abs() >= self.min_ratio * expected.abs()
+    }
+}
+
+/// The category field values of one entity, in the detector's field order.
+pub type Entity = Vec<String>;
+
+impl Detector {
+    pub fn is_high_cardinality(&self) -> bool {
+        !self.category_fields.is_empty()
+    }
+
+    /// True when the record is one this detector counts.
+    pub fn matches(&self, r: &Record) -> bool {
+        let f = &self.filter;
+        (f.event_sources.is_empty() || f.event_sources.iter().any(|s| s == r.event_source()))
+            && (f.event_names.is_empty() || f.event_names.iter().any(|n| n == r.event_name()))
+            && match &f.errors {
+                ErrorFilter::Any => true,
+                ErrorFilter::Failed => r.error_code().is_some(),
+                ErrorFilter::Succeeded => r.error_code().is_none(),
+                ErrorFilter::Codes(codes) => {
+                    r.error_code().is_some_and(|c| codes.iter().any(|x| x == c))
+                }
+            }
+            && f.read_only.is_none_or(|want| r.read_only() == Some(want))
+            && (f.user_identity_types.is_empty()
+                || r.user_identity()
+                    .kind
+                    .is_some_and(|k| f.user_identity_types.iter().any(|t| t == k)))
+            && f.fields.iter().all(|m| {
+                let mut hit = false;
+                m.field.visit(r.raw(), &mut |v| {
+                    hit |= scalar_text(v).is_some_and(|t| m.values.contains(&t));
+                });
+                hit
+            })
+    }
+
+    /// What a matching record adds to its interval: 1 for a count, the field's
+    /// numbers for a sum (none: 0), nothing numeric for a distinct count.
+    pub fn contribution(&self, r: &Record) -> f64 {
+        match &self.value {
+            ValueSpec::Count => 1.0,
+            ValueSpec::Sum(path) => {
+                let mut total = 0.0;
+                path.visit(r.raw(), &mut |v| total += number(v).unwrap_or(0.0));
+                total
+            }
+            ValueSpec::Distinct(_) => 0.0,
+        }
+    }
+
+    /// The value a distinct-count detector counts, if the record has one.
+    pub fn distinct_value(&self, r: &Record) -> Option<String> {
+        match &self.value {
+            ValueSpec::Distinct(path) => path.first_text(r.raw()),
+            _ => None,
+        }
+    }
+
+    /// The entity of a record for a high-cardinality detector; `None` when a
+    /// category field is missing (the plugin ignores such documents too).
+    pub fn entity(&self, r: &Record) -> Option<Entity> {
+        self.category_fields
+            .iter()
+            .map(|f| f.first_text(r.raw()))
+            .collect()
+    }
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}

@@ -1,0 +1,237 @@
+//! Scoring one series with a thresholded random cut forest, as the OpenSearch
+//! anomaly detection plugin does.
+//!
+//! The forest is `krcflib` (imported as `rcflib`), a republication of AWS's own
+//! Rust RCF, the sibling of the Java library the plugin runs. What the plugin
+//! adds around it is done here:
+//! - confidence: krcflib leaves `data_confidence` at 0 in this mode, so it is
+//!   computed as the plugin's RCF does, from the time decay, the values seen
+//!   and `output_after`: 0 until 32 values, then rising towards 1.
+//!
+//! The plugin's rules (ignore small deviations) belong to the detector and are
+//! applied by [`super::score`].
+
+use rcflib::rcf::RCFOptionsBuilder;
+use rcflib::trcf::basictrcf::{BasicTRCF, BasicTRCFBuilder, TRCFOptionsBuilder};
+use rcflib::trcf::types::{ForestMode, TransformMethod};
+
+/// What the scorer says about the newest value.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Score {
+    pub score: f64,
+    /// 0 when normal, up to 1.
+    pub grade: f64,
+    pub confidence: f64,
+    /// What the model expected at the anomalous interval (only when `grade > 0`).
+    pub expected: Option<f64>,
+    /// 0 when the anomaly is the newest interval, -k when it is k intervals back
+    /// (RCF can place it earlier in the shingle).
+    pub relative_index: i32,
+}
+
+/// Anything that scores a series one value at a time, in time order.
+pub trait Scorer: Send {
+    fn update(&mut self, value: f64) -> Score;
+}
+
+/// Model settings; [`RcfConfig::plugin_defaults`] are the plugin's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RcfConfig {
+    pub trees: usize,
+    pub sample_size: usize,
+    pub shingle_size: usize,
+    pub time_decay: f64,
+    pub output_after: usize,
+    pub seed: u64,
+}
+
+impl RcfConfig {
+    pub fn plugin_defaults(shingle_size: usize, seed: u64) -> Self {
+        RcfConfig {
+            trees: 50,
+            sample_size: 256,
+            shingle_size,
+            time_decay: 1.0 / 2560.0,
+            output_after: 32,
+            seed,
+        }
+    }
+}
+
+/// The plugin's data confidence: how much of the model's (decayed) memory is
+/// filled with real observations beyond the first `output_after`.
+pub fn confidence(values_seen: u64, time_decay: f64, output_after: u64) -> f64 {
+    let exponent = values_seen as f64 * time_decay;
+    if exponent == 0.0 {
+        return 0.0;
+    }
+    if exponent >= 20.0 {
+        return 1.0;
+    }
+    let total = exponent.exp();
+    let warm = (time_decay * values_seen.min(output_after) as f64).exp();
+    ((total - warm) / (total - 1.0)).clamp(0.0, 1.0)
+}
+
+/// A thresholded RCF over one value per interval.
+pub struct RcfScorer {
+    forest: BasicTRCF,
+    config: RcfConfig,
+    seen: u64,
+    /// The last `shingle_size` values, newest last, to report the actual value
+    /// of an anomaly placed earlier in the shingle.
+    recent: Vec<f64>,
+}
+
+impl RcfScorer {
+    pub fn new(config: RcfConfig) -> Self {
+        let forest = BasicTRCFBuilder::new(1, config.shingle_size)
+            .tree_capacity(config.sample_size)
+            .number_of_trees(config.trees)
+            .time_decay(config.time_decay)
+            .output_after(config.output_after)
+            .random_seed(config.seed)
+            .forest_mode(ForestMode::STANDARD)
+            .transform_method(TransformMethod::NORMALIZE)
+            .parallel_enabled(false)
+            .build()
+            .expect("the RCF settings are fixed and valid");
+        RcfScorer {
+            forest,
+            config,
+            seen: 0,
+            recent: Vec::with_capacity(config.shingle_size),
+        }
+    }
+
+    /// The value `relative_index` intervals back (0 = newest).
+    pub fn recent_value(&self, relative_index: i32) -> Option<f64> {
+        let back = usize::try_from(-relative_index).ok()?;
+        self.recent
+            .len()
+            .checked_sub(back + 1)
+            .map(|i| self.recent[i])
+    }
+}
+
+impl Scorer for RcfScorer {
+    fn update(&mut self, value: f64) -> Score {
+        if self.recent.len() == self.config.shingle_size {
+            self.recent.remove(0);
+        }
+        self.recent.push(value);
+        let d = self
+            .forest
+            .process(&[value as f32], self.seen)
+            .expect("one finite value per call matches the forest's dimensions");
+        self.seen += 1;
+        let confidence = confidence(
+            self.seen,
+            self.config.time_decay,
+            self.config.output_after as u64,
+        );
+        let expected = d
+            .last_anomaly
+            .as_ref()
+            .filter(|_| d.anomaly_grade > 0.0)
+            .and_then(|a| a.expected_values_list.first())
+            .and_then(|v| v.first())
+            .map(|&x| x as f64);
+        Score {
+            score: d.score as f64,
+            grade: d.anomaly_grade as f64,
+            confidence,
+            expected,
+            relative_index: d.relative_index.min(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(series: &[f64]) -> Vec<Score> {
+        let mut s = RcfScorer::new(RcfConfig::plugin_defaults(8, 7));
+        series.iter().map(|&x| s.update(x)).collect()
+    }
+
+    fn noisy_daily(n: usize) -> Vec<f64> {
+        (0..n)
+            .map(|i| {
+                20.0 + 10.0 * (i as f64 * std::f64::consts::TAU / 144.0).sin()
+                    + ((i * 7919) % 5) as f64
+            })
+            .collect()
+    }
+
+    fn flagged(scores: &[Score], min_grade: f64) -> Vec<usize> {
+        scores
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.grade >= min_grade && s.confidence >= 0.5)
+            .map(|(i, s)| (i as i64 + s.relative_index as i64) as usize)
+            .collect()
+    }
+
+    #[test]
+    fn known_spikes_in_a_seasonal_series_are_the_only_anomalies() {
+        let mut series = noisy_daily(600);
+        for i in [300, 420, 530] {
+            series[i] += 80.0;
+        }
+        let scores = run(&series);
+        // Every spike and nothing else gets a grade; a spike of a size the
+        // forest has already seen twice is less surprising than the first.
+        assert_eq!(flagged(&scores, 0.01), [300, 420, 530]);
+        assert!(
+            scores[300].grade >= 0.7 && scores[420].grade >= 0.7,
+            "{:?}",
+            &scores[300]
+        );
+        let s = scores[300];
+        assert!(s.confidence > 0.7 && s.confidence < 1.0, "{s:?}");
+        let expected = s.expected.unwrap();
+        assert!(
+            (5.0..45.0).contains(&expected),
+            "expected {expected} should be near the normal level"
+        );
+    }
+
+    #[test]
+    fn a_flat_series_never_alarms() {
+        assert!(flagged(&run(&[0.0; 300]), 0.01).is_empty());
+        assert!(flagged(&run(&[5.0; 300]), 0.01).is_empty());
+    }
+
+    #[test]
+    fn a_sparse_series_alarms_on_a_burst_not_on_its_usual_blips() {
+        let mut series: Vec<f64> = (0..400)
+            .map(|i| if i % 37 == 0 { 1.0 } else { 0.0 })
+            .collect();
+        series.push(30.0);
+        series.extend([0.0; 20]);
+        let found = flagged(&run(&series), 0.7);
+        assert_eq!(found, [400]);
+    }
+
+    #[test]
+    fn nothing_is_reported_before_the_model_has_seen_enough() {
+        let mut series = vec![1.0; 20];
+        series[10] = 100.0;
+        let scores = run(&series);
+        assert!(scores.iter().all(|s| s.confidence == 0.0));
+        assert!(flagged(&scores, 0.01).is_empty());
+    }
+
+    #[test]
+    fn confidence_follows_the_plugin_formula() {
+        let decay = 1.0 / 2560.0;
+        assert_eq!(confidence(0, decay, 32), 0.0);
+        assert_eq!(confidence(32, decay, 32), 0.0);
+        let c144 = confidence(144, decay, 32);
+        let c1008 = confidence(1008, decay, 32);
+        assert!(c144 > 0.7 && c144 < c1008 && c1008 < 1.0, "{c144} {c1008}");
+        assert_eq!(confidence(60_000, decay, 32), 1.0);
+    }
+}

@@ -1,0 +1,82 @@
+//! Reading every input on all cores into one [`Aggregates`].
+
+use super::aggregate::{Aggregates, Aggregator};
+use crate::cloudtrail::{read_input, Input, Location, ReadError, ReadErrorKind, ReadStats};
+use crate::detector::Detector;
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+/// Callbacks from the workers; both may be called from several threads.
+pub struct Observer<'a> {
+    /// Each problem, as it is found.
+    pub problem: &'a (dyn Fn(&ReadError) + Sync),
+    /// After each input, with its size on disk.
+    pub progress: &'a (dyn Fn(u64) + Sync),
+}
+
+/// Reads `inputs` in parallel (files decode on every core) and aggregates them
+/// for `detectors`. With `strict`, the first problem stops the run and is
+/// returned; otherwise problems are counted and reading goes on.
+pub fn aggregate_inputs(
+    inputs: &[Input],
+    detectors: &[Detector],
+    until: Option<DateTime<Utc>>,
+    strict: bool,
+    observer: &Observer<'_>,
+) -> Result<(Aggregates, ReadStats), Box<ReadError>> {
+    let abort = AtomicBool::new(false);
+    let first_error: Mutex<Option<ReadError>> = Mutex::new(None);
+    let read_one = |input: &Input| -> (Aggregates, ReadStats) {
+        let mut agg = Aggregator::new(detectors, until);
+        if abort.load(Ordering::Relaxed) {
+            return (agg.finish(), ReadStats::default());
+        }
+        let name = input.name();
+        let report = |e: ReadError| {
+            (observer.problem)(&e);
+            if strict && !abort.swap(true, Ordering::Relaxed) {
+                *first_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            }
+        };
+        let stats = match input {
+            Input::Stdin => read_input(&name, std::io::stdin().lock(), |r| agg.record(&r), report),
+            Input::File { path, size } => {
+                let stats = match std::fs::File::open(path) {
+                    Ok(f) => read_input(&name, f, |r| agg.record(&r), report),
+                    Err(e) => {
+                        report(ReadError {
+                            input: name.clone(),
+                            location: Location::Whole,
+                            kind: ReadErrorKind::Io(e),
+                        });
+                        ReadStats {
+                            problems: 1,
+                            ..ReadStats::default()
+                        }
+                    }
+                };
+                (observer.progress)(*size);
+                stats
+            }
+        };
+        (agg.finish(), stats)
+    };
+    let (aggregates, stats) = inputs.par_iter().map(read_one).reduce(
+        || (Aggregates::default(), ReadStats::default()),
+        |(mut a, mut s), (b, t)| {
+            a.merge(b);
+            s.add(&t);
+            (a, s)
+        },
+    );
+    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(Box::new(e));
+    }
+    let mut aggregates = aggregates;
+    if aggregates.detectors.is_empty() {
+        aggregates = Aggregator::new(detectors, until).finish();
+    }
+    Ok((aggregates, stats))
+}

@@ -1,0 +1,14 @@
+//! trailwatch catches costly and suspicious AWS API activity in CloudTrail.
+//!
+//! The crate is a library with one binary. Its modules, in pipeline order:
+//! - [`cloudtrail`]: reading deliveries, the record model, damaged input;
+//! - [`detector`]: detector files parsed and validated into one typed model;
+//! - [`engine`]: local detection (aggregation per interval, RCF scoring, sinks);
+//! - [`simulate`]: realistic CloudTrail with injected incidents;
+//! - [`cli`]: argument structs and dispatch, one file per command family.
+
+pub mod cli;
+pub mod cloudtrail;
+pub mod detector;
+pub mod engine;
+pub mod simulate;

@@ -1,0 +1,367 @@
+//! Incidents injected by `trailwatch simulate`, and their description in
+//! `incidents.json`.
+
+use super::records::{self, Call};
+use super::{principal, SLOT_MINUTES};
+use chrono::{DateTime, Duration, Utc};
+use rand::Rng;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::str::FromStr;
+
+/// The kinds of incident the simulator can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum IncidentKind {
+    /// A leaked key starts GPU instances in a sandbox account.
+    CryptoMining,
+    /// A Lambda function invokes itself in a loop.
+    LambdaLoop,
+    /// A stolen key probes the account: a burst of AccessDenied, calls never made before.
+    LeakedKey,
+    /// Someone creates large volumes in a burst.
+    VolumeSprawl,
+}
+
+impl IncidentKind {
+    pub const ALL: [IncidentKind; 4] = [
+        IncidentKind::CryptoMining,
+        IncidentKind::LambdaLoop,
+        IncidentKind::LeakedKey,
+        IncidentKind::VolumeSprawl,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            IncidentKind::CryptoMining => "crypto-mining",
+            IncidentKind::LambdaLoop => "lambda-loop",
+            IncidentKind::LeakedKey => "leaked-key",
+            IncidentKind::VolumeSprawl => "volume-sprawl",
+        }
+    }
+
+    fn duration(self) -> Duration {
+        Duration::minutes(match self {
+            IncidentKind::CryptoMining => 40,
+            IncidentKind::LambdaLoop => 45,
+            IncidentKind::LeakedKey => 30,
+            IncidentKind::VolumeSprawl => 30,
+        })
+    }
+
+    /// (account, region, principal name)
+    fn target(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            IncidentKind::CryptoMining => ("777788889999", "us-west-2", "carol"),
+            IncidentKind::LambdaLoop => ("111122223333", "us-east-1", "thumbnailer-role"),
+            IncidentKind::LeakedKey => ("111122223333", "us-east-1", "bob"),
+            IncidentKind::VolumeSprawl => ("444455556666", "us-east-1", "alice"),
+        }
+    }
+
+    /// The shipped detector that should catch it.
+    pub fn detector(self) -> &'static str {
+        match self {
+            IncidentKind::CryptoMining => "ec2-run-instances",
+            IncidentKind::LambdaLoop => "lambda-invoke",
+            IncidentKind::LeakedKey => "api-errors",
+            IncidentKind::VolumeSprawl => "ebs-create-volume",
+        }
+    }
+}
+
+/// `KIND@TIME` from the command line; TIME is RFC 3339 or `+1d2h30m` after the start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentSpec {
+    pub kind: IncidentKind,
+    pub at: When,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum When {
+    Absolute(DateTime<Utc>),
+    AfterStart(Duration),
+}
+
+impl IncidentSpec {
+    /// Pins a relative time to the simulation start.
+    pub fn anchor(&self, start: DateTime<Utc>) -> IncidentSpec {
+        let at = match self.at {
+            When::AfterStart(d) => When::Absolute(start + d),
+            abs => abs,
+        };
+        IncidentSpec {
+            kind: self.kind,
+            at,
+        }
+    }
+
+    /// The incident's full description (the time must be anchored).
+    pub fn resolve(&self) -> Incident {
+        let When::Absolute(start) = self.at else {
+            panic!("anchor() the incident time before resolving it");
+        };
+        let kind = self.kind;
+        let (account, region, who) = kind.target();
+        let p = principal(account, who);
+        let (description, details) = match kind {
+            IncidentKind::CryptoMining => (
+                "RunInstances burst of GPU instance types from carol's key in the sandbox account, from an unknown address",
+                json!({"event_source": "ec2.amazonaws.com", "event_names": ["RunInstances"], "instance_types": GPU_TYPES, "source_ip": LEAK_IP}),
+            ),
+            IncidentKind::LambdaLoop => (
+                "The thumbnailer function invokes itself about 300 times a minute",
+                json!({"event_source": "lambda.amazonaws.com", "event_names": ["Invoke"], "function": "thumbnailer"}),
+            ),
+            IncidentKind::LeakedKey => (
+                "bob's key calls IAM, S3, Secrets Manager and EC2 from an unknown address; most calls are denied",
+                json!({"event_names": PROBES.iter().map(|p| p.1).collect::<Vec<_>>(), "source_ip": LEAK_IP, "user_agent": LEAK_UA}),
+            ),
+            IncidentKind::VolumeSprawl => (
+                "CreateVolume burst of large io2 volumes",
+                json!({"event_source": "ec2.amazonaws.com", "event_names": ["CreateVolume"], "volume_type": "io2"}),
+            ),
+        };
+        Incident {
+            kind,
+            start,
+            end: start + kind.duration(),
+            account: account.into(),
+            region: region.into(),
+            principal: p.arn(),
+            detector: kind.detector().into(),
+            description: description.into(),
+            details,
+        }
+    }
+}
+
+impl FromStr for IncidentSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (kind, time) = s
+            .split_once('@')
+            .ok_or_else(|| format!("{s:?}: write KIND@TIME, like crypto-mining@2026-01-07T14:00:00Z or leaked-key@+2d14h"))?;
+        let kind = <IncidentKind as clap::ValueEnum>::from_str(kind, true).map_err(|_| {
+            let names: Vec<_> = IncidentKind::ALL.iter().map(|k| k.name()).collect();
+            format!(
+                "{kind:?} is not an incident kind; use one of {}",
+                names.join(", ")
+            )
+        })?;
+        let at = if let Some(rel) = time.strip_prefix('+') {
+            When::AfterStart(
+                parse_offset(rel)
+                    .ok_or_else(|| format!("{time:?}: write an offset like +2d14h30m"))?,
+            )
+        } else {
+            When::Absolute(
+                DateTime::parse_from_rfc3339(time)
+                    .map_err(|e| format!("{time:?} is not an RFC 3339 time ({e}); or write an offset like +2d14h"))?
+                    .with_timezone(&Utc),
+            )
+        };
+        Ok(IncidentSpec { kind, at })
+    }
+}
+
+/// `2d14h30m`, any parts in that order.
+fn parse_offset(s: &str) -> Option<Duration> {
+    let mut total = Duration::zero();
+    let mut digits = String::new();
+    let mut any = false;
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: i64 = digits.parse().ok()?;
+        digits.clear();
+        total += match c {
+            'd' => Duration::days(n),
+            'h' => Duration::hours(n),
+            'm' => Duration::minutes(n),
+            _ => return None,
+        };
+        any = true;
+    }
+    (any && digits.is_empty()).then_some(total)
+}
+
+/// One injected incident, as written to `incidents.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Incident {
+    pub kind: IncidentKind,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub account: String,
+    pub region: String,
+    pub principal: String,
+    /// The shipped detector meant to catch it.
+    pub detector: String,
+    pub description: String,
+    pub details: Value,
+}
+
+const GPU_TYPES: [&str; 4] = [
+    "p3.16xlarge",
+    "g4dn.12xlarge",
+    "p4d.24xlarge",
+    "g5.48xlarge",
+];
+const LEAK_IP: &str = "203.0.113.66";
+const LEAK_UA: &str =
+    "Boto3/1.34.11 md/Botocore#1.34.11 ua/2.0 os/linux#5.15.0 md/arch#x86_64 lang/python#3.12.1";
+/// What a stolen key tries: (source, name, error code or "" when allowed).
+const PROBES: [(&str, &str, &str); 7] = [
+    ("iam.amazonaws.com", "ListUsers", "AccessDenied"),
+    ("iam.amazonaws.com", "ListRoles", "AccessDenied"),
+    ("s3.amazonaws.com", "ListBuckets", "AccessDenied"),
+    (
+        "secretsmanager.amazonaws.com",
+        "ListSecrets",
+        "AccessDeniedException",
+    ),
+    (
+        "ec2.amazonaws.com",
+        "DescribeInstances",
+        "Client.UnauthorizedOperation",
+    ),
+    (
+        "organizations.amazonaws.com",
+        "DescribeOrganization",
+        "AccessDeniedException",
+    ),
+    ("sts.amazonaws.com", "GetCallerIdentity", ""),
+];
+
+impl Incident {
+    /// Adds this incident's events for one five-minute slot of one account and region.
+    pub fn generate(
+        &self,
+        rng: &mut impl Rng,
+        account: &str,
+        region: &str,
+        slot: DateTime<Utc>,
+        out: &mut Vec<Value>,
+    ) {
+        if account != self.account || region != self.region {
+            return;
+        }
+        let slot_end = slot + Duration::minutes(SLOT_MINUTES);
+        let (from, to) = (slot.max(self.start), slot_end.min(self.end));
+        if from >= to {
+            return;
+        }
+        let seconds = (to - from).num_seconds();
+        let per_minute = match self.kind {
+            IncidentKind::CryptoMining => 2.0,
+            IncidentKind::LambdaLoop => 300.0,
+            IncidentKind::LeakedKey => 20.0,
+            IncidentKind::VolumeSprawl => 12.0,
+        };
+        let (acct, _, who) = self.kind.target();
+        let mut p = principal(acct, who);
+        if matches!(
+            self.kind,
+            IncidentKind::CryptoMining | IncidentKind::LeakedKey
+        ) {
+            p.ip = LEAK_IP;
+            p.user_agent = LEAK_UA;
+        }
+        let n = (per_minute * seconds as f64 / 60.0).round() as u32;
+        let zone = format!("{region}b");
+        for _ in 0..n {
+            let time = from + Duration::seconds(rng.random_range(0..seconds));
+            let mut call = Call {
+                time,
+                who: &p,
+                region,
+                source: "",
+                name: "",
+                read_only: false,
+                error: None,
+                request: json!({}),
+                response: Value::Null,
+            };
+            match self.kind {
+                IncidentKind::CryptoMining => {
+                    let (kind, count) = (
+                        GPU_TYPES[rng.random_range(0..GPU_TYPES.len())],
+                        rng.random_range(4..=8),
+                    );
+                    let (req, resp) = records::run_instances(rng, kind, count, &zone);
+                    (call.source, call.name, call.request, call.response) =
+                        ("ec2.amazonaws.com", "RunInstances", req, resp);
+                    if rng.random::<f64>() < 0.15 {
+                        call.error = Some(("Client.VcpuLimitExceeded", "You have requested more vCPU capacity than your current vCPU limit allows"));
+                    }
+                }
+                IncidentKind::LambdaLoop => {
+                    (call.source, call.name, call.request) = (
+                        "lambda.amazonaws.com",
+                        "Invoke",
+                        records::invoke(account, region, "thumbnailer"),
+                    );
+                }
+                IncidentKind::LeakedKey => {
+                    let (source, name, code) = PROBES[rng.random_range(0..PROBES.len())];
+                    (call.source, call.name, call.read_only) = (source, name, true);
+                    if !code.is_empty() {
+                        call.error =
+                            Some((code, "User is not authorized to perform this operation"));
+                    }
+                }
+                IncidentKind::VolumeSprawl => {
+                    let size = rng.random_range(5..=20) * 100;
+                    let (req, resp) = records::create_volume(rng, size, "io2", &zone);
+                    (call.source, call.name, call.request, call.response) =
+                        ("ec2.amazonaws.com", "CreateVolume", req, resp);
+                }
+            }
+            out.push(call.to_record(rng));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_absolute_and_relative_times() {
+        let s: IncidentSpec = "lambda-loop@2026-01-07T14:00:00Z".parse().unwrap();
+        assert_eq!(s.kind, IncidentKind::LambdaLoop);
+        let s: IncidentSpec = "leaked-key@+2d14h30m".parse().unwrap();
+        assert_eq!(
+            s.at,
+            When::AfterStart(Duration::minutes(2 * 1440 + 14 * 60 + 30))
+        );
+        let start = "2026-01-05T00:00:00Z".parse().unwrap();
+        let inc = s.anchor(start).resolve();
+        assert_eq!(inc.start.to_rfc3339(), "2026-01-07T14:30:00+00:00");
+        assert_eq!(inc.end - inc.start, Duration::minutes(30));
+        assert_eq!(inc.principal, "arn:aws:iam::111122223333:user/bob");
+    }
+
+    #[test]
+    fn bad_specs_say_what_to_write() {
+        assert!("mining"
+            .parse::<IncidentSpec>()
+            .unwrap_err()
+            .contains("KIND@TIME"));
+        assert!("bitcoin@+1d"
+            .parse::<IncidentSpec>()
+            .unwrap_err()
+            .contains("crypto-mining, lambda-loop"));
+        assert!("leaked-key@+1x"
+            .parse::<IncidentSpec>()
+            .unwrap_err()
+            .contains("offset"));
+        assert!("leaked-key@tuesday"
+            .parse::<IncidentSpec>()
+            .unwrap_err()
+            .contains("RFC 3339"));
+    }
+}
