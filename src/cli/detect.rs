@@ -1,6 +1,6 @@
 //! `trailwatch detect`: read, aggregate, score, print.
 
-use super::{parse_time, progress_bar, EXIT_ERROR, EXIT_FOUND, EXIT_OK};
+use super::{parse_since, parse_time, progress_bar, Since, EXIT_ERROR, EXIT_FOUND, EXIT_OK};
 use crate::cloudtrail::{discover, Input, ReadError};
 use crate::engine::score::rcf_factory;
 use crate::engine::sink::{self, Format};
@@ -15,7 +15,7 @@ use std::time::Instant;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit status: 0 no anomalies, 1 anomalies found, 2 error.\n\nExamples:\n  trailwatch detect ./logs\n  trailwatch detect AWSLogs/ --since 2026-01-07 --format ndjson\n  zcat events.jsonl.gz | trailwatch detect -"
+    after_help = "Exit status: 0 no anomalies, 1 anomalies found, 2 error.\n\nExamples:\n  trailwatch detect ./logs\n  trailwatch detect AWSLogs/ --since 2026-01-07 --format ndjson\n  trailwatch detect ./logs --since -1d    (train on all but the last day)\n  zcat events.jsonl.gz | trailwatch detect -"
 )]
 pub struct DetectArgs {
     /// CloudTrail files or folders (walked recursively); `-` reads standard input.
@@ -24,9 +24,11 @@ pub struct DetectArgs {
     /// Folder of detector files.
     #[arg(long, default_value = "detectors", value_name = "DIR")]
     pub detectors: PathBuf,
-    /// Report anomalies from this time on; earlier history only trains the models.
-    #[arg(long, value_parser = parse_time, value_name = "TIME")]
-    pub since: Option<DateTime<Utc>>,
+    /// Report anomalies from this time on; earlier history only trains the
+    /// models. A time (2026-01-07T14:00:00Z, 2026-01-07) or a span before the
+    /// last event (-1d, -6h, -90m).
+    #[arg(long, value_parser = parse_since, value_name = "TIME", allow_hyphen_values = true)]
+    pub since: Option<Since>,
     /// Ignore events from this time on.
     #[arg(long, value_parser = parse_time, value_name = "TIME")]
     pub until: Option<DateTime<Utc>>,
@@ -46,7 +48,7 @@ pub struct DetectArgs {
 }
 
 pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
-    if let (Some(s), Some(u)) = (args.since, args.until) {
+    if let (Some(Since::At(s)), Some(u)) = (args.since, args.until) {
         if s >= u {
             bail!("--since {s} is not before --until {u}");
         }
@@ -106,7 +108,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         })?;
     bar.finish_and_clear();
     let options = ScoreOptions {
-        since: args.since,
+        since: args.since.and_then(|s| s.resolve(aggregates.last_event)),
         max_entities: args.max_entities,
     };
     let report = score_all(&detectors, &aggregates, options, &rcf_factory);

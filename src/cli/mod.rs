@@ -50,6 +50,40 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
+/// `--since`: a time, or a span before the end of the data (`-1d`, `-6h`, `-90m`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Since {
+    At(DateTime<Utc>),
+    BeforeEnd(chrono::Duration),
+}
+
+impl Since {
+    /// The time, given the last event of the data.
+    pub fn resolve(self, last_event: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        match self {
+            Since::At(t) => Some(t),
+            Since::BeforeEnd(d) => last_event.map(|t| t - d),
+        }
+    }
+}
+
+pub fn parse_since(s: &str) -> Result<Since, String> {
+    if let Some(span) = s.strip_prefix('-') {
+        let (digits, unit) = span.split_at(span.len().saturating_sub(1));
+        let n: i64 = digits
+            .parse()
+            .map_err(|_| format!("{s:?} is not a span; write -1d, -6h or -90m"))?;
+        let d = match unit {
+            "d" => chrono::Duration::days(n),
+            "h" => chrono::Duration::hours(n),
+            "m" => chrono::Duration::minutes(n),
+            _ => return Err(format!("{s:?} is not a span; write -1d, -6h or -90m")),
+        };
+        return Ok(Since::BeforeEnd(d));
+    }
+    parse_time(s).map(Since::At)
+}
+
 /// A time on the command line: RFC 3339, or a date meaning its midnight UTC.
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
@@ -94,6 +128,25 @@ mod tests {
         assert!(parse_time("noon")
             .unwrap_err()
             .contains("2026-01-07T14:00:00Z"));
+    }
+
+    #[test]
+    fn since_takes_a_span_before_the_end() {
+        let end = parse_time("2026-01-07T12:00:00Z").unwrap();
+        assert_eq!(
+            parse_since("-1d").unwrap().resolve(Some(end)),
+            Some(parse_time("2026-01-06T12:00:00Z").unwrap())
+        );
+        assert_eq!(
+            parse_since("-90m").unwrap(),
+            Since::BeforeEnd(chrono::Duration::minutes(90))
+        );
+        assert_eq!(
+            parse_since("2026-01-07").unwrap(),
+            Since::At(parse_time("2026-01-07").unwrap())
+        );
+        assert!(parse_since("-1w").unwrap_err().contains("-6h"));
+        assert!(parse_since("-d").is_err());
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct SimulateArgs {
     /// Inject no incident.
     #[arg(long, conflicts_with = "incidents")]
     pub no_incidents: bool,
+    /// Replace a simulation already in the output folder.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(args: SimulateArgs) -> anyhow::Result<i32> {
@@ -78,6 +81,14 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<i32> {
                 inc.start
             );
         }
+    }
+    let existing = args.out.join("AWSLogs");
+    if existing.exists() {
+        if !args.force {
+            bail!("{} already holds CloudTrail deliveries; pass --force to replace them, or choose another --out", args.out.display());
+        }
+        std::fs::remove_dir_all(&existing)
+            .with_context(|| format!("cannot remove {}", existing.display()))?;
     }
     let config = SimConfig {
         out: args.out.clone(),

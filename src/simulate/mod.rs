@@ -202,10 +202,11 @@ const ACTIVITIES: &[Activity] = &[
         accounts: &[],
         error: None,
     },
+    // An Auto Scaling group launches one instance per call.
     Activity {
         who: &["autoscaling.amazonaws.com"],
         body: Body::RunInstances(&["m5.large"]),
-        per_minute: 0.6,
+        per_minute: 0.2,
         rhythm: Rhythm::Morning,
         home_only: false,
         accounts: &["111122223333"],
@@ -320,10 +321,12 @@ fn background(
                     (s, n, ro, json!({}), Value::Null)
                 }
                 Body::RunInstances(types) => {
-                    let (kind, count) = (
-                        types[rng.random_range(0..types.len())],
-                        rng.random_range(1..=2),
-                    );
+                    let count = if who.kind == PrincipalKind::Service {
+                        1
+                    } else {
+                        rng.random_range(1..=2)
+                    };
+                    let kind = types[rng.random_range(0..types.len())];
                     let (req, resp) = records::run_instances(rng, kind, count, &zone);
                     ("ec2.amazonaws.com", "RunInstances", false, req, resp)
                 }

@@ -1,0 +1,37 @@
+# The two set-up commands of README.md:
+#   make demo   simulate a week of CloudTrail with incidents, then detect them
+#   make test   everything CI runs: format, lints, the whole test suite
+#
+# Python tools the tests need (later: moto, cfn-lint, checkov, osmem-server)
+# are pinned in requirements-test.txt and installed into .venv/ by `make venv`.
+
+CARGO ?= cargo
+DEMO_DIR ?= demo-data
+
+.PHONY: demo test venv fmt lint unit build
+
+build:
+	$(CARGO) build --release
+
+demo: build
+	./target/release/trailwatch simulate --out $(DEMO_DIR) --days 7 --seed 1 --force
+	./target/release/trailwatch detect $(DEMO_DIR) --since -1d --format table --stats; \
+	  status=$$?; [ $$status -le 1 ] || exit $$status
+
+venv: .venv/.installed
+
+.venv/.installed: requirements-test.txt
+	python3 -m venv .venv
+	.venv/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	touch $@
+
+fmt:
+	$(CARGO) fmt --check
+
+lint:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+unit:
+	PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) test
+
+test: venv fmt lint unit

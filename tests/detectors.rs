@@ -1,0 +1,104 @@
+//! `trailwatch detectors list|validate` and the shipped detector files.
+
+use crate::util::*;
+use trailwatch::detector::{load_dir, ValueSpec};
+
+#[test]
+fn the_shipped_detectors_are_valid_and_cover_the_required_cases() {
+    let (detectors, errors) = load_dir(&root().join("detectors")).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let names: Vec<&str> = detectors.iter().map(|d| d.name.as_str()).collect();
+    for required in [
+        "ec2-run-instances",
+        "ebs-create-volume",
+        "lambda-invoke",
+        "api-errors",
+        "console-login-failures",
+        "iam-changes",
+    ] {
+        assert!(names.contains(&required), "{required} is not shipped");
+    }
+    let get = |n: &str| detectors.iter().find(|d| d.name == n).unwrap();
+    assert!(
+        matches!(&get("ec2-run-instances").value, ValueSpec::Sum(f) if f.as_str() == "requestParameters.instancesSet.items.maxCount")
+    );
+    assert!(get("lambda-invoke").is_high_cardinality());
+    assert!(get("api-errors").is_high_cardinality());
+
+    let o = trailwatch(&["detectors", "validate"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("detector file(s) in detectors are valid"));
+    let o = trailwatch(&["detectors", "list"]);
+    assert!(
+        stdout(&o).contains(
+            "sum of requestParameters.instancesSet.items.maxCount of RunInstances, every 10 min"
+        ),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn validate_reports_every_problem_in_every_file_by_name_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("good.toml"),
+        "[filter]\nevent_names = [\"RunInstances\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("typo.toml"),
+        "[filter]\nevent_name = [\"RunInstances\"]\n[value]\naggregation = \"avg\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("broken.toml"), "name = \n").unwrap();
+    std::fs::write(dir.path().join("twin.toml"), "name = \"good\"\n").unwrap();
+    let o = trailwatch(&["detectors", "validate", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("typo.toml: 2 problem(s):"), "{err}");
+    assert!(err.contains("filter.event_name: unknown key"), "{err}");
+    assert!(
+        err.contains("value.aggregation: \"avg\" is not one of"),
+        "{err}"
+    );
+    assert!(err.contains("broken.toml: not valid TOML"), "{err}");
+    assert!(
+        err.contains("twin.toml: detector name \"good\" is also used by"),
+        "{err}"
+    );
+    assert!(err.contains("3 of 4 detector file(s)"), "{err}");
+}
+
+#[test]
+fn detect_skips_an_invalid_detector_with_a_warning_and_runs_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("errors.toml"),
+        "[filter]\nerrors = \"failed\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("bad.toml"), "shingle_size = 0\n").unwrap();
+    let data = shared_cloudtrail().join("invictus-aws-dataset");
+    let o = trailwatch(&[
+        "detect",
+        data.to_str().unwrap(),
+        "--detectors",
+        dir.path().to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let err = stderr(&o);
+    assert!(
+        err.contains("warning: skipping detector: ")
+            && err.contains("bad.toml: 1 problem(s):")
+            && err.contains("shingle_size: 0 is out of range"),
+        "{err}"
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "one hour of data is too little history to alarm: {err}"
+    );
+    assert_eq!(stdout(&o).trim(), "[]");
+}

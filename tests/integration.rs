@@ -1,0 +1,9 @@
+//! End-to-end specifications of trailwatch, run against the built binary and
+//! the library. One test binary, so the suite links once.
+
+mod util;
+
+mod cli;
+mod detect_simulated;
+mod detectors;
+mod read_real_data;

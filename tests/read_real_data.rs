@@ -1,0 +1,99 @@
+//! Reading the real CloudTrail deliveries in ../shared/data/cloudtrail.
+
+use crate::util::*;
+use trailwatch::cloudtrail::{discover, read_input, Input, Record};
+
+fn read_all(dir: &std::path::Path) -> (Vec<Record>, Vec<String>, Vec<String>) {
+    let mut records = Vec::new();
+    let mut problems = Vec::new();
+    let mut names = Vec::new();
+    for input in discover(&[dir.to_path_buf()]).unwrap() {
+        let Input::File { path, .. } = &input else {
+            unreachable!()
+        };
+        names.push(input.name());
+        let file = std::fs::File::open(path).unwrap();
+        read_input(
+            &input.name(),
+            file,
+            |r| records.push(r),
+            |e| problems.push(e.to_string()),
+        );
+    }
+    (records, problems, names)
+}
+
+#[test]
+fn all_2900_invictus_records_are_read_without_a_problem() {
+    let (records, problems, names) = read_all(&shared_cloudtrail().join("invictus-aws-dataset"));
+    assert_eq!(
+        names.len(),
+        55,
+        "55 deliveries; LICENSE and README.md are not read"
+    );
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(records.len(), 2900);
+    let stratus = records
+        .iter()
+        .filter(|r| {
+            r.user_agent()
+                .is_some_and(|u| u.contains("stratus-red-team_"))
+        })
+        .count();
+    assert_eq!(stratus, 1146);
+    let throttled = records
+        .iter()
+        .filter(|r| r.error_code() == Some("ThrottlingException"))
+        .count();
+    assert_eq!(throttled, 102);
+    assert!(records.iter().all(|r| r.aws_region() == Some("us-east-1")));
+}
+
+#[test]
+fn the_damaged_stratus_file_is_named_and_the_other_three_are_read() {
+    let (records, problems, names) = read_all(&shared_cloudtrail().join("stratus-detonations"));
+    assert_eq!(names.len(), 4);
+    assert!(!problems.is_empty());
+    for p in &problems {
+        assert!(
+            p.contains("aws.execution.ec2-user-data.json: byte offset"),
+            "{p}"
+        );
+    }
+    let named = |name: &str| records.iter().filter(|r| r.event_name() == name).count();
+    // The three good files hold 1 + 10 + 1 records; the damaged one holds 3,
+    // separated by the missing commas that make it invalid JSON.
+    assert_eq!(named("DeleteTrail"), 1);
+    assert_eq!(named("GetSecretValue"), 10);
+    assert_eq!(named("ModifySnapshotAttribute"), 1);
+    assert_eq!(
+        records.len(),
+        15,
+        "12 from the good files and 3 salvaged from the damaged one"
+    );
+}
+
+#[test]
+fn detect_reports_the_damaged_file_and_goes_on_unless_strict() {
+    let dir = shared_cloudtrail().join("stratus-detonations");
+    let dir = dir.to_str().unwrap();
+    let o = trailwatch(&["detect", dir, "--format", "ndjson", "--stats"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: ")
+            && err.contains("aws.execution.ec2-user-data.json: byte offset 3327"),
+        "{err}"
+    );
+    assert!(err.contains("2 problem(s) in the input"), "{err}");
+    assert!(err.contains("stats: 15 events from 4 inputs"), "{err}");
+
+    let o = trailwatch(&["detect", dir, "--strict"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("error: stopped at the first problem (--strict)")
+            && err.contains("ec2-user-data.json"),
+        "{err}"
+    );
+}
