@@ -26,7 +26,7 @@ pub struct SimulateArgs {
     /// First day [default: the given number of days before today, UTC midnight].
     #[arg(long, value_parser = parse_time, value_name = "TIME")]
     pub start: Option<DateTime<Utc>>,
-    /// Multiplies the background activity (1.0 is about 40,000 events a day).
+    /// Multiplies the background activity (1.0 is about 30,000 events a day).
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
     /// Inject an incident: KIND@TIME, TIME as RFC 3339 or +2d14h after the start.

@@ -237,14 +237,17 @@ fn read_decoded<S: FnMut(Record), P: FnMut(ReadError)>(
             break;
         }
     }
-    if let Ok(value) = serde_json::from_slice::<Value>(&first) {
-        if looks_like_event(&value) {
+    let first_value = match serde_json::from_slice::<Value>(&first) {
+        Ok(value) if looks_like_event(&value) => {
             ctx.event(value, Location::Line(line_no));
             read_lines(ctx, reader, line_no, gz);
             return;
         }
-    }
+        Ok(value) => Some(value),
+        Err(_) => None,
+    };
     // One document: the first line and the rest.
+    let first_len = first.len();
     let mut doc = first;
     let limit = MAX_DOCUMENT_BYTES;
     let before = doc.len() as u64;
@@ -260,7 +263,15 @@ fn read_decoded<S: FnMut(Record), P: FnMut(ReadError)>(
         Ok(_) => None,
         Err(e) => Some(io_kind(e, gz)),
     };
-    read_document(ctx, &doc, truncated.is_some());
+    match first_value {
+        // A one-line document (CloudTrail writes deliveries so): parsed already.
+        Some(value)
+            if truncated.is_none() && doc[first_len..].iter().all(u8::is_ascii_whitespace) =>
+        {
+            read_value(ctx, value)
+        }
+        _ => read_document(ctx, &doc, truncated.is_some()),
+    }
     if let Some(kind) = truncated {
         ctx.problem(Location::Byte(doc.len()), kind);
     }
@@ -302,15 +313,19 @@ fn read_document<S: FnMut(Record), P: FnMut(ReadError)>(
     doc: &[u8],
     truncated: bool,
 ) {
-    let value = match serde_json::from_slice::<Value>(doc) {
-        Ok(v) => v,
+    match serde_json::from_slice::<Value>(doc) {
+        Ok(value) => read_value(ctx, value),
         Err(e) => {
             if !salvage_records(ctx, doc) && !truncated {
                 ctx.problem(Location::Whole, ReadErrorKind::Json(e));
             }
-            return;
         }
-    };
+    }
+}
+
+/// Reads a whole parsed document: a delivery, digest, CloudWatch Logs
+/// payload, array of events, or one event.
+fn read_value<S: FnMut(Record), P: FnMut(ReadError)>(ctx: &mut Ctx<'_, S, P>, value: Value) {
     match value {
         Value::Object(mut map) => {
             if let Some(records) = map.remove("Records") {

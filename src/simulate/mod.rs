@@ -31,7 +31,7 @@ pub struct SimConfig {
     pub start: DateTime<Utc>,
     pub days: u32,
     pub seed: u64,
-    /// Multiplies every background rate (1.0: about 40,000 events a day).
+    /// Multiplies every background rate (1.0: about 30,000 events a day).
     pub scale: f64,
     pub incidents: Vec<IncidentSpec>,
 }
