@@ -2,10 +2,12 @@
 
 use super::{parse_since, parse_time, progress_bar, Since, EXIT_ERROR, EXIT_FOUND, EXIT_OK};
 use crate::cloudtrail::{discover, Input, ReadError};
-use crate::engine::score::rcf_factory;
+use crate::engine::group::group;
+use crate::engine::insights::{self, InsightOptions};
+use crate::engine::novelty::NoveltyOptions;
 use crate::engine::sink::{self, Format};
 use crate::engine::source::{aggregate_inputs, Observer};
-use crate::engine::{score_all, ScoreOptions};
+use crate::engine::{Engine, EngineOptions};
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::Args;
@@ -45,6 +47,43 @@ pub struct DetectArgs {
     /// active are evicted beyond it.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub max_entities: usize,
+    /// Kinds of detection to run.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "rcf,insight,new-event"
+    )]
+    pub kinds: Vec<Kind>,
+    /// How long after the first event nothing counts as new (new-event kind).
+    #[arg(long, default_value = "1d", value_parser = parse_span, value_name = "SPAN")]
+    pub learning: chrono::Duration,
+    /// Report new and rare activity from this grade on (new 1.0, a new network
+    /// 0.8, rare 0.5-0.6; a principal barely seen while learning counts 60 %).
+    #[arg(long, default_value_t = 0.7, value_name = "GRADE")]
+    pub new_event_grade: f64,
+    /// Write Insight records into DIR as CloudTrail delivers them.
+    #[arg(long, value_name = "DIR")]
+    pub insights_out: Option<PathBuf>,
+}
+
+/// A kind of detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// The detector files' random cut forests.
+    Rcf,
+    /// Call and error rates against a seasonal baseline, as CloudTrail Insights.
+    Insight,
+    /// What a principal never (or rarely) did before.
+    NewEvent,
+}
+
+/// `1d`, `12h`, `90m`.
+pub fn parse_span(s: &str) -> Result<chrono::Duration, String> {
+    match parse_since(&format!("-{s}")) {
+        Ok(Since::BeforeEnd(d)) => Ok(d),
+        _ => Err(format!("{s:?} is not a span; write 1d, 12h or 90m")),
+    }
 }
 
 pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
@@ -55,6 +94,12 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     }
     if args.max_entities == 0 {
         bail!("--max-entities must be at least 1");
+    }
+    if !(0.0..=1.0).contains(&args.new_event_grade) {
+        bail!(
+            "--new-event-grade {} is out of range; use 0 to 1",
+            args.new_event_grade
+        );
     }
     let started = Instant::now();
     let (detectors, errors) = super::detectors::load(&args.detectors)?;
@@ -107,22 +152,50 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
             anyhow::anyhow!("{e}").context("stopped at the first problem (--strict)")
         })?;
     bar.finish_and_clear();
-    let options = ScoreOptions {
+    let options = EngineOptions {
         since: args.since.and_then(|s| s.resolve(aggregates.last_event)),
         max_entities: args.max_entities,
+        rcf: args.kinds.contains(&Kind::Rcf),
+        insights: args
+            .kinds
+            .contains(&Kind::Insight)
+            .then(InsightOptions::default),
+        novelty: args
+            .kinds
+            .contains(&Kind::NewEvent)
+            .then_some(NoveltyOptions {
+                learning: args.learning,
+                min_grade: args.new_event_grade,
+                interval: chrono::Duration::minutes(10),
+            }),
+        ..EngineOptions::all()
     };
-    let report = score_all(&detectors, &aggregates, options, &rcf_factory);
-    for (name, n) in &report.evicted {
+    let mut engine = Engine::new(&detectors, options);
+    engine.ingest(aggregates);
+    let mut findings = engine.advance(None);
+    for (name, n) in &engine.rcf.evicted {
         eprintln!("warning: {name}: {n} entities beyond --max-entities {} were not modelled (least recently active first)", args.max_entities);
     }
+    let incidents = group(&mut findings.anomalies);
     let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
         Format::Table
     } else {
         Format::Ndjson
     });
     let mut out = std::io::stdout().lock();
-    sink::write(format, &report.anomalies, &mut out).context("cannot write the results")?;
+    sink::write(format, &findings.anomalies, &incidents, &mut out)
+        .context("cannot write the results")?;
     out.flush().ok();
+    if let Some(dir) = &args.insights_out {
+        let written = insights::write_deliveries(dir, &findings.insights)
+            .with_context(|| format!("cannot write Insight records into {}", dir.display()))?;
+        eprintln!(
+            "wrote {} Insight records ({} insights) under {}",
+            written.len(),
+            findings.insights.len(),
+            dir.display()
+        );
+    }
     if stats.problems > 0 {
         eprintln!("warning: {} problem(s) in the input (above); their good records were read. --strict makes problems fatal.", stats.problems);
     }
@@ -135,8 +208,8 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
             stats.skipped,
             stats.problems,
             stats.bytes as f64 / (1 << 20) as f64,
-            report.series,
-            report.intervals,
+            engine.rcf.series_count(),
+            engine.rcf.intervals,
             secs,
             stats.records as f64 / secs.max(1e-9)
         );
@@ -144,7 +217,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     if stats.records == 0 && stats.problems > 0 {
         return Ok(EXIT_ERROR);
     }
-    Ok(if report.anomalies.is_empty() {
+    Ok(if findings.anomalies.is_empty() {
         EXIT_OK
     } else {
         EXIT_FOUND

@@ -125,6 +125,14 @@ impl<S: FnMut(Record), P: FnMut(ReadError)> Ctx<'_, S, P> {
 
     fn event(&mut self, value: Value, location: Location) {
         let value = unwrap_envelope(value);
+        // Insight records have no eventSource of their own: recognise them first.
+        let category = |k: &str| value.get(k).and_then(Value::as_str);
+        if category("eventType") == Some("AwsCloudTrailInsight")
+            || category("eventCategory") == Some("Insight")
+        {
+            self.stats.skipped += 1;
+            return;
+        }
         match Record::from_value(value) {
             Ok(r) if r.is_insight() => self.stats.skipped += 1,
             Ok(r) => {

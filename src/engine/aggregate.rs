@@ -1,12 +1,19 @@
-//! Per-interval values for each detector and entity.
+//! Per-interval values for each detector and entity, with the facet counts
+//! that give anomalies their context, and the counters of the other kinds
+//! ([`NoveltyCounts`], [`InsightCounts`]). Everything here is mergeable and
+//! order-independent, and serialises for `--state`.
 
+use super::insights::InsightCounts;
+use super::novelty::NoveltyCounts;
 use crate::cloudtrail::Record;
+use crate::context::FacetCounts;
 use crate::detector::{Detector, Entity, ValueSpec};
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// One interval's accumulated value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Cell {
     Number(f64),
     Distinct(HashSet<String>),
@@ -29,13 +36,21 @@ impl Cell {
     }
 }
 
-/// Interval index -> value, for one entity.
-pub type Series = BTreeMap<i64, Cell>;
+/// One interval of one series: its value and who and what made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub cell: Cell,
+    pub facets: FacetCounts,
+}
+
+/// Interval index -> bucket, for one entity.
+pub type Series = BTreeMap<i64, Bucket>;
 
 /// What one detector saw.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DetectorAggregate {
     /// Entity (empty for a single-entity detector) -> its series.
+    #[serde(with = "pairs")]
     pub series: HashMap<Entity, Series>,
     /// Matching records whose category field was missing (not counted, as in the plugin).
     pub missing_entity: u64,
@@ -43,7 +58,7 @@ pub struct DetectorAggregate {
 }
 
 /// The aggregation of every input: the mergeable state of the engine.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Aggregates {
     /// In the order of the detectors given to [`Aggregator::new`].
     pub detectors: Vec<DetectorAggregate>,
@@ -51,9 +66,19 @@ pub struct Aggregates {
     pub last_event: Option<DateTime<Utc>>,
     /// Records at or after `--until`, left out.
     pub after_until: u64,
+    pub novelty: NoveltyCounts,
+    pub insights: InsightCounts,
 }
 
 impl Aggregates {
+    /// An empty aggregation for these detectors.
+    pub fn empty(detectors: &[Detector]) -> Self {
+        Aggregates {
+            detectors: vec![DetectorAggregate::default(); detectors.len()],
+            ..Aggregates::default()
+        }
+    }
+
     /// Folds another partial aggregation into this one.
     pub fn merge(&mut self, other: Aggregates) {
         if self.detectors.is_empty() {
@@ -65,11 +90,14 @@ impl Aggregates {
             mine.matched += theirs.matched;
             for (entity, series) in theirs.series {
                 let into = mine.series.entry(entity).or_default();
-                for (bucket, cell) in series {
+                for (bucket, b) in series {
                     match into.get_mut(&bucket) {
-                        Some(c) => c.merge(cell),
+                        Some(mine) => {
+                            mine.cell.merge(b.cell);
+                            mine.facets.merge(&b.facets);
+                        }
                         None => {
-                            into.insert(bucket, cell);
+                            into.insert(bucket, b);
                         }
                     }
                 }
@@ -78,6 +106,8 @@ impl Aggregates {
         self.first_event = min_opt(self.first_event, other.first_event);
         self.last_event = self.last_event.max(other.last_event);
         self.after_until += other.after_until;
+        self.novelty.merge(other.novelty);
+        self.insights.merge(other.insights);
     }
 }
 
@@ -106,10 +136,7 @@ impl<'d> Aggregator<'d> {
         Aggregator {
             detectors,
             until,
-            state: Aggregates {
-                detectors: vec![DetectorAggregate::default(); detectors.len()],
-                ..Aggregates::default()
-            },
+            state: Aggregates::empty(detectors),
         }
     }
 
@@ -121,6 +148,8 @@ impl<'d> Aggregator<'d> {
         }
         self.state.first_event = min_opt(self.state.first_event, Some(t));
         self.state.last_event = self.state.last_event.max(Some(t));
+        self.state.novelty.record(r);
+        self.state.insights.record(r);
         for (d, agg) in self.detectors.iter().zip(self.state.detectors.iter_mut()) {
             if !d.matches(r) {
                 continue;
@@ -130,30 +159,56 @@ impl<'d> Aggregator<'d> {
                 agg.missing_entity += 1;
                 continue;
             };
-            let bucket = bucket_of(t, d.interval.as_secs() as i64);
-            let series = agg.series.entry(entity).or_default();
-            match &d.value {
-                ValueSpec::Distinct(_) => {
-                    let cell = series
-                        .entry(bucket)
-                        .or_insert_with(|| Cell::Distinct(HashSet::new()));
-                    if let (Cell::Distinct(set), Some(v)) = (cell, d.distinct_value(r)) {
+            let index = bucket_of(t, d.interval.as_secs() as i64);
+            let bucket = agg
+                .series
+                .entry(entity)
+                .or_default()
+                .entry(index)
+                .or_insert_with(|| Bucket {
+                    cell: match d.value {
+                        ValueSpec::Distinct(_) => Cell::Distinct(HashSet::new()),
+                        _ => Cell::Number(0.0),
+                    },
+                    facets: FacetCounts::default(),
+                });
+            match &mut bucket.cell {
+                Cell::Distinct(set) => {
+                    if let Some(v) = d.distinct_value(r) {
                         set.insert(v);
                     }
                 }
-                _ => {
-                    let add = d.contribution(r);
-                    let cell = series.entry(bucket).or_insert(Cell::Number(0.0));
-                    if let Cell::Number(x) = cell {
-                        *x += add;
-                    }
-                }
+                Cell::Number(x) => *x += d.contribution(r),
             }
+            bucket.facets.record(r);
         }
     }
 
     pub fn finish(self) -> Aggregates {
         self.state
+    }
+}
+
+/// Serialises a map with non-string keys as a list of pairs.
+pub(crate) mod pairs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::HashMap;
+    use std::hash::Hash;
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &HashMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<HashMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Eq + Hash,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
     }
 }
 
@@ -187,16 +242,23 @@ mod tests {
             field = "requestParameters.instancesSet.items.maxCount"
         "#)];
         let mut a = Aggregator::new(&d, None);
-        let items = json!({"requestParameters": {"instancesSet": {"items": [{"maxCount": 3}, {"maxCount": 2}]}}});
+        let items = json!({"requestParameters": {"instanceType": "p3.2xlarge",
+            "instancesSet": {"items": [{"maxCount": 3}, {"maxCount": 2}]}}});
         a.record(&rec("2023-07-10T12:01:00Z", "RunInstances", items.clone()));
         a.record(&rec("2023-07-10T12:09:59Z", "RunInstances", items.clone()));
         a.record(&rec("2023-07-10T12:10:00Z", "RunInstances", items));
         a.record(&rec("2023-07-10T12:10:00Z", "DescribeInstances", json!({})));
         let out = a.finish();
         let series = &out.detectors[0].series[&Vec::<String>::new()];
-        let values: Vec<f64> = series.values().map(Cell::value).collect();
+        let values: Vec<f64> = series.values().map(|b| b.cell.value()).collect();
         assert_eq!(values, [10.0, 5.0]);
         assert_eq!(out.detectors[0].matched, 3);
+        let first = series.values().next().unwrap();
+        assert_eq!(first.facets.events, 2.0);
+        assert_eq!(
+            first.facets.values[&crate::context::Facet::InstanceType]["p3.2xlarge"],
+            10.0
+        );
     }
 
     #[test]
@@ -222,7 +284,9 @@ mod tests {
         let agg = &merged.detectors[0];
         assert_eq!(agg.missing_entity, 1, "no arn, no entity");
         let series = &agg.series[&vec!["arn:aws:iam::1:user/a".to_string()]];
-        assert_eq!(series.values().next().unwrap().value(), 2.0, "A and B");
+        let bucket = series.values().next().unwrap();
+        assert_eq!(bucket.cell.value(), 2.0, "A and B");
+        assert_eq!(bucket.facets.events, 3.0);
         assert_eq!(
             merged.first_event.unwrap().to_rfc3339(),
             "2023-07-10T12:01:00+00:00"
@@ -238,5 +302,22 @@ mod tests {
         a.record(&rec("2023-07-10T12:05:00Z", "A", json!({})));
         let out = a.finish();
         assert_eq!((out.detectors[0].matched, out.after_until), (1, 1));
+    }
+
+    #[test]
+    fn aggregates_survive_a_round_trip_through_json() {
+        let d = [det("category_fields = [\"userIdentity.arn\"]")];
+        let mut a = Aggregator::new(&d, None);
+        a.record(&rec(
+            "2023-07-10T12:01:00Z",
+            "A",
+            json!({"sourceIPAddress": "10.0.0.1"}),
+        ));
+        let out = a.finish();
+        let text = serde_json::to_string(&out).unwrap();
+        let back: Aggregates = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.detectors[0].series, out.detectors[0].series);
+        assert_eq!(back.novelty, out.novelty);
+        assert_eq!(back.insights, out.insights);
     }
 }

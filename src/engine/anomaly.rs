@@ -1,22 +1,39 @@
 //! What the engine reports.
 
+use crate::context::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Which detection found it. Issue-tracked kinds beyond RCF join this enum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Which detection found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AnomalyKind {
+    /// A detector's random cut forest (as OpenSearch anomaly detection).
     Rcf,
+    /// A CloudTrail-Insights-style rate change against a seasonal baseline.
+    Insight,
+    /// Something a principal never (or rarely) did before.
+    NewEvent,
 }
 
-/// One anomalous interval of one detector (and entity).
+impl AnomalyKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AnomalyKind::Rcf => "rcf",
+            AnomalyKind::Insight => "insight",
+            AnomalyKind::NewEvent => "new_event",
+        }
+    }
+}
+
+/// One anomalous span of one detector (and entity).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Anomaly {
+    /// The detector name, the insight type, or `new-activity` / `rare-activity`.
     pub detector: String,
     pub kind: AnomalyKind,
-    /// Category field -> value, or null for a single-entity detector.
+    /// Field -> value, or null for a single-entity detector.
     pub entity: Option<BTreeMap<String, String>>,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
@@ -25,6 +42,17 @@ pub struct Anomaly {
     pub actual: f64,
     pub expected: f64,
     pub score: f64,
+    /// One sentence for people: what happened.
+    pub summary: String,
+    /// Who and what was behind it, against the baseline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<Context>,
+    /// The incident it belongs to (related anomalies close in time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident: Option<usize>,
+    /// Principals and resources it concerns, for grouping.
+    #[serde(skip)]
+    pub subjects: Vec<String>,
 }
 
 impl Anomaly {

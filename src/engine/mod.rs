@@ -1,17 +1,26 @@
-//! Local detection, the same model as OpenSearch anomaly detection.
+//! Local detection: the same model as OpenSearch anomaly detection, plus
+//! CloudTrail-Insights-style rates and never-seen-before activity.
 //!
 //! The pipeline, in vector's terms:
-//! - source ([`source`]): read inputs in parallel, each record offered to the aggregator;
-//! - transform ([`aggregate`]): per detector and entity, one value per interval.
+//! - source ([`source`]): read inputs in parallel, each record offered to an
+//!   [`Aggregator`];
+//! - transform ([`aggregate`]): per detector and entity, one value per interval
+//!   with the facet counts that become context; per principal, what it has
+//!   done ([`novelty`]); per API, calls and errors a minute ([`insights`]).
 //!   Aggregation is order-independent and mergeable, so files decode on all
 //!   cores and memory grows with intervals × entities, not with events;
-//! - scoring ([`score`]): each series, in time order with empty intervals as
-//!   zero, through a [`rcf::Scorer`] (thresholded random cut forest, the
-//!   plugin's defaults); intervals before `--since` only train;
-//! - sinks ([`sink`]): table, JSON or NDJSON.
+//! - the [`Engine`] holds the aggregates and advances a watermark: detector
+//!   series through their RCF models ([`score`]), insights against the
+//!   seasonal baseline, new activity after the learning period. A one-shot run
+//!   advances once to the end; `--follow` advances as deliveries arrive;
+//! - related anomalies are grouped into incidents ([`group`]);
+//! - sinks ([`sink`], [`report`]): table, JSON, NDJSON, an HTML report.
 
 pub mod aggregate;
 pub mod anomaly;
+pub mod group;
+pub mod insights;
+pub mod novelty;
 pub mod rcf;
 pub mod score;
 pub mod sink;
@@ -19,4 +28,142 @@ pub mod source;
 
 pub use aggregate::{Aggregates, Aggregator};
 pub use anomaly::{Anomaly, AnomalyKind};
-pub use score::{score_all, ScoreOptions};
+
+use crate::detector::Detector;
+use chrono::{DateTime, Duration, Utc};
+use insights::{Insight, InsightOptions};
+use novelty::NoveltyOptions;
+use score::{RcfState, ScorerFactory};
+
+/// What the engine looks for, and how.
+pub struct EngineOptions {
+    /// Anomalies before this only train (resolved to a time).
+    pub since: Option<DateTime<Utc>>,
+    /// Most entities modelled per high-cardinality detector.
+    pub max_entities: usize,
+    pub rcf: bool,
+    pub insights: Option<InsightOptions>,
+    pub novelty: Option<NoveltyOptions>,
+    pub factory: Box<ScorerFactory>,
+}
+
+impl EngineOptions {
+    /// Every kind, with the defaults.
+    pub fn all() -> Self {
+        EngineOptions {
+            since: None,
+            max_entities: 1000,
+            rcf: true,
+            insights: Some(InsightOptions::default()),
+            novelty: Some(NoveltyOptions {
+                learning: Duration::days(1),
+                min_grade: 0.7,
+                interval: Duration::minutes(10),
+            }),
+            factory: Box::new(score::rcf_factory),
+        }
+    }
+}
+
+/// What one advance found.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub anomalies: Vec<Anomaly>,
+    pub insights: Vec<Insight>,
+}
+
+/// The detection state: aggregates so far, the RCF models, and how far
+/// evaluation has got.
+pub struct Engine<'d> {
+    detectors: &'d [Detector],
+    pub options: EngineOptions,
+    pub aggregates: Aggregates,
+    pub rcf: RcfState,
+    /// Everything before this has been evaluated.
+    pub evaluated_until: Option<DateTime<Utc>>,
+}
+
+impl<'d> Engine<'d> {
+    pub fn new(detectors: &'d [Detector], options: EngineOptions) -> Self {
+        Engine {
+            detectors,
+            options,
+            aggregates: Aggregates::empty(detectors),
+            rcf: RcfState::default(),
+            evaluated_until: None,
+        }
+    }
+
+    pub fn detectors(&self) -> &'d [Detector] {
+        self.detectors
+    }
+
+    pub fn ingest(&mut self, more: Aggregates) {
+        self.aggregates.merge(more);
+    }
+
+    /// Evaluates what has closed by `watermark` (event time; each detector
+    /// also waits its window delay), or everything when `None` (end of input).
+    pub fn advance(&mut self, watermark: Option<DateTime<Utc>>) -> Findings {
+        let (Some(first), Some(last)) = (self.aggregates.first_event, self.aggregates.last_event)
+        else {
+            return Findings::default();
+        };
+        let since = self.options.since;
+        let mut findings = Findings::default();
+        if self.options.rcf {
+            let upto = |d: &Detector| {
+                let secs = d.interval.as_secs() as i64;
+                match watermark {
+                    None => aggregate::bucket_of(last, secs) + 1,
+                    Some(w) => {
+                        let delay = Duration::from_std(d.window_delay).unwrap_or_default();
+                        (w - delay).timestamp().div_euclid(secs)
+                    }
+                }
+            };
+            findings.anomalies = self.rcf.advance(
+                self.detectors,
+                &self.aggregates,
+                &upto,
+                since,
+                self.options.max_entities,
+                self.options.factory.as_ref(),
+            );
+        }
+        let from = self.evaluated_until.unwrap_or(first);
+        let to = watermark.unwrap_or(last + Duration::seconds(1));
+        if from < to {
+            if let Some(opts) = &self.options.novelty {
+                findings.anomalies.extend(novelty::detect(
+                    &self.aggregates.novelty,
+                    first,
+                    from,
+                    to,
+                    opts,
+                ));
+            }
+            if let Some(opts) = &self.options.insights {
+                findings.insights =
+                    insights::detect(&self.aggregates.insights, first, from, to, opts);
+                findings
+                    .anomalies
+                    .extend(findings.insights.iter().map(Insight::to_anomaly));
+            }
+            self.evaluated_until = Some(to);
+        }
+        if let Some(s) = since {
+            findings.anomalies.retain(|a| a.start >= s);
+            findings.insights.retain(|i| i.start >= s);
+        }
+        findings.anomalies.sort_by(|a, b| {
+            (a.start, a.kind, &a.detector, a.entity_text()).cmp(&(
+                b.start,
+                b.kind,
+                &b.detector,
+                b.entity_text(),
+            ))
+        });
+        findings
+    }
+}

@@ -1,34 +1,18 @@
-//! Scoring every series of every detector, in parallel, into anomalies.
+//! Scoring detector series with RCF, incrementally: each series keeps its
+//! model and the next interval to score, so the same code serves a one-shot
+//! run (score to the end) and `--follow` (score what has closed so far).
 
 use super::aggregate::{bucket_of, Aggregates, Series};
 use super::anomaly::{round4, Anomaly, AnomalyKind};
 use super::rcf::{RcfConfig, RcfScorer, Scorer};
+use crate::context::{self, short_arn, Facet, FacetCounts};
 use crate::detector::{Detector, Entity};
 use chrono::{DateTime, Duration, Utc};
 use rayon::prelude::*;
-use std::collections::BTreeMap;
-
-/// What to report and how many entities to model.
-#[derive(Debug, Clone, Copy)]
-pub struct ScoreOptions {
-    /// Intervals starting before this only train the models.
-    pub since: Option<DateTime<Utc>>,
-    /// Most entities modelled per high-cardinality detector.
-    pub max_entities: usize,
-}
-
-/// The outcome of scoring.
-#[derive(Debug, Default)]
-pub struct ScoreReport {
-    pub anomalies: Vec<Anomaly>,
-    pub series: usize,
-    pub intervals: u64,
-    /// Detector name -> entities left out by the `max_entities` bound.
-    pub evicted: BTreeMap<String, usize>,
-}
+use std::collections::{BTreeMap, HashMap};
 
 /// Builds a scorer for one series; tests pass their own to pin behaviour.
-pub type ScorerFactory<'a> = dyn Fn(&Detector, &Entity) -> Box<dyn Scorer> + Sync + 'a;
+pub type ScorerFactory = dyn Fn(&Detector, &Entity) -> Box<dyn Scorer> + Sync;
 
 /// The default factory: the plugin's RCF settings, seeded from the detector
 /// name and entity so results repeat run after run.
@@ -60,7 +44,7 @@ pub fn entities_to_keep<'a>(
     }
     let key = |s: &Series| {
         let last = s.keys().next_back().copied().unwrap_or(i64::MIN);
-        let sum: f64 = s.values().map(|c| c.value()).sum();
+        let sum: f64 = s.values().map(|b| b.cell.value()).sum();
         (last, sum)
     };
     all.sort_by(|a, b| {
@@ -72,69 +56,110 @@ pub fn entities_to_keep<'a>(
     (all, total - max)
 }
 
-/// Scores every series and returns the anomalies that pass each detector's
-/// alert thresholds, sorted by time, detector and entity.
-pub fn score_all(
-    detectors: &[Detector],
-    aggregates: &Aggregates,
-    options: ScoreOptions,
-    factory: &ScorerFactory<'_>,
-) -> ScoreReport {
-    let mut report = ScoreReport::default();
-    let (Some(first), Some(last)) = (aggregates.first_event, aggregates.last_event) else {
-        return report;
-    };
-    let mut jobs = Vec::new();
-    for (d, agg) in detectors.iter().zip(&aggregates.detectors) {
-        let max = if d.is_high_cardinality() {
-            options.max_entities
-        } else {
-            usize::MAX
-        };
-        let (kept, evicted) = entities_to_keep(agg.series.iter(), max);
-        if evicted > 0 {
-            report.evicted.insert(d.name.clone(), evicted);
-        }
-        // A single-entity detector with no match still has a series: all zeros.
-        if kept.is_empty() && !d.is_high_cardinality() {
-            jobs.push((d, None));
-        }
-        jobs.extend(kept.into_iter().map(|(e, s)| (d, Some((e, s)))));
-    }
-    let results: Vec<(u64, Vec<Anomaly>)> = jobs
-        .par_iter()
-        .map(|(d, series)| {
-            let empty_entity = Entity::new();
-            let empty_series = Series::new();
-            let (entity, series) = series.unwrap_or((&empty_entity, &empty_series));
-            score_series(d, entity, series, first, last, options.since, factory)
-        })
-        .collect();
-    report.series = jobs.len();
-    for (intervals, anomalies) in results {
-        report.intervals += intervals;
-        report.anomalies.extend(anomalies);
-    }
-    report.anomalies.sort_by(|a, b| {
-        (a.start, &a.detector, a.entity_text()).cmp(&(b.start, &b.detector, b.entity_text()))
-    });
-    report
+struct SeriesState {
+    scorer: Box<dyn Scorer>,
+    /// The next interval index to score.
+    next: i64,
 }
 
-/// Scores one series from the first to the last interval of the data, with
-/// empty intervals as zero.
+/// The models of every series, and where each has got to.
+#[derive(Default)]
+pub struct RcfState {
+    series: HashMap<(usize, Entity), SeriesState>,
+    /// Detector name -> entities left out by the bound, at the last advance.
+    pub evicted: BTreeMap<String, usize>,
+    pub intervals: u64,
+}
+
+impl RcfState {
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Scores, for each detector, the intervals from where it stopped up to
+    /// (not including) `upto(detector)`. Every series starts at the interval
+    /// of the first event, with empty intervals as zero. Anomalies before
+    /// `since` only train.
+    #[allow(clippy::too_many_arguments)]
+    pub fn advance(
+        &mut self,
+        detectors: &[Detector],
+        aggregates: &Aggregates,
+        upto: &(dyn Fn(&Detector) -> i64 + Sync),
+        since: Option<DateTime<Utc>>,
+        max_entities: usize,
+        factory: &ScorerFactory,
+    ) -> Vec<Anomaly> {
+        let Some(first) = aggregates.first_event else {
+            return Vec::new();
+        };
+        self.evicted.clear();
+        let empty_entity = Entity::new();
+        let empty_series = Series::new();
+        let mut jobs: Vec<(usize, &Entity, &Series)> = Vec::new();
+        for (i, (d, agg)) in detectors.iter().zip(&aggregates.detectors).enumerate() {
+            let max = if d.is_high_cardinality() {
+                max_entities
+            } else {
+                usize::MAX
+            };
+            let (kept, evicted) = entities_to_keep(agg.series.iter(), max);
+            if evicted > 0 {
+                self.evicted.insert(d.name.clone(), evicted);
+            }
+            if kept.is_empty() && !d.is_high_cardinality() {
+                jobs.push((i, &empty_entity, &empty_series));
+            }
+            jobs.extend(kept.into_iter().map(|(e, s)| (i, e, s)));
+        }
+        let kept: std::collections::HashSet<(usize, &Entity)> =
+            jobs.iter().map(|(i, e, _)| (*i, *e)).collect();
+        self.series.retain(|(i, e), _| kept.contains(&(*i, e)));
+        for (i, e, _) in &jobs {
+            let d = &detectors[*i];
+            self.series
+                .entry((*i, (*e).clone()))
+                .or_insert_with(|| SeriesState {
+                    scorer: factory(d, e),
+                    next: bucket_of(first, d.interval.as_secs() as i64),
+                });
+        }
+        let series_of: HashMap<(usize, &Entity), &Series> =
+            jobs.iter().map(|(i, e, s)| ((*i, *e), *s)).collect();
+        let mut work: Vec<(&(usize, Entity), &mut SeriesState)> = self.series.iter_mut().collect();
+        let results: Vec<(u64, Vec<Anomaly>)> = work
+            .par_iter_mut()
+            .map(|((i, e), state)| {
+                let d = &detectors[*i];
+                let series = series_of.get(&(*i, e)).copied().unwrap_or(&empty_series);
+                score_series(d, e, series, state, upto(d), since)
+            })
+            .collect();
+        let mut anomalies = Vec::new();
+        for (n, a) in results {
+            self.intervals += n;
+            anomalies.extend(a);
+        }
+        anomalies
+    }
+}
+
+/// Intervals of baseline behind an anomaly's context: the day before it.
+fn baseline_intervals(d: &Detector) -> i64 {
+    (86_400 / d.interval.as_secs().max(60) as i64).max(1)
+}
+
 fn score_series(
     d: &Detector,
     entity: &Entity,
     series: &Series,
-    first: DateTime<Utc>,
-    last: DateTime<Utc>,
+    state: &mut SeriesState,
+    upto: i64,
     since: Option<DateTime<Utc>>,
-    factory: &ScorerFactory<'_>,
 ) -> (u64, Vec<Anomaly>) {
     let secs = d.interval.as_secs() as i64;
-    let (start, end) = (bucket_of(first, secs), bucket_of(last, secs));
-    let mut scorer = factory(d, entity);
+    let start = state.next;
+    let value_at = |b: i64| series.get(&b).map_or(0.0, |x| x.cell.value());
     let mut found: BTreeMap<i64, Anomaly> = BTreeMap::new();
     let entity_map = d.is_high_cardinality().then(|| {
         d.category_fields
@@ -143,9 +168,10 @@ fn score_series(
             .zip(entity.iter().cloned())
             .collect::<BTreeMap<_, _>>()
     });
-    let value_at = |b: i64| series.get(&b).map_or(0.0, |c| c.value());
-    for bucket in start..=end {
-        let s = scorer.update(value_at(bucket));
+    while state.next < upto {
+        let bucket = state.next;
+        state.next += 1;
+        let s = state.scorer.update(value_at(bucket));
         if s.grade <= 0.0 || s.grade < d.alert.grade || s.confidence < d.alert.confidence {
             continue;
         }
@@ -154,37 +180,110 @@ fn score_series(
         if !d.alert.keeps(actual, expected) {
             continue;
         }
-        let at_time = DateTime::from_timestamp(at * secs, 0).unwrap_or(first);
-        if since.is_some_and(|t| at_time < t) || at < start {
+        let Some(at_time) = DateTime::from_timestamp(at * secs, 0) else {
+            continue;
+        };
+        if since.is_some_and(|t| at_time < t)
+            || found.get(&at).is_some_and(|old| old.grade >= s.grade)
+        {
             continue;
         }
-        let anomaly = Anomaly {
-            detector: d.name.clone(),
-            kind: AnomalyKind::Rcf,
-            entity: entity_map.clone(),
-            start: at_time,
-            end: at_time + Duration::seconds(secs),
-            grade: round4(s.grade),
-            confidence: round4(s.confidence),
-            actual: round4(actual),
-            expected: round4(expected),
-            score: round4(s.score),
-        };
-        match found.get(&at) {
-            Some(old) if old.grade >= anomaly.grade => {}
-            _ => {
-                found.insert(at, anomaly);
-            }
+        // Context: this interval against the day before it.
+        let window = series
+            .get(&at)
+            .map(|b| b.facets.clone())
+            .unwrap_or_default();
+        let mut baseline = FacetCounts::default();
+        let span = baseline_intervals(d);
+        for (_, b) in series.range(at - span..at) {
+            baseline.merge(&b.facets);
+        }
+        let context = context::build(&window, &baseline, span as usize, 5);
+        let mut subjects: Vec<String> = entity.clone();
+        if let Some(p) = context.top(Facet::Principal) {
+            subjects.push(p.value.clone());
+        }
+        let summary = rcf_summary(d, actual, expected, &context, entity);
+        found.insert(
+            at,
+            Anomaly {
+                detector: d.name.clone(),
+                kind: AnomalyKind::Rcf,
+                entity: entity_map.clone(),
+                start: at_time,
+                end: at_time + Duration::seconds(secs),
+                grade: round4(s.grade),
+                confidence: round4(s.confidence),
+                actual: round4(actual),
+                expected: round4(expected),
+                score: round4(s.score),
+                summary,
+                context: Some(context),
+                incident: None,
+                subjects,
+            },
+        );
+    }
+    (
+        (state.next - start).max(0) as u64,
+        found.into_values().collect(),
+    )
+}
+
+fn rcf_summary(
+    d: &Detector,
+    actual: f64,
+    expected: f64,
+    c: &context::Context,
+    entity: &Entity,
+) -> String {
+    let what = if d.description.is_empty() {
+        d.name.clone()
+    } else {
+        d.description.clone()
+    };
+    let mut s = format!(
+        "{}: {} against {:.1} expected",
+        what,
+        trim_number(actual),
+        expected
+    );
+    if let Some(e) = entity.first() {
+        s.push_str(&format!(" for {}", short_arn(e)));
+    }
+    let who = c.who();
+    if !who.is_empty() {
+        s.push_str(&format!("; by {who}"));
+    }
+    for facet in [Facet::InstanceType, Facet::VolumeType] {
+        if let Some(f) = c.facets.iter().find(|f| f.facet == facet) {
+            let list: Vec<String> = f
+                .top
+                .iter()
+                .map(|v| format!("{} ×{}", v.value, trim_number(v.count)))
+                .collect();
+            s.push_str(&format!("; {}", list.join(", ")));
         }
     }
-    ((end - start + 1) as u64, found.into_values().collect())
+    if c.volume_gib > 0.0 {
+        s.push_str(&format!(" ({} GiB)", trim_number(c.volume_gib)));
+    }
+    s
+}
+
+pub(crate) fn trim_number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::detector::parse_detector;
-    use crate::engine::aggregate::{Cell, DetectorAggregate};
+    use crate::engine::aggregate::{Bucket, Cell, DetectorAggregate};
     use crate::engine::rcf::Score;
     use std::path::Path;
 
@@ -205,7 +304,7 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn aggregates(d: &Detector, entities: &[(&str, &[(i64, f64)])]) -> Aggregates {
+    fn aggregates(entities: &[(&str, &[(i64, f64)])]) -> Aggregates {
         let mut agg = DetectorAggregate::default();
         for (e, points) in entities {
             let entity = if e.is_empty() {
@@ -213,47 +312,80 @@ mod tests {
             } else {
                 vec![e.to_string()]
             };
-            agg.series.insert(
-                entity,
-                points.iter().map(|&(b, v)| (b, Cell::Number(v))).collect(),
-            );
+            let series = points
+                .iter()
+                .map(|&(b, v)| {
+                    (
+                        b,
+                        Bucket {
+                            cell: Cell::Number(v),
+                            facets: FacetCounts::default(),
+                        },
+                    )
+                })
+                .collect();
+            agg.series.insert(entity, series);
         }
-        let _ = d;
         Aggregates {
             detectors: vec![agg],
             first_event: Some(t("1970-01-01T00:00:00Z")),
             last_event: Some(t("1970-01-01T01:39:00Z")),
-            after_until: 0,
+            ..Aggregates::default()
         }
+    }
+
+    fn run(
+        d: &Detector,
+        agg: &Aggregates,
+        since: Option<&str>,
+        max: usize,
+    ) -> (RcfState, Vec<Anomaly>) {
+        let mut state = RcfState::default();
+        let a = state.advance(
+            std::slice::from_ref(d),
+            agg,
+            &|_| 10,
+            since.map(t),
+            max,
+            &|_, _| Box::new(Threshold),
+        );
+        (state, a)
     }
 
     #[test]
     fn empty_intervals_are_zero_and_since_only_trains() {
         let d = parse_detector(Path::new("d.toml"), "").unwrap();
-        let agg = aggregates(&d, &[("", &[(1, 50.0), (7, 50.0)])]);
-        let opts = ScoreOptions {
-            since: None,
-            max_entities: 10,
-        };
-        let r = score_all(std::slice::from_ref(&d), &agg, opts, &|_, _| {
-            Box::new(Threshold)
-        });
-        assert_eq!(r.intervals, 10, "00:00 to 01:39 is ten 10-minute intervals");
-        let starts: Vec<String> = r
-            .anomalies
+        let agg = aggregates(&[("", &[(1, 50.0), (7, 50.0)])]);
+        let (state, found) = run(&d, &agg, None, 10);
+        assert_eq!(
+            state.intervals, 10,
+            "00:00 to 01:39 is ten 10-minute intervals"
+        );
+        let starts: Vec<String> = found
             .iter()
             .map(|a| a.start.format("%H:%M").to_string())
             .collect();
         assert_eq!(starts, ["00:10", "01:10"]);
-        let opts = ScoreOptions {
-            since: Some(t("1970-01-01T00:30:00Z")),
-            max_entities: 10,
-        };
-        let r = score_all(std::slice::from_ref(&d), &agg, opts, &|_, _| {
-            Box::new(Threshold)
-        });
-        assert_eq!(r.anomalies.len(), 1);
-        assert_eq!(r.anomalies[0].entity, None);
+        let (_, found) = run(&d, &agg, Some("1970-01-01T00:30:00Z"), 10);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].entity, None);
+    }
+
+    #[test]
+    fn scoring_resumes_where_it_stopped() {
+        let d = parse_detector(Path::new("d.toml"), "").unwrap();
+        let agg = aggregates(&[("", &[(1, 50.0), (7, 50.0)])]);
+        let mut state = RcfState::default();
+        let factory = |_: &Detector, _: &Entity| -> Box<dyn Scorer> { Box::new(Threshold) };
+        let first = state.advance(std::slice::from_ref(&d), &agg, &|_| 5, None, 10, &factory);
+        let second = state.advance(std::slice::from_ref(&d), &agg, &|_| 10, None, 10, &factory);
+        assert_eq!((first.len(), second.len(), state.intervals), (1, 1, 10));
+        assert!(
+            state
+                .advance(std::slice::from_ref(&d), &agg, &|_| 10, None, 10, &factory)
+                .is_empty(),
+            "nothing twice"
+        );
     }
 
     #[test]
@@ -263,23 +395,15 @@ mod tests {
             "category_fields = [\"userIdentity.arn\"]",
         )
         .unwrap();
-        let agg = aggregates(
-            &d,
-            &[
-                ("old", &[(1, 50.0)]),
-                ("new", &[(8, 50.0)]),
-                ("mid", &[(4, 50.0)]),
-            ],
-        );
-        let opts = ScoreOptions {
-            since: None,
-            max_entities: 2,
-        };
-        let r = score_all(std::slice::from_ref(&d), &agg, opts, &|_, _| {
-            Box::new(Threshold)
-        });
-        assert_eq!(r.evicted.get("d"), Some(&1));
-        let who: Vec<String> = r.anomalies.iter().map(|a| a.entity_text()).collect();
+        let agg = aggregates(&[
+            ("old", &[(1, 50.0)]),
+            ("new", &[(8, 50.0)]),
+            ("mid", &[(4, 50.0)]),
+        ]);
+        let (state, found) = run(&d, &agg, None, 2);
+        assert_eq!(state.evicted.get("d"), Some(&1));
+        let mut who: Vec<String> = found.iter().map(|a| a.entity_text()).collect();
+        who.sort();
         assert_eq!(who, ["userIdentity.arn=mid", "userIdentity.arn=new"]);
     }
 }

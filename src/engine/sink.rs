@@ -1,6 +1,9 @@
-//! Writing anomalies: a readable table, one JSON array, or NDJSON.
+//! Writing results: a table of incidents for people, one JSON array, or NDJSON
+//! (one anomaly per line, each with its incident id and context).
 
 use super::anomaly::Anomaly;
+use super::group::Incident;
+use crate::context::short_arn;
 use std::io::{self, Write};
 
 /// Output formats of `trailwatch detect`.
@@ -11,9 +14,14 @@ pub enum Format {
     Ndjson,
 }
 
-pub fn write(format: Format, anomalies: &[Anomaly], out: &mut dyn Write) -> io::Result<()> {
+pub fn write(
+    format: Format,
+    anomalies: &[Anomaly],
+    incidents: &[Incident],
+    out: &mut dyn Write,
+) -> io::Result<()> {
     match format {
-        Format::Table => write_table(anomalies, out),
+        Format::Table => write_table(anomalies, incidents, out),
         Format::Json => {
             serde_json::to_writer_pretty(&mut *out, anomalies)?;
             writeln!(out)
@@ -28,82 +36,102 @@ pub fn write(format: Format, anomalies: &[Anomaly], out: &mut dyn Write) -> io::
     }
 }
 
-fn number(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{x:.0}")
-    } else {
-        format!("{x:.2}")
-    }
+/// Who an incident is about: the highest-graded anomaly's context, else its
+/// first subject.
+pub fn incident_who(anomalies: &[Anomaly], incident: &Incident) -> String {
+    let mut members: Vec<&Anomaly> = incident.members.iter().map(|&i| &anomalies[i]).collect();
+    members.sort_by(|a, b| b.grade.total_cmp(&a.grade));
+    members
+        .iter()
+        .filter_map(|a| {
+            a.context
+                .as_ref()
+                .map(|c| c.who())
+                .filter(|w| !w.is_empty())
+        })
+        .next()
+        .or_else(|| {
+            members
+                .iter()
+                .flat_map(|a| a.subjects.first())
+                .next()
+                .map(|s| short_arn(s))
+        })
+        .unwrap_or_else(|| "-".into())
 }
 
-fn write_table(anomalies: &[Anomaly], out: &mut dyn Write) -> io::Result<()> {
+fn write_table(
+    anomalies: &[Anomaly],
+    incidents: &[Incident],
+    out: &mut dyn Write,
+) -> io::Result<()> {
     if anomalies.is_empty() {
         return writeln!(out, "No anomalies found.");
     }
-    let header = [
-        "START (UTC)",
-        "END",
-        "DETECTOR",
-        "ENTITY",
-        "ACTUAL",
-        "EXPECTED",
-        "GRADE",
-        "CONF",
-    ];
-    let rows: Vec<[String; 8]> = anomalies
+    let kind_width = anomalies
         .iter()
-        .map(|a| {
-            [
-                a.start.format("%Y-%m-%d %H:%M").to_string(),
-                a.end.format("%H:%M").to_string(),
-                a.detector.clone(),
-                a.entity_text(),
-                number(a.actual),
-                number(a.expected),
-                format!("{:.2}", a.grade),
-                format!("{:.2}", a.confidence),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            // Text columns align left, figures right.
-            if i >= 4 {
-                s.push_str(&format!("{cell:>w$}  "));
+        .map(|a| a.kind.name().len())
+        .max()
+        .unwrap_or(0);
+    let det_width = anomalies
+        .iter()
+        .map(|a| a.detector.len())
+        .max()
+        .unwrap_or(0);
+    for inc in incidents {
+        let same_day = inc.start.date_naive() == inc.end.date_naive();
+        writeln!(
+            out,
+            "INCIDENT {}  {} – {}  grade {:.2}  {}",
+            inc.id,
+            inc.start.format("%Y-%m-%d %H:%M"),
+            if same_day {
+                inc.end.format("%H:%M").to_string()
             } else {
-                s.push_str(&format!("{cell:<w$}  "));
-            }
+                inc.end.format("%Y-%m-%d %H:%M").to_string()
+            },
+            inc.grade,
+            incident_who(anomalies, inc)
+        )?;
+        for &i in &inc.members {
+            let a = &anomalies[i];
+            writeln!(
+                out,
+                "  {}  {:kind_width$}  {:det_width$}  {:.2}  {}",
+                a.start.format("%H:%M"),
+                a.kind.name(),
+                a.detector,
+                a.grade,
+                a.summary
+            )?;
         }
-        s.trim_end().to_owned()
-    };
-    writeln!(out, "{}", line(&header.map(String::from)))?;
-    for row in &rows {
-        writeln!(out, "{}", line(row))?;
+        writeln!(out)?;
     }
     writeln!(
         out,
-        "\n{} anomal{} found.",
+        "{} anomal{} in {} incident{}.",
         anomalies.len(),
-        if anomalies.len() == 1 { "y" } else { "ies" }
+        if anomalies.len() == 1 { "y" } else { "ies" },
+        incidents.len(),
+        if incidents.len() == 1 { "" } else { "s" }
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::{build, Facet, FacetCounts};
+    use crate::engine::group::group;
     use crate::engine::AnomalyKind;
 
-    fn anomaly() -> Anomaly {
+    fn anomaly(detector: &str, kind: AnomalyKind, start: &str, who: &str) -> Anomaly {
+        let mut fc = FacetCounts::default();
+        fc.add(Facet::Principal, who, 3.0);
+        fc.add(Facet::SourceIp, "203.0.113.66", 3.0);
+        let start = start.parse().unwrap();
         Anomaly {
-            detector: "lambda-invoke".into(),
-            kind: AnomalyKind::Rcf,
+            detector: detector.into(),
+            kind,
             entity: Some(
                 [(
                     "requestParameters.functionName".to_string(),
@@ -111,62 +139,100 @@ mod tests {
                 )]
                 .into(),
             ),
-            start: "2026-01-07T14:10:00Z".parse().unwrap(),
-            end: "2026-01-07T14:20:00Z".parse().unwrap(),
+            start,
+            end: start + chrono::Duration::minutes(10),
             grade: 0.93,
             confidence: 0.81,
             actual: 5021.0,
             expected: 40.5,
             score: 3.2,
+            summary: format!("{detector} summary"),
+            context: Some(build(&fc, &FacetCounts::default(), 144, 5)),
+            incident: None,
+            subjects: vec![who.into()],
         }
     }
 
-    fn render(format: Format, a: &[Anomaly]) -> String {
+    fn render(format: Format, mut a: Vec<Anomaly>) -> String {
+        let incidents = group(&mut a);
         let mut out = Vec::new();
-        write(format, a, &mut out).unwrap();
+        write(format, &a, &incidents, &mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 
     #[test]
     fn ndjson_has_the_documented_fields() {
-        let text = render(Format::Ndjson, &[anomaly()]);
+        let text = render(
+            Format::Ndjson,
+            vec![anomaly(
+                "lambda-invoke",
+                AnomalyKind::Rcf,
+                "2026-01-07T14:10:00Z",
+                "arn:aws:iam::1:user/bob",
+            )],
+        );
         let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(v["detector"], "lambda-invoke");
         assert_eq!(v["kind"], "rcf");
         assert_eq!(v["entity"]["requestParameters.functionName"], "resize");
         assert_eq!(v["start"], "2026-01-07T14:10:00Z");
         assert_eq!(v["end"], "2026-01-07T14:20:00Z");
+        assert_eq!(v["incident"], 1);
+        assert_eq!(v["context"]["facets"][0]["facet"], "principal");
         for k in ["grade", "confidence", "actual", "expected"] {
             assert!(v[k].is_number(), "{k}");
         }
     }
 
     #[test]
-    fn the_table_reads_as_a_table() {
-        let text = render(Format::Table, &[anomaly()]);
+    fn the_table_shows_incidents_with_their_anomalies() {
+        let text = render(
+            Format::Table,
+            vec![
+                anomaly(
+                    "api-errors",
+                    AnomalyKind::Rcf,
+                    "2026-01-07T14:20:00Z",
+                    "arn:aws:iam::1:user/bob",
+                ),
+                anomaly(
+                    "new-activity",
+                    AnomalyKind::NewEvent,
+                    "2026-01-07T14:20:00Z",
+                    "arn:aws:iam::1:user/bob",
+                ),
+                anomaly(
+                    "ec2-run-instances",
+                    AnomalyKind::Rcf,
+                    "2026-01-07T03:10:00Z",
+                    "arn:aws:iam::2:user/carol",
+                ),
+            ],
+        );
         let lines: Vec<&str> = text.lines().collect();
-        assert!(
-            lines[0].starts_with("START (UTC)       END    DETECTOR"),
+        assert_eq!(lines[0], "INCIDENT 1  2026-01-07 03:10 – 03:20  grade 0.93  user/carol@2 (new) from 203.0.113.66 (new)", "{text}");
+        assert_eq!(
+            lines[1], "  03:10  rcf        ec2-run-instances  0.93  ec2-run-instances summary",
             "{text}"
         );
         assert!(
-            lines[1].contains(
-                "2026-01-07 14:10  14:20  lambda-invoke  requestParameters.functionName=resize"
-            ),
+            lines[3].starts_with("INCIDENT 2  2026-01-07 14:20 – 14:30"),
             "{text}"
         );
         assert!(
-            lines[1].contains("5021") && lines[1].contains("40.50") && lines[1].ends_with("0.81"),
+            lines[4].contains("rcf        api-errors")
+                && lines[5].contains("new_event  new-activity"),
             "{text}"
         );
-        assert!(text.ends_with("1 anomaly found.\n"));
-        assert_eq!(render(Format::Table, &[]), "No anomalies found.\n");
+        assert!(text.ends_with("3 anomalies in 2 incidents.\n"), "{text}");
+        assert_eq!(render(Format::Table, vec![]), "No anomalies found.\n");
     }
 
     #[test]
     fn json_is_one_array() {
+        let a = anomaly("x", AnomalyKind::Rcf, "2026-01-07T14:10:00Z", "bob");
         let v: serde_json::Value =
-            serde_json::from_str(&render(Format::Json, &[anomaly(), anomaly()])).unwrap();
+            serde_json::from_str(&render(Format::Json, vec![a.clone(), a])).unwrap();
         assert_eq!(v.as_array().unwrap().len(), 2);
     }
 }

@@ -76,7 +76,7 @@ pub fn aggregate_inputs(
     }
     let mut aggregates = aggregates;
     if aggregates.detectors.is_empty() {
-        aggregates = Aggregator::new(detectors, until).finish();
+        aggregates = Aggregates::empty(detectors);
     }
     Ok((aggregates, stats))
 }

@@ -260,7 +260,7 @@ const ACTIVITIES: &[Activity] = &[
     Activity {
         who: &["ci-deploy"],
         body: Body::Plain(IAM_CHANGES),
-        per_minute: 0.004,
+        per_minute: 0.02,
         rhythm: Rhythm::Business,
         home_only: true,
         accounts: &[],

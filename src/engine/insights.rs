@@ -1,0 +1,750 @@
+//! Insights, as CloudTrail Insights does: the per-minute rate of write
+//! management calls (`ApiCallRateInsight`) and of calls that returned an error
+//! (`ApiErrorRateInsight`), per account, region, eventSource and eventName,
+//! against a baseline of the preceding days.
+//!
+//! The baseline is seasonal: a minute is compared with the same time of day
+//! (±30 minutes) on each of up to seven preceding days, so a daily 08:00
+//! scale-out is normal. An insight starts when the five-minute rate stays above
+//! `mean + 3 σ` of that baseline, twice its mean and a floor of one call a
+//! minute for three minutes, and ends after five minutes back under. Results
+//! are CloudTrail Insight records (Start and End, sharing `sharedEventID`)
+//! and anomalies of kind `insight`.
+
+use super::aggregate::pairs;
+use super::anomaly::{round4, Anomaly, AnomalyKind};
+use crate::cloudtrail::Record;
+use crate::context::{short_arn, Facet, FacetCounts};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+
+/// What an insight is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct InsightKey {
+    pub account: String,
+    pub region: String,
+    pub event_source: String,
+    pub event_name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InsightType {
+    ApiCallRateInsight,
+    ApiErrorRateInsight,
+}
+
+impl InsightType {
+    fn index(self) -> usize {
+        match self {
+            InsightType::ApiCallRateInsight => 0,
+            InsightType::ApiErrorRateInsight => 1,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            InsightType::ApiCallRateInsight => "ApiCallRateInsight",
+            InsightType::ApiErrorRateInsight => "ApiErrorRateInsight",
+        }
+    }
+}
+
+/// The counts of one key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyCounts {
+    /// Minute -> [write calls, calls with an error].
+    pub minutes: BTreeMap<i64, [u32; 2]>,
+    /// Ten-minute bucket -> attributions (principal, user agent, error code)
+    /// of write calls and of errored calls.
+    pub attributions: BTreeMap<i64, [FacetCounts; 2]>,
+}
+
+/// Insight counters of every key. Mergeable.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InsightCounts {
+    #[serde(with = "pairs")]
+    pub keys: HashMap<InsightKey, KeyCounts>,
+}
+
+const ATTRIBUTION_BUCKET: i64 = 10;
+
+impl InsightCounts {
+    /// Counts a management event (data events and Insight records are not).
+    pub fn record(&mut self, r: &Record) {
+        let raw = r.raw();
+        if raw.get("managementEvent").and_then(Value::as_bool) == Some(false)
+            || raw
+                .get("eventCategory")
+                .and_then(Value::as_str)
+                .is_some_and(|c| c != "Management")
+        {
+            return;
+        }
+        let write = r.read_only() == Some(false);
+        let error = r.error_code().is_some();
+        if !write && !error {
+            return;
+        }
+        let key = InsightKey {
+            account: r
+                .recipient_account_id()
+                .or(r.user_identity().account_id)
+                .unwrap_or("")
+                .to_owned(),
+            region: r.aws_region().unwrap_or("").to_owned(),
+            event_source: r.event_source().to_owned(),
+            event_name: r.event_name().to_owned(),
+        };
+        let minute = r.event_time().timestamp().div_euclid(60);
+        let counts = self.keys.entry(key).or_default();
+        let m = counts.minutes.entry(minute).or_default();
+        let attrs = counts
+            .attributions
+            .entry(minute.div_euclid(ATTRIBUTION_BUCKET))
+            .or_default();
+        for (i, yes) in [write, error].into_iter().enumerate() {
+            if yes {
+                m[i] += 1;
+                let a = &mut attrs[i];
+                a.events += 1.0;
+                if let Some(arn) = r.user_identity().arn {
+                    a.add(Facet::Principal, arn, 1.0);
+                }
+                if let Some(ua) = r.user_agent() {
+                    a.add(Facet::UserAgent, ua, 1.0);
+                }
+                if let Some(code) = r.error_code() {
+                    a.add(Facet::ErrorCode, code, 1.0);
+                }
+            }
+        }
+    }
+
+    pub fn merge(&mut self, other: InsightCounts) {
+        for (key, theirs) in other.keys {
+            let mine = self.keys.entry(key).or_default();
+            for (m, c) in theirs.minutes {
+                let x = mine.minutes.entry(m).or_default();
+                x[0] += c[0];
+                x[1] += c[1];
+            }
+            for (b, [calls, errors]) in theirs.attributions {
+                let x = mine.attributions.entry(b).or_default();
+                x[0].merge(&calls);
+                x[1].merge(&errors);
+            }
+        }
+    }
+}
+
+/// Detection settings (the defaults are documented in the module doc).
+#[derive(Debug, Clone, Copy)]
+pub struct InsightOptions {
+    /// Calls a minute under which nothing is unusual.
+    pub floor: f64,
+    /// Standard deviations above the seasonal mean.
+    pub sigmas: f64,
+    /// At least this much baseline before the first insight.
+    pub min_baseline: Duration,
+}
+
+impl Default for InsightOptions {
+    fn default() -> Self {
+        InsightOptions {
+            floor: 1.0,
+            sigmas: 3.0,
+            min_baseline: Duration::days(1),
+        }
+    }
+}
+
+const RATE_WINDOW: usize = 5;
+const START_MINUTES: usize = 3;
+const END_MINUTES: usize = 5;
+const BASELINE_DAYS: i64 = 7;
+const DAY: i64 = 1440;
+const SEASON_HALF_WIDTH: i64 = 30;
+
+/// One attribution list: the top values and their average per minute.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attribution {
+    pub attribute: &'static str,
+    pub insight: Vec<(String, f64)>,
+    pub baseline: Vec<(String, f64)>,
+}
+
+/// A detected insight.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Insight {
+    pub key: InsightKey,
+    pub insight_type: InsightType,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Average per minute over the baseline (up to 7 days before the start).
+    pub baseline_average: f64,
+    pub baseline_minutes: i64,
+    /// Average per minute during the insight.
+    pub insight_average: f64,
+    /// Average per minute during its first minutes.
+    pub start_average: f64,
+    /// The seasonal expectation at the start (same time of day, earlier days).
+    pub expected: f64,
+    pub attributions: Vec<Attribution>,
+}
+
+/// Finds the insights that start in `[from, to)`; `first_event` bounds the
+/// baseline. An insight still running at `to` ends at `to`.
+pub fn detect(
+    counts: &InsightCounts,
+    first_event: DateTime<Utc>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    options: &InsightOptions,
+) -> Vec<Insight> {
+    let data_start = first_event.timestamp().div_euclid(60);
+    let (from_m, to_m) = (
+        from.timestamp().div_euclid(60),
+        to.timestamp().div_euclid(60),
+    );
+    let earliest = data_start + options.min_baseline.num_minutes();
+    let mut out = Vec::new();
+    if from_m.max(earliest) >= to_m {
+        return out;
+    }
+    for (key, kc) in &counts.keys {
+        for kind in [
+            InsightType::ApiCallRateInsight,
+            InsightType::ApiErrorRateInsight,
+        ] {
+            let i = kind.index();
+            // Quick reject: too few calls in the window for any minute to pass the floor.
+            let in_window: u32 = kc
+                .minutes
+                .range(from_m.max(earliest)..to_m)
+                .map(|(_, c)| c[i])
+                .sum();
+            if (in_window as f64) < options.floor * START_MINUTES as f64 {
+                continue;
+            }
+            let x = |m: i64| kc.minutes.get(&m).map_or(0, |c| c[i]) as f64;
+            let rate = |m: i64| {
+                (0..RATE_WINDOW as i64).map(|k| x(m - k)).sum::<f64>() / RATE_WINDOW as f64
+            };
+            let seasonal = |m: i64| -> Option<(f64, f64)> {
+                let mut samples = Vec::new();
+                for d in 1..=BASELINE_DAYS {
+                    let centre = m - d * DAY;
+                    if centre - SEASON_HALF_WIDTH < data_start {
+                        break;
+                    }
+                    for k in (-SEASON_HALF_WIDTH..=SEASON_HALF_WIDTH).step_by(RATE_WINDOW) {
+                        samples.push(rate(centre + k));
+                    }
+                }
+                if samples.is_empty() {
+                    return None;
+                }
+                let n = samples.len() as f64;
+                let mean = samples.iter().sum::<f64>() / n;
+                let var = samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / n;
+                Some((mean, var.sqrt()))
+            };
+            let unusual = |m: i64| {
+                let r = rate(m);
+                r >= options.floor
+                    && seasonal(m)
+                        .is_some_and(|(mean, sd)| r > mean + options.sigmas * sd && r > 2.0 * mean)
+            };
+            let mut m = from_m.max(earliest);
+            while m < to_m {
+                if !(0..START_MINUTES as i64).all(|k| m + k < to_m && unusual(m + k)) {
+                    m += 1;
+                    continue;
+                }
+                // The first active minute of the window that tipped it.
+                let start = (m - RATE_WINDOW as i64 + 1..=m)
+                    .find(|&s| x(s) > 0.0)
+                    .unwrap_or(m);
+                let mut last = m + START_MINUTES as i64 - 1;
+                let mut quiet = 0;
+                let mut k = last + 1;
+                while k < to_m && quiet < END_MINUTES {
+                    if unusual(k) {
+                        last = k;
+                        quiet = 0;
+                    } else {
+                        quiet += 1;
+                    }
+                    k += 1;
+                }
+                // The rolling rate lags: end after the last minute that had calls.
+                let end = (last - RATE_WINDOW as i64 + 1..=last)
+                    .rev()
+                    .find(|&k| x(k) > 0.0)
+                    .unwrap_or(last)
+                    + 1;
+                out.push(build(
+                    key,
+                    kc,
+                    kind,
+                    start,
+                    end,
+                    data_start,
+                    seasonal(m).map_or(0.0, |s| s.0),
+                ));
+                m = end + END_MINUTES as i64;
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        (a.start, &a.key, a.insight_type.name()).cmp(&(b.start, &b.key, b.insight_type.name()))
+    });
+    out
+}
+
+fn build(
+    key: &InsightKey,
+    kc: &KeyCounts,
+    kind: InsightType,
+    start: i64,
+    end: i64,
+    data_start: i64,
+    expected: f64,
+) -> Insight {
+    let i = kind.index();
+    let sum = |a: i64, b: i64| {
+        kc.minutes
+            .range(a..b)
+            .map(|(_, c)| c[i] as f64)
+            .sum::<f64>()
+    };
+    let base_from = (start - BASELINE_DAYS * DAY).max(data_start);
+    let baseline_minutes = (start - base_from).max(1);
+    let attribution = |a: i64, b: i64| -> FacetCounts {
+        let mut total = FacetCounts::default();
+        for (_, pair) in kc
+            .attributions
+            .range(a.div_euclid(ATTRIBUTION_BUCKET)..=(b - 1).div_euclid(ATTRIBUTION_BUCKET))
+        {
+            total.merge(&pair[i]);
+        }
+        total
+    };
+    let in_insight = attribution(start, end);
+    let in_base = attribution(base_from, start);
+    let top = |fc: &FacetCounts, facet: Facet, minutes: i64| -> Vec<(String, f64)> {
+        let mut v: Vec<(String, f64)> = fc
+            .values
+            .get(&facet)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, n)| (k.clone(), round4(n / minutes as f64)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.truncate(5);
+        v
+    };
+    let attributions = [
+        ("userIdentityArn", Facet::Principal),
+        ("userAgent", Facet::UserAgent),
+        ("errorCode", Facet::ErrorCode),
+    ]
+    .into_iter()
+    .map(|(attribute, facet)| Attribution {
+        attribute,
+        insight: top(&in_insight, facet, end - start),
+        baseline: top(&in_base, facet, baseline_minutes),
+    })
+    .collect();
+    let at = |m: i64| DateTime::from_timestamp(m * 60, 0).unwrap_or_default();
+    Insight {
+        key: key.clone(),
+        insight_type: kind,
+        start: at(start),
+        end: at(end),
+        baseline_average: round4(sum(base_from, start) / baseline_minutes as f64),
+        baseline_minutes,
+        insight_average: round4(sum(start, end) / (end - start) as f64),
+        start_average: round4(sum(start, start + START_MINUTES as i64) / START_MINUTES as f64),
+        expected: round4(expected),
+        attributions,
+    }
+}
+
+/// A GUID-shaped id that is the same for the same insight, run after run.
+fn stable_id(parts: &[&str]) -> String {
+    let mut h = [0xcbf2_9ce4_8422_2325u64, 0x8422_2325_cbf2_9ce4];
+    for (n, seed) in h.iter_mut().enumerate() {
+        for b in parts.join("\u{1f}").bytes().chain([n as u8]) {
+            *seed = (*seed ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    let hex = format!("{:016x}{:016x}", h[0], h[1]);
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+impl Insight {
+    pub fn shared_event_id(&self) -> String {
+        stable_id(&[
+            &self.key.account,
+            &self.key.region,
+            &self.key.event_source,
+            &self.key.event_name,
+            self.insight_type.name(),
+            &self.start.to_rfc3339(),
+        ])
+    }
+
+    /// The Start and End records, in CloudTrail's Insight schema.
+    pub fn to_records(&self) -> [Value; 2] {
+        let shared = self.shared_event_id();
+        let attributions: Vec<Value> = self
+            .attributions
+            .iter()
+            .map(|a| {
+                let list = |l: &[(String, f64)]| l.iter().map(|(v, avg)| json!({"value": v, "average": avg})).collect::<Vec<_>>();
+                json!({"attribute": a.attribute, "insight": list(&a.insight), "baseline": list(&a.baseline)})
+            })
+            .collect();
+        let duration = (self.end - self.start).num_minutes();
+        let record = |state: &str, time: DateTime<Utc>, insight_avg: f64| {
+            json!({
+                "eventVersion": "1.08",
+                "eventTime": time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "awsRegion": self.key.region,
+                "eventID": stable_id(&[&shared, state]),
+                "eventType": "AwsCloudTrailInsight",
+                "recipientAccountId": self.key.account,
+                "sharedEventID": shared,
+                "insightDetails": {
+                    "state": state,
+                    "eventSource": self.key.event_source,
+                    "eventName": self.key.event_name,
+                    "insightType": self.insight_type.name(),
+                    "insightContext": {
+                        "statistics": {
+                            "baseline": {"average": self.baseline_average},
+                            "insight": {"average": insight_avg},
+                            "insightDuration": duration,
+                            "baselineDuration": self.baseline_minutes
+                        },
+                        "attributions": attributions
+                    }
+                },
+                "eventCategory": "Insight"
+            })
+        };
+        [
+            record("Start", self.start, self.start_average),
+            record("End", self.end, self.insight_average),
+        ]
+    }
+
+    /// The insight as a detect result.
+    pub fn to_anomaly(&self) -> Anomaly {
+        let who: Vec<String> = self.attributions[0]
+            .insight
+            .iter()
+            .map(|(arn, _)| arn.clone())
+            .collect();
+        let what = match self.insight_type {
+            InsightType::ApiCallRateInsight => "calls",
+            InsightType::ApiErrorRateInsight => "errors",
+        };
+        let summary = format!(
+            "{}:{} {what} at {:.1}/min against {:.2}/min usually ({}/{}){}",
+            self.key.event_source.trim_end_matches(".amazonaws.com"),
+            self.key.event_name,
+            self.insight_average,
+            self.expected.max(self.baseline_average),
+            self.key.account,
+            self.key.region,
+            who.first()
+                .map(|w| format!(", mostly {}", short_arn(w)))
+                .unwrap_or_default()
+        );
+        let entity = [
+            ("eventSource", &self.key.event_source),
+            ("eventName", &self.key.event_name),
+            ("awsRegion", &self.key.region),
+            ("recipientAccountId", &self.key.account),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+        let base = self.expected.max(self.baseline_average);
+        Anomaly {
+            detector: self.insight_type.name().into(),
+            kind: AnomalyKind::Insight,
+            entity: Some(entity),
+            start: self.start,
+            end: self.end,
+            grade: round4(
+                ((self.insight_average - base) / self.insight_average.max(1e-9)).clamp(0.0, 1.0),
+            ),
+            confidence: round4(
+                (self.baseline_minutes as f64 / (BASELINE_DAYS * DAY) as f64).min(1.0),
+            ),
+            actual: self.insight_average,
+            expected: base,
+            score: round4(self.insight_average / base.max(0.01)),
+            summary,
+            context: None,
+            incident: None,
+            subjects: who,
+        }
+    }
+}
+
+/// Writes each insight's Start and End records as CloudTrail delivers them:
+/// `AWSLogs/<account>/CloudTrail-Insight/<region>/yyyy/mm/dd/<account>_CloudTrail-Insight_<region>_<yyyymmddThhmmZ>_<id>.json.gz`.
+/// Returns the paths written. Re-running overwrites the same files.
+pub fn write_deliveries(
+    dir: &std::path::Path,
+    insights: &[Insight],
+) -> std::io::Result<Vec<std::path::PathBuf>> {
+    use std::io::Write;
+    let mut written = Vec::new();
+    for insight in insights {
+        for record in insight.to_records() {
+            let time: DateTime<Utc> = record["eventTime"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(insight.start);
+            let id: String = record["eventID"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(16)
+                .collect();
+            let (account, region) = (&insight.key.account, &insight.key.region);
+            let path = dir.join(format!(
+                "AWSLogs/{account}/CloudTrail-Insight/{region}/{}/{account}_CloudTrail-Insight_{region}_{}_{id}.json.gz",
+                time.format("%Y/%m/%d"),
+                time.format("%Y%m%dT%H%MZ")
+            ));
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            serde_json::to_writer(&mut gz, &json!({ "Records": [record] }))?;
+            std::fs::File::create(&path)?.write_all(&gz.finish()?)?;
+            written.push(path);
+        }
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> InsightKey {
+        InsightKey {
+            account: "1".into(),
+            region: "us-east-1".into(),
+            event_source: "ec2.amazonaws.com".into(),
+            event_name: "RunInstances".into(),
+        }
+    }
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    /// `per_minute(minute_of_day, day)` write calls for `days` days from 2026-01-05.
+    fn counts(days: i64, per_minute: impl Fn(i64, i64) -> u32) -> InsightCounts {
+        let start = t("2026-01-05T00:00:00Z").timestamp() / 60;
+        let mut kc = KeyCounts::default();
+        for d in 0..days {
+            for m in 0..DAY {
+                let n = per_minute(m, d);
+                if n > 0 {
+                    kc.minutes.insert(start + d * DAY + m, [n, 0]);
+                    let mut fc = FacetCounts {
+                        events: n as f64,
+                        ..FacetCounts::default()
+                    };
+                    fc.add(
+                        Facet::Principal,
+                        if d == days - 1 && m >= 14 * 60 {
+                            "arn:aws:iam::1:user/mallory"
+                        } else {
+                            "arn:aws:iam::1:role/asg"
+                        },
+                        n as f64,
+                    );
+                    let e = kc
+                        .attributions
+                        .entry((start + d * DAY + m).div_euclid(ATTRIBUTION_BUCKET))
+                        .or_default();
+                    e[0].merge(&fc);
+                }
+            }
+        }
+        InsightCounts {
+            keys: [(key(), kc)].into(),
+        }
+    }
+
+    fn run(c: &InsightCounts, days: i64) -> Vec<Insight> {
+        let first = t("2026-01-05T00:00:00Z");
+        detect(
+            c,
+            first,
+            first,
+            first + Duration::days(days),
+            &InsightOptions::default(),
+        )
+    }
+
+    #[test]
+    fn a_daily_scale_out_is_seasonal_and_does_not_alarm() {
+        // 08:00-08:30 every day, 6 calls a minute; otherwise one call every 20 minutes.
+        let c = counts(5, |m, _| {
+            if (480..510).contains(&m) {
+                6
+            } else {
+                u32::from(m % 20 == 0)
+            }
+        });
+        let found = run(&c, 5);
+        assert!(
+            found
+                .iter()
+                .all(|i| i.start < t("2026-01-06T00:00:00Z") + Duration::days(1)),
+            "{found:#?}"
+        );
+        // Only the first recurrence can look unusual (one day of baseline, at most).
+        assert!(found.len() <= 1, "{found:#?}");
+    }
+
+    #[test]
+    fn a_burst_at_an_unusual_hour_is_an_insight_with_its_statistics() {
+        let c = counts(4, |m, d| {
+            if d == 3 && (840..870).contains(&m) {
+                8
+            } else if (480..510).contains(&m) {
+                6
+            } else {
+                u32::from(m % 20 == 0)
+            }
+        });
+        let found = run(&c, 4);
+        let burst: Vec<&Insight> = found
+            .iter()
+            .filter(|i| i.start >= t("2026-01-08T13:00:00Z"))
+            .collect();
+        assert_eq!(burst.len(), 1, "{found:#?}");
+        let i = burst[0];
+        assert_eq!(i.insight_type, InsightType::ApiCallRateInsight);
+        assert_eq!(i.start, t("2026-01-08T14:00:00Z"));
+        assert!(
+            i.end >= t("2026-01-08T14:28:00Z") && i.end <= t("2026-01-08T14:31:00Z"),
+            "{}",
+            i.end
+        );
+        assert!(i.insight_average > 7.0, "{}", i.insight_average);
+        assert!(i.baseline_average < 1.0);
+        assert_eq!(i.baseline_minutes, 3 * DAY + 14 * 60);
+        assert_eq!(i.attributions[0].attribute, "userIdentityArn");
+        assert_eq!(
+            i.attributions[0].insight[0].0,
+            "arn:aws:iam::1:user/mallory"
+        );
+
+        let [start, end] = i.to_records();
+        assert_eq!(start["eventType"], "AwsCloudTrailInsight");
+        assert_eq!(start["sharedEventID"], end["sharedEventID"]);
+        assert_ne!(start["eventID"], end["eventID"]);
+        assert_eq!(start["insightDetails"]["state"], "Start");
+        assert_eq!(end["insightDetails"]["state"], "End");
+        assert_eq!(
+            end["eventTime"],
+            i.end.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+        );
+        let stats = &end["insightDetails"]["insightContext"]["statistics"];
+        assert_eq!(stats["insightDuration"], (i.end - i.start).num_minutes());
+        assert_eq!(stats["baseline"]["average"], i.baseline_average);
+        let doc = json!({"Records": [start.clone(), end.clone()]}).to_string();
+        let stats = crate::cloudtrail::read_input(
+            "insights",
+            doc.as_bytes(),
+            |_| panic!("not an event"),
+            |e| panic!("{e}"),
+        );
+        assert_eq!(
+            stats.skipped, 2,
+            "our own Insight records are recognised and skipped when read back"
+        );
+
+        let a = i.to_anomaly();
+        assert_eq!(a.kind, AnomalyKind::Insight);
+        assert_eq!(a.detector, "ApiCallRateInsight");
+        assert!(
+            a.summary.contains("ec2:RunInstances calls at"),
+            "{}",
+            a.summary
+        );
+        assert!(a.summary.contains("mostly user/mallory@1"), "{}", a.summary);
+    }
+
+    #[test]
+    fn nothing_before_a_day_of_baseline() {
+        let c = counts(1, |m, _| if (600..640).contains(&m) { 20 } else { 0 });
+        assert!(run(&c, 1).is_empty());
+        // Less than a day of data at all.
+        let first = t("2026-01-05T00:00:00Z");
+        assert!(detect(
+            &c,
+            first,
+            first,
+            first + Duration::hours(1),
+            &InsightOptions::default()
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn errors_are_their_own_insight_type() {
+        let mut c = InsightCounts::default();
+        let mk = |t: &str, code: Option<&str>| {
+            let mut v = serde_json::json!({"eventTime": t, "eventSource": "iam.amazonaws.com", "eventName": "ListUsers",
+                "readOnly": true, "recipientAccountId": "1", "awsRegion": "us-east-1",
+                "userIdentity": {"arn": "arn:aws:iam::1:user/bob"}});
+            if let Some(code) = code {
+                v["errorCode"] = serde_json::json!(code);
+            }
+            Record::from_value(v).unwrap()
+        };
+        for h in 0..48 {
+            c.record(&mk(
+                &format!("2026-01-0{}T{:02}:00:00Z", 5 + h / 24, h % 24),
+                None,
+            ));
+        }
+        for m in 0..20 {
+            for _ in 0..4 {
+                c.record(&mk(
+                    &format!("2026-01-07T14:{m:02}:00Z"),
+                    Some("AccessDenied"),
+                ));
+            }
+        }
+        let found = run(&c, 3);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].insight_type, InsightType::ApiErrorRateInsight);
+        assert_eq!(found[0].attributions[2].insight[0].0, "AccessDenied");
+    }
+}
