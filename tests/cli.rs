@@ -169,3 +169,78 @@ fn an_input_with_no_good_record_is_an_error() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_plain_series_is_scored_row_for_row_in_input_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let start: chrono::DateTime<chrono::Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+    let mut rows: Vec<(String, f64)> = (0..400)
+        .map(|i| {
+            let t = start + chrono::Duration::hours(i);
+            let v = 100.0
+                + 20.0 * (i as f64 * std::f64::consts::TAU / 24.0).sin()
+                + ((i * 7) % 5) as f64;
+            (
+                t.format("%Y-%m-%d %H:%M:%S").to_string(),
+                if i == 350 {
+                    v + 400.0
+                } else {
+                    (v * 100.0).round() / 100.0
+                },
+            )
+        })
+        .collect();
+    // Out of order on purpose: scores follow the input, scoring follows time.
+    rows.swap(10, 20);
+    let mut csv = String::from("timestamp,value\n");
+    for (t, v) in &rows {
+        csv.push_str(&format!("{t},{v}\n"));
+    }
+    let input = dir.path().join("billing.csv");
+    let out = dir.path().join("scores.csv");
+    std::fs::write(&input, csv).unwrap();
+    let o = trailwatch(&[
+        "detect",
+        "--series",
+        input.to_str().unwrap(),
+        "--scores",
+        out.to_str().unwrap(),
+        "--format",
+        "ndjson",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let found = ndjson(&o);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0]["detector"], "billing");
+    assert_eq!(found[0]["start"], "2026-01-15T14:00:00Z");
+
+    let scores = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = scores.lines().collect();
+    assert_eq!(
+        lines[0],
+        "timestamp,value,anomaly_score,anomaly_grade,confidence"
+    );
+    assert_eq!(lines.len(), rows.len() + 1, "one line per input row");
+    for (line, (t, v)) in lines[1..].iter().zip(&rows) {
+        let cols: Vec<&str> = line.split(',').collect();
+        assert_eq!(cols.len(), 5, "{line}");
+        assert_eq!(cols[0], t);
+        assert_eq!(cols[1].parse::<f64>().unwrap(), *v);
+        for c in &cols[2..] {
+            let x: f64 = c.parse().unwrap();
+            assert!(x >= 0.0, "{line}");
+        }
+    }
+    let spike: Vec<&str> = lines[351].split(',').collect();
+    assert_eq!(spike[0], "2026-01-15 14:00:00");
+    assert!(
+        spike[3].parse::<f64>().unwrap() > 0.7 && spike[4].parse::<f64>().unwrap() > 0.7,
+        "{}",
+        lines[351]
+    );
+
+    let o = trailwatch(&["detect", "--series", input.to_str().unwrap(), "tests"]);
+    assert_eq!(o.status.code(), Some(2), "--series takes no PATH");
+    let o = trailwatch(&["detect", "tests", "--scores", "x.csv"]);
+    assert_eq!(o.status.code(), Some(2), "--scores needs --series");
+}

@@ -21,7 +21,7 @@ use std::time::Instant;
 )]
 pub struct DetectArgs {
     /// CloudTrail files or folders (walked recursively); `-` reads standard input.
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "series", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Folder of detector files.
     #[arg(long, default_value = "detectors", value_name = "DIR")]
@@ -65,6 +65,14 @@ pub struct DetectArgs {
     /// Write Insight records into DIR as CloudTrail delivers them.
     #[arg(long, value_name = "DIR")]
     pub insights_out: Option<PathBuf>,
+    /// Run an RCF detector on a plain `timestamp,value` CSV instead of CloudTrail
+    /// (a billing or CloudWatch metric export).
+    #[arg(long, value_name = "FILE.csv", conflicts_with = "paths")]
+    pub series: Option<PathBuf>,
+    /// With --series: write `timestamp,value,anomaly_score,anomaly_grade,confidence`
+    /// for every input row, in input order.
+    #[arg(long, value_name = "OUT.csv", requires = "series")]
+    pub scores: Option<PathBuf>,
 }
 
 /// A kind of detection.
@@ -100,6 +108,9 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
             "--new-event-grade {} is out of range; use 0 to 1",
             args.new_event_grade
         );
+    }
+    if let Some(series) = &args.series {
+        return run_series(&args, series);
     }
     let started = Instant::now();
     let (detectors, errors) = super::detectors::load(&args.detectors)?;
@@ -218,6 +229,65 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         return Ok(EXIT_ERROR);
     }
     Ok(if findings.anomalies.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FOUND
+    })
+}
+
+/// `--series`: the plugin's RCF and alert defaults over one plain series.
+fn run_series(args: &DetectArgs, path: &std::path::Path) -> anyhow::Result<i32> {
+    use crate::engine::series;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (points, errors) = series::read_csv(&text);
+    for e in &errors {
+        if args.strict {
+            bail!("{}: {e}", path.display());
+        }
+        eprintln!("warning: {}: {e}; row skipped", path.display());
+    }
+    if points.is_empty() {
+        bail!("{}: no `timestamp,value` rows", path.display());
+    }
+    let scores = series::score(&points, &mut series::default_scorer(8));
+    if let Some(out) = &args.scores {
+        std::fs::write(out, series::scores_csv(&points, &scores))
+            .with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "series".into());
+    let defaults = crate::detector::parse_detector(path, "").map_err(anyhow::Error::msg)?;
+    let mut anomalies = series::anomalies(&name, &points, &scores, &defaults.alert);
+    if let Some(since) = args
+        .since
+        .and_then(|s| s.resolve(points.iter().map(|p| p.time).max()))
+    {
+        anomalies.retain(|a| a.start >= since);
+    }
+    let incidents = group(&mut anomalies);
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Ndjson
+    });
+    sink::write(
+        format,
+        &anomalies,
+        &incidents,
+        &mut std::io::stdout().lock(),
+    )
+    .context("cannot write the results")?;
+    if !errors.is_empty() {
+        eprintln!(
+            "warning: {} row(s) of {} skipped (above)",
+            errors.len(),
+            path.display()
+        );
+    }
+    Ok(if anomalies.is_empty() {
         EXIT_OK
     } else {
         EXIT_FOUND

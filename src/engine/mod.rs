@@ -23,6 +23,7 @@ pub mod insights;
 pub mod novelty;
 pub mod rcf;
 pub mod score;
+pub mod series;
 pub mod sink;
 pub mod source;
 
