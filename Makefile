@@ -4,11 +4,14 @@
 #
 # Python tools the tests need (later: moto, cfn-lint, checkov, osmem-server)
 # are pinned in requirements-test.txt and installed into .venv/ by `make venv`.
+# The report test opens the HTML report in Debian's Chromium (`make deps`).
 
 CARGO ?= cargo
 DEMO_DIR ?= demo-data
 
-.PHONY: demo test venv fmt lint unit build
+.PHONY: demo test deps venv fmt lint unit build bench
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 build:
 	$(CARGO) build --release
@@ -17,6 +20,11 @@ demo: build
 	./target/release/trailwatch simulate --out $(DEMO_DIR) --days 7 --seed 1 --force
 	./target/release/trailwatch detect $(DEMO_DIR) --since -1d --format table --stats; \
 	  status=$$?; [ $$status -le 1 ] || exit $$status
+
+deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the report test"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 venv: .venv/.installed
 
@@ -34,4 +42,4 @@ lint:
 unit:
 	PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) test
 
-test: venv fmt lint unit
+test: deps venv fmt lint unit

@@ -7,3 +7,4 @@ mod cli;
 mod detect_simulated;
 mod detectors;
 mod read_real_data;
+mod report;

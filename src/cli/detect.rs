@@ -62,6 +62,9 @@ pub struct DetectArgs {
     /// 0.8, rare 0.5-0.6; a principal barely seen while learning counts 60 %).
     #[arg(long, default_value_t = 0.7, value_name = "GRADE")]
     pub new_event_grade: f64,
+    /// Write a self-contained HTML report (timeline, charts, table) to FILE.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     /// Write Insight records into DIR as CloudTrail delivers them.
     #[arg(long, value_name = "DIR")]
     pub insights_out: Option<PathBuf>,
@@ -197,6 +200,21 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     sink::write(format, &findings.anomalies, &incidents, &mut out)
         .context("cannot write the results")?;
     out.flush().ok();
+    if let Some(path) = &args.report {
+        let charts = crate::engine::report::charts(&engine, &findings.anomalies);
+        let html = crate::engine::report::render(&crate::engine::report::ReportInput {
+            generated: chrono::Utc::now(),
+            first_event: engine.aggregates.first_event,
+            last_event: engine.aggregates.last_event,
+            events: stats.records,
+            anomalies: &findings.anomalies,
+            incidents: &incidents,
+            charts: &charts,
+        });
+        std::fs::write(path, html)
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+        eprintln!("report: {} ({} charts)", path.display(), charts.len());
+    }
     if let Some(dir) = &args.insights_out {
         let written = insights::write_deliveries(dir, &findings.insights)
             .with_context(|| format!("cannot write Insight records into {}", dir.display()))?;

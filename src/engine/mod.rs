@@ -22,6 +22,7 @@ pub mod group;
 pub mod insights;
 pub mod novelty;
 pub mod rcf;
+pub mod report;
 pub mod score;
 pub mod series;
 pub mod sink;
