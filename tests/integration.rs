@@ -6,5 +6,6 @@ mod util;
 mod cli;
 mod detect_simulated;
 mod detectors;
+mod follow;
 mod read_real_data;
 mod report;

@@ -72,6 +72,17 @@ pub struct DetectArgs {
     /// (a billing or CloudWatch metric export).
     #[arg(long, value_name = "FILE.csv", conflicts_with = "paths")]
     pub series: Option<PathBuf>,
+    /// Keep watching the folders for new deliveries and report anomalies as
+    /// their interval closes (stop with Ctrl-C).
+    #[arg(long, conflicts_with_all = ["series", "report", "until"])]
+    pub follow: bool,
+    /// With --follow: how often to look for new files.
+    #[arg(long, default_value = "5s", value_parser = parse_poll, value_name = "SPAN", requires = "follow")]
+    pub poll: std::time::Duration,
+    /// With --follow: keep what was read and learned in FILE, so a restart
+    /// goes on where it stopped.
+    #[arg(long, value_name = "FILE", requires = "follow")]
+    pub state: Option<PathBuf>,
     /// With --series: write `timestamp,value,anomaly_score,anomaly_grade,confidence`
     /// for every input row, in input order.
     #[arg(long, value_name = "OUT.csv", requires = "series")]
@@ -87,6 +98,22 @@ pub enum Kind {
     Insight,
     /// What a principal never (or rarely) did before.
     NewEvent,
+}
+
+/// `5s`, `2m`.
+fn parse_poll(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{s:?} is not a poll interval; write 5s or 1m");
+    let (digits, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let d = match unit {
+        "s" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_secs(n * 60),
+        _ => return Err(bad()),
+    };
+    if d.is_zero() {
+        return Err(bad());
+    }
+    Ok(d)
 }
 
 /// `1d`, `12h`, `90m`.
@@ -130,6 +157,9 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
             args.detectors.display()
         );
     }
+    if args.follow {
+        return run_follow(&args, &detectors);
+    }
     let inputs = discover(&args.paths).context("cannot list the inputs")?;
     if inputs.is_empty() {
         bail!(
@@ -166,24 +196,10 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
             anyhow::anyhow!("{e}").context("stopped at the first problem (--strict)")
         })?;
     bar.finish_and_clear();
-    let options = EngineOptions {
-        since: args.since.and_then(|s| s.resolve(aggregates.last_event)),
-        max_entities: args.max_entities,
-        rcf: args.kinds.contains(&Kind::Rcf),
-        insights: args
-            .kinds
-            .contains(&Kind::Insight)
-            .then(InsightOptions::default),
-        novelty: args
-            .kinds
-            .contains(&Kind::NewEvent)
-            .then_some(NoveltyOptions {
-                learning: args.learning,
-                min_grade: args.new_event_grade,
-                interval: chrono::Duration::minutes(10),
-            }),
-        ..EngineOptions::all()
-    };
+    let options = engine_options(
+        &args,
+        args.since.and_then(|s| s.resolve(aggregates.last_event)),
+    );
     let mut engine = Engine::new(&detectors, options);
     engine.ingest(aggregates);
     let mut findings = engine.advance(None);
@@ -310,4 +326,90 @@ fn run_series(args: &DetectArgs, path: &std::path::Path) -> anyhow::Result<i32> 
     } else {
         EXIT_FOUND
     })
+}
+
+fn engine_options(
+    args: &DetectArgs,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+) -> EngineOptions {
+    EngineOptions {
+        since,
+        max_entities: args.max_entities,
+        rcf: args.kinds.contains(&Kind::Rcf),
+        insights: args
+            .kinds
+            .contains(&Kind::Insight)
+            .then(InsightOptions::default),
+        novelty: args
+            .kinds
+            .contains(&Kind::NewEvent)
+            .then_some(NoveltyOptions {
+                learning: args.learning,
+                min_grade: args.new_event_grade,
+                interval: chrono::Duration::minutes(10),
+            }),
+        ..EngineOptions::all()
+    }
+}
+
+/// `--follow`: poll, ingest, advance, print, save; until interrupted.
+fn run_follow(args: &DetectArgs, detectors: &[crate::detector::Detector]) -> anyhow::Result<i32> {
+    use crate::engine::follow::{follow, FollowOptions};
+    if args.paths.iter().any(|p| p.as_os_str() == "-") {
+        bail!("--follow watches folders; it cannot follow standard input");
+    }
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Ndjson
+    });
+    if format == Format::Json {
+        bail!("--format json writes one array at the end; with --follow use ndjson or table");
+    }
+    // A span before the end means before now when following.
+    let since = args
+        .since
+        .map(|s| s.resolve(Some(chrono::Utc::now())))
+        .unwrap_or(None);
+    let mut engine = Engine::new(detectors, engine_options(args, since));
+    let problem = |e: &ReadError| eprintln!("warning: {e}");
+    let progress = |_: u64| {};
+    let observer = Observer {
+        problem: &problem,
+        progress: &progress,
+    };
+    let options = FollowOptions {
+        paths: &args.paths,
+        poll: args.poll,
+        state: args.state.as_deref(),
+        strict: args.strict,
+    };
+    let insights_out = args.insights_out.clone();
+    let mut emit = |findings: &crate::engine::Findings,
+                    incidents: &[crate::engine::group::Incident]|
+     -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        if !findings.anomalies.is_empty() {
+            // Indexes in incidents are per poll; the sink numbers from their ids.
+            sink::write(format, &findings.anomalies, incidents, &mut out)?;
+        }
+        out.flush()?;
+        if let Some(dir) = &insights_out {
+            insights::write_deliveries(dir, &findings.insights)?;
+        }
+        Ok(())
+    };
+    let mut log = |line: &str| eprintln!("follow: {line}");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    eprintln!(
+        "follow: watching {} every {:?}; stop with Ctrl-C",
+        args.paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.poll
+    );
+    follow(&mut engine, &options, &observer, &mut emit, &mut log, &stop)?;
+    Ok(EXIT_OK)
 }

@@ -18,6 +18,7 @@
 
 pub mod aggregate;
 pub mod anomaly;
+pub mod follow;
 pub mod group;
 pub mod insights;
 pub mod novelty;

@@ -79,3 +79,80 @@ pub fn simulated() -> &'static Path {
     })
     .path()
 }
+
+/// A running trailwatch whose output lines arrive on channels.
+pub struct Running {
+    pub child: std::process::Child,
+    pub stdout: std::sync::mpsc::Receiver<String>,
+    pub stderr: std::sync::mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// Waits for a line of `stream` that satisfies `want`, collecting every
+    /// line seen into `seen`; panics after `secs` seconds.
+    pub fn wait_for(
+        &self,
+        err: bool,
+        secs: u64,
+        seen: &mut Vec<String>,
+        want: impl Fn(&str) -> bool,
+    ) -> String {
+        let rx = if err { &self.stderr } else { &self.stdout };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    seen.push(line.clone());
+                    if want(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("waited {secs} s in vain; saw: {seen:#?}"),
+            }
+        }
+    }
+
+    /// Lines that arrived so far, without waiting.
+    pub fn drain(&self, err: bool) -> Vec<String> {
+        let rx = if err { &self.stderr } else { &self.stdout };
+        rx.try_iter().collect()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn spawn(args: &[&str]) -> Running {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the trailwatch binary runs");
+    let lines = |r: Box<dyn std::io::Read + Send>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(r).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    };
+    let stdout = lines(Box::new(child.stdout.take().unwrap()));
+    let stderr = lines(Box::new(child.stderr.take().unwrap()));
+    Running {
+        child,
+        stdout,
+        stderr,
+    }
+}
