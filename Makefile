@@ -43,3 +43,8 @@ unit:
 	PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) test
 
 test: deps venv fmt lint unit
+
+# Detect's speed and peak memory against gunzip + JSON parse of the same
+# files, on two input sizes (about 1 and 2 million events). Figures in README.md.
+bench:
+	$(CARGO) bench --bench detect

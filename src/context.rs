@@ -7,8 +7,9 @@
 //! window and baseline counts into the same [`Context`] for both.
 
 use crate::cloudtrail::Record;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// A dimension of the context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -61,7 +62,7 @@ pub const OTHER: &str = "(other)";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FacetCounts {
     pub events: f64,
-    pub values: BTreeMap<Facet, HashMap<String, f64>>,
+    pub values: BTreeMap<Facet, FxHashMap<String, f64>>,
     /// Total GiB of volumes created.
     pub volume_gib: f64,
 }

@@ -191,18 +191,26 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         problem: &problem,
         progress: &progress,
     };
-    let (aggregates, stats) =
-        aggregate_inputs(&inputs, &detectors, args.until, args.strict, &observer).map_err(|e| {
-            anyhow::anyhow!("{e}").context("stopped at the first problem (--strict)")
-        })?;
+    let (aggregates, stats) = aggregate_inputs(
+        &inputs,
+        &detectors,
+        args.until,
+        engine_options(&args, None).tracking(),
+        args.strict,
+        &observer,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}").context("stopped at the first problem (--strict)"))?;
     bar.finish_and_clear();
+    let read_secs = started.elapsed().as_secs_f64();
     let options = engine_options(
         &args,
         args.since.and_then(|s| s.resolve(aggregates.last_event)),
     );
     let mut engine = Engine::new(&detectors, options);
     engine.ingest(aggregates);
+    let evaluating = Instant::now();
     let mut findings = engine.advance(None);
+    let evaluate_secs = evaluating.elapsed().as_secs_f64();
     for (name, n) in &engine.rcf.evicted {
         eprintln!("warning: {name}: {n} entities beyond --max-entities {} were not modelled (least recently active first)", args.max_entities);
     }
@@ -247,7 +255,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     if args.stats {
         let secs = started.elapsed().as_secs_f64();
         eprintln!(
-            "stats: {} events from {} inputs ({} skipped, {} problems), {:.1} MiB decoded, {} series, {} intervals scored, {:.2} s, {:.0} events/s",
+            "stats: {} events from {} inputs ({} skipped, {} problems), {:.1} MiB decoded, {} series, {} intervals scored, {:.2} s (reading {:.2} s, evaluating {:.2} s), {:.0} events/s, peak memory {}",
             stats.records,
             inputs.len(),
             stats.skipped,
@@ -256,7 +264,10 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
             engine.rcf.series_count(),
             engine.rcf.intervals,
             secs,
-            stats.records as f64 / secs.max(1e-9)
+            read_secs,
+            evaluate_secs,
+            stats.records as f64 / secs.max(1e-9),
+            peak_memory().map_or("unknown".into(), |kib| format!("{:.0} MiB", kib as f64 / 1024.0))
         );
     }
     if stats.records == 0 && stats.problems > 0 {
@@ -412,4 +423,11 @@ fn run_follow(args: &DetectArgs, detectors: &[crate::detector::Detector]) -> any
     );
     follow(&mut engine, &options, &observer, &mut emit, &mut log, &stop)?;
     Ok(EXIT_OK)
+}
+
+/// Peak resident memory of this process in KiB (Linux: VmHWM).
+fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -167,10 +167,35 @@ impl Detector {
     /// The entity of a record for a high-cardinality detector; `None` when a
     /// category field is missing (the plugin ignores such documents too).
     pub fn entity(&self, r: &Record) -> Option<Entity> {
-        self.category_fields
-            .iter()
-            .map(|f| f.first_text(r.raw()))
-            .collect()
+        let mut out = Entity::new();
+        self.entity_into(r, &mut out).then_some(out)
+    }
+
+    /// [`Detector::entity`] into a reused buffer (its strings keep their
+    /// capacity), so the hot path allocates only for a new entity. False when
+    /// a category field is missing.
+    pub fn entity_into(&self, r: &Record, out: &mut Entity) -> bool {
+        out.resize(self.category_fields.len(), String::new());
+        for (f, slot) in self.category_fields.iter().zip(out.iter_mut()) {
+            slot.clear();
+            let mut found = false;
+            f.visit(r.raw(), &mut |v| {
+                if found {
+                    return;
+                }
+                match v {
+                    Value::String(s) => slot.push_str(s),
+                    Value::Number(n) => slot.push_str(&n.to_string()),
+                    Value::Bool(b) => slot.push_str(if *b { "true" } else { "false" }),
+                    _ => return,
+                }
+                found = true;
+            });
+            if !found {
+                return false;
+            }
+        }
+        true
     }
 }
 

@@ -9,8 +9,9 @@ use crate::cloudtrail::Record;
 use crate::context::FacetCounts;
 use crate::detector::{Detector, Entity, ValueSpec};
 use chrono::{DateTime, Utc};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 /// One interval's accumulated value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,7 +52,7 @@ pub type Series = BTreeMap<i64, Bucket>;
 pub struct DetectorAggregate {
     /// Entity (empty for a single-entity detector) -> its series.
     #[serde(with = "pairs")]
-    pub series: HashMap<Entity, Series>,
+    pub series: FxHashMap<Entity, Series>,
     /// Matching records whose category field was missing (not counted, as in the plugin).
     pub missing_entity: u64,
     pub matched: u64,
@@ -124,19 +125,45 @@ pub fn bucket_of(t: DateTime<Utc>, secs: i64) -> i64 {
     t.timestamp().div_euclid(secs)
 }
 
+/// Which counters to keep besides the detector series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tracking {
+    pub novelty: bool,
+    pub insights: bool,
+}
+
+impl Tracking {
+    pub const ALL: Tracking = Tracking {
+        novelty: true,
+        insights: true,
+    };
+}
+
 /// Feeds records into an [`Aggregates`].
 pub struct Aggregator<'d> {
     detectors: &'d [Detector],
     until: Option<DateTime<Utc>>,
+    tracking: Tracking,
     state: Aggregates,
+    entity: Entity,
 }
 
 impl<'d> Aggregator<'d> {
     pub fn new(detectors: &'d [Detector], until: Option<DateTime<Utc>>) -> Self {
+        Self::tracking(detectors, until, Tracking::ALL)
+    }
+
+    pub fn tracking(
+        detectors: &'d [Detector],
+        until: Option<DateTime<Utc>>,
+        tracking: Tracking,
+    ) -> Self {
         Aggregator {
             detectors,
             until,
+            tracking,
             state: Aggregates::empty(detectors),
+            entity: Entity::new(),
         }
     }
 
@@ -148,30 +175,35 @@ impl<'d> Aggregator<'d> {
         }
         self.state.first_event = min_opt(self.state.first_event, Some(t));
         self.state.last_event = self.state.last_event.max(Some(t));
-        self.state.novelty.record(r);
-        self.state.insights.record(r);
+        if self.tracking.novelty {
+            self.state.novelty.record(r);
+        }
+        if self.tracking.insights {
+            self.state.insights.record(r);
+        }
         for (d, agg) in self.detectors.iter().zip(self.state.detectors.iter_mut()) {
             if !d.matches(r) {
                 continue;
             }
             agg.matched += 1;
-            let Some(entity) = d.entity(r) else {
+            if !d.entity_into(r, &mut self.entity) {
                 agg.missing_entity += 1;
                 continue;
-            };
+            }
             let index = bucket_of(t, d.interval.as_secs() as i64);
-            let bucket = agg
-                .series
-                .entry(entity)
-                .or_default()
-                .entry(index)
-                .or_insert_with(|| Bucket {
-                    cell: match d.value {
-                        ValueSpec::Distinct(_) => Cell::Distinct(HashSet::new()),
-                        _ => Cell::Number(0.0),
-                    },
-                    facets: FacetCounts::default(),
-                });
+            if !agg.series.contains_key(self.entity.as_slice()) {
+                agg.series.insert(self.entity.clone(), Series::new());
+            }
+            let Some(series) = agg.series.get_mut(self.entity.as_slice()) else {
+                continue;
+            };
+            let bucket = series.entry(index).or_insert_with(|| Bucket {
+                cell: match d.value {
+                    ValueSpec::Distinct(_) => Cell::Distinct(HashSet::new()),
+                    _ => Cell::Number(0.0),
+                },
+                facets: FacetCounts::default(),
+            });
             match &mut bucket.cell {
                 Cell::Distinct(set) => {
                     if let Some(v) = d.distinct_value(r) {
@@ -193,19 +225,20 @@ impl<'d> Aggregator<'d> {
 pub(crate) mod pairs {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::collections::HashMap;
-    use std::hash::Hash;
+    use std::hash::{BuildHasher, Hash};
 
-    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
-        map: &HashMap<K, V>,
+    pub fn serialize<K: Serialize, V: Serialize, H, S: Serializer>(
+        map: &HashMap<K, V, H>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
         s.collect_seq(map.iter())
     }
 
-    pub fn deserialize<'de, K, V, D>(d: D) -> Result<HashMap<K, V>, D::Error>
+    pub fn deserialize<'de, K, V, H, D>(d: D) -> Result<HashMap<K, V, H>, D::Error>
     where
         K: Deserialize<'de> + Eq + Hash,
         V: Deserialize<'de>,
+        H: BuildHasher + Default,
         D: Deserializer<'de>,
     {
         Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())

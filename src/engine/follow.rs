@@ -166,9 +166,15 @@ pub fn follow(
             .collect();
         let mut events = 0;
         if !inputs.is_empty() {
-            let (aggregates, stats) =
-                aggregate_inputs(&inputs, engine.detectors(), None, options.strict, observer)
-                    .map_err(|e| FollowError::Strict(e.to_string()))?;
+            let (aggregates, stats) = aggregate_inputs(
+                &inputs,
+                engine.detectors(),
+                None,
+                engine.options.tracking(),
+                options.strict,
+                observer,
+            )
+            .map_err(|e| FollowError::Strict(e.to_string()))?;
             events = stats.records;
             engine.ingest(aggregates);
             processed.extend(inputs.iter().filter_map(|i| match i {

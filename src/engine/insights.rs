@@ -11,14 +11,14 @@
 //! are CloudTrail Insight records (Start and End, sharing `sharedEventID`)
 //! and anomalies of kind `insight`.
 
-use super::aggregate::pairs;
 use super::anomaly::{round4, Anomaly, AnomalyKind};
 use crate::cloudtrail::Record;
 use crate::context::{short_arn, Facet, FacetCounts};
 use chrono::{DateTime, Duration, Utc};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// What an insight is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -60,11 +60,39 @@ pub struct KeyCounts {
     pub attributions: BTreeMap<i64, [FacetCounts; 2]>,
 }
 
-/// Insight counters of every key. Mergeable.
+/// Insight counters of every key, by [`InsightKey::joined`]. Mergeable.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InsightCounts {
-    #[serde(with = "pairs")]
-    pub keys: HashMap<InsightKey, KeyCounts>,
+    pub keys: FxHashMap<String, KeyCounts>,
+    /// Reused to look keys up without allocating.
+    #[serde(skip)]
+    scratch: String,
+}
+
+const SEP: char = '\u{1f}';
+
+impl InsightKey {
+    /// The key as one string: account, region, source and name joined.
+    pub fn joined(&self) -> String {
+        [
+            &*self.account,
+            &self.region,
+            &self.event_source,
+            &self.event_name,
+        ]
+        .join(&SEP.to_string())
+    }
+
+    pub fn from_joined(s: &str) -> InsightKey {
+        let mut p = s.split(SEP).map(str::to_owned);
+        let mut next = || p.next().unwrap_or_default();
+        InsightKey {
+            account: next(),
+            region: next(),
+            event_source: next(),
+            event_name: next(),
+        }
+    }
 }
 
 const ATTRIBUTION_BUCKET: i64 = 10;
@@ -86,18 +114,32 @@ impl InsightCounts {
         if !write && !error {
             return;
         }
-        let key = InsightKey {
-            account: r
-                .recipient_account_id()
-                .or(r.user_identity().account_id)
-                .unwrap_or("")
-                .to_owned(),
-            region: r.aws_region().unwrap_or("").to_owned(),
-            event_source: r.event_source().to_owned(),
-            event_name: r.event_name().to_owned(),
-        };
+        let account = r
+            .recipient_account_id()
+            .or(r.user_identity().account_id)
+            .unwrap_or("");
+        self.scratch.clear();
+        for (i, part) in [
+            account,
+            r.aws_region().unwrap_or(""),
+            r.event_source(),
+            r.event_name(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if i > 0 {
+                self.scratch.push(SEP);
+            }
+            self.scratch.push_str(part);
+        }
+        if !self.keys.contains_key(self.scratch.as_str()) {
+            self.keys.insert(self.scratch.clone(), KeyCounts::default());
+        }
         let minute = r.event_time().timestamp().div_euclid(60);
-        let counts = self.keys.entry(key).or_default();
+        let Some(counts) = self.keys.get_mut(self.scratch.as_str()) else {
+            return;
+        };
         let m = counts.minutes.entry(minute).or_default();
         let attrs = counts
             .attributions
@@ -212,7 +254,8 @@ pub fn detect(
     if from_m.max(earliest) >= to_m {
         return out;
     }
-    for (key, kc) in &counts.keys {
+    for (joined, kc) in &counts.keys {
+        let key = &InsightKey::from_joined(joined);
         for kind in [
             InsightType::ApiCallRateInsight,
             InsightType::ApiErrorRateInsight,
@@ -594,7 +637,8 @@ mod tests {
             }
         }
         InsightCounts {
-            keys: [(key(), kc)].into(),
+            keys: [(key().joined(), kc)].into_iter().collect(),
+            ..InsightCounts::default()
         }
     }
 

@@ -51,6 +51,14 @@ pub struct EngineOptions {
 }
 
 impl EngineOptions {
+    /// The counters aggregation must keep for these options.
+    pub fn tracking(&self) -> aggregate::Tracking {
+        aggregate::Tracking {
+            novelty: self.novelty.is_some(),
+            insights: self.insights.is_some(),
+        }
+    }
+
     /// Every kind, with the defaults.
     pub fn all() -> Self {
         EngineOptions {

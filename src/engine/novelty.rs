@@ -12,8 +12,9 @@ use super::anomaly::{round4, Anomaly, AnomalyKind};
 use crate::cloudtrail::Record;
 use crate::context::short_arn;
 use chrono::{DateTime, Duration, Utc};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Occurrence times kept per feature (the earliest).
 pub const KEEP_TIMES: usize = 8;
@@ -55,13 +56,13 @@ impl Seen {
 pub struct PrincipalSeen {
     pub activity: Seen,
     /// `call <source>:<name>`, `region <region>`, `network <a.b.c.0/24>`.
-    pub features: HashMap<String, Seen>,
+    pub features: FxHashMap<String, Seen>,
 }
 
 /// The never-seen-before counters of every principal.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NoveltyCounts {
-    pub principals: HashMap<String, PrincipalSeen>,
+    pub principals: FxHashMap<String, PrincipalSeen>,
 }
 
 /// The /24 (IPv4) or /48 (IPv6) network of an address; None for the service
@@ -90,15 +91,45 @@ impl NoveltyCounts {
             return;
         };
         let t = r.event_time();
-        let p = self.principals.entry(principal.to_owned()).or_default();
-        p.activity.add(t);
-        let mut feature = |key: String| p.features.entry(key).or_default().add(t);
-        feature(format!("call {}:{}", r.event_source(), r.event_name()));
-        if let Some(region) = r.aws_region() {
-            feature(format!("region {region}"));
+        // Look up by borrowed keys; allocate only on first sight.
+        if !self.principals.contains_key(principal) {
+            self.principals
+                .insert(principal.to_owned(), PrincipalSeen::default());
         }
-        if let Some(net) = r.source_ip_address().and_then(network_of) {
-            feature(format!("network {net}"));
+        let Some(p) = self.principals.get_mut(principal) else {
+            return;
+        };
+        p.activity.add(t);
+        let mut key = String::with_capacity(64);
+        let mut feature = |parts: &[&str]| {
+            key.clear();
+            parts.iter().for_each(|x| key.push_str(x));
+            match p.features.get_mut(key.as_str()) {
+                Some(seen) => seen.add(t),
+                None => {
+                    let mut seen = Seen::default();
+                    seen.add(t);
+                    p.features.insert(key.clone(), seen);
+                }
+            }
+        };
+        feature(&["call ", r.event_source(), ":", r.event_name()]);
+        if let Some(region) = r.aws_region() {
+            feature(&["region ", region]);
+        }
+        if let Some(ip) = r.source_ip_address() {
+            // An IPv4 address's /24 is a prefix of its text; no allocation.
+            match ip
+                .rfind('.')
+                .filter(|_| ip.parse::<std::net::Ipv4Addr>().is_ok())
+            {
+                Some(dot) => feature(&["network ", &ip[..dot], ".0/24"]),
+                None => {
+                    if let Some(net) = network_of(ip) {
+                        feature(&["network ", &net]);
+                    }
+                }
+            }
         }
     }
 

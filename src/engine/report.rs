@@ -127,7 +127,7 @@ pub fn charts(engine: &Engine<'_>, anomalies: &[Anomaly]) -> Vec<Chart> {
                     event_source: get("eventSource"),
                     event_name: get("eventName"),
                 };
-                let Some(kc) = agg.insights.keys.get(&key) else {
+                let Some(kc) = agg.insights.keys.get(&key.joined()) else {
                     continue;
                 };
                 let column = usize::from(a.detector == "ApiErrorRateInsight");

@@ -1,6 +1,6 @@
 //! Reading every input on all cores into one [`Aggregates`].
 
-use super::aggregate::{Aggregates, Aggregator};
+use super::aggregate::{Aggregates, Aggregator, Tracking};
 use crate::cloudtrail::{read_input, Input, Location, ReadError, ReadErrorKind, ReadStats};
 use crate::detector::Detector;
 use chrono::{DateTime, Utc};
@@ -23,13 +23,14 @@ pub fn aggregate_inputs(
     inputs: &[Input],
     detectors: &[Detector],
     until: Option<DateTime<Utc>>,
+    tracking: Tracking,
     strict: bool,
     observer: &Observer<'_>,
 ) -> Result<(Aggregates, ReadStats), Box<ReadError>> {
     let abort = AtomicBool::new(false);
     let first_error: Mutex<Option<ReadError>> = Mutex::new(None);
     let read_one = |input: &Input| -> (Aggregates, ReadStats) {
-        let mut agg = Aggregator::new(detectors, until);
+        let mut agg = Aggregator::tracking(detectors, until, tracking);
         if abort.load(Ordering::Relaxed) {
             return (agg.finish(), ReadStats::default());
         }
