@@ -164,11 +164,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     if inputs.is_empty() {
         bail!(
             "no CloudTrail files (*.json, *.json.gz, *.jsonl, *.ndjson, *.gz) under {}",
-            args.paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            list(&args.paths)
         );
     }
     let total: u64 = inputs
@@ -215,11 +211,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         eprintln!("warning: {name}: {n} entities beyond --max-entities {} were not modelled (least recently active first)", args.max_entities);
     }
     let incidents = group(&mut findings.anomalies);
-    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
-        Format::Table
-    } else {
-        Format::Ndjson
-    });
+    let format = output_format(&args);
     let mut out = std::io::stdout().lock();
     sink::write(format, &findings.anomalies, &incidents, &mut out)
         .context("cannot write the results")?;
@@ -313,11 +305,7 @@ fn run_series(args: &DetectArgs, path: &std::path::Path) -> anyhow::Result<i32> 
         anomalies.retain(|a| a.start >= since);
     }
     let incidents = group(&mut anomalies);
-    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
-        Format::Table
-    } else {
-        Format::Ndjson
-    });
+    let format = output_format(args);
     sink::write(
         format,
         &anomalies,
@@ -369,11 +357,7 @@ fn run_follow(args: &DetectArgs, detectors: &[crate::detector::Detector]) -> any
     if args.paths.iter().any(|p| p.as_os_str() == "-") {
         bail!("--follow watches folders; it cannot follow standard input");
     }
-    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
-        Format::Table
-    } else {
-        Format::Ndjson
-    });
+    let format = output_format(args);
     if format == Format::Json {
         bail!("--format json writes one array at the end; with --follow use ndjson or table");
     }
@@ -414,11 +398,7 @@ fn run_follow(args: &DetectArgs, detectors: &[crate::detector::Detector]) -> any
     let stop = std::sync::atomic::AtomicBool::new(false);
     eprintln!(
         "follow: watching {} every {:?}; stop with Ctrl-C",
-        args.paths
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        list(&args.paths),
         args.poll
     );
     follow(&mut engine, &options, &observer, &mut emit, &mut log, &stop)?;
@@ -430,4 +410,22 @@ fn peak_memory() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The paths for a message: `a, b`.
+fn list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `--format`, or table on a terminal and NDJSON otherwise.
+fn output_format(args: &DetectArgs) -> Format {
+    args.format.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Ndjson
+    })
 }

@@ -323,6 +323,17 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// Findings over the two days from 2026-01-05, the first day learning.
+    fn find(c: &NoveltyCounts, o: &NoveltyOptions) -> Vec<Anomaly> {
+        detect(
+            c,
+            t("2026-01-05T00:00:00Z"),
+            t("2026-01-05T00:00:00Z"),
+            t("2026-01-07T00:00:00Z"),
+            o,
+        )
+    }
+
     /// bob is busy on day 1 with two calls from one network in one region.
     fn learned() -> NoveltyCounts {
         let mut c = NoveltyCounts::default();
@@ -369,13 +380,7 @@ mod tests {
             "198.51.100.11",
             "us-east-1",
         ));
-        let found = detect(
-            &c,
-            t("2026-01-05T00:00:00Z"),
-            t("2026-01-05T00:00:00Z"),
-            t("2026-01-07T00:00:00Z"),
-            &opts(),
-        );
+        let found = find(&c, &opts());
         assert_eq!(found.len(), 1, "{found:#?}");
         let a = &found[0];
         assert_eq!(a.kind, AnomalyKind::NewEvent);
@@ -415,13 +420,7 @@ mod tests {
             "198.51.100.11",
             "us-east-1",
         ));
-        let found = detect(
-            &c,
-            t("2026-01-05T00:00:00Z"),
-            t("2026-01-05T00:00:00Z"),
-            t("2026-01-07T00:00:00Z"),
-            &opts(),
-        );
+        let found = find(&c, &opts());
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].detector, "rare-activity");
         assert_eq!(found[0].grade, 0.6);
@@ -436,14 +435,7 @@ mod tests {
             min_grade: 0.7,
             ..opts()
         };
-        assert!(detect(
-            &c,
-            t("2026-01-05T00:00:00Z"),
-            t("2026-01-05T00:00:00Z"),
-            t("2026-01-07T00:00:00Z"),
-            &strict
-        )
-        .is_empty());
+        assert!(find(&c, &strict).is_empty());
     }
 
     #[test]
@@ -466,13 +458,7 @@ mod tests {
         let svc = Record::from_value(json!({"eventTime": "2026-01-06T09:41:00Z", "eventSource": "sts.amazonaws.com",
             "eventName": "AssumeRole", "userIdentity": {"type": "AWSService", "invokedBy": "lambda.amazonaws.com"}})).unwrap();
         c.record(&svc);
-        let found = detect(
-            &c,
-            t("2026-01-05T00:00:00Z"),
-            t("2026-01-05T00:00:00Z"),
-            t("2026-01-07T00:00:00Z"),
-            &opts(),
-        );
+        let found = find(&c, &opts());
         assert_eq!(found.len(), 1, "{found:#?}");
         assert!(
             found[0]
