@@ -2,6 +2,7 @@
 //! its own file; results go to standard output, progress and problems to
 //! standard error.
 
+mod deploy;
 mod detect;
 mod detectors;
 mod simulate;
@@ -39,6 +40,8 @@ pub enum Command {
     Detectors(detectors::DetectorsCommand),
     /// Write realistic CloudTrail deliveries with injected incidents.
     Simulate(simulate::SimulateArgs),
+    /// Render the CloudFormation stack offline into DIR/stack.json.
+    Plan(deploy::PlanArgs),
 }
 
 /// Runs a parsed command line; returns the exit status.
@@ -47,6 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Detect(args) => detect::run(args),
         Command::Detectors(cmd) => detectors::run(cmd),
         Command::Simulate(args) => simulate::run(args),
+        Command::Plan(args) => deploy::plan(args),
     }
 }
 

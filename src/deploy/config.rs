@@ -1,0 +1,430 @@
+//! The deploy configuration: flags over an optional `--config` file, checked
+//! all at once, each refusal naming the flag.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Deploy options as given: every field optional, from flags or the file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DeployOptions {
+    /// Names every resource: 3-28 of a-z, 0-9 and '-', starting with a letter [default: trailwatch].
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// OpenSearch engine version [default: OpenSearch_2.19].
+    #[arg(long)]
+    pub opensearch_version: Option<String>,
+    /// Data node instance type [default: r6g.large.search].
+    #[arg(long)]
+    pub instance_type: Option<String>,
+    /// Data nodes; 2 or more spread over 2 zones (3 over 3 when divisible by 3) [default: 2].
+    #[arg(long)]
+    pub instance_count: Option<u32>,
+    /// EBS GiB per node [default: 20].
+    #[arg(long)]
+    pub ebs_size: Option<u32>,
+    /// Days CloudWatch keeps the trail's log group [default: 90].
+    #[arg(long)]
+    pub log_retention_days: Option<u32>,
+    /// Email address that receives the enriched alerts.
+    #[arg(long)]
+    pub alert_email: Option<String>,
+    /// Leave Lambda data events off the trail (the lambda-invoke detector then sees nothing).
+    #[arg(long)]
+    #[serde(default)]
+    pub no_lambda_trail: bool,
+    /// Use this OpenSearch domain instead of creating one (needs --existing-domain-role-arn).
+    #[arg(long)]
+    pub existing_domain_endpoint: Option<String>,
+    /// A role that may write to and search the existing domain; the Lambdas assume it.
+    #[arg(long)]
+    pub existing_domain_role_arn: Option<String>,
+    /// Subnets for the domain and the Lambdas (needs --vpc-security-group-ids).
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default)]
+    pub vpc_subnet_ids: Vec<String>,
+    /// Security groups for the domain and the Lambdas (needs --vpc-subnet-ids).
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default)]
+    pub vpc_security_group_ids: Vec<String>,
+    /// Read options from a TOML file (kebab-case keys as the flags); flags win.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+}
+
+/// An OpenSearch domain that exists already.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExistingDomain {
+    pub endpoint: String,
+    pub role_arn: String,
+}
+
+/// Where the domain and the Lambdas go.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Vpc {
+    pub subnet_ids: Vec<String>,
+    pub security_group_ids: Vec<String>,
+}
+
+/// A checked deploy configuration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeployConfig {
+    pub prefix: String,
+    pub opensearch_version: String,
+    pub instance_type: String,
+    pub instance_count: u32,
+    pub ebs_size_gib: u32,
+    pub log_retention_days: u32,
+    pub alert_email: Option<String>,
+    pub lambda_trail: bool,
+    pub existing_domain: Option<ExistingDomain>,
+    pub vpc: Option<Vpc>,
+}
+
+/// The retention periods CloudWatch Logs accepts.
+pub const RETENTION_DAYS: [u32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+/// Why the options were refused: every problem, each naming its flag.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("invalid deploy options:{}", .0.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
+pub struct InvalidOptions(pub Vec<String>);
+
+impl DeployOptions {
+    /// These flags over `file` (a parsed `--config`): a flag given wins.
+    pub fn over(self, file: DeployOptions) -> DeployOptions {
+        DeployOptions {
+            prefix: self.prefix.or(file.prefix),
+            opensearch_version: self.opensearch_version.or(file.opensearch_version),
+            instance_type: self.instance_type.or(file.instance_type),
+            instance_count: self.instance_count.or(file.instance_count),
+            ebs_size: self.ebs_size.or(file.ebs_size),
+            log_retention_days: self.log_retention_days.or(file.log_retention_days),
+            alert_email: self.alert_email.or(file.alert_email),
+            no_lambda_trail: self.no_lambda_trail || file.no_lambda_trail,
+            existing_domain_endpoint: self
+                .existing_domain_endpoint
+                .or(file.existing_domain_endpoint),
+            existing_domain_role_arn: self
+                .existing_domain_role_arn
+                .or(file.existing_domain_role_arn),
+            vpc_subnet_ids: if self.vpc_subnet_ids.is_empty() {
+                file.vpc_subnet_ids
+            } else {
+                self.vpc_subnet_ids
+            },
+            vpc_security_group_ids: if self.vpc_security_group_ids.is_empty() {
+                file.vpc_security_group_ids
+            } else {
+                self.vpc_security_group_ids
+            },
+            config: self.config,
+        }
+    }
+
+    /// Parses a `--config` file's text.
+    pub fn from_toml(text: &str) -> Result<DeployOptions, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))
+    }
+
+    /// Checks everything and fills the defaults.
+    pub fn validate(&self) -> Result<DeployConfig, InvalidOptions> {
+        let mut problems = Vec::new();
+        let prefix = self.prefix.clone().unwrap_or_else(|| "trailwatch".into());
+        let prefix_ok = (3..=28).contains(&prefix.len())
+            && prefix.starts_with(|c: char| c.is_ascii_lowercase())
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !prefix_ok {
+            problems.push(format!("--prefix {prefix:?}: use 3-28 of a-z, 0-9 and '-', starting with a letter (^[a-z][a-z0-9-]{{2,27}}$)"));
+        }
+        let version = self
+            .opensearch_version
+            .clone()
+            .unwrap_or_else(|| "OpenSearch_2.19".into());
+        let version_ok = version.strip_prefix("OpenSearch_").is_some_and(|v| {
+            let mut parts = v.split('.');
+            parts.next().is_some_and(|p| p.parse::<u32>().is_ok())
+                && parts.next().is_some_and(|p| p.parse::<u32>().is_ok())
+                && parts.next().is_none()
+        });
+        if !version_ok {
+            problems.push(format!("--opensearch-version {version:?}: write OpenSearch_<major>.<minor>, like OpenSearch_2.19"));
+        }
+        let instance_type = self
+            .instance_type
+            .clone()
+            .unwrap_or_else(|| "r6g.large.search".into());
+        if !instance_type.ends_with(".search") || instance_type.split('.').count() != 3 {
+            problems.push(format!("--instance-type {instance_type:?}: use an OpenSearch instance type such as r6g.large.search"));
+        }
+        let instance_count = self.instance_count.unwrap_or(2);
+        if !(1..=80).contains(&instance_count)
+            || (instance_count > 1
+                && !instance_count.is_multiple_of(2)
+                && !instance_count.is_multiple_of(3))
+        {
+            problems.push(format!("--instance-count {instance_count}: use 1, or 2 or more that spread evenly over 2 or 3 zones (even, or a multiple of 3)"));
+        }
+        let ebs_size_gib = self.ebs_size.unwrap_or(20);
+        if !(10..=3072).contains(&ebs_size_gib) {
+            problems.push(format!("--ebs-size {ebs_size_gib}: use 10 to 3072 GiB"));
+        }
+        let log_retention_days = self.log_retention_days.unwrap_or(90);
+        if !RETENTION_DAYS.contains(&log_retention_days) {
+            problems.push(format!("--log-retention-days {log_retention_days}: CloudWatch Logs accepts {RETENTION_DAYS:?}"));
+        }
+        if let Some(email) = &self.alert_email {
+            let ok = email.split_once('@').is_some_and(|(user, host)| {
+                !user.is_empty()
+                    && host.contains('.')
+                    && !host.starts_with('.')
+                    && !email.contains(char::is_whitespace)
+            });
+            if !ok {
+                problems.push(format!("--alert-email {email:?}: not an email address"));
+            }
+        }
+        let existing_domain = match (
+            &self.existing_domain_endpoint,
+            &self.existing_domain_role_arn,
+        ) {
+            (None, None) => None,
+            (Some(_), None) => {
+                problems.push(
+                    "--existing-domain-endpoint needs --existing-domain-role-arn (both or neither)"
+                        .into(),
+                );
+                None
+            }
+            (None, Some(_)) => {
+                problems.push(
+                    "--existing-domain-role-arn needs --existing-domain-endpoint (both or neither)"
+                        .into(),
+                );
+                None
+            }
+            (Some(endpoint), Some(role)) => {
+                let endpoint = endpoint.trim_end_matches('/').to_owned();
+                let host = endpoint.strip_prefix("https://").unwrap_or("");
+                if host.is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
+                    problems.push(format!("--existing-domain-endpoint {endpoint:?}: write https://<domain endpoint>, without a path"));
+                }
+                let role_ok = role
+                    .strip_prefix("arn:aws:iam::")
+                    .and_then(|r| r.split_once(":role/"))
+                    .is_some_and(|(account, name)| {
+                        account.len() == 12
+                            && account.chars().all(|c| c.is_ascii_digit())
+                            && !name.is_empty()
+                    });
+                if !role_ok {
+                    problems.push(format!("--existing-domain-role-arn {role:?}: write arn:aws:iam::<account>:role/<name>"));
+                }
+                Some(ExistingDomain {
+                    endpoint,
+                    role_arn: role.clone(),
+                })
+            }
+        };
+        let vpc = match (
+            self.vpc_subnet_ids.is_empty(),
+            self.vpc_security_group_ids.is_empty(),
+        ) {
+            (true, true) => None,
+            (false, true) => {
+                problems.push(
+                    "--vpc-subnet-ids needs --vpc-security-group-ids (both or neither)".into(),
+                );
+                None
+            }
+            (true, false) => {
+                problems.push(
+                    "--vpc-security-group-ids needs --vpc-subnet-ids (both or neither)".into(),
+                );
+                None
+            }
+            (false, false) => {
+                for (flag, ids, kind, what) in [
+                    ("--vpc-subnet-ids", &self.vpc_subnet_ids, "subnet", "subnet"),
+                    (
+                        "--vpc-security-group-ids",
+                        &self.vpc_security_group_ids,
+                        "sg",
+                        "security group",
+                    ),
+                ] {
+                    for id in ids {
+                        if !aws_id(id, kind) {
+                            problems.push(format!("{flag}: {id:?} is not a {what} id ({kind}- and 8 or 17 hex digits)"));
+                        }
+                    }
+                    let mut unique = ids.clone();
+                    unique.sort();
+                    unique.dedup();
+                    if unique.len() != ids.len() {
+                        problems.push(format!("{flag}: an id is given twice"));
+                    }
+                }
+                if existing_domain.is_none() && instance_count > 1 && self.vpc_subnet_ids.len() < 2
+                {
+                    problems.push(format!("--vpc-subnet-ids: {instance_count} nodes over zones need a subnet in each of at least 2 zones"));
+                }
+                Some(Vpc {
+                    subnet_ids: self.vpc_subnet_ids.clone(),
+                    security_group_ids: self.vpc_security_group_ids.clone(),
+                })
+            }
+        };
+        if !problems.is_empty() {
+            return Err(InvalidOptions(problems));
+        }
+        Ok(DeployConfig {
+            prefix,
+            opensearch_version: version,
+            instance_type,
+            instance_count,
+            ebs_size_gib,
+            log_retention_days,
+            alert_email: self.alert_email.clone(),
+            lambda_trail: !self.no_lambda_trail,
+            existing_domain,
+            vpc,
+        })
+    }
+}
+
+/// `subnet-0123abcd` or `sg-0123456789abcdef0`: the kind, then 8 or 17 hex digits.
+fn aws_id(id: &str, kind: &str) -> bool {
+    id.strip_prefix(kind)
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|hex| {
+            (hex.len() == 8 || hex.len() == 17) && hex.chars().all(|c| c.is_ascii_hexdigit())
+        })
+}
+
+impl DeployConfig {
+    /// Availability zones for the domain: none for one node, else 3 when
+    /// the count divides by 3, else 2.
+    pub fn zone_count(&self) -> Option<u32> {
+        match self.instance_count {
+            0 | 1 => None,
+            n if n.is_multiple_of(3) => Some(3),
+            _ => Some(2),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> DeployOptions {
+        DeployOptions::default()
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        let c = opts().validate().unwrap();
+        assert_eq!(
+            (
+                c.prefix.as_str(),
+                c.instance_count,
+                c.zone_count(),
+                c.lambda_trail
+            ),
+            ("trailwatch", 2, Some(2), true)
+        );
+        assert_eq!(c.existing_domain, None);
+    }
+
+    #[test]
+    fn every_refusal_names_its_flag_and_all_come_at_once() {
+        let bad = DeployOptions {
+            prefix: Some("Trail_Watch".into()),
+            opensearch_version: Some("2.19".into()),
+            instance_type: Some("m5.large".into()),
+            instance_count: Some(5),
+            ebs_size: Some(1),
+            log_retention_days: Some(10),
+            alert_email: Some("ops".into()),
+            existing_domain_endpoint: Some("https://search-x.eu-west-1.es.amazonaws.com".into()),
+            vpc_subnet_ids: vec!["subnet-1".into()],
+            ..opts()
+        };
+        let InvalidOptions(problems) = bad.validate().unwrap_err();
+        for flag in [
+            "--prefix",
+            "--opensearch-version",
+            "--instance-type",
+            "--instance-count",
+            "--ebs-size",
+            "--log-retention-days",
+            "--alert-email",
+            "--existing-domain-endpoint needs --existing-domain-role-arn",
+            "--vpc-subnet-ids needs --vpc-security-group-ids",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(flag)),
+                "no refusal for {flag}: {problems:#?}"
+            );
+        }
+        assert_eq!(problems.len(), 9);
+    }
+
+    #[test]
+    fn existing_domain_and_vpc_values_are_checked() {
+        let o = DeployOptions {
+            existing_domain_role_arn: Some("arn:aws:iam::123456789012:role/os".into()),
+            ..opts()
+        };
+        assert!(o.validate().unwrap_err().0[0]
+            .starts_with("--existing-domain-role-arn needs --existing-domain-endpoint"));
+        let o = DeployOptions {
+            existing_domain_endpoint: Some("search-x.es.amazonaws.com/path".into()),
+            existing_domain_role_arn: Some("role/os".into()),
+            vpc_subnet_ids: vec!["net-1".into()],
+            vpc_security_group_ids: vec!["sg-01".into(), "sg-01".into()],
+            ..opts()
+        };
+        let p = o.validate().unwrap_err().0;
+        assert_eq!(
+            p.len(),
+            6,
+            "endpoint, role, the subnet id, each bad security group id, and the repeat: {p:#?}"
+        );
+        assert!(p.contains(&"--vpc-security-group-ids: an id is given twice".to_string()));
+        let ok = DeployOptions {
+            existing_domain_endpoint: Some("https://search-x.eu-west-1.es.amazonaws.com/".into()),
+            existing_domain_role_arn: Some("arn:aws:iam::123456789012:role/os".into()),
+            ..opts()
+        };
+        assert_eq!(
+            ok.validate().unwrap().existing_domain.unwrap().endpoint,
+            "https://search-x.eu-west-1.es.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn flags_win_over_the_config_file() {
+        let file = DeployOptions::from_toml(
+            "prefix = \"from-file\"\ninstance-count = 3\nvpc-subnet-ids = [\"subnet-a\"]\n",
+        )
+        .unwrap();
+        let flags = DeployOptions {
+            prefix: Some("from-flag".into()),
+            ..opts()
+        };
+        let merged = flags.over(file);
+        assert_eq!(merged.prefix.as_deref(), Some("from-flag"));
+        assert_eq!(merged.instance_count, Some(3));
+        assert_eq!(merged.vpc_subnet_ids, ["subnet-a"]);
+        assert!(DeployOptions::from_toml("colour = \"red\"")
+            .unwrap_err()
+            .contains("unknown field"));
+    }
+}
