@@ -31,7 +31,7 @@ pub const MAX_LINE_BYTES: u64 = 64 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Location {
     Whole,
-    /// Index in the `Records` array (0-based in code, printed 1-based... no: printed as is).
+    /// Index in the `Records` array, 0-based as in the file.
     Record(usize),
     /// Line in JSON lines input, 1-based.
     Line(usize),
