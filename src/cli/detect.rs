@@ -37,7 +37,8 @@ pub struct DetectArgs {
     /// Output format [default: table on a terminal, ndjson otherwise].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// Print events, bytes, seconds and events/s to standard error at the end.
+    /// Print events, bytes, seconds (reading and evaluating), events/s and peak
+    /// memory to standard error at the end.
     #[arg(long)]
     pub stats: bool,
     /// Stop at the first damaged file or record instead of reporting and going on.

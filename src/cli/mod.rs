@@ -23,7 +23,7 @@ pub const EXIT_ERROR: i32 = 2;
     name = "trailwatch",
     version,
     about = "Catch costly and suspicious AWS API activity in CloudTrail",
-    long_about = "Catch costly and suspicious AWS API activity in CloudTrail.\n\nRun the detectors over CloudTrail logs on disk with `trailwatch detect`, or make realistic logs with injected incidents with `trailwatch simulate`.",
+    long_about = "Catch costly and suspicious AWS API activity in CloudTrail.\n\n`trailwatch detect` runs the detectors (random cut forests, as OpenSearch anomaly detection), CloudTrail-Insights-style rates and never-seen-before activity over CloudTrail logs on disk. `trailwatch simulate` makes realistic logs with injected incidents to try it on. `trailwatch plan` renders the AWS stack as a CloudFormation template, offline.",
     after_help = "Exit status: 0 nothing found, 1 anomalies found (detect), 2 error."
 )]
 pub struct Cli {
