@@ -6,6 +6,7 @@
 //! - [`deploy`]: the deploy configuration and the CloudFormation template;
 //! - [`detector`]: detector files parsed and validated into one typed model;
 //! - [`engine`]: local detection (aggregation per interval, RCF scoring, sinks);
+//! - [`lambda`]: the Lambda handlers' pure cores (the forwarder's bulk decisions);
 //! - [`simulate`]: realistic CloudTrail with injected incidents;
 //! - [`cli`]: argument structs and dispatch, one file per command family.
 
@@ -15,4 +16,5 @@ pub mod context;
 pub mod deploy;
 pub mod detector;
 pub mod engine;
+pub mod lambda;
 pub mod simulate;
