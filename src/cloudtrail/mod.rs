@@ -13,5 +13,5 @@ pub mod record;
 
 pub use discover::{discover, Input};
 pub use field::FieldPath;
-pub use read::{read_input, Location, ReadError, ReadErrorKind, ReadStats};
+pub use read::{read_bytes, read_input, Location, ReadError, ReadErrorKind, ReadStats};
 pub use record::{Record, RecordError};

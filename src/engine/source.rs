@@ -1,12 +1,31 @@
 //! Reading every input on all cores into one [`Aggregates`].
 
 use super::aggregate::{Aggregates, Aggregator, Tracking};
-use crate::cloudtrail::{read_input, Input, Location, ReadError, ReadErrorKind, ReadStats};
+use crate::cloudtrail::{
+    read_bytes, read_input, Input, Location, ReadError, ReadErrorKind, ReadStats,
+};
 use crate::detector::Detector;
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+
+/// Files up to this size are read into memory whole (decompressing straight
+/// into one buffer); larger ones stream.
+pub const WHOLE_FILE_LIMIT: u64 = 64 << 20;
+
+/// An input that could not be opened or read: reported, counted.
+fn failed(name: &str, e: std::io::Error, report: impl FnOnce(ReadError)) -> ReadStats {
+    report(ReadError {
+        input: name.to_owned(),
+        location: Location::Whole,
+        kind: ReadErrorKind::Io(e),
+    });
+    ReadStats {
+        problems: 1,
+        ..ReadStats::default()
+    }
+}
 
 /// Callbacks from the workers; both may be called from several threads.
 pub struct Observer<'a> {
@@ -44,19 +63,20 @@ pub fn aggregate_inputs(
         let stats = match input {
             Input::Stdin => read_input(&name, std::io::stdin().lock(), |r| agg.record(&r), report),
             Input::File { path, size } => {
-                let stats = match std::fs::File::open(path) {
-                    Ok(f) => read_input(&name, f, |r| agg.record(&r), report),
-                    Err(e) => {
-                        report(ReadError {
-                            input: name.clone(),
-                            location: Location::Whole,
-                            kind: ReadErrorKind::Io(e),
-                        });
-                        ReadStats {
-                            problems: 1,
-                            ..ReadStats::default()
-                        }
-                    }
+                // Small files (every CloudTrail delivery) are read whole; large
+                // ones (a JSON lines export) stream.
+                let opened = if *size <= WHOLE_FILE_LIMIT {
+                    std::fs::read(path).map(Some)
+                } else {
+                    Ok(None)
+                };
+                let stats = match opened {
+                    Ok(Some(bytes)) => read_bytes(&name, &bytes, |r| agg.record(&r), report),
+                    Ok(None) => match std::fs::File::open(path) {
+                        Ok(f) => read_input(&name, f, |r| agg.record(&r), report),
+                        Err(e) => failed(&name, e, report),
+                    },
+                    Err(e) => failed(&name, e, report),
                 };
                 (observer.progress)(*size);
                 stats
