@@ -48,11 +48,10 @@ pub fn aggregate_inputs(
 ) -> Result<(Aggregates, ReadStats), Box<ReadError>> {
     let abort = AtomicBool::new(false);
     let first_error: Mutex<Option<ReadError>> = Mutex::new(None);
-    // One aggregator per rayon split, not per file: thousands of small
-    // aggregations merged pairwise cost more than the reading.
-    let read_into = |agg: &mut Aggregator<'_>, total: &mut ReadStats, input: &Input| {
+    let read_one = |input: &Input| -> (Aggregates, ReadStats) {
+        let mut agg = Aggregator::tracking(detectors, until, tracking);
         if abort.load(Ordering::Relaxed) {
-            return;
+            return (agg.finish(), ReadStats::default());
         }
         let name = input.name();
         let report = |e: ReadError| {
@@ -83,31 +82,16 @@ pub fn aggregate_inputs(
                 stats
             }
         };
-        total.add(&stats);
+        (agg.finish(), stats)
     };
-    let (aggregates, stats) = inputs
-        .par_iter()
-        .fold(
-            || {
-                (
-                    Aggregator::tracking(detectors, until, tracking),
-                    ReadStats::default(),
-                )
-            },
-            |(mut agg, mut total), input| {
-                read_into(&mut agg, &mut total, input);
-                (agg, total)
-            },
-        )
-        .map(|(agg, stats)| (agg.finish(), stats))
-        .reduce(
-            || (Aggregates::default(), ReadStats::default()),
-            |(mut a, mut s), (b, t)| {
-                a.merge(b);
-                s.add(&t);
-                (a, s)
-            },
-        );
+    let (aggregates, stats) = inputs.par_iter().map(read_one).reduce(
+        || (Aggregates::default(), ReadStats::default()),
+        |(mut a, mut s), (b, t)| {
+            a.merge(b);
+            s.add(&t);
+            (a, s)
+        },
+    );
     if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(Box::new(e));
     }
