@@ -48,6 +48,8 @@ pub fn aggregate_inputs(
 ) -> Result<(Aggregates, ReadStats), Box<ReadError>> {
     let abort = AtomicBool::new(false);
     let first_error: Mutex<Option<ReadError>> = Mutex::new(None);
+    // One small aggregation per file, merged pairwise: measured faster than
+    // one large aggregator per rayon split (smaller maps stay in cache).
     let read_one = |input: &Input| -> (Aggregates, ReadStats) {
         let mut agg = Aggregator::tracking(detectors, until, tracking);
         if abort.load(Ordering::Relaxed) {
