@@ -109,6 +109,17 @@ impl<'d> Engine<'d> {
         self.detectors
     }
 
+    /// How long to wait for late deliveries: the detectors' largest window
+    /// delay, or ten minutes without detectors.
+    pub fn lateness(&self) -> Duration {
+        self.detectors
+            .iter()
+            .map(|d| d.window_delay)
+            .max()
+            .and_then(|d| Duration::from_std(d).ok())
+            .unwrap_or(Duration::minutes(10))
+    }
+
     pub fn ingest(&mut self, more: Aggregates) {
         self.aggregates.merge(more);
     }
@@ -143,7 +154,12 @@ impl<'d> Engine<'d> {
             );
         }
         let from = self.evaluated_until.unwrap_or(first);
-        let to = watermark.unwrap_or(last + Duration::seconds(1));
+        // Deliveries from different accounts and regions arrive out of order:
+        // evaluate the other kinds only as far as the detectors wait too.
+        let to = match watermark {
+            None => last + Duration::seconds(1),
+            Some(w) => w - self.lateness(),
+        };
         if from < to {
             if let Some(opts) = &self.options.novelty {
                 findings.anomalies.extend(novelty::detect(
@@ -176,5 +192,55 @@ impl<'d> Engine<'d> {
             ))
         });
         findings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloudtrail::Record;
+    use crate::detector::parse_detector;
+
+    fn rec(t: &str, who: &str, name: &str) -> Record {
+        Record::from_value(serde_json::json!({"eventTime": t, "eventSource": "iam.amazonaws.com", "eventName": name,
+            "awsRegion": "us-east-1", "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::1:user/{who}")}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_late_delivery_within_the_window_delay_is_still_evaluated() {
+        let detectors =
+            [parse_detector(std::path::Path::new("d.toml"), "window_delay = \"10m\"").unwrap()];
+        let options = EngineOptions {
+            rcf: false,
+            insights: None,
+            ..EngineOptions::all()
+        };
+        let mut engine = Engine::new(&detectors, options);
+        // A day of learning for bob, then account A's delivery up to 10:05.
+        let mut a = Aggregator::new(&detectors, None);
+        for h in 0..24 {
+            a.record(&rec(&format!("2026-01-05T{h:02}:00:00Z"), "bob", "GetUser"));
+        }
+        a.record(&rec("2026-01-06T10:05:00Z", "alice", "GetUser"));
+        engine.ingest(a.finish());
+        assert!(engine
+            .advance(Some("2026-01-06T10:05:00Z".parse().unwrap()))
+            .anomalies
+            .is_empty());
+        // Account B's delivery for 10:02 arrives after: bob's first CreateAccessKey.
+        let mut b = Aggregator::new(&detectors, None);
+        b.record(&rec("2026-01-06T10:02:00Z", "bob", "CreateAccessKey"));
+        b.record(&rec("2026-01-06T10:20:00Z", "alice", "GetUser"));
+        engine.ingest(b.finish());
+        let found = engine
+            .advance(Some("2026-01-06T10:20:00Z".parse().unwrap()))
+            .anomalies;
+        assert!(
+            found
+                .iter()
+                .any(|a| a.summary.contains("call iam.amazonaws.com:CreateAccessKey")),
+            "{found:#?}"
+        );
     }
 }
