@@ -26,10 +26,12 @@ pub enum Facet {
     VolumeType,
     /// Invoke: calls, per function.
     Function,
+    /// CreateVolume: GiB, per volume type.
+    VolumeGib,
 }
 
 impl Facet {
-    pub const ALL: [Facet; 8] = [
+    pub const ALL: [Facet; 9] = [
         Facet::Principal,
         Facet::SourceIp,
         Facet::UserAgent,
@@ -38,6 +40,7 @@ impl Facet {
         Facet::InstanceType,
         Facet::VolumeType,
         Facet::Function,
+        Facet::VolumeGib,
     ];
 
     pub fn label(self) -> &'static str {
@@ -50,6 +53,7 @@ impl Facet {
             Facet::InstanceType => "instance types",
             Facet::VolumeType => "volume types",
             Facet::Function => "functions",
+            Facet::VolumeGib => "GiB per volume type",
         }
     }
 }
@@ -117,11 +121,14 @@ impl FacetCounts {
                 );
             }
             ("ec2.amazonaws.com", "CreateVolume") => {
-                self.add(Facet::VolumeType, text("volumeType").unwrap_or("gp2"), 1.0);
-                self.volume_gib += params
+                let kind = text("volumeType").unwrap_or("gp2");
+                let gib = params
                     .and_then(|p| p.get("size"))
                     .and_then(number)
                     .unwrap_or(0.0);
+                self.add(Facet::VolumeType, kind, 1.0);
+                self.add(Facet::VolumeGib, kind, gib);
+                self.volume_gib += gib;
             }
             ("lambda.amazonaws.com", name) if name.starts_with("Invoke") => {
                 if let Some(f) = text("functionName") {
@@ -175,6 +182,9 @@ pub struct Context {
     pub facets: Vec<FacetSummary>,
     #[serde(skip_serializing_if = "is_zero", default)]
     pub volume_gib: f64,
+    /// What the instances and volumes started in the window cost.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cost: Option<crate::cost::Estimate>,
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -259,7 +269,26 @@ pub fn build(
         baseline_intervals,
         facets,
         volume_gib: window.volume_gib,
+        cost: cost_of(window),
     }
+}
+
+/// The cost of what the window started, from the shipped price table.
+pub fn cost_of(window: &FacetCounts) -> Option<crate::cost::Estimate> {
+    let pairs = |facet| {
+        let mut v: Vec<(String, f64)> = window
+            .values
+            .get(&facet)
+            .map(|m| m.iter().map(|(k, n)| (k.clone(), *n)).collect())
+            .unwrap_or_default();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    };
+    crate::cost::estimate(
+        crate::cost::prices(),
+        &pairs(Facet::InstanceType),
+        &pairs(Facet::VolumeGib),
+    )
 }
 
 fn round2(x: f64) -> f64 {
@@ -306,6 +335,10 @@ mod tests {
         assert!(!who.new);
         assert_eq!(who.baseline, 0.01, "1 call over 144 intervals");
         assert_eq!(c.who(), "user/carol@777788889999 from 203.0.113.66 (new)");
+        let cost = c.cost.expect("instances were started");
+        let p4d = crate::cost::prices().instances["p4d.24xlarge"];
+        assert_eq!(cost.items[0].what, "10 × p4d.24xlarge");
+        assert!((cost.per_hour - 10.0 * p4d).abs() < 0.01);
     }
 
     #[test]
@@ -315,6 +348,9 @@ mod tests {
         w.record(&rec(json!({"eventSource": "lambda.amazonaws.com", "eventName": "Invoke",
             "requestParameters": {"functionName": "arn:aws:lambda:us-east-1:1:function:thumbnailer"}})));
         assert_eq!(w.volume_gib, 500.0);
+        assert_eq!(w.values[&Facet::VolumeGib]["io2"], 500.0);
+        let cost = cost_of(&w).unwrap();
+        assert_eq!(cost.items[0].what, "500 GiB io2");
         assert_eq!(w.values[&Facet::VolumeType]["io2"], 1.0);
         assert_eq!(w.values[&Facet::Function]["thumbnailer"], 1.0);
     }

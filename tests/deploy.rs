@@ -6,17 +6,6 @@ use crate::util::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A tool `make venv` installs into .venv/bin.
-fn tool(name: &str) -> PathBuf {
-    let p = root().join(".venv/bin").join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: run `make venv` (make test does)",
-        p.display()
-    );
-    p
-}
-
 fn plan(args: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let mut all = vec!["plan", "--out", dir.path().to_str().unwrap()];

@@ -10,3 +10,4 @@ mod detectors;
 mod follow;
 mod read_real_data;
 mod report;
+mod stack;

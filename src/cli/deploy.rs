@@ -1,10 +1,18 @@
-//! `trailwatch plan`: the deploy configuration, checked, rendered offline.
+//! `trailwatch plan`, `deploy`, `outputs` and `destroy`: the stack, rendered
+//! offline or applied through CloudFormation change sets.
 
-use super::EXIT_OK;
-use crate::deploy::{render, DeployConfig, DeployOptions};
-use anyhow::Context;
+use super::{progress_bar, EXIT_ERROR, EXIT_OK};
+use crate::aws::AwsTarget;
+use crate::deploy::changes::{first_failure, render_changes, retained};
+use crate::deploy::retained::{self, Deleted};
+use crate::deploy::stack::{StackInfo, Stacks};
+use crate::deploy::{artifacts, package, render, DeployConfig, DeployOptions};
+use anyhow::{bail, Context};
 use clap::Args;
+use std::collections::HashSet;
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Args)]
 #[command(
@@ -17,6 +25,102 @@ pub struct PlanArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub options: DeployOptions,
+}
+
+/// Where AWS calls go.
+#[derive(Debug, Clone, Args)]
+pub struct AwsArgs {
+    /// A profile of ~/.aws/config and ~/.aws/credentials.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// The region to deploy in [default: the profile's, or AWS_REGION].
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Send every AWS call here instead (an emulator such as moto_server).
+    #[arg(long, value_name = "URL", value_parser = parse_url)]
+    pub endpoint_url: Option<String>,
+}
+
+fn parse_url(s: &str) -> Result<String, String> {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => {
+            Ok(s.trim_end_matches('/').to_owned())
+        }
+        _ => Err(format!(
+            "{s:?} is not a URL; write http://127.0.0.1:5000 or https://..."
+        )),
+    }
+}
+
+impl AwsArgs {
+    pub fn target(&self) -> AwsTarget {
+        AwsTarget {
+            profile: self.profile.clone(),
+            region: self.region.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Needs AWS credentials (the SDK's default chain, or --profile). \
+The Lambda package is this trailwatch binary itself: build it with `cargo build --release` \
+on a system with glibc 2.34 or older (or pass --lambda-binary)."
+)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub options: DeployOptions,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Apply the change set without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// The binary to package as the Lambdas' bootstrap [default: this trailwatch].
+    #[arg(long, value_name = "FILE")]
+    pub lambda_binary: Option<PathBuf>,
+    /// Seconds between polls of the stack while waiting.
+    #[arg(long, default_value_t = 5, hide = true)]
+    pub poll_seconds: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct StackArgs {
+    /// The stack's prefix (its name) [default: trailwatch].
+    #[arg(long, default_value = "trailwatch")]
+    pub prefix: String,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputsArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Print the outputs as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Without --delete-data, the trail bucket, the log groups, the OpenSearch domain and the KMS key that encrypts them stay (CloudFormation retains them); destroy prints their names."
+)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Delete without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// Delete the retained data too: trail logs, log groups, the domain and its key.
+    #[arg(long)]
+    pub delete_data: bool,
+    /// Seconds between polls of the stack while waiting.
+    #[arg(long, default_value_t = 5, hide = true)]
+    pub poll_seconds: u64,
 }
 
 /// Flags over the `--config` file, checked.
@@ -44,8 +148,17 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     let resources = template["Resources"].as_object().map_or(0, |r| r.len());
     eprintln!(
-        "wrote {} ({resources} resources): prefix {}, {}, trail {}{}{}",
+        "wrote {} ({resources} resources): {}",
         path.display(),
+        describe(&config)
+    );
+    Ok(EXIT_OK)
+}
+
+/// One line saying what the configuration deploys.
+fn describe(config: &DeployConfig) -> String {
+    format!(
+        "prefix {}, {}, trail {}{}{}",
         config.prefix,
         match &config.existing_domain {
             Some(d) => format!("existing domain {}", d.endpoint),
@@ -69,6 +182,379 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
             .as_ref()
             .map(|e| format!(", alerts to {e}"))
             .unwrap_or_default()
-    );
+    )
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Asks on standard error, reads standard input; anything but y/yes is no.
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("cannot read the answer from standard input; pass --yes to skip the question")?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// The SDK configuration with a region, and the account it acts in.
+async fn connect(
+    aws: &AwsArgs,
+) -> anyhow::Result<(AwsTarget, aws_config::SdkConfig, String, String)> {
+    let target = aws.target();
+    let sdk = target.load().await;
+    let region = sdk
+        .region()
+        .map(|r| r.to_string())
+        .context("no AWS region: pass --region or set AWS_REGION")?;
+    let identity = aws_sdk_sts::Client::new(&sdk)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!(crate::aws::error_message(&e)))
+        .context("cannot reach AWS with these credentials (STS GetCallerIdentity); check --profile, --region and --endpoint-url")?;
+    let account = identity.account().unwrap_or_default().to_owned();
+    Ok((target, sdk, region, account))
+}
+
+/// Follows the stack to the end with a spinner, printing each event.
+async fn follow(
+    stacks: &Stacks,
+    seen: &mut HashSet<String>,
+    doing: &str,
+) -> anyhow::Result<(String, Vec<crate::deploy::changes::StackEvent>)> {
+    let bar = progress_bar(0, "{spinner} {elapsed_precise} {msg}");
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar.set_message(format!("{doing} stack {}", stacks.name));
+    let result = stacks
+        .wait(seen, |event, status| {
+            bar.suspend(|| eprintln!("{}", event.line()));
+            bar.set_message(format!("{doing} stack {}: {status}", stacks.name));
+        })
+        .await;
+    bar.finish_and_clear();
+    Ok(result?)
+}
+
+fn print_outputs(stack: &StackInfo) {
+    let width = stack.outputs.iter().map(|o| o.0.len()).max().unwrap_or(0);
+    for (key, value, _) in &stack.outputs {
+        println!("{key:<width$}  {value}");
+    }
+}
+
+pub fn deploy(args: DeployArgs) -> anyhow::Result<i32> {
+    // Everything that can be refused offline is, before any AWS call.
+    let config = config(&args.options)?;
+    let binary_path = match &args.lambda_binary {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()
+            .context("cannot find this trailwatch binary to package; pass --lambda-binary")?,
+    };
+    let binary = std::fs::read(&binary_path)
+        .with_context(|| format!("cannot read --lambda-binary {}", binary_path.display()))?;
+    let package = package::package(&binary)
+        .with_context(|| format!("{} cannot be the Lambda bootstrap", binary_path.display()))?;
+    drop(binary);
+    let template = render(&config)?.to_string();
+    eprintln!("deploying {}", describe(&config));
+    runtime()?.block_on(deploy_async(args, config, package, template))
+}
+
+async fn deploy_async(
+    args: DeployArgs,
+    config: DeployConfig,
+    package: package::Package,
+    template: String,
+) -> anyhow::Result<i32> {
+    let (target, sdk, region, account) = connect(&args.aws).await?;
+    let s3 = target.s3(&sdk);
+    let bucket = artifacts::bucket_name(&config.prefix, &account, &region);
+    // Over plain HTTP (an emulator) a TLS-only policy would refuse every request.
+    let tls_only = !args
+        .aws
+        .endpoint_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("http://"));
+    if artifacts::ensure_bucket(&s3, &bucket, &region, tls_only).await? {
+        eprintln!(
+            "made the artifact bucket {bucket}{}",
+            if tls_only {
+                ""
+            } else {
+                " (no TLS-only policy: the endpoint is plain HTTP)"
+            }
+        );
+    }
+    let size = package.zip.len();
+    if artifacts::upload_once(&s3, &bucket, &package.key, package.zip).await? {
+        eprintln!(
+            "uploaded the Lambda package s3://{bucket}/{} ({:.1} MB)",
+            package.key,
+            size as f64 / 1e6
+        );
+    } else {
+        eprintln!(
+            "the Lambda package s3://{bucket}/{} is there already",
+            package.key
+        );
+    }
+    let parameters = vec![
+        ("LambdaCodeBucket".to_owned(), bucket.clone()),
+        ("ForwarderCodeKey".to_owned(), package.key.clone()),
+        ("EnricherCodeKey".to_owned(), package.key.clone()),
+    ];
+
+    let mut stacks = Stacks::new(&sdk, &config.prefix);
+    stacks.poll = Duration::from_secs(args.poll_seconds);
+    let mut seen = HashSet::new();
+    let existing = match stacks.describe().await? {
+        Some(stack)
+            if stack.status == "ROLLBACK_COMPLETE" || stack.status == "REVIEW_IN_PROGRESS" =>
+        {
+            // A first deploy that failed (or was never executed) leaves a
+            // stack that can only be deleted.
+            eprintln!(
+                "stack {} is {} from an earlier attempt: deleting it first",
+                stack.name, stack.status
+            );
+            seen.extend(stacks.events().await?.into_iter().map(|e| e.id));
+            stacks.delete().await?;
+            follow(&stacks, &mut seen, "deleting").await?;
+            None
+        }
+        Some(stack) if stack.status.ends_with("_IN_PROGRESS") => bail!(
+            "stack {} is busy ({}); wait for it to settle and run deploy again",
+            stack.name,
+            stack.status
+        ),
+        other => other,
+    };
+
+    if let Some(stack) = &existing {
+        let mut deployed_parameters = stack.parameters.clone();
+        deployed_parameters.sort();
+        let mut wanted = parameters.clone();
+        wanted.sort();
+        let deployed_template = stacks.template().await?;
+        let wanted_template: serde_json::Value = serde_json::from_str(&template)?;
+        if deployed_parameters == wanted
+            && deployed_template == wanted_template
+            && !stack.status.contains("ROLLBACK")
+        {
+            eprintln!(
+                "no changes: stack {} is up to date ({})",
+                stack.name, stack.status
+            );
+            print_outputs(stack);
+            return Ok(EXIT_OK);
+        }
+    }
+
+    let change_set = stacks
+        .change_set(&template, &parameters, existing.is_none())
+        .await?;
+    if change_set.empty {
+        stacks.delete_change_set(&change_set.id).await.ok();
+        eprintln!("no changes: stack {} is up to date", stacks.name);
+        if let Some(stack) = stacks.describe().await? {
+            print_outputs(&stack);
+        }
+        return Ok(EXIT_OK);
+    }
+    if let Some(reason) = change_set.failed {
+        bail!(
+            "CloudFormation refused the change set for stack {}: {reason}",
+            stacks.name
+        );
+    }
+    eprint!("{}", render_changes(&stacks.name, &change_set.changes));
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            eprintln!("(reading the answer from standard input; pass --yes to skip the question)");
+        }
+        if !confirm("Apply these changes?")? {
+            stacks.delete_change_set(&change_set.id).await?;
+            if existing.is_none() {
+                // The create change set left an empty stack in REVIEW_IN_PROGRESS.
+                stacks.delete().await.ok();
+            }
+            eprintln!("declined: nothing was changed");
+            return Ok(EXIT_OK);
+        }
+    }
+    seen.extend(stacks.events().await?.into_iter().map(|e| e.id));
+    if let Err(err) = stacks.execute(&change_set.id).await {
+        eprintln!("deploy failed: {err}");
+        eprintln!("fix the cause and run deploy again");
+        return Ok(EXIT_ERROR);
+    }
+    let doing = if existing.is_none() {
+        "creating"
+    } else {
+        "updating"
+    };
+    let (status, events) = follow(&stacks, &mut seen, doing).await?;
+    if crate::deploy::changes::settled(&status) != crate::deploy::changes::Settled::Succeeded {
+        eprintln!("deploy failed: stack {} is {status}", stacks.name);
+        match first_failure(&events) {
+            Some(event) => eprintln!("failed first: {}", event.line()),
+            None => {
+                let reason = stacks.describe().await?.and_then(|s| s.status_reason);
+                eprintln!(
+                    "CloudFormation gave no failing resource{}",
+                    reason
+                        .map(|r| format!("; the stack says: {r}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        eprintln!("the stack was rolled back; fix the cause and run deploy again");
+        return Ok(EXIT_ERROR);
+    }
+    let stack = stacks
+        .describe()
+        .await?
+        .context("the stack vanished after deploying")?;
+    eprintln!("stack {} is {}", stack.name, stack.status);
+    print_outputs(&stack);
     Ok(EXIT_OK)
+}
+
+pub fn outputs(args: OutputsArgs) -> anyhow::Result<i32> {
+    runtime()?.block_on(async {
+        let sdk = args.stack.aws.target().load().await;
+        let stacks = Stacks::new(&sdk, &args.stack.prefix);
+        let stack = stacks.describe().await?.with_context(|| {
+            format!(
+                "no stack named {} here; run trailwatch deploy first (or pass --prefix, --region)",
+                args.stack.prefix
+            )
+        })?;
+        if args.json {
+            let map: serde_json::Map<String, serde_json::Value> = stack
+                .outputs
+                .iter()
+                .map(|(k, v, _)| (k.clone(), serde_json::Value::from(v.as_str())))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&map)?);
+        } else {
+            print_outputs(&stack);
+        }
+        Ok(EXIT_OK)
+    })
+}
+
+pub fn destroy(args: DestroyArgs) -> anyhow::Result<i32> {
+    runtime()?.block_on(async {
+        let target = args.stack.aws.target();
+        let sdk = target.load().await;
+        let mut stacks = Stacks::new(&sdk, &args.stack.prefix);
+        stacks.poll = Duration::from_secs(args.poll_seconds);
+        let Some(stack) = stacks.describe().await? else {
+            eprintln!("no stack named {}: nothing to destroy", args.stack.prefix);
+            return Ok(EXIT_OK);
+        };
+        let kept = kept_resources(&stacks).await?;
+        let names = kept
+            .iter()
+            .map(|k| format!("{} {} ({})", k.resource_type, k.logical_id, k.physical_id))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if args.delete_data {
+            eprintln!("destroying stack {} and its data: {names}", stack.name);
+        } else {
+            eprintln!("destroying stack {}; its data stays: {names}", stack.name);
+        }
+        if !args.yes && !confirm(&format!("Delete stack {}?", stack.name))? {
+            eprintln!("declined: nothing was deleted");
+            return Ok(EXIT_OK);
+        }
+        let mut seen: HashSet<String> = stacks.events().await?.into_iter().map(|e| e.id).collect();
+        stacks.delete().await?;
+        let (status, events) = follow(&stacks, &mut seen, "deleting").await?;
+        if status != "DELETE_COMPLETE" {
+            let cause = first_failure(&events).map(|e| e.line()).unwrap_or_default();
+            bail!("stack {} is {status}: {cause}", stacks.name);
+        }
+        eprintln!("stack {} deleted", stacks.name);
+        if !args.delete_data {
+            if !kept.is_empty() {
+                eprintln!("kept (delete them yourself, or run destroy --delete-data while the stack exists):");
+                for k in &kept {
+                    eprintln!("  {} {}: {}", k.resource_type, k.logical_id, k.physical_id);
+                }
+            }
+            return Ok(EXIT_OK);
+        }
+        let mut failed = 0;
+        for (k, result) in retained::delete_all(&target, &sdk, kept).await {
+            let what = format!("{} {} ({})", k.resource_type, k.logical_id, k.physical_id);
+            match result {
+                Deleted::Done(how) => eprintln!("{what}: {how}"),
+                Deleted::Gone => eprintln!("{what}: not there"),
+                Deleted::Unknown => {
+                    failed += 1;
+                    eprintln!("{what}: trailwatch cannot delete this type; delete it yourself");
+                }
+                Deleted::Failed(why) => {
+                    failed += 1;
+                    eprintln!("{what}: cannot delete: {why}");
+                }
+            }
+        }
+        if failed > 0 {
+            bail!("{failed} retained resources are left; see above");
+        }
+        Ok(EXIT_OK)
+    })
+}
+
+/// The stack's retained resources and their names in AWS (from the stack,
+/// or the name the template gives them).
+async fn kept_resources(stacks: &Stacks) -> anyhow::Result<Vec<retained::Kept>> {
+    let template = stacks.template().await?;
+    let resources = stacks.resources().await?;
+    Ok(retained(&template)
+        .into_iter()
+        .filter_map(|r| {
+            let physical = resources
+                .iter()
+                .find(|(logical, physical, _)| *logical == r.logical_id && !physical.is_empty())
+                .map(|x| x.1.clone())
+                .or(r.declared_name)?;
+            Some(retained::Kept {
+                logical_id: r.logical_id,
+                resource_type: r.resource_type,
+                physical_id: physical,
+            })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_urls_must_be_http_urls() {
+        assert_eq!(
+            parse_url("http://127.0.0.1:5000/").unwrap(),
+            "http://127.0.0.1:5000"
+        );
+        assert!(parse_url("127.0.0.1:5000")
+            .unwrap_err()
+            .contains("not a URL"));
+        assert!(parse_url("https://").is_err());
+    }
 }

@@ -5,6 +5,7 @@
 mod deploy;
 mod detect;
 mod detectors;
+mod lambda;
 mod simulate;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -23,7 +24,7 @@ pub const EXIT_ERROR: i32 = 2;
     name = "trailwatch",
     version,
     about = "Catch costly and suspicious AWS API activity in CloudTrail",
-    long_about = "Catch costly and suspicious AWS API activity in CloudTrail.\n\n`trailwatch detect` runs the detectors (random cut forests, as OpenSearch anomaly detection), CloudTrail-Insights-style rates and never-seen-before activity over CloudTrail logs on disk. `trailwatch simulate` makes realistic logs with injected incidents to try it on. `trailwatch plan` renders the AWS stack as a CloudFormation template, offline.",
+    long_about = "Catch costly and suspicious AWS API activity in CloudTrail.\n\n`trailwatch detect` runs the detectors (random cut forests, as OpenSearch anomaly detection), CloudTrail-Insights-style rates and never-seen-before activity over CloudTrail logs on disk. `trailwatch simulate` makes realistic logs with injected incidents to try it on. `trailwatch plan` renders the AWS stack as a CloudFormation template, offline; `deploy`, `outputs` and `destroy` manage it in your account.",
     after_help = "Exit status: 0 nothing found, 1 anomalies found (detect), 2 error."
 )]
 pub struct Cli {
@@ -42,6 +43,15 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Render the CloudFormation stack offline into DIR/stack.json.
     Plan(deploy::PlanArgs),
+    /// Create or update the stack in AWS through a change set.
+    Deploy(deploy::DeployArgs),
+    /// Print the deployed stack's outputs (Dashboards URL, topics, ...).
+    Outputs(deploy::OutputsArgs),
+    /// Delete the stack (its data stays unless --delete-data).
+    Destroy(deploy::DestroyArgs),
+    /// Run a Lambda handler once on an event from standard input.
+    #[command(subcommand)]
+    Lambda(lambda::LambdaCommand),
 }
 
 /// Runs a parsed command line; returns the exit status.
@@ -51,6 +61,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Detectors(cmd) => detectors::run(cmd),
         Command::Simulate(args) => simulate::run(args),
         Command::Plan(args) => deploy::plan(args),
+        Command::Deploy(args) => deploy::deploy(args),
+        Command::Outputs(args) => deploy::outputs(args),
+        Command::Destroy(args) => deploy::destroy(args),
+        Command::Lambda(cmd) => lambda::run(cmd),
     }
 }
 

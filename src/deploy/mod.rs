@@ -1,9 +1,16 @@
 //! Deploying trailwatch through CloudFormation: the typed deploy
-//! configuration ([`config`]), validated before any AWS call, and the
-//! template rendered from it ([`template`]), which is what `trailwatch plan`
-//! writes and `trailwatch deploy` will create.
+//! configuration ([`config`]), validated before any AWS call; the template
+//! rendered from it ([`template`]); the Lambda package ([`package`]); and the
+//! AWS edges that apply it: the artifact bucket ([`artifacts`]) and the stack
+//! itself ([`stack`]), whose change sets and events [`changes`] turns into
+//! what a person reads; and the data a deleted stack keeps ([`retained`]).
 
+pub mod artifacts;
+pub mod changes;
 pub mod config;
+pub mod package;
+pub mod retained;
+pub mod stack;
 pub mod template;
 
 pub use config::{DeployConfig, DeployOptions, ExistingDomain, Vpc};

@@ -5,8 +5,10 @@
 
 mod model;
 mod parse;
+mod shipped;
 
 pub use model::{
     AlertThresholds, Detector, Direction, Entity, ErrorFilter, FieldMatch, Filter, ValueSpec,
 };
 pub use parse::{load_dir, parse_detector, DetectorError, Problem};
+pub use shipped::shipped;

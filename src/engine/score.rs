@@ -268,6 +268,11 @@ fn rcf_summary(
     if c.volume_gib > 0.0 {
         s.push_str(&format!(" ({} GiB)", trim_number(c.volume_gib)));
     }
+    if let Some(cost) = &c.cost {
+        if cost.per_hour > 0.0 {
+            s.push_str(&format!("; ~{}", cost.headline()));
+        }
+    }
     s
 }
 

@@ -1,7 +1,14 @@
-//! The Lambda handlers' pure cores. The forwarder ([`forwarder`]) turns a
-//! CloudWatch Logs subscription batch into OpenSearch `_bulk` requests and
-//! decides, item by item, what is done, what to retry and what can never be
-//! indexed. The network client, the retry loop and the Lambda runtime wrap
-//! these functions (issue 5).
+//! The Lambdas: the forwarder turns CloudWatch Logs subscription batches
+//! into OpenSearch documents and delivers them without losing one; the
+//! enricher turns an alert into a notification a person can act on.
+//! - [`forwarder`]: the forwarder's pure decisions (documents, `_bulk`
+//!   bodies, item outcomes);
+//! - [`delivery`]: the retry loop around them, against a real endpoint;
+//! - [`dead_letter`]: where records that can never be indexed go;
+//! - [`runtime`]: the Lambda runtime loop of the one bootstrap binary.
 
+pub mod alert;
+pub mod dead_letter;
+pub mod delivery;
 pub mod forwarder;
+pub mod runtime;

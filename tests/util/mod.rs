@@ -26,10 +26,24 @@ pub fn trailwatch(args: &[&str]) -> Output {
 }
 
 pub fn trailwatch_with_stdin(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    run_trailwatch(args, stdin, &[])
+}
+
+/// Runs the binary with `env` set (and, when it is set, no AWS profile or
+/// session token inherited).
+fn run_trailwatch(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_trailwatch"));
+    command
         .args(args)
         .current_dir(root())
+        .envs(env.iter().copied());
+    if !env.is_empty() {
+        command
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN");
+    }
+    let mut child = command
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -155,4 +169,119 @@ pub fn spawn(args: &[&str]) -> Running {
         stdout,
         stderr,
     }
+}
+
+/// A tool `make venv` installs into .venv/bin.
+pub fn tool(name: &str) -> PathBuf {
+    let p = root().join(".venv/bin").join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `make venv` (make test does)",
+        p.display()
+    );
+    p
+}
+
+/// A port free on 127.0.0.1 a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A server process the test started; killed when dropped.
+pub struct Server {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Server {
+    /// Starts `program args` and waits until `url` accepts connections.
+    pub fn start(program: &Path, args: &[&str], url: String) -> Server {
+        let child = Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let server = Server { child, url };
+        let addr = server
+            .url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} did not listen on {addr} within 60 s",
+                program.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        server
+    }
+
+    /// moto_server on a free port, with Lambda kept in-process (no Docker).
+    pub fn moto() -> Server {
+        let port = free_port().to_string();
+        let server = Server::start(
+            &tool("moto_server"),
+            &["-H", "127.0.0.1", "-p", &port],
+            format!("http://127.0.0.1:{port}"),
+        );
+        let o = http(
+            &server.url,
+            "POST",
+            "/moto-api/config",
+            br#"{"lambda":{"use_docker":false}}"#,
+        );
+        assert!(
+            o.starts_with("HTTP/1.1 2") || o.starts_with("HTTP/1.0 2"),
+            "{o}"
+        );
+        server
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// One plain HTTP/1.1 request; the whole response as text.
+pub fn http(base: &str, method: &str, path: &str, body: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// Runs trailwatch against an emulator with throwaway credentials and no
+/// shared config, so nothing on the machine leaks in.
+pub fn trailwatch_aws(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    run_trailwatch(
+        args,
+        stdin,
+        &[
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_CONFIG_FILE", "/nonexistent/config"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
+        ],
+    )
 }

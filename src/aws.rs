@@ -1,0 +1,83 @@
+//! Reaching AWS: one SDK configuration from the default credential chain,
+//! with the profile, region and endpoint (an emulator such as moto) the user
+//! names. Every AWS client in trailwatch is built from [`AwsTarget::load`].
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// Where AWS calls go, as the user asked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AwsTarget {
+    /// A named profile of the shared config files.
+    pub profile: Option<String>,
+    /// The region; otherwise the chain's (AWS_REGION, the profile).
+    pub region: Option<String>,
+    /// Another endpoint for every service: an emulator or a private endpoint.
+    pub endpoint_url: Option<String>,
+}
+
+impl AwsTarget {
+    /// The SDK configuration: the default credential chain, with this
+    /// target's profile, region and endpoint over it.
+    pub async fn load(&self) -> SdkConfig {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(profile) = &self.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = &self.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &self.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        loader.load().await
+    }
+
+    /// An S3 client; path-style addressing when an endpoint is given, as
+    /// emulators serve no per-bucket host names.
+    pub fn s3(&self, config: &SdkConfig) -> aws_sdk_s3::Client {
+        let s3 = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(self.endpoint_url.is_some())
+            .build();
+        aws_sdk_s3::Client::from_conf(s3)
+    }
+}
+
+/// The message of an SDK error, with its code: what AWS said, not the
+/// SDK's generic "service error".
+pub fn error_message<E>(err: &aws_sdk_s3::error::SdkError<E>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match err.as_service_error() {
+        Some(service) => match (service.code(), service.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.to_owned(),
+            (None, Some(message)) => message.to_owned(),
+            // An answer the SDK could not read: show what it said.
+            (None, None) => match err.raw_response() {
+                Some(raw) => {
+                    let body = raw
+                        .body()
+                        .bytes()
+                        .map(|b| String::from_utf8_lossy(&b[..b.len().min(500)]).into_owned())
+                        .unwrap_or_default();
+                    format!("HTTP {}: {}", raw.status().as_u16(), body.trim())
+                }
+                None => service.to_string(),
+            },
+        },
+        None => with_causes(err),
+    }
+}
+
+/// An error and its chain of causes on one line: "a: b: c".
+pub fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

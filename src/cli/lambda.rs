@@ -1,0 +1,121 @@
+//! `trailwatch lambda forward|enrich`: the Lambda handlers run once, locally,
+//! on an event read from standard input, for debugging and tests.
+
+use super::deploy::AwsArgs;
+use super::{EXIT_ERROR, EXIT_OK};
+use crate::lambda::dead_letter::DeadLetters;
+use crate::lambda::delivery::{batch_of_event, deliver, Limits};
+use crate::opensearch::OpenSearch;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Subcommand)]
+pub enum LambdaCommand {
+    /// Index a CloudWatch Logs subscription event (read from stdin) into OpenSearch, as the forwarder Lambda does.
+    Forward(ForwardArgs),
+}
+
+/// Where OpenSearch is, and whether to sign.
+#[derive(Debug, Args)]
+pub struct OpenSearchArgs {
+    /// The OpenSearch endpoint, e.g. https://search-x.us-east-1.es.amazonaws.com or http://127.0.0.1:9200.
+    #[arg(long, value_name = "URL", env = "OPENSEARCH_ENDPOINT")]
+    pub opensearch_url: String,
+    /// Sign requests with SigV4 [default: when the host is an AWS one].
+    #[arg(long)]
+    pub sign: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+impl OpenSearchArgs {
+    async fn client(&self, timeout: Duration) -> anyhow::Result<OpenSearch> {
+        let host = self
+            .opensearch_url
+            .split("://")
+            .nth(1)
+            .unwrap_or("")
+            .split(['/', ':'])
+            .next()
+            .unwrap_or("");
+        let aws_host = host.ends_with(".amazonaws.com") || host.ends_with(".on.aws");
+        if self.sign || aws_host {
+            let sdk = self.aws.target().load().await;
+            Ok(OpenSearch::signed(&self.opensearch_url, &sdk, timeout)?)
+        } else {
+            Ok(OpenSearch::new(&self.opensearch_url, timeout)?)
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Prints the invocation's counts as one JSON line, as the Lambda logs them. \
+Exit status 2 when records are still failing at the end (the Lambda would fail and be retried)."
+)]
+pub struct ForwardArgs {
+    #[command(flatten)]
+    pub opensearch: OpenSearchArgs,
+    /// Append records that can never be indexed to this NDJSON file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "trailwatch-dead-letters.ndjson"
+    )]
+    pub dead_letter: PathBuf,
+    /// Time allowed, as a Lambda's timeout.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
+    /// Largest `_bulk` body in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 5 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+}
+
+pub fn run(command: LambdaCommand) -> anyhow::Result<i32> {
+    match command {
+        LambdaCommand::Forward(args) => forward(args),
+    }
+}
+
+fn read_event() -> anyhow::Result<serde_json::Value> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("cannot read the event from standard input")?;
+    serde_json::from_str(&text).context("standard input is not a JSON event")
+}
+
+fn forward(args: ForwardArgs) -> anyhow::Result<i32> {
+    let event = read_event()?;
+    let batch = batch_of_event(&event)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let timeout = Duration::from_secs(args.timeout);
+        let os = args.opensearch.client(timeout).await?;
+        let dead = DeadLetters::File(args.dead_letter.clone());
+        let mut limits = Limits::until(Instant::now() + timeout);
+        limits.max_request_bytes = args.max_request_bytes;
+        limits.margin = Duration::from_millis(200);
+        limits.request_timeout = Duration::from_secs(args.timeout.clamp(1, 30));
+        match deliver(&os, &batch, &dead, &limits).await {
+            Ok(report) => {
+                println!("{}", serde_json::to_string(&report)?);
+                if report.dead_lettered > 0 {
+                    eprintln!(
+                        "{} records can never be indexed: see {}",
+                        report.dead_lettered,
+                        args.dead_letter.display()
+                    );
+                }
+                Ok(EXIT_OK)
+            }
+            Err(err) => {
+                eprintln!("trailwatch: {err}");
+                Ok(EXIT_ERROR)
+            }
+        }
+    })
+}

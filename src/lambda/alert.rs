@@ -1,0 +1,497 @@
+//! The enricher's pure core: the alert a monitor sends, read leniently; and
+//! the notification a person reads in ten seconds (subject: detector,
+//! entity, cost; body: what, who, from where, against normal, a link), with
+//! the structured data as JSON too. An alert that cannot be enriched still
+//! goes out, marked so.
+
+use crate::context::{short_arn, Context, Facet};
+use crate::detector::Detector;
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use serde_json::{json, Value};
+
+/// An anomaly alert from the monitor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub detector: String,
+    /// Category field values of a high-cardinality detector, `(field, value)`.
+    pub entity: Vec<(String, String)>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub grade: Option<f64>,
+    pub confidence: Option<f64>,
+    pub monitor: Option<String>,
+}
+
+/// The alert texts of a Lambda event: each SNS record's message, or the
+/// event itself when it is invoked directly with an alert.
+pub fn messages_of_event(event: &Value) -> Vec<String> {
+    match event.get("Records").and_then(Value::as_array) {
+        Some(records) => records
+            .iter()
+            .filter_map(|r| r.pointer("/Sns/Message").and_then(Value::as_str))
+            .map(str::to_owned)
+            .collect(),
+        None => vec![event.to_string()],
+    }
+}
+
+fn time(v: &Value) -> Option<DateTime<Utc>> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+        Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .ok()
+            .or_else(|| {
+                s.parse::<i64>()
+                    .ok()
+                    .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+            }),
+        _ => None,
+    }
+}
+
+fn number(v: Option<&Value>) -> Option<f64> {
+    v.and_then(|v| {
+        v.as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    })
+}
+
+impl Alert {
+    /// Reads the monitor's message: a JSON object with `detector`, `entity`
+    /// (text, `[{name, value}]` as the AD plugin writes it, or an object),
+    /// `period_start`/`period_end` (or the result's `data_start_time`/
+    /// `data_end_time`; RFC 3339 or epoch milliseconds), and `anomaly_grade`
+    /// and `confidence`.
+    pub fn from_message(text: &str) -> Result<Alert, String> {
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| format!("the alert is not JSON ({e})"))?;
+        let field = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| v.get(*n).filter(|x| !x.is_null()))
+        };
+        let detector = field(&["detector", "detector_name"])
+            .and_then(Value::as_str)
+            .ok_or("the alert names no detector (field `detector`)")?
+            .to_owned();
+        let start = field(&["period_start", "data_start_time"])
+            .and_then(time)
+            .ok_or("the alert has no period_start (RFC 3339 or epoch milliseconds)")?;
+        let end = field(&["period_end", "data_end_time"])
+            .and_then(time)
+            .ok_or("the alert has no period_end (RFC 3339 or epoch milliseconds)")?;
+        if end <= start {
+            return Err(format!(
+                "the alert's period ends ({end}) before it starts ({start})"
+            ));
+        }
+        let entity = match field(&["entity"]) {
+            None => Vec::new(),
+            Some(Value::String(s)) => vec![(String::new(), s.clone())],
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|i| {
+                    Some((
+                        i.get("name")?.as_str()?.to_owned(),
+                        i.get("value")?.as_str()?.to_owned(),
+                    ))
+                })
+                .collect(),
+            Some(Value::Object(m)) => m
+                .iter()
+                .filter_map(|(k, x)| Some((k.clone(), x.as_str()?.to_owned())))
+                .collect(),
+            Some(other) => return Err(format!("the alert's entity {other} is not text or a list")),
+        };
+        Ok(Alert {
+            detector,
+            entity,
+            start,
+            end,
+            grade: number(field(&["anomaly_grade", "grade"])),
+            confidence: number(field(&["confidence"])),
+            monitor: field(&["monitor"])
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
+
+    /// The entity's values in the detector's category-field order.
+    pub fn entity_values(&self, detector: &Detector) -> Vec<String> {
+        detector
+            .category_fields
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| {
+                self.entity
+                    .iter()
+                    .find(|(name, _)| name == f.as_str())
+                    .or_else(|| self.entity.get(i).filter(|(name, _)| name.is_empty()))
+                    .map(|(_, v)| v.clone())
+            })
+            .collect()
+    }
+
+    fn entity_text(&self) -> Option<String> {
+        (!self.entity.is_empty()).then(|| {
+            self.entity
+                .iter()
+                .map(|(_, v)| short_arn(v))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    }
+}
+
+/// What goes to the notification topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// ASCII, under 100 characters (SNS's limit for email subjects).
+    pub subject: String,
+    pub body: String,
+    pub data: Value,
+    pub enriched: bool,
+}
+
+/// SNS subjects are ASCII, without control characters, under 100 characters.
+pub fn subject_text(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| match c {
+            '×' => 'x',
+            '–' | '—' => '-',
+            c if c.is_ascii() && !c.is_ascii_control() => c,
+            _ => '?',
+        })
+        .collect();
+    if out.len() > 99 {
+        out.truncate(96);
+        out.push_str("...");
+    }
+    out
+}
+
+fn span(alert: &Alert) -> String {
+    format!(
+        "{}–{} UTC",
+        alert.start.format("%Y-%m-%d %H:%M"),
+        alert.end.format("%H:%M")
+    )
+}
+
+/// A Dashboards Discover link to the window (and the entity).
+pub fn dashboards_link(base: &str, alert: &Alert, detector: &Detector) -> String {
+    let mut link = format!(
+        "{}/app/data-explorer/discover#?_g=(time:(from:'{}',to:'{}'))",
+        base.trim_end_matches('/'),
+        alert.start.to_rfc3339_opts(SecondsFormat::Secs, true),
+        alert.end.to_rfc3339_opts(SecondsFormat::Secs, true)
+    );
+    let clauses: Vec<String> = detector
+        .category_fields
+        .iter()
+        .zip(alert.entity_values(detector))
+        .map(|(f, v)| format!("{}:\"{}\"", f.as_str(), v.replace('"', "\\\"")))
+        .collect();
+    if !clauses.is_empty() {
+        let query = clauses
+            .join(" and ")
+            .replace(' ', "%20")
+            .replace('\'', "!'");
+        link.push_str(&format!("&_q=(query:(language:kuery,query:'{query}'))"));
+    }
+    link
+}
+
+/// The enriched notification.
+pub fn render(
+    alert: &Alert,
+    detector: &Detector,
+    context: &Context,
+    link: Option<&str>,
+) -> Notification {
+    let entity = alert.entity_text();
+    let cost = context.cost.as_ref().filter(|c| c.per_hour > 0.0);
+    let mut subject = format!("trailwatch: {}", alert.detector);
+    if let Some(e) = &entity {
+        subject.push_str(&format!(" for {e}"));
+    }
+    if let Some(c) = cost {
+        subject.push_str(&format!(", ~${}/h", crate::cost::money(c.per_hour)));
+    }
+
+    let mut body = format!(
+        "{}: {} matching events in {} (about {} per interval the day before).\n",
+        alert.detector,
+        context.events,
+        span(alert),
+        context.baseline_events
+    );
+    if let (Some(g), Some(c)) = (alert.grade, alert.confidence) {
+        body.push_str(&format!("Anomaly grade {g:.2}, confidence {c:.2}.\n"));
+    }
+    body.push_str(&format!("What it watches: {}\n\n", detector.description));
+    let who = context.who();
+    if !who.is_empty() {
+        body.push_str(&format!("Who:    {who}\n"));
+    }
+    if let Some(e) = &entity {
+        body.push_str(&format!("Entity: {e}\n"));
+    }
+    if let Some(c) = cost {
+        let items: Vec<&str> = c.items.iter().map(|i| i.what.as_str()).collect();
+        body.push_str(&format!(
+            "Cost:   ~{} for {} ({}; {})\n",
+            c.headline(),
+            items.join(", "),
+            c.basis,
+            c.assumptions.first().map(String::as_str).unwrap_or("")
+        ));
+    }
+    body.push('\n');
+    for summary in &context.facets {
+        if summary.top.is_empty() || summary.facet == Facet::VolumeType {
+            continue;
+        }
+        let values: Vec<String> = summary
+            .top
+            .iter()
+            .map(|v| {
+                format!(
+                    "{} ({}{})",
+                    if summary.facet == Facet::Principal {
+                        short_arn(&v.value)
+                    } else {
+                        v.value.clone()
+                    },
+                    crate::engine::score::trim_number(v.count),
+                    if v.new {
+                        ", new".to_owned()
+                    } else {
+                        format!(", usually {}", v.baseline)
+                    }
+                )
+            })
+            .collect();
+        body.push_str(&format!(
+            "Top {}: {}\n",
+            summary.facet.label(),
+            values.join("; ")
+        ));
+    }
+    if let Some(link) = link {
+        body.push_str(&format!("\nDashboards: {link}\n"));
+    }
+    let data = json!({
+        "enriched": true,
+        "detector": alert.detector,
+        "entity": alert.entity.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>(),
+        "period_start": alert.start.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "period_end": alert.end.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "anomaly_grade": alert.grade,
+        "confidence": alert.confidence,
+        "context": context,
+        "dashboards": link,
+    });
+    body.push_str(&format!(
+        "\n--- data ---\n{}\n",
+        serde_json::to_string_pretty(&data).unwrap_or_default()
+    ));
+    Notification {
+        subject: subject_text(&subject),
+        body,
+        data,
+        enriched: true,
+    }
+}
+
+/// The original alert, passed on unenriched, with why.
+pub fn not_enriched(message: &str, why: &str) -> Notification {
+    let detector = Alert::from_message(message).ok().map(|a| a.detector);
+    let subject = format!(
+        "trailwatch alert (not enriched){}",
+        detector
+            .as_ref()
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default()
+    );
+    let body = format!(
+        "This alert could not be enriched: {why}\nThe original alert follows unchanged.\n\n{message}\n"
+    );
+    Notification {
+        subject: subject_text(&subject),
+        body,
+        data: json!({"enriched": false, "reason": why, "original": message}),
+        enriched: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{build, FacetCounts};
+
+    const ALERT: &str = r#"{"monitor": "trailwatch-ec2-run-instances", "detector": "ec2-run-instances",
+        "entity": [{"name": "userIdentity.arn", "value": "arn:aws:iam::777788889999:user/carol"}],
+        "period_start": "2026-01-07T03:10:00Z", "period_end": 1767756000000,
+        "anomaly_grade": 0.93, "confidence": "0.88"}"#;
+
+    #[test]
+    fn alerts_are_read_in_the_monitor_and_plugin_shapes() {
+        let a = Alert::from_message(ALERT).unwrap();
+        assert_eq!(a.detector, "ec2-run-instances");
+        assert_eq!(
+            a.entity,
+            vec![(
+                "userIdentity.arn".into(),
+                "arn:aws:iam::777788889999:user/carol".into()
+            )]
+        );
+        assert_eq!(a.start.to_rfc3339(), "2026-01-07T03:10:00+00:00");
+        assert_eq!(a.end.to_rfc3339(), "2026-01-07T03:20:00+00:00");
+        assert_eq!((a.grade, a.confidence), (Some(0.93), Some(0.88)));
+
+        let b = Alert::from_message(
+            r#"{"detector_name": "api-errors", "entity": "arn:x",
+            "data_start_time": "1767755400000", "data_end_time": "1767756000000"}"#,
+        )
+        .unwrap();
+        assert_eq!(b.entity, vec![(String::new(), "arn:x".into())]);
+        assert_eq!(b.grade, None);
+    }
+
+    #[test]
+    fn bad_alerts_say_what_is_missing() {
+        assert!(Alert::from_message("not json")
+            .unwrap_err()
+            .contains("not JSON"));
+        assert!(
+            Alert::from_message(r#"{"period_start": 1, "period_end": 2}"#)
+                .unwrap_err()
+                .contains("no detector")
+        );
+        assert!(Alert::from_message(r#"{"detector": "d", "period_end": 2}"#)
+            .unwrap_err()
+            .contains("period_start"));
+        assert!(
+            Alert::from_message(r#"{"detector": "d", "period_start": 5, "period_end": 2}"#)
+                .unwrap_err()
+                .contains("before it starts")
+        );
+    }
+
+    #[test]
+    fn sns_events_carry_one_alert_per_record() {
+        let event = json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "a"}}, {"Sns": {"Message": "b"}}]});
+        assert_eq!(messages_of_event(&event), ["a", "b"]);
+        assert_eq!(
+            messages_of_event(&json!({"detector": "d"})),
+            [r#"{"detector":"d"}"#]
+        );
+    }
+
+    #[test]
+    fn subjects_are_short_ascii() {
+        assert_eq!(subject_text("10 × p4d – ok"), "10 x p4d - ok");
+        let long = subject_text(&"a".repeat(150));
+        assert_eq!(long.len(), 99);
+        assert!(long.ends_with("..."));
+        assert_eq!(subject_text("naïve\n"), "na?ve?");
+    }
+
+    #[test]
+    fn the_notification_says_what_who_and_what_it_costs() {
+        let detector = crate::detector::shipped()
+            .into_iter()
+            .find(|d| d.name == "ec2-run-instances")
+            .unwrap();
+        let alert = Alert::from_message(ALERT).unwrap();
+        let mut window = FacetCounts {
+            events: 3.0,
+            ..FacetCounts::default()
+        };
+        window.add(
+            Facet::Principal,
+            "arn:aws:iam::777788889999:user/carol",
+            3.0,
+        );
+        window.add(Facet::SourceIp, "203.0.113.66", 3.0);
+        window.add(Facet::InstanceType, "p4d.24xlarge", 24.0);
+        let mut baseline = FacetCounts::default();
+        baseline.add(
+            Facet::Principal,
+            "arn:aws:iam::777788889999:user/carol",
+            2.0,
+        );
+        let context = build(&window, &baseline, 144, 5);
+        let n = render(
+            &alert,
+            &detector,
+            &context,
+            Some("https://d/_dashboards/app/x"),
+        );
+        let per_hour = 24.0 * crate::cost::prices().instances["p4d.24xlarge"];
+        assert_eq!(
+            n.subject,
+            format!(
+                "trailwatch: ec2-run-instances for user/carol@777788889999, ~${}/h",
+                crate::cost::money(per_hour)
+            )
+        );
+        assert!(
+            n.body
+                .contains("Who:    user/carol@777788889999 from 203.0.113.66 (new)"),
+            "{}",
+            n.body
+        );
+        assert!(n.body.contains("24 × p4d.24xlarge"), "{}", n.body);
+        assert!(
+            n.body.contains("Top source IPs: 203.0.113.66 (3, new)"),
+            "{}",
+            n.body
+        );
+        assert!(n.body.contains("Dashboards: https://d/_dashboards/app/x"));
+        assert_eq!(
+            n.data["context"]["cost"]["per_hour"]
+                .as_f64()
+                .map(|x| (x - per_hour).abs() < 0.01),
+            Some(true)
+        );
+        assert!(n.enriched);
+    }
+
+    #[test]
+    fn an_alert_that_cannot_be_enriched_goes_out_as_it_came() {
+        let n = not_enriched(ALERT, "OpenSearch answered 503");
+        assert_eq!(
+            n.subject,
+            "trailwatch alert (not enriched): ec2-run-instances"
+        );
+        assert!(n.body.contains("OpenSearch answered 503") && n.body.contains(ALERT));
+        assert_eq!(n.data["enriched"], false);
+        let raw = not_enriched("garbage", "the alert is not JSON");
+        assert!(raw.body.contains("garbage"));
+    }
+
+    #[test]
+    fn the_link_opens_the_window_and_the_entity() {
+        let detector = crate::detector::shipped()
+            .into_iter()
+            .find(|d| d.name == "api-errors")
+            .unwrap();
+        let alert = Alert::from_message(
+            r#"{"detector": "api-errors", "entity": "arn:aws:iam::1:user/bob",
+            "period_start": "2026-01-07T03:10:00Z", "period_end": "2026-01-07T03:20:00Z"}"#,
+        )
+        .unwrap();
+        let link = dashboards_link("https://d/_dashboards/", &alert, &detector);
+        assert!(link.starts_with("https://d/_dashboards/app/data-explorer/discover#?_g=(time:(from:'2026-01-07T03:10:00Z',to:'2026-01-07T03:20:00Z'))"), "{link}");
+        assert!(
+            link.contains("userIdentity.arn:\"arn:aws:iam::1:user/bob\""),
+            "{link}"
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! The deployed Lambdas. One binary is the bootstrap of both; the
+//! template's `TRAILWATCH_FUNCTION` says which handler it runs. The handlers
+//! here only read the environment, build the clients and log one line per
+//! invocation; the work is in [`super::delivery`] and [`super::enricher`].
+
+use super::dead_letter::DeadLetters;
+use super::delivery::{batch_of_event, deliver, DeliveryError, Limits};
+use crate::opensearch::OpenSearch;
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Which handler the bootstrap runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    Forwarder,
+    Enricher,
+}
+
+/// The handler to run, when this process is a Lambda bootstrap (the
+/// runtime API is set, and so is `TRAILWATCH_FUNCTION`).
+pub fn function_from_env() -> Option<Result<Function, String>> {
+    std::env::var_os("AWS_LAMBDA_RUNTIME_API")?;
+    let name = std::env::var("TRAILWATCH_FUNCTION").ok()?;
+    Some(match name.as_str() {
+        "forwarder" => Ok(Function::Forwarder),
+        "enricher" => Ok(Function::Enricher),
+        other => Err(format!(
+            "TRAILWATCH_FUNCTION={other:?}: use forwarder or enricher"
+        )),
+    })
+}
+
+fn env(name: &str) -> Result<String, String> {
+    std::env::var(name).map_err(|_| format!("the environment has no {name}; the stack sets it"))
+}
+
+/// The OpenSearch client a Lambda uses: signed with its role, or with the
+/// role it is told to assume (an existing domain's).
+pub async fn opensearch_from_env(
+    sdk: &aws_config::SdkConfig,
+    timeout: Duration,
+) -> Result<OpenSearch, String> {
+    let endpoint = env("OPENSEARCH_ENDPOINT")?;
+    let sdk = match std::env::var("OPENSEARCH_ROLE_ARN") {
+        Ok(role) if !role.is_empty() => {
+            let provider = aws_config::sts::AssumeRoleProvider::builder(role)
+                .session_name("trailwatch")
+                .configure(sdk)
+                .build()
+                .await;
+            sdk.to_builder()
+                .credentials_provider(
+                    aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+                )
+                .build()
+        }
+        _ => sdk.clone(),
+    };
+    OpenSearch::signed(&endpoint, &sdk, timeout).map_err(|e| e.to_string())
+}
+
+/// The `Instant` of a Lambda deadline given in milliseconds since the epoch.
+pub fn deadline_instant(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}
+
+/// Runs the Lambda runtime loop for `function` until the process is stopped.
+pub fn run(function: Function) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        match function {
+            Function::Forwarder => {
+                let os = opensearch_from_env(&sdk, Duration::from_secs(30))
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                let dead = DeadLetters::Sqs {
+                    client: aws_sdk_sqs::Client::new(&sdk),
+                    queue_url: env("DEAD_LETTER_QUEUE_URL").map_err(anyhow::Error::msg)?,
+                };
+                let (os, dead) = (&os, &dead);
+                lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+                    forward_invocation(os, dead, event)
+                        .await
+                        .map_err(lambda_runtime::Error::from)
+                }))
+                .await
+                .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
+            }
+            Function::Enricher => anyhow::bail!("the enricher handler is not built yet"),
+        }
+    })
+}
+
+/// One forwarder invocation: deliver, then log one JSON line with the counts.
+pub async fn forward_invocation(
+    os: &OpenSearch,
+    dead: &DeadLetters,
+    event: LambdaEvent<Value>,
+) -> Result<Value, DeliveryError> {
+    let started = Instant::now();
+    let limits = Limits::until(deadline_instant(event.context.deadline));
+    let result = match batch_of_event(&event.payload) {
+        Ok(batch) => deliver(os, &batch, dead, &limits).await,
+        Err(err) => Err(err),
+    };
+    let mut line = json!({
+        "function": "forwarder",
+        "request_id": event.context.request_id,
+        "duration_ms": started.elapsed().as_millis() as u64,
+    });
+    let report = match &result {
+        Ok(report) => Some(report.clone()),
+        Err(DeliveryError::OutOfTime { report, .. })
+        | Err(DeliveryError::Unauthorized { report, .. }) => Some(report.clone()),
+        Err(_) => None,
+    };
+    if let Some(report) = report {
+        if let (Value::Object(line), Value::Object(counts)) = (&mut line, json!(report)) {
+            line.extend(counts);
+        }
+    }
+    if let Err(err) = &result {
+        line["error"] = json!(err.to_string());
+    }
+    println!("{line}");
+    result.map(|report| json!(report))
+}

@@ -1,0 +1,207 @@
+//! OpenSearch query JSON derived from the typed models, as plain functions:
+//! a detector's filter as a `bool` query (what the local engine's
+//! [`Detector::matches`](crate::detector::Detector::matches) decides), an
+//! entity's terms, a time range, and the context's facets as aggregations
+//! read back into the same [`FacetCounts`] the local engine fills.
+//!
+//! Field names are the CloudTrail record's own: the index template maps
+//! strings as `keyword`, so no `.keyword` suffixes.
+
+use crate::context::{Facet, FacetCounts};
+use crate::detector::{Detector, ErrorFilter, Filter};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value};
+
+/// The detector filter's clauses (every part given must match).
+pub fn filter_clauses(filter: &Filter) -> (Vec<Value>, Vec<Value>) {
+    let mut must = Vec::new();
+    let mut must_not = Vec::new();
+    let terms = |field: &str, values: &[String]| json!({"terms": {field: values}});
+    if !filter.event_sources.is_empty() {
+        must.push(terms("eventSource", &filter.event_sources));
+    }
+    if !filter.event_names.is_empty() {
+        must.push(terms("eventName", &filter.event_names));
+    }
+    match &filter.errors {
+        ErrorFilter::Any => {}
+        ErrorFilter::Failed => must.push(json!({"exists": {"field": "errorCode"}})),
+        ErrorFilter::Succeeded => must_not.push(json!({"exists": {"field": "errorCode"}})),
+        ErrorFilter::Codes(codes) => must.push(terms("errorCode", codes)),
+    }
+    if let Some(read_only) = filter.read_only {
+        must.push(json!({"term": {"readOnly": read_only}}));
+    }
+    if !filter.user_identity_types.is_empty() {
+        must.push(terms("userIdentity.type", &filter.user_identity_types));
+    }
+    for m in &filter.fields {
+        must.push(terms(m.field.as_str(), &m.values));
+    }
+    (must, must_not)
+}
+
+/// The records of `detector` (for `entity`, when it is high-cardinality) in
+/// `[start, end)`.
+pub fn records_query(
+    detector: &Detector,
+    entity: &[String],
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Value {
+    let (mut must, must_not) = filter_clauses(&detector.filter);
+    for (field, value) in detector.category_fields.iter().zip(entity) {
+        must.push(json!({"term": {field.as_str(): value}}));
+    }
+    must.push(json!({"range": {"@timestamp": {
+        "gte": start.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "lt": end.to_rfc3339_opts(SecondsFormat::Secs, true),
+    }}}));
+    json!({"bool": {"filter": must, "must_not": must_not}})
+}
+
+/// Values kept per facet in an aggregation.
+pub const FACET_SIZE: usize = 10;
+
+/// The record field each facet counts, and the numeric field summed per
+/// value (instances requested, GiB), if it is not a count of records.
+pub fn facet_fields(facet: Facet) -> (&'static str, Option<&'static str>) {
+    match facet {
+        Facet::Principal => ("userIdentity.arn", None),
+        Facet::SourceIp => ("sourceIPAddress", None),
+        Facet::UserAgent => ("userAgent", None),
+        Facet::Region => ("awsRegion", None),
+        Facet::ErrorCode => ("errorCode", None),
+        Facet::InstanceType => (
+            "requestParameters.instanceType",
+            Some("requestParameters.instancesSet.items.maxCount"),
+        ),
+        Facet::VolumeType => ("requestParameters.volumeType", None),
+        Facet::VolumeGib => (
+            "requestParameters.volumeType",
+            Some("requestParameters.size"),
+        ),
+        Facet::Function => ("requestParameters.functionName", None),
+    }
+}
+
+/// A search body: no hits, the facets as `terms` aggregations.
+pub fn context_search(query: Value) -> Value {
+    let mut aggs = serde_json::Map::new();
+    for facet in Facet::ALL {
+        let (field, sum) = facet_fields(facet);
+        let mut agg = json!({"terms": {"field": field, "size": FACET_SIZE}});
+        if let Some(sum) = sum {
+            agg["aggs"] = json!({"amount": {"sum": {"field": sum}}});
+        }
+        aggs.insert(facet_key(facet), agg);
+    }
+    json!({"size": 0, "track_total_hits": true, "query": query, "aggs": aggs})
+}
+
+fn facet_key(facet: Facet) -> String {
+    serde_json::to_value(facet)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Reads a [`context_search`] answer into counts.
+pub fn counts_from(response: &Value) -> FacetCounts {
+    let mut counts = FacetCounts {
+        events: response
+            .pointer("/hits/total/value")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0),
+        ..FacetCounts::default()
+    };
+    for facet in Facet::ALL {
+        let buckets = response
+            .pointer(&format!("/aggregations/{}/buckets", facet_key(facet)))
+            .and_then(Value::as_array);
+        for bucket in buckets.into_iter().flatten() {
+            let key = match &bucket["key"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let n = match facet_fields(facet).1 {
+                Some(_) => bucket.pointer("/amount/value").and_then(Value::as_f64),
+                None => bucket["doc_count"].as_f64(),
+            }
+            .unwrap_or(0.0);
+            let key = match facet {
+                // As the local engine counts it: the name, not the ARN.
+                Facet::Function => key.rsplit(':').next().unwrap_or(&key).to_owned(),
+                _ => key,
+            };
+            counts.add(facet, &key, n);
+            if facet == Facet::VolumeGib {
+                counts.volume_gib += n;
+            }
+        }
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detector::parse_detector;
+    use std::path::Path;
+
+    fn detector(text: &str) -> Detector {
+        parse_detector(Path::new("d.toml"), text).unwrap()
+    }
+
+    #[test]
+    fn the_filter_becomes_a_bool_query_with_the_entity_and_the_window() {
+        let d = detector(
+            r#"
+description = "failed calls per principal"
+category_fields = ["userIdentity.arn"]
+[filter]
+event_sources = ["ec2.amazonaws.com"]
+errors = "failed"
+read_only = false
+"#,
+        );
+        let start = "2026-01-07T03:00:00Z".parse().unwrap();
+        let end = "2026-01-07T03:10:00Z".parse().unwrap();
+        let q = records_query(&d, &["arn:aws:iam::1:user/bob".into()], start, end);
+        let filter = q["bool"]["filter"].as_array().unwrap();
+        assert!(filter.contains(&json!({"terms": {"eventSource": ["ec2.amazonaws.com"]}})));
+        assert!(filter.contains(&json!({"exists": {"field": "errorCode"}})));
+        assert!(filter.contains(&json!({"term": {"readOnly": false}})));
+        assert!(filter.contains(&json!({"term": {"userIdentity.arn": "arn:aws:iam::1:user/bob"}})));
+        assert!(filter.contains(&json!({"range": {"@timestamp": {"gte": "2026-01-07T03:00:00Z", "lt": "2026-01-07T03:10:00Z"}}})));
+        assert_eq!(q["bool"]["must_not"], json!([]));
+    }
+
+    #[test]
+    fn aggregations_read_back_into_facet_counts() {
+        let body = context_search(json!({"match_all": {}}));
+        assert_eq!(body["size"], 0);
+        assert_eq!(
+            body["aggs"]["instance_type"]["aggs"]["amount"]["sum"]["field"],
+            "requestParameters.instancesSet.items.maxCount"
+        );
+        let response = json!({
+            "hits": {"total": {"value": 12, "relation": "eq"}},
+            "aggregations": {
+                "principal": {"buckets": [{"key": "arn:aws:iam::1:user/carol", "doc_count": 12}]},
+                "instance_type": {"buckets": [{"key": "p4d.24xlarge", "doc_count": 3, "amount": {"value": 24.0}}]},
+                "volume_gib": {"buckets": [{"key": "io2", "doc_count": 2, "amount": {"value": 1000.0}}]},
+                "function": {"buckets": [{"key": "arn:aws:lambda:us-east-1:1:function:resize", "doc_count": 7}]}
+            }
+        });
+        let counts = counts_from(&response);
+        assert_eq!(counts.events, 12.0);
+        assert_eq!(
+            counts.values[&Facet::Principal]["arn:aws:iam::1:user/carol"],
+            12.0
+        );
+        assert_eq!(counts.values[&Facet::InstanceType]["p4d.24xlarge"], 24.0);
+        assert_eq!(counts.values[&Facet::Function]["resize"], 7.0);
+        assert_eq!(counts.volume_gib, 1000.0);
+    }
+}
