@@ -136,17 +136,12 @@ fn json_lines_come_from_standard_input() {
 #[test]
 fn cloudwatch_logs_payloads_and_gzip_are_read_from_files() {
     let dir = tempfile::tempdir().unwrap();
-    let events: Vec<_> = (0..3)
-        .map(|i| serde_json::json!({"id": i.to_string(), "timestamp": 0, "message": event(i, "RunInstances").to_string()}))
+    let messages: Vec<String> = (0..3)
+        .map(|i| event(i, "RunInstances").to_string())
         .collect();
-    let payload = serde_json::json!({"messageType": "DATA_MESSAGE", "owner": "1", "logGroup": "g", "logStream": "s",
-        "subscriptionFilters": ["f"], "logEvents": events});
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(payload.to_string().as_bytes()).unwrap();
-    let data = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
     std::fs::write(
         dir.path().join("payload.json"),
-        serde_json::json!({"awslogs": {"data": data}}).to_string(),
+        awslogs_event(&messages).to_string(),
     )
     .unwrap();
     let o = trailwatch(&["detect", dir.path().to_str().unwrap(), "--stats"]);

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 pub enum LambdaCommand {
     /// Index a CloudWatch Logs subscription event (read from stdin) into OpenSearch, as the forwarder Lambda does.
     Forward(ForwardArgs),
+    /// Enrich an alert (read from stdin: the monitor's message or an SNS event) and print or publish the notification, as the enricher Lambda does.
+    Enrich(EnrichArgs),
 }
 
 /// Where OpenSearch is, and whether to sign.
@@ -69,15 +71,81 @@ pub struct ForwardArgs {
     /// Time allowed, as a Lambda's timeout.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
+    /// Longest wait for one `_bulk` answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub request_timeout: u64,
     /// Largest `_bulk` body in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 5 * 1024 * 1024)]
     pub max_request_bytes: usize,
 }
 
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Without --topic-arn, prints the subject and body. An alert that cannot be enriched \
+still goes out, marked as not enriched, and the reason is printed on standard error."
+)]
+pub struct EnrichArgs {
+    #[command(flatten)]
+    pub opensearch: OpenSearchArgs,
+    /// Publish the notification to this SNS topic.
+    #[arg(long, value_name = "ARN")]
+    pub topic_arn: Option<String>,
+    /// OpenSearch Dashboards' URL, for the link in the notification [default: <opensearch-url>/_dashboards].
+    #[arg(long, value_name = "URL")]
+    pub dashboards_url: Option<String>,
+    /// How far before the window the baseline reaches.
+    #[arg(long, value_name = "HOURS", default_value_t = 24)]
+    pub baseline_hours: i64,
+}
+
 pub fn run(command: LambdaCommand) -> anyhow::Result<i32> {
     match command {
         LambdaCommand::Forward(args) => forward(args),
+        LambdaCommand::Enrich(args) => enrich(args),
     }
+}
+
+fn enrich(args: EnrichArgs) -> anyhow::Result<i32> {
+    use crate::lambda::alert::messages_of_event;
+    use crate::lambda::enricher::{Enricher, Publisher};
+    let event = read_event()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let os = args.opensearch.client(Duration::from_secs(20)).await?;
+        let publisher = match &args.topic_arn {
+            Some(topic) => {
+                let sdk = args.opensearch.aws.target().load().await;
+                Some(Publisher {
+                    client: aws_sdk_sns::Client::new(&sdk),
+                    topic_arn: topic.clone(),
+                })
+            }
+            None => None,
+        };
+        let enricher = Enricher {
+            dashboards: Some(
+                args.dashboards_url
+                    .clone()
+                    .unwrap_or_else(|| format!("{}/_dashboards", os.base())),
+            ),
+            os,
+            detectors: crate::detector::shipped(),
+            publisher,
+            baseline: chrono::Duration::hours(args.baseline_hours.max(1)),
+            top: 5,
+        };
+        for message in messages_of_event(&event) {
+            let (notification, why) = enricher.handle(&message).await;
+            if let Some(why) = why {
+                eprintln!("not enriched: {why}");
+            }
+            match enricher.publish(&notification).await? {
+                Some(id) => eprintln!("published {:?} as message {id}", notification.subject),
+                None => println!("Subject: {}\n\n{}", notification.subject, notification.body),
+            }
+        }
+        Ok(EXIT_OK)
+    })
 }
 
 fn read_event() -> anyhow::Result<serde_json::Value> {
@@ -99,7 +167,7 @@ fn forward(args: ForwardArgs) -> anyhow::Result<i32> {
         let mut limits = Limits::until(Instant::now() + timeout);
         limits.max_request_bytes = args.max_request_bytes;
         limits.margin = Duration::from_millis(200);
-        limits.request_timeout = Duration::from_secs(args.timeout.clamp(1, 30));
+        limits.request_timeout = Duration::from_secs(args.request_timeout.max(1));
         match deliver(&os, &batch, &dead, &limits).await {
             Ok(report) => {
                 println!("{}", serde_json::to_string(&report)?);

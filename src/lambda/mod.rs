@@ -5,10 +5,14 @@
 //!   bodies, item outcomes);
 //! - [`delivery`]: the retry loop around them, against a real endpoint;
 //! - [`dead_letter`]: where records that can never be indexed go;
+//! - [`alert`]: the enricher's pure core (the alert read, the notification
+//!   written);
+//! - [`enricher`]: its OpenSearch queries and SNS publishing;
 //! - [`runtime`]: the Lambda runtime loop of the one bootstrap binary.
 
 pub mod alert;
 pub mod dead_letter;
 pub mod delivery;
+pub mod enricher;
 pub mod forwarder;
 pub mod runtime;

@@ -93,7 +93,19 @@ pub fn run(function: Function) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
             }
-            Function::Enricher => anyhow::bail!("the enricher handler is not built yet"),
+            Function::Enricher => {
+                let enricher = super::enricher::Enricher::from_env(&sdk)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                let enricher = &enricher;
+                lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+                    enricher
+                        .invocation(event.payload, &event.context.request_id)
+                        .await
+                }))
+                .await
+                .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
+            }
         }
     })
 }

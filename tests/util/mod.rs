@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
 
+pub mod proxy;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -246,6 +248,33 @@ impl Server {
     }
 }
 
+impl Server {
+    /// osmem-server (an in-memory OpenSearch) on a free port.
+    pub fn osmem() -> Server {
+        let lib = root().join(".venv/lib");
+        let binary = std::fs::read_dir(&lib)
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("site-packages/osmem_server/bin/osmem-server"))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| {
+                panic!(
+                    "osmem-server is missing under {}: run `make venv` (make test does)",
+                    lib.display()
+                )
+            });
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        Server::start(
+            &binary,
+            &["--addr", &addr, "--no-stdin-watch"],
+            format!("http://{addr}"),
+        )
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.child.kill().ok();
@@ -284,4 +313,23 @@ pub fn trailwatch_aws(args: &[&str], stdin: Option<&[u8]>) -> Output {
             ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
         ],
     )
+}
+
+/// A CloudWatch Logs subscription event (`{"awslogs":{"data":…}}`) holding
+/// these messages as log events.
+pub fn awslogs_event(messages: &[String]) -> serde_json::Value {
+    use base64::Engine;
+    use std::io::Write;
+    let events: Vec<_> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| serde_json::json!({"id": format!("event-{i}"), "timestamp": 1_700_000_000_000u64 + i as u64, "message": m}))
+        .collect();
+    let payload = serde_json::json!({"messageType": "DATA_MESSAGE", "owner": "123456789012",
+        "logGroup": "/trailwatch/cloudtrail", "logStream": "123456789012_CloudTrail_us-east-1",
+        "subscriptionFilters": ["trailwatch"], "logEvents": events});
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(payload.to_string().as_bytes()).unwrap();
+    let data = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+    serde_json::json!({"awslogs": {"data": data}})
 }

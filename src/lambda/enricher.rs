@@ -1,0 +1,182 @@
+//! The enricher's edge: for an alert, ask OpenSearch for the window's and
+//! the day before's counts of the detector's records (that entity only),
+//! build the same [`Context`](crate::context::Context) `detect` shows, and
+//! publish the notification. Whatever fails in enriching, the alert is
+//! still published, marked as not enriched.
+
+use super::alert::{dashboards_link, messages_of_event, not_enriched, render, Alert, Notification};
+use crate::context::build;
+use crate::detector::Detector;
+use crate::opensearch::mapping::INDEX_PATTERN;
+use crate::opensearch::query::{context_search, counts_from, records_query};
+use crate::opensearch::OpenSearch;
+use chrono::Duration;
+use serde_json::{json, Value};
+
+/// Where notifications go.
+pub struct Publisher {
+    pub client: aws_sdk_sns::Client,
+    pub topic_arn: String,
+}
+
+/// A notification that could not be published.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot publish to {topic}: {message}")]
+pub struct PublishError {
+    pub topic: String,
+    pub message: String,
+}
+
+pub struct Enricher {
+    pub os: OpenSearch,
+    pub detectors: Vec<Detector>,
+    /// Dashboards' base URL, for links.
+    pub dashboards: Option<String>,
+    pub publisher: Option<Publisher>,
+    /// The baseline: this long before the window.
+    pub baseline: Duration,
+    /// Values shown per facet.
+    pub top: usize,
+}
+
+impl Enricher {
+    /// The deployed enricher: the stack's environment, the shipped detectors.
+    pub async fn from_env(sdk: &aws_config::SdkConfig) -> Result<Enricher, String> {
+        let os =
+            super::runtime::opensearch_from_env(sdk, std::time::Duration::from_secs(20)).await?;
+        let topic_arn = std::env::var("NOTIFICATION_TOPIC_ARN").map_err(|_| {
+            "the environment has no NOTIFICATION_TOPIC_ARN; the stack sets it".to_owned()
+        })?;
+        Ok(Enricher {
+            dashboards: Some(format!("{}/_dashboards", os.base())),
+            os,
+            detectors: crate::detector::shipped(),
+            publisher: Some(Publisher {
+                client: aws_sdk_sns::Client::new(sdk),
+                topic_arn,
+            }),
+            baseline: Duration::days(1),
+            top: 5,
+        })
+    }
+
+    async fn counts(&self, query: Value) -> Result<crate::context::FacetCounts, String> {
+        let answer = self
+            .os
+            .search(INDEX_PATTERN, &context_search(query))
+            .await
+            .map_err(|e| e.to_string())?;
+        if answer.status != 200 {
+            return Err(format!(
+                "OpenSearch answered {} to the context search: {}",
+                answer.status,
+                answer.text().chars().take(300).collect::<String>()
+            ));
+        }
+        let body = answer
+            .json()
+            .ok_or("OpenSearch's answer to the context search is not JSON")?;
+        Ok(counts_from(&body))
+    }
+
+    /// The enriched notification for one alert.
+    pub async fn enrich(&self, alert: &Alert) -> Result<Notification, String> {
+        let detector = self
+            .detectors
+            .iter()
+            .find(|d| d.name == alert.detector)
+            .ok_or_else(|| format!("no detector named {:?} is shipped", alert.detector))?;
+        let entity = alert.entity_values(detector);
+        if entity.len() != detector.category_fields.len() {
+            return Err(format!(
+                "detector {} is per {}, but the alert names no value for it",
+                detector.name,
+                detector
+                    .category_fields
+                    .iter()
+                    .map(|f| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let window = self
+            .counts(records_query(detector, &entity, alert.start, alert.end))
+            .await?;
+        let baseline_start = alert.start - self.baseline;
+        let baseline = self
+            .counts(records_query(
+                detector,
+                &entity,
+                baseline_start,
+                alert.start,
+            ))
+            .await?;
+        let length = (alert.end - alert.start).num_seconds().max(1);
+        let intervals = (self.baseline.num_seconds() / length).max(1) as usize;
+        let context = build(&window, &baseline, intervals, self.top);
+        let link = self
+            .dashboards
+            .as_deref()
+            .map(|base| dashboards_link(base, alert, detector));
+        Ok(render(alert, detector, &context, link.as_deref()))
+    }
+
+    /// One alert message in, one notification out: never lost.
+    pub async fn handle(&self, message: &str) -> (Notification, Option<String>) {
+        let result = match Alert::from_message(message) {
+            Ok(alert) => self.enrich(&alert).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(n) => (n, None),
+            Err(why) => (not_enriched(message, &why), Some(why)),
+        }
+    }
+
+    pub async fn publish(&self, n: &Notification) -> Result<Option<String>, PublishError> {
+        let Some(p) = &self.publisher else {
+            return Ok(None);
+        };
+        let answer = p
+            .client
+            .publish()
+            .topic_arn(&p.topic_arn)
+            .subject(&n.subject)
+            .message(&n.body)
+            .send()
+            .await
+            .map_err(|e| PublishError {
+                topic: p.topic_arn.clone(),
+                message: crate::aws::error_message(&e),
+            })?;
+        Ok(answer.message_id().map(str::to_owned))
+    }
+
+    /// One Lambda invocation: every alert of the event, enriched or not,
+    /// published; one log line each. Fails only if publishing fails, so the
+    /// platform retries.
+    pub async fn invocation(
+        &self,
+        event: Value,
+        request_id: &str,
+    ) -> Result<Value, lambda_runtime::Error> {
+        let mut published = Vec::new();
+        for message in messages_of_event(&event) {
+            let (notification, why) = self.handle(&message).await;
+            let id = self.publish(&notification).await?;
+            println!(
+                "{}",
+                json!({
+                    "function": "enricher",
+                    "request_id": request_id,
+                    "subject": notification.subject,
+                    "enriched": notification.enriched,
+                    "not_enriched_because": why,
+                    "message_id": id,
+                })
+            );
+            published.push(json!({"subject": notification.subject, "enriched": notification.enriched, "message_id": id}));
+        }
+        Ok(json!({"published": published}))
+    }
+}
