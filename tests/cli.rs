@@ -1,8 +1,6 @@
 //! Flags, exit status, input forms.
 
 use crate::util::*;
-use base64::Engine as _;
-use std::io::Write;
 
 #[test]
 fn bad_flags_are_refused_with_exit_2_and_a_message_naming_them() {
