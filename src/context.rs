@@ -20,13 +20,13 @@ pub enum Facet {
     UserAgent,
     Region,
     ErrorCode,
-    /// RunInstances: instances requested, per instance type.
+    /// RunInstances that succeeded: instances requested, per instance type.
     InstanceType,
-    /// CreateVolume: volumes, per volume type.
+    /// CreateVolume that succeeded: volumes, per volume type.
     VolumeType,
     /// Invoke: calls, per function.
     Function,
-    /// CreateVolume: GiB, per volume type.
+    /// CreateVolume that succeeded: GiB, per volume type.
     VolumeGib,
 }
 
@@ -102,8 +102,10 @@ impl FacetCounts {
         }
         let params = r.request_parameters();
         let text = |key: &str| params.and_then(|p| p.get(key)).and_then(|v| v.as_str());
+        // What was started: calls that failed started nothing.
+        let started = r.error_code().is_none();
         match (r.event_source(), r.event_name()) {
-            ("ec2.amazonaws.com", "RunInstances") => {
+            ("ec2.amazonaws.com", "RunInstances") if started => {
                 let count: f64 = params
                     .and_then(|p| p.pointer("/instancesSet/items"))
                     .and_then(|v| v.as_array())
@@ -120,7 +122,7 @@ impl FacetCounts {
                     count,
                 );
             }
-            ("ec2.amazonaws.com", "CreateVolume") => {
+            ("ec2.amazonaws.com", "CreateVolume") if started => {
                 let kind = text("volumeType").unwrap_or("gp2");
                 let gib = params
                     .and_then(|p| p.get("size"))
@@ -339,6 +341,16 @@ mod tests {
         let p4d = crate::cost::prices().instances["p4d.24xlarge"];
         assert_eq!(cost.items[0].what, "10 × p4d.24xlarge");
         assert!((cost.per_hour - 10.0 * p4d).abs() < 0.01);
+    }
+
+    #[test]
+    fn failed_calls_start_nothing() {
+        let mut w = FacetCounts::default();
+        w.record(&rec(json!({"errorCode": "Client.VcpuLimitExceeded",
+            "requestParameters": {"instanceType": "p4d.24xlarge", "instancesSet": {"items": [{"maxCount": 8}]}}})));
+        assert!(!w.values.contains_key(&Facet::InstanceType));
+        assert_eq!(w.values[&Facet::ErrorCode]["Client.VcpuLimitExceeded"], 1.0);
+        assert_eq!(cost_of(&w), None);
     }
 
     #[test]

@@ -359,3 +359,263 @@ fn the_bootstrap_runs_the_forwarder_in_the_lambda_runtime_loop() {
     assert_eq!(line["request_id"], "req-1");
     assert_eq!(line["received"], 50);
 }
+
+/// The simulated records of the day before `start` and the ten minutes
+/// after it that `keep` selects.
+fn simulated_records(
+    start: chrono::DateTime<chrono::Utc>,
+    keep: impl Fn(&Value) -> bool,
+) -> Vec<String> {
+    use std::io::Read;
+    let from = start - chrono::Duration::days(1);
+    let to = start + chrono::Duration::minutes(10);
+    let mut out = Vec::new();
+    let mut stack = vec![simulated().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if !path.to_string_lossy().ends_with(".json.gz") {
+                continue;
+            }
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
+                .read_to_string(&mut text)
+                .unwrap();
+            let v: Value = serde_json::from_str(&text).unwrap();
+            for r in v["Records"].as_array().unwrap() {
+                let t: chrono::DateTime<chrono::Utc> =
+                    r["eventTime"].as_str().unwrap().parse().unwrap();
+                if t >= from && t < to && keep(r) {
+                    out.push(r.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn incident(kind: &str) -> Value {
+    let text = std::fs::read_to_string(simulated().join("incidents.json")).unwrap();
+    let all: Vec<Value> = serde_json::from_str(&text).unwrap();
+    all.into_iter().find(|i| i["kind"] == kind).unwrap()
+}
+
+/// An SNS topic on moto with an SQS queue subscribed, to read what is published.
+struct Topic {
+    aws: tokio::runtime::Runtime,
+    sqs: aws_sdk_sqs::Client,
+    arn: String,
+    queue: String,
+}
+
+impl Topic {
+    fn new(moto: &Server) -> Topic {
+        let aws = tokio::runtime::Runtime::new().unwrap();
+        let (sqs, arn, queue) = aws.block_on(async {
+            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .credentials_provider(aws_credential_types::Credentials::new(
+                    "testing", "testing", None, None, "test",
+                ))
+                .region(aws_config::Region::new("us-east-1"))
+                .endpoint_url(&moto.url)
+                .load()
+                .await;
+            let sns = aws_sdk_sns::Client::new(&config);
+            let sqs = aws_sdk_sqs::Client::new(&config);
+            let arn = sns
+                .create_topic()
+                .name("notifications")
+                .send()
+                .await
+                .unwrap()
+                .topic_arn()
+                .unwrap()
+                .to_owned();
+            let queue = sqs
+                .create_queue()
+                .queue_name("inbox")
+                .send()
+                .await
+                .unwrap()
+                .queue_url()
+                .unwrap()
+                .to_owned();
+            sns.subscribe()
+                .topic_arn(&arn)
+                .protocol("sqs")
+                .endpoint("arn:aws:sqs:us-east-1:123456789012:inbox")
+                .send()
+                .await
+                .unwrap();
+            (sqs, arn, queue)
+        });
+        Topic {
+            aws,
+            sqs,
+            arn,
+            queue,
+        }
+    }
+
+    /// The notifications received so far: (subject, message).
+    fn received(&self) -> Vec<(String, String)> {
+        self.aws.block_on(async {
+            let answer = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            answer
+                .messages()
+                .iter()
+                .map(|m| {
+                    let envelope: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+                    (
+                        envelope["Subject"].as_str().unwrap_or("").to_owned(),
+                        envelope["Message"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+    }
+}
+
+fn enrich(os_url: &str, moto: &Server, topic: &Topic, alert: &Value) -> std::process::Output {
+    trailwatch_aws(
+        &[
+            "lambda",
+            "enrich",
+            "--opensearch-url",
+            os_url,
+            "--topic-arn",
+            &topic.arn,
+            "--endpoint-url",
+            &moto.url,
+        ],
+        Some(alert.to_string().as_bytes()),
+    )
+}
+
+#[test]
+fn the_enricher_publishes_who_did_it_and_what_it_costs() {
+    let os = opensearch_with_template();
+    let moto = Server::moto();
+    let topic = Topic::new(&moto);
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.ndjson");
+
+    let mining = incident("crypto-mining");
+    let leaked = incident("leaked-key");
+    let mining_start: chrono::DateTime<chrono::Utc> =
+        mining["start"].as_str().unwrap().parse().unwrap();
+    let leaked_start: chrono::DateTime<chrono::Utc> =
+        leaked["start"].as_str().unwrap().parse().unwrap();
+    let mut records = simulated_records(mining_start, |r| r["eventName"] == "RunInstances");
+    records.extend(simulated_records(leaked_start, |r| {
+        r["errorCode"].is_string()
+    }));
+    for chunk in records.chunks(4000) {
+        let o = forward(&os.url, &awslogs_event(chunk), &dead, &[]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    http(&os.url, "POST", "/cwl-*/_refresh", b"");
+
+    // As the monitor sends it, inside an SNS event.
+    let end = |t: chrono::DateTime<chrono::Utc>| (t + chrono::Duration::minutes(10)).to_rfc3339();
+    let alert = json!({"detector": "ec2-run-instances", "period_start": mining["start"], "period_end": end(mining_start),
+        "anomaly_grade": 0.97, "confidence": 0.91});
+    let event = json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Subject": "alert", "Message": alert.to_string()}}]});
+    let o = enrich(&os.url, &moto, &topic, &event);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("not enriched"), "{}", stderr(&o));
+
+    let alert = json!({"detector": "api-errors", "entity": [{"name": "userIdentity.arn", "value": leaked["principal"]}],
+        "period_start": leaked["start"], "period_end": end(leaked_start), "anomaly_grade": 0.99, "confidence": 0.95});
+    let o = enrich(&os.url, &moto, &topic, &alert);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    let received = topic.received();
+    assert_eq!(received.len(), 2, "{received:?}");
+    let (subject, body) = received
+        .iter()
+        .find(|(s, _)| s.contains("ec2-run-instances"))
+        .unwrap();
+    assert!(
+        subject.contains("/h"),
+        "the cost is in the subject: {subject}"
+    );
+    assert!(body.contains("Who:    user/carol@777788889999"), "{body}");
+    assert!(body.contains("203.0.113.66"), "{body}");
+    assert!(body.contains("p4d.24xlarge"), "{body}");
+    assert!(body.contains("/day if left running"), "{body}");
+    assert!(body.contains("on-demand list prices of"), "{body}");
+    assert!(body.contains("\"enriched\": true"), "{body}");
+
+    // The local engine prices the same window the same way.
+    let data: Value = serde_json::from_str(body.split("--- data ---").nth(1).unwrap()).unwrap();
+    let published = data["context"]["cost"]["per_hour"].as_f64().unwrap();
+    let o = trailwatch(&[
+        "detect",
+        simulated().to_str().unwrap(),
+        "--kinds",
+        "rcf",
+        "--format",
+        "ndjson",
+    ]);
+    let local = ndjson(&o)
+        .into_iter()
+        .find(|a| a["detector"] == "ec2-run-instances" && a["start"] == mining["start"])
+        .unwrap_or_else(|| {
+            panic!(
+                "detect found no anomaly at {}: {}",
+                mining["start"],
+                stdout(&o)
+            )
+        });
+    assert_eq!(
+        local["context"]["cost"]["per_hour"].as_f64(),
+        Some(published),
+        "{local}"
+    );
+
+    let (subject, body) = received
+        .iter()
+        .find(|(s, _)| s.contains("api-errors"))
+        .unwrap();
+    assert!(
+        subject.contains("for user/bob@111122223333"),
+        "the entity is in the subject: {subject}"
+    );
+    assert!(
+        body.contains("Top principals: user/bob@111122223333"),
+        "{body}"
+    );
+    assert!(body.contains("Top error codes:"), "{body}");
+}
+
+#[test]
+fn an_alert_that_cannot_be_enriched_is_still_published() {
+    let moto = Server::moto();
+    let topic = Topic::new(&moto);
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let alert = json!({"detector": "api-errors", "entity": "arn:aws:iam::111122223333:user/bob",
+        "period_start": "2026-01-07T14:20:00Z", "period_end": "2026-01-07T14:30:00Z"});
+    let o = enrich(&closed, &moto, &topic, &alert);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not enriched"), "{}", stderr(&o));
+    let received = topic.received();
+    assert_eq!(received.len(), 1);
+    let (subject, body) = &received[0];
+    assert_eq!(subject, "trailwatch alert (not enriched): api-errors");
+    assert!(
+        body.contains(&alert.to_string()),
+        "the original alert goes out: {body}"
+    );
+}

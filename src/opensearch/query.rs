@@ -85,7 +85,17 @@ pub fn facet_fields(facet: Facet) -> (&'static str, Option<&'static str>) {
     }
 }
 
-/// A search body: no hits, the facets as `terms` aggregations.
+/// Facets of what was started, which count only calls without an error
+/// (as [`FacetCounts::record`] does).
+fn started_only(facet: Facet) -> bool {
+    matches!(
+        facet,
+        Facet::InstanceType | Facet::VolumeType | Facet::VolumeGib
+    )
+}
+
+/// A search body: no hits, the facets as `terms` aggregations (those of
+/// what was started under a filter to successful calls).
 pub fn context_search(query: Value) -> Value {
     let mut aggs = serde_json::Map::new();
     for facet in Facet::ALL {
@@ -93,6 +103,12 @@ pub fn context_search(query: Value) -> Value {
         let mut agg = json!({"terms": {"field": field, "size": FACET_SIZE}});
         if let Some(sum) = sum {
             agg["aggs"] = json!({"amount": {"sum": {"field": sum}}});
+        }
+        if started_only(facet) {
+            agg = json!({
+                "filter": {"bool": {"must_not": [{"exists": {"field": "errorCode"}}]}},
+                "aggs": {"values": agg}
+            });
         }
         aggs.insert(facet_key(facet), agg);
     }
@@ -116,9 +132,12 @@ pub fn counts_from(response: &Value) -> FacetCounts {
         ..FacetCounts::default()
     };
     for facet in Facet::ALL {
-        let buckets = response
-            .pointer(&format!("/aggregations/{}/buckets", facet_key(facet)))
-            .and_then(Value::as_array);
+        let path = if started_only(facet) {
+            format!("/aggregations/{}/values/buckets", facet_key(facet))
+        } else {
+            format!("/aggregations/{}/buckets", facet_key(facet))
+        };
+        let buckets = response.pointer(&path).and_then(Value::as_array);
         for bucket in buckets.into_iter().flatten() {
             let key = match &bucket["key"] {
                 Value::String(s) => s.clone(),
@@ -182,15 +201,19 @@ read_only = false
         let body = context_search(json!({"match_all": {}}));
         assert_eq!(body["size"], 0);
         assert_eq!(
-            body["aggs"]["instance_type"]["aggs"]["amount"]["sum"]["field"],
+            body["aggs"]["instance_type"]["aggs"]["values"]["aggs"]["amount"]["sum"]["field"],
             "requestParameters.instancesSet.items.maxCount"
+        );
+        assert_eq!(
+            body["aggs"]["instance_type"]["filter"],
+            json!({"bool": {"must_not": [{"exists": {"field": "errorCode"}}]}})
         );
         let response = json!({
             "hits": {"total": {"value": 12, "relation": "eq"}},
             "aggregations": {
                 "principal": {"buckets": [{"key": "arn:aws:iam::1:user/carol", "doc_count": 12}]},
-                "instance_type": {"buckets": [{"key": "p4d.24xlarge", "doc_count": 3, "amount": {"value": 24.0}}]},
-                "volume_gib": {"buckets": [{"key": "io2", "doc_count": 2, "amount": {"value": 1000.0}}]},
+                "instance_type": {"doc_count": 3, "values": {"buckets": [{"key": "p4d.24xlarge", "doc_count": 3, "amount": {"value": 24.0}}]}},
+                "volume_gib": {"doc_count": 2, "values": {"buckets": [{"key": "io2", "doc_count": 2, "amount": {"value": 1000.0}}]}},
                 "function": {"buckets": [{"key": "arn:aws:lambda:us-east-1:1:function:resize", "doc_count": 7}]}
             }
         });
