@@ -48,3 +48,4 @@ test: deps venv fmt lint unit
 # files, on two input sizes (about 1 and 2 million events). Figures in README.md.
 bench:
 	$(CARGO) bench --bench detect
+	$(CARGO) bench --bench forward

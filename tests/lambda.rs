@@ -120,6 +120,7 @@ fn a_failing_domain_loses_no_record() {
     let proxy = FaultProxy::start(
         &os.url,
         vec![
+            Fault::Status(413),
             Fault::Status(429),
             Fault::Status(500),
             Fault::Drop,
@@ -145,6 +146,10 @@ fn a_failing_domain_loses_no_record() {
     assert_eq!(indexed + r["dead_lettered"].as_u64().unwrap(), 300, "{r}");
     assert!(r["retried"].as_u64().unwrap() > 0, "{r}");
     assert!(r["rounds"].as_u64().unwrap() > 1, "{r}");
+    assert!(
+        r["split"].as_u64().unwrap() >= 1,
+        "413 halves the request: {r}"
+    );
     assert_eq!(count(&os), indexed);
     let applied = proxy.applied.lock().unwrap().clone();
     for fault in [
@@ -314,7 +319,11 @@ impl RuntimeApi {
 #[test]
 fn the_bootstrap_runs_the_forwarder_in_the_lambda_runtime_loop() {
     let os = opensearch_with_template();
-    let api = RuntimeApi::start(awslogs_event(&real_records(50)));
+    let moto = Server::moto();
+    let topic = Topic::new(&moto);
+    let mut messages = real_records(50);
+    messages.push("a poison record".to_owned());
+    let api = RuntimeApi::start(awslogs_event(&messages));
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
         .env("AWS_LAMBDA_RUNTIME_API", &api.addr)
         .env("TRAILWATCH_FUNCTION", "forwarder")
@@ -326,7 +335,8 @@ fn the_bootstrap_runs_the_forwarder_in_the_lambda_runtime_loop() {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("OPENSEARCH_ENDPOINT", &os.url)
-        .env("DEAD_LETTER_QUEUE_URL", "http://127.0.0.1:1/unused")
+        .env("AWS_ENDPOINT_URL", &moto.url)
+        .env("DEAD_LETTER_QUEUE_URL", &topic.queue)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -341,12 +351,21 @@ fn the_bootstrap_runs_the_forwarder_in_the_lambda_runtime_loop() {
         "{body}"
     );
     let r: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(r["received"], 50);
-    assert_eq!(
-        r["indexed"].as_u64().unwrap() + r["dead_lettered"].as_u64().unwrap(),
-        50
+    assert_eq!(r["received"], 51);
+    let indexed = r["indexed"].as_u64().unwrap();
+    assert_eq!(indexed + r["dead_lettered"].as_u64().unwrap(), 51);
+    assert_eq!(count(&os), indexed);
+    // The poison record is in the stack's dead-letter queue, with its reason.
+    let letters = topic.queue_bodies();
+    let letter = letters
+        .iter()
+        .find(|l| l.contains("a poison record"))
+        .unwrap_or_else(|| panic!("no dead letter in the queue: {letters:?}"));
+    let letter: Value = serde_json::from_str(letter).unwrap();
+    assert!(
+        letter["reason"].as_str().unwrap().contains("not JSON"),
+        "{letter}"
     );
-    assert_eq!(count(&os), r["indexed"].as_u64().unwrap());
     // The structured log line of the invocation.
     let log = stdout(&output);
     let line: Value = serde_json::from_str(
@@ -357,7 +376,7 @@ fn the_bootstrap_runs_the_forwarder_in_the_lambda_runtime_loop() {
     .unwrap();
     assert_eq!(line["function"], "forwarder");
     assert_eq!(line["request_id"], "req-1");
-    assert_eq!(line["received"], 50);
+    assert_eq!(line["received"], 51);
 }
 
 /// The simulated records of the day before `start` and the ten minutes
@@ -461,8 +480,8 @@ impl Topic {
         }
     }
 
-    /// The notifications received so far: (subject, message).
-    fn received(&self) -> Vec<(String, String)> {
+    /// The bodies of the queue's messages so far.
+    fn queue_bodies(&self) -> Vec<String> {
         self.aws.block_on(async {
             let answer = self
                 .sqs
@@ -475,15 +494,23 @@ impl Topic {
             answer
                 .messages()
                 .iter()
-                .map(|m| {
-                    let envelope: Value = serde_json::from_str(m.body().unwrap()).unwrap();
-                    (
-                        envelope["Subject"].as_str().unwrap_or("").to_owned(),
-                        envelope["Message"].as_str().unwrap_or("").to_owned(),
-                    )
-                })
+                .map(|m| m.body().unwrap_or("").to_owned())
                 .collect()
         })
+    }
+
+    /// The notifications received so far: (subject, message).
+    fn received(&self) -> Vec<(String, String)> {
+        self.queue_bodies()
+            .iter()
+            .map(|body| {
+                let envelope: Value = serde_json::from_str(body).unwrap();
+                (
+                    envelope["Subject"].as_str().unwrap_or("").to_owned(),
+                    envelope["Message"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
     }
 }
 

@@ -237,3 +237,78 @@ fn transport(method: &'static str, url: &str, err: &reqwest::Error) -> OpenSearc
         transient: err.is_timeout() || err.is_connect() || err.is_request() || err.is_body(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+
+    /// Serves one request on a local port and returns its head, lowercased.
+    fn capture_one() -> (String, std::thread::JoinHandle<String>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                head.push_str(&line.to_ascii_lowercase());
+            }
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+                .unwrap();
+            head
+        });
+        (url, handle)
+    }
+
+    #[test]
+    fn requests_are_signed_with_sigv4_for_the_es_service() {
+        let (url, server) = capture_one();
+        let config = aws_config::SdkConfig::builder()
+            .credentials_provider(SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "test"),
+            ))
+            .region(aws_config::Region::new("eu-west-1"))
+            .build();
+        let client = OpenSearch::signed(&url, &config, Duration::from_secs(5)).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let answer = rt
+            .block_on(client.search("cwl-*", &serde_json::json!({"size": 0})))
+            .unwrap();
+        assert_eq!(answer.status, 200);
+        let head = server.join().unwrap();
+        let today = chrono::Utc::now().format("%Y%m%d").to_string();
+        assert!(head.starts_with("post /cwl-*/_search http/1.1"), "{head}");
+        assert!(
+            head.contains(&format!("authorization: aws4-hmac-sha256 credential=akidexample/{today}/eu-west-1/es/aws4_request")),
+            "{head}"
+        );
+        assert!(head.contains("x-amz-date: "), "{head}");
+        assert!(
+            head.contains("signedheaders=content-type;host;x-amz-date"),
+            "{head}"
+        );
+    }
+
+    #[test]
+    fn unsigned_clients_send_no_authorization() {
+        let (url, server) = capture_one();
+        let client = OpenSearch::new(&url, Duration::from_secs(5)).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(client.request("GET", "/", None)).unwrap();
+        let head = server.join().unwrap();
+        assert!(!head.contains("authorization"), "{head}");
+    }
+}
