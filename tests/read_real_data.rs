@@ -1,12 +1,15 @@
 //! Reading the real CloudTrail deliveries in ../shared/data/cloudtrail.
 
 use crate::util::*;
-use trailwatch::cloudtrail::{discover, read_input, Input, Record};
+use trailwatch::cloudtrail::{discover, read_input, Input, Projection, Record};
 
 fn read_all(dir: &std::path::Path) -> (Vec<Record>, Vec<String>, Vec<String>) {
     let mut records = Vec::new();
     let mut problems = Vec::new();
     let mut names = Vec::new();
+    // Through the projection `detect` uses with the shipped detectors.
+    let detectors = trailwatch::detector::shipped();
+    let projection = Projection::for_records(detectors.iter().flat_map(|d| d.field_paths()));
     for input in discover(&[dir.to_path_buf()]).unwrap() {
         let Input::File { path, .. } = &input else {
             unreachable!()
@@ -16,6 +19,7 @@ fn read_all(dir: &std::path::Path) -> (Vec<Record>, Vec<String>, Vec<String>) {
         read_input(
             &input.name(),
             file,
+            &projection,
             |r| records.push(r),
             |e| problems.push(e.to_string()),
         );

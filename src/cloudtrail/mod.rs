@@ -8,10 +8,12 @@
 
 pub mod discover;
 pub mod field;
+pub mod projection;
 pub mod read;
 pub mod record;
 
 pub use discover::{discover, Input};
 pub use field::FieldPath;
+pub use projection::Projection;
 pub use read::{read_bytes, read_input, Location, ReadError, ReadErrorKind, ReadStats};
 pub use record::{Record, RecordError};

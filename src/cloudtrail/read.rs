@@ -14,6 +14,7 @@
 //! the damage are kept where the structure allows, and each problem names the
 //! input and the record index, line or byte offset.
 
+use super::projection::Projection;
 use super::record::{type_name, Record, RecordError};
 use base64::Engine as _;
 use flate2::read::MultiGzDecoder;
@@ -108,6 +109,7 @@ impl ReadStats {
 
 struct Ctx<'a, S, P> {
     input: &'a str,
+    projection: &'a Projection,
     sink: S,
     report: P,
     stats: ReadStats,
@@ -167,16 +169,19 @@ fn looks_like_event(v: &Value) -> bool {
 }
 
 /// Reads one input. `name` is how problems refer to it (a path, or `<stdin>`).
-/// Every record goes to `sink`, every problem to `report`; the returned
-/// stats count both.
+/// Records are parsed through `projection` (keeping only the fields a run
+/// reads; [`Projection::All`] keeps everything). Every record goes to
+/// `sink`, every problem to `report`; the returned stats count both.
 pub fn read_input(
     name: &str,
     reader: impl Read,
+    projection: &Projection,
     sink: impl FnMut(Record),
     report: impl FnMut(ReadError),
 ) -> ReadStats {
     let mut ctx = Ctx {
         input: name,
+        projection,
         sink,
         report,
         stats: ReadStats::default(),
@@ -205,14 +210,16 @@ pub fn read_input(
 pub fn read_bytes(
     name: &str,
     bytes: &[u8],
+    projection: &Projection,
     sink: impl FnMut(Record),
     report: impl FnMut(ReadError),
 ) -> ReadStats {
     if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return read_input(name, bytes, sink, report);
+        return read_input(name, bytes, projection, sink, report);
     }
     let mut ctx = Ctx {
         input: name,
+        projection,
         sink,
         report,
         stats: ReadStats::default(),
@@ -291,7 +298,7 @@ fn read_decoded<S: FnMut(Record), P: FnMut(ReadError)>(
             break;
         }
     }
-    let first_value = match serde_json::from_slice::<Value>(&first) {
+    let first_value = match ctx.projection.parse_document(&first) {
         Ok(value) if looks_like_event(&value) => {
             ctx.event(value, Location::Line(line_no));
             read_lines(ctx, reader, line_no, gz);
@@ -355,7 +362,7 @@ fn read_lines<S: FnMut(Record), P: FnMut(ReadError)>(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_slice::<Value>(&line) {
+        match ctx.projection.parse_record(&line) {
             Ok(v) => ctx.event(v, Location::Line(line_no)),
             Err(e) => ctx.problem(Location::Line(line_no), ReadErrorKind::Json(e)),
         }
@@ -367,7 +374,7 @@ fn read_document<S: FnMut(Record), P: FnMut(ReadError)>(
     doc: &[u8],
     truncated: bool,
 ) {
-    match serde_json::from_slice::<Value>(doc) {
+    match ctx.projection.parse_document(doc) {
         Ok(value) => read_value(ctx, value),
         Err(e) => {
             if !salvage_records(ctx, doc) && !truncated {
@@ -531,7 +538,7 @@ fn read_log_events<S: FnMut(Record), P: FnMut(ReadError)>(ctx: &mut Ctx<'_, S, P
             );
             continue;
         };
-        match serde_json::from_str::<Value>(message) {
+        match ctx.projection.parse_record(message.as_bytes()) {
             Ok(v) => ctx.event(v, Location::LogEvent(i)),
             Err(e) => ctx.problem(Location::LogEvent(i), ReadErrorKind::Json(e)),
         }
@@ -553,9 +560,12 @@ mod tests {
     fn read(bytes: &[u8]) -> (Vec<Record>, Vec<String>, ReadStats) {
         let mut records = vec![];
         let mut problems = vec![];
+        // Through the projection a run uses: what is reported is the same.
+        let projection = Projection::for_records([]);
         let stats = read_input(
             "t",
             bytes,
+            &projection,
             |r| records.push(r),
             |e| problems.push(e.to_string()),
         );
@@ -632,7 +642,7 @@ mod tests {
         let doc = serde_json::to_vec(&json!({ "Records": records })).unwrap();
         let gz = gzip(&doc);
         let mut n = 0;
-        let stats = read_bytes("t", &gz, |_| n += 1, |e| panic!("{e}"));
+        let stats = read_bytes("t", &gz, &Projection::All, |_| n += 1, |e| panic!("{e}"));
         assert_eq!(
             (n, stats.records, stats.bytes),
             (200, 200, doc.len() as u64)
@@ -642,6 +652,7 @@ mod tests {
         read_bytes(
             "t",
             &gz[..gz.len() / 2],
+            &Projection::All,
             |_| kept += 1,
             |e| problems.push(e.to_string()),
         );
@@ -654,7 +665,14 @@ mod tests {
         );
         let lines = format!("{}\n{}\n", event(1), event(2));
         assert_eq!(
-            read_bytes("t", lines.as_bytes(), |_| {}, |e| panic!("{e}")).records,
+            read_bytes(
+                "t",
+                lines.as_bytes(),
+                &Projection::All,
+                |_| {},
+                |e| panic!("{e}")
+            )
+            .records,
             2
         );
     }

@@ -115,6 +115,16 @@ impl Detector {
         !self.category_fields.is_empty()
     }
 
+    /// Every record field this detector reads beyond the record model's own.
+    pub fn field_paths(&self) -> Vec<&FieldPath> {
+        let mut paths: Vec<&FieldPath> = self.filter.fields.iter().map(|m| &m.field).collect();
+        if let ValueSpec::Sum(p) | ValueSpec::Distinct(p) = &self.value {
+            paths.push(p);
+        }
+        paths.extend(&self.category_fields);
+        paths
+    }
+
     /// True when the record is one this detector counts.
     pub fn matches(&self, r: &Record) -> bool {
         let f = &self.filter;

@@ -725,6 +725,7 @@ mod tests {
         let stats = crate::cloudtrail::read_input(
             "insights",
             doc.as_bytes(),
+            &crate::cloudtrail::Projection::All,
             |_| panic!("not an event"),
             |e| panic!("{e}"),
         );
