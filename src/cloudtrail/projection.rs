@@ -23,7 +23,7 @@ pub enum Projection {
 }
 
 /// Fields the record model, the context, Insights and the novelty kind read.
-const RECORD_FIELDS: [&str; 17] = [
+const RECORD_FIELDS: [&str; 16] = [
     "eventVersion",
     "eventTime",
     "eventSource",
@@ -38,11 +38,13 @@ const RECORD_FIELDS: [&str; 17] = [
     "errorCode",
     "sourceIPAddress",
     "userAgent",
-    "userIdentity",
     // EventBridge envelopes: recognised, then unwrapped (`detail` is a record).
     "detail-type",
     "detail",
 ];
+
+/// The `userIdentity` fields the record model reads.
+const IDENTITY_FIELDS: [&str; 5] = ["type", "arn", "accountId", "invokedBy", "principalId"];
 
 /// The `requestParameters` fields the context reads.
 const CONTEXT_PARAMETERS: [&str; 5] = [
@@ -60,6 +62,9 @@ impl Projection {
         let mut p = Projection::Keys(HashMap::new());
         for field in RECORD_FIELDS {
             p.keep(&[field]);
+        }
+        for field in IDENTITY_FIELDS {
+            p.keep(&["userIdentity", field]);
         }
         for field in CONTEXT_PARAMETERS {
             p.keep(&["requestParameters", field]);
@@ -174,11 +179,13 @@ impl<'de> Visitor<'de> for ProjectedVisitor<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
+        // Keys are borrowed from the input where they can be: a skipped
+        // field costs no allocation.
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             match self.0.child(&key) {
                 Some(child) => {
                     let value = map.next_value_seed(Projected(child))?;
-                    out.insert(key, value);
+                    out.insert(key.into_owned(), value);
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -186,6 +193,31 @@ impl<'de> Visitor<'de> for ProjectedVisitor<'_> {
             }
         }
         Ok(Value::Object(out))
+    }
+}
+
+/// An object key, borrowed from the input when it has no escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
     }
 }
 
@@ -267,7 +299,7 @@ mod tests {
         assert_eq!(
             kept,
             json!({"eventTime": "2026-01-05T10:00:00Z", "eventName": "RunInstances",
-            "userIdentity": {"type": "IAMUser", "arn": "arn:x", "sessionContext": {"a": 1}},
+            "userIdentity": {"type": "IAMUser", "arn": "arn:x"},
             "requestParameters": {"instanceType": "p4d.24xlarge", "instancesSet": {"items": [{"maxCount": 4, "imageId": "ami-1"}]}},
             "responseElements": {"ConsoleLogin": "Failure"}})
         );
