@@ -119,7 +119,13 @@ impl Projection {
             return serde_json::from_slice(bytes);
         }
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        let value = Document(self).deserialize(&mut de)?;
+        let value = de::Deserializer::deserialize_any(
+            &mut de,
+            ProjectedVisitor {
+                projection: self,
+                document: true,
+            },
+        )?;
         de.end()?;
         Ok(value)
     }
@@ -133,12 +139,21 @@ impl<'de> DeserializeSeed<'de> for Projected<'_> {
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         match self.0 {
             Projection::All => serde::Deserialize::deserialize(d),
-            keys => d.deserialize_any(ProjectedVisitor(keys)),
+            keys => d.deserialize_any(ProjectedVisitor {
+                projection: keys,
+                document: false,
+            }),
         }
     }
 }
 
-struct ProjectedVisitor<'a>(&'a Projection);
+/// Builds a value under `projection`. At a document's top level
+/// (`document`), `Records` and a top-level array hold records under the
+/// projection, and any other key is kept whole.
+struct ProjectedVisitor<'a> {
+    projection: &'a Projection,
+    document: bool,
+}
 
 impl<'de> Visitor<'de> for ProjectedVisitor<'_> {
     type Value = Value;
@@ -172,7 +187,7 @@ impl<'de> Visitor<'de> for ProjectedVisitor<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(Projected(self.0))? {
+        while let Some(item) = seq.next_element_seed(Projected(self.projection))? {
             items.push(item);
         }
         Ok(Value::Array(items))
@@ -182,7 +197,12 @@ impl<'de> Visitor<'de> for ProjectedVisitor<'_> {
         // Keys are borrowed from the input where they can be: a skipped
         // field costs no allocation.
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            match self.0.child(&key) {
+            let child = match self.document {
+                true if key == "Records" => Some(self.projection),
+                true => Some(&Projection::All),
+                false => self.projection.child(&key),
+            };
+            match child {
                 Some(child) => {
                     let value = map.next_value_seed(Projected(child))?;
                     out.insert(key.into_owned(), value);
@@ -218,60 +238,6 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
             }
         }
         d.deserialize_str(KeyVisitor)
-    }
-}
-
-/// A whole document: `Records` and top-level arrays hold records.
-struct Document<'a>(&'a Projection);
-
-impl<'de> DeserializeSeed<'de> for Document<'_> {
-    type Value = Value;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(DocumentVisitor(self.0))
-    }
-}
-
-struct DocumentVisitor<'a>(&'a Projection);
-
-impl<'de> Visitor<'de> for DocumentVisitor<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a CloudTrail document")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
-        // An array of records.
-        ProjectedVisitor(self.0).visit_seq(seq)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let value = if key == "Records" {
-                map.next_value_seed(Projected(self.0))?
-            } else {
-                map.next_value::<Value>()?
-            };
-            out.insert(key, value);
-        }
-        Ok(Value::Object(out))
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
     }
 }
 
