@@ -115,7 +115,17 @@ struct Ctx<'a, S, P> {
     stats: ReadStats,
 }
 
-impl<S: FnMut(Record), P: FnMut(ReadError)> Ctx<'_, S, P> {
+impl<'a, S: FnMut(Record), P: FnMut(ReadError)> Ctx<'a, S, P> {
+    fn new(input: &'a str, projection: &'a Projection, sink: S, report: P) -> Self {
+        Ctx {
+            input,
+            projection,
+            sink,
+            report,
+            stats: ReadStats::default(),
+        }
+    }
+
     fn problem(&mut self, location: Location, kind: ReadErrorKind) {
         self.stats.problems += 1;
         (self.report)(ReadError {
@@ -179,13 +189,7 @@ pub fn read_input(
     sink: impl FnMut(Record),
     report: impl FnMut(ReadError),
 ) -> ReadStats {
-    let mut ctx = Ctx {
-        input: name,
-        projection,
-        sink,
-        report,
-        stats: ReadStats::default(),
-    };
+    let mut ctx = Ctx::new(name, projection, sink, report);
     let mut raw = BufReader::with_capacity(1 << 16, reader);
     let gz = match raw.fill_buf() {
         Ok(head) => head.starts_with(&[0x1f, 0x8b]),
@@ -217,13 +221,7 @@ pub fn read_bytes(
     if !bytes.starts_with(&[0x1f, 0x8b]) {
         return read_input(name, bytes, projection, sink, report);
     }
-    let mut ctx = Ctx {
-        input: name,
-        projection,
-        sink,
-        report,
-        stats: ReadStats::default(),
-    };
+    let mut ctx = Ctx::new(name, projection, sink, report);
     let mut out = Vec::with_capacity(
         bytes
             .len()
