@@ -302,7 +302,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn rec(v: serde_json::Value) -> Record {
+    fn rec(v: serde_json::Value) -> Record<'static> {
         let mut base = json!({"eventTime": "2026-01-07T03:10:00Z", "eventSource": "ec2.amazonaws.com",
             "eventName": "RunInstances", "awsRegion": "us-west-2", "sourceIPAddress": "203.0.113.66",
             "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::777788889999:user/carol"}});

@@ -3,7 +3,7 @@
 use crate::util::*;
 use trailwatch::cloudtrail::{discover, read_input, Input, Projection, Record};
 
-fn read_all(dir: &std::path::Path) -> (Vec<Record>, Vec<String>, Vec<String>) {
+fn read_all(dir: &std::path::Path) -> (Vec<Record<'static>>, Vec<String>, Vec<String>) {
     let mut records = Vec::new();
     let mut problems = Vec::new();
     let mut names = Vec::new();
@@ -20,7 +20,7 @@ fn read_all(dir: &std::path::Path) -> (Vec<Record>, Vec<String>, Vec<String>) {
             &input.name(),
             file,
             &projection,
-            |r| records.push(r),
+            |r| records.push(r.into_owned()),
             |e| problems.push(e.to_string()),
         );
     }

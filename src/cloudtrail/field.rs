@@ -5,6 +5,7 @@
 //! objects: the path above visits `maxCount` in every item. This keeps a
 //! detector's meaning the same in the local engine and in OpenSearch queries.
 
+use super::record::Slot;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -13,6 +14,8 @@ use std::fmt;
 pub struct FieldPath {
     text: String,
     segments: Vec<String>,
+    /// Where the record model keeps this field, when it is a typed one.
+    slot: Option<Slot>,
 }
 
 impl FieldPath {
@@ -29,6 +32,7 @@ impl FieldPath {
         }
         Ok(FieldPath {
             text: text.to_owned(),
+            slot: Slot::of(&segments),
             segments,
         })
     }
@@ -37,32 +41,16 @@ impl FieldPath {
         &self.text
     }
 
-    /// Calls `visit` for every scalar or object found at the path.
+    pub(crate) fn slot(&self) -> Option<Slot> {
+        self.slot
+    }
+
+    /// Calls `visit` for every scalar or object found at the path in a JSON
+    /// object (see [`crate::cloudtrail::Record::visit`] for a record).
     pub fn visit<'a>(&self, record: &'a Map<String, Value>, visit: &mut impl FnMut(&'a Value)) {
         if let Some(first) = record.get(&self.segments[0]) {
             walk(first, &self.segments[1..], visit);
         }
-    }
-
-    /// The first string (or number, as text) at the path.
-    pub fn first_text(&self, record: &Map<String, Value>) -> Option<String> {
-        let mut found = None;
-        self.visit(record, &mut |v| {
-            if found.is_none() {
-                found = scalar_text(v);
-            }
-        });
-        found
-    }
-}
-
-/// A scalar as text: strings as they are, numbers and booleans printed.
-pub fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
     }
 }
 
@@ -118,15 +106,6 @@ mod tests {
         assert!(values("a.b", json!({"a": null})).is_empty());
         assert!(values("a.b", json!({"c": 1})).is_empty());
         assert!(values("a.b", json!({"a": {"b": null}})).is_empty());
-    }
-
-    #[test]
-    fn first_text_prints_numbers() {
-        let p = FieldPath::parse("a").unwrap();
-        assert_eq!(
-            p.first_text(json!({"a": [3, 4]}).as_object().unwrap()),
-            Some("3".into())
-        );
     }
 
     #[test]

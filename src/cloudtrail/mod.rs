@@ -2,12 +2,16 @@
 //! formats (S3 deliveries, JSON lines, CloudWatch Logs subscription payloads),
 //! finding inputs on disk, and reporting damaged input without stopping.
 //!
+//! Records are parsed straight into the typed model ([`parse`]), keeping
+//! only the fields a run reads ([`Projection`]).
+//!
 //! The reader is streaming and callback-based: [`read::read_input`] hands each
 //! valid [`Record`] to a sink and each problem to a reporter, so callers decide
 //! whether a problem is fatal (`--strict`) and what to do with records.
 
 pub mod discover;
 pub mod field;
+pub mod parse;
 pub mod projection;
 pub mod read;
 pub mod record;
@@ -16,4 +20,4 @@ pub use discover::{discover, Input};
 pub use field::FieldPath;
 pub use projection::Projection;
 pub use read::{read_bytes, read_input, Location, ReadError, ReadErrorKind, ReadStats};
-pub use record::{Record, RecordError};
+pub use record::{FieldValue, Record, RecordError, UserIdentity};

@@ -6,9 +6,9 @@
 //! Without a projection every field is kept.
 
 use super::FieldPath;
+use rustc_hash::FxHashMap;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 use std::fmt;
 
 /// Which parts of a JSON value to keep.
@@ -19,7 +19,7 @@ pub enum Projection {
     All,
     /// Only these keys of an object (in arrays, of each element), each with
     /// its own projection; a scalar is kept as it is.
-    Keys(HashMap<String, Projection>),
+    Keys(FxHashMap<String, Projection>),
 }
 
 /// Fields the record model, the context, Insights and the novelty kind read.
@@ -59,7 +59,7 @@ impl Projection {
     /// What a run needs of each record: the fields trailwatch itself reads
     /// and `paths` (the detectors' field paths).
     pub fn for_records<'a>(paths: impl IntoIterator<Item = &'a FieldPath>) -> Projection {
-        let mut p = Projection::Keys(HashMap::new());
+        let mut p = Projection::Keys(FxHashMap::default());
         for field in RECORD_FIELDS {
             p.keep(&[field]);
         }
@@ -88,12 +88,12 @@ impl Projection {
             }
             [first, rest @ ..] => keys
                 .entry((*first).to_owned())
-                .or_insert_with(|| Projection::Keys(HashMap::new()))
+                .or_insert_with(|| Projection::Keys(FxHashMap::default()))
                 .keep(rest),
         }
     }
 
-    fn child(&self, key: &str) -> Option<&Projection> {
+    pub(crate) fn child(&self, key: &str) -> Option<&Projection> {
         match self {
             Projection::All => Some(self),
             // An EventBridge `detail` is a record under the same projection.
@@ -103,57 +103,23 @@ impl Projection {
             Projection::Keys(keys) => keys.get(key),
         }
     }
-
-    /// Parses one record through the projection.
-    pub fn parse_record(&self, bytes: &[u8]) -> serde_json::Result<Value> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let value = Projected(self).deserialize(&mut de)?;
-        de.end()?;
-        Ok(value)
-    }
-
-    /// Parses a document: a delivery's `Records` (or a top-level array) go
-    /// through the projection; other keys are kept whole.
-    pub fn parse_document(&self, bytes: &[u8]) -> serde_json::Result<Value> {
-        if *self == Projection::All {
-            return serde_json::from_slice(bytes);
-        }
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let value = de::Deserializer::deserialize_any(
-            &mut de,
-            ProjectedVisitor {
-                projection: self,
-                document: true,
-            },
-        )?;
-        de.end()?;
-        Ok(value)
-    }
 }
 
 /// A value under a projection.
-struct Projected<'a>(&'a Projection);
+pub(crate) struct Projected<'a>(pub &'a Projection);
 
 impl<'de> DeserializeSeed<'de> for Projected<'_> {
     type Value = Value;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         match self.0 {
             Projection::All => serde::Deserialize::deserialize(d),
-            keys => d.deserialize_any(ProjectedVisitor {
-                projection: keys,
-                document: false,
-            }),
+            keys => d.deserialize_any(ProjectedVisitor(keys)),
         }
     }
 }
 
-/// Builds a value under `projection`. At a document's top level
-/// (`document`), `Records` and a top-level array hold records under the
-/// projection, and any other key is kept whole.
-struct ProjectedVisitor<'a> {
-    projection: &'a Projection,
-    document: bool,
-}
+/// Builds a value under a projection.
+struct ProjectedVisitor<'a>(&'a Projection);
 
 impl<'de> Visitor<'de> for ProjectedVisitor<'_> {
     type Value = Value;
@@ -187,7 +153,7 @@ impl<'de> Visitor<'de> for ProjectedVisitor<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(Projected(self.projection))? {
+        while let Some(item) = seq.next_element_seed(Projected(self.0))? {
             items.push(item);
         }
         Ok(Value::Array(items))
@@ -197,12 +163,7 @@ impl<'de> Visitor<'de> for ProjectedVisitor<'_> {
         // Keys are borrowed from the input where they can be: a skipped
         // field costs no allocation.
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let child = match self.document {
-                true if key == "Records" => Some(self.projection),
-                true => Some(&Projection::All),
-                false => self.projection.child(&key),
-            };
-            match child {
+            match self.0.child(&key) {
                 Some(child) => {
                     let value = map.next_value_seed(Projected(child))?;
                     out.insert(key.into_owned(), value);
@@ -217,7 +178,7 @@ impl<'de> Visitor<'de> for ProjectedVisitor<'_> {
 }
 
 /// An object key, borrowed from the input when it has no escapes.
-struct Key<'de>(std::borrow::Cow<'de, str>);
+pub(crate) struct Key<'de>(pub std::borrow::Cow<'de, str>);
 
 impl<'de> serde::Deserialize<'de> for Key<'de> {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -246,73 +207,34 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn projection() -> Projection {
+    fn project(p: &Projection, v: &Value) -> Value {
+        let text = v.to_string();
+        let mut de = serde_json::Deserializer::from_str(&text);
+        Projected(p).deserialize(&mut de).unwrap()
+    }
+
+    #[test]
+    fn values_keep_what_is_read_and_drop_the_rest() {
         let paths = [FieldPath::parse("responseElements.ConsoleLogin").unwrap()];
-        Projection::for_records(paths.iter())
+        let p = Projection::for_records(paths.iter());
+        let request = json!({"instanceType": "p4d.24xlarge", "userData": "a long script",
+            "instancesSet": {"items": [{"maxCount": 4}]}});
+        assert_eq!(
+            project(p.child("requestParameters").unwrap(), &request),
+            json!({"instanceType": "p4d.24xlarge", "instancesSet": {"items": [{"maxCount": 4}]}})
+        );
+        let response = json!({"ConsoleLogin": "Failure", "instancesSet": [{"a": 1}]});
+        assert_eq!(
+            project(p.child("responseElements").unwrap(), &response),
+            json!({"ConsoleLogin": "Failure"})
+        );
+        assert_eq!(p.child("resources"), None);
+        assert_eq!(project(&Projection::All, &response), response);
     }
 
     #[test]
-    fn records_keep_what_is_read_and_drop_the_rest() {
-        let record = json!({"eventTime": "2026-01-05T10:00:00Z", "eventName": "RunInstances",
-            "userIdentity": {"type": "IAMUser", "arn": "arn:x", "sessionContext": {"a": 1}},
-            "requestParameters": {"instanceType": "p4d.24xlarge", "instancesSet": {"items": [{"maxCount": 4, "imageId": "ami-1"}]},
-                "userData": "a long script", "blockDeviceMapping": {"items": []}},
-            "responseElements": {"ConsoleLogin": "Failure", "instancesSet": {"items": [{"a": [1, 2, 3]}]}},
-            "resources": [{"ARN": "arn:y"}], "tlsDetails": {"tlsVersion": "TLSv1.3"}});
-        let kept = projection()
-            .parse_record(record.to_string().as_bytes())
-            .unwrap();
-        assert_eq!(
-            kept,
-            json!({"eventTime": "2026-01-05T10:00:00Z", "eventName": "RunInstances",
-            "userIdentity": {"type": "IAMUser", "arn": "arn:x"},
-            "requestParameters": {"instanceType": "p4d.24xlarge", "instancesSet": {"items": [{"maxCount": 4, "imageId": "ami-1"}]}},
-            "responseElements": {"ConsoleLogin": "Failure"}})
-        );
-    }
-
-    #[test]
-    fn documents_project_their_records_and_keep_the_rest() {
-        let doc = json!({"Records": [{"eventTime": "t", "responseElements": {"x": 1}}, {"eventName": "n", "tlsDetails": {}}],
-            "digestStartTime": "s"});
-        let kept = projection()
-            .parse_document(doc.to_string().as_bytes())
-            .unwrap();
-        assert_eq!(
-            kept,
-            json!({"Records": [{"eventTime": "t", "responseElements": {}}, {"eventName": "n"}], "digestStartTime": "s"})
-        );
-        let array = json!([{"eventTime": "t", "resources": []}]);
-        assert_eq!(
-            projection()
-                .parse_document(array.to_string().as_bytes())
-                .unwrap(),
-            json!([{"eventTime": "t"}])
-        );
-        assert!(projection().parse_document(b"{\"Records\": [").is_err());
-    }
-
-    #[test]
-    fn eventbridge_details_are_records_too() {
-        let envelope = json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2",
-            "detail": {"eventTime": "t", "resources": [1]}});
-        let kept = projection()
-            .parse_record(envelope.to_string().as_bytes())
-            .unwrap();
-        assert_eq!(
-            kept,
-            json!({"detail-type": "AWS API Call via CloudTrail", "detail": {"eventTime": "t"}})
-        );
-    }
-
-    #[test]
-    fn without_a_projection_everything_is_kept() {
-        let doc = json!({"Records": [{"eventTime": "t", "resources": [1]}]});
-        assert_eq!(
-            Projection::All
-                .parse_document(doc.to_string().as_bytes())
-                .unwrap(),
-            doc
-        );
+    fn an_eventbridge_detail_is_a_record_under_the_same_projection() {
+        let p = Projection::for_records([]);
+        assert_eq!(p.child("detail"), Some(&p));
     }
 }

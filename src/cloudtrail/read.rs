@@ -14,6 +14,7 @@
 //! the damage are kept where the structure allows, and each problem names the
 //! input and the record index, line or byte offset.
 
+use super::parse::{parse_document, parse_record, raw_from_value, Document, RawRecord};
 use super::projection::Projection;
 use super::record::{type_name, Record, RecordError};
 use base64::Engine as _;
@@ -115,7 +116,7 @@ struct Ctx<'a, S, P> {
     stats: ReadStats,
 }
 
-impl<'a, S: FnMut(Record), P: FnMut(ReadError)> Ctx<'a, S, P> {
+impl<'a, S: FnMut(Record<'_>), P: FnMut(ReadError)> Ctx<'a, S, P> {
     fn new(input: &'a str, projection: &'a Projection, sink: S, report: P) -> Self {
         Ctx {
             input,
@@ -135,18 +136,17 @@ impl<'a, S: FnMut(Record), P: FnMut(ReadError)> Ctx<'a, S, P> {
         });
     }
 
-    fn event(&mut self, value: Value, location: Location) {
-        let value = unwrap_envelope(value);
+    fn event(&mut self, raw: Result<RawRecord<'_>, RecordError>, location: Location) {
+        let raw = match raw {
+            Ok(raw) => raw.unwrap_envelope(),
+            Err(e) => return self.problem(location, e.into()),
+        };
         // Insight records have no eventSource of their own: recognise them first.
-        let category = |k: &str| value.get(k).and_then(Value::as_str);
-        if category("eventType") == Some("AwsCloudTrailInsight")
-            || category("eventCategory") == Some("Insight")
-        {
+        if raw.is_insight() {
             self.stats.skipped += 1;
             return;
         }
-        match Record::from_value(value) {
-            Ok(r) if r.is_insight() => self.stats.skipped += 1,
+        match raw.validate() {
             Ok(r) => {
                 self.stats.records += 1;
                 (self.sink)(r)
@@ -154,28 +154,15 @@ impl<'a, S: FnMut(Record), P: FnMut(ReadError)> Ctx<'a, S, P> {
             Err(e) => self.problem(location, e.into()),
         }
     }
-}
 
-/// EventBridge wraps the CloudTrail record in `detail`.
-fn unwrap_envelope(value: Value) -> Value {
-    match value {
-        Value::Object(mut map)
-            if !map.contains_key("eventTime")
-                && map.contains_key("detail-type")
-                && map.get("detail").is_some_and(Value::is_object) =>
-        {
-            map.remove("detail").unwrap_or(Value::Null)
-        }
-        other => other,
+    /// An event already parsed as a JSON value.
+    fn event_value(&mut self, value: &Value, location: Location) {
+        self.event(raw_from_value(self.projection, value), location);
     }
 }
 
-fn looks_like_event(v: &Value) -> bool {
-    v.as_object().is_some_and(|m| {
-        m.contains_key("eventTime")
-            || m.contains_key("eventVersion")
-            || m.contains_key("detail-type")
-    })
+fn looks_like_event(m: &serde_json::Map<String, Value>) -> bool {
+    m.contains_key("eventTime") || m.contains_key("eventVersion") || m.contains_key("detail-type")
 }
 
 /// Reads one input. `name` is how problems refer to it (a path, or `<stdin>`).
@@ -186,7 +173,7 @@ pub fn read_input(
     name: &str,
     reader: impl Read,
     projection: &Projection,
-    sink: impl FnMut(Record),
+    sink: impl FnMut(Record<'_>),
     report: impl FnMut(ReadError),
 ) -> ReadStats {
     let mut ctx = Ctx::new(name, projection, sink, report);
@@ -215,7 +202,7 @@ pub fn read_bytes(
     name: &str,
     bytes: &[u8],
     projection: &Projection,
-    sink: impl FnMut(Record),
+    sink: impl FnMut(Record<'_>),
     report: impl FnMut(ReadError),
 ) -> ReadStats {
     if !bytes.starts_with(&[0x1f, 0x8b]) {
@@ -257,7 +244,7 @@ fn io_kind(e: io::Error, gz: bool) -> ReadErrorKind {
     }
 }
 
-fn read_decoded<S: FnMut(Record), P: FnMut(ReadError)>(
+fn read_decoded<S: FnMut(Record<'_>), P: FnMut(ReadError)>(
     ctx: &mut Ctx<'_, S, P>,
     mut reader: impl BufRead,
     gz: bool,
@@ -296,47 +283,47 @@ fn read_decoded<S: FnMut(Record), P: FnMut(ReadError)>(
             break;
         }
     }
-    let first_value = match ctx.projection.parse_document(&first) {
-        Ok(value) if looks_like_event(&value) => {
-            ctx.event(value, Location::Line(line_no));
+    let parsed = parse_document(ctx.projection, &first);
+    if let Ok(Document::Other(value @ Value::Object(event))) = &parsed {
+        if looks_like_event(event) {
+            ctx.event_value(value, Location::Line(line_no));
             read_lines(ctx, reader, line_no, gz);
             return;
         }
-        Ok(value) => Some(value),
-        Err(_) => None,
-    };
+    }
     // One document: the first line and the rest.
-    let first_len = first.len();
-    let mut doc = first;
     let limit = MAX_DOCUMENT_BYTES;
-    let before = doc.len() as u64;
+    let mut rest = Vec::new();
     let read = (&mut reader)
-        .take(limit + 1 - before.min(limit))
-        .read_to_end(&mut doc);
-    ctx.stats.bytes += doc.len() as u64 - before;
+        .take(limit + 1 - (first.len() as u64).min(limit))
+        .read_to_end(&mut rest);
+    ctx.stats.bytes += rest.len() as u64;
+    let total = (first.len() + rest.len()) as u64;
     let truncated = match read {
-        Ok(_) if doc.len() as u64 > limit => {
+        Ok(_) if total > limit => {
             ctx.problem(Location::Whole, ReadErrorKind::TooLarge { limit });
             return;
         }
         Ok(_) => None,
         Err(e) => Some(io_kind(e, gz)),
     };
-    match first_value {
+    match parsed {
         // A one-line document (CloudTrail writes deliveries so): parsed already.
-        Some(value)
-            if truncated.is_none() && doc[first_len..].iter().all(u8::is_ascii_whitespace) =>
-        {
-            read_value(ctx, value)
+        Ok(doc) if truncated.is_none() && rest.iter().all(u8::is_ascii_whitespace) => {
+            read_parsed(ctx, doc)
         }
-        _ => read_document(ctx, &doc, truncated.is_some()),
+        other => {
+            drop(other);
+            first.extend_from_slice(&rest);
+            read_document(ctx, &first, truncated.is_some());
+        }
     }
     if let Some(kind) = truncated {
-        ctx.problem(Location::Byte(doc.len()), kind);
+        ctx.problem(Location::Byte(total as usize), kind);
     }
 }
 
-fn read_lines<S: FnMut(Record), P: FnMut(ReadError)>(
+fn read_lines<S: FnMut(Record<'_>), P: FnMut(ReadError)>(
     ctx: &mut Ctx<'_, S, P>,
     mut reader: impl BufRead,
     mut line_no: usize,
@@ -360,20 +347,20 @@ fn read_lines<S: FnMut(Record), P: FnMut(ReadError)>(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match ctx.projection.parse_record(&line) {
-            Ok(v) => ctx.event(v, Location::Line(line_no)),
+        match parse_record(ctx.projection, &line) {
+            Ok(raw) => ctx.event(raw, Location::Line(line_no)),
             Err(e) => ctx.problem(Location::Line(line_no), ReadErrorKind::Json(e)),
         }
     }
 }
 
-fn read_document<S: FnMut(Record), P: FnMut(ReadError)>(
+fn read_document<S: FnMut(Record<'_>), P: FnMut(ReadError)>(
     ctx: &mut Ctx<'_, S, P>,
     doc: &[u8],
     truncated: bool,
 ) {
-    match ctx.projection.parse_document(doc) {
-        Ok(value) => read_value(ctx, value),
+    match parse_document(ctx.projection, doc) {
+        Ok(parsed) => read_parsed(ctx, parsed),
         Err(e) => {
             if !salvage_records(ctx, doc) && !truncated {
                 ctx.problem(Location::Whole, ReadErrorKind::Json(e));
@@ -384,28 +371,29 @@ fn read_document<S: FnMut(Record), P: FnMut(ReadError)>(
 
 /// Reads a whole parsed document: a delivery, digest, CloudWatch Logs
 /// payload, array of events, or one event.
-fn read_value<S: FnMut(Record), P: FnMut(ReadError)>(ctx: &mut Ctx<'_, S, P>, value: Value) {
-    match value {
-        Value::Object(mut map) => {
-            if let Some(records) = map.remove("Records") {
-                let Value::Array(records) = records else {
-                    ctx.problem(
-                        Location::Whole,
-                        ReadErrorKind::NotCloudTrail(format!("Records as {}", type_name(&records))),
-                    );
-                    return;
-                };
-                for (i, r) in records.into_iter().enumerate() {
-                    ctx.event(r, Location::Record(i));
-                }
-            } else if map.contains_key("digestStartTime") || map.contains_key("digestEndTime") {
+fn read_parsed<S: FnMut(Record<'_>), P: FnMut(ReadError)>(
+    ctx: &mut Ctx<'_, S, P>,
+    doc: Document<'_>,
+) {
+    match doc {
+        Document::Delivery(records) | Document::Array(records) => {
+            for (i, r) in records.into_iter().enumerate() {
+                ctx.event(r, Location::Record(i));
+            }
+        }
+        Document::BadRecords(found) => ctx.problem(
+            Location::Whole,
+            ReadErrorKind::NotCloudTrail(format!("Records as {found}")),
+        ),
+        Document::Other(Value::Object(map)) => {
+            if map.contains_key("digestStartTime") || map.contains_key("digestEndTime") {
                 ctx.stats.skipped += 1;
             } else if let Some(awslogs) = map.get("awslogs") {
                 read_awslogs(ctx, awslogs);
             } else if map.contains_key("logEvents") {
                 read_log_events(ctx, Value::Object(map));
-            } else if looks_like_event(&Value::Object(map.clone())) {
-                ctx.event(Value::Object(map), Location::Whole);
+            } else if looks_like_event(&map) {
+                ctx.event_value(&Value::Object(map), Location::Whole);
             } else {
                 let keys: Vec<&str> = map.keys().map(String::as_str).take(5).collect();
                 ctx.problem(
@@ -414,12 +402,7 @@ fn read_value<S: FnMut(Record), P: FnMut(ReadError)>(ctx: &mut Ctx<'_, S, P>, va
                 );
             }
         }
-        Value::Array(items) => {
-            for (i, r) in items.into_iter().enumerate() {
-                ctx.event(r, Location::Record(i));
-            }
-        }
-        other => ctx.problem(
+        Document::Other(other) => ctx.problem(
             Location::Whole,
             ReadErrorKind::NotCloudTrail(type_name(&other).to_owned()),
         ),
@@ -428,7 +411,7 @@ fn read_value<S: FnMut(Record), P: FnMut(ReadError)>(ctx: &mut Ctx<'_, S, P>, va
 
 /// Reads a damaged `{"Records":[…]}` one record at a time. Returns false when
 /// the input does not even start like a delivery.
-fn salvage_records<S: FnMut(Record), P: FnMut(ReadError)>(
+fn salvage_records<S: FnMut(Record<'_>), P: FnMut(ReadError)>(
     ctx: &mut Ctx<'_, S, P>,
     doc: &[u8],
 ) -> bool {
@@ -463,7 +446,7 @@ fn salvage_records<S: FnMut(Record), P: FnMut(ReadError)>(
         let mut stream = serde_json::Deserializer::from_slice(&doc[pos..]).into_iter::<Value>();
         match stream.next() {
             Some(Ok(v)) => {
-                ctx.event(v, Location::Record(index));
+                ctx.event_value(&v, Location::Record(index));
                 pos += stream.byte_offset();
                 index += 1;
             }
@@ -484,7 +467,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-fn read_awslogs<S: FnMut(Record), P: FnMut(ReadError)>(ctx: &mut Ctx<'_, S, P>, awslogs: &Value) {
+fn read_awslogs<S: FnMut(Record<'_>), P: FnMut(ReadError)>(
+    ctx: &mut Ctx<'_, S, P>,
+    awslogs: &Value,
+) {
     let Some(data) = awslogs.get("data").and_then(Value::as_str) else {
         ctx.problem(
             Location::Whole,
@@ -516,7 +502,10 @@ pub fn decode_awslogs_data(data: &str) -> Result<Value, String> {
     serde_json::from_slice(&json).map_err(|e| format!("awslogs.data is not JSON ({e})"))
 }
 
-fn read_log_events<S: FnMut(Record), P: FnMut(ReadError)>(ctx: &mut Ctx<'_, S, P>, payload: Value) {
+fn read_log_events<S: FnMut(Record<'_>), P: FnMut(ReadError)>(
+    ctx: &mut Ctx<'_, S, P>,
+    payload: Value,
+) {
     if payload.get("messageType").and_then(Value::as_str) == Some("CONTROL_MESSAGE") {
         ctx.stats.skipped += 1;
         return;
@@ -536,8 +525,8 @@ fn read_log_events<S: FnMut(Record), P: FnMut(ReadError)>(ctx: &mut Ctx<'_, S, P
             );
             continue;
         };
-        match ctx.projection.parse_record(message.as_bytes()) {
-            Ok(v) => ctx.event(v, Location::LogEvent(i)),
+        match parse_record(ctx.projection, message.as_bytes()) {
+            Ok(raw) => ctx.event(raw, Location::LogEvent(i)),
             Err(e) => ctx.problem(Location::LogEvent(i), ReadErrorKind::Json(e)),
         }
     }
@@ -555,7 +544,7 @@ mod tests {
                "eventName": "DescribeInstances", "eventID": format!("id-{i}")})
     }
 
-    fn read(bytes: &[u8]) -> (Vec<Record>, Vec<String>, ReadStats) {
+    fn read(bytes: &[u8]) -> (Vec<Record<'static>>, Vec<String>, ReadStats) {
         let mut records = vec![];
         let mut problems = vec![];
         // Through the projection a run uses: what is reported is the same.
@@ -564,7 +553,7 @@ mod tests {
             "t",
             bytes,
             &projection,
-            |r| records.push(r),
+            |r| records.push(r.into_owned()),
             |e| problems.push(e.to_string()),
         );
         (records, problems, stats)

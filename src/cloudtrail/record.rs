@@ -1,8 +1,14 @@
-//! The CloudTrail record model: the fields detectors use, typed and validated
-//! once, with the whole original record kept beside them.
+//! The CloudTrail record model: the fields detectors and the engine use,
+//! typed and validated once, and the other fields a run keeps beside them.
+//!
+//! A record borrows its strings from the bytes it was parsed from where it
+//! can (see [`super::parse`]), so reading a record allocates little; use
+//! [`Record::into_owned`] to keep one past its input.
 
+use super::field::FieldPath;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// Why a JSON value is not a usable CloudTrail record.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -23,14 +29,6 @@ pub enum RecordError {
     },
 }
 
-/// One CloudTrail event. Construction checks the typed fields, so the
-/// accessors cannot fail; everything else stays in [`Record::raw`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct Record {
-    event_time: DateTime<Utc>,
-    raw: Map<String, Value>,
-}
-
 /// The parts of `userIdentity` detectors use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct UserIdentity<'a> {
@@ -41,7 +39,12 @@ pub struct UserIdentity<'a> {
     pub principal_id: Option<&'a str>,
 }
 
-const OPTIONAL_STRINGS: [&str; 8] = [
+/// The typed top-level string fields, in [`Record`]'s slot order.
+pub(crate) const STRING_FIELDS: [&str; 12] = [
+    "eventTime",
+    "eventVersion",
+    "eventSource",
+    "eventName",
     "awsRegion",
     "recipientAccountId",
     "sourceIPAddress",
@@ -51,7 +54,93 @@ const OPTIONAL_STRINGS: [&str; 8] = [
     "eventID",
     "eventCategory",
 ];
-const IDENTITY_STRINGS: [&str; 5] = ["type", "arn", "accountId", "invokedBy", "principalId"];
+/// The typed `userIdentity` fields, in slot order.
+pub(crate) const IDENTITY_FIELDS: [&str; 5] =
+    ["type", "arn", "accountId", "invokedBy", "principalId"];
+/// The typed boolean fields, in slot order.
+pub(crate) const BOOL_FIELDS: [&str; 2] = ["readOnly", "managementEvent"];
+
+const EVENT_SOURCE: usize = 2;
+const EVENT_NAME: usize = 3;
+const AWS_REGION: usize = 4;
+const RECIPIENT_ACCOUNT_ID: usize = 5;
+const SOURCE_IP_ADDRESS: usize = 6;
+const USER_AGENT: usize = 7;
+const ERROR_CODE: usize = 8;
+const EVENT_TYPE: usize = 9;
+const EVENT_ID: usize = 10;
+const EVENT_CATEGORY: usize = 11;
+
+/// Where a field path's value lives when it is a typed field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Slot {
+    String(usize),
+    Identity(usize),
+    Bool(usize),
+}
+
+impl Slot {
+    /// The typed slot of a path, if it names a typed field.
+    pub(crate) fn of(segments: &[String]) -> Option<Slot> {
+        let position = |names: &[&str], name: &str| names.iter().position(|n| *n == name);
+        match segments {
+            [one] => position(&STRING_FIELDS, one)
+                .map(Slot::String)
+                .or_else(|| position(&BOOL_FIELDS, one).map(Slot::Bool)),
+            [first, second] if first == "userIdentity" => {
+                position(&IDENTITY_FIELDS, second).map(Slot::Identity)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A value found at a field path.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FieldValue<'v> {
+    Str(&'v str),
+    Bool(bool),
+    Json(&'v Value),
+}
+
+impl FieldValue<'_> {
+    /// A scalar as text: strings as they are, numbers and booleans printed.
+    pub fn text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            FieldValue::Str(s) => Some(Cow::Borrowed(s)),
+            FieldValue::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+            FieldValue::Json(Value::String(s)) => Some(Cow::Borrowed(s)),
+            FieldValue::Json(Value::Number(n)) => Some(Cow::Owned(n.to_string())),
+            FieldValue::Json(Value::Bool(b)) => {
+                Some(Cow::Borrowed(if *b { "true" } else { "false" }))
+            }
+            FieldValue::Json(_) => None,
+        }
+    }
+
+    /// A number, or a string holding one.
+    pub fn number(&self) -> Option<f64> {
+        match self {
+            FieldValue::Json(Value::Number(n)) => n.as_f64(),
+            FieldValue::Str(s) => s.trim().parse().ok(),
+            FieldValue::Json(Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// One CloudTrail event. Construction checks the typed fields, so the
+/// accessors cannot fail; the other fields the run keeps (all of them without
+/// a projection) are in [`Record::rest`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record<'a> {
+    pub(crate) event_time: DateTime<Utc>,
+    pub(crate) strings: [Option<Cow<'a, str>>; STRING_FIELDS.len()],
+    pub(crate) identity: [Option<Cow<'a, str>>; IDENTITY_FIELDS.len()],
+    pub(crate) bools: [Option<bool>; BOOL_FIELDS.len()],
+    /// The untyped fields kept; `userIdentity` here holds its untyped fields.
+    pub(crate) rest: Map<String, Value>,
+}
 
 pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
@@ -64,143 +153,87 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn check_string(map: &Map<String, Value>, key: &'static str) -> Result<(), RecordError> {
-    match map.get(key) {
-        None | Some(Value::Null) | Some(Value::String(_)) => Ok(()),
-        Some(other) => Err(RecordError::WrongType {
-            field: key,
-            expected: "a string",
-            found: type_name(other),
-        }),
+impl Record<'static> {
+    /// Validates a parsed JSON value as a CloudTrail record, keeping all of it.
+    pub fn from_value(value: Value) -> Result<Record<'static>, RecordError> {
+        super::parse::record_from_value(value)
     }
 }
 
-fn required_string(map: &Map<String, Value>, key: &'static str) -> Result<(), RecordError> {
-    match map.get(key) {
-        None | Some(Value::Null) => Err(RecordError::MissingField(key)),
-        _ => check_string(map, key),
-    }
-}
-
-impl Record {
-    /// Validates a parsed JSON value as a CloudTrail record.
-    pub fn from_value(value: Value) -> Result<Record, RecordError> {
-        let raw = match value {
-            Value::Object(map) => map,
-            other => return Err(RecordError::NotAnObject(type_name(&other))),
-        };
-        let event_time = match raw.get("eventTime") {
-            None | Some(Value::Null) => return Err(RecordError::MissingEventTime),
-            Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
-                .map_err(|_| RecordError::BadEventTime(s.clone()))?
-                .with_timezone(&Utc),
-            Some(other) => {
-                return Err(RecordError::WrongType {
-                    field: "eventTime",
-                    expected: "a string",
-                    found: type_name(other),
-                })
-            }
-        };
-        required_string(&raw, "eventSource")?;
-        required_string(&raw, "eventName")?;
-        for key in OPTIONAL_STRINGS {
-            check_string(&raw, key)?;
-        }
-        match raw.get("readOnly") {
-            None | Some(Value::Null) | Some(Value::Bool(_)) => {}
-            // CloudTrail Lake exports write booleans as strings.
-            Some(Value::String(s)) if s == "true" || s == "false" => {}
-            Some(other) => {
-                return Err(RecordError::WrongType {
-                    field: "readOnly",
-                    expected: "a boolean",
-                    found: type_name(other),
-                })
-            }
-        }
-        match raw.get("userIdentity") {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(identity)) => {
-                for key in IDENTITY_STRINGS {
-                    check_string(identity, key).map_err(|e| match e {
-                        RecordError::WrongType {
-                            expected, found, ..
-                        } => RecordError::WrongType {
-                            field: identity_field_name(key),
-                            expected,
-                            found,
-                        },
-                        other => other,
-                    })?;
-                }
-            }
-            Some(other) => {
-                return Err(RecordError::WrongType {
-                    field: "userIdentity",
-                    expected: "an object",
-                    found: type_name(other),
-                })
-            }
-        }
-        Ok(Record { event_time, raw })
+impl<'a> Record<'a> {
+    /// Validates a JSON value as a CloudTrail record, borrowing its strings.
+    pub fn from_value_ref(value: &'a Value) -> Result<Record<'a>, RecordError> {
+        super::parse::record_from_value_ref(value)
     }
 
-    fn str_field(&self, key: &str) -> Option<&str> {
-        self.raw.get(key).and_then(Value::as_str)
+    /// The same record, owning its strings.
+    pub fn into_owned(self) -> Record<'static> {
+        let own = |s: Option<Cow<'a, str>>| s.map(|s| Cow::Owned(s.into_owned()));
+        Record {
+            event_time: self.event_time,
+            strings: self.strings.map(own),
+            identity: self.identity.map(own),
+            bools: self.bools,
+            rest: self.rest,
+        }
+    }
+
+    fn string(&self, slot: usize) -> Option<&str> {
+        self.strings[slot].as_deref()
     }
 
     pub fn event_time(&self) -> DateTime<Utc> {
         self.event_time
     }
     pub fn event_source(&self) -> &str {
-        self.str_field("eventSource").unwrap_or_default()
+        self.string(EVENT_SOURCE).unwrap_or_default()
     }
     pub fn event_name(&self) -> &str {
-        self.str_field("eventName").unwrap_or_default()
+        self.string(EVENT_NAME).unwrap_or_default()
     }
     pub fn aws_region(&self) -> Option<&str> {
-        self.str_field("awsRegion")
+        self.string(AWS_REGION)
     }
     pub fn recipient_account_id(&self) -> Option<&str> {
-        self.str_field("recipientAccountId")
+        self.string(RECIPIENT_ACCOUNT_ID)
     }
     pub fn source_ip_address(&self) -> Option<&str> {
-        self.str_field("sourceIPAddress")
+        self.string(SOURCE_IP_ADDRESS)
     }
     pub fn user_agent(&self) -> Option<&str> {
-        self.str_field("userAgent")
+        self.string(USER_AGENT)
     }
     pub fn error_code(&self) -> Option<&str> {
-        self.str_field("errorCode")
+        self.string(ERROR_CODE)
     }
     pub fn event_type(&self) -> Option<&str> {
-        self.str_field("eventType")
+        self.string(EVENT_TYPE)
     }
     pub fn event_id(&self) -> Option<&str> {
-        self.str_field("eventID")
+        self.string(EVENT_ID)
+    }
+    pub fn event_category(&self) -> Option<&str> {
+        self.string(EVENT_CATEGORY)
     }
     pub fn read_only(&self) -> Option<bool> {
-        match self.raw.get("readOnly") {
-            Some(Value::Bool(b)) => Some(*b),
-            Some(Value::String(s)) => Some(s == "true"),
-            _ => None,
-        }
+        self.bools[0]
+    }
+    /// False for data events; None when the record does not say (older
+    /// records, which are management events).
+    pub fn management_event(&self) -> Option<bool> {
+        self.bools[1]
     }
     pub fn request_parameters(&self) -> Option<&Value> {
-        self.raw.get("requestParameters").filter(|v| !v.is_null())
+        self.rest.get("requestParameters").filter(|v| !v.is_null())
     }
     pub fn user_identity(&self) -> UserIdentity<'_> {
-        let Some(Value::Object(id)) = self.raw.get("userIdentity") else {
-            return UserIdentity::default();
-        };
-        let get = |k: &str| id.get(k).and_then(Value::as_str);
+        let get = |i: usize| self.identity[i].as_deref();
         UserIdentity {
-            kind: get("type"),
-            arn: get("arn"),
-            account_id: get("accountId"),
-            invoked_by: get("invokedBy"),
-            principal_id: get("principalId"),
+            kind: get(0),
+            arn: get(1),
+            account_id: get(2),
+            invoked_by: get(3),
+            principal_id: get(4),
         }
     }
     /// Who made the call, in one string: the ARN when there is one, else the
@@ -212,24 +245,46 @@ impl Record {
     /// True for CloudTrail Insights records, which are not API activity.
     pub fn is_insight(&self) -> bool {
         self.event_type() == Some("AwsCloudTrailInsight")
-            || self.str_field("eventCategory") == Some("Insight")
+            || self.event_category() == Some("Insight")
     }
-    /// The whole record as it was read.
-    pub fn raw(&self) -> &Map<String, Value> {
-        &self.raw
+    /// The fields kept beyond the typed ones (all of them, read without a
+    /// projection), such as `requestParameters`.
+    pub fn rest(&self) -> &Map<String, Value> {
+        &self.rest
     }
-    pub fn into_raw(self) -> Map<String, Value> {
-        self.raw
-    }
-}
 
-fn identity_field_name(key: &str) -> &'static str {
-    match key {
-        "type" => "userIdentity.type",
-        "arn" => "userIdentity.arn",
-        "accountId" => "userIdentity.accountId",
-        "invokedBy" => "userIdentity.invokedBy",
-        _ => "userIdentity.principalId",
+    /// Calls `visit` for every scalar or object at `path`, typed field or not
+    /// (arrays are walked as [`FieldPath::visit`] does).
+    pub fn visit<'s>(&'s self, path: &FieldPath, visit: &mut impl FnMut(FieldValue<'s>)) {
+        match path.slot() {
+            Some(Slot::String(i)) => {
+                if let Some(s) = self.strings[i].as_deref() {
+                    visit(FieldValue::Str(s));
+                }
+            }
+            Some(Slot::Identity(i)) => {
+                if let Some(s) = self.identity[i].as_deref() {
+                    visit(FieldValue::Str(s));
+                }
+            }
+            Some(Slot::Bool(i)) => {
+                if let Some(b) = self.bools[i] {
+                    visit(FieldValue::Bool(b));
+                }
+            }
+            None => path.visit(&self.rest, &mut |v| visit(FieldValue::Json(v))),
+        }
+    }
+
+    /// The first scalar at `path`, as text.
+    pub fn first_text(&self, path: &FieldPath) -> Option<String> {
+        let mut found = None;
+        self.visit(path, &mut |v| {
+            if found.is_none() {
+                found = v.text().map(Cow::into_owned);
+            }
+        });
+        found
     }
 }
 
@@ -241,8 +296,13 @@ mod tests {
     fn minimal() -> Value {
         json!({"eventTime": "2023-07-10T11:42:36Z", "eventSource": "s3.amazonaws.com",
                "eventName": "ListBuckets", "awsRegion": "us-east-1", "errorCode": null,
-               "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::1:user/a"},
-               "requestParameters": {"Host": "x"}, "extra": [1, 2]})
+               "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::1:user/a",
+                   "sessionContext": {"mfa": true}},
+               "requestParameters": {"Host": "x"}, "extra": [1, 2], "readOnly": true})
+    }
+
+    fn path(p: &str) -> FieldPath {
+        FieldPath::parse(p).unwrap()
     }
 
     #[test]
@@ -254,8 +314,46 @@ mod tests {
         assert_eq!(r.error_code(), None, "a null errorCode is no error");
         assert_eq!(r.user_identity().kind, Some("IAMUser"));
         assert_eq!(r.principal(), Some("arn:aws:iam::1:user/a"));
+        assert_eq!(r.read_only(), Some(true));
         assert_eq!(r.request_parameters().unwrap()["Host"], "x");
-        assert_eq!(r.raw()["extra"], json!([1, 2]));
+        assert_eq!(r.rest()["extra"], json!([1, 2]));
+        assert_eq!(
+            r.rest()["userIdentity"],
+            json!({"sessionContext": {"mfa": true}}),
+            "userIdentity's untyped fields stay in the rest"
+        );
+    }
+
+    #[test]
+    fn paths_reach_typed_and_untyped_fields_alike() {
+        let value = minimal();
+        let r = Record::from_value_ref(&value).unwrap();
+        assert_eq!(
+            r.first_text(&path("eventName")).as_deref(),
+            Some("ListBuckets")
+        );
+        assert_eq!(
+            r.first_text(&path("userIdentity.arn")).as_deref(),
+            Some("arn:aws:iam::1:user/a")
+        );
+        assert_eq!(
+            r.first_text(&path("userIdentity.sessionContext.mfa"))
+                .as_deref(),
+            Some("true")
+        );
+        assert_eq!(r.first_text(&path("readOnly")).as_deref(), Some("true"));
+        assert_eq!(
+            r.first_text(&path("requestParameters.Host")).as_deref(),
+            Some("x")
+        );
+        assert_eq!(r.first_text(&path("extra")).as_deref(), Some("1"));
+        assert_eq!(r.first_text(&path("errorCode")), None);
+        let mut numbers = 0.0;
+        r.visit(&path("extra"), &mut |v| {
+            numbers += v.number().unwrap_or(0.0)
+        });
+        assert_eq!(numbers, 3.0);
+        assert_eq!(r.clone().into_owned(), r);
     }
 
     #[test]
@@ -290,9 +388,33 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("readOnly should be a boolean"));
+        let mut v = minimal();
+        v["eventName"] = json!({"a": 1});
+        assert_eq!(
+            Record::from_value(v).unwrap_err().to_string(),
+            "eventName should be a string, found an object"
+        );
+        let mut v = minimal();
+        v["userIdentity"] = json!("root");
+        assert_eq!(
+            Record::from_value(v).unwrap_err().to_string(),
+            "userIdentity should be an object, found a string"
+        );
         assert_eq!(
             Record::from_value(json!([1])),
             Err(RecordError::NotAnObject("an array"))
+        );
+    }
+
+    #[test]
+    fn booleans_written_as_strings_are_read() {
+        let mut v = minimal();
+        v["readOnly"] = json!("false");
+        v["managementEvent"] = json!("true");
+        let r = Record::from_value(v).unwrap();
+        assert_eq!(
+            (r.read_only(), r.management_event()),
+            (Some(false), Some(true))
         );
     }
 

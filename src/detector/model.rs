@@ -1,7 +1,6 @@
 //! The typed detector and how it applies to one record.
 
-use crate::cloudtrail::{field::scalar_text, FieldPath, Record};
-use serde_json::Value;
+use crate::cloudtrail::{FieldPath, Record};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -145,8 +144,8 @@ impl Detector {
                     .is_some_and(|k| f.user_identity_types.iter().any(|t| t == k)))
             && f.fields.iter().all(|m| {
                 let mut hit = false;
-                m.field.visit(r.raw(), &mut |v| {
-                    hit |= scalar_text(v).is_some_and(|t| m.values.contains(&t));
+                r.visit(&m.field, &mut |v| {
+                    hit |= v.text().is_some_and(|t| m.values.iter().any(|x| *x == *t));
                 });
                 hit
             })
@@ -159,7 +158,7 @@ impl Detector {
             ValueSpec::Count => 1.0,
             ValueSpec::Sum(path) => {
                 let mut total = 0.0;
-                path.visit(r.raw(), &mut |v| total += number(v).unwrap_or(0.0));
+                r.visit(path, &mut |v| total += v.number().unwrap_or(0.0));
                 total
             }
             ValueSpec::Distinct(_) => 0.0,
@@ -169,7 +168,7 @@ impl Detector {
     /// The value a distinct-count detector counts, if the record has one.
     pub fn distinct_value(&self, r: &Record) -> Option<String> {
         match &self.value {
-            ValueSpec::Distinct(path) => path.first_text(r.raw()),
+            ValueSpec::Distinct(path) => r.first_text(path),
             _ => None,
         }
     }
@@ -189,30 +188,19 @@ impl Detector {
         for (f, slot) in self.category_fields.iter().zip(out.iter_mut()) {
             slot.clear();
             let mut found = false;
-            f.visit(r.raw(), &mut |v| {
+            r.visit(f, &mut |v| {
                 if found {
                     return;
                 }
-                match v {
-                    Value::String(s) => slot.push_str(s),
-                    Value::Number(n) => slot.push_str(&n.to_string()),
-                    Value::Bool(b) => slot.push_str(if *b { "true" } else { "false" }),
-                    _ => return,
+                if let Some(text) = v.text() {
+                    slot.push_str(&text);
+                    found = true;
                 }
-                found = true;
             });
             if !found {
                 return false;
             }
         }
         true
-    }
-}
-
-fn number(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
     }
 }

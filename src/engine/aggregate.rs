@@ -256,7 +256,7 @@ mod tests {
         parse_detector(Path::new("t.toml"), text).unwrap()
     }
 
-    fn rec(time: &str, name: &str, extra: serde_json::Value) -> Record {
+    fn rec(time: &str, name: &str, extra: serde_json::Value) -> Record<'static> {
         let mut v = json!({"eventTime": time, "eventSource": "ec2.amazonaws.com", "eventName": name,
                            "userIdentity": {"arn": "arn:aws:iam::1:user/a"}});
         for (k, x) in extra.as_object().unwrap() {

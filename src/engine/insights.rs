@@ -100,12 +100,8 @@ const ATTRIBUTION_BUCKET: i64 = 10;
 impl InsightCounts {
     /// Counts a management event (data events and Insight records are not).
     pub fn record(&mut self, r: &Record) {
-        let raw = r.raw();
-        if raw.get("managementEvent").and_then(Value::as_bool) == Some(false)
-            || raw
-                .get("eventCategory")
-                .and_then(Value::as_str)
-                .is_some_and(|c| c != "Management")
+        if r.management_event() == Some(false)
+            || r.event_category().is_some_and(|c| c != "Management")
         {
             return;
         }

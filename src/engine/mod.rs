@@ -201,7 +201,7 @@ mod tests {
     use crate::cloudtrail::Record;
     use crate::detector::parse_detector;
 
-    fn rec(t: &str, who: &str, name: &str) -> Record {
+    fn rec(t: &str, who: &str, name: &str) -> Record<'static> {
         Record::from_value(serde_json::json!({"eventTime": t, "eventSource": "iam.amazonaws.com", "eventName": name,
             "awsRegion": "us-east-1", "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::1:user/{who}")}}))
         .unwrap()

@@ -302,7 +302,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn rec(t: &str, who: &str, name: &str, ip: &str, region: &str) -> Record {
+    fn rec(t: &str, who: &str, name: &str, ip: &str, region: &str) -> Record<'static> {
         Record::from_value(
             json!({"eventTime": t, "eventSource": "iam.amazonaws.com", "eventName": name,
             "awsRegion": region, "sourceIPAddress": ip,

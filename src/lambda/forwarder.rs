@@ -8,7 +8,8 @@
 //!   (429, 5xx) or never indexable (mapping conflicts and other 4xx), with
 //!   the reason.
 
-use crate::cloudtrail::Record;
+use crate::cloudtrail::record::type_name;
+use crate::cloudtrail::{Record, RecordError};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -70,13 +71,21 @@ pub fn documents(batch: &LogBatch) -> (Vec<Document>, Vec<Poison>) {
         return (docs, poison);
     }
     for event in &batch.log_events {
-        let record = serde_json::from_str::<Value>(&event.message)
+        let checked = serde_json::from_str::<Value>(&event.message)
             .map_err(|e| format!("not JSON: {e}"))
             .and_then(|v| {
-                Record::from_value(v).map_err(|e| format!("not a CloudTrail record: {e}"))
+                let not_record = |e: RecordError| format!("not a CloudTrail record: {e}");
+                let (time, id) = {
+                    let record = Record::from_value_ref(&v).map_err(not_record)?;
+                    (record.event_time(), record.event_id().map(str::to_owned))
+                };
+                match v {
+                    Value::Object(source) => Ok((time, id, source)),
+                    other => Err(not_record(RecordError::NotAnObject(type_name(&other)))),
+                }
             });
-        let record = match record {
-            Ok(r) => r,
+        let (time, id, mut source) = match checked {
+            Ok(checked) => checked,
             Err(reason) => {
                 poison.push(Poison {
                     log_event_id: event.id.clone(),
@@ -86,12 +95,7 @@ pub fn documents(batch: &LogBatch) -> (Vec<Document>, Vec<Poison>) {
                 continue;
             }
         };
-        let time = record.event_time();
-        let id = record
-            .event_id()
-            .map(str::to_owned)
-            .unwrap_or_else(|| event.id.clone());
-        let mut source = record.into_raw();
+        let id = id.unwrap_or_else(|| event.id.clone());
         source.insert(
             "@timestamp".into(),
             json!(time.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
