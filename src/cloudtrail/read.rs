@@ -228,12 +228,30 @@ pub fn read_bytes(
         return ctx.stats;
     }
     if !out.is_empty() {
-        read_decoded(&mut ctx, out.as_slice(), true);
+        match parse_in_place(ctx.projection, &out) {
+            Some(doc) => {
+                ctx.stats.bytes += out.len() as u64;
+                read_parsed(&mut ctx, doc);
+            }
+            None => read_decoded(&mut ctx, out.as_slice(), true),
+        }
     }
     if let Err(e) = result {
         ctx.problem(Location::Byte(out.len()), ReadErrorKind::Gzip(e));
     }
     ctx.stats
+}
+
+/// A delivery (or array of events) parsed where it lies, as one document;
+/// None for anything else (JSON lines, a digest, damaged input), which is
+/// read the general way, line by line, with the salvage of damaged input.
+fn parse_in_place<'d>(projection: &Projection, bytes: &'d [u8]) -> Option<Document<'d>> {
+    match parse_document(projection, bytes) {
+        Ok(doc @ (Document::Delivery(_) | Document::Array(_) | Document::BadRecords(_))) => {
+            Some(doc)
+        }
+        _ => None,
+    }
 }
 
 fn io_kind(e: io::Error, gz: bool) -> ReadErrorKind {
@@ -662,6 +680,44 @@ mod tests {
             .records,
             2
         );
+    }
+
+    #[test]
+    fn in_memory_and_streamed_reads_agree_on_every_shape() {
+        let delivery = json!({"Records": [event(1), {"eventSource": "x"}, event(2)]}).to_string();
+        let damaged = format!("{{\"Records\": [{},{}\n{}]}}", event(1), event(2), event(3));
+        let lines = format!("\n{}\n{{\"eventTime\": 1}}\n{}\n", event(1), event(2));
+        let pretty = serde_json::to_string_pretty(&json!([event(1), event(2)])).unwrap();
+        let digest = json!({"digestStartTime": "2023-07-10T11:00:00Z"}).to_string();
+        let projection = Projection::for_records([]);
+        // (input, records, problems, skipped)
+        for (input, records, problems, skipped) in [
+            (delivery, 2, 1, 0),
+            (damaged, 3, 1, 0),
+            (lines, 2, 1, 0),
+            (pretty, 2, 0, 0),
+            (digest, 0, 0, 1),
+        ] {
+            let gz = gzip(input.as_bytes());
+            let run = |in_memory: bool| {
+                let (mut ids, mut problems) = (vec![], vec![]);
+                let sink = |r: Record<'_>| ids.push(r.event_id().map(str::to_owned));
+                let report = |e: ReadError| problems.push(e.to_string());
+                let stats = if in_memory {
+                    read_bytes("t", &gz, &projection, sink, report)
+                } else {
+                    read_input("t", gz.as_slice(), &projection, sink, report)
+                };
+                (ids, problems, stats.records, stats.skipped, stats.bytes)
+            };
+            let in_memory = run(true);
+            assert_eq!(
+                (in_memory.2, in_memory.1.len(), in_memory.3),
+                (records, problems, skipped),
+                "{input}: {in_memory:?}"
+            );
+            assert_eq!(in_memory, run(false), "{input}");
+        }
     }
 
     #[test]
