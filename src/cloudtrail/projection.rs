@@ -76,6 +76,12 @@ impl Projection {
         p
     }
 
+    /// Only the record model's typed fields (see [`super::Record`]): every
+    /// other field is skipped.
+    pub fn typed_only() -> Projection {
+        Projection::Keys(FxHashMap::default())
+    }
+
     /// Keeps the value at `path` whole.
     fn keep(&mut self, path: &[&str]) {
         let Projection::Keys(keys) = self else {

@@ -132,7 +132,7 @@ pub async fn deliver(
 
     // A document that can never be indexed, as a letter with its original message.
     let dead_doc = |doc: &Document, reason: String| {
-        let id = doc.source.get("@id").and_then(|v| v.as_str()).unwrap_or("");
+        let id = doc.log_event_id.as_str();
         let message = batch
             .log_events
             .iter()

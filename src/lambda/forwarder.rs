@@ -8,10 +8,11 @@
 //!   (429, 5xx) or never indexable (mapping conflicts and other 4xx), with
 //!   the reason.
 
-use crate::cloudtrail::record::type_name;
-use crate::cloudtrail::{Record, RecordError};
+use crate::cloudtrail::parse::parse_record;
+use crate::cloudtrail::Projection;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use std::fmt::Write as _;
 
 /// One log event of a subscription batch.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -51,7 +52,10 @@ impl LogBatch {
 pub struct Document {
     pub index: String,
     pub id: String,
-    pub source: Map<String, Value>,
+    /// The log event it came from (also its `@id` field).
+    pub log_event_id: String,
+    /// The record with the `@` fields added, as JSON on one line.
+    pub source: String,
 }
 
 /// A log event that can never be indexed, and why.
@@ -70,21 +74,17 @@ pub fn documents(batch: &LogBatch) -> (Vec<Document>, Vec<Poison>) {
     if batch.message_type == "CONTROL_MESSAGE" {
         return (docs, poison);
     }
+    // The record model's own fields are all a document needs checked.
+    let typed = Projection::typed_only();
     for event in &batch.log_events {
-        let checked = serde_json::from_str::<Value>(&event.message)
-            .map_err(|e| format!("not JSON: {e}"))
-            .and_then(|v| {
-                let not_record = |e: RecordError| format!("not a CloudTrail record: {e}");
-                let (time, id) = {
-                    let record = Record::from_value_ref(&v).map_err(not_record)?;
-                    (record.event_time(), record.event_id().map(str::to_owned))
-                };
-                match v {
-                    Value::Object(source) => Ok((time, id, source)),
-                    other => Err(not_record(RecordError::NotAnObject(type_name(&other)))),
-                }
-            });
-        let (time, id, mut source) = match checked {
+        let checked = match parse_record(&typed, event.message.as_bytes()) {
+            Err(e) => Err(format!("not JSON: {e}")),
+            Ok(raw) => raw
+                .and_then(|raw| raw.validate())
+                .map(|r| (r.event_time(), r.event_id().map(str::to_owned)))
+                .map_err(|e| format!("not a CloudTrail record: {e}")),
+        };
+        let (time, id) = match checked {
             Ok(checked) => checked,
             Err(reason) => {
                 poison.push(Poison {
@@ -95,22 +95,49 @@ pub fn documents(batch: &LogBatch) -> (Vec<Document>, Vec<Poison>) {
                 continue;
             }
         };
-        let id = id.unwrap_or_else(|| event.id.clone());
-        source.insert(
-            "@timestamp".into(),
-            json!(time.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
-        );
-        source.insert("@id".into(), json!(event.id));
-        source.insert("@log_group".into(), json!(batch.log_group));
-        source.insert("@log_stream".into(), json!(batch.log_stream));
-        source.insert("@owner".into(), json!(batch.owner));
+        let fields = [
+            ("@timestamp", time.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            ("@id", event.id.clone()),
+            ("@log_group", batch.log_group.clone()),
+            ("@log_stream", batch.log_stream.clone()),
+            ("@owner", batch.owner.clone()),
+        ];
         docs.push(Document {
             index: format!("cwl-{}", time.format("%Y.%m.%d")),
-            id,
-            source,
+            id: id.unwrap_or_else(|| event.id.clone()),
+            log_event_id: event.id.clone(),
+            source: with_fields(&event.message, &fields),
         });
     }
     (docs, poison)
+}
+
+/// A record's JSON text with `fields` added, on one line. CloudWatch Logs
+/// carries CloudTrail records as compact JSON objects: the fields are
+/// spliced in before the closing brace, leaving the rest of the text as it
+/// came. Anything else (a record on several lines, or one that has a field
+/// of the same name already) is parsed and written out again.
+fn with_fields(message: &str, fields: &[(&str, String)]) -> String {
+    let body = message.trim();
+    let spliceable = body.len() > 2
+        && body.ends_with('}')
+        && !body.contains(['\n', '\r'])
+        // Our field names all start with `@`: a `"@` anywhere means look closer.
+        && !body.contains("\"@");
+    if spliceable {
+        let mut out = String::with_capacity(body.len() + 160);
+        out.push_str(&body[..body.len() - 1]);
+        for (name, value) in fields {
+            let _ = write!(out, ",\"{name}\":{}", Value::from(value.as_str()));
+        }
+        out.push('}');
+        return out;
+    }
+    let mut source: Map<String, Value> = serde_json::from_str(message).unwrap_or_default();
+    for (name, value) in fields {
+        source.insert((*name).to_owned(), Value::from(value.as_str()));
+    }
+    Value::Object(source).to_string()
 }
 
 /// One `_bulk` request: its body, and which documents it carries.
@@ -132,7 +159,7 @@ pub fn bulk_requests(docs: &[Document], which: &[usize], max_bytes: usize) -> Ve
         let d = &docs[i];
         let mut lines = json!({"index": {"_index": d.index, "_id": d.id}}).to_string();
         lines.push('\n');
-        lines.push_str(&Value::Object(d.source.clone()).to_string());
+        lines.push_str(&d.source);
         lines.push('\n');
         if !current.documents.is_empty() && current.body.len() + lines.len() > max_bytes {
             out.push(std::mem::replace(
@@ -255,7 +282,7 @@ mod tests {
             "the UTC day of the event, not of delivery"
         );
         assert_eq!(docs[0].id, "60f1b61d-aa6d-4769-8b21-afea5d669313");
-        let s = &docs[0].source;
+        let s: Value = serde_json::from_str(&docs[0].source).unwrap();
         assert_eq!(s["@timestamp"], "2023-07-10T23:59:59Z");
         assert_eq!(s["@log_group"], "/trailwatch/cloudtrail");
         assert_eq!(s["@owner"], "123837392027");
@@ -268,6 +295,35 @@ mod tests {
             ..batch()
         };
         assert_eq!(documents(&control), (vec![], vec![]));
+    }
+
+    #[test]
+    fn fields_are_spliced_into_compact_records_and_written_anew_otherwise() {
+        let fields = [
+            ("@id", "e1".to_owned()),
+            ("@owner", "a \"quoted\" owner".to_owned()),
+        ];
+        let compact = r#"{"eventName":"RunInstances","n":[1,2]}"#;
+        let spliced = with_fields(compact, &fields);
+        assert!(
+            spliced.starts_with(r#"{"eventName":"RunInstances","n":[1,2],"@id":"e1""#),
+            "the record's text is kept: {spliced}"
+        );
+        let expected = json!({"eventName": "RunInstances", "n": [1, 2], "@id": "e1",
+            "@owner": "a \"quoted\" owner"});
+        assert_eq!(serde_json::from_str::<Value>(&spliced).unwrap(), expected);
+        // On several lines, or with one of our fields already: parsed and written anew.
+        let pretty =
+            serde_json::to_string_pretty(&json!({"eventName": "RunInstances", "n": [1, 2]}))
+                .unwrap();
+        let again = with_fields(&pretty, &fields);
+        assert!(!again.contains('\n'));
+        assert_eq!(serde_json::from_str::<Value>(&again).unwrap(), expected);
+        let clash = with_fields(
+            r#"{"eventName":"RunInstances","n":[1,2],"@id":"old"}"#,
+            &fields,
+        );
+        assert_eq!(serde_json::from_str::<Value>(&clash).unwrap(), expected);
     }
 
     #[test]
