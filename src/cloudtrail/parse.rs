@@ -47,9 +47,8 @@ fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
     Ok(())
 }
 
-/// Implements the visitor methods of every non-object JSON value as
-/// `$on(type name)` (arrays and objects are consumed first).
-macro_rules! other_types {
+/// Implements the visitor methods of every JSON scalar as `$on(type name)`.
+macro_rules! scalars_by_type {
     ($value:ty, $on:expr) => {
         fn visit_bool<E>(self, _: bool) -> Result<$value, E> {
             Ok(($on)("a boolean"))
@@ -71,10 +70,6 @@ macro_rules! other_types {
         }
         fn visit_none<E>(self) -> Result<$value, E> {
             Ok(($on)("null"))
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<$value, A::Error> {
-            drain_seq(seq)?;
-            Ok(($on)("an array"))
         }
     };
 }
@@ -313,7 +308,12 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
         f.write_str("a CloudTrail record")
     }
 
-    other_types!(Self::Value, |t| Err(RecordError::NotAnObject(t)));
+    scalars_by_type!(Self::Value, |t| Err(RecordError::NotAnObject(t)));
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        drain_seq(seq)?;
+        Ok(Err(RecordError::NotAnObject("an array")))
+    }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let projection = self.0;
@@ -377,10 +377,15 @@ impl<'de> Visitor<'de> for IdentitySeed<'_> {
         f.write_str("userIdentity")
     }
 
-    other_types!(Self::Value, |t| match t {
+    scalars_by_type!(Self::Value, |t| match t {
         "null" => (Identity::Missing, None),
         t => (Identity::Wrong(t), None),
     });
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        drain_seq(seq)?;
+        Ok((Identity::Wrong("an array"), None))
+    }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut fields: [Option<Scalar<'de>>; IDENTITY_FIELDS.len()] = Default::default();
@@ -477,24 +482,8 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an array of records")
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Err("a boolean"))
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Err("a number"))
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Err("a number"))
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Err("a number"))
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Err("a string"))
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Err("null"))
-    }
+    scalars_by_type!(Self::Value, Err);
+
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         drain_map(map)?;
         Ok(Err("an object"))
