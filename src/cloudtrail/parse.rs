@@ -8,7 +8,10 @@
 //! (by [`RawRecord::validate`]) without stopping the document around it.
 
 use super::projection::{Key, Projected, Projection};
-use super::record::{type_name, Record, RecordError, BOOL_FIELDS, IDENTITY_FIELDS, STRING_FIELDS};
+use super::record::{
+    type_name, Record, RecordError, BOOL_FIELDS, EVENT_CATEGORY, EVENT_TIME, EVENT_TYPE,
+    IDENTITY_FIELDS, STRING_FIELDS,
+};
 use chrono::{DateTime, Utc};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -145,10 +148,6 @@ pub struct RawRecord<'de> {
     detail: Option<Box<RawRecord<'de>>>,
     rest: Map<String, Value>,
 }
-
-const EVENT_TIME: usize = 0;
-const EVENT_TYPE: usize = 9;
-const EVENT_CATEGORY: usize = 11;
 
 /// Where a top-level key of a record goes.
 enum Field {

@@ -60,6 +60,8 @@ pub(crate) const IDENTITY_FIELDS: [&str; 5] =
 /// The typed boolean fields, in slot order.
 pub(crate) const BOOL_FIELDS: [&str; 2] = ["readOnly", "managementEvent"];
 
+/// Slots of [`STRING_FIELDS`].
+pub(crate) const EVENT_TIME: usize = 0;
 const EVENT_SOURCE: usize = 2;
 const EVENT_NAME: usize = 3;
 const AWS_REGION: usize = 4;
@@ -67,9 +69,9 @@ const RECIPIENT_ACCOUNT_ID: usize = 5;
 const SOURCE_IP_ADDRESS: usize = 6;
 const USER_AGENT: usize = 7;
 const ERROR_CODE: usize = 8;
-const EVENT_TYPE: usize = 9;
+pub(crate) const EVENT_TYPE: usize = 9;
 const EVENT_ID: usize = 10;
-const EVENT_CATEGORY: usize = 11;
+pub(crate) const EVENT_CATEGORY: usize = 11;
 
 /// Where a field path's value lives when it is a typed field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
