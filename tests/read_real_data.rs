@@ -1,7 +1,9 @@
 //! Reading the real CloudTrail deliveries in ../shared/data/cloudtrail.
 
 use crate::util::*;
-use trailwatch::cloudtrail::{discover, read_input, Input, Projection, Record};
+use serde_json::Value;
+use std::io::Read;
+use trailwatch::cloudtrail::{discover, read_bytes, read_input, Input, Projection, Record};
 
 fn read_all(dir: &std::path::Path) -> (Vec<Record<'static>>, Vec<String>, Vec<String>) {
     let mut records = Vec::new();
@@ -51,6 +53,106 @@ fn all_2900_invictus_records_are_read_without_a_problem() {
         .count();
     assert_eq!(throttled, 102);
     assert!(records.iter().all(|r| r.aws_region() == Some("us-east-1")));
+}
+
+/// The typed parse against the records as plain JSON values: on every real
+/// invictus record, each typed field is the value's own, and what is kept
+/// beside them is the rest of the record, untouched.
+#[test]
+fn typed_records_hold_exactly_what_the_real_records_hold() {
+    let typed = [
+        "eventTime",
+        "eventVersion",
+        "eventSource",
+        "eventName",
+        "awsRegion",
+        "recipientAccountId",
+        "sourceIPAddress",
+        "userAgent",
+        "errorCode",
+        "eventType",
+        "eventID",
+        "eventCategory",
+        "readOnly",
+        "managementEvent",
+        "userIdentity",
+    ];
+    let mut compared = 0;
+    for input in discover(&[shared_cloudtrail().join("invictus-aws-dataset")]).unwrap() {
+        let Input::File { path, .. } = &input else {
+            unreachable!()
+        };
+        let bytes = std::fs::read(path).unwrap();
+        let mut json = Vec::new();
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            flate2::read::MultiGzDecoder::new(bytes.as_slice())
+                .read_to_end(&mut json)
+                .unwrap();
+        } else {
+            json.clone_from(&bytes);
+        }
+        let doc: Value = serde_json::from_slice(&json).unwrap();
+        let values = doc["Records"].as_array().unwrap();
+        let mut records = Vec::new();
+        read_bytes(
+            &input.name(),
+            &bytes,
+            &Projection::All,
+            |r| records.push(r.into_owned()),
+            |e| panic!("{e}"),
+        );
+        assert_eq!(records.len(), values.len(), "{}", input.name());
+        for (r, v) in records.iter().zip(values) {
+            let text = |k: &str| v.get(k).and_then(Value::as_str);
+            assert_eq!(Some(r.event_source()), text("eventSource"));
+            assert_eq!(Some(r.event_name()), text("eventName"));
+            assert_eq!(r.aws_region(), text("awsRegion"));
+            assert_eq!(r.recipient_account_id(), text("recipientAccountId"));
+            assert_eq!(r.source_ip_address(), text("sourceIPAddress"));
+            assert_eq!(r.user_agent(), text("userAgent"));
+            assert_eq!(r.error_code(), text("errorCode"));
+            assert_eq!(r.event_id(), text("eventID"));
+            assert_eq!(r.event_type(), text("eventType"));
+            assert_eq!(r.event_category(), text("eventCategory"));
+            assert_eq!(r.read_only(), v.get("readOnly").and_then(Value::as_bool));
+            assert_eq!(
+                r.management_event(),
+                v.get("managementEvent").and_then(Value::as_bool)
+            );
+            assert_eq!(
+                r.event_time(),
+                text("eventTime")
+                    .unwrap()
+                    .parse::<chrono::DateTime<chrono::Utc>>()
+                    .unwrap()
+            );
+            let id = &v["userIdentity"];
+            let who = r.user_identity();
+            assert_eq!(who.kind, id.get("type").and_then(Value::as_str));
+            assert_eq!(who.arn, id.get("arn").and_then(Value::as_str));
+            assert_eq!(who.account_id, id.get("accountId").and_then(Value::as_str));
+            assert_eq!(who.invoked_by, id.get("invokedBy").and_then(Value::as_str));
+            assert_eq!(
+                who.principal_id,
+                id.get("principalId").and_then(Value::as_str)
+            );
+            // The rest: every other field, and userIdentity's other fields.
+            let mut rest = v.as_object().unwrap().clone();
+            rest.retain(|k, _| !typed.contains(&k.as_str()));
+            if let Some(identity) = id.as_object() {
+                let mut others = identity.clone();
+                others.retain(|k, _| {
+                    !["type", "arn", "accountId", "invokedBy", "principalId"].contains(&k.as_str())
+                });
+                if !others.is_empty() {
+                    rest.insert("userIdentity".into(), Value::Object(others));
+                }
+            }
+            assert_eq!(r.rest(), &rest);
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 2900);
 }
 
 #[test]
