@@ -42,6 +42,36 @@ impl AwsTarget {
     }
 }
 
+/// Why the SDK configuration cannot be used, found before any AWS call.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("no AWS region: pass --region, set AWS_REGION, or give the profile a region")]
+    NoRegion,
+    #[error("no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, pass --profile NAME (after `aws configure` or `aws sso login`), or run where a role provides them (EC2, ECS, Lambda)")]
+    NoCredentials,
+    #[error("cannot load the AWS credentials ({0}); check --profile and ~/.aws/config")]
+    Credentials(String),
+}
+
+/// The region this configuration acts in, and a check that credentials
+/// resolve, so a missing one is said in one line rather than as the first
+/// call's timeout on the instance metadata service.
+pub async fn ready(config: &SdkConfig) -> Result<String, SetupError> {
+    use aws_credential_types::provider::{error::CredentialsError, ProvideCredentials};
+    let region = config
+        .region()
+        .map(|r| r.to_string())
+        .ok_or(SetupError::NoRegion)?;
+    let provider = config
+        .credentials_provider()
+        .ok_or(SetupError::NoCredentials)?;
+    match provider.provide_credentials().await {
+        Ok(_) => Ok(region),
+        Err(CredentialsError::CredentialsNotLoaded(_)) => Err(SetupError::NoCredentials),
+        Err(e) => Err(SetupError::Credentials(with_causes(&e))),
+    }
+}
+
 /// The message of an SDK error, with its code: what AWS said, not the
 /// SDK's generic "service error".
 pub fn error_message<E>(err: &aws_sdk_s3::error::SdkError<E>) -> String

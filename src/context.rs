@@ -152,9 +152,12 @@ impl FacetCounts {
     }
 }
 
+/// A count or size from the call's parameters; an implausible one (NaN,
+/// infinite, negative, absurd: the caller chose it) counts as absent.
 fn number(v: &serde_json::Value) -> Option<f64> {
     v.as_f64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .and_then(|x| crate::cloudtrail::quantity(x).ok())
 }
 
 /// One value of a facet: its count in the window, its average count per

@@ -15,6 +15,7 @@ fn main() {
     let cli = trailwatch::cli::Cli::parse();
     let code = match trailwatch::cli::run(cli) {
         Ok(code) => code,
+        Err(e) if trailwatch::cli::is_closed_pipe(&e) => trailwatch::cli::EXIT_OK,
         Err(e) => {
             eprintln!("error: {e:#}");
             trailwatch::cli::EXIT_ERROR

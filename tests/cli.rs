@@ -104,6 +104,45 @@ fn help_describes_every_command() {
     }
 }
 
+/// `outputs --help` and `destroy --help` showed their default twice, the
+/// Lambdas' `--region` said "The region to deploy in", and plan, deploy,
+/// lambda and detectors had no examples.
+#[test]
+fn help_shows_each_default_once_and_examples_everywhere() {
+    for cmd in [&["outputs"][..], &["destroy"]] {
+        let out = stdout(&trailwatch(&[cmd, &["--help"]].concat()));
+        assert_eq!(out.matches("[default: trailwatch]").count(), 1, "{out}");
+    }
+    for cmd in [&["lambda", "forward"][..], &["lambda", "enrich"]] {
+        let out = stdout(&trailwatch(&[cmd, &["--help"]].concat()));
+        assert!(!out.contains("deploy in"), "{out}");
+        assert!(out.contains("tests/data/lambda/"), "{out}");
+    }
+    for cmd in [
+        &["plan"][..],
+        &["deploy"],
+        &["lambda"],
+        &["detectors"],
+        &["detectors", "list"],
+        &["detectors", "validate"],
+        &["outputs"],
+        &["destroy"],
+        &["detect"],
+    ] {
+        let out = stdout(&trailwatch(&[cmd, &["--help"]].concat()));
+        assert!(
+            out.contains("Example"),
+            "no example in {cmd:?} --help: {out}"
+        );
+        assert!(out.contains("trailwatch "), "{out}");
+    }
+    // The sample events the help names exist and are what they say.
+    for sample in ["forward-event.json", "enrich-alert.json"] {
+        let text = std::fs::read_to_string(root().join("tests/data/lambda").join(sample)).unwrap();
+        let _: serde_json::Value = serde_json::from_str(&text).unwrap();
+    }
+}
+
 fn event(i: usize, name: &str) -> serde_json::Value {
     serde_json::json!({"eventVersion": "1.08", "eventTime": format!("2026-01-05T10:{:02}:00Z", i % 60),
         "eventSource": "ec2.amazonaws.com", "eventName": name, "awsRegion": "eu-west-1",

@@ -176,3 +176,34 @@ fn a_config_file_gives_defaults_and_flags_win() {
         stderr(&o)
     );
 }
+
+/// The Cognito users URL's description named `trailwatch users add`, which
+/// does not exist.
+#[test]
+fn every_command_an_output_names_exists() {
+    use clap::CommandFactory;
+    let (_dir, stack) = plan(&[]);
+    let template: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(stack).unwrap()).unwrap();
+    let cli = trailwatch::cli::Cli::command();
+    for (name, output) in template["Outputs"].as_object().unwrap() {
+        let text = output["Description"].as_str().unwrap_or("");
+        for named in text.split("trailwatch ").skip(1) {
+            let words: Vec<&str> = named
+                .split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+                .take(2)
+                .collect();
+            let sub = cli.find_subcommand(words[0]).unwrap_or_else(|| {
+                panic!("{name} names `trailwatch {}`: no such command", words[0])
+            });
+            if sub.has_subcommands() {
+                assert!(
+                    sub.find_subcommand(words[1]).is_some(),
+                    "{name} names `trailwatch {} {}`: no such command",
+                    words[0],
+                    words[1]
+                );
+            }
+        }
+    }
+}

@@ -39,7 +39,7 @@ fn explains(incident: &Value, anomaly: &Value) -> bool {
 /// Checks that every injected incident is found by its detector and lands in
 /// one incident with the other kinds that should see it; returns the false
 /// alarms: anomalies in incidents that explain no injected incident.
-fn check(anomalies: &[Value]) -> usize {
+pub(crate) fn check(anomalies: &[Value]) -> usize {
     let incidents = incidents();
     assert_eq!(incidents.len(), 4, "one incident of each kind by default");
     let mut explained_ids = std::collections::BTreeSet::new();

@@ -646,3 +646,45 @@ fn an_alert_that_cannot_be_enriched_is_still_published() {
         "the original alert goes out: {body}"
     );
 }
+
+/// The repository had no sample events for `lambda forward` and `lambda
+/// enrich`; the ones `--help` now names run as it says.
+#[test]
+fn the_sample_events_named_in_help_forward_and_enrich() {
+    let os = opensearch_with_template();
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.ndjson");
+    let sample = |name: &str| std::fs::read(root().join("tests/data/lambda").join(name)).unwrap();
+    let o = trailwatch_with_stdin(
+        &[
+            "lambda",
+            "forward",
+            "--opensearch-url",
+            &os.url,
+            "--dead-letter",
+            dead.to_str().unwrap(),
+        ],
+        Some(&sample("forward-event.json")),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(&o);
+    assert_eq!(
+        (r["received"].as_u64(), r["indexed"].as_u64()),
+        (Some(3), Some(3)),
+        "{r}"
+    );
+    assert_eq!(count(&os), 3);
+    let o = trailwatch_with_stdin(
+        &["lambda", "enrich", "--opensearch-url", &os.url],
+        Some(&sample("enrich-alert.json")),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("Subject: "), "{out}");
+    assert!(out.contains("ec2-run-instances"), "{out}");
+    assert!(
+        out.contains("p4d.24xlarge"),
+        "the started instances are named: {out}"
+    );
+    assert!(!stderr(&o).contains("not enriched"), "{}", stderr(&o));
+}

@@ -17,7 +17,9 @@ use std::time::Duration;
 #[derive(Debug, Args)]
 #[command(
     after_help = "Offline: no credentials needed. Review DIR/stack.json, or deploy it with your own pipeline \
-(parameters LambdaCodeBucket, ForwarderCodeKey, EnricherCodeKey name the Lambda packages)."
+(parameters LambdaCodeBucket, ForwarderCodeKey, EnricherCodeKey name the Lambda packages).\n\n\
+Examples:\n  trailwatch plan --out plan/\n  trailwatch plan --out plan/ --prefix acme --instance-count 3 --alert-email sec@example.com\n  \
+trailwatch plan --out plan/ --config trailwatch.toml"
 )]
 pub struct PlanArgs {
     /// Folder to write stack.json into.
@@ -33,7 +35,7 @@ pub struct AwsArgs {
     /// A profile of ~/.aws/config and ~/.aws/credentials.
     #[arg(long)]
     pub profile: Option<String>,
-    /// The region to deploy in [default: the profile's, or AWS_REGION].
+    /// The AWS region [default: the profile's, or AWS_REGION].
     #[arg(long)]
     pub region: Option<String>,
     /// Send every AWS call here instead (an emulator such as moto_server).
@@ -69,7 +71,9 @@ impl AwsArgs {
 #[command(
     after_help = "Needs AWS credentials (the SDK's default chain, or --profile). \
 The Lambda package is this trailwatch binary itself: build it with `cargo build --release` \
-on a system with glibc 2.34 or older (or pass --lambda-binary)."
+on a system with glibc 2.34 or older (or pass --lambda-binary).\n\n\
+Examples:\n  trailwatch deploy --region us-east-1\n  trailwatch deploy --profile prod --prefix acme --alert-email sec@example.com --yes\n  \
+trailwatch deploy --endpoint-url http://127.0.0.1:5000 --existing-domain-endpoint https://search-x.us-east-1.es.amazonaws.com --existing-domain-role-arn arn:aws:iam::123456789012:role/os-writer    (an emulator)"
 )]
 pub struct DeployArgs {
     #[command(flatten)]
@@ -89,7 +93,7 @@ pub struct DeployArgs {
 
 #[derive(Debug, Args)]
 pub struct StackArgs {
-    /// The stack's prefix (its name) [default: trailwatch].
+    /// The stack's prefix (its name).
     #[arg(long, default_value = "trailwatch")]
     pub prefix: String,
     #[command(flatten)]
@@ -97,6 +101,9 @@ pub struct StackArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  trailwatch outputs\n  trailwatch outputs --prefix acme --region eu-west-1 --json"
+)]
 pub struct OutputsArgs {
     #[command(flatten)]
     pub stack: StackArgs,
@@ -107,7 +114,8 @@ pub struct OutputsArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Without --delete-data, the trail bucket, the log groups, the OpenSearch domain and the KMS key that encrypts them stay (CloudFormation retains them); destroy prints their names."
+    after_help = "Without --delete-data, the trail bucket, the log groups, the OpenSearch domain and the KMS key that encrypts them stay (CloudFormation retains them); destroy prints their names.\n\n\
+Examples:\n  trailwatch destroy\n  trailwatch destroy --prefix acme --yes --delete-data"
 )]
 pub struct DestroyArgs {
     #[command(flatten)]
@@ -207,24 +215,24 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     ))
 }
 
-/// The SDK configuration with a region, and the account it acts in.
-async fn connect(
-    aws: &AwsArgs,
-) -> anyhow::Result<(AwsTarget, aws_config::SdkConfig, String, String)> {
+/// The SDK configuration with its region, and credentials that resolve:
+/// checked before any AWS call.
+async fn prepare(aws: &AwsArgs) -> anyhow::Result<(AwsTarget, aws_config::SdkConfig, String)> {
     let target = aws.target();
     let sdk = target.load().await;
-    let region = sdk
-        .region()
-        .map(|r| r.to_string())
-        .context("no AWS region: pass --region or set AWS_REGION")?;
-    let identity = aws_sdk_sts::Client::new(&sdk)
+    let region = crate::aws::ready(&sdk).await?;
+    Ok((target, sdk, region))
+}
+
+/// The account the credentials act in (STS GetCallerIdentity).
+async fn account(sdk: &aws_config::SdkConfig) -> anyhow::Result<String> {
+    let identity = aws_sdk_sts::Client::new(sdk)
         .get_caller_identity()
         .send()
         .await
         .map_err(|e| anyhow::anyhow!(crate::aws::error_message(&e)))
         .context("cannot reach AWS with these credentials (STS GetCallerIdentity); check --profile, --region and --endpoint-url")?;
-    let account = identity.account().unwrap_or_default().to_owned();
-    Ok((target, sdk, region, account))
+    Ok(identity.account().unwrap_or_default().to_owned())
 }
 
 /// Follows the stack to the end with a spinner, printing each event.
@@ -256,6 +264,8 @@ fn print_outputs(stack: &StackInfo) {
 pub fn deploy(args: DeployArgs) -> anyhow::Result<i32> {
     // Everything that can be refused offline is, before any AWS call.
     let config = config(&args.options)?;
+    let runtime = runtime()?;
+    let (target, sdk, region) = runtime.block_on(prepare(&args.aws))?;
     let binary_path = match &args.lambda_binary {
         Some(path) => path.clone(),
         None => std::env::current_exe()
@@ -268,16 +278,26 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<i32> {
     drop(binary);
     let template = render(&config)?.to_string();
     eprintln!("deploying {}", describe(&config));
-    runtime()?.block_on(deploy_async(args, config, package, template))
+    runtime.block_on(async {
+        let account = account(&sdk).await?;
+        deploy_async(
+            args,
+            (target, sdk, region, account),
+            config,
+            package,
+            template,
+        )
+        .await
+    })
 }
 
 async fn deploy_async(
     args: DeployArgs,
+    (target, sdk, region, account): (AwsTarget, aws_config::SdkConfig, String, String),
     config: DeployConfig,
     package: package::Package,
     template: String,
 ) -> anyhow::Result<i32> {
-    let (target, sdk, region, account) = connect(&args.aws).await?;
     let s3 = target.s3(&sdk);
     let bucket = artifacts::bucket_name(&config.prefix, &account, &region);
     // Over plain HTTP (an emulator) a TLS-only policy would refuse every request.
@@ -433,7 +453,7 @@ async fn deploy_async(
 
 pub fn outputs(args: OutputsArgs) -> anyhow::Result<i32> {
     runtime()?.block_on(async {
-        let sdk = args.stack.aws.target().load().await;
+        let (_, sdk, _) = prepare(&args.stack.aws).await?;
         let stacks = Stacks::new(&sdk, &args.stack.prefix);
         let stack = stacks.describe().await?.with_context(|| {
             format!(
@@ -457,8 +477,7 @@ pub fn outputs(args: OutputsArgs) -> anyhow::Result<i32> {
 
 pub fn destroy(args: DestroyArgs) -> anyhow::Result<i32> {
     runtime()?.block_on(async {
-        let target = args.stack.aws.target();
-        let sdk = target.load().await;
+        let (target, sdk, _) = prepare(&args.stack.aws).await?;
         let mut stacks = Stacks::new(&sdk, &args.stack.prefix);
         stacks.poll = Duration::from_secs(args.poll_seconds);
         let Some(stack) = stacks.describe().await? else {

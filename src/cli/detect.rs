@@ -1,6 +1,6 @@
 //! `trailwatch detect`: read, aggregate, score, print.
 
-use super::{parse_since, parse_time, progress_bar, Since, EXIT_ERROR, EXIT_FOUND, EXIT_OK};
+use super::{parse_since, parse_time, progress_bar, Since, EXIT_FOUND, EXIT_OK};
 use crate::cloudtrail::{discover, Input, ReadError};
 use crate::engine::group::group;
 use crate::engine::insights::{self, InsightOptions};
@@ -23,9 +23,10 @@ pub struct DetectArgs {
     /// CloudTrail files or folders (walked recursively); `-` reads standard input.
     #[arg(required_unless_present = "series", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Folder of detector files.
-    #[arg(long, default_value = "detectors", value_name = "DIR")]
-    pub detectors: PathBuf,
+    /// Folder of detector files that replaces the built-in set (every file
+    /// must be valid).
+    #[arg(long, value_name = "DIR")]
+    pub detectors: Option<PathBuf>,
     /// Report anomalies from this time on; earlier history only trains the
     /// models. A time (2026-01-07T14:00:00Z, 2026-01-07) or a span before the
     /// last event (-1d, -6h, -90m).
@@ -125,39 +126,60 @@ pub fn parse_span(s: &str) -> Result<chrono::Duration, String> {
     }
 }
 
-pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
+/// Every problem with the flags' values, at once (clap has checked their
+/// syntax and which go together).
+fn flag_problems(args: &DetectArgs) -> Vec<String> {
+    let mut out = Vec::new();
     if let (Some(Since::At(s)), Some(u)) = (args.since, args.until) {
         if s >= u {
-            bail!("--since {s} is not before --until {u}");
+            out.push(format!("--since {s} is not before --until {u}"));
         }
     }
     if args.max_entities == 0 {
-        bail!("--max-entities must be at least 1");
+        out.push("--max-entities must be at least 1".into());
     }
     if !(0.0..=1.0).contains(&args.new_event_grade) {
-        bail!(
+        out.push(format!(
             "--new-event-grade {} is out of range; use 0 to 1",
             args.new_event_grade
-        );
+        ));
+    }
+    if args.follow {
+        if args.paths.iter().any(|p| p.as_os_str() == "-") {
+            out.push("--follow watches folders; it cannot follow standard input".into());
+        }
+        if args.format == Some(Format::Json) {
+            out.push(
+                "--format json writes one array at the end; with --follow use ndjson or table"
+                    .into(),
+            );
+        }
+    }
+    if args.paths.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+        out.push("`-` (standard input) can be given once".into());
+    }
+    out
+}
+
+pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
+    let problems = flag_problems(&args);
+    match problems.len() {
+        0 => {}
+        1 => bail!("{}", problems[0]),
+        n => bail!(
+            "{n} problems with the flags:{}",
+            problems
+                .iter()
+                .map(|p| format!("\n  - {p}"))
+                .collect::<String>()
+        ),
     }
     if let Some(series) = &args.series {
         return run_series(&args, series);
     }
     let started = Instant::now();
-    let (detectors, errors) = super::detectors::load(&args.detectors)?;
-    for e in &errors {
-        if args.strict {
-            bail!("{e}");
-        }
-        eprintln!("warning: skipping detector: {e}");
-    }
-    if detectors.is_empty() {
-        bail!(
-            "no valid detector in {}; see `trailwatch detectors validate {}`",
-            args.detectors.display(),
-            args.detectors.display()
-        );
-    }
+    let set = super::detectors::load(args.detectors.as_deref())?;
+    let detectors = set.detectors;
     if args.follow {
         return run_follow(&args, &detectors);
     }
@@ -182,7 +204,13 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         total,
         "{spinner} reading {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec}, {eta} left",
     );
-    let problem = |e: &ReadError| bar.suspend(|| eprintln!("warning: {e}"));
+    // Under --strict the first problem is the error, said once at the end.
+    let strict = args.strict;
+    let problem = |e: &ReadError| {
+        if !strict {
+            bar.suspend(|| eprintln!("warning: {e}"))
+        }
+    };
     let progress = |n: u64| bar.inc(n);
     let observer = Observer {
         problem: &problem,
@@ -196,8 +224,24 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         args.strict,
         &observer,
     )
-    .map_err(|e| anyhow::anyhow!("{e}").context("stopped at the first problem (--strict)"))?;
+    .map_err(|e| {
+        bar.finish_and_clear();
+        anyhow::anyhow!("{e} (--strict stops at the first problem in the input)")
+    })?;
     bar.finish_and_clear();
+    if stats.records == 0 {
+        let what = if stats.problems > 0 {
+            format!("{} problem(s) above", stats.problems)
+        } else if stats.skipped > 0 {
+            format!("{} digest or Insight file(s) only", stats.skipped)
+        } else {
+            "the input is empty".into()
+        };
+        bail!(
+            "no readable CloudTrail records in {} ({what})",
+            list(&args.paths)
+        );
+    }
     let read_secs = started.elapsed().as_secs_f64();
     let options = engine_options(
         &args,
@@ -213,10 +257,15 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     }
     let incidents = group(&mut findings.anomalies);
     let format = output_format(&args);
+    if findings.anomalies.is_empty() {
+        for why in engine.too_thin() {
+            eprintln!("note: {why}");
+        }
+    }
     let mut out = std::io::stdout().lock();
     sink::write(format, &findings.anomalies, &incidents, &mut out)
+        .and_then(|()| out.flush())
         .context("cannot write the results")?;
-    out.flush().ok();
     if let Some(path) = &args.report {
         let charts = crate::engine::report::charts(&engine, &findings.anomalies);
         let html = crate::engine::report::render(&crate::engine::report::ReportInput {
@@ -262,9 +311,6 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
             stats.records as f64 / secs.max(1e-9),
             peak_memory().map_or("unknown".into(), |kib| format!("{:.0} MiB", kib as f64 / 1024.0))
         );
-    }
-    if stats.records == 0 && stats.problems > 0 {
-        return Ok(EXIT_ERROR);
     }
     Ok(if findings.anomalies.is_empty() {
         EXIT_OK
@@ -355,13 +401,7 @@ fn engine_options(
 /// `--follow`: poll, ingest, advance, print, save; until interrupted.
 fn run_follow(args: &DetectArgs, detectors: &[crate::detector::Detector]) -> anyhow::Result<i32> {
     use crate::engine::follow::{follow, FollowOptions};
-    if args.paths.iter().any(|p| p.as_os_str() == "-") {
-        bail!("--follow watches folders; it cannot follow standard input");
-    }
     let format = output_format(args);
-    if format == Format::Json {
-        bail!("--format json writes one array at the end; with --follow use ndjson or table");
-    }
     // A span before the end means before now when following.
     let since = args
         .since

@@ -1,81 +1,106 @@
 //! `trailwatch detectors list|validate`.
 
 use super::{EXIT_ERROR, EXIT_OK};
-use crate::detector::{load_dir, Detector, ErrorFilter, ValueSpec};
-use anyhow::Context;
+use crate::detector::{Detector, DetectorSet, ErrorFilter, SetError, ValueSpec};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]
 pub enum DetectorsCommand {
     /// Show each detector: what it counts, per what, and how often.
+    #[command(
+        after_help = "Examples:\n  trailwatch detectors list                       (the built-in set)\n  trailwatch detectors list --detectors ./mine    (your own folder)"
+    )]
     List {
-        /// Folder of detector files.
-        #[arg(long, default_value = "detectors", value_name = "DIR")]
-        detectors: PathBuf,
+        /// Folder of detector files that replaces the built-in set.
+        #[arg(long, value_name = "DIR")]
+        detectors: Option<PathBuf>,
     },
     /// Check every detector file; report every problem in every file.
+    #[command(
+        after_help = "Exit status: 0 every file is valid, 2 a file is not.\n\nExamples:\n  trailwatch detectors validate                   (the built-in set)\n  trailwatch detectors validate ./mine\n  trailwatch detectors validate --detectors ./mine"
+    )]
     Validate {
-        /// Folder of detector files.
-        #[arg(default_value = "detectors")]
-        dir: PathBuf,
+        /// Folder of detector files [default: the built-in set].
+        #[arg(value_name = "DIR", conflicts_with = "detectors")]
+        dir: Option<PathBuf>,
+        /// The same folder, named as `detect` and `list` name it.
+        #[arg(long, value_name = "DIR")]
+        detectors: Option<PathBuf>,
     },
 }
 
 pub fn run(cmd: DetectorsCommand) -> anyhow::Result<i32> {
     match cmd {
         DetectorsCommand::List { detectors } => {
-            let (list, errors) = load(&detectors)?;
-            for e in &errors {
-                eprintln!("warning: {e}");
-            }
-            let width = list.iter().map(|d| d.name.len()).max().unwrap_or(0);
-            for d in &list {
+            let set = load(detectors.as_deref())?;
+            eprintln!("{}:", capitalised(&set.to_string()));
+            let width = set
+                .detectors
+                .iter()
+                .map(|d| d.name.len())
+                .max()
+                .unwrap_or(0);
+            for d in &set.detectors {
                 println!("{:width$}  {}", d.name, summary(d));
                 if !d.description.is_empty() {
                     println!("{:width$}  {}", "", d.description);
                 }
             }
-            Ok(if errors.is_empty() {
-                EXIT_OK
-            } else {
-                EXIT_ERROR
-            })
+            Ok(EXIT_OK)
         }
-        DetectorsCommand::Validate { dir } => {
-            let (list, errors) = load(&dir)?;
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            if errors.is_empty() {
-                println!(
-                    "{} detector file(s) in {} are valid.",
-                    list.len(),
-                    dir.display()
-                );
-                Ok(EXIT_OK)
-            } else {
-                eprintln!(
-                    "{} of {} detector file(s) in {} are invalid.",
-                    errors.len(),
-                    errors.len() + list.len(),
-                    dir.display()
-                );
-                Ok(EXIT_ERROR)
+        DetectorsCommand::Validate { dir, detectors } => {
+            let dir = dir.or(detectors);
+            match DetectorSet::load(dir.as_deref()) {
+                Ok(set) => {
+                    println!("{} are valid.", capitalised(&set.to_string()));
+                    Ok(EXIT_OK)
+                }
+                Err(SetError::Invalid { dir, errors }) => {
+                    for e in &errors {
+                        eprintln!("{e}");
+                    }
+                    let total = std::fs::read_dir(&dir)
+                        .map(|r| {
+                            r.filter_map(Result::ok)
+                                .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+                                .count()
+                        })
+                        .unwrap_or(errors.len());
+                    eprintln!(
+                        "{} of {} detector file(s) in {} are invalid.",
+                        errors.len(),
+                        total,
+                        dir.display()
+                    );
+                    Ok(EXIT_ERROR)
+                }
+                Err(e) => Err(e.into()),
             }
         }
     }
 }
 
-pub(crate) fn load(
-    dir: &Path,
-) -> anyhow::Result<(Vec<Detector>, Vec<crate::detector::DetectorError>)> {
-    load_dir(dir).with_context(|| {
-        format!(
-            "cannot load detectors from {}; pass --detectors DIR",
-            dir.display()
-        )
-    })
+/// `--detectors DIR`, or the built-in set; a folder with an invalid file is
+/// an error after every problem in it is printed.
+pub(crate) fn load(dir: Option<&Path>) -> anyhow::Result<DetectorSet> {
+    match DetectorSet::load(dir) {
+        Ok(set) => Ok(set),
+        Err(SetError::Invalid { dir, errors }) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            Err(SetError::Invalid { dir, errors }.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// One line: value, filter, entity, interval.

@@ -56,7 +56,9 @@ impl OpenSearchArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Prints the invocation's counts as one JSON line, as the Lambda logs them. \
-Exit status 2 when records are still failing at the end (the Lambda would fail and be retried)."
+Exit status 2 when records are still failing at the end (the Lambda would fail and be retried).\n\n\
+Example, with the sample event in the repository (three records):\n  \
+trailwatch lambda forward --opensearch-url http://127.0.0.1:9200 < tests/data/lambda/forward-event.json"
 )]
 pub struct ForwardArgs {
     #[command(flatten)]
@@ -82,7 +84,9 @@ pub struct ForwardArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Without --topic-arn, prints the subject and body. An alert that cannot be enriched \
-still goes out, marked as not enriched, and the reason is printed on standard error."
+still goes out, marked as not enriched, and the reason is printed on standard error.\n\n\
+Example, with the sample alert in the repository (after forwarding the sample event):\n  \
+trailwatch lambda enrich --opensearch-url http://127.0.0.1:9200 < tests/data/lambda/enrich-alert.json"
 )]
 pub struct EnrichArgs {
     #[command(flatten)]

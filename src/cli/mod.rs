@@ -37,7 +37,10 @@ pub enum Command {
     /// Run the detectors over CloudTrail logs on disk and report anomalies.
     Detect(detect::DetectArgs),
     /// List or validate detector files.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  trailwatch detectors list\n  trailwatch detectors validate ./my-detectors\n  trailwatch detect ./logs --detectors ./my-detectors"
+    )]
     Detectors(detectors::DetectorsCommand),
     /// Write realistic CloudTrail deliveries with injected incidents.
     Simulate(simulate::SimulateArgs),
@@ -50,7 +53,10 @@ pub enum Command {
     /// Delete the stack (its data stays unless --delete-data).
     Destroy(deploy::DestroyArgs),
     /// Run a Lambda handler once on an event from standard input.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples, with the sample events in the repository:\n  trailwatch lambda forward --opensearch-url http://127.0.0.1:9200 < tests/data/lambda/forward-event.json\n  trailwatch lambda enrich --opensearch-url http://127.0.0.1:9200 < tests/data/lambda/enrich-alert.json"
+    )]
     Lambda(lambda::LambdaCommand),
 }
 
@@ -66,6 +72,15 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Destroy(args) => deploy::destroy(args),
         Command::Lambda(cmd) => lambda::run(cmd),
     }
+}
+
+/// True when the error is standard output closing under us (`detect … |
+/// head`): the reader has what it wanted, so this is a clean exit.
+pub fn is_closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// `--since`: a time, or a span before the end of the data (`-1d`, `-6h`, `-90m`).

@@ -2,6 +2,7 @@
 //! formats (S3 deliveries, JSON lines, CloudWatch Logs subscription payloads),
 //! finding inputs on disk, and reporting damaged input without stopping.
 //!
+//! A byte stream is first cut into gzip members and documents ([`stream`]).
 //! Records are parsed straight into the typed model ([`parse`]), keeping
 //! only the fields a run reads ([`Projection`]).
 //!
@@ -15,9 +16,12 @@ pub mod parse;
 pub mod projection;
 pub mod read;
 pub mod record;
+pub mod stream;
 
 pub use discover::{discover, Input};
 pub use field::FieldPath;
 pub use projection::Projection;
 pub use read::{read_bytes, read_input, Location, ReadError, ReadErrorKind, ReadStats};
-pub use record::{FieldValue, Record, RecordError, UserIdentity};
+pub use record::{
+    quantity, FieldValue, Implausible, Record, RecordError, UserIdentity, MAX_QUANTITY,
+};

@@ -17,6 +17,7 @@
 use super::parse::{parse_document, parse_record, raw_from_value, Document, RawRecord};
 use super::projection::Projection;
 use super::record::{type_name, Record, RecordError};
+use super::stream::{next_document, DocumentEnd, Unzip};
 use base64::Engine as _;
 use flate2::read::MultiGzDecoder;
 use serde_json::Value;
@@ -60,7 +61,7 @@ impl fmt::Display for Location {
 pub enum ReadErrorKind {
     #[error("cannot read: {0}")]
     Io(#[source] io::Error),
-    #[error("damaged or truncated gzip ({0}); records decoded before the damage were kept")]
+    #[error("damaged or truncated gzip ({0})")]
     Gzip(#[source] io::Error),
     #[error(
         "larger than {limit} bytes once decompressed; split it or check that it is CloudTrail"
@@ -68,7 +69,7 @@ pub enum ReadErrorKind {
     TooLarge { limit: u64 },
     #[error("invalid JSON ({0})")]
     Json(#[source] serde_json::Error),
-    #[error("expected ',' or ']' between records; the record after was read anyway")]
+    #[error("expected ',' or ']' between records")]
     MissingSeparator,
     #[error("invalid record: {0}")]
     Record(#[from] RecordError),
@@ -76,6 +77,9 @@ pub enum ReadErrorKind {
     NotCloudTrail(String),
     #[error("CloudWatch Logs payload: {0}")]
     Subscription(String),
+    /// A record read well but not believed (its time or a number in it).
+    #[error("{0}")]
+    LeftOut(String),
 }
 
 /// A problem in one input; the run goes on past it unless `--strict`.
@@ -110,6 +114,9 @@ impl ReadStats {
 
 struct Ctx<'a, S, P> {
     input: &'a str,
+    /// The document a problem is in, 1-based, from the second of an input
+    /// holding several (0: not numbered).
+    document: usize,
     projection: &'a Projection,
     sink: S,
     report: P,
@@ -120,6 +127,7 @@ impl<'a, S: FnMut(Record<'_>), P: FnMut(ReadError)> Ctx<'a, S, P> {
     fn new(input: &'a str, projection: &'a Projection, sink: S, report: P) -> Self {
         Ctx {
             input,
+            document: 0,
             projection,
             sink,
             report,
@@ -129,8 +137,12 @@ impl<'a, S: FnMut(Record<'_>), P: FnMut(ReadError)> Ctx<'a, S, P> {
 
     fn problem(&mut self, location: Location, kind: ReadErrorKind) {
         self.stats.problems += 1;
+        let input = match self.document {
+            0 => self.input.to_owned(),
+            n => format!("{}: document {n}", self.input),
+        };
         (self.report)(ReadError {
-            input: self.input.to_owned(),
+            input,
             location,
             kind,
         });
@@ -169,6 +181,10 @@ fn looks_like_event(m: &serde_json::Map<String, Value>) -> bool {
 /// Records are parsed through `projection` (keeping only the fields a run
 /// reads; [`Projection::All`] keeps everything). Every record goes to
 /// `sink`, every problem to `report`; the returned stats count both.
+///
+/// The input may hold several documents back to back, gzip members and
+/// plain text mixed (`cat *.json *.json.gz | trailwatch detect -`): each is
+/// read, and a problem in the second document on names `document N`.
 pub fn read_input(
     name: &str,
     reader: impl Read,
@@ -177,27 +193,16 @@ pub fn read_input(
     report: impl FnMut(ReadError),
 ) -> ReadStats {
     let mut ctx = Ctx::new(name, projection, sink, report);
-    let mut raw = BufReader::with_capacity(1 << 16, reader);
-    let gz = match raw.fill_buf() {
-        Ok(head) => head.starts_with(&[0x1f, 0x8b]),
-        Err(e) => {
-            ctx.problem(Location::Whole, ReadErrorKind::Io(e));
-            return ctx.stats;
-        }
-    };
-    if gz {
-        let decoder = BufReader::with_capacity(1 << 16, MultiGzDecoder::new(raw));
-        read_decoded(&mut ctx, decoder, true);
-    } else {
-        read_decoded(&mut ctx, raw, false);
-    }
+    let raw = BufReader::with_capacity(1 << 16, reader);
+    read_decoded(&mut ctx, BufReader::with_capacity(1 << 16, Unzip::new(raw)));
     ctx.stats
 }
 
 /// Reads an input held whole in memory (a small file): gzip is decompressed
-/// straight into one buffer sized from the input, then the same decisions as
-/// [`read_input`] are made on it. Faster than streaming for CloudTrail's
-/// deliveries of a few MB; use [`read_input`] for large files.
+/// straight into one buffer sized from the input, and a delivery is parsed
+/// where it lies; anything else gets the same decisions as [`read_input`].
+/// Faster than streaming for CloudTrail's deliveries of a few MB; use
+/// [`read_input`] for large files.
 pub fn read_bytes(
     name: &str,
     bytes: &[u8],
@@ -205,17 +210,25 @@ pub fn read_bytes(
     sink: impl FnMut(Record<'_>),
     report: impl FnMut(ReadError),
 ) -> ReadStats {
-    if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return read_input(name, bytes, projection, sink, report);
-    }
     let mut ctx = Ctx::new(name, projection, sink, report);
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        if !bytes.contains(&0x1f) {
+            if let Some(doc) = parse_in_place(ctx.projection, bytes) {
+                ctx.stats.bytes += bytes.len() as u64;
+                read_parsed(&mut ctx, doc);
+                return ctx.stats;
+            }
+        }
+        read_decoded(&mut ctx, BufReader::new(Unzip::new(bytes)));
+        return ctx.stats;
+    }
     let mut out = Vec::with_capacity(
         bytes
             .len()
             .saturating_mul(10)
             .min(MAX_DOCUMENT_BYTES as usize),
     );
-    let result = MultiGzDecoder::new(bytes)
+    let result = Unzip::new(bytes)
         .take(MAX_DOCUMENT_BYTES + 1)
         .read_to_end(&mut out);
     if out.len() as u64 > MAX_DOCUMENT_BYTES {
@@ -227,19 +240,31 @@ pub fn read_bytes(
         );
         return ctx.stats;
     }
-    if !out.is_empty() {
-        match parse_in_place(ctx.projection, &out) {
+    match result {
+        Ok(_) => match parse_in_place(ctx.projection, &out) {
             Some(doc) => {
                 ctx.stats.bytes += out.len() as u64;
                 read_parsed(&mut ctx, doc);
             }
-            None => read_decoded(&mut ctx, out.as_slice(), true),
-        }
-    }
-    if let Err(e) = result {
-        ctx.problem(Location::Byte(out.len()), ReadErrorKind::Gzip(e));
+            None => read_decoded(&mut ctx, out.as_slice()),
+        },
+        // Damaged: what decoded before the damage, then the damage, as a
+        // stream would meet them.
+        Err(e) => read_decoded(
+            &mut ctx,
+            out.as_slice().chain(BufReader::new(FailsWith(Some(e)))),
+        ),
     }
     ctx.stats
+}
+
+/// A reader that fails once with the error it holds, then ends.
+struct FailsWith(Option<io::Error>);
+
+impl Read for FailsWith {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        self.0.take().map_or(Ok(0), Err)
+    }
 }
 
 /// A delivery (or array of events) parsed where it lies, as one document;
@@ -254,20 +279,58 @@ fn parse_in_place<'d>(projection: &Projection, bytes: &'d [u8]) -> Option<Docume
     }
 }
 
-fn io_kind(e: io::Error, gz: bool) -> ReadErrorKind {
-    if gz && e.kind() != io::ErrorKind::PermissionDenied {
+/// A read error as a problem: damage in a gzip member (the [`Unzip`]
+/// decoder's `InvalidData`) or a failing read.
+fn io_kind(e: io::Error) -> ReadErrorKind {
+    if e.kind() == io::ErrorKind::InvalidData {
         ReadErrorKind::Gzip(e)
     } else {
         ReadErrorKind::Io(e)
     }
 }
 
+/// Counts the bytes consumed from a reader: what [`ReadStats::bytes`] reports.
+struct Counted<R> {
+    inner: R,
+    consumed: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.consumed += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counted<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.consumed += amt as u64;
+        self.inner.consume(amt);
+    }
+}
+
 fn read_decoded<S: FnMut(Record<'_>), P: FnMut(ReadError)>(
     ctx: &mut Ctx<'_, S, P>,
-    mut reader: impl BufRead,
-    gz: bool,
+    reader: impl BufRead,
 ) {
-    // The first non-blank line decides between JSON lines and one document.
+    let mut reader = Counted {
+        inner: reader,
+        consumed: 0,
+    };
+    read_counted(ctx, &mut reader);
+    ctx.stats.bytes += reader.consumed;
+}
+
+fn read_counted<S: FnMut(Record<'_>), P: FnMut(ReadError)>(
+    ctx: &mut Ctx<'_, S, P>,
+    mut reader: impl BufRead,
+) {
+    // The first non-blank line decides between JSON lines and documents.
     let mut first = Vec::new();
     let mut line_no = 0;
     loop {
@@ -286,14 +349,13 @@ fn read_decoded<S: FnMut(Record<'_>), P: FnMut(ReadError)>(
                 }
                 return;
             }
-            Ok(n) => ctx.stats.bytes += n as u64,
+            Ok(_) => {}
             Err(e) => {
                 // Damaged before the first line ended: salvage what was decoded.
-                ctx.stats.bytes += first.len() as u64;
                 if !first.is_empty() {
                     read_document(ctx, &first, true);
                 }
-                ctx.problem(Location::Byte(first.len()), io_kind(e, gz));
+                ctx.problem(Location::Byte(first.len()), io_kind(e));
                 return;
             }
         }
@@ -305,39 +367,62 @@ fn read_decoded<S: FnMut(Record<'_>), P: FnMut(ReadError)>(
     if let Ok(Document::Other(value @ Value::Object(event))) = &parsed {
         if looks_like_event(event) {
             ctx.event_value(value, Location::Line(line_no));
-            read_lines(ctx, reader, line_no, gz);
+            read_lines(ctx, reader, line_no);
             return;
         }
     }
-    // One document: the first line and the rest.
-    let limit = MAX_DOCUMENT_BYTES;
-    let mut rest = Vec::new();
-    let read = (&mut reader)
-        .take(limit + 1 - (first.len() as u64).min(limit))
-        .read_to_end(&mut rest);
-    ctx.stats.bytes += rest.len() as u64;
-    let total = (first.len() + rest.len()) as u64;
-    let truncated = match read {
-        Ok(_) if total > limit => {
-            ctx.problem(Location::Whole, ReadErrorKind::TooLarge { limit });
-            return;
-        }
-        Ok(_) => None,
-        Err(e) => Some(io_kind(e, gz)),
-    };
     match parsed {
-        // A one-line document (CloudTrail writes deliveries so): parsed already.
-        Ok(doc) if truncated.is_none() && rest.iter().all(u8::is_ascii_whitespace) => {
-            read_parsed(ctx, doc)
+        // A one-line document (CloudTrail writes deliveries so): parsed
+        // already; more documents may follow.
+        Ok(doc) => {
+            read_parsed(ctx, doc);
+            read_documents(ctx, reader, 2);
         }
-        other => {
-            drop(other);
-            first.extend_from_slice(&rest);
-            read_document(ctx, &first, truncated.is_some());
-        }
+        // Part of a document, several on one line, or damage: cut the
+        // documents out of the first line and the rest.
+        Err(_) => read_documents(ctx, first.as_slice().chain(reader), 1),
     }
-    if let Some(kind) = truncated {
-        ctx.problem(Location::Byte(total as usize), kind);
+}
+
+/// Reads the top-level documents of `reader` one by one, each capped at
+/// [`MAX_DOCUMENT_BYTES`]; `number` is the first one's, 1-based.
+fn read_documents<S: FnMut(Record<'_>), P: FnMut(ReadError)>(
+    ctx: &mut Ctx<'_, S, P>,
+    mut reader: impl BufRead,
+    mut number: usize,
+) {
+    let mut doc = Vec::new();
+    loop {
+        let end = next_document(&mut reader, &mut doc, MAX_DOCUMENT_BYTES as usize);
+        if !matches!(end, Ok(DocumentEnd::Eof)) && number > 1 {
+            ctx.document = number;
+        }
+        match end {
+            Ok(DocumentEnd::Eof) => break,
+            Ok(DocumentEnd::Complete) => read_document(ctx, &doc, false),
+            Ok(DocumentEnd::Truncated) => {
+                read_document(ctx, &doc, true);
+                ctx.problem(
+                    Location::Byte(doc.len()),
+                    ReadErrorKind::NotCloudTrail("the input ends inside a document".into()),
+                );
+            }
+            Ok(DocumentEnd::TooLarge) => ctx.problem(
+                Location::Whole,
+                ReadErrorKind::TooLarge {
+                    limit: MAX_DOCUMENT_BYTES,
+                },
+            ),
+            Err(e) => {
+                // Damage in the stream: keep what was decoded before it.
+                if !doc.iter().all(u8::is_ascii_whitespace) {
+                    read_document(ctx, &doc, true);
+                }
+                ctx.problem(Location::Byte(doc.len()), io_kind(e));
+                break;
+            }
+        }
+        number += 1;
     }
 }
 
@@ -345,7 +430,6 @@ fn read_lines<S: FnMut(Record<'_>), P: FnMut(ReadError)>(
     ctx: &mut Ctx<'_, S, P>,
     mut reader: impl BufRead,
     mut line_no: usize,
-    gz: bool,
 ) {
     let mut line = Vec::new();
     loop {
@@ -356,9 +440,9 @@ fn read_lines<S: FnMut(Record<'_>), P: FnMut(ReadError)>(
             .read_until(b'\n', &mut line)
         {
             Ok(0) => return,
-            Ok(n) => ctx.stats.bytes += n as u64,
+            Ok(_) => {}
             Err(e) => {
-                ctx.problem(Location::Line(line_no), io_kind(e, gz));
+                ctx.problem(Location::Line(line_no), io_kind(e));
                 return;
             }
         }
@@ -718,6 +802,71 @@ mod tests {
             );
             assert_eq!(in_memory, run(false), "{input}");
         }
+    }
+
+    /// `cat *.json | trailwatch detect -` read the first delivery and lost the
+    /// rest without a word; so did `cat *.json.gz` and a mix of both.
+    #[test]
+    fn concatenated_documents_and_gzip_members_are_all_read() {
+        let a = json!({"Records": [event(1), event(2)]}).to_string();
+        let b = json!({"Records": [event(3)]}).to_string();
+        let c = json!({"Records": [event(4), event(5), event(6)]}).to_string();
+        let glued = format!("{a}{b}{c}");
+        let lined = format!("{a}\n{b}\n{c}\n");
+        let mut gzipped = gzip(a.as_bytes());
+        gzipped.extend(gzip(b.as_bytes()));
+        gzipped.extend(gzip(c.as_bytes()));
+        let mut mixed = a.clone().into_bytes();
+        mixed.extend(gzip(b.as_bytes()));
+        mixed.extend_from_slice(b"\n");
+        mixed.extend_from_slice(c.as_bytes());
+        let mut gz_first = gzip(a.as_bytes());
+        gz_first.extend_from_slice(b.as_bytes());
+        gz_first.extend(gzip(c.as_bytes()));
+        for (what, input) in [
+            ("glued", glued.into_bytes()),
+            ("lined", lined.into_bytes()),
+            ("gzipped", gzipped),
+            ("mixed", mixed),
+            ("gzip first", gz_first),
+        ] {
+            let (r, p, s) = read(&input);
+            assert_eq!((r.len(), s.records), (6, 6), "{what}");
+            assert!(p.is_empty(), "{what}: {p:?}");
+            let ids: Vec<_> = r.iter().map(|r| r.event_id().unwrap().to_owned()).collect();
+            assert_eq!(
+                ids,
+                ["id-1", "id-2", "id-3", "id-4", "id-5", "id-6"],
+                "{what}"
+            );
+            let mut n = 0;
+            let stats = read_bytes(
+                "t",
+                &input,
+                &Projection::All,
+                |_| n += 1,
+                |e| panic!("{what}: {e}"),
+            );
+            assert_eq!((n, stats.records), (6, 6), "{what}, in memory");
+        }
+    }
+
+    #[test]
+    fn a_damaged_document_among_several_is_named_and_the_others_kept() {
+        let a = json!({"Records": [event(1)]}).to_string();
+        let c = json!({"Records": [event(4)]}).to_string();
+        let damaged = format!("{{\"Records\": [{}\n{}]}}", event(2), event(3));
+        let (r, p, _) = read(format!("{a}\n{damaged}\n{c}").as_bytes());
+        assert_eq!(r.len(), 4, "{p:?}");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("t: document 2: byte offset"), "{}", p[0]);
+        let (r, p, _) = read(format!("{a}{}", &c[..c.len() - 2]).as_bytes());
+        assert_eq!(
+            r.len(),
+            2,
+            "the truncated delivery's record is salvaged: {p:?}"
+        );
+        assert!(p.iter().any(|m| m.starts_with("t: document 2: ")), "{p:?}");
     }
 
     #[test]

@@ -129,6 +129,36 @@ impl FieldValue<'_> {
             _ => None,
         }
     }
+
+    /// A count or size ([`quantity`]): `Ok(None)` when the value holds no
+    /// number at all.
+    pub fn quantity(&self) -> Result<Option<f64>, Implausible> {
+        self.number().map(quantity).transpose()
+    }
+}
+
+/// The largest count or size one field of one record may carry: far above
+/// anything AWS accepts (EC2's `maxCount`, EBS's 64 TiB, bytes of a transfer),
+/// far below what would overflow a model's arithmetic.
+pub const MAX_QUANTITY: f64 = 1e12;
+
+/// A number in a record that cannot be a count or size. Callers say it was
+/// left out, naming the record.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{value} is not a plausible count or size (0 to {MAX_QUANTITY:e})")]
+pub struct Implausible {
+    pub value: f64,
+}
+
+/// A count or size read from a record, which whoever made the call chose:
+/// a finite number from 0 to [`MAX_QUANTITY`]. NaN, infinities (`"1e999"`
+/// parses as one), negatives and absurd sizes are refused.
+pub fn quantity(x: f64) -> Result<f64, Implausible> {
+    if x.is_finite() && (0.0..=MAX_QUANTITY).contains(&x) {
+        Ok(x)
+    } else {
+        Err(Implausible { value: x })
+    }
 }
 
 /// One CloudTrail event. Construction checks the typed fields, so the

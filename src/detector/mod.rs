@@ -1,14 +1,17 @@
 //! The detector model: one file per detector in `detectors/`, parsed and
-//! validated once into a [`Detector`]. The local engine evaluates it
+//! validated once into a [`Detector`]; [`DetectorSet`] says which set a run
+//! uses (built in, or a folder). The local engine evaluates it
 //! ([`Detector::matches`], [`Detector::contribution`], [`Detector::entity`]);
 //! the OpenSearch renderer derives the plugin's JSON from the same value.
 
 mod model;
 mod parse;
+mod set;
 mod shipped;
 
 pub use model::{
     AlertThresholds, Detector, Direction, Entity, ErrorFilter, FieldMatch, Filter, ValueSpec,
 };
 pub use parse::{load_dir, parse_detector, DetectorError, Problem};
+pub use set::{DetectorSet, SetError, Source};
 pub use shipped::shipped;

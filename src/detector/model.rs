@@ -1,6 +1,6 @@
 //! The typed detector and how it applies to one record.
 
-use crate::cloudtrail::{FieldPath, Record};
+use crate::cloudtrail::{quantity, FieldPath, Implausible, Record};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -153,15 +153,22 @@ impl Detector {
 
     /// What a matching record adds to its interval: 1 for a count, the field's
     /// numbers for a sum (none: 0), nothing numeric for a distinct count.
-    pub fn contribution(&self, r: &Record) -> f64 {
+    /// A summed field holding an implausible number (NaN, infinite,
+    /// negative, above [`crate::cloudtrail::MAX_QUANTITY`]) is an error: the
+    /// record is left out of this detector, and named.
+    pub fn contribution(&self, r: &Record) -> Result<f64, Implausible> {
         match &self.value {
-            ValueSpec::Count => 1.0,
+            ValueSpec::Count => Ok(1.0),
             ValueSpec::Sum(path) => {
-                let mut total = 0.0;
-                r.visit(path, &mut |v| total += v.number().unwrap_or(0.0));
+                let mut total = Ok(0.0);
+                r.visit(path, &mut |v| {
+                    if let Ok(t) = total {
+                        total = v.quantity().and_then(|x| quantity(t + x.unwrap_or(0.0)));
+                    }
+                });
                 total
             }
-            ValueSpec::Distinct(_) => 0.0,
+            ValueSpec::Distinct(_) => Ok(0.0),
         }
     }
 

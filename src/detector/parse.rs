@@ -38,7 +38,7 @@ pub enum DetectorError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: not valid TOML: {message}", path.display())]
+    #[error("{}: not valid TOML:\n{}", path.display(), indent(message))]
     Syntax { path: PathBuf, message: String },
     #[error("{}: {} problem(s):{}", path.display(), problems.len(), problems.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
     Invalid {
@@ -91,6 +91,15 @@ pub fn load_dir(dir: &Path) -> Result<(Vec<Detector>, Vec<DetectorError>), Detec
     Ok((detectors, errors))
 }
 
+/// Each line of a multi-line message, indented under its heading.
+fn indent(message: &str) -> String {
+    message
+        .lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Parses one detector file's text; `path` names it in errors and supplies
 /// the default name (the file stem).
 pub fn parse_detector(path: &Path, text: &str) -> Result<Detector, DetectorError> {
@@ -98,7 +107,7 @@ pub fn parse_detector(path: &Path, text: &str) -> Result<Detector, DetectorError
         .parse()
         .map_err(|e: toml::de::Error| DetectorError::Syntax {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', " "),
+            message: e.to_string().trim_end().to_owned(),
         })?;
     let mut problems = Vec::new();
     let stem = path

@@ -5,6 +5,7 @@
 
 use super::insights::InsightCounts;
 use super::novelty::NoveltyCounts;
+use super::plausible::{Exclusions, TimeFence};
 use crate::cloudtrail::Record;
 use crate::context::FacetCounts;
 use crate::detector::{Detector, Entity, ValueSpec};
@@ -139,13 +140,20 @@ impl Tracking {
     };
 }
 
-/// Feeds records into an [`Aggregates`].
+/// Feeds records into an [`Aggregates`]. Records dated outside its
+/// [`TimeFence`], and records whose summed field holds an implausible
+/// number (for that detector), are left out and listed in
+/// [`Aggregator::exclusions`].
 pub struct Aggregator<'d> {
     detectors: &'d [Detector],
     until: Option<DateTime<Utc>>,
     tracking: Tracking,
     state: Aggregates,
     entity: Entity,
+    fence: TimeFence,
+    /// The time (Unix seconds) of every record taken, to find the bulk.
+    times: Vec<i64>,
+    exclusions: Exclusions,
 }
 
 impl<'d> Aggregator<'d> {
@@ -164,7 +172,27 @@ impl<'d> Aggregator<'d> {
             tracking,
             state: Aggregates::empty(detectors),
             entity: Entity::new(),
+            fence: TimeFence::plausible(Utc::now()),
+            times: Vec::new(),
+            exclusions: Exclusions::default(),
         }
+    }
+
+    /// Leaves out records dated outside `fence` (default: plausible times).
+    pub fn with_fence(mut self, fence: TimeFence) -> Self {
+        self.fence = fence;
+        self
+    }
+
+    /// The records left out so far, and why.
+    pub fn exclusions(&self) -> &Exclusions {
+        &self.exclusions
+    }
+
+    /// The fence narrowed around the bulk of the times taken so far, when
+    /// some of them lie far outside it ([`TimeFence::around_bulk`]).
+    pub fn outliers(&mut self) -> Option<TimeFence> {
+        self.fence.around_bulk(&mut self.times)
     }
 
     pub fn record(&mut self, r: &Record) {
@@ -173,6 +201,12 @@ impl<'d> Aggregator<'d> {
             self.state.after_until += 1;
             return;
         }
+        if let Some(why) = self.fence.reject(t) {
+            self.exclusions
+                .add(|| format!("{}: {why}; left out", describe(r)));
+            return;
+        }
+        self.times.push(t.timestamp());
         self.state.first_event = min_opt(self.state.first_event, Some(t));
         self.state.last_event = self.state.last_event.max(Some(t));
         if self.tracking.novelty {
@@ -190,6 +224,14 @@ impl<'d> Aggregator<'d> {
                 agg.missing_entity += 1;
                 continue;
             }
+            let contribution = match d.contribution(r) {
+                Ok(x) => x,
+                Err(e) => {
+                    self.exclusions
+                        .add(|| format!("{}: {e}; left out of {}", describe(r), d.name));
+                    continue;
+                }
+            };
             let index = bucket_of(t, d.interval.as_secs() as i64);
             if !agg.series.contains_key(self.entity.as_slice()) {
                 agg.series.insert(self.entity.clone(), Series::new());
@@ -210,7 +252,7 @@ impl<'d> Aggregator<'d> {
                         set.insert(v);
                     }
                 }
-                Cell::Number(x) => *x += d.contribution(r),
+                Cell::Number(x) => *x += contribution,
             }
             bucket.facets.record(r);
         }
@@ -219,6 +261,18 @@ impl<'d> Aggregator<'d> {
     pub fn finish(self) -> Aggregates {
         self.state
     }
+}
+
+/// A record as a message names it: its event, id and time.
+fn describe(r: &Record) -> String {
+    format!(
+        "{} {}:{} at {}",
+        r.event_id()
+            .map_or("a record".to_owned(), |id| format!("record {id}")),
+        r.event_source(),
+        r.event_name(),
+        r.event_time().to_rfc3339()
+    )
 }
 
 /// Serialises a map with non-string keys as a list of pairs.

@@ -298,7 +298,13 @@ pub fn detect(
             let mut m = from_m.max(earliest);
             while m < to_m {
                 if !(0..START_MINUTES as i64).all(|k| m + k < to_m && unusual(m + k)) {
-                    m += 1;
+                    // The next minute whose rolling window holds a call: the
+                    // ones between cannot be unusual, and a gap of a year is
+                    // jumped, not walked.
+                    match kc.minutes.range(m + 2 - RATE_WINDOW as i64..).next() {
+                        Some((&calls, _)) => m = (m + 1).max(calls),
+                        None => break,
+                    }
                     continue;
                 }
                 // The first active minute of the window that tipped it.

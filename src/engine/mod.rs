@@ -22,6 +22,7 @@ pub mod follow;
 pub mod group;
 pub mod insights;
 pub mod novelty;
+pub mod plausible;
 pub mod rcf;
 pub mod report;
 pub mod score;
@@ -76,6 +77,23 @@ impl EngineOptions {
     }
 }
 
+/// A span as people say it: `55 minutes`, `5 h 20 min`, `1 day`, `3 days`.
+pub fn span_text(d: Duration) -> String {
+    let minutes = d.num_minutes();
+    match minutes {
+        m if m < 60 => format!("{m} minute{}", if m == 1 { "" } else { "s" }),
+        m if m % 1440 == 0 => {
+            let days = m / 1440;
+            format!("{days} day{}", if days == 1 { "" } else { "s" })
+        }
+        m if m < 2 * 1440 => match m % 60 {
+            0 => format!("{} h", m / 60),
+            r => format!("{} h {r} min", m / 60),
+        },
+        m => format!("{:.1} days", m as f64 / 1440.0),
+    }
+}
+
 /// What one advance found.
 #[derive(Debug, Default)]
 pub struct Findings {
@@ -118,6 +136,52 @@ impl<'d> Engine<'d> {
             .max()
             .and_then(|d| Duration::from_std(d).ok())
             .unwrap_or(Duration::minutes(10))
+    }
+
+    /// Why a kind could not report anything on this data, one line per kind
+    /// that lacked history: too few intervals for a model, less than the
+    /// seasonal baseline, or still learning. Empty when every kind had
+    /// enough to report.
+    pub fn too_thin(&self) -> Vec<String> {
+        let (Some(first), Some(last)) = (self.aggregates.first_event, self.aggregates.last_event)
+        else {
+            return Vec::new();
+        };
+        let span = last - first;
+        let have = format!("{} of data", span_text(span));
+        let mut out = Vec::new();
+        if self.options.rcf {
+            // Every model needs `output_after` intervals before it reports.
+            if let Some(d) = self.detectors.iter().min_by_key(|d| d.interval) {
+                let interval = Duration::from_std(d.interval).unwrap_or(Duration::minutes(10));
+                let needed = interval * rcf::OUTPUT_AFTER as i32;
+                if span + interval < needed {
+                    out.push(format!(
+                        "rcf: {have}; a model reports after {} intervals ({} at {}-minute intervals)",
+                        rcf::OUTPUT_AFTER,
+                        span_text(needed),
+                        interval.num_minutes()
+                    ));
+                }
+            }
+        }
+        if let Some(opts) = &self.options.insights {
+            if span < opts.min_baseline {
+                out.push(format!(
+                    "insight: {have}; needs {} of history as its baseline",
+                    span_text(opts.min_baseline)
+                ));
+            }
+        }
+        if let Some(opts) = &self.options.novelty {
+            if span < opts.learning {
+                out.push(format!(
+                    "new activity: {have}; learning for the first {} (--learning)",
+                    span_text(opts.learning)
+                ));
+            }
+        }
+        out
     }
 
     pub fn ingest(&mut self, more: Aggregates) {
@@ -205,6 +269,33 @@ mod tests {
         Record::from_value(serde_json::json!({"eventTime": t, "eventSource": "iam.amazonaws.com", "eventName": name,
             "awsRegion": "us-east-1", "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::1:user/{who}")}}))
         .unwrap()
+    }
+
+    /// `detect` on the real invictus data (55 minutes) said only "No
+    /// anomalies found.", as if it had looked.
+    #[test]
+    fn thin_data_says_per_kind_why_nothing_could_be_scored() {
+        let detectors = [parse_detector(std::path::Path::new("d.toml"), "").unwrap()];
+        let mut engine = Engine::new(&detectors, EngineOptions::all());
+        let mut a = Aggregator::new(&detectors, None);
+        a.record(&rec("2023-07-10T11:42:00Z", "bob", "GetUser"));
+        a.record(&rec("2023-07-10T12:37:00Z", "bob", "GetUser"));
+        engine.ingest(a.finish());
+        assert_eq!(
+            engine.too_thin(),
+            [
+                "rcf: 55 minutes of data; a model reports after 32 intervals (5 h 20 min at 10-minute intervals)",
+                "insight: 55 minutes of data; needs 1 day of history as its baseline",
+                "new activity: 55 minutes of data; learning for the first 1 day (--learning)",
+            ]
+        );
+        let mut b = Aggregator::new(&detectors, None);
+        b.record(&rec("2023-07-12T12:37:00Z", "bob", "GetUser"));
+        engine.ingest(b.finish());
+        assert!(engine.too_thin().is_empty(), "{:?}", engine.too_thin());
+        assert_eq!(span_text(Duration::minutes(320)), "5 h 20 min");
+        assert_eq!(span_text(Duration::days(7)), "7 days");
+        assert_eq!(span_text(Duration::minutes(1)), "1 minute");
     }
 
     #[test]

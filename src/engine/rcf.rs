@@ -45,6 +45,9 @@ pub struct RcfConfig {
     pub seed: u64,
 }
 
+/// Values a model sees before it reports anything (the plugin's).
+pub const OUTPUT_AFTER: usize = 32;
+
 impl RcfConfig {
     pub fn plugin_defaults(shingle_size: usize, seed: u64) -> Self {
         RcfConfig {
@@ -52,7 +55,7 @@ impl RcfConfig {
             sample_size: 256,
             shingle_size,
             time_decay: 1.0 / 2560.0,
-            output_after: 32,
+            output_after: OUTPUT_AFTER,
             seed,
         }
     }
@@ -114,8 +117,19 @@ impl RcfScorer {
     }
 }
 
+/// The largest magnitude a model is fed: far above any count a series
+/// holds, small enough that the forest's single-precision arithmetic
+/// (squares, for normalisation) stays finite.
+pub const MAX_MODEL_VALUE: f64 = 1e15;
+
 impl Scorer for RcfScorer {
     fn update(&mut self, value: f64) -> Score {
+        // Never NaN or infinite into the forest: it panics on them.
+        let value = if value.is_nan() {
+            0.0
+        } else {
+            value.clamp(-MAX_MODEL_VALUE, MAX_MODEL_VALUE)
+        };
         if self.recent.len() == self.config.shingle_size {
             self.recent.remove(0);
         }
@@ -222,6 +236,27 @@ mod tests {
         let scores = run(&series);
         assert!(scores.iter().all(|s| s.confidence == 0.0));
         assert!(flagged(&scores, 0.01).is_empty());
+    }
+
+    /// A RunInstances record with `maxCount: 1e300` panicked here ("numbers
+    /// should be finite").
+    #[test]
+    fn absurd_and_non_finite_values_never_panic() {
+        let mut series = noisy_daily(100);
+        series.extend([
+            1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            -1e308,
+            f64::MAX,
+        ]);
+        series.extend(noisy_daily(50));
+        let scores = run(&series);
+        assert_eq!(scores.len(), series.len());
+        assert!(scores
+            .iter()
+            .all(|s| s.score.is_finite() && s.grade.is_finite()));
     }
 
     #[test]

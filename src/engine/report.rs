@@ -85,7 +85,14 @@ pub fn charts(engine: &Engine<'_>, anomalies: &[Anomaly]) -> Vec<Chart> {
             .iter()
             .filter(|b| b.kind == a.kind && b.detector == a.detector && b.entity == a.entity)
             .collect();
+        // Two days before the first of them to a day after the last: a chart
+        // of a year of data would be a black bar.
         let from = (related[0].start - Duration::days(2)).max(first);
+        let last = related
+            .iter()
+            .map(|r| r.end)
+            .max()
+            .map_or(last, |end| (end + Duration::days(1)).min(last));
         let (step, values, subtitle) = match a.kind {
             AnomalyKind::Rcf => {
                 let Some((i, d)) = engine

@@ -71,7 +71,7 @@ pub fn read_csv(text: &str) -> (Vec<Point>, Vec<RowError>) {
         let time = parse_timestamp(ts);
         let value = value
             .and_then(|v| v.parse::<f64>().ok())
-            .filter(|v| v.is_finite());
+            .filter(|v| v.is_finite() && v.abs() <= super::rcf::MAX_MODEL_VALUE);
         match (time, value) {
             (Some(time), Some(value)) => points.push(Point {
                 text: ts.to_owned(),
@@ -87,7 +87,10 @@ pub fn read_csv(text: &str) -> (Vec<Point>, Vec<RowError>) {
             }),
             (Some(_), None) => errors.push(RowError {
                 line: line_no,
-                message: "the value is missing or not a finite number".into(),
+                message: format!(
+                    "the value is missing, not a number, or beyond ±{:e}",
+                    super::rcf::MAX_MODEL_VALUE
+                ),
             }),
         }
     }

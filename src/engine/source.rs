@@ -1,6 +1,7 @@
 //! Reading every input on all cores into one [`Aggregates`].
 
 use super::aggregate::{Aggregates, Aggregator, Tracking};
+use super::plausible::TimeFence;
 use crate::cloudtrail::{
     read_bytes, read_input, Input, Location, Projection, ReadError, ReadErrorKind, ReadStats,
 };
@@ -15,7 +16,7 @@ use std::sync::Mutex;
 pub const WHOLE_FILE_LIMIT: u64 = 64 << 20;
 
 /// An input that could not be opened or read: reported, counted.
-fn failed(name: &str, e: std::io::Error, report: impl FnOnce(ReadError)) -> ReadStats {
+fn failed(name: &str, e: std::io::Error, report: &mut dyn FnMut(ReadError)) -> ReadStats {
     report(ReadError {
         input: name.to_owned(),
         location: Location::Whole,
@@ -53,18 +54,11 @@ pub fn aggregate_inputs(
     // Only the fields the detectors and the engine read are built.
     let projection = Projection::for_records(detectors.iter().flat_map(|d| d.field_paths()));
     let projection = &projection;
-    let read_one = |input: &Input| -> (Aggregates, ReadStats) {
-        let mut agg = Aggregator::tracking(detectors, until, tracking);
-        if abort.load(Ordering::Relaxed) {
-            return (agg.finish(), ReadStats::default());
-        }
+    let fence = TimeFence::plausible(Utc::now());
+    // One pass over one input with a given fence; problems go to `report`.
+    let pass = |input: &Input, fence: TimeFence, report: &mut dyn FnMut(ReadError)| {
+        let mut agg = Aggregator::tracking(detectors, until, tracking).with_fence(fence);
         let name = input.name();
-        let report = |e: ReadError| {
-            (observer.problem)(&e);
-            if strict && !abort.swap(true, Ordering::Relaxed) {
-                *first_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-            }
-        };
         let stats = match input {
             Input::Stdin => read_input(
                 &name,
@@ -81,7 +75,7 @@ pub fn aggregate_inputs(
                 } else {
                     Ok(None)
                 };
-                let stats = match opened {
+                match opened {
                     Ok(Some(bytes)) => {
                         read_bytes(&name, &bytes, projection, |r| agg.record(&r), report)
                     }
@@ -90,11 +84,54 @@ pub fn aggregate_inputs(
                         Err(e) => failed(&name, e, report),
                     },
                     Err(e) => failed(&name, e, report),
-                };
-                (observer.progress)(*size);
-                stats
+                }
             }
         };
+        (agg, stats)
+    };
+    let read_one = |input: &Input| -> (Aggregates, ReadStats) {
+        if abort.load(Ordering::Relaxed) {
+            return (Aggregates::empty(detectors), ReadStats::default());
+        }
+        let name = input.name();
+        let mut report = |e: ReadError| {
+            (observer.problem)(&e);
+            if strict && !abort.swap(true, Ordering::Relaxed) {
+                *first_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            }
+        };
+        let (mut agg, mut stats) = pass(input, fence, &mut report);
+        let mut kept_outliers = 0;
+        if let Some(bulk) = agg.outliers() {
+            match input {
+                // Rare: read the file again, leaving out what lies far from
+                // the rest (its problems were reported the first time).
+                Input::File { .. } => agg = pass(input, bulk, &mut |_| {}).0,
+                Input::Stdin => kept_outliers = 1,
+            }
+        }
+        for message in agg.exclusions().messages() {
+            report(ReadError {
+                input: name.clone(),
+                location: Location::Whole,
+                kind: ReadErrorKind::LeftOut(message),
+            });
+        }
+        if kept_outliers > 0 {
+            report(ReadError {
+                input: name.clone(),
+                location: Location::Whole,
+                kind: ReadErrorKind::LeftOut(
+                    "some records lie far outside the times of the rest; they were kept, \
+                     as standard input cannot be read twice (pass the files instead)"
+                        .into(),
+                ),
+            });
+        }
+        stats.problems += agg.exclusions().count;
+        if let Input::File { size, .. } = input {
+            (observer.progress)(*size);
+        }
         (agg.finish(), stats)
     };
     let (aggregates, stats) = inputs.par_iter().map(read_one).reduce(

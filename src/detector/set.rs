@@ -1,0 +1,129 @@
+//! Which detectors a run uses: the set built into the binary (the files of
+//! `detectors/`), or a folder given with `--detectors`, which replaces it.
+//! A folder is all or nothing: a file with an error fails the load, naming
+//! file and key, so a typo never silently turns a detector off.
+
+use super::{load_dir, shipped, Detector, DetectorError};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where a set of detectors came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    BuiltIn,
+    Dir(PathBuf),
+}
+
+/// The detectors of a run, and where they came from.
+#[derive(Debug, Clone)]
+pub struct DetectorSet {
+    pub source: Source,
+    pub detectors: Vec<Detector>,
+}
+
+/// Why a folder of detectors cannot be used: every problem in every file.
+#[derive(Debug, thiserror::Error)]
+pub enum SetError {
+    #[error("{0}")]
+    Folder(#[source] DetectorError),
+    #[error("{} of the detector files in {} are invalid (all problems above); fix them, or leave out --detectors to use the built-in set", errors.len(), dir.display())]
+    Invalid {
+        dir: PathBuf,
+        errors: Vec<DetectorError>,
+    },
+    #[error("no detector files (*.toml) in {}; leave out --detectors to use the built-in set", dir.display())]
+    Empty { dir: PathBuf },
+}
+
+impl DetectorSet {
+    /// The shipped detectors, built in.
+    pub fn built_in() -> Self {
+        DetectorSet {
+            source: Source::BuiltIn,
+            detectors: shipped(),
+        }
+    }
+
+    /// Every `*.toml` in `dir`; any invalid file fails the whole set.
+    pub fn from_dir(dir: &Path) -> Result<Self, SetError> {
+        let (detectors, errors) = load_dir(dir).map_err(SetError::Folder)?;
+        if !errors.is_empty() {
+            return Err(SetError::Invalid {
+                dir: dir.to_path_buf(),
+                errors,
+            });
+        }
+        if detectors.is_empty() {
+            return Err(SetError::Empty {
+                dir: dir.to_path_buf(),
+            });
+        }
+        Ok(DetectorSet {
+            source: Source::Dir(dir.to_path_buf()),
+            detectors,
+        })
+    }
+
+    /// `--detectors DIR` if given, else the built-in set.
+    pub fn load(dir: Option<&Path>) -> Result<Self, SetError> {
+        dir.map_or_else(|| Ok(Self::built_in()), Self::from_dir)
+    }
+}
+
+impl fmt::Display for DetectorSet {
+    /// `the 6 built-in detectors`, `3 detectors from my-detectors`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Source::BuiltIn => write!(f, "the {} built-in detectors", self.detectors.len()),
+            Source::Dir(dir) => write!(
+                f,
+                "{} detector(s) from {}",
+                self.detectors.len(),
+                dir.display()
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_with_one_bad_file_fails_whole_and_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("good.toml"), "").unwrap();
+        std::fs::write(dir.path().join("bad.toml"), "shingle_size = 0\n").unwrap();
+        let Err(SetError::Invalid { errors, .. }) = DetectorSet::from_dir(dir.path()) else {
+            panic!("a bad file must fail the set");
+        };
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].to_string().contains("bad.toml"), "{}", errors[0]);
+        assert!(
+            errors[0].to_string().contains("shingle_size"),
+            "{}",
+            errors[0]
+        );
+        std::fs::remove_file(dir.path().join("bad.toml")).unwrap();
+        let set = DetectorSet::from_dir(dir.path()).unwrap();
+        assert_eq!(
+            set.to_string(),
+            format!("1 detector(s) from {}", dir.path().display())
+        );
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            DetectorSet::from_dir(empty.path()),
+            Err(SetError::Empty { .. })
+        ));
+    }
+
+    #[test]
+    fn without_a_folder_the_built_in_set_is_used() {
+        let set = DetectorSet::load(None).unwrap();
+        assert_eq!(set.source, Source::BuiltIn);
+        assert_eq!(
+            set.to_string(),
+            format!("the {} built-in detectors", shipped().len())
+        );
+    }
+}
