@@ -394,3 +394,52 @@ fn a_closed_pipe_is_a_clean_exit() {
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(!err.contains("error") && !err.contains("panicked"), "{err}");
 }
+
+/// A gzip member of `size` zero bytes, written without holding them.
+fn gzip_bomb(path: &Path, size: usize) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut e = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..size >> 20 {
+        e.write_all(&zeros).unwrap();
+    }
+    e.finish().unwrap();
+}
+
+/// The peak memory figure of `--stats`, in MiB.
+fn peak_mib(err: &str) -> u64 {
+    let line = err.lines().find(|l| l.starts_with("stats: ")).unwrap();
+    let tail = line.split("peak memory ").nth(1).unwrap();
+    tail.trim_end_matches(" MiB").parse().unwrap()
+}
+
+/// The 1 GiB cap on a decompressed document held for one file at a time;
+/// two gzip bombs read on two cores could take twice that.
+#[test]
+fn gzip_bombs_on_both_cores_are_refused_with_memory_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = dir.path().join("bomb-1.json.gz");
+    gzip_bomb(&bomb, 1536 << 20);
+    std::fs::copy(&bomb, dir.path().join("bomb-2.json.gz")).unwrap();
+    let some =
+        invictus().join("218007301253_CloudTrail_us-east-1_20230710T1145Z_7xgocspSowgK0Gto.json");
+    std::fs::copy(&some, dir.path().join("good.json")).unwrap();
+    let o = trailwatch(&["detect", dir.path().to_str().unwrap(), "--stats"]);
+    let err = stderr(&o);
+    assert_ne!(o.status.code(), Some(2), "the good delivery is read: {err}");
+    for name in ["bomb-1.json.gz", "bomb-2.json.gz"] {
+        let line = err
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name} not named: {err}"));
+        assert!(
+            line.contains("bytes once decompressed") || line.contains("held in memory at once"),
+            "{line}"
+        );
+    }
+    let peak = peak_mib(&err);
+    assert!(
+        peak < 1024 + 2 * 64 + 256,
+        "peak memory {peak} MiB: the cap holds across both cores"
+    );
+}

@@ -17,7 +17,7 @@
 use super::parse::{parse_document, parse_record, raw_from_value, Document, RawRecord};
 use super::projection::Projection;
 use super::record::{type_name, Record, RecordError};
-use super::stream::{next_document, DocumentEnd, Unzip};
+use super::stream::{next_document, DocumentEnd, Held, Unzip, HELD_FREE, HELD_LIMIT};
 use base64::Engine as _;
 use flate2::read::MultiGzDecoder;
 use serde_json::Value;
@@ -67,6 +67,8 @@ pub enum ReadErrorKind {
         "larger than {limit} bytes once decompressed; split it or check that it is CloudTrail"
     )]
     TooLarge { limit: u64 },
+    #[error("more than {limit} bytes of decompressed input would be held in memory at once, counting every file read beside it; read it alone, or check that it is CloudTrail")]
+    OverBudget { limit: usize },
     #[error("invalid JSON ({0})")]
     Json(#[source] serde_json::Error),
     #[error("expected ',' or ']' between records")]
@@ -212,34 +214,23 @@ pub fn read_bytes(
 ) -> ReadStats {
     let mut ctx = Ctx::new(name, projection, sink, report);
     if !bytes.starts_with(&[0x1f, 0x8b]) {
-        if !bytes.contains(&0x1f) {
-            if let Some(doc) = parse_in_place(ctx.projection, bytes) {
-                ctx.stats.bytes += bytes.len() as u64;
-                read_parsed(&mut ctx, doc);
-                return ctx.stats;
-            }
+        if let Some(doc) = parse_in_place(ctx.projection, bytes) {
+            ctx.stats.bytes += bytes.len() as u64;
+            read_parsed(&mut ctx, doc);
+            return ctx.stats;
         }
         read_decoded(&mut ctx, BufReader::new(Unzip::new(bytes)));
         return ctx.stats;
     }
-    let mut out = Vec::with_capacity(
-        bytes
-            .len()
-            .saturating_mul(10)
-            .min(MAX_DOCUMENT_BYTES as usize),
-    );
-    let result = Unzip::new(bytes)
-        .take(MAX_DOCUMENT_BYTES + 1)
-        .read_to_end(&mut out);
-    if out.len() as u64 > MAX_DOCUMENT_BYTES {
-        ctx.problem(
-            Location::Whole,
-            ReadErrorKind::TooLarge {
-                limit: MAX_DOCUMENT_BYTES,
-            },
-        );
-        return ctx.stats;
-    }
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(10).min(HELD_FREE));
+    let mut held = Held::default();
+    let result = match decompress(Unzip::new(bytes), &mut out, &mut held) {
+        Ok(result) => result,
+        Err(kind) => {
+            ctx.problem(Location::Whole, kind);
+            return ctx.stats;
+        }
+    };
     match result {
         Ok(_) => match parse_in_place(ctx.projection, &out) {
             Some(doc) => {
@@ -256,6 +247,35 @@ pub fn read_bytes(
         ),
     }
     ctx.stats
+}
+
+/// Decompresses all of `reader` into `out`: at most [`MAX_DOCUMENT_BYTES`],
+/// and only while `held` covers it. The outer error is the input being too
+/// large; the inner one, damage met on the way (what came before is in `out`).
+fn decompress(
+    mut reader: impl Read,
+    out: &mut Vec<u8>,
+    held: &mut Held,
+) -> Result<io::Result<()>, ReadErrorKind> {
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => return Ok(Ok(())),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Ok(Err(e)),
+        };
+        let len = out.len() + n;
+        if len as u64 > MAX_DOCUMENT_BYTES {
+            return Err(ReadErrorKind::TooLarge {
+                limit: MAX_DOCUMENT_BYTES,
+            });
+        }
+        if held.cover(len).is_err() {
+            return Err(ReadErrorKind::OverBudget { limit: HELD_LIMIT });
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
 }
 
 /// A reader that fails once with the error it holds, then ends.
@@ -392,8 +412,14 @@ fn read_documents<S: FnMut(Record<'_>), P: FnMut(ReadError)>(
     mut number: usize,
 ) {
     let mut doc = Vec::new();
+    let mut held = Held::default();
     loop {
-        let end = next_document(&mut reader, &mut doc, MAX_DOCUMENT_BYTES as usize);
+        let end = next_document(
+            &mut reader,
+            &mut doc,
+            MAX_DOCUMENT_BYTES as usize,
+            &mut held,
+        );
         if !matches!(end, Ok(DocumentEnd::Eof)) && number > 1 {
             ctx.document = number;
         }
@@ -592,15 +618,10 @@ pub fn decode_awslogs_data(data: &str) -> Result<Value, String> {
         .decode(data.trim())
         .map_err(|e| format!("awslogs.data is not base64 ({e})"))?;
     let mut json = Vec::new();
-    MultiGzDecoder::new(gz.as_slice())
-        .take(MAX_DOCUMENT_BYTES + 1)
-        .read_to_end(&mut json)
+    let mut held = Held::default();
+    decompress(MultiGzDecoder::new(gz.as_slice()), &mut json, &mut held)
+        .map_err(|too_large| format!("awslogs.data: {too_large}"))?
         .map_err(|e| format!("awslogs.data is not gzip ({e})"))?;
-    if json.len() as u64 > MAX_DOCUMENT_BYTES {
-        return Err(format!(
-            "awslogs.data is larger than {MAX_DOCUMENT_BYTES} bytes decompressed"
-        ));
-    }
     serde_json::from_slice(&json).map_err(|e| format!("awslogs.data is not JSON ({e})"))
 }
 

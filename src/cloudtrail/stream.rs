@@ -14,6 +14,58 @@
 
 use flate2::bufread::GzDecoder;
 use std::io::{self, BufRead, Read};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Decompressed input held in memory at once by every reader in the
+/// process, beyond each buffer's first [`HELD_FREE`] bytes: the 1 GiB cap
+/// on a document holds for all the threads reading together, so two gzip
+/// bombs on two cores cannot take 2 GiB.
+pub const HELD_LIMIT: usize = 1 << 30;
+/// What a buffer may hold without drawing on [`HELD_LIMIT`]: more than any
+/// CloudTrail delivery, so ordinary reading never touches the shared count.
+pub const HELD_FREE: usize = 64 << 20;
+
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+/// One buffer's share of [`HELD_LIMIT`]; given back when dropped.
+#[derive(Debug, Default)]
+pub struct Held {
+    bytes: usize,
+}
+
+/// The shared limit would be passed: the buffer must not grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverBudget;
+
+impl Held {
+    /// Covers a buffer of `len` bytes, drawing what lies beyond
+    /// [`HELD_FREE`] from the shared count.
+    pub fn cover(&mut self, len: usize) -> Result<(), OverBudget> {
+        let want = len.saturating_sub(HELD_FREE);
+        if want <= self.bytes {
+            return Ok(());
+        }
+        let more = want - self.bytes;
+        let before = HELD.fetch_add(more, Ordering::AcqRel);
+        if before + more > HELD_LIMIT {
+            HELD.fetch_sub(more, Ordering::AcqRel);
+            return Err(OverBudget);
+        }
+        self.bytes = want;
+        Ok(())
+    }
+
+    /// Gives the share back (the buffer was emptied).
+    pub fn release(&mut self) {
+        HELD.fetch_sub(std::mem::take(&mut self.bytes), Ordering::AcqRel);
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
 
 /// The first byte of a gzip member (`1f 8b`).
 const GZIP_FIRST: u8 = 0x1f;
@@ -115,14 +167,16 @@ pub enum DocumentEnd {
 /// Reads the next top-level JSON value of `reader` into `out` (cleared
 /// first), without parsing it: brackets are counted outside strings. A value
 /// that is not an object or array runs to the end of its line. At most
-/// `limit` bytes are kept; a larger value is skipped to its end, so the
-/// documents after it are still read.
+/// `limit` bytes are kept, and only while `held` can cover them; a larger
+/// value is skipped to its end, so the documents after it are still read.
 pub fn next_document(
     reader: &mut impl BufRead,
     out: &mut Vec<u8>,
     limit: usize,
+    held: &mut Held,
 ) -> io::Result<DocumentEnd> {
     out.clear();
+    held.release();
     // Leading white space.
     loop {
         let available = reader.fill_buf()?;
@@ -198,9 +252,11 @@ pub fn next_document(
         }
         let take = end.unwrap_or(available.len());
         if !too_large {
-            if out.len() + take > limit {
+            if out.len() + take > limit || held.cover(out.len() + take).is_err() {
                 too_large = true;
                 out.clear();
+                out.shrink_to(HELD_FREE);
+                held.release();
             } else {
                 out.extend_from_slice(&available[..take]);
             }
@@ -239,13 +295,28 @@ mod tests {
         let mut reader = BufReader::with_capacity(5, bytes);
         let mut out = Vec::new();
         let mut docs = Vec::new();
+        let mut held = Held::default();
         loop {
-            let end = next_document(&mut reader, &mut out, limit).unwrap();
+            let end = next_document(&mut reader, &mut out, limit, &mut held).unwrap();
             if end == DocumentEnd::Eof {
                 return docs;
             }
             docs.push((end, String::from_utf8(out.clone()).unwrap()));
         }
+    }
+
+    #[test]
+    fn the_shared_limit_is_drawn_on_only_past_the_free_share_and_given_back() {
+        let mut a = Held::default();
+        a.cover(HELD_FREE).unwrap();
+        assert_eq!(a.bytes, 0, "ordinary buffers never touch the shared count");
+        let mut b = Held::default();
+        a.cover(HELD_FREE + HELD_LIMIT / 2).unwrap();
+        b.cover(HELD_FREE + HELD_LIMIT / 4).unwrap();
+        // Other tests may hold a share at the same time: ask for all of it.
+        assert_eq!(b.cover(HELD_FREE + HELD_LIMIT), Err(OverBudget));
+        drop(a);
+        b.cover(HELD_FREE + HELD_LIMIT / 2).unwrap();
     }
 
     #[test]
