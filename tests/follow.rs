@@ -62,6 +62,8 @@ fn follow_reports_new_deliveries_once_and_resumes_from_its_state() {
         "--follow",
         "--poll",
         "1s",
+        "--stream-idle",
+        "3s",
         "--state",
         state.to_str().unwrap(),
         "--format",
@@ -178,4 +180,98 @@ fn follow_refuses_what_it_cannot_do() {
     assert_eq!(o.status.code(), Some(2), "--state needs --follow");
     let o = trailwatch(&["detect", "tests", "--follow", "--poll", "0s"]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// The key a finding is compared by.
+fn key(a: &Value) -> String {
+    format!(
+        "{} {} {} {}",
+        a["kind"], a["detector"], a["entity"], a["start"]
+    )
+}
+
+/// A folder copied in two batches, the second holding earlier hours of other
+/// accounts, lost two incidents without a warning: the watermark had passed
+/// them. Now each stream (account and region) keeps its own, the engine
+/// advances on the slowest, and what still comes too late is said, with the
+/// findings that can still be made from it marked late.
+#[test]
+fn deliveries_out_of_order_across_accounts_give_the_one_shot_findings() {
+    let late_account = "111122223333";
+    let all = deliveries(&["05", "06", "07"]);
+    let (held_back, first): (Vec<PathBuf>, Vec<PathBuf>) = all.into_iter().partition(|p| {
+        let s = p.to_string_lossy();
+        s.contains(&format!("/AWSLogs/{late_account}/")) && s.contains("/2026/01/07/")
+    });
+    assert!(!held_back.is_empty() && !first.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let watch = dir.path().join("watch");
+    // The first batch copied in a shuffled order (by account, then by hour).
+    let mut shuffled = first.clone();
+    shuffled.sort_by_key(|p| {
+        let s = p.to_string_lossy().into_owned();
+        (s.contains("777788889999"), std::cmp::Reverse(s))
+    });
+    deliver(&shuffled, &watch);
+    let run = spawn(&[
+        "detect",
+        watch.to_str().unwrap(),
+        "--follow",
+        "--poll",
+        "1s",
+        "--stream-idle",
+        "3s",
+        "--format",
+        "ndjson",
+    ]);
+    let mut log = Vec::new();
+    // The other accounts reach the end of day 3; the held-back one is still in day 2.
+    let held = run.wait_for(true, 120, &mut log, |l| {
+        l.starts_with("follow: evaluated up to ")
+    });
+    assert!(
+        held.contains("2026-01-06T2"),
+        "the slowest stream holds the others back: {held}"
+    );
+    deliver(&held_back, &watch);
+    run.wait_for(true, 120, &mut log, |l| {
+        l.starts_with("follow: evaluated up to 2026-01-07T23:")
+    });
+    // Really late: a stream never seen, from the middle of day 3.
+    let stranger = serde_json::json!({"Records": [{"eventVersion": "1.08",
+        "eventTime": "2026-01-07T10:00:00Z", "eventSource": "iam.amazonaws.com",
+        "eventName": "CreateAccessKey", "awsRegion": "eu-north-1", "recipientAccountId": "999900001111",
+        "sourceIPAddress": "198.51.100.9", "eventID": "stranger-1",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::999900001111:user/stranger",
+                         "accountId": "999900001111"}}]});
+    std::fs::write(dir.path().join("late.tmp"), stranger.to_string()).unwrap();
+    std::fs::rename(dir.path().join("late.tmp"), watch.join("late.json")).unwrap();
+    let late = run.wait_for(true, 60, &mut log, |l| l.starts_with("follow: late: "));
+    assert!(
+        late.contains("1 input(s)") && late.contains("late.json (") && late.contains(" late)"),
+        "{late}"
+    );
+    let mut out = Vec::new();
+    run.wait_for(false, 60, &mut out, |l| {
+        l.contains("user/stranger") && l.contains("\"late\":true")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    out.extend(run.drain(false));
+    drop(run);
+    let found = anomalies(&out);
+    let mut on_time: Vec<String> = found
+        .iter()
+        .filter(|a| a.get("late").is_none())
+        .map(key)
+        .collect();
+    on_time.sort();
+    let o = trailwatch(&[
+        "detect",
+        simulated().to_str().unwrap(),
+        "--format",
+        "ndjson",
+    ]);
+    let mut one_shot: Vec<String> = ndjson(&o).iter().map(key).collect();
+    one_shot.sort();
+    assert_eq!(on_time, one_shot, "log: {log:#?}");
 }

@@ -81,6 +81,10 @@ pub struct DetectArgs {
     /// With --follow: how often to look for new files.
     #[arg(long, default_value = "5s", value_parser = parse_poll, value_name = "SPAN", requires = "follow")]
     pub poll: std::time::Duration,
+    /// With --follow: a stream (account and region) that delivered nothing
+    /// new for this long stops holding the others back.
+    #[arg(long, default_value = "30m", value_parser = parse_poll, value_name = "SPAN", requires = "follow")]
+    pub stream_idle: std::time::Duration,
     /// With --follow: keep what was read and learned in FILE, so a restart
     /// goes on where it stopped.
     #[arg(long, value_name = "FILE", requires = "follow")]
@@ -104,7 +108,7 @@ pub enum Kind {
 
 /// `5s`, `2m`.
 fn parse_poll(s: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("{s:?} is not a poll interval; write 5s or 1m");
+    let bad = || format!("{s:?} is not a span of seconds or minutes; write 5s or 1m");
     let (digits, unit) = s.split_at(s.len().saturating_sub(1));
     let n: u64 = digits.parse().map_err(|_| bad())?;
     let d = match unit {
@@ -419,6 +423,7 @@ fn run_follow(args: &DetectArgs, detectors: &[crate::detector::Detector]) -> any
         poll: args.poll,
         state: args.state.as_deref(),
         strict: args.strict,
+        stream_idle: args.stream_idle,
     };
     let insights_out = args.insights_out.clone();
     let mut emit = |findings: &crate::engine::Findings,

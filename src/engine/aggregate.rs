@@ -59,6 +59,14 @@ pub struct DetectorAggregate {
     pub matched: u64,
 }
 
+/// The event times one input held, for telling late deliveries apart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputSpan {
+    pub name: String,
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
+}
+
 /// The aggregation of every input: the mergeable state of the engine.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Aggregates {
@@ -68,6 +76,14 @@ pub struct Aggregates {
     pub last_event: Option<DateTime<Utc>>,
     /// Records at or after `--until`, left out.
     pub after_until: u64,
+    /// The newest event of each stream (`account/region`): deliveries of
+    /// different streams arrive hours apart, so `--follow` advances on
+    /// the slowest.
+    #[serde(default)]
+    pub streams: BTreeMap<String, DateTime<Utc>>,
+    /// The span of each input read into this aggregation (not saved).
+    #[serde(skip)]
+    pub inputs: Vec<InputSpan>,
     pub novelty: NoveltyCounts,
     pub insights: InsightCounts,
 }
@@ -108,6 +124,11 @@ impl Aggregates {
         self.first_event = min_opt(self.first_event, other.first_event);
         self.last_event = self.last_event.max(other.last_event);
         self.after_until += other.after_until;
+        for (stream, t) in other.streams {
+            let mine = self.streams.entry(stream).or_insert(t);
+            *mine = (*mine).max(t);
+        }
+        self.inputs.extend(other.inputs);
         self.novelty.merge(other.novelty);
         self.insights.merge(other.insights);
     }
@@ -150,6 +171,8 @@ pub struct Aggregator<'d> {
     tracking: Tracking,
     state: Aggregates,
     entity: Entity,
+    /// A reused buffer for the stream key.
+    stream: String,
     fence: TimeFence,
     /// The time (Unix seconds) of every record taken, to find the bulk.
     times: Vec<i64>,
@@ -172,6 +195,7 @@ impl<'d> Aggregator<'d> {
             tracking,
             state: Aggregates::empty(detectors),
             entity: Entity::new(),
+            stream: String::new(),
             fence: TimeFence::plausible(Utc::now()),
             times: Vec::new(),
             exclusions: Exclusions::default(),
@@ -207,6 +231,17 @@ impl<'d> Aggregator<'d> {
             return;
         }
         self.times.push(t.timestamp());
+        self.stream.clear();
+        self.stream
+            .push_str(r.recipient_account_id().unwrap_or_default());
+        self.stream.push('/');
+        self.stream.push_str(r.aws_region().unwrap_or_default());
+        match self.state.streams.get_mut(self.stream.as_str()) {
+            Some(last) => *last = (*last).max(t),
+            None => {
+                self.state.streams.insert(self.stream.clone(), t);
+            }
+        }
         self.state.first_event = min_opt(self.state.first_event, Some(t));
         self.state.last_event = self.state.last_event.max(Some(t));
         if self.tracking.novelty {

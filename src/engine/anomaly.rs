@@ -53,6 +53,10 @@ pub struct Anomaly {
     /// Principals and resources it concerns, for grouping.
     #[serde(skip)]
     pub subjects: Vec<String>,
+    /// Found only on a second look, after deliveries arrived too late for
+    /// the first (`--follow`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
 }
 
 impl Anomaly {

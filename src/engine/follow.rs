@@ -11,17 +11,17 @@
 //! milliseconds, instead of re-reading the logs or learning from scratch.
 //! Nothing found before the restart is reported again.
 
-use super::aggregate::Aggregates;
+use super::aggregate::{Aggregates, InputSpan};
 use super::group::{group, Incident};
 use super::source::{aggregate_inputs, Observer};
 use super::{Engine, Findings};
 use crate::cloudtrail::{discover, Input};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Why following failed.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +119,74 @@ pub struct FollowOptions<'a> {
     pub poll: Duration,
     pub state: Option<&'a Path>,
     pub strict: bool,
+    /// A stream (account and region) that delivered nothing new for this
+    /// long stops holding the others back.
+    pub stream_idle: Duration,
+}
+
+/// Inputs named one by one in a line about late deliveries.
+const LATE_NAMED: usize = 5;
+
+/// Each stream's newest event, and when (on this machine's clock) it last
+/// moved; `None`: not since this run started.
+type StreamClocks = BTreeMap<String, (DateTime<Utc>, Option<Instant>)>;
+
+/// How far the engine may go: the newest event of the slowest stream still
+/// delivering, or of all when none is.
+fn stream_watermark(
+    clocks: &mut StreamClocks,
+    streams: &BTreeMap<String, DateTime<Utc>>,
+    now: Instant,
+    idle: Duration,
+) -> Option<DateTime<Utc>> {
+    for (stream, &t) in streams {
+        match clocks.get_mut(stream) {
+            Some((last, moved)) if t > *last => {
+                *last = t;
+                *moved = Some(now);
+            }
+            Some(_) => {}
+            None => {
+                clocks.insert(stream.clone(), (t, Some(now)));
+            }
+        }
+    }
+    let delivering = clocks
+        .values()
+        .filter(|(_, moved)| moved.is_some_and(|m| now.duration_since(m) < idle))
+        .map(|(t, _)| *t)
+        .min();
+    delivering.or_else(|| clocks.values().map(|(t, _)| *t).max())
+}
+
+/// The line about inputs whose events lie before `horizon`, or None.
+fn late_line(
+    spans: &[InputSpan],
+    horizon: Option<DateTime<Utc>>,
+) -> Option<(String, DateTime<Utc>)> {
+    let horizon = horizon?;
+    let mut late: Vec<&InputSpan> = spans.iter().filter(|s| s.first < horizon).collect();
+    if late.is_empty() {
+        return None;
+    }
+    late.sort_by_key(|s| s.first);
+    let earliest = late[0].first;
+    let named: Vec<String> = late
+        .iter()
+        .take(LATE_NAMED)
+        .map(|s| format!("{} ({} late)", s.name, super::span_text(horizon - s.first)))
+        .collect();
+    let more = late.len().saturating_sub(LATE_NAMED);
+    Some((
+        format!(
+            "late: {} input(s) hold events from before what was evaluated ({}): {}{}; insights and new activity look at them again, RCF intervals already scored do not",
+            late.len(),
+            horizon.to_rfc3339(),
+            named.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        ),
+        earliest,
+    ))
 }
 
 /// Follows until `stop` is set. `emit` gets each poll's findings and their
@@ -135,6 +203,7 @@ pub fn follow(
     let mut processed = BTreeSet::new();
     let mut incidents_so_far = 0;
     let mut watermark = None;
+    let mut clocks = StreamClocks::new();
     if let Some(path) = options.state {
         if let Some(saved) = load_state(path)? {
             if saved.detectors != names {
@@ -142,6 +211,10 @@ pub fn follow(
                     path.into(),
                     saved.detectors.join(", "),
                 ));
+            }
+            // Streams of the saved state are idle until they deliver again.
+            for (stream, t) in &saved.aggregates.streams {
+                clocks.insert(stream.clone(), (*t, None));
             }
             engine.ingest(saved.aggregates);
             // Replay: rebuild the models up to where they were; report nothing.
@@ -165,8 +238,19 @@ pub fn follow(
             .filter(|i| matches!(i, Input::File { path, .. } if !processed.contains(path) && settled(path)))
             .collect();
         let mut events = 0;
+        let mut report = |mut findings: Findings| {
+            let mut incidents = group(&mut findings.anomalies);
+            for inc in &mut incidents {
+                inc.id += incidents_so_far;
+            }
+            for a in &mut findings.anomalies {
+                a.incident = a.incident.map(|i| i + incidents_so_far);
+            }
+            incidents_so_far += incidents.len();
+            emit(&findings, &incidents).map_err(FollowError::Output)
+        };
         if !inputs.is_empty() {
-            let (aggregates, stats) = aggregate_inputs(
+            let (mut aggregates, stats) = aggregate_inputs(
                 &inputs,
                 engine.detectors(),
                 None,
@@ -176,28 +260,32 @@ pub fn follow(
             )
             .map_err(|e| FollowError::Strict(e.to_string()))?;
             events = stats.records;
+            let spans = std::mem::take(&mut aggregates.inputs);
+            let late = late_line(&spans, engine.evaluated_until);
             engine.ingest(aggregates);
+            if let Some((line, earliest)) = late {
+                log(&line);
+                let findings = engine.catch_up(earliest);
+                report(findings)?;
+            }
             processed.extend(inputs.iter().filter_map(|i| match i {
                 Input::File { path, .. } => Some(path.clone()),
                 Input::Stdin => None,
             }));
         }
         busy_polls = if inputs.is_empty() { 0 } else { busy_polls + 1 };
-        let newest = engine.aggregates.last_event;
+        let newest = stream_watermark(
+            &mut clocks,
+            &engine.aggregates.streams,
+            Instant::now(),
+            options.stream_idle,
+        );
         let advanced = newest > watermark && (busy_polls == 0 || busy_polls >= MAX_BUSY_POLLS);
         if advanced {
             busy_polls = 0;
             watermark = newest;
-            let mut findings = engine.advance(watermark);
-            let mut incidents = group(&mut findings.anomalies);
-            for inc in &mut incidents {
-                inc.id += incidents_so_far;
-            }
-            for a in &mut findings.anomalies {
-                a.incident = a.incident.map(|i| i + incidents_so_far);
-            }
-            incidents_so_far += incidents.len();
-            emit(&findings, &incidents).map_err(FollowError::Output)?;
+            let findings = engine.advance(watermark);
+            report(findings)?;
         }
         if !inputs.is_empty() {
             log(&format!(

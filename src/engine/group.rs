@@ -107,6 +107,7 @@ mod tests {
             context: None,
             incident: None,
             subjects: subjects.iter().map(|s| s.to_string()).collect(),
+            late: false,
         }
     }
 

@@ -547,6 +547,7 @@ impl Insight {
             context: None,
             incident: None,
             subjects: who,
+            late: false,
         }
     }
 }

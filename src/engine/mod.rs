@@ -110,6 +110,9 @@ pub struct Engine<'d> {
     pub rcf: RcfState,
     /// Everything before this has been evaluated.
     pub evaluated_until: Option<DateTime<Utc>>,
+    /// Every finding reported so far ([`report_key`]), so a late delivery's
+    /// second look reports only what is new.
+    reported: std::collections::HashSet<String>,
 }
 
 impl<'d> Engine<'d> {
@@ -120,6 +123,7 @@ impl<'d> Engine<'d> {
             aggregates: Aggregates::empty(detectors),
             rcf: RcfState::default(),
             evaluated_until: None,
+            reported: Default::default(),
         }
     }
 
@@ -225,25 +229,62 @@ impl<'d> Engine<'d> {
             Some(w) => w - self.lateness(),
         };
         if from < to {
-            if let Some(opts) = &self.options.novelty {
-                findings.anomalies.extend(novelty::detect(
-                    &self.aggregates.novelty,
-                    first,
-                    from,
-                    to,
-                    opts,
-                ));
-            }
-            if let Some(opts) = &self.options.insights {
-                findings.insights =
-                    insights::detect(&self.aggregates.insights, first, from, to, opts);
-                findings
-                    .anomalies
-                    .extend(findings.insights.iter().map(Insight::to_anomaly));
-            }
+            let others = self.others(first, from, to);
+            findings.anomalies.extend(others.anomalies);
+            findings.insights = others.insights;
             self.evaluated_until = Some(to);
         }
-        if let Some(s) = since {
+        self.finish(findings)
+    }
+
+    /// Evaluates insights and new activity again from `from` up to where they
+    /// had got, after deliveries arrived late (their events lie before it):
+    /// what that finds and was not reported before comes back marked late.
+    /// RCF intervals already scored are not scored again.
+    pub fn catch_up(&mut self, from: DateTime<Utc>) -> Findings {
+        let (Some(first), Some(until)) = (self.aggregates.first_event, self.evaluated_until) else {
+            return Findings::default();
+        };
+        if from >= until {
+            return Findings::default();
+        }
+        let mut findings = self.others(first, from.max(first), until);
+        for a in &mut findings.anomalies {
+            a.late = true;
+        }
+        findings
+            .anomalies
+            .retain(|a| !self.reported.contains(&report_key(a)));
+        findings
+            .insights
+            .retain(|i| !self.reported.contains(&report_key(&i.to_anomaly())));
+        self.finish(findings)
+    }
+
+    /// Insights and new activity from `from` to `to`.
+    fn others(&self, first: DateTime<Utc>, from: DateTime<Utc>, to: DateTime<Utc>) -> Findings {
+        let mut findings = Findings::default();
+        if let Some(opts) = &self.options.novelty {
+            findings.anomalies.extend(novelty::detect(
+                &self.aggregates.novelty,
+                first,
+                from,
+                to,
+                opts,
+            ));
+        }
+        if let Some(opts) = &self.options.insights {
+            findings.insights = insights::detect(&self.aggregates.insights, first, from, to, opts);
+            findings
+                .anomalies
+                .extend(findings.insights.iter().map(Insight::to_anomaly));
+        }
+        findings
+    }
+
+    /// `--since`, time order, and remembering what was reported.
+    fn finish(&mut self, mut findings: Findings) -> Findings {
+        if let Some(s) = self.options.since {
             findings.anomalies.retain(|a| a.start >= s);
             findings.insights.retain(|i| i.start >= s);
         }
@@ -255,8 +296,21 @@ impl<'d> Engine<'d> {
                 b.entity_text(),
             ))
         });
+        self.reported
+            .extend(findings.anomalies.iter().map(report_key));
         findings
     }
+}
+
+/// What identifies a finding across evaluations: kind, detector, entity, start.
+fn report_key(a: &Anomaly) -> String {
+    format!(
+        "{} {} {} {}",
+        a.kind.name(),
+        a.detector,
+        a.entity_text(),
+        a.start.timestamp()
+    )
 }
 
 #[cfg(test)]

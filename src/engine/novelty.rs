@@ -290,6 +290,7 @@ pub fn detect(
                 context: None,
                 incident: None,
                 subjects: vec![principal.clone()],
+                late: false,
             });
         }
     }

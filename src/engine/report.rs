@@ -493,6 +493,7 @@ mod tests {
             context: None,
             incident: None,
             subjects: vec!["arn:aws:iam::7:user/carol".into()],
+            late: false,
         }];
         let incidents = group(&mut anomalies);
         let values: Vec<f64> = (0..300)

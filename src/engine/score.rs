@@ -238,6 +238,7 @@ fn score_series(
                 context: Some(context),
                 incident: None,
                 subjects,
+                late: false,
             },
         );
     }

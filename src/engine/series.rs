@@ -175,6 +175,7 @@ pub fn anomalies(
             context: None,
             incident: None,
             subjects: Vec::new(),
+            late: false,
         });
     }
     out.sort_by_key(|a| a.start);

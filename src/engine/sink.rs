@@ -150,6 +150,7 @@ mod tests {
             context: Some(build(&fc, &FacetCounts::default(), 144, 5)),
             incident: None,
             subjects: vec![who.into()],
+            late: false,
         }
     }
 

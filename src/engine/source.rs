@@ -1,6 +1,6 @@
 //! Reading every input on all cores into one [`Aggregates`].
 
-use super::aggregate::{Aggregates, Aggregator, Tracking};
+use super::aggregate::{Aggregates, Aggregator, InputSpan, Tracking};
 use super::plausible::TimeFence;
 use crate::cloudtrail::{
     read_bytes, read_input, Input, Location, Projection, ReadError, ReadErrorKind, ReadStats,
@@ -132,7 +132,11 @@ pub fn aggregate_inputs(
         if let Input::File { size, .. } = input {
             (observer.progress)(*size);
         }
-        (agg.finish(), stats)
+        let mut aggregates = agg.finish();
+        if let (Some(first), Some(last)) = (aggregates.first_event, aggregates.last_event) {
+            aggregates.inputs.push(InputSpan { name, first, last });
+        }
+        (aggregates, stats)
     };
     let (aggregates, stats) = inputs.par_iter().map(read_one).reduce(
         || (Aggregates::default(), ReadStats::default()),
