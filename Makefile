@@ -1,3 +1,4 @@
+SHELL := /bin/bash
 # The two set-up commands of README.md:
 #   make demo   simulate a week of CloudTrail with incidents, then detect them
 #   make test   everything CI runs: format, lints, the whole test suite
@@ -9,7 +10,7 @@
 CARGO ?= cargo
 DEMO_DIR ?= demo-data
 
-.PHONY: demo test deps venv fmt lint unit build bench
+.PHONY: demo test deps venv fmt lint unit build bench fuzz
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -49,3 +50,23 @@ test: deps venv fmt lint unit
 bench:
 	$(CARGO) bench --bench detect
 	$(CARGO) bench --bench forward
+
+# Each fuzz target for FUZZ_SECONDS (cargo fuzz, libFuzzer with
+# AddressSanitizer; stable Rust with RUSTC_BOOTSTRAP for its -Z flags).
+# New inputs go to fuzz/corpus/<target>/ (commit what is worth keeping);
+# a crash stops the run with its input under fuzz/artifacts/<target>/: keep
+# it in fuzz/regressions/<target>/, where `make test` replays it.
+FUZZ_SECONDS ?= 60
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_TARGETS := cloudtrail cloudwatch_logs detector_toml series_csv alert keys_and_paths
+
+fuzz:
+	@cargo fuzz --version 2>/dev/null | grep -q " $(CARGO_FUZZ_VERSION)" || \
+	  $(CARGO) install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir fuzz $$t fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -max_len=1048576 2>&1 | \
+	    grep -E "^(#[0-9]+ +DONE|Done|SUMMARY|==[0-9]+==ERROR|artifact_prefix|Test unit written)" ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done

@@ -8,6 +8,7 @@ mod deploy;
 mod detect_simulated;
 mod detectors;
 mod follow;
+mod fuzz_corpus;
 mod hostile_input;
 mod lambda;
 mod read_real_data;

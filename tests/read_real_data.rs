@@ -198,7 +198,7 @@ fn detect_reports_the_damaged_file_and_goes_on_unless_strict() {
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(
-        err.contains("error: stopped at the first problem (--strict)")
+        err.contains("(--strict stops at the first problem in the input)")
             && err.contains("ec2-user-data.json"),
         "{err}"
     );

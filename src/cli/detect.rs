@@ -159,6 +159,9 @@ fn flag_problems(args: &DetectArgs) -> Vec<String> {
             );
         }
     }
+    if args.scores.is_some() && args.series.is_none() {
+        out.push("--scores writes the scores of a --series run; give --series FILE.csv".into());
+    }
     if args.paths.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
         out.push("`-` (standard input) can be given once".into());
     }
@@ -233,11 +236,9 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         anyhow::anyhow!("{e} (--strict stops at the first problem in the input)")
     })?;
     bar.finish_and_clear();
-    if stats.records == 0 {
+    if stats.records == 0 && (stats.problems > 0 || stats.skipped == 0) {
         let what = if stats.problems > 0 {
             format!("{} problem(s) above", stats.problems)
-        } else if stats.skipped > 0 {
-            format!("{} digest or Insight file(s) only", stats.skipped)
         } else {
             "the input is empty".into()
         };
@@ -261,7 +262,12 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     }
     let incidents = group(&mut findings.anomalies);
     let format = output_format(&args);
-    if findings.anomalies.is_empty() {
+    if stats.records == 0 {
+        eprintln!(
+            "note: only digest and Insight files ({}), which are skipped: no records to detect on",
+            stats.skipped
+        );
+    } else if findings.anomalies.is_empty() {
         for why in engine.too_thin() {
             eprintln!("note: {why}");
         }
@@ -301,11 +307,15 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     if args.stats {
         let secs = started.elapsed().as_secs_f64();
         eprintln!(
-            "stats: {} events from {} inputs ({} skipped, {} problems), {:.1} MiB decoded, {} series, {} intervals scored, {:.2} s (reading {:.2} s, evaluating {:.2} s), {:.0} events/s, peak memory {}",
+            "stats: {} events from {} inputs ({} skipped, {} problems{}), {:.1} MiB decoded, {} series, {} intervals scored, {:.2} s (reading {:.2} s, evaluating {:.2} s), {:.0} events/s, peak memory {}",
             stats.records,
             inputs.len(),
             stats.skipped,
             stats.problems,
+            match stats.empty {
+                0 => String::new(),
+                n => format!(", {n} empty"),
+            },
             stats.bytes as f64 / (1 << 20) as f64,
             engine.rcf.series_count(),
             engine.rcf.intervals,

@@ -24,7 +24,7 @@ impl Input {
 /// is read whatever its name.
 const LOG_SUFFIXES: [&str; 5] = [".json", ".json.gz", ".jsonl", ".ndjson", ".gz"];
 
-fn is_log_name(name: &str) -> bool {
+pub fn is_log_name(name: &str) -> bool {
     !name.starts_with('.')
         && LOG_SUFFIXES.iter().any(|s| name.ends_with(s))
         && name != "incidents.json"

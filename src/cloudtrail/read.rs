@@ -98,6 +98,8 @@ pub struct ReadError {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReadStats {
     pub records: u64,
+    /// Inputs with nothing in them but white space.
+    pub empty: u64,
     /// Insight records and digest files, recognised and left out.
     pub skipped: u64,
     pub problems: u64,
@@ -108,6 +110,7 @@ pub struct ReadStats {
 impl ReadStats {
     pub fn add(&mut self, other: &ReadStats) {
         self.records += other.records;
+        self.empty += other.empty;
         self.skipped += other.skipped;
         self.problems += other.problems;
         self.bytes += other.bytes;
@@ -361,12 +364,7 @@ fn read_counted<S: FnMut(Record<'_>), P: FnMut(ReadError)>(
             .read_until(b'\n', &mut first)
         {
             Ok(0) => {
-                if line_no == 1 {
-                    ctx.problem(
-                        Location::Whole,
-                        ReadErrorKind::NotCloudTrail("an empty input".into()),
-                    );
-                }
+                ctx.stats.empty += 1;
                 return;
             }
             Ok(_) => {}
@@ -426,13 +424,8 @@ fn read_documents<S: FnMut(Record<'_>), P: FnMut(ReadError)>(
         match end {
             Ok(DocumentEnd::Eof) => break,
             Ok(DocumentEnd::Complete) => read_document(ctx, &doc, false),
-            Ok(DocumentEnd::Truncated) => {
-                read_document(ctx, &doc, true);
-                ctx.problem(
-                    Location::Byte(doc.len()),
-                    ReadErrorKind::NotCloudTrail("the input ends inside a document".into()),
-                );
-            }
+            // Salvaged record by record, or said to be invalid JSON.
+            Ok(DocumentEnd::Truncated) => read_document(ctx, &doc, false),
             Ok(DocumentEnd::TooLarge) => ctx.problem(
                 Location::Whole,
                 ReadErrorKind::TooLarge {
@@ -943,8 +936,12 @@ mod tests {
     fn something_else_is_not_cloudtrail() {
         let (_, p, _) = read(b"{\"hello\": 1}");
         assert!(p[0].contains("not CloudTrail"), "{p:?}");
-        let (_, p, _) = read(b"");
-        assert!(p[0].contains("empty input"), "{p:?}");
+        let (_, p, s) = read(b" \n\n");
+        assert!(
+            p.is_empty(),
+            "an empty input is counted, not a problem: {p:?}"
+        );
+        assert_eq!(s.empty, 1);
         let (_, p, _) = read(b"{\"a\": ");
         assert!(p[0].contains("invalid JSON"), "{p:?}");
     }

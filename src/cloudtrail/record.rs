@@ -145,9 +145,18 @@ pub const MAX_QUANTITY: f64 = 1e12;
 /// A number in a record that cannot be a count or size. Callers say it was
 /// left out, naming the record.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{value} is not a plausible count or size (0 to {MAX_QUANTITY:e})")]
+#[error("{} is not a plausible count or size (0 to {MAX_QUANTITY:e})", short(*value))]
 pub struct Implausible {
     pub value: f64,
+}
+
+/// A number as a message shows it: `1e300`, not three hundred digits.
+fn short(x: f64) -> String {
+    if x.is_finite() && x.abs() < 1e15 {
+        x.to_string()
+    } else {
+        format!("{x:e}")
+    }
 }
 
 /// A count or size read from a record, which whoever made the call chose:

@@ -41,6 +41,8 @@ pub fn cloudtrail_launch() -> DateTime<Utc> {
 pub struct TimeFence {
     pub not_before: DateTime<Utc>,
     pub not_after: DateTime<Utc>,
+    /// What counts as the future: [`FUTURE_MARGIN`] after this machine's clock.
+    pub future: DateTime<Utc>,
 }
 
 impl TimeFence {
@@ -49,6 +51,7 @@ impl TimeFence {
         TimeFence {
             not_before: cloudtrail_launch(),
             not_after: now + FUTURE_MARGIN,
+            future: now + FUTURE_MARGIN,
         }
     }
 
@@ -66,7 +69,7 @@ impl TimeFence {
                 t.to_rfc3339(),
                 self.not_before.to_rfc3339()
             ))
-        } else if t > self.not_after && self.not_after > Utc::now() {
+        } else if t > self.future {
             Some(format!(
                 "dated {}, in the future (more than {} h ahead of this machine's clock)",
                 t.to_rfc3339(),
@@ -104,6 +107,7 @@ impl TimeFence {
         Some(TimeFence {
             not_before: at(from).map_or(self.not_before, |t| t.max(self.not_before)),
             not_after: at(to).map_or(self.not_after, |t| t.min(self.not_after)),
+            future: self.future,
         })
     }
 }

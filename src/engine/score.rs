@@ -165,6 +165,7 @@ fn score_series(
 ) -> (u64, Vec<Anomaly>) {
     let secs = d.interval.as_secs() as i64;
     let start = state.next;
+    let mut scored = 0u64;
     let value_at = |b: i64| series.get(&b).map_or(0.0, |x| x.cell.value());
     let mut found: BTreeMap<i64, Anomaly> = BTreeMap::new();
     let entity_map = d.is_high_cardinality().then(|| {
@@ -188,6 +189,7 @@ fn score_series(
             }
         }
         state.next += 1;
+        scored += 1;
         let s = state.scorer.update(value_at(bucket));
         if s.grade <= 0.0 || s.grade < d.alert.grade || s.confidence < d.alert.confidence {
             continue;
@@ -242,10 +244,7 @@ fn score_series(
             },
         );
     }
-    (
-        (state.next - start).max(0) as u64,
-        found.into_values().collect(),
-    )
+    (scored, found.into_values().collect())
 }
 
 fn rcf_summary(
