@@ -18,7 +18,7 @@ build:
 	$(CARGO) build --release
 
 demo: build
-	./target/release/trailwatch simulate --out $(DEMO_DIR) --days 7 --seed 1 --force
+	./target/release/trailwatch simulate --out $(DEMO_DIR) --days 7 --start 2026-11-15 --seed 1 --force
 	./target/release/trailwatch detect $(DEMO_DIR) --since -1d --format table --stats; \
 	  status=$$?; [ $$status -le 1 ] || exit $$status
 

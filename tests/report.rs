@@ -33,8 +33,37 @@ fn headless(profile: &std::path::Path) -> Command {
     c
 }
 
+/// The `<body>` attributes of the page after its script ran in Chromium.
+fn body_after_script(profile: &std::path::Path, url: &str) -> String {
+    let dom = headless(profile)
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    dom.split("<body")
+        .nth(1)
+        .and_then(|b| b.split('>').next())
+        .unwrap_or_else(|| panic!("no body in {dom}"))
+        .to_owned()
+}
+
+fn attr(body: &str, name: &str) -> String {
+    let at = body
+        .find(&format!("{name}=\""))
+        .unwrap_or_else(|| panic!("{name} missing in <body{body}>: the page's script did not run"))
+        + name.len()
+        + 2;
+    body[at..].split('"').next().unwrap().to_owned()
+}
+
+/// The report drew one chart per series, seven near-identical charts for
+/// one incident, a band invisible at zero, a y-axis with only its maximum,
+/// and a timeline that turned black on a year of data. Now: a card per
+/// incident with its charts, a readable axis and band, and a table that
+/// sorts and filters offline.
 #[test]
-fn the_report_opens_offline_and_every_chart_draws() {
+fn the_report_opens_offline_with_a_card_per_incident_and_every_chart_draws() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.html");
     let o = trailwatch(&[
@@ -46,53 +75,89 @@ fn the_report_opens_offline_and_every_chart_draws() {
         report.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let findings = ndjson(&o);
+    let incidents: std::collections::BTreeSet<u64> = findings
+        .iter()
+        .filter_map(|a| a["incident"].as_u64())
+        .collect();
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(
         !html.contains("http://") && !html.contains("https://"),
         "self-contained"
     );
     for part in [
-        "Timeline of incidents",
+        "Timeline",
         "ec2-run-instances",
         "lambda-invoke",
         "api-errors",
         "ebs-create-volume",
         "ApiErrorRateInsight",
-        "incident #4",
+        "Incident #4",
+        "p4d.24xlarge",
+        "/h, $",
+        "All findings",
     ] {
         assert!(html.contains(part), "{part} missing");
     }
+    assert_eq!(
+        html.matches(r#"<section class="card"#).count(),
+        incidents.len(),
+        "one card per incident"
+    );
+    for id in &incidents {
+        assert!(html.contains(&format!(r#"id="incident-{id}""#)));
+        assert!(
+            html.contains(&format!(r##"href="#incident-{id}""##)),
+            "linked"
+        );
+    }
 
-    let dom = headless(&dir.path().join("profile"))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", report.display()))
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&dom.stdout);
-    let body = dom
-        .split("<body")
-        .nth(1)
-        .and_then(|b| b.split('>').next())
-        .unwrap_or_else(|| panic!("no body in {dom}"));
-    let attr = |name: &str| -> usize {
-        let at = body.find(&format!("{name}=\"")).unwrap_or_else(|| {
-            panic!("{name} missing in <body{body}>: the page's script did not run")
-        }) + name.len()
-            + 2;
-        body[at..].split('"').next().unwrap().parse().unwrap()
-    };
-    let (total, drawn) = (attr("data-charts-total"), attr("data-charts-drawn"));
+    let url = format!("file://{}", report.display());
+    let body = body_after_script(&dir.path().join("profile"), &url);
+    let total: usize = attr(&body, "data-charts-total").parse().unwrap();
+    let drawn: usize = attr(&body, "data-charts-drawn").parse().unwrap();
+    assert!(total >= 4, "the incidents' series are charted: {total}");
     assert!(
-        total >= 4,
-        "a chart per detector with anomalies, and per insight: {total}"
+        total <= incidents.len() * trailwatch::engine::report::CHARTS_PER_INCIDENT,
+        "{total} charts"
     );
     assert_eq!(drawn, total, "every chart drew in the browser");
+    assert_eq!(attr(&body, "data-rows-shown"), findings.len().to_string());
+
+    // Filtered to insights and sorted by grade, highest first, offline.
+    let insights: Vec<&serde_json::Value> =
+        findings.iter().filter(|a| a["kind"] == "insight").collect();
+    let best = insights
+        .iter()
+        .max_by(|a, b| {
+            a["grade"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["grade"].as_f64().unwrap())
+        })
+        .unwrap();
+    let body = body_after_script(
+        &dir.path().join("profile2"),
+        &format!("{url}?kind=insight&sort=5&order=desc"),
+    );
+    assert_eq!(attr(&body, "data-rows-shown"), insights.len().to_string());
+    assert_eq!(
+        attr(&body, "data-first-row"),
+        best["detector"].as_str().unwrap()
+    );
+    let body = body_after_script(&dir.path().join("profile3"), &format!("{url}?filter=carol"));
+    let carol = findings
+        .iter()
+        .filter(|a| a.to_string().contains("carol"))
+        .count();
+    assert!(carol > 0);
+    assert!(attr(&body, "data-rows-shown").parse::<usize>().unwrap() >= carol.min(1));
 
     let shot = dir.path().join("report.png");
-    let o = headless(&dir.path().join("profile2"))
+    let o = headless(&dir.path().join("profile4"))
         .arg("--window-size=1100,1400")
         .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", report.display()))
+        .arg(&url)
         .output()
         .unwrap();
     let png = std::fs::read(&shot).unwrap_or_else(|e| {

@@ -277,7 +277,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         .and_then(|()| out.flush())
         .context("cannot write the results")?;
     if let Some(path) = &args.report {
-        let charts = crate::engine::report::charts(&engine, &findings.anomalies);
+        let charts = crate::engine::report::charts(&engine, &findings.anomalies, &incidents);
         let html = crate::engine::report::render(&crate::engine::report::ReportInput {
             generated: chrono::Utc::now(),
             first_event: engine.aggregates.first_event,

@@ -18,6 +18,56 @@ pub struct Incident {
     pub members: Vec<usize>,
 }
 
+/// How urgent an incident is, for the people reading the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl Incident {
+    /// What its members started costs per hour, at the most.
+    pub fn cost_per_hour(&self, anomalies: &[Anomaly]) -> f64 {
+        self.members
+            .iter()
+            .filter_map(|&i| anomalies[i].context.as_ref()?.cost.as_ref())
+            .map(|c| c.per_hour)
+            .fold(0.0, f64::max)
+    }
+
+    /// From its grade, how many kinds of detection agree, and what it
+    /// started costs: critical from $100 an hour, or every kind agreeing on
+    /// a grade of 0.95; high from $10 an hour or two kinds at 0.9; medium
+    /// from a grade of 0.7.
+    pub fn severity(&self, anomalies: &[Anomaly]) -> Severity {
+        let kinds: std::collections::BTreeSet<_> =
+            self.members.iter().map(|&i| anomalies[i].kind).collect();
+        let cost = self.cost_per_hour(anomalies);
+        if cost >= 100.0 || (self.grade >= 0.95 && kinds.len() >= 3) {
+            Severity::Critical
+        } else if cost >= 10.0 || (self.grade >= 0.9 && kinds.len() >= 2) {
+            Severity::High
+        } else if self.grade >= 0.7 {
+            Severity::Medium
+        } else {
+            Severity::Low
+        }
+    }
+}
+
 fn find(parent: &mut [usize], i: usize) -> usize {
     let mut root = i;
     while parent[root] != root {
