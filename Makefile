@@ -53,9 +53,10 @@ bench:
 
 # Each fuzz target for FUZZ_SECONDS (cargo fuzz, libFuzzer with
 # AddressSanitizer; stable Rust with RUSTC_BOOTSTRAP for its -Z flags).
-# New inputs go to fuzz/corpus/<target>/ (commit what is worth keeping);
-# a crash stops the run with its input under fuzz/artifacts/<target>/: keep
-# it in fuzz/regressions/<target>/, where `make test` replays it.
+# New inputs go to tests/fuzz/corpus/<target>/ (commit what is worth
+# keeping); a crash stops the run with its input under
+# tests/fuzz/artifacts/<target>/: keep it in tests/fuzz/regressions/<target>/,
+# where `make test` replays it.
 FUZZ_SECONDS ?= 60
 CARGO_FUZZ_VERSION := 0.13.2
 FUZZ_TARGETS := cloudtrail cloudwatch_logs detector_toml series_csv alert keys_and_paths
@@ -65,7 +66,7 @@ fuzz:
 	  $(CARGO) install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked
 	@for t in $(FUZZ_TARGETS); do \
 	  echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
-	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir fuzz $$t fuzz/corpus/$$t -- \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir tests/fuzz $$t tests/fuzz/corpus/$$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -max_len=1048576 2>&1 | \
 	    grep -E "^(#[0-9]+ +DONE|Done|SUMMARY|==[0-9]+==ERROR|artifact_prefix|Test unit written)" ; \
 	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \

@@ -1,4 +1,4 @@
-//! Entry points for the fuzz targets in `fuzz/` (`make fuzz`) and for the
+//! Entry points for the fuzz targets in `tests/fuzz/` (`make fuzz`) and for the
 //! replay of their saved corpus in `make test`: one per parser of outside
 //! input. Each takes any bytes and must return without panicking, hanging or
 //! growing without bound; what it returns is not the point.
@@ -11,8 +11,8 @@ use std::path::Path;
 /// One fuzz target: any bytes in, nothing out.
 pub type Target = fn(&[u8]);
 
-/// The fuzz targets by name, as `fuzz/fuzz_targets/<name>.rs` and
-/// `fuzz/corpus/<name>/` name them.
+/// The fuzz targets by name, as `tests/fuzz/fuzz_targets/<name>.rs` and
+/// `tests/fuzz/corpus/<name>/` name them.
 pub const TARGETS: [(&str, Target); 6] = [
     ("cloudtrail", cloudtrail),
     ("cloudwatch_logs", cloudwatch_logs),

@@ -12,7 +12,7 @@
 //! - [`lambda`]: the Lambda handlers' pure cores (the forwarder's bulk decisions);
 //! - [`opensearch`]: the HTTP client of OpenSearch domains, SigV4-signed;
 //! - [`simulate`]: realistic CloudTrail with injected incidents;
-//! - [`fuzzing`]: the entry points of the fuzz targets (`fuzz/`, `make fuzz`);
+//! - [`fuzzing`]: the entry points of the fuzz targets (`tests/fuzz/`, `make fuzz`);
 //! - [`cli`]: argument structs and dispatch, one file per command family.
 
 pub mod aws;

@@ -1,5 +1,5 @@
-//! The saved fuzz corpus (`fuzz/corpus/<target>/`, and every crash found,
-//! kept in `fuzz/regressions/<target>/`) replayed through the same entry
+//! The saved fuzz corpus (`tests/fuzz/corpus/<target>/`, and every crash
+//! found, kept in `tests/fuzz/regressions/<target>/`) replayed through the same entry
 //! points the fuzz targets call: none may panic.
 
 use crate::util::root;
@@ -11,13 +11,13 @@ fn every_saved_fuzz_input_is_handled_without_a_panic() {
     for (name, target) in TARGETS {
         assert!(
             root()
-                .join("fuzz/fuzz_targets")
+                .join("tests/fuzz/fuzz_targets")
                 .join(format!("{name}.rs"))
                 .exists(),
-            "fuzz/fuzz_targets/{name}.rs is missing"
+            "tests/fuzz/fuzz_targets/{name}.rs is missing"
         );
         let mut replayed = 0;
-        for dir in ["fuzz/corpus", "fuzz/regressions"] {
+        for dir in ["tests/fuzz/corpus", "tests/fuzz/regressions"] {
             let Ok(entries) = std::fs::read_dir(root().join(dir).join(name)) else {
                 continue;
             };

@@ -261,9 +261,8 @@ pub fn nice_step(top: f64, parts: f64) -> f64 {
 }
 
 /// The y-axis top: the normal range and the values, except that a burst
-/// more than three times the usual level (the 95th percentile) is cut at
-/// twice that level (and labelled), so the normal shape stays readable
-/// beside it.
+/// more than three times the usual level (the 95th percentile) is cut
+/// there (and labelled), so the normal shape stays readable beside it.
 pub fn chart_top(c: &Chart) -> f64 {
     let p95 = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
