@@ -276,3 +276,54 @@ fn a_plain_series_is_scored_row_for_row_in_input_order() {
     let o = trailwatch(&["detect", "tests", "--scores", "x.csv"]);
     assert_eq!(o.status.code(), Some(2), "--scores needs --series");
 }
+
+/// `deploy` with no credentials showed the SDK's instance-metadata error; a
+/// missing region came only after the package was built.
+#[test]
+fn deploy_without_credentials_or_region_says_so_in_one_line_before_any_call() {
+    let nothing = [
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/nonexistent/config"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
+        ("AWS_ACCESS_KEY_ID", ""),
+        ("AWS_SECRET_ACCESS_KEY", ""),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_DEFAULT_REGION", ""),
+    ];
+    // An endpoint nothing listens on: any AWS call would fail differently.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    for cmd in ["deploy", "outputs", "destroy"] {
+        let mut args = vec![cmd, "--endpoint-url", &nowhere];
+        if cmd != "outputs" {
+            args.push("--yes");
+        }
+        let o = run_trailwatch(&args, None, &nothing);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{cmd}: {err}");
+        assert!(
+            err.starts_with("error: no AWS credentials found: set AWS_ACCESS_KEY_ID")
+                && err.contains("--profile"),
+            "{cmd}: {err}"
+        );
+    }
+    let no_region = [
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/nonexistent/config"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", ""),
+        ("AWS_DEFAULT_REGION", ""),
+    ];
+    let o = run_trailwatch(
+        &["deploy", "--endpoint-url", &nowhere, "--yes"],
+        None,
+        &no_region,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: no AWS region: pass --region, set AWS_REGION, or give the profile a region"
+    );
+}

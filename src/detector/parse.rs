@@ -636,13 +636,26 @@ mod tests {
         assert!(text.contains("colour: unknown key"), "{text}");
     }
 
+    /// TOML's own message (line, the line itself, a caret) was squashed
+    /// onto one line.
     #[test]
-    fn syntax_errors_name_the_file() {
-        let err = parse("name = ").unwrap_err();
+    fn syntax_errors_name_the_file_and_keep_their_lines() {
+        let err = parse("interval = \"10m\"\nname = \n")
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.to_string()
-                .starts_with("detectors/x.toml: not valid TOML"),
+            err.starts_with("detectors/x.toml: not valid TOML:\n"),
             "{err}"
+        );
+        let lines: Vec<&str> = err.lines().collect();
+        assert!(lines.len() >= 4, "{err}");
+        assert!(
+            lines.iter().any(|l| l.contains("^")),
+            "the caret is kept: {err}"
+        );
+        assert!(
+            lines[1..].iter().all(|l| l.starts_with("  ")),
+            "indented: {err}"
         );
     }
 

@@ -31,15 +31,19 @@ pub fn trailwatch_with_stdin(args: &[&str], stdin: Option<&[u8]>) -> Output {
     run_trailwatch(args, stdin, &[])
 }
 
-/// Runs the binary with `env` set (and, when it is set, no AWS profile or
-/// session token inherited).
-fn run_trailwatch(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
+/// Runs the binary with `env` set, an empty value meaning unset (and, when
+/// it is set, no AWS profile or session token inherited).
+pub fn run_trailwatch(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
     use std::io::Write;
     let mut command = Command::new(env!("CARGO_BIN_EXE_trailwatch"));
-    command
-        .args(args)
-        .current_dir(root())
-        .envs(env.iter().copied());
+    command.args(args).current_dir(root());
+    for (k, v) in env {
+        if v.is_empty() {
+            command.env_remove(k);
+        } else {
+            command.env(k, v);
+        }
+    }
     if !env.is_empty() {
         command
             .env_remove("AWS_PROFILE")
