@@ -247,6 +247,20 @@ fn records_dated_far_from_the_rest_are_named_and_cost_nothing() {
     ] {
         assert!(err.contains(named), "{named} not in {err}");
     }
+    // Standard input cannot be read twice: the plainly impossible dates are
+    // still left out, the stray one is kept and said so.
+    let o = trailwatch_with_stdin(&["detect", "-"], Some(&std::fs::read(&odd).unwrap()));
+    let piped = stderr(&o);
+    assert!(
+        piped.contains("record from-1970") && piped.contains("record from-the-future"),
+        "{piped}"
+    );
+    assert!(
+        piped.contains(
+            "<stdin>: some records lie far outside the times of the rest; they were kept"
+        ),
+        "{piped}"
+    );
     // invictus and stratus lie a year apart (52,560 ten-minute intervals):
     // each of the 8 series is fed at most MAX_EMPTY_RUN zeros across the gap.
     let intervals = intervals_scored(&err);

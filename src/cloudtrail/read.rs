@@ -82,6 +82,8 @@ pub enum ReadErrorKind {
     /// A record read well but not believed (its time or a number in it).
     #[error("{0}")]
     LeftOut(String),
+    #[error("some records lie far outside the times of the rest; they were kept, as standard input cannot be read twice (pass the files instead)")]
+    KeptOutliers,
 }
 
 /// A problem in one input; the run goes on past it unless `--strict`.

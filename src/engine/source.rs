@@ -101,34 +101,32 @@ pub fn aggregate_inputs(
             }
         };
         let (mut agg, mut stats) = pass(input, fence, &mut report);
-        let mut kept_outliers = 0;
+        let mut kept_outliers = false;
         if let Some(bulk) = agg.outliers() {
             match input {
                 // Rare: read the file again, leaving out what lies far from
                 // the rest (its problems were reported the first time).
                 Input::File { .. } => agg = pass(input, bulk, &mut |_| {}).0,
-                Input::Stdin => kept_outliers = 1,
+                Input::Stdin => kept_outliers = true,
             }
         }
-        for message in agg.exclusions().messages() {
+        let mut kinds: Vec<ReadErrorKind> = agg
+            .exclusions()
+            .messages()
+            .into_iter()
+            .map(ReadErrorKind::LeftOut)
+            .collect();
+        if kept_outliers {
+            kinds.push(ReadErrorKind::KeptOutliers);
+        }
+        stats.problems += agg.exclusions().count + u64::from(kept_outliers);
+        for kind in kinds {
             report(ReadError {
                 input: name.clone(),
                 location: Location::Whole,
-                kind: ReadErrorKind::LeftOut(message),
+                kind,
             });
         }
-        if kept_outliers > 0 {
-            report(ReadError {
-                input: name.clone(),
-                location: Location::Whole,
-                kind: ReadErrorKind::LeftOut(
-                    "some records lie far outside the times of the rest; they were kept, \
-                     as standard input cannot be read twice (pass the files instead)"
-                        .into(),
-                ),
-            });
-        }
-        stats.problems += agg.exclusions().count;
         if let Input::File { size, .. } = input {
             (observer.progress)(*size);
         }
