@@ -156,6 +156,12 @@ fn hostile_records(at: &str) -> Vec<serde_json::Value> {
     let mut wrong = base("iam.amazonaws.com", "ListUsers", json!({}));
     wrong["errorCode"] = json!(12);
     out.push(wrong);
+    let mut login = base("signin.amazonaws.com", "ConsoleLogin", json!(null));
+    login["responseElements"] = json!({"ConsoleLogin": {"nested": "Failure"}});
+    out.push(login);
+    let mut login = base("signin.amazonaws.com", "ConsoleLogin", json!(null));
+    login["responseElements"] = json!({"ConsoleLogin": "F".repeat(100_000)});
+    out.push(login);
     let mut nested_arn = base("iam.amazonaws.com", "ListRoles", json!({}));
     nested_arn["userIdentity"]["arn"] = json!({"not": "a string"});
     out.push(nested_arn);

@@ -5,7 +5,16 @@
 //! advances to the newest event time (each detector also waits its window
 //! delay) after a poll that found nothing new, when a burst of arrivals has
 //! settled, or after [`MAX_BUSY_POLLS`] busy polls at the latest, so a bulk
-//! copy in any order is evaluated whole and a steady stream still advances. With `--state FILE`, the processed files and the aggregates are
+//! copy in any order is evaluated whole and a steady stream still advances.
+//!
+//! Deliveries of different streams (account and region) arrive hours apart:
+//! the engine advances to the newest event of the slowest stream still
+//! delivering (one idle for `--stream-idle` stops holding the others back).
+//! An input whose events lie before what was already evaluated is late: it
+//! is named with how late it is, and insights and new activity look at the
+//! late span again, reporting what is new marked late ([`Engine::catch_up`]).
+//!
+//! With `--state FILE`, the processed files and the aggregates are
 //! saved after every poll (written aside, then renamed); a restart loads them
 //! and rebuilds the RCF models by replaying the saved series, which takes
 //! milliseconds, instead of re-reading the logs or learning from scratch.
