@@ -262,24 +262,24 @@ fn decompress(
     out: &mut Vec<u8>,
     held: &mut Held,
 ) -> Result<io::Result<()>, ReadErrorKind> {
-    let mut chunk = vec![0u8; 1 << 16];
+    // Straight into `out`, a few MiB at a time, checking the caps between.
+    const STEP: u64 = 4 << 20;
     loop {
-        let n = match reader.read(&mut chunk) {
-            Ok(0) => return Ok(Ok(())),
+        let n = match (&mut reader).take(STEP).read_to_end(out) {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Ok(Err(e)),
         };
-        let len = out.len() + n;
-        if len as u64 > MAX_DOCUMENT_BYTES {
+        if out.len() as u64 > MAX_DOCUMENT_BYTES {
             return Err(ReadErrorKind::TooLarge {
                 limit: MAX_DOCUMENT_BYTES,
             });
         }
-        if held.cover(len).is_err() {
+        if held.cover(out.len()).is_err() {
             return Err(ReadErrorKind::OverBudget { limit: HELD_LIMIT });
         }
-        out.extend_from_slice(&chunk[..n]);
+        if n == 0 {
+            return Ok(Ok(()));
+        }
     }
 }
 
