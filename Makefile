@@ -10,7 +10,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_DIR ?= demo-data
 
-.PHONY: demo test deps venv fmt lint unit build bench fuzz
+.PHONY: demo test deps venv fmt lint unit build bench fuzz opensearch opensearch-stop
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -71,3 +71,12 @@ fuzz:
 	    grep -E "^(#[0-9]+ +DONE|Done|SUMMARY|==[0-9]+==ERROR|artifact_prefix|Test unit written)" ; \
 	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
+
+# A real OpenSearch 2.19.4 node with the security and job-scheduler plugins,
+# TLS and an admin password, on 127.0.0.1:$(OPENSEARCH_PORT) (default 9200);
+# see tests/opensearch/node.sh. Not yet used by `make test`.
+opensearch:
+	tests/opensearch/node.sh start
+
+opensearch-stop:
+	tests/opensearch/node.sh stop

@@ -80,7 +80,7 @@ install() {
   for z in "${zips[@]}"; do "$NODE/bin/opensearch-plugin" install --batch "file://$z" >/dev/null; done
   certificates "$NODE/config/certs"
   local hash
-  hash=$("$NODE/plugins/opensearch-security/tools/hash.sh" -p "$PASSWORD" 2>/dev/null | tail -1)
+  hash=$(bash "$NODE/plugins/opensearch-security/tools/hash.sh" -p "$PASSWORD" 2>/dev/null | tail -1)
   cat > "$NODE/config/opensearch-security/internal_users.yml" <<USERS
 _meta:
   type: "internalusers"
@@ -131,7 +131,7 @@ start() {
     local runner=(env)
     [ "$(id -u)" = 0 ] && runner=(runuser -u "$RUN_AS" -- env)
     "${runner[@]}" JAVA_HOME="$(java_home)" OPENSEARCH_JAVA_OPTS="-Xms512m -Xmx512m" \
-      "$NODE/bin/opensearch" -d -p "$NODE/opensearch.pid" -q
+      "$NODE/bin/opensearch" -d -p "$NODE/opensearch.pid" >/dev/null
   fi
   local waited=0
   until curl -s --max-time 2 --cacert "$NODE/config/certs/root-ca.pem" -u "admin:$PASSWORD" \
