@@ -228,7 +228,9 @@ fn a_plain_series_is_scored_row_for_row_in_input_order() {
     for (t, v) in &rows {
         csv.push_str(&format!("{t},{v}\n"));
     }
-    let input = dir.path().join("billing.csv");
+    // `--series Twitter_volume_UPS.csv` failed: the file name was checked as
+    // a detector's name. Any file name works, and names the series.
+    let input = dir.path().join("Billing export v2.1 (EU).csv");
     let out = dir.path().join("scores.csv");
     std::fs::write(&input, csv).unwrap();
     let o = trailwatch(&[
@@ -243,7 +245,7 @@ fn a_plain_series_is_scored_row_for_row_in_input_order() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let found = ndjson(&o);
     assert_eq!(found.len(), 1, "{found:#?}");
-    assert_eq!(found[0]["detector"], "billing");
+    assert_eq!(found[0]["detector"], "Billing export v2.1 (EU)");
     assert_eq!(found[0]["start"], "2026-01-15T14:00:00Z");
 
     let scores = std::fs::read_to_string(&out).unwrap();

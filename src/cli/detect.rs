@@ -357,8 +357,9 @@ fn run_series(args: &DetectArgs, path: &std::path::Path) -> anyhow::Result<i32> 
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "series".into());
-    let defaults = crate::detector::parse_detector(path, "").map_err(anyhow::Error::msg)?;
-    let mut anomalies = series::anomalies(&name, &points, &scores, &defaults.alert);
+    // A series file's name is not a detector's: any file name will do.
+    let alert = crate::detector::AlertThresholds::default();
+    let mut anomalies = series::anomalies(&name, &points, &scores, &alert);
     if let Some(since) = args
         .since
         .and_then(|s| s.resolve(points.iter().map(|p| p.time).max()))

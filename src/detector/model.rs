@@ -91,6 +91,20 @@ pub enum Direction {
     Both,
 }
 
+impl Default for AlertThresholds {
+    /// The plugin's: grade and confidence 0.7, either direction, deviations
+    /// under 20 % ignored.
+    fn default() -> Self {
+        AlertThresholds {
+            grade: 0.7,
+            confidence: 0.7,
+            direction: Direction::Both,
+            min_ratio: 0.2,
+            min_margin: 0.0,
+        }
+    }
+}
+
 impl AlertThresholds {
     /// True when the rules keep an anomaly with these values.
     pub fn keeps(&self, actual: f64, expected: f64) -> bool {

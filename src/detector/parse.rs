@@ -293,10 +293,12 @@ fn parse_value(table: Option<&Table>, problems: &mut Vec<Problem>) -> ValueSpec 
 fn parse_alert(table: Option<&Table>, problems: &mut Vec<Problem>) -> AlertThresholds {
     let empty = Table::new();
     let mut k = Keys::new(table.unwrap_or(&empty), "alert.", problems);
-    let grade = k.fraction("grade").unwrap_or(0.7);
-    let confidence = k.fraction("confidence").unwrap_or(0.7);
+    let defaults = AlertThresholds::default();
+    let grade = k.fraction("grade").unwrap_or(defaults.grade);
+    let confidence = k.fraction("confidence").unwrap_or(defaults.confidence);
     let direction = match k.string("direction").as_deref() {
-        None | Some("both") => Direction::Both,
+        None => defaults.direction,
+        Some("both") => Direction::Both,
         Some("up") => Direction::Up,
         Some("down") => Direction::Down,
         Some(other) => {
@@ -307,8 +309,8 @@ fn parse_alert(table: Option<&Table>, problems: &mut Vec<Problem>) -> AlertThres
             Direction::Both
         }
     };
-    let min_ratio = k.non_negative("min_ratio").unwrap_or(0.2);
-    let min_margin = k.non_negative("min_margin").unwrap_or(0.0);
+    let min_ratio = k.non_negative("min_ratio").unwrap_or(defaults.min_ratio);
+    let min_margin = k.non_negative("min_margin").unwrap_or(defaults.min_margin);
     k.finish();
     AlertThresholds {
         grade,
