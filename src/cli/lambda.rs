@@ -1,11 +1,10 @@
 //! `trailwatch lambda forward|enrich`: the Lambda handlers run once, locally,
 //! on an event read from standard input, for debugging and tests.
 
-use super::deploy::AwsArgs;
+use super::opensearch::ConnectArgs;
 use super::{EXIT_ERROR, EXIT_OK};
 use crate::lambda::dead_letter::DeadLetters;
 use crate::lambda::delivery::{batch_of_event, deliver, Limits};
-use crate::opensearch::OpenSearch;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::io::Read;
@@ -20,39 +19,6 @@ pub enum LambdaCommand {
     Enrich(EnrichArgs),
 }
 
-/// Where OpenSearch is, and whether to sign.
-#[derive(Debug, Args)]
-pub struct OpenSearchArgs {
-    /// The OpenSearch endpoint, e.g. https://search-x.us-east-1.es.amazonaws.com or http://127.0.0.1:9200.
-    #[arg(long, value_name = "URL", env = "OPENSEARCH_ENDPOINT")]
-    pub opensearch_url: String,
-    /// Sign requests with SigV4 [default: when the host is an AWS one].
-    #[arg(long)]
-    pub sign: bool,
-    #[command(flatten)]
-    pub aws: AwsArgs,
-}
-
-impl OpenSearchArgs {
-    async fn client(&self, timeout: Duration) -> anyhow::Result<OpenSearch> {
-        let host = self
-            .opensearch_url
-            .split("://")
-            .nth(1)
-            .unwrap_or("")
-            .split(['/', ':'])
-            .next()
-            .unwrap_or("");
-        let aws_host = host.ends_with(".amazonaws.com") || host.ends_with(".on.aws");
-        if self.sign || aws_host {
-            let sdk = self.aws.target().load().await;
-            Ok(OpenSearch::signed(&self.opensearch_url, &sdk, timeout)?)
-        } else {
-            Ok(OpenSearch::new(&self.opensearch_url, timeout)?)
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 #[command(
     after_help = "Prints the invocation's counts as one JSON line, as the Lambda logs them. \
@@ -62,7 +28,7 @@ trailwatch lambda forward --opensearch-url http://127.0.0.1:9200 < tests/data/la
 )]
 pub struct ForwardArgs {
     #[command(flatten)]
-    pub opensearch: OpenSearchArgs,
+    pub opensearch: ConnectArgs,
     /// Append records that can never be indexed to this NDJSON file.
     #[arg(
         long,
@@ -90,7 +56,7 @@ trailwatch lambda enrich --opensearch-url http://127.0.0.1:9200 < tests/data/lam
 )]
 pub struct EnrichArgs {
     #[command(flatten)]
-    pub opensearch: OpenSearchArgs,
+    pub opensearch: ConnectArgs,
     /// Publish the notification to this SNS topic.
     #[arg(long, value_name = "ARN")]
     pub topic_arn: Option<String>,

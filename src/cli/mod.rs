@@ -6,6 +6,7 @@ mod deploy;
 mod detect;
 mod detectors;
 mod lambda;
+mod opensearch;
 mod simulate;
 
 use chrono::{DateTime, NaiveDate, Utc};

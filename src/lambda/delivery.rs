@@ -207,9 +207,11 @@ pub async fn deliver(
                     last_problem = format!("_bulk answered {}", answer.status);
                     retry.extend(&request.documents);
                 }
-                Err(OpenSearchError::Transport { message, .. })
-                | Err(OpenSearchError::Signing { message, .. }) => {
-                    last_problem = message;
+                Err(e) => {
+                    last_problem = match e {
+                        OpenSearchError::Transport { message, .. } => message,
+                        other => other.to_string(),
+                    };
                     retry.extend(&request.documents);
                 }
             }

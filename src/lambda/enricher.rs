@@ -61,21 +61,12 @@ impl Enricher {
     }
 
     async fn counts(&self, query: Value) -> Result<crate::context::FacetCounts, String> {
-        let answer = self
+        let body = self
             .os
             .search(INDEX_PATTERN, &context_search(query))
             .await
-            .map_err(|e| e.to_string())?;
-        if answer.status != 200 {
-            return Err(format!(
-                "OpenSearch answered {} to the context search: {}",
-                answer.status,
-                answer.text().chars().take(300).collect::<String>()
-            ));
-        }
-        let body = answer
-            .json()
-            .ok_or("OpenSearch's answer to the context search is not JSON")?;
+            .and_then(|answer| answer.checked_json())
+            .map_err(|e| format!("the context search failed: {e}"))?;
         Ok(counts_from(&body))
     }
 

@@ -5,7 +5,7 @@
 
 use super::dead_letter::DeadLetters;
 use super::delivery::{batch_of_event, deliver, DeliveryError, Limits};
-use crate::opensearch::OpenSearch;
+use crate::opensearch::{Auth, OpenSearch, Target};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -57,7 +57,11 @@ pub async fn opensearch_from_env(
         }
         _ => sdk.clone(),
     };
-    OpenSearch::signed(&endpoint, &sdk, timeout).map_err(|e| e.to_string())
+    let target = Target {
+        auth: Auth::sigv4(&sdk).map_err(|e| e.to_string())?,
+        ..Target::new(&endpoint, timeout)
+    };
+    OpenSearch::connect(&target).map_err(|e| e.to_string())
 }
 
 /// The `Instant` of a Lambda deadline given in milliseconds since the epoch.

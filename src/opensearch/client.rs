@@ -1,12 +1,109 @@
-//! [`OpenSearch`]: requests to a domain's REST API, with a timeout, signed
-//! with the caller's AWS credentials when asked.
+//! [`OpenSearch`]: every request trailwatch makes to a cluster, through the
+//! official `opensearch` crate, built from one typed [`Target`]: the URL, how
+//! to authenticate ([`Auth`]: SigV4 for Amazon OpenSearch Service, basic auth
+//! for a fine-grained-access master user, or none), a private CA to trust,
+//! and a timeout. Answers outside 2xx become typed errors through
+//! [`Response::check`], naming the method, path, status and the plugin's
+//! reason.
 
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
-use std::time::{Duration, SystemTime};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use opensearch::auth::Credentials;
+use opensearch::cert::{Certificate, CertificateValidation};
+use opensearch::http::headers::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
+use opensearch::http::{Method, Url};
+use std::path::PathBuf;
+use std::time::Duration;
 
-/// A request that did not get an HTTP answer, or could not be signed.
+/// How requests authenticate.
+#[derive(Clone)]
+pub enum Auth {
+    /// No credentials (a local node without security, a test double).
+    None,
+    /// HTTP basic auth, as a fine-grained-access master user or an internal user.
+    Basic { user: String, password: String },
+    /// SigV4 for the `es` service, with these credentials in this region.
+    SigV4 {
+        credentials: SharedCredentialsProvider,
+        region: String,
+    },
+}
+
+impl Auth {
+    /// SigV4 with the SDK configuration's credentials and region.
+    pub fn sigv4(config: &aws_config::SdkConfig) -> Result<Auth, OpenSearchError> {
+        let missing = |what: &str| OpenSearchError::Setup {
+            url: String::new(),
+            message: format!("cannot sign with SigV4: no AWS {what}"),
+        };
+        Ok(Auth::SigV4 {
+            credentials: config
+                .credentials_provider()
+                .ok_or_else(|| missing("credentials"))?,
+            region: config
+                .region()
+                .map(|r| r.to_string())
+                .ok_or_else(|| missing("region"))?,
+        })
+    }
+
+    /// What the credentials are, for messages ("basic auth as admin").
+    pub fn describe(&self) -> String {
+        match self {
+            Auth::None => "no credentials".into(),
+            Auth::Basic { user, .. } => format!("basic auth as {user:?}"),
+            Auth::SigV4 { region, .. } => {
+                format!("SigV4 with the AWS credentials of the environment ({region})")
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// Where a cluster is and how to reach it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `https://host[:port]`, or `http://` for a local server.
+    pub url: String,
+    pub auth: Auth,
+    /// A PEM file of the CA that signed the cluster's certificate, trusted
+    /// besides the system's.
+    pub ca_cert: Option<PathBuf>,
+    /// Longest wait for one answer, unless a request asks for less.
+    pub timeout: Duration,
+}
+
+impl Target {
+    /// A target with no credentials and no private CA.
+    pub fn new(url: &str, timeout: Duration) -> Target {
+        Target {
+            url: url.to_owned(),
+            auth: Auth::None,
+            ca_cert: None,
+            timeout,
+        }
+    }
+}
+
+/// True when `url` names an AWS-hosted domain (which wants SigV4).
+pub fn is_aws_host(url: &str) -> bool {
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("");
+    host.ends_with(".amazonaws.com") || host.ends_with(".on.aws")
+}
+
+/// A request that failed: no answer, a client that cannot be built, or an
+/// answer outside 2xx.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenSearchError {
     #[error("{method} {url}: {message}")]
@@ -17,15 +114,45 @@ pub enum OpenSearchError {
         /// A timeout or a connection that failed: worth another try.
         transient: bool,
     },
-    #[error("cannot sign {url} with SigV4: {message}")]
-    Signing { url: String, message: String },
+    #[error("cannot reach OpenSearch at {url}: {message}")]
+    Setup { url: String, message: String },
+    #[error("{method} {path} answered {status} with {auth}: {reason}; check the user and password (OPENSEARCH_USER, OPENSEARCH_PASSWORD), the AWS credentials, or the role mapping of that user on the cluster")]
+    Unauthorized {
+        method: &'static str,
+        path: String,
+        status: u16,
+        auth: String,
+        reason: String,
+    },
+    #[error("{method} {path} answered {status}: {reason}")]
+    Status {
+        method: &'static str,
+        path: String,
+        status: u16,
+        reason: String,
+    },
+}
+
+impl OpenSearchError {
+    /// The HTTP status of an answer that was an error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            OpenSearchError::Status { status, .. }
+            | OpenSearchError::Unauthorized { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
 }
 
 /// An HTTP answer.
 #[derive(Debug, Clone)]
 pub struct Response {
+    pub method: &'static str,
+    pub path: String,
     pub status: u16,
     pub body: Vec<u8>,
+    /// The credentials the request went with, for error messages.
+    auth: String,
 }
 
 impl Response {
@@ -36,167 +163,237 @@ impl Response {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The answer when it is a success, else a typed error with the
+    /// plugin's reason.
+    pub fn check(self) -> Result<Response, OpenSearchError> {
+        if self.is_success() {
+            return Ok(self);
+        }
+        let reason = reason(&self.body);
+        Err(if self.status == 401 || self.status == 403 {
+            OpenSearchError::Unauthorized {
+                method: self.method,
+                path: self.path,
+                status: self.status,
+                auth: self.auth,
+                reason,
+            }
+        } else {
+            OpenSearchError::Status {
+                method: self.method,
+                path: self.path,
+                status: self.status,
+                reason,
+            }
+        })
+    }
+
+    /// The body as JSON, after [`check`](Self::check).
+    pub fn checked_json(self) -> Result<serde_json::Value, OpenSearchError> {
+        let answer = self.check()?;
+        answer.json().ok_or_else(|| OpenSearchError::Status {
+            method: answer.method,
+            path: answer.path.clone(),
+            status: answer.status,
+            reason: format!(
+                "the answer is not JSON: {}",
+                answer.text().chars().take(200).collect::<String>()
+            ),
+        })
+    }
 }
 
-struct Signer {
-    credentials: SharedCredentialsProvider,
-    region: String,
+/// The reason an error answer gives: OpenSearch's `error.reason` (with the
+/// root cause when it says more), a plugin's `message` or `error` string, or
+/// the start of the body.
+pub fn reason(body: &[u8]) -> String {
+    let text = || {
+        let t = String::from_utf8_lossy(body);
+        let t = t.trim();
+        if t.is_empty() {
+            "(no body)".to_owned()
+        } else {
+            t.chars().take(300).collect()
+        }
+    };
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return text();
+    };
+    let error = &json["error"];
+    if let Some(reason) = error["reason"].as_str() {
+        let root = error["root_cause"][0]["reason"].as_str();
+        return match root {
+            Some(root) if root != reason => format!("{reason} ({root})"),
+            _ => reason.to_owned(),
+        };
+    }
+    for s in [&json["error"], &json["message"], &json["reason"]] {
+        if let Some(s) = s.as_str() {
+            return s.to_owned();
+        }
+    }
+    text()
 }
 
 /// A client of one OpenSearch endpoint.
 pub struct OpenSearch {
     base: String,
-    http: reqwest::Client,
-    signer: Option<Signer>,
+    auth: String,
+    client: opensearch::OpenSearch,
+    timeout: Duration,
 }
 
 impl OpenSearch {
-    /// An unsigned client (a local server, a tunnel, a test double).
-    pub fn new(base: &str, timeout: Duration) -> Result<OpenSearch, OpenSearchError> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| OpenSearchError::Transport {
-                method: "CONNECT",
-                url: base.to_owned(),
-                message: e.to_string(),
-                transient: false,
+    /// The one way to make a client.
+    pub fn connect(target: &Target) -> Result<OpenSearch, OpenSearchError> {
+        let setup = |message: String| OpenSearchError::Setup {
+            url: target.url.clone(),
+            message,
+        };
+        let base = target.url.trim_end_matches('/').to_owned();
+        let url = Url::parse(&base).map_err(|e| setup(format!("not a URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(setup(
+                "not an http(s) URL; write https://host[:port]".into(),
+            ));
+        }
+        let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url))
+            .timeout(target.timeout)
+            .disable_proxy();
+        builder = match &target.auth {
+            Auth::None => builder,
+            Auth::Basic { user, password } => {
+                builder.auth(Credentials::Basic(user.clone(), password.clone()))
+            }
+            Auth::SigV4 {
+                credentials,
+                region,
+            } => builder
+                .auth(Credentials::AwsSigV4(
+                    credentials.clone(),
+                    aws_config::Region::new(region.clone()),
+                ))
+                .service_name("es"),
+        };
+        if let Some(path) = &target.ca_cert {
+            let pem = std::fs::read(path)
+                .map_err(|e| setup(format!("cannot read the CA file {}: {e}", path.display())))?;
+            let cert = Certificate::from_pem(&pem).map_err(|e| {
+                setup(format!(
+                    "{} is not a PEM certificate: {}",
+                    path.display(),
+                    crate::aws::with_causes(&e)
+                ))
             })?;
+            builder = builder.cert_validation(CertificateValidation::Full(cert));
+        }
+        let transport = builder
+            .build()
+            .map_err(|e| setup(crate::aws::with_causes(&e)))?;
         Ok(OpenSearch {
-            base: base.trim_end_matches('/').to_owned(),
-            http,
-            signer: None,
+            base,
+            auth: target.auth.describe(),
+            client: opensearch::OpenSearch::new(transport),
+            timeout: target.timeout,
         })
-    }
-
-    /// A client signing with SigV4 for the Amazon OpenSearch Service, with
-    /// the SDK configuration's credentials and region.
-    pub fn signed(
-        base: &str,
-        config: &aws_config::SdkConfig,
-        timeout: Duration,
-    ) -> Result<OpenSearch, OpenSearchError> {
-        let mut client = OpenSearch::new(base, timeout)?;
-        let credentials =
-            config
-                .credentials_provider()
-                .ok_or_else(|| OpenSearchError::Signing {
-                    url: base.to_owned(),
-                    message: "no AWS credentials".into(),
-                })?;
-        let region =
-            config
-                .region()
-                .map(|r| r.to_string())
-                .ok_or_else(|| OpenSearchError::Signing {
-                    url: base.to_owned(),
-                    message: "no AWS region".into(),
-                })?;
-        client.signer = Some(Signer {
-            credentials,
-            region,
-        });
-        Ok(client)
     }
 
     pub fn base(&self) -> &str {
         &self.base
     }
 
-    /// Sends one request; `path` starts with `/`.
+    /// What the client authenticates with, for messages.
+    pub fn auth(&self) -> &str {
+        &self.auth
+    }
+
+    /// Sends one request with a JSON body (or none); `path` starts with `/`
+    /// and may carry a query string.
     pub async fn request(
         &self,
         method: &'static str,
         path: &str,
-        body: Option<(&str, Vec<u8>)>,
+        body: Option<&serde_json::Value>,
     ) -> Result<Response, OpenSearchError> {
-        self.request_within(method, path, body, None).await
+        let body = body.map(|b| ("application/json", b.to_string().into_bytes()));
+        self.send(method, path, body, None).await
     }
 
     /// Sends one request that must answer within `timeout` (when shorter
     /// than the client's).
-    pub async fn request_within(
+    pub async fn send(
         &self,
         method: &'static str,
         path: &str,
-        body: Option<(&str, Vec<u8>)>,
+        body: Option<(&'static str, Vec<u8>)>,
         timeout: Option<Duration>,
     ) -> Result<Response, OpenSearchError> {
         let url = format!("{}{path}", self.base);
-        let (content_type, bytes) = body.unwrap_or(("application/json", Vec::new()));
-        let mut headers: Vec<(String, String)> = Vec::new();
-        if method != "GET" || !bytes.is_empty() {
-            headers.push(("content-type".into(), content_type.into()));
-        }
-        if let Some(signer) = &self.signer {
-            headers.extend(self.sign(signer, method, &url, &headers, &bytes).await?);
-        }
-        let mut request = self.http.request(
-            reqwest::Method::from_bytes(method.as_bytes()).expect("a valid method"),
-            &url,
-        );
-        for (name, value) in &headers {
-            request = request.header(name, value);
-        }
-        if let Some(timeout) = timeout {
-            request = request.timeout(timeout);
-        }
-        let answer = request
-            .body(bytes)
-            .send()
-            .await
-            .map_err(|e| transport(method, &url, &e))?;
-        let status = answer.status().as_u16();
-        let body = answer
-            .bytes()
-            .await
-            .map_err(|e| transport(method, &url, &e))?
-            .to_vec();
-        Ok(Response { status, body })
-    }
-
-    async fn sign(
-        &self,
-        signer: &Signer,
-        method: &'static str,
-        url: &str,
-        headers: &[(String, String)],
-        body: &[u8],
-    ) -> Result<Vec<(String, String)>, OpenSearchError> {
-        let failed = |message: String| OpenSearchError::Signing {
-            url: url.to_owned(),
-            message,
+        let verb = match method {
+            "GET" => Method::Get,
+            "PUT" => Method::Put,
+            "POST" => Method::Post,
+            "DELETE" => Method::Delete,
+            "HEAD" => Method::Head,
+            other => {
+                return Err(OpenSearchError::Transport {
+                    method,
+                    url,
+                    message: format!("{other} is not a method the client sends"),
+                    transient: false,
+                })
+            }
         };
-        let credentials = signer
-            .credentials
-            .provide_credentials()
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        let identity = credentials.into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&signer.region)
-            .name("es")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| failed(e.to_string()))?
-            .into();
-        let signable = SignableRequest::new(
+        let (path_only, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
+        let query: Vec<(String, String)> = query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|kv| !kv.is_empty())
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) => (k.to_owned(), v.to_owned()),
+                None => (kv.to_owned(), String::new()),
+            })
+            .collect();
+        let mut headers = HeaderMap::new();
+        if let Some((content_type, _)) = &body {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        }
+        let timeout = timeout.map_or(self.timeout, |t| t.min(self.timeout));
+        let failed = |e: opensearch::Error| OpenSearchError::Transport {
             method,
-            url,
-            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            SignableBody::Bytes(body),
-        )
-        .map_err(|e| failed(e.to_string()))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| failed(e.to_string()))?
-            .into_parts();
-        Ok(instructions
-            .headers()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect())
+            url: url.clone(),
+            message: crate::aws::with_causes(&e),
+            transient: is_transient(&e),
+        };
+        let answer = self
+            .client
+            .send(
+                verb,
+                path_only,
+                headers,
+                (!query.is_empty()).then_some(&query),
+                body.map(|(_, bytes)| bytes),
+                Some(timeout),
+            )
+            .await
+            .map_err(failed)?;
+        let status = answer.status_code().as_u16();
+        let body = answer.bytes().await.map_err(failed)?.to_vec();
+        Ok(Response {
+            method,
+            path: path.to_owned(),
+            status,
+            body,
+            auth: self.auth.clone(),
+        })
     }
 
     /// `POST /_bulk` with an NDJSON body, answered within `timeout`.
@@ -205,7 +402,7 @@ impl OpenSearch {
         body: String,
         timeout: Option<Duration>,
     ) -> Result<Response, OpenSearchError> {
-        self.request_within(
+        self.send(
             "POST",
             "/_bulk",
             Some(("application/x-ndjson", body.into_bytes())),
@@ -220,22 +417,25 @@ impl OpenSearch {
         index: &str,
         query: &serde_json::Value,
     ) -> Result<Response, OpenSearchError> {
-        self.request(
-            "POST",
-            &format!("/{index}/_search"),
-            Some(("application/json", query.to_string().into_bytes())),
-        )
-        .await
+        self.request("POST", &format!("/{index}/_search"), Some(query))
+            .await
     }
 }
 
-fn transport(method: &'static str, url: &str, err: &reqwest::Error) -> OpenSearchError {
-    OpenSearchError::Transport {
-        method,
-        url: url.to_owned(),
-        message: crate::aws::with_causes(err),
-        transient: err.is_timeout() || err.is_connect() || err.is_request() || err.is_body(),
+/// A timeout, or a connection that could not be made or broke: another try
+/// may work. Signing failures and bad URLs are not.
+fn is_transient(e: &opensearch::Error) -> bool {
+    if e.is_timeout() {
+        return true;
     }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(r) = cause.downcast_ref::<reqwest::Error>() {
+            return r.is_timeout() || r.is_connect() || r.is_request() || r.is_body();
+        }
+        source = cause.source();
+    }
+    false
 }
 
 #[cfg(test)]
@@ -243,8 +443,10 @@ mod tests {
     use super::*;
     use std::io::{BufRead, BufReader, Write};
 
-    /// Serves one request on a local port and returns its head, lowercased.
-    fn capture_one() -> (String, std::thread::JoinHandle<String>) {
+    /// Serves one request on a local port, answering `answer`, and returns
+    /// the request's head, lowercased.
+    fn capture_one(answer: &str) -> (String, std::thread::JoinHandle<String>) {
+        let answer = answer.to_owned();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let handle = std::thread::spawn(move || {
@@ -259,31 +461,37 @@ mod tests {
                 }
                 head.push_str(&line.to_ascii_lowercase());
             }
-            stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
-                .unwrap();
+            stream.write_all(answer.as_bytes()).unwrap();
             head
         });
         (url, handle)
     }
 
+    const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
     #[test]
     fn requests_are_signed_with_sigv4_for_the_es_service() {
-        let (url, server) = capture_one();
+        let (url, server) = capture_one(OK);
         let config = aws_config::SdkConfig::builder()
             .credentials_provider(SharedCredentialsProvider::new(
                 aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "test"),
             ))
             .region(aws_config::Region::new("eu-west-1"))
             .build();
-        let client = OpenSearch::signed(&url, &config, Duration::from_secs(5)).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let answer = rt
-            .block_on(client.search("cwl-*", &serde_json::json!({"size": 0})))
-            .unwrap();
+        let target = Target {
+            auth: Auth::sigv4(&config).unwrap(),
+            ..Target::new(&url, Duration::from_secs(5))
+        };
+        let client = OpenSearch::connect(&target).unwrap();
+        let answer = block_on(client.search("cwl-*", &serde_json::json!({"size": 0}))).unwrap();
         assert_eq!(answer.status, 200);
         let head = server.join().unwrap();
         let today = chrono::Utc::now().format("%Y%m%d").to_string();
@@ -293,22 +501,118 @@ mod tests {
             "{head}"
         );
         assert!(head.contains("x-amz-date: "), "{head}");
+        assert!(head.contains("x-amz-content-sha256: "), "{head}");
+    }
+
+    #[test]
+    fn basic_auth_sends_the_user_and_password() {
+        let (url, server) = capture_one(OK);
+        let target = Target {
+            auth: Auth::Basic {
+                user: "admin".into(),
+                password: "secret".into(),
+            },
+            ..Target::new(&url, Duration::from_secs(5))
+        };
+        let client = OpenSearch::connect(&target).unwrap();
+        block_on(client.request("GET", "/_cluster/health?timeout=5s", None)).unwrap();
+        let head = server.join().unwrap();
         assert!(
-            head.contains("signedheaders=content-type;host;x-amz-date"),
+            head.starts_with("get /_cluster/health?timeout=5s http/1.1"),
+            "{head}"
+        );
+        // base64("admin:secret")
+        assert!(
+            head.contains("authorization: basic ywrtaw46c2vjcmv0"),
             "{head}"
         );
     }
 
     #[test]
     fn unsigned_clients_send_no_authorization() {
-        let (url, server) = capture_one();
-        let client = OpenSearch::new(&url, Duration::from_secs(5)).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(client.request("GET", "/", None)).unwrap();
+        let (url, server) = capture_one(OK);
+        let client = OpenSearch::connect(&Target::new(&url, Duration::from_secs(5))).unwrap();
+        block_on(client.request("GET", "/", None)).unwrap();
         let head = server.join().unwrap();
         assert!(!head.contains("authorization"), "{head}");
+    }
+
+    #[test]
+    fn an_error_answer_names_method_path_status_and_the_plugins_reason() {
+        let body = r#"{"error":{"root_cause":[{"reason":"bad"}],"reason":"Can't create anomaly detector"},"status":400}"#;
+        let (url, _server) = capture_one(&format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ));
+        let client = OpenSearch::connect(&Target::new(&url, Duration::from_secs(5))).unwrap();
+        let err = block_on(client.request("POST", "/_plugins/_anomaly_detection/detectors", None))
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "POST /_plugins/_anomaly_detection/detectors answered 400: Can't create anomaly detector (bad)"
+        );
+        assert_eq!(err.status(), Some(400));
+    }
+
+    #[test]
+    fn an_auth_failure_says_which_credentials_were_used() {
+        let (url, _server) = capture_one(
+            "HTTP/1.1 401 Unauthorized\r\nContent-Length: 12\r\nConnection: close\r\n\r\nUnauthorized",
+        );
+        let target = Target {
+            auth: Auth::Basic {
+                user: "reader".into(),
+                password: "wrong".into(),
+            },
+            ..Target::new(&url, Duration::from_secs(5))
+        };
+        let client = OpenSearch::connect(&target).unwrap();
+        let err = block_on(client.request("GET", "/", None))
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "GET / answered 401 with basic auth as \"reader\": Unauthorized; check"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("OPENSEARCH_PASSWORD"), "{err}");
+    }
+
+    #[test]
+    fn bad_targets_are_refused_before_any_request() {
+        let err = |url: &str| {
+            OpenSearch::connect(&Target::new(url, Duration::from_secs(1)))
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        assert!(
+            err("localhost:9200").contains("write https://host"),
+            "{}",
+            err("localhost:9200")
+        );
+        assert!(err("ftp://x").contains("not an http(s) URL"));
+        let target = Target {
+            ca_cert: Some("/nonexistent/ca.pem".into()),
+            ..Target::new("https://127.0.0.1:9200", Duration::from_secs(1))
+        };
+        let e = OpenSearch::connect(&target).err().unwrap().to_string();
+        assert!(
+            e.contains("cannot read the CA file /nonexistent/ca.pem"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn aws_hosts_are_recognised() {
+        assert!(is_aws_host("https://search-x.us-east-1.es.amazonaws.com"));
+        assert!(is_aws_host("https://abc.us-east-1.aoss.on.aws:443/"));
+        assert!(!is_aws_host("https://127.0.0.1:9200"));
+        assert!(!is_aws_host("http://amazonaws.com.evil.example"));
     }
 }

@@ -8,4 +8,4 @@ pub mod client;
 pub mod mapping;
 pub mod query;
 
-pub use client::{OpenSearch, OpenSearchError, Response};
+pub use client::{is_aws_host, Auth, OpenSearch, OpenSearchError, Response, Target};
