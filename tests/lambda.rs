@@ -32,7 +32,9 @@ fn real_records(n: usize) -> Vec<String> {
 
 fn opensearch_with_template() -> Server {
     let os = Server::osmem();
-    let template = trailwatch::opensearch::mapping::index_template().to_string();
+    let template =
+        trailwatch::opensearch::desired::template::index_template(&trailwatch::detector::shipped())
+            .to_string();
     let o = http(
         &os.url,
         "PUT",

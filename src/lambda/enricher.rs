@@ -7,7 +7,7 @@
 use super::alert::{dashboards_link, messages_of_event, not_enriched, render, Alert, Notification};
 use crate::context::build;
 use crate::detector::Detector;
-use crate::opensearch::mapping::INDEX_PATTERN;
+use crate::opensearch::desired::template::INDEX_PATTERN;
 use crate::opensearch::query::{context_search, counts_from, records_query};
 use crate::opensearch::OpenSearch;
 use chrono::Duration;

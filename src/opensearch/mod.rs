@@ -1,11 +1,12 @@
-//! The OpenSearch edge: one HTTP client for every call trailwatch makes to a
-//! domain, signed with SigV4 (service `es`) when it talks to AWS, plain when
-//! it talks to a local server or a tunnel ([`client`]); and the query JSON
-//! derived from the detector and context models ([`query`]); the index
-//! template of what the forwarder writes ([`mapping`]).
+//! The OpenSearch side. [`client`]: the one client of every call trailwatch
+//! makes to a cluster (SigV4, basic auth or none). [`query`]: query JSON
+//! derived from the detector and context models. [`desired`]: the desired
+//! state of every object trailwatch manages on a cluster, as pure
+//! functions. [`apply`]: the reconcile of that state against a live cluster.
 
+pub mod apply;
 pub mod client;
-pub mod mapping;
+pub mod desired;
 pub mod query;
 
 pub use client::{is_aws_host, Auth, OpenSearch, OpenSearchError, Response, Target};

@@ -1,0 +1,171 @@
+//! The anomaly detectors of the AD plugin, one per detector file, rendered
+//! from the same typed [`Detector`] the local engine runs; and what the
+//! plugin cannot express or would refuse, found offline.
+
+use super::{Refusal, MANAGED};
+use crate::detector::{Detector, Direction, ValueSpec};
+use crate::opensearch::desired::template::INDEX_PATTERN;
+use crate::opensearch::query::filter_clauses;
+use serde_json::{json, Value};
+
+/// High-cardinality detectors a cluster runs by default
+/// (`plugins.anomaly_detection.max_multi_entity_anomaly_detectors`).
+pub const MAX_HIGH_CARDINALITY: usize = 10;
+/// Single-entity detectors a cluster runs by default.
+pub const MAX_SINGLE_ENTITY: usize = 1000;
+/// The plugin's longest detector name.
+const MAX_NAME: usize = 64;
+
+/// The plugin's name of the detector made from `d`.
+pub fn detector_name(d: &Detector) -> String {
+    format!("trailwatch-{}", d.name)
+}
+
+/// The one feature's name: what it computes.
+pub fn feature_name(d: &Detector) -> String {
+    match &d.value {
+        ValueSpec::Count => "count".into(),
+        ValueSpec::Sum(_) => "sum".into(),
+        ValueSpec::Distinct(_) => "distinct".into(),
+    }
+}
+
+fn minutes(d: std::time::Duration) -> u64 {
+    d.as_secs() / 60
+}
+
+/// The body of `POST _plugins/_anomaly_detection/detectors`.
+pub fn detector_body(d: &Detector) -> Value {
+    let (filter, must_not) = filter_clauses(&d.filter);
+    let feature = feature_name(d);
+    let aggregation = match &d.value {
+        ValueSpec::Count => json!({"value_count": {"field": "eventID"}}),
+        ValueSpec::Sum(p) => json!({"sum": {"field": p.as_str()}}),
+        ValueSpec::Distinct(p) => json!({"cardinality": {"field": p.as_str()}}),
+    };
+    let mut body = json!({
+        "name": detector_name(d),
+        "description": format!("{} ({MANAGED}, from {})", d.description, d.source.display()),
+        "time_field": "eventTime",
+        "indices": [INDEX_PATTERN],
+        "filter_query": {"bool": {"filter": filter, "must_not": must_not}},
+        "feature_attributes": [{
+            "feature_name": feature,
+            "feature_enabled": true,
+            "aggregation_query": {feature.clone(): aggregation}
+        }],
+        "detection_interval": {"period": {"interval": minutes(d.interval), "unit": "Minutes"}},
+        "window_delay": {"period": {"interval": minutes(d.window_delay), "unit": "Minutes"}},
+        "shingle_size": d.shingle_size,
+        "imputation_option": {"method": "ZERO"},
+        "rules": rules(d, &feature),
+    });
+    if d.is_high_cardinality() {
+        body["category_field"] = json!(d
+            .category_fields
+            .iter()
+            .map(|f| f.as_str())
+            .collect::<Vec<_>>());
+    }
+    body
+}
+
+/// The plugin's `rules`: anomalies in the other direction, and deviations
+/// under `min_ratio` of the expected value or under `min_margin`, are
+/// ignored, as the local engine's `AlertThresholds::keeps` does.
+fn rules(d: &Detector, feature: &str) -> Value {
+    let a = &d.alert;
+    let ignore = |threshold_type: &str, value: Option<f64>| {
+        let mut condition = json!({"feature_name": feature, "threshold_type": threshold_type});
+        if let Some(v) = value {
+            condition["operator"] = json!("LTE");
+            condition["value"] = json!(v);
+        }
+        json!({"action": "IGNORE_ANOMALY", "conditions": [condition]})
+    };
+    let mut out = Vec::new();
+    match a.direction {
+        Direction::Up => out.push(ignore("ACTUAL_IS_BELOW_EXPECTED", None)),
+        Direction::Down => out.push(ignore("ACTUAL_IS_OVER_EXPECTED", None)),
+        Direction::Both => {}
+    }
+    let up = a.direction != Direction::Down;
+    let down = a.direction != Direction::Up;
+    if a.min_ratio > 0.0 {
+        if up {
+            out.push(ignore("ACTUAL_OVER_EXPECTED_RATIO", Some(a.min_ratio)));
+        }
+        if down {
+            out.push(ignore("EXPECTED_OVER_ACTUAL_RATIO", Some(a.min_ratio)));
+        }
+    }
+    if a.min_margin > 0.0 {
+        if up {
+            out.push(ignore("ACTUAL_OVER_EXPECTED_MARGIN", Some(a.min_margin)));
+        }
+        if down {
+            out.push(ignore("EXPECTED_OVER_ACTUAL_MARGIN", Some(a.min_margin)));
+        }
+    }
+    Value::Array(out)
+}
+
+/// What the plugin would refuse in these detectors, each naming its file
+/// and key.
+pub fn refusals(detectors: &[Detector]) -> Vec<Refusal> {
+    let mut out = Vec::new();
+    let refuse = |d: &Detector, key: &str, reason: String| Refusal {
+        file: d.source.clone(),
+        key: key.to_owned(),
+        reason,
+    };
+    for d in detectors {
+        let name = detector_name(d);
+        if name.len() > MAX_NAME {
+            out.push(refuse(d, "name", format!(
+                "the plugin's detector name {name:?} is {} characters; it takes at most {MAX_NAME}: shorten the file name",
+                name.len()
+            )));
+        }
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            out.push(refuse(d, "name", format!(
+                "the plugin's detector name {name:?} may hold only letters, digits, '-', '_' and '.': rename the file"
+            )));
+        }
+        for (key, span) in [("interval", d.interval), ("window_delay", d.window_delay)] {
+            if span.as_secs() % 60 != 0 {
+                out.push(refuse(
+                    d,
+                    key,
+                    format!(
+                        "the plugin counts {key} in whole minutes; {} s is not one",
+                        span.as_secs()
+                    ),
+                ));
+            }
+        }
+    }
+    let high: Vec<&Detector> = detectors
+        .iter()
+        .filter(|d| d.is_high_cardinality())
+        .collect();
+    if high.len() > MAX_HIGH_CARDINALITY {
+        for d in &high[MAX_HIGH_CARDINALITY..] {
+            out.push(refuse(d, "category_fields", format!(
+                "{} detectors have category fields; a cluster runs at most {MAX_HIGH_CARDINALITY} high-cardinality detectors by default: remove some, or drop category_fields from this one",
+                high.len()
+            )));
+        }
+    }
+    if detectors.len() > MAX_SINGLE_ENTITY + MAX_HIGH_CARDINALITY {
+        out.push(Refusal {
+            file: detectors[0].source.clone(),
+            key: "(set)".into(),
+            reason: format!("{} detectors are more than a cluster runs", detectors.len()),
+        });
+    }
+    out
+}

@@ -1,0 +1,204 @@
+//! The alerting plugin's monitors, one per detector, in the form Dashboards
+//! shows as an anomaly detector monitor: a query-level monitor over the
+//! detector's results in the last interval, triggering on the file's grade
+//! and confidence, whose action sends the structured alert that
+//! `lambda enrich` parses ([`crate::lambda::alert::Alert::from_message`]) to
+//! every channel.
+
+use super::MANAGED;
+use crate::detector::Detector;
+use crate::opensearch::desired::detectors::detector_name;
+use serde_json::{json, Value};
+
+/// The anomaly result indices the monitors search.
+pub const RESULT_INDICES: &str = ".opendistro-anomaly-results*";
+
+/// The monitor's name (the detector's, as the plugin knows it).
+pub fn monitor_name(d: &Detector) -> String {
+    detector_name(d)
+}
+
+fn trigger_name(d: &Detector) -> String {
+    format!("{}-anomaly", detector_name(d))
+}
+
+/// The action's message: one JSON object, every value from the top result
+/// of the interval (quoted, so that a missing one is empty text, not bad JSON).
+pub fn message_template(d: &Detector) -> String {
+    let top = "ctx.results.0.hits.hits.0._source";
+    let entity: Vec<String> = (0..d.category_fields.len())
+        .map(|i| {
+            format!(
+                r#"{{"name":"{{{{{top}.entity.{i}.name}}}}","value":"{{{{{top}.entity.{i}.value}}}}"}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"monitor":"{{{{ctx.monitor.name}}}}","detector":"{}","entity":[{}],"period_start":"{{{{{top}.data_start_time}}}}","period_end":"{{{{{top}.data_end_time}}}}","anomaly_grade":"{{{{{top}.anomaly_grade}}}}","confidence":"{{{{{top}.confidence}}}}"}}"#,
+        d.name,
+        entity.join(",")
+    )
+}
+
+/// The trigger's painless condition: the interval's best result has a
+/// grade and confidence above the file's thresholds.
+fn condition(d: &Detector) -> String {
+    format!(
+        "return ctx.results != null && ctx.results.length > 0 \
+&& ctx.results[0].hits.total.value > 0 \
+&& ctx.results[0].aggregations != null \
+&& ctx.results[0].aggregations.max_anomaly_grade != null \
+&& ctx.results[0].aggregations.max_anomaly_grade.value != null \
+&& ctx.results[0].hits.hits[0]._source != null \
+&& ctx.results[0].hits.hits[0]._source.confidence != null \
+&& ctx.results[0].aggregations.max_anomaly_grade.value > {} \
+&& ctx.results[0].hits.hits[0]._source.confidence > {}",
+        d.alert.grade, d.alert.confidence
+    )
+}
+
+/// The body of `POST _plugins/_alerting/monitors` for the detector whose
+/// plugin id is `detector_id`, sending to the channels `channel_ids`.
+pub fn monitor_body(d: &Detector, detector_id: &str, channel_ids: &[String]) -> Value {
+    let minutes = (d.interval.as_secs() / 60).max(1);
+    let schedule = json!({"period": {"interval": minutes, "unit": "MINUTES"}});
+    let actions: Vec<Value> = channel_ids
+        .iter()
+        .map(|id| {
+            json!({
+                "name": format!("{}-to-{id}", detector_name(d)),
+                "destination_id": id,
+                "subject_template": {"source": format!("trailwatch: {} anomaly", d.name), "lang": "mustache"},
+                "message_template": {"source": message_template(d), "lang": "mustache"},
+                "throttle_enabled": false
+            })
+        })
+        .collect();
+    let trigger = trigger_name(d);
+    json!({
+        "type": "monitor",
+        "monitor_type": "query_level_monitor",
+        "name": monitor_name(d),
+        "enabled": true,
+        "schedule": schedule,
+        "inputs": [{"search": {
+            "indices": [RESULT_INDICES],
+            "query": {
+                "size": 1,
+                "sort": [{"anomaly_grade": "desc"}, {"confidence": "desc"}],
+                "query": {"bool": {"filter": [
+                    {"range": {"execution_end_time": {
+                        "from": format!("{{{{period_end}}}}||-{}m", minutes * 2),
+                        "to": "{{period_end}}",
+                        "include_lower": true,
+                        "include_upper": true
+                    }}},
+                    {"term": {"detector_id": {"value": detector_id}}}
+                ]}},
+                "aggregations": {"max_anomaly_grade": {"max": {"field": "anomaly_grade"}}}
+            }
+        }}],
+        "triggers": [{"query_level_trigger": {
+            "name": trigger,
+            "severity": "1",
+            "condition": {"script": {"source": condition(d), "lang": "painless"}},
+            "actions": actions
+        }}],
+        "ui_metadata": {
+            "schedule": {"timezone": null, "frequency": "interval", "period": {"interval": minutes, "unit": "MINUTES"}},
+            "monitor_type": "query_level_monitor",
+            "search": {"searchType": "ad", "resultIndex": null},
+            "triggers": {trigger: {
+                "value": d.alert.grade,
+                "enum": "ABOVE",
+                "adTriggerMetadata": {
+                    "triggerType": "anomaly_detector_trigger",
+                    "anomalyGrade": {"value": d.alert.grade, "enum": "ABOVE"},
+                    "anomalyConfidence": {"value": d.alert.confidence, "enum": "ABOVE"}
+                }
+            }},
+            "managed_by": MANAGED,
+            "detector_id": detector_id
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lambda::alert::Alert;
+
+    /// What the alerting plugin's mustache does with the template, for the
+    /// few tags it uses: `{{a.b.0.c}}` looked up in `ctx`.
+    fn render(template: &str, ctx: &Value) -> String {
+        let mut out = String::new();
+        let mut rest = template;
+        while let Some(start) = rest.find("{{") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find("}}").unwrap() + start;
+            let path = &rest[start + 2..end];
+            let mut node = ctx;
+            for part in path.split('.') {
+                node = match part.parse::<usize>() {
+                    Ok(i) => &node[i],
+                    Err(_) => &node[part],
+                };
+            }
+            match node {
+                Value::String(s) => out.push_str(s),
+                Value::Null => {}
+                other => out.push_str(&other.to_string()),
+            }
+            rest = &rest[end + 2..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    #[test]
+    fn the_message_parses_in_the_enricher_with_the_results_fields() {
+        let d = crate::detector::shipped()
+            .into_iter()
+            .find(|d| d.name == "api-errors")
+            .unwrap();
+        let ctx = json!({"ctx": {"monitor": {"name": "trailwatch-api-errors"}, "results": [{"hits": {"hits": [{"_source": {
+            "detector_id": "abc", "anomaly_grade": 0.93, "confidence": 0.88,
+            "data_start_time": 1767754200000i64, "data_end_time": 1767754800000i64,
+            "entity": [{"name": "userIdentity.arn", "value": "arn:aws:iam::123456789012:user/mallory"}]
+        }}]}}]}});
+        let text = render(&message_template(&d), &ctx);
+        let alert = Alert::from_message(&text).unwrap();
+        assert_eq!(alert.detector, "api-errors");
+        assert_eq!(alert.monitor.as_deref(), Some("trailwatch-api-errors"));
+        assert_eq!(alert.grade, Some(0.93));
+        assert_eq!(alert.confidence, Some(0.88));
+        assert_eq!(alert.start.to_rfc3339(), "2026-01-07T02:50:00+00:00");
+        assert_eq!(
+            alert.entity_values(&d),
+            vec!["arn:aws:iam::123456789012:user/mallory"]
+        );
+    }
+
+    #[test]
+    fn dashboards_sees_an_ad_monitor_with_the_files_thresholds() {
+        let d = crate::detector::shipped().remove(0);
+        let m = monitor_body(&d, "det-1", &["trailwatch-alerts".into()]);
+        assert_eq!(m["ui_metadata"]["search"]["searchType"], "ad");
+        let trigger = &m["ui_metadata"]["triggers"][trigger_name(&d)];
+        assert_eq!(
+            trigger["adTriggerMetadata"]["triggerType"],
+            "anomaly_detector_trigger"
+        );
+        assert_eq!(
+            trigger["adTriggerMetadata"]["anomalyGrade"]["value"],
+            d.alert.grade
+        );
+        let filter = &m["inputs"][0]["search"]["query"]["query"]["bool"]["filter"];
+        assert_eq!(
+            filter[1],
+            json!({"term": {"detector_id": {"value": "det-1"}}})
+        );
+        let actions = &m["triggers"][0]["query_level_trigger"]["actions"];
+        assert_eq!(actions[0]["destination_id"], "trailwatch-alerts");
+    }
+}
