@@ -27,6 +27,8 @@ pub struct PlanArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub options: DeployOptions,
+    #[command(flatten)]
+    pub objects: super::opensearch::ObjectArgs,
 }
 
 /// Where AWS calls go.
@@ -149,12 +151,28 @@ pub fn config(options: &DeployOptions) -> anyhow::Result<DeployConfig> {
 pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
     let config = config(&args.options)?;
     let template = render(&config)?;
+    let objects = args.objects.desired()?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let path = args.out.join("stack.json");
     let text = serde_json::to_string_pretty(&template)? + "\n";
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     let resources = template["Resources"].as_object().map_or(0, |r| r.len());
+    let files = objects.files();
+    for (name, body) in &files {
+        let path = args.out.join("opensearch").join(name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::write(&path, serde_json::to_string_pretty(body)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    eprintln!(
+        "wrote {} OpenSearch objects under {}",
+        files.len(),
+        args.out.join("opensearch").display()
+    );
     eprintln!(
         "wrote {} ({resources} resources): {}",
         path.display(),

@@ -59,6 +59,9 @@ pub enum Command {
         after_help = "Examples, with the sample events in the repository:\n  trailwatch lambda forward --opensearch-url http://127.0.0.1:9200 < tests/data/lambda/forward-event.json\n  trailwatch lambda enrich --opensearch-url http://127.0.0.1:9200 < tests/data/lambda/enrich-alert.json"
     )]
     Lambda(lambda::LambdaCommand),
+    /// Apply or delete the OpenSearch objects: index template, retention, roles, channels, detectors, monitors.
+    #[command(subcommand)]
+    Opensearch(opensearch::OpenSearchCommand),
 }
 
 /// Runs a parsed command line; returns the exit status.
@@ -72,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Outputs(args) => deploy::outputs(args),
         Command::Destroy(args) => deploy::destroy(args),
         Command::Lambda(cmd) => lambda::run(cmd),
+        Command::Opensearch(cmd) => opensearch::run(cmd),
     }
 }
 

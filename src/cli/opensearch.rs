@@ -1,10 +1,18 @@
 //! How every command that talks to an OpenSearch cluster is told where it is
 //! and how to authenticate ([`ConnectArgs`]), turned into the library's one
-//! [`Target`].
+//! [`Target`]; and `trailwatch opensearch apply|delete`, the reconcile of
+//! the objects rendered from the detector files ([`ObjectArgs`]).
 
 use super::deploy::AwsArgs;
+use super::EXIT_OK;
+use crate::opensearch::apply::{delete, wait_for_cluster, Line, Outcome, Reconcile, Wait};
+use crate::opensearch::desired::channels::Channel;
+use crate::opensearch::desired::security::Access;
+use crate::opensearch::desired::{desired, Desired, Settings};
 use crate::opensearch::{is_aws_host, Auth, OpenSearch, Target};
-use clap::Args;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -59,4 +67,179 @@ impl ConnectArgs {
     pub async fn client(&self, timeout: Duration) -> anyhow::Result<OpenSearch> {
         Ok(OpenSearch::connect(&self.target(timeout).await?)?)
     }
+}
+
+/// What the OpenSearch objects depend on besides the detector files.
+#[derive(Debug, Clone, Args)]
+pub struct ObjectArgs {
+    /// Detector files to render [default: the built-in set].
+    #[arg(long, value_name = "DIR")]
+    pub detectors: Option<PathBuf>,
+    /// Days before ISM deletes the cwl-* indices and the anomaly results.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub index_retention_days: u32,
+    /// Send every monitor's alert here too: slack:URL, chime:URL or webhook:URL (repeatable).
+    #[arg(long, value_name = "KIND:URL", value_parser = Channel::parse_notify)]
+    pub notify: Vec<Channel>,
+    /// The SNS topic the alert channel publishes to (with --publish-role-arn).
+    #[arg(long, value_name = "ARN", requires = "publish_role_arn")]
+    pub alert_topic_arn: Option<String>,
+    /// The role OpenSearch assumes to publish to the alert topic.
+    #[arg(long, value_name = "ARN", requires = "alert_topic_arn")]
+    pub publish_role_arn: Option<String>,
+    /// Backend role (IAM role ARN) of the log forwarder (repeatable).
+    #[arg(long, value_name = "ARN")]
+    pub forwarder_role: Vec<String>,
+    /// Backend role of the alert enricher (repeatable).
+    #[arg(long, value_name = "ARN")]
+    pub enricher_role: Vec<String>,
+    /// Backend role given full access, such as the Cognito admin group's role (repeatable).
+    #[arg(long, value_name = "ARN")]
+    pub admin_role: Vec<String>,
+    /// Backend role of read-only dashboard users, such as Cognito's authenticated role (repeatable).
+    #[arg(long, value_name = "ARN")]
+    pub reader_role: Vec<String>,
+}
+
+impl ObjectArgs {
+    pub fn settings(&self) -> Settings {
+        let mut channels = Vec::new();
+        if let (Some(topic_arn), Some(role_arn)) = (&self.alert_topic_arn, &self.publish_role_arn) {
+            channels.push(Channel::Sns {
+                topic_arn: topic_arn.clone(),
+                role_arn: role_arn.clone(),
+            });
+        }
+        channels.extend(self.notify.iter().cloned());
+        Settings {
+            retention_days: self.index_retention_days,
+            access: Access {
+                forwarder: self.forwarder_role.clone(),
+                enricher: self.enricher_role.clone(),
+                admins: self.admin_role.clone(),
+                readers: self.reader_role.clone(),
+            },
+            channels,
+        }
+    }
+
+    /// Every object, rendered; refusals are printed one per line, naming
+    /// file and key.
+    pub fn desired(&self) -> anyhow::Result<Desired> {
+        let set = super::detectors::load(self.detectors.as_deref())?;
+        desired(&set.detectors, &self.settings()).map_err(|refusals| {
+            for r in &refusals {
+                eprintln!("{r}");
+            }
+            anyhow::anyhow!(
+                "{} detector setting(s) the OpenSearch plugins would refuse (above); nothing was changed",
+                refusals.len()
+            )
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OpenSearchCommand {
+    /// Create, update or leave alone every object trailwatch manages on the cluster.
+    #[command(
+        after_help = "Prints one line per object: created, updated, replaced or unchanged. \
+A re-run changes nothing. Without --yes it shows the changes and asks (or, not on a terminal, stops).\n\n\
+Examples:\n  OPENSEARCH_USER=admin OPENSEARCH_PASSWORD=… trailwatch opensearch apply --opensearch-url https://127.0.0.1:9200 --opensearch-ca-cert root-ca.pem --notify webhook:http://127.0.0.1:8080/alerts --yes\n  \
+trailwatch opensearch apply --opensearch-url https://search-x.us-east-1.es.amazonaws.com --dry-run"
+    )]
+    Apply(ApplyArgs),
+    /// Remove what apply made (monitors, detectors, channels, roles, policies, template), and nothing else.
+    #[command(
+        after_help = "The cwl-* data indices and the anomaly results stay.\n\n\
+Example:\n  trailwatch opensearch delete --opensearch-url https://127.0.0.1:9200 --opensearch-ca-cert root-ca.pem --yes"
+    )]
+    Delete(ApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(flatten)]
+    pub objects: ObjectArgs,
+    /// Print what would change against the live cluster and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Change without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// Longest wait for the cluster and its plugins to answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub wait: u64,
+}
+
+pub fn run(command: OpenSearchCommand) -> anyhow::Result<i32> {
+    let (args, deleting) = match command {
+        OpenSearchCommand::Apply(a) => (a, false),
+        OpenSearchCommand::Delete(a) => (a, true),
+    };
+    let desired = args.objects.desired()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let os = args.connect.client(Duration::from_secs(60)).await?;
+        wait_for_cluster(
+            &os,
+            Wait {
+                total: Duration::from_secs(args.wait),
+            },
+            &mut |what| eprintln!("{what}"),
+        )
+        .await
+        .with_context(|| format!("OpenSearch at {} is not ready", os.base()))?;
+        let run = |dry_run: bool| {
+            let os = &os;
+            let desired = &desired;
+            async move {
+                let mut print = |line: &Line| println!("{}", line.render(dry_run));
+                let mut rec = Reconcile::new(os, dry_run, &mut print);
+                if deleting {
+                    delete(&mut rec, desired).await?;
+                } else {
+                    rec.apply(desired).await?;
+                }
+                let changes = rec
+                    .lines
+                    .iter()
+                    .filter(|l| !matches!(l.outcome, Outcome::Unchanged | Outcome::Absent))
+                    .count();
+                Ok::<usize, anyhow::Error>(changes)
+            }
+        };
+        if args.dry_run {
+            let changes = run(true).await?;
+            eprintln!("{changes} object(s) would change; nothing was written (--dry-run)");
+            return Ok(EXIT_OK);
+        }
+        if !args.yes {
+            let changes = run(true).await?;
+            if changes == 0 {
+                eprintln!("nothing to change");
+                return Ok(EXIT_OK);
+            }
+            if !std::io::stdin().is_terminal() {
+                anyhow::bail!(
+                    "{changes} object(s) would change; run again with --yes to change them"
+                );
+            }
+            eprint!("change {changes} object(s) on {}? [y/N] ", os.base());
+            let mut answer = String::new();
+            std::io::stdin().read_line(&mut answer)?;
+            if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                eprintln!("nothing was changed");
+                return Ok(EXIT_OK);
+            }
+        }
+        let changes = run(false).await?;
+        eprintln!(
+            "{}: {changes} object(s) changed",
+            if deleting { "deleted" } else { "applied" }
+        );
+        Ok(EXIT_OK)
+    })
 }
