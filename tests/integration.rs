@@ -11,6 +11,7 @@ mod follow;
 mod fuzz_corpus;
 mod hostile_input;
 mod lambda;
+mod opensearch;
 mod read_real_data;
 mod report;
 mod stack;

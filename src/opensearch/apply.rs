@@ -78,7 +78,7 @@ impl Line {
 
 /// A step that failed, naming the object.
 #[derive(Debug, thiserror::Error)]
-#[error("{kind} {name}: {source}")]
+#[error("{kind} {name}")]
 pub struct ApplyError {
     pub kind: &'static str,
     pub name: String,
@@ -197,7 +197,7 @@ pub async fn wait_for_cluster(
                 Ok(answer) if matches!(answer.status, 401 | 403) => {
                     return answer.check().map(|_| ())
                 }
-                Ok(answer) => answer.check().err().expect("not a success"),
+                Ok(answer) => answer.check().expect_err("not a success"),
                 Err(e) => e,
             };
             if Instant::now() >= deadline {
@@ -529,10 +529,7 @@ impl<'a> Reconcile<'a> {
             None => (Outcome::Created, Vec::new()),
             Some((_, e)) => {
                 let d = differences(body, e);
-                let categories_changed = body.get("category_field").unwrap_or(&Value::Null)
-                    != e.get("category_field")
-                        .filter(|c| !c.as_array().is_some_and(|a| a.is_empty()))
-                        .unwrap_or(&Value::Null);
+                let categories_changed = category_fields(body) != category_fields(e);
                 if d.is_empty() {
                     (Outcome::Unchanged, Vec::new())
                 } else if categories_changed {
@@ -706,6 +703,16 @@ impl<'a> Reconcile<'a> {
         self.record(kind, name, outcome, notes);
         Ok(())
     }
+}
+
+/// A detector's category fields (absent, null and empty alike: none).
+fn category_fields(detector: &Value) -> Vec<String> {
+    detector["category_field"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// The plugin's validation answer (`{}` when fine; otherwise

@@ -11,6 +11,10 @@
 #   OPENSEARCH_INITIAL_ADMIN_PASSWORD the admin password (default below)
 #   TRAILWATCH_OPENSEARCH_HOME        where it is cached and runs
 #                                     (default ~/.cache/trailwatch/opensearch)
+#   TRAILWATCH_OPENSEARCH_EPHEMERAL=1 `stop` also removes the node's folder
+#                                     (the test suite's nodes)
+#
+#   tests/opensearch/node.sh fetch   only download (make test does, before the suite)
 #
 # Not served on Maven Central as reached here, at any 2.19.x: the anomaly
 # detection, alerting and notifications plugins (see README.md).
@@ -131,7 +135,7 @@ start() {
     local runner=(env)
     [ "$(id -u)" = 0 ] && runner=(runuser -u "$RUN_AS" -- env)
     "${runner[@]}" JAVA_HOME="$(java_home)" OPENSEARCH_JAVA_OPTS="-Xms512m -Xmx512m" \
-      "$NODE/bin/opensearch" -d -p "$NODE/opensearch.pid" >/dev/null
+      "$NODE/bin/opensearch" -d -p "$NODE/opensearch.pid" >"$NODE/start.log" 2>&1
   fi
   local waited=0
   until curl -s --max-time 2 --cacert "$NODE/config/certs/root-ca.pem" -u "admin:$PASSWORD" \
@@ -157,14 +161,23 @@ READY
 stop() {
   local pid=$NODE/opensearch.pid
   if [ -s "$pid" ] && kill "$(cat "$pid")" 2>/dev/null; then
+    local n=0
+    while kill -0 "$(cat "$pid" 2>/dev/null)" 2>/dev/null && [ $n -lt 30 ]; do sleep 1; n=$((n + 1)); done
     say "stopped the node on 127.0.0.1:$PORT"
   else
     say "no node of ours on 127.0.0.1:$PORT"
   fi
+  if [ "${TRAILWATCH_OPENSEARCH_EPHEMERAL:-}" = 1 ]; then rm -rf "$NODE"; fi
+}
+
+fetch_all() {
+  fetch "org.opensearch.distribution.integ-test-zip:opensearch:$VERSION:zip" >/dev/null
+  for p in "${PLUGINS[@]}"; do fetch "org.opensearch.plugin:$p:$VERSION.0:zip" >/dev/null; done
 }
 
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  fetch) fetch_all ;;
+  *) echo "usage: $0 start|stop|fetch" >&2; exit 2 ;;
 esac

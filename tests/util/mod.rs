@@ -337,3 +337,12 @@ pub fn awslogs_event(messages: &[String]) -> serde_json::Value {
     let data = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
     serde_json::json!({"awslogs": {"data": data}})
 }
+
+pub mod node;
+pub mod plugins;
+
+/// Serialises the tests that change the shared OpenSearch node.
+pub fn node_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

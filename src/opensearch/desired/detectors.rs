@@ -43,7 +43,7 @@ pub fn detector_body(d: &Detector) -> Value {
         ValueSpec::Sum(p) => json!({"sum": {"field": p.as_str()}}),
         ValueSpec::Distinct(p) => json!({"cardinality": {"field": p.as_str()}}),
     };
-    let mut body = json!({
+    json!({
         "name": detector_name(d),
         "description": format!("{} ({MANAGED}, from {})", d.description, d.source.display()),
         "time_field": "eventTime",
@@ -59,15 +59,9 @@ pub fn detector_body(d: &Detector) -> Value {
         "shingle_size": d.shingle_size,
         "imputation_option": {"method": "ZERO"},
         "rules": rules(d, &feature),
-    });
-    if d.is_high_cardinality() {
-        body["category_field"] = json!(d
-            .category_fields
-            .iter()
-            .map(|f| f.as_str())
-            .collect::<Vec<_>>());
-    }
-    body
+        // Empty for a single-entity detector: a removed category field is a change.
+        "category_field": d.category_fields.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
+    })
 }
 
 /// The plugin's `rules`: anomalies in the other direction, and deviations

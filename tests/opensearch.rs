@@ -1,0 +1,506 @@
+//! The OpenSearch side against the suite's real OpenSearch 2.19 node (core
+//! and security plugin real; the plugins Maven Central does not serve here
+//! answered by the scripted stand-in in `util::plugins`).
+
+use crate::util::node::{block_on, node, ADMIN_PASSWORD};
+use crate::util::plugins::Plugins;
+use crate::util::{node_lock, root, run_trailwatch, stderr, stdout};
+use serde_json::{json, Value};
+
+const READERS: &str = "arn:aws:iam::123456789012:role/trailwatch-dashboard-readers";
+const FORWARDER: &str = "arn:aws:iam::123456789012:role/trailwatch-forwarder";
+
+fn apply(url: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "opensearch",
+        "apply",
+        "--opensearch-url",
+        url,
+        "--reader-role",
+        READERS,
+        "--forwarder-role",
+        FORWARDER,
+        "--notify",
+        "webhook:http://127.0.0.1:9/alerts",
+        "--wait",
+        "60",
+    ];
+    args.extend_from_slice(extra);
+    run_trailwatch(
+        &args,
+        None,
+        &[
+            ("OPENSEARCH_USER", "admin"),
+            ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
+        ],
+    )
+}
+
+/// The outcome word of each object line: `kind name` -> `created` etc.
+fn outcomes(o: &std::process::Output) -> Vec<(String, String)> {
+    stdout(o)
+        .lines()
+        .map(|l| {
+            let mut parts = l.split_whitespace();
+            let kind = parts.next().unwrap_or("").to_owned();
+            let name = parts.next().unwrap_or("").to_owned();
+            let rest: Vec<&str> = parts.collect();
+            let word = rest.join(" ");
+            (
+                format!("{kind} {name}"),
+                word.split(':').next().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn copy_detectors() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(root().join("detectors")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn plan_writes_every_opensearch_object_as_the_golden_files_say() {
+    let out = tempfile::tempdir().unwrap();
+    let o = crate::util::trailwatch(&[
+        "plan",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--reader-role",
+        READERS,
+        "--forwarder-role",
+        FORWARDER,
+        "--notify",
+        "webhook:http://127.0.0.1:9/alerts",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let golden = root().join("tests/data/opensearch");
+    let bless = std::env::var("TRAILWATCH_BLESS").is_ok();
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    for kind in std::fs::read_dir(out.path().join("opensearch")).unwrap() {
+        for file in std::fs::read_dir(kind.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            let rel = path
+                .strip_prefix(out.path().join("opensearch"))
+                .unwrap()
+                .to_owned();
+            let got = std::fs::read_to_string(&path).unwrap();
+            seen += 1;
+            if bless {
+                std::fs::create_dir_all(golden.join(&rel).parent().unwrap()).unwrap();
+                std::fs::write(golden.join(&rel), &got).unwrap();
+                continue;
+            }
+            match std::fs::read_to_string(golden.join(&rel)) {
+                Err(_) => problems.push(format!(
+                    "{}: no golden file (run with TRAILWATCH_BLESS=1)",
+                    rel.display()
+                )),
+                Ok(want) if want != got => {
+                    let diff: Vec<String> = want
+                        .lines()
+                        .zip(got.lines())
+                        .enumerate()
+                        .filter(|(_, (a, b))| a != b)
+                        .take(5)
+                        .map(|(i, (a, b))| format!("  line {}:\n    - {a}\n    + {b}", i + 1))
+                        .collect();
+                    problems.push(format!("{} differs:\n{}", rel.display(), diff.join("\n")));
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+    let goldens = std::fs::read_dir(&golden)
+        .unwrap()
+        .flat_map(|k| std::fs::read_dir(k.unwrap().path()).unwrap())
+        .count();
+    assert_eq!(seen, goldens, "objects written against golden files");
+    assert!(seen >= 20, "{seen}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn a_detector_the_plugin_would_refuse_is_refused_by_plan_naming_file_and_key() {
+    let dir = copy_detectors();
+    let long = "a-detector-whose-file-name-is-longer-than-the-plugin-takes";
+    std::fs::write(
+        dir.path().join(format!("{long}.toml")),
+        "description = \"long\"\n",
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = crate::util::trailwatch(&[
+        "plan",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--detectors",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    let want = format!(
+        "{long}.toml: name: the plugin's detector name \"trailwatch-{long}\" is {} characters; it takes at most 64",
+        long.len() + 11
+    );
+    assert!(err.contains(&want), "{err}");
+    assert!(
+        !out.path().join("stack.json").exists(),
+        "nothing is written"
+    );
+}
+
+#[test]
+fn apply_reconciles_and_a_rerun_changes_nothing() {
+    let _lock = node_lock();
+    let n = node();
+    let plugins = Plugins::start(&n.url, &n.ca);
+    let dir = copy_detectors();
+    let dirs = dir.path().to_str().unwrap();
+
+    // An empty cluster: everything is created.
+    let o = apply(&plugins.url, &["--detectors", dirs, "--yes"]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let first = outcomes(&o);
+    assert_eq!(first.len(), 25, "{}", stdout(&o));
+    assert!(first.iter().all(|(_, w)| w == "created"), "{}", stdout(&o));
+    let (d, running) = plugins.detector("trailwatch-api-errors").unwrap();
+    assert!(running, "the detector is started");
+    assert_eq!(d["category_field"], json!(["userIdentity.arn"]));
+    let m = plugins.monitor("trailwatch-api-errors").unwrap();
+    assert_eq!(m["ui_metadata"]["search"]["searchType"], "ad");
+
+    // A second apply: every object unchanged, nothing written.
+    let before = plugins.requests();
+    let o = apply(&plugins.url, &["--detectors", dirs, "--yes"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        outcomes(&o).iter().all(|(_, w)| w == "unchanged"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        plugins.writes_since(before),
+        vec![],
+        "a re-run writes nothing"
+    );
+
+    // One detector file changed: only that detector is updated.
+    let path = dir.path().join("ebs-create-volume.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("shingle_size = 4\n{text}")).unwrap();
+    let before = plugins.requests();
+    let o = apply(&plugins.url, &["--detectors", dirs, "--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("would update: changed shingle_size"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        plugins.writes_since(before),
+        vec![],
+        "--dry-run writes nothing"
+    );
+    let o = apply(&plugins.url, &["--detectors", dirs, "--yes"]);
+    let changed: Vec<_> = outcomes(&o)
+        .into_iter()
+        .filter(|(_, w)| w != "unchanged")
+        .collect();
+    assert_eq!(
+        changed,
+        vec![(
+            "detector trailwatch-ebs-create-volume".to_owned(),
+            "updated".to_owned()
+        )],
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        plugins.detector("trailwatch-ebs-create-volume").unwrap().0["shingle_size"],
+        4
+    );
+
+    // Category fields changed: the detector is replaced, and apply says its model starts over.
+    std::fs::write(&path, format!("category_fields = [\"awsRegion\"]\n{text}")).unwrap();
+    let o = apply(&plugins.url, &["--detectors", dirs, "--yes"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("replaced: its category fields changed, which the plugin cannot update: its model starts over"), "{}", stdout(&o));
+    assert!(plugins.detector("trailwatch-ebs-create-volume").unwrap().1);
+
+    // A cluster failing half-way: apply names the object and the reason; the next run finishes.
+    std::fs::write(&path, &text).unwrap();
+    // The stop goes through; the delete of the replace fails.
+    plugins.fail_after(1);
+    let o = apply(&plugins.url, &["--detectors", dirs, "--yes"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains(" trailwatch-ebs-create-volume: "),
+        "the object is named: {err}"
+    );
+    assert!(
+        err.contains("answered 503: injected: the cluster is unavailable"),
+        "{err}"
+    );
+    let o = apply(&plugins.url, &["--detectors", dirs, "--yes"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = apply(&plugins.url, &["--detectors", dirs, "--yes"]);
+    assert!(
+        outcomes(&o).iter().all(|(_, w)| w == "unchanged"),
+        "{}",
+        stdout(&o)
+    );
+    let (d, running) = plugins.detector("trailwatch-ebs-create-volume").unwrap();
+    assert!(running, "left stopped, started again");
+    assert_eq!(
+        d["category_field"],
+        json!([]),
+        "and replaced as the file says"
+    );
+
+    // Access, as the role mappings give it: a dashboard reader and the forwarder.
+    access_follows_the_roles(&plugins);
+
+    // Delete removes what apply made, and only that.
+    let admin = n.admin();
+    block_on(admin.request(
+        "PUT",
+        "/cwl-2026.01.01/_doc/keep?refresh=true",
+        Some(&json!({"eventTime": "2026-01-01T00:00:00Z"})),
+    ))
+    .unwrap()
+    .check()
+    .unwrap();
+    let o = run_trailwatch(
+        &[
+            "opensearch",
+            "delete",
+            "--opensearch-url",
+            &plugins.url,
+            "--detectors",
+            dirs,
+            "--reader-role",
+            READERS,
+            "--forwarder-role",
+            FORWARDER,
+            "--notify",
+            "webhook:http://127.0.0.1:9/alerts",
+            "--yes",
+        ],
+        None,
+        &[
+            ("OPENSEARCH_USER", "admin"),
+            ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
+        ],
+    );
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(plugins.detector("trailwatch-api-errors").is_none());
+    assert_eq!(plugins.channel_count(), 0);
+    let status = |path: &str| block_on(admin.request("GET", path, None)).unwrap().status;
+    assert_eq!(status("/_index_template/trailwatch-cwl"), 404);
+    assert_eq!(
+        status("/_plugins/_security/api/roles/trailwatch_forwarder"),
+        404
+    );
+    assert_eq!(status("/cwl-2026.01.01/_doc/keep"), 200, "data stays");
+    let all_access = block_on(admin.request(
+        "GET",
+        "/_plugins/_security/api/rolesmapping/all_access",
+        None,
+    ))
+    .unwrap()
+    .json()
+    .unwrap();
+    assert!(
+        all_access["all_access"]["backend_roles"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("admin")),
+        "others' mappings stay"
+    );
+}
+
+fn user(name: &str, backend_role: &str) {
+    let admin = node().admin();
+    block_on(admin.request(
+        "PUT",
+        &format!("/_plugins/_security/api/internalusers/{name}"),
+        Some(&json!({"password": "Tw-Suite-Pass-9q!", "backend_roles": [backend_role]})),
+    ))
+    .unwrap()
+    .check()
+    .unwrap();
+}
+
+fn access_follows_the_roles(_plugins: &Plugins) {
+    let n = node();
+    user("reader", READERS);
+    user("forwarder", FORWARDER);
+    let reader = n.client("reader", "Tw-Suite-Pass-9q!");
+    let forwarder = n.client("forwarder", "Tw-Suite-Pass-9q!");
+    let status = |os: &trailwatch::opensearch::OpenSearch,
+                  method: &'static str,
+                  path: &str,
+                  body: Option<Value>| {
+        block_on(os.request(method, path, body.as_ref()))
+            .unwrap()
+            .status
+    };
+    // The forwarder writes cwl-* (creating the day's index) and nothing else.
+    let bulk = "{\"index\":{\"_index\":\"cwl-2026.01.02\",\"_id\":\"e1\"}}\n{\"eventTime\":\"2026-01-02T00:00:00Z\",\"eventName\":\"RunInstances\"}\n";
+    let answer = block_on(forwarder.bulk(bulk.into(), None)).unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json().unwrap()["errors"], false, "{}", answer.text());
+    assert_eq!(
+        status(&forwarder, "DELETE", "/cwl-2026.01.02", None),
+        403,
+        "the forwarder cannot delete indices"
+    );
+    assert_eq!(
+        status(&forwarder, "PUT", "/other/_doc/1", Some(json!({"a": 1}))),
+        403,
+        "nor write elsewhere"
+    );
+    // A dashboard reader searches cwl-* but cannot write or change security.
+    block_on(n.admin().request("POST", "/cwl-2026.01.02/_refresh", None)).unwrap();
+    let search = block_on(reader.search(
+        "cwl-*",
+        &json!({"query": {"term": {"eventName": "RunInstances"}}}),
+    ))
+    .unwrap();
+    assert_eq!(search.status, 200, "{}", search.text());
+    assert_eq!(search.json().unwrap()["hits"]["total"]["value"], 1);
+    assert_eq!(
+        status(
+            &reader,
+            "PUT",
+            "/cwl-2026.01.02/_doc/2",
+            Some(json!({"a": 1}))
+        ),
+        403
+    );
+    assert_eq!(
+        status(
+            &reader,
+            "PUT",
+            "/_plugins/_security/api/roles/mine",
+            Some(json!({"cluster_permissions": []}))
+        ),
+        403
+    );
+}
+
+#[test]
+fn real_cloudtrail_records_index_through_the_template_with_no_mapping_failure() {
+    let _lock = node_lock();
+    let n = node();
+    let admin = n.admin();
+    let detectors = trailwatch::detector::shipped();
+    let template = trailwatch::opensearch::desired::template::index_template(&detectors);
+    block_on(admin.request("PUT", "/_index_template/trailwatch-cwl", Some(&template)))
+        .unwrap()
+        .check()
+        .unwrap();
+    // Every real record, as the forwarder indexes them.
+    let mut records = Vec::new();
+    for dir in ["invictus-aws-dataset/CloudTrail", "stratus-detonations"] {
+        for e in std::fs::read_dir(crate::util::shared_cloudtrail().join(dir)).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            // The damaged delivery is the reader's business, not the index's.
+            if let Ok(v) = serde_json::from_str::<Value>(&std::fs::read_to_string(&path).unwrap()) {
+                records.extend(v["Records"].as_array().cloned().unwrap_or_default());
+            }
+        }
+    }
+    assert!(records.len() > 2900, "{}", records.len());
+    let messages: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+    let event = crate::util::awslogs_event(&messages);
+    let letters = tempfile::tempdir().unwrap();
+    let o = run_trailwatch(
+        &[
+            "lambda",
+            "forward",
+            "--opensearch-url",
+            &n.url,
+            "--opensearch-ca-cert",
+            n.ca.to_str().unwrap(),
+            "--dead-letter",
+            letters.path().join("dead.ndjson").to_str().unwrap(),
+        ],
+        Some(event.to_string().as_bytes()),
+        &[
+            ("OPENSEARCH_USER", "admin"),
+            ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
+        ],
+    );
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let report: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(report["dead_lettered"], 0, "{report}");
+    assert_eq!(
+        report["indexed"].as_u64().unwrap() as usize,
+        records.len(),
+        "{report}"
+    );
+    block_on(admin.request("POST", "/cwl-*/_refresh", None)).unwrap();
+    // What detectors, the enricher and the dashboards use stays searchable.
+    let body = json!({"size": 0, "query": {"bool": {"filter": [
+            {"term": {"eventName": "CreateVolume"}},
+            {"range": {"eventTime": {"gte": "2013-11-13T00:00:00Z"}}}]}},
+        "aggs": {"gib": {"sum": {"field": "requestParameters.size"}},
+                 "who": {"terms": {"field": "userIdentity.arn"}}}});
+    let answer = block_on(admin.search("cwl-*", &body))
+        .unwrap()
+        .checked_json()
+        .unwrap();
+    let volumes = answer["hits"]["total"]["value"].as_u64().unwrap();
+    assert!(volumes > 0, "{answer}");
+    assert!(
+        answer["aggregations"]["gib"]["value"].as_f64().unwrap() >= volumes as f64,
+        "sizes logged as text are summed: {answer}"
+    );
+    let fields = block_on(admin.request("GET", "/cwl-*/_mapping", None))
+        .unwrap()
+        .json()
+        .unwrap();
+    let count = fields.to_string().matches("\"type\"").count();
+    assert!(count < 2000, "{count} mapped fields");
+}
+
+#[test]
+fn an_auth_failure_says_which_credentials_were_used() {
+    let n = node();
+    let o = run_trailwatch(
+        &[
+            "opensearch",
+            "apply",
+            "--opensearch-url",
+            &n.url,
+            "--opensearch-ca-cert",
+            n.ca.to_str().unwrap(),
+            "--dry-run",
+            "--wait",
+            "5",
+        ],
+        None,
+        &[
+            ("OPENSEARCH_USER", "admin"),
+            ("OPENSEARCH_PASSWORD", "wrong"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("answered 401 with basic auth as \"admin\""),
+        "{err}"
+    );
+    assert!(err.contains("OPENSEARCH_PASSWORD"), "{err}");
+}

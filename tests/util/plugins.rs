@@ -1,0 +1,706 @@
+//! A scripted stand-in for the OpenSearch plugins Maven Central does not
+//! serve here (anomaly detection, alerting, notifications, ISM), in front of
+//! the suite's real node: their paths are answered from memory, following
+//! `../shared/reference/` and refusing what the plugins refuse; every other
+//! path (the core API, the security plugin) goes to the real node with the
+//! caller's credentials. Facts the plugins check against the cluster (a
+//! category field mapped as keyword, documents in the indices) are asked of
+//! the real node. Every request is logged, and `fail_next` makes the next
+//! plugin writes answer 503 (a cluster failing half-way).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+
+/// A request to the real node: method, path, JSON body; status and body.
+type NodeCall<'a> = dyn Fn(&str, &str, Option<&Value>) -> (u16, Vec<u8>) + 'a;
+
+#[derive(Default)]
+struct State {
+    detectors: BTreeMap<String, (Value, bool)>,
+    monitors: BTreeMap<String, Value>,
+    channels: BTreeMap<String, Value>,
+    policies: BTreeMap<String, (Value, u64)>,
+    next_id: u64,
+    /// Writes to let through before the one that fails (`None`: fail none).
+    fail_after: Option<usize>,
+}
+
+pub struct Plugins {
+    pub url: String,
+    /// Every request: method and path.
+    pub log: Arc<Mutex<Vec<(String, String)>>>,
+    state: Arc<Mutex<State>>,
+}
+
+struct Request {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+    fn auth(&self) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_owned();
+    let path = parts.next()?.to_owned();
+    let mut headers = Vec::new();
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().ok()?;
+            }
+            headers.push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
+
+fn respond(stream: &mut TcpStream, status: u16, content_type: &str, body: &[u8]) {
+    let head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
+}
+
+fn error(status: u16, reason: &str) -> (u16, Value) {
+    (
+        status,
+        json!({"error": {"root_cause": [{"type": "status_exception", "reason": reason}], "type": "status_exception", "reason": reason}, "status": status}),
+    )
+}
+
+impl Plugins {
+    /// Starts the stand-in in front of the real node at `node_url`, whose
+    /// TLS is signed by `ca`.
+    pub fn start(node_url: &str, ca: &std::path::Path) -> Plugins {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let state = Arc::new(Mutex::new(State::default()));
+        let pem = std::fs::read(ca).unwrap();
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .build()
+            .unwrap();
+        let upstream = node_url.trim_end_matches('/').to_owned();
+        let runtime = Arc::new(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap(),
+        );
+        {
+            let (log, state) = (log.clone(), state.clone());
+            std::thread::spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let (log, state, http, upstream, runtime) = (
+                        log.clone(),
+                        state.clone(),
+                        http.clone(),
+                        upstream.clone(),
+                        runtime.clone(),
+                    );
+                    std::thread::spawn(move || {
+                        let mut reader = BufReader::new(stream.try_clone().unwrap());
+                        let Some(request) = read_request(&mut reader) else {
+                            return;
+                        };
+                        log.lock()
+                            .unwrap()
+                            .push((request.method.clone(), request.path.clone()));
+                        let mut stream = stream;
+                        let node =
+                            |method: &str, path: &str, body: Option<&Value>| -> (u16, Vec<u8>) {
+                                runtime.block_on(async {
+                                    let mut r = http.request(
+                                        reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                                        format!("{upstream}{path}"),
+                                    );
+                                    if let Some(a) = request.auth() {
+                                        r = r.header("authorization", a);
+                                    }
+                                    if let Some(b) = body {
+                                        r = r
+                                            .header("content-type", "application/json")
+                                            .body(b.to_string());
+                                    }
+                                    match r.send().await {
+                                        Ok(a) => (
+                                            a.status().as_u16(),
+                                            a.bytes().await.unwrap_or_default().to_vec(),
+                                        ),
+                                        Err(e) => (502, e.to_string().into_bytes()),
+                                    }
+                                })
+                            };
+                        let plugin = [
+                            "/_plugins/_anomaly_detection",
+                            "/_plugins/_alerting",
+                            "/_plugins/_notifications",
+                            "/_plugins/_ism",
+                        ]
+                        .iter()
+                        .any(|p| request.path.starts_with(p));
+                        if !plugin {
+                            let body = (!request.body.is_empty()).then(|| request.json());
+                            let (status, bytes) = if request.headers.iter().any(|(k, v)| {
+                                k.eq_ignore_ascii_case("content-type") && v.contains("ndjson")
+                            }) {
+                                runtime.block_on(async {
+                                    let mut r = http
+                                        .post(format!("{upstream}{}", request.path))
+                                        .header("content-type", "application/x-ndjson")
+                                        .body(request.body.clone());
+                                    if let Some(a) = request.auth() {
+                                        r = r.header("authorization", a);
+                                    }
+                                    let a = r.send().await.unwrap();
+                                    (a.status().as_u16(), a.bytes().await.unwrap().to_vec())
+                                })
+                            } else {
+                                node(&request.method, &request.path, body.as_ref())
+                            };
+                            respond(&mut stream, status, "application/json", &bytes);
+                            return;
+                        }
+                        // The plugins are behind the security plugin: the caller must authenticate.
+                        let (who, _) = node("GET", "/_plugins/_security/authinfo", None);
+                        let (status, body) = if who != 200 {
+                            error(401, "Unauthorized")
+                        } else {
+                            let mut s = state.lock().unwrap();
+                            let write = request.method != "GET"
+                                && !request.path.contains("_search")
+                                && !request.path.contains("_validate");
+                            let fail = match s.fail_after {
+                                Some(0) if write => {
+                                    s.fail_after = None;
+                                    true
+                                }
+                                Some(n) if write => {
+                                    s.fail_after = Some(n - 1);
+                                    false
+                                }
+                                _ => false,
+                            };
+                            if fail {
+                                error(503, "injected: the cluster is unavailable")
+                            } else {
+                                route(&mut s, &request, &node)
+                            }
+                        };
+                        respond(
+                            &mut stream,
+                            status,
+                            "application/json",
+                            body.to_string().as_bytes(),
+                        );
+                    });
+                }
+            });
+        }
+        Plugins { url, log, state }
+    }
+
+    /// The plugin write after the next `skip` ones answers 503, once.
+    pub fn fail_after(&self, skip: usize) {
+        self.state.lock().unwrap().fail_after = Some(skip);
+    }
+
+    /// Requests that would change something (not GET, not a search or a validation).
+    pub fn writes_since(&self, from: usize) -> Vec<(String, String)> {
+        self.log.lock().unwrap()[from..]
+            .iter()
+            .filter(|(m, p)| m != "GET" && !p.contains("_search") && !p.contains("_validate"))
+            .cloned()
+            .collect()
+    }
+
+    pub fn requests(&self) -> usize {
+        self.log.lock().unwrap().len()
+    }
+
+    /// The stored detector named `name`: its body and whether it runs.
+    pub fn detector(&self, name: &str) -> Option<(Value, bool)> {
+        self.state
+            .lock()
+            .unwrap()
+            .detectors
+            .values()
+            .find(|(d, _)| d["name"] == name)
+            .cloned()
+    }
+
+    pub fn monitor(&self, name: &str) -> Option<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .monitors
+            .values()
+            .find(|m| m["name"] == name)
+            .cloned()
+    }
+
+    pub fn channel_count(&self) -> usize {
+        self.state.lock().unwrap().channels.len()
+    }
+}
+
+fn hits(items: Vec<(String, Value)>) -> Value {
+    let hits: Vec<Value> = items
+        .into_iter()
+        .map(|(id, source)| json!({"_id": id, "_source": source}))
+        .collect();
+    json!({"hits": {"total": {"value": hits.len()}, "hits": hits}})
+}
+
+/// The term a search asks for: `(field, value)`.
+fn term(query: &Value) -> Option<(String, String)> {
+    let t = query["query"]["term"].as_object()?;
+    let (k, v) = t.iter().next()?;
+    let v = v.get("value").unwrap_or(v);
+    Some((k.clone(), v.as_str()?.to_owned()))
+}
+
+/// What the AD plugin checks before it creates a detector: the same
+/// refusals, asked of the real node where they depend on the data.
+fn validate_detector(d: &Value, node: &NodeCall<'_>) -> Result<(), (u16, Value)> {
+    let reason = |r: String| error(400, &r);
+    for key in [
+        "name",
+        "time_field",
+        "indices",
+        "feature_attributes",
+        "detection_interval",
+    ] {
+        if d.get(key).is_none() {
+            return Err(reason(format!(
+                "Failed to parse detector: {key} is missing"
+            )));
+        }
+    }
+    let features = d["feature_attributes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if features.is_empty() || features.len() > 5 {
+        return Err(reason(format!(
+            "Can't create more than 5 features; {} given",
+            features.len()
+        )));
+    }
+    let categories = d["category_field"].as_array().cloned().unwrap_or_default();
+    if categories.len() > 2 {
+        return Err(reason(
+            "We only support filtering data by one categorical variable".into(),
+        ));
+    }
+    let shingle = d["shingle_size"].as_u64().unwrap_or(8);
+    if !(1..=128).contains(&shingle) {
+        return Err(reason(format!("shingle size {shingle} is out of 1–128")));
+    }
+    if d["detection_interval"]["period"]["unit"] != "Minutes" {
+        return Err(reason("detection interval unit must be Minutes".into()));
+    }
+    let index = d["indices"][0].as_str().unwrap_or("");
+    let (_, count) = node("GET", &format!("/{index}/_count"), None);
+    let count: Value = serde_json::from_slice(&count).unwrap_or(Value::Null);
+    if count["count"].as_u64().unwrap_or(0) == 0 {
+        return Err(reason(format!(
+            "Can't create anomaly detector as no document is found in the indices: [{index}]"
+        )));
+    }
+    let mapping_type = |field: &str| -> Option<String> {
+        let (_, m) = node("GET", &format!("/{index}/_mapping/field/{field}"), None);
+        let m: Value = serde_json::from_slice(&m).ok()?;
+        m.as_object()?.values().find_map(|i| {
+            i["mappings"][field]["mapping"]
+                .as_object()?
+                .values()
+                .next()?["type"]
+                .as_str()
+                .map(str::to_owned)
+        })
+    };
+    let time_field = d["time_field"].as_str().unwrap_or("");
+    if mapping_type(time_field).as_deref() != Some("date") {
+        return Err(reason(format!(
+            "Can't find time field {time_field} mapped as date"
+        )));
+    }
+    for c in &categories {
+        let c = c.as_str().unwrap_or("");
+        match mapping_type(c).as_deref() {
+            Some("keyword") | Some("ip") => {}
+            other => {
+                return Err(reason(format!(
+                    "Categorical field {c} must be of type keyword or ip; it is {}",
+                    other.unwrap_or("not mapped")
+                )))
+            }
+        }
+    }
+    for rule in d["rules"].as_array().into_iter().flatten() {
+        if rule["action"] != "IGNORE_ANOMALY" {
+            return Err(reason(format!("unknown rule action {}", rule["action"])));
+        }
+        for c in rule["conditions"].as_array().into_iter().flatten() {
+            let known = [
+                "ACTUAL_OVER_EXPECTED_MARGIN",
+                "EXPECTED_OVER_ACTUAL_MARGIN",
+                "ACTUAL_OVER_EXPECTED_RATIO",
+                "EXPECTED_OVER_ACTUAL_RATIO",
+                "ACTUAL_IS_OVER_EXPECTED",
+                "ACTUAL_IS_BELOW_EXPECTED",
+            ];
+            if !known.iter().any(|k| c["threshold_type"] == *k) {
+                return Err(reason(format!(
+                    "unknown threshold type {}",
+                    c["threshold_type"]
+                )));
+            }
+            if !features
+                .iter()
+                .any(|f| f["feature_name"] == c["feature_name"])
+            {
+                return Err(reason(format!(
+                    "rule names feature {} that the detector lacks",
+                    c["feature_name"]
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn route(s: &mut State, r: &Request, node: &NodeCall<'_>) -> (u16, Value) {
+    let path = r.path.split('?').next().unwrap_or("").to_owned();
+    let query = r
+        .path
+        .split_once('?')
+        .map(|(_, q)| q.to_owned())
+        .unwrap_or_default();
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let body = r.json();
+    let m = r.method.as_str();
+    let new_id = |s: &mut State| {
+        s.next_id += 1;
+        format!("id{:06}", s.next_id)
+    };
+    match (m, parts.as_slice()) {
+        // ---- anomaly detection
+        ("GET", ["_plugins", "_anomaly_detection", "stats"]) => {
+            (200, json!({"anomaly_detectors_index_status": "green"}))
+        }
+        ("POST", ["_plugins", "_anomaly_detection", "detectors", "_search"]) => {
+            if s.detectors.is_empty() {
+                return error(404, "no such index [.opendistro-anomaly-detectors]");
+            }
+            let (_, value) = term(&body).unwrap_or_default();
+            (
+                200,
+                hits(
+                    s.detectors
+                        .iter()
+                        .filter(|(_, (d, _))| d["name"] == value)
+                        .map(|(id, (d, _))| (id.clone(), d.clone()))
+                        .collect(),
+                ),
+            )
+        }
+        ("POST", ["_plugins", "_anomaly_detection", "detectors", "_validate", "detector"]) => {
+            match validate_detector(&body, node) {
+                Ok(()) => (200, json!({})),
+                Err((_, e)) => (
+                    200,
+                    json!({"detector": {"indices": {"message": e["error"]["reason"]}}}),
+                ),
+            }
+        }
+        ("POST", ["_plugins", "_anomaly_detection", "detectors"]) => {
+            if let Err(e) = validate_detector(&body, node) {
+                return e;
+            }
+            if s.detectors.values().any(|(d, _)| d["name"] == body["name"]) {
+                return error(400, &format!("Cannot create anomaly detector with name [{}] as it's already used by detector", body["name"].as_str().unwrap_or("")));
+            }
+            let high = s
+                .detectors
+                .values()
+                .filter(|(d, _)| {
+                    d["category_field"]
+                        .as_array()
+                        .is_some_and(|c| !c.is_empty())
+                })
+                .count();
+            if body["category_field"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty())
+                && high >= 10
+            {
+                return error(
+                    400,
+                    "Can't create more than 10 multi-entity anomaly detectors.",
+                );
+            }
+            let id = new_id(s);
+            s.detectors.insert(id.clone(), (body, false));
+            (201, json!({"_id": id, "_version": 1}))
+        }
+        ("GET", ["_plugins", "_anomaly_detection", "detectors", id]) => {
+            match s.detectors.get(*id) {
+                Some((d, _)) => (200, json!({"_id": id, "anomaly_detector": d})),
+                None => error(404, "AnomalyDetector is not found"),
+            }
+        }
+        ("PUT", ["_plugins", "_anomaly_detection", "detectors", id]) => {
+            let Some((old, running)) = s.detectors.get(*id).cloned() else {
+                return error(404, "AnomalyDetector is not found");
+            };
+            if running {
+                return error(
+                    400,
+                    &format!("Detector is running. Please stop detector [{id}] before update"),
+                );
+            }
+            if old["category_field"] != body["category_field"] {
+                return error(400, "Can't change detector category field");
+            }
+            if let Err(e) = validate_detector(&body, node) {
+                return e;
+            }
+            s.detectors.insert(id.to_string(), (body, false));
+            (200, json!({"_id": id}))
+        }
+        ("DELETE", ["_plugins", "_anomaly_detection", "detectors", id]) => {
+            match s.detectors.get(*id) {
+                Some((_, true)) => error(400, "Detector job is running"),
+                Some(_) => {
+                    s.detectors.remove(*id);
+                    (200, json!({"result": "deleted"}))
+                }
+                None => error(404, "AnomalyDetector is not found"),
+            }
+        }
+        (
+            "POST",
+            ["_plugins", "_anomaly_detection", "detectors", id, action @ ("_start" | "_stop")],
+        ) => match s.detectors.get_mut(*id) {
+            Some(entry) => {
+                if *action == "_stop" && !entry.1 {
+                    return error(400, "Detector job is already stopped");
+                }
+                entry.1 = *action == "_start";
+                (200, json!({"_id": id}))
+            }
+            None => error(404, "AnomalyDetector is not found"),
+        },
+        ("GET", ["_plugins", "_anomaly_detection", "detectors", id, "_profile", ..]) => {
+            match s.detectors.get(*id) {
+                Some((_, running)) => (
+                    200,
+                    json!({"state": if *running { "RUNNING" } else { "DISABLED" }}),
+                ),
+                None => error(404, "AnomalyDetector is not found"),
+            }
+        }
+        // ---- alerting
+        ("POST", ["_plugins", "_alerting", "monitors", "_search"]) => {
+            let (_, value) = term(&body).unwrap_or_default();
+            (
+                200,
+                hits(
+                    s.monitors
+                        .iter()
+                        .filter(|(_, mo)| mo["name"] == value)
+                        .map(|(id, mo)| (id.clone(), json!({"monitor": mo})))
+                        .collect(),
+                ),
+            )
+        }
+        ("POST", ["_plugins", "_alerting", "monitors"])
+        | ("PUT", ["_plugins", "_alerting", "monitors", _]) => {
+            if body["type"] != "monitor" || body["monitor_type"] != "query_level_monitor" {
+                return error(
+                    400,
+                    "monitor_type must be query_level_monitor for this monitor",
+                );
+            }
+            for t in body["triggers"].as_array().into_iter().flatten() {
+                let t = &t["query_level_trigger"];
+                if t["condition"]["script"]["source"].as_str().is_none() {
+                    return error(400, "a query-level trigger needs a script condition");
+                }
+                for a in t["actions"].as_array().into_iter().flatten() {
+                    let id = a["destination_id"].as_str().unwrap_or("");
+                    if !s.channels.contains_key(id) {
+                        return error(400, &format!("Config {id} not found"));
+                    }
+                }
+            }
+            let text = body["inputs"].to_string();
+            let known = s
+                .detectors
+                .keys()
+                .any(|id| text.contains(&format!("\"{id}\"")));
+            if !known {
+                return error(400, "the monitor's input names no existing detector");
+            }
+            let id = match parts.get(3) {
+                Some(id) if s.monitors.contains_key(*id) => id.to_string(),
+                Some(_) => return error(404, "Monitor not found"),
+                None => new_id(s),
+            };
+            s.monitors.insert(id.clone(), body);
+            (if m == "POST" { 201 } else { 200 }, json!({"_id": id}))
+        }
+        ("DELETE", ["_plugins", "_alerting", "monitors", id]) => match s.monitors.remove(*id) {
+            Some(_) => (200, json!({"result": "deleted"})),
+            None => error(404, "Monitor not found"),
+        },
+        // ---- notifications
+        ("GET", ["_plugins", "_notifications", "features"]) => (
+            200,
+            json!({"allowed_config_type_list": ["slack", "chime", "webhook", "sns"]}),
+        ),
+        ("GET", ["_plugins", "_notifications", "configs", id]) => match s.channels.get(*id) {
+            Some(c) => (
+                200,
+                json!({"config_list": [{"config_id": id, "config": c}], "total_hits": 1}),
+            ),
+            None => error(404, &format!("NotificationConfig {id} not found")),
+        },
+        ("POST", ["_plugins", "_notifications", "configs"])
+        | ("PUT", ["_plugins", "_notifications", "configs", _]) => {
+            let config = &body["config"];
+            let kind = config["config_type"].as_str().unwrap_or("");
+            let ok = match kind {
+                "slack" | "chime" | "webhook" => config[kind]["url"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("http")),
+                "sns" => config["sns"]["topic_arn"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("arn:aws:sns:")),
+                _ => false,
+            };
+            if !ok || config["name"].as_str().is_none() {
+                return error(400, &format!("Invalid {kind} config"));
+            }
+            let id = parts
+                .get(4)
+                .map(|s| s.to_string())
+                .or_else(|| body["config_id"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| new_id(s));
+            if m == "POST" && s.channels.contains_key(&id) {
+                return error(
+                    409,
+                    &format!(
+                        "version conflict, document already exists (current version [1]) [{id}]"
+                    ),
+                );
+            }
+            s.channels.insert(id.clone(), config.clone());
+            (
+                if m == "POST" { 201 } else { 200 },
+                json!({"config_id": id}),
+            )
+        }
+        ("DELETE", ["_plugins", "_notifications", "configs", id]) => match s.channels.remove(*id) {
+            Some(_) => (200, json!({"delete_response_list": {*id: "OK"}})),
+            None => error(404, &format!("NotificationConfig {id} not found")),
+        },
+        // ---- index state management
+        ("GET", ["_plugins", "_ism", "policies"]) => (
+            200,
+            json!({"policies": [], "total_policies": s.policies.len()}),
+        ),
+        ("GET", ["_plugins", "_ism", "policies", id]) => match s.policies.get(*id) {
+            Some((p, seq)) => (
+                200,
+                json!({"_id": id, "_seq_no": seq, "_primary_term": 1, "policy": p}),
+            ),
+            None => error(404, "Policy not found"),
+        },
+        ("PUT", ["_plugins", "_ism", "policies", id]) => {
+            let p = &body["policy"];
+            let states: Vec<&str> = p["states"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|st| st["name"].as_str())
+                .collect();
+            if !states.contains(&p["default_state"].as_str().unwrap_or("")) {
+                return error(400, "Policy default_state must be one of its states");
+            }
+            let bad = p["states"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|st| st["transitions"].as_array().cloned().unwrap_or_default())
+                .any(|t| !states.contains(&t["state_name"].as_str().unwrap_or("")));
+            if bad {
+                return error(400, "a transition names a state the policy lacks");
+            }
+            let seq = match s.policies.get(*id) {
+                Some((_, seq)) => {
+                    if !query.contains(&format!("if_seq_no={seq}")) {
+                        return error(
+                            409,
+                            &format!("[{id}]: version conflict, document already exists"),
+                        );
+                    }
+                    seq + 1
+                }
+                None => 0,
+            };
+            s.policies.insert(id.to_string(), (p.clone(), seq));
+            (
+                if seq == 0 { 201 } else { 200 },
+                json!({"_id": id, "_seq_no": seq, "_primary_term": 1}),
+            )
+        }
+        ("DELETE", ["_plugins", "_ism", "policies", id]) => match s.policies.remove(*id) {
+            Some(_) => (200, json!({"result": "deleted"})),
+            None => error(404, "Policy not found"),
+        },
+        _ => error(
+            400,
+            &format!("no handler found for uri [{}] and method [{m}]", r.path),
+        ),
+    }
+}
