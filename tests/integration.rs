@@ -4,6 +4,7 @@
 mod util;
 
 mod cli;
+mod dashboards;
 mod deploy;
 mod detect_simulated;
 mod detectors;

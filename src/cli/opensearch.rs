@@ -9,7 +9,7 @@ use crate::opensearch::apply::{delete, wait_for_cluster, Line, Outcome, Reconcil
 use crate::opensearch::desired::channels::Channel;
 use crate::opensearch::desired::security::Access;
 use crate::opensearch::desired::{desired, Desired, Settings};
-use crate::opensearch::{is_aws_host, Auth, OpenSearch, Target};
+use crate::opensearch::{dashboards, is_aws_host, Auth, OpenSearch, Target};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::io::IsTerminal;
@@ -169,6 +169,9 @@ pub struct ApplyArgs {
     /// Change without asking.
     #[arg(long)]
     pub yes: bool,
+    /// OpenSearch Dashboards' URL, where the saved objects of dashboards/ are imported [default: <opensearch-url>/_dashboards for an AWS domain].
+    #[arg(long, value_name = "URL")]
+    pub dashboards_url: Option<String>,
     /// Longest wait for the cluster and its plugins to answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub wait: u64,
@@ -192,7 +195,26 @@ pub fn run(command: OpenSearchCommand) -> anyhow::Result<i32> {
         )
         .await
         .with_context(|| format!("OpenSearch at {} is not ready", os.base()))?;
+        let dashboards_url = args.dashboards_url.clone().or_else(|| {
+            is_aws_host(&args.connect.opensearch_url).then(|| {
+                format!(
+                    "{}/_dashboards",
+                    args.connect.opensearch_url.trim_end_matches('/')
+                )
+            })
+        });
+        let dashboards = match dashboards_url {
+            Some(url) => {
+                let target = Target {
+                    url,
+                    ..args.connect.target(Duration::from_secs(60)).await?
+                };
+                Some(OpenSearch::connect(&target)?)
+            }
+            None => None,
+        };
         let run = |dry_run: bool| {
+            let dashboards = &dashboards;
             let os = &os;
             let desired = &desired;
             async move {
@@ -202,6 +224,16 @@ pub fn run(command: OpenSearchCommand) -> anyhow::Result<i32> {
                     delete(&mut rec, desired).await?;
                 } else {
                     rec.apply(desired).await?;
+                }
+                match &dashboards {
+                    Some(d) if deleting => rec.push(dashboards::remove(d, dry_run).await?),
+                    Some(d) => rec.push(dashboards::import(d, dry_run).await?),
+                    None => rec.push(Line {
+                        kind: "dashboards",
+                        name: format!("{} saved objects", dashboards::saved_objects().len()),
+                        outcome: Outcome::Skipped,
+                        notes: vec!["no Dashboards here; give --dashboards-url".into()],
+                    }),
                 }
                 let changes = rec
                     .lines

@@ -32,6 +32,8 @@ pub enum Outcome {
     Deleted,
     /// Nothing to delete.
     Absent,
+    /// Not attempted (the line's note says why).
+    Skipped,
 }
 
 impl Outcome {
@@ -47,6 +49,7 @@ impl Outcome {
             (Outcome::Deleted, false) => "deleted",
             (Outcome::Deleted, true) => "would delete",
             (Outcome::Absent, _) => "absent",
+            (Outcome::Skipped, _) => "skipped",
         }
     }
 }
@@ -240,7 +243,13 @@ impl<'a> Reconcile<'a> {
         }
     }
 
-    fn record(&mut self, kind: &'static str, name: &str, outcome: Outcome, notes: Vec<String>) {
+    /// Records a line made elsewhere (the dashboards').
+    pub fn push(&mut self, line: Line) {
+        (self.progress)(&line);
+        self.lines.push(line);
+    }
+
+    pub fn record(&mut self, kind: &'static str, name: &str, outcome: Outcome, notes: Vec<String>) {
         let line = Line {
             kind,
             name: name.to_owned(),

@@ -232,6 +232,9 @@ pub fn reason(body: &[u8]) -> String {
             _ => reason.to_owned(),
         };
     }
+    if let (Some(e), Some(m)) = (json["error"].as_str(), json["message"].as_str()) {
+        return format!("{e}: {m}");
+    }
     for s in [&json["error"], &json["message"], &json["reason"]] {
         if let Some(s) = s.as_str() {
             return s.to_owned();
@@ -333,6 +336,18 @@ impl OpenSearch {
         body: Option<(&'static str, Vec<u8>)>,
         timeout: Option<Duration>,
     ) -> Result<Response, OpenSearchError> {
+        self.send_with(method, path, &[], body, timeout).await
+    }
+
+    /// [`send`](Self::send) with extra headers (Dashboards wants `osd-xsrf`).
+    pub async fn send_with(
+        &self,
+        method: &'static str,
+        path: &str,
+        extra: &[(&'static str, &str)],
+        body: Option<(&str, Vec<u8>)>,
+        timeout: Option<Duration>,
+    ) -> Result<Response, OpenSearchError> {
         let url = format!("{}{path}", self.base);
         let verb = match method {
             "GET" => Method::Get,
@@ -363,8 +378,19 @@ impl OpenSearch {
             })
             .collect();
         let mut headers = HeaderMap::new();
+        let header_value = |v: &str| {
+            HeaderValue::from_str(v).map_err(|_| OpenSearchError::Transport {
+                method,
+                url: url.clone(),
+                message: format!("{v:?} is not a valid header value"),
+                transient: false,
+            })
+        };
         if let Some((content_type, _)) = &body {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+            headers.insert(CONTENT_TYPE, header_value(content_type)?);
+        }
+        for (name, value) in extra {
+            headers.insert(*name, header_value(value)?);
         }
         let timeout = timeout.map_or(self.timeout, |t| t.min(self.timeout));
         let failed = |e: opensearch::Error| OpenSearchError::Transport {

@@ -3,9 +3,11 @@
 //! derived from the detector and context models. [`desired`]: the desired
 //! state of every object trailwatch manages on a cluster, as pure
 //! functions. [`apply`]: the reconcile of that state against a live cluster.
+//! [`dashboards`]: the saved objects of `dashboards/` and their import.
 
 pub mod apply;
 pub mod client;
+pub mod dashboards;
 pub mod desired;
 pub mod query;
 

@@ -340,6 +340,7 @@ pub fn awslogs_event(messages: &[String]) -> serde_json::Value {
 
 pub mod node;
 pub mod plugins;
+pub mod scripted;
 
 /// Serialises the tests that change the shared OpenSearch node.
 pub fn node_lock() -> std::sync::MutexGuard<'static, ()> {
