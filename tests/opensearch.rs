@@ -512,3 +512,149 @@ fn an_auth_failure_says_which_credentials_were_used() {
     );
     assert!(err.contains("OPENSEARCH_PASSWORD"), "{err}");
 }
+
+/// An AD result document, as the plugin writes them (`../shared/reference/opensearch-ad-mappings/anomaly-results.json`).
+fn anomaly_result(detector_id: &str, grade: f64, confidence: f64, principal: &str) -> Value {
+    let now = chrono::Utc::now().timestamp_millis();
+    json!({
+        "detector_id": detector_id, "anomaly_grade": grade, "anomaly_score": 2.5, "confidence": confidence,
+        "data_start_time": now - 20 * 60_000, "data_end_time": now - 10 * 60_000,
+        "execution_start_time": now - 60_000, "execution_end_time": now - 30_000,
+        "entity": [{"name": "userIdentity.arn", "value": principal}],
+        "feature_data": [{"feature_id": "f1", "feature_name": "count", "data": 42.0}],
+        "schema_version": 5
+    })
+}
+
+#[test]
+fn an_ad_monitor_over_anomaly_results_sends_the_enrichers_alert_to_a_webhook() {
+    use crate::util::scripted::{Expect, Scripted};
+    use trailwatch::lambda::alert::Alert;
+    let _lock = node_lock();
+    let n = node();
+    let plugins = Plugins::start(&n.url, &n.ca);
+    let mallory = "arn:aws:iam::123456789012:user/mallory";
+    let webhook = Scripted::start(vec![Expect {
+        method: "POST",
+        path: "/alerts".into(),
+        headers: vec![("content-type", "application/json".into())],
+        body: Box::new(move |body, _| {
+            let alert = match Alert::from_message(&String::from_utf8_lossy(body)) {
+                Ok(a) => a,
+                Err(e) => return Some(format!("the enricher cannot parse it: {e}")),
+            };
+            let detector = trailwatch::detector::shipped()
+                .into_iter()
+                .find(|d| d.name == "api-errors")
+                .unwrap();
+            let ok = alert.detector == "api-errors"
+                && alert.monitor.as_deref() == Some("trailwatch-api-errors")
+                && alert.grade == Some(0.96)
+                && alert.confidence == Some(0.91)
+                && alert.entity_values(&detector) == vec![mallory.to_owned()]
+                && alert.end > alert.start;
+            (!ok).then(|| format!("parsed with other fields: {alert:?}"))
+        }),
+        status: 200,
+        answer: "{}".into(),
+    }]);
+    let o = run_trailwatch(
+        &[
+            "opensearch",
+            "apply",
+            "--opensearch-url",
+            &plugins.url,
+            "--notify",
+            &format!("webhook:{}/alerts", webhook.url),
+            "--yes",
+        ],
+        None,
+        &[
+            ("OPENSEARCH_USER", "admin"),
+            ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
+        ],
+    );
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let detector_id = plugins.detector_id("trailwatch-api-errors").unwrap();
+    let admin = n.admin();
+    // The result index with the plugin's own mapping.
+    let mapping: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            root().join("../shared/reference/opensearch-ad-mappings/anomaly-results.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mapping = mapping.get("mappings").cloned().unwrap_or(mapping);
+    let _ = block_on(admin.request(
+        "DELETE",
+        "/.opendistro-anomaly-results-history-trailwatch-test-1",
+        None,
+    ));
+    block_on(admin.request(
+        "PUT",
+        "/.opendistro-anomaly-results-history-trailwatch-test-1",
+        Some(&json!({"mappings": mapping})),
+    ))
+    .unwrap()
+    .check()
+    .unwrap();
+    let index = "/.opendistro-anomaly-results-history-trailwatch-test-1/_doc";
+    // A weak anomaly and an unrelated detector's strong one: no alert.
+    for doc in [
+        anomaly_result(&detector_id, 0.5, 0.95, mallory),
+        anomaly_result("another-detector", 0.99, 0.99, mallory),
+    ] {
+        block_on(admin.request("POST", &format!("{index}?refresh=true"), Some(&doc)))
+            .unwrap()
+            .check()
+            .unwrap();
+    }
+    let monitor = plugins.monitor_id("trailwatch-api-errors").unwrap();
+    let execute = format!("/_plugins/_alerting/monitors/{monitor}/_execute");
+    let run = || {
+        block_on(n_client(&plugins).request("POST", &execute, None))
+            .unwrap()
+            .checked_json()
+            .unwrap()
+    };
+    let quiet = run();
+    assert_eq!(
+        quiet["trigger_results"]["trigger-0"]["triggered"], false,
+        "{quiet}"
+    );
+    // A strong one: the trigger fires and the webhook gets the alert.
+    block_on(admin.request(
+        "POST",
+        &format!("{index}?refresh=true"),
+        Some(&anomaly_result(&detector_id, 0.96, 0.91, mallory)),
+    ))
+    .unwrap()
+    .check()
+    .unwrap();
+    let fired = run();
+    assert_eq!(
+        fired["trigger_results"]["trigger-0"]["triggered"], true,
+        "{fired}"
+    );
+    webhook.verify();
+    block_on(admin.request(
+        "DELETE",
+        "/.opendistro-anomaly-results-history-trailwatch-test-1",
+        None,
+    ))
+    .unwrap();
+}
+
+/// A client of the stand-in as the admin.
+fn n_client(plugins: &Plugins) -> trailwatch::opensearch::OpenSearch {
+    use trailwatch::opensearch::{Auth, OpenSearch, Target};
+    OpenSearch::connect(&Target {
+        auth: Auth::Basic {
+            user: "admin".into(),
+            password: ADMIN_PASSWORD.into(),
+        },
+        ..Target::new(&plugins.url, std::time::Duration::from_secs(30))
+    })
+    .unwrap()
+}

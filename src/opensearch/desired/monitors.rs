@@ -91,7 +91,8 @@ pub fn monitor_body(d: &Detector, detector_id: &str, channel_ids: &[String]) -> 
                         "from": format!("{{{{period_end}}}}||-{}m", minutes * 2),
                         "to": "{{period_end}}",
                         "include_lower": true,
-                        "include_upper": true
+                        "include_upper": true,
+                        "format": "epoch_millis"
                     }}},
                     {"term": {"detector_id": {"value": detector_id}}}
                 ]}},
@@ -197,6 +198,21 @@ mod tests {
         assert_eq!(
             filter[1],
             json!({"term": {"detector_id": {"value": "det-1"}}})
+        );
+        let condition = m["triggers"][0]["query_level_trigger"]["condition"]["script"]["source"]
+            .as_str()
+            .unwrap();
+        assert!(
+            condition.contains(&format!("max_anomaly_grade.value > {}", d.alert.grade)),
+            "{condition}"
+        );
+        assert!(
+            condition.contains(&format!("_source.confidence > {}", d.alert.confidence)),
+            "{condition}"
+        );
+        assert!(
+            condition.starts_with("return ctx.results != null && ctx.results.length > 0"),
+            "{condition}"
         );
         let actions = &m["triggers"][0]["query_level_trigger"]["actions"];
         assert_eq!(actions[0]["destination_id"], "trailwatch-alerts");
