@@ -658,3 +658,40 @@ fn n_client(plugins: &Plugins) -> trailwatch::opensearch::OpenSearch {
     })
     .unwrap()
 }
+
+#[test]
+fn a_detector_the_cluster_refuses_is_named_with_its_file_and_the_plugins_reason() {
+    let _lock = node_lock();
+    let n = node();
+    let plugins = Plugins::start(&n.url, &n.ca);
+    let admin = n.admin();
+    // An index made before the template, as the AWS sample's dynamic mapping makes them.
+    let old = "/cwl-2019.01.01";
+    let _ = block_on(admin.request("DELETE", old, None));
+    block_on(admin.request(
+        "PUT",
+        old,
+        Some(&json!({"mappings": {"properties": {
+            "eventTime": {"type": "date"},
+            "userIdentity": {"properties": {"arn": {"type": "text"}}}
+        }}})),
+    ))
+    .unwrap()
+    .check()
+    .unwrap();
+    let o = apply(&plugins.url, &["--yes"]);
+    block_on(admin.request("DELETE", old, None))
+        .unwrap()
+        .check()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("error: detector trailwatch-api-errors: the anomaly detection plugin's validation refused it: detectors/api-errors.toml: category_field: Categorical field userIdentity.arn must be of type keyword or ip; it is text"),
+        "{err}"
+    );
+    assert!(
+        plugins.detector("trailwatch-api-errors").is_none(),
+        "nothing made for it"
+    );
+}

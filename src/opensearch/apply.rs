@@ -365,7 +365,7 @@ impl<'a> Reconcile<'a> {
         }
         let ids = desired.channel_ids();
         for (d, body) in &desired.detectors {
-            let id = self.detector(&detector_name(d), body).await?;
+            let id = self.detector(&detector_name(d), &d.source, body).await?;
             let monitor = monitor_body(d, id.as_deref().unwrap_or("<not yet created>"), &ids);
             self.monitor(&monitor_name(d), &monitor, id.is_none())
                 .await?;
@@ -528,7 +528,12 @@ impl<'a> Reconcile<'a> {
     /// A detector: validated, then created and started; or stopped,
     /// updated and started; or replaced when its category fields changed.
     /// Returns its id (none in a dry run that would create it).
-    async fn detector(&mut self, name: &str, body: &Value) -> Result<Option<String>, ApplyError> {
+    async fn detector(
+        &mut self,
+        name: &str,
+        file: &std::path::Path,
+        body: &Value,
+    ) -> Result<Option<String>, ApplyError> {
         let kind = "detector";
         let base = "/_plugins/_anomaly_detection/detectors";
         let existing = self
@@ -562,7 +567,7 @@ impl<'a> Reconcile<'a> {
             self.record(kind, name, outcome, notes);
             return Ok(id);
         }
-        self.validate(name, body).await?;
+        self.validate(name, file, body).await?;
         let id = match (&outcome, existing) {
             (Outcome::Updated, Some((id, _))) => {
                 self.stop(name, &id).await?;
@@ -607,7 +612,12 @@ impl<'a> Reconcile<'a> {
     }
 
     /// The plugin's `_validate`: its messages, per field, become the error.
-    async fn validate(&self, name: &str, body: &Value) -> Result<(), ApplyError> {
+    async fn validate(
+        &self,
+        name: &str,
+        file: &std::path::Path,
+        body: &Value,
+    ) -> Result<(), ApplyError> {
         let answer = self
             .call(
                 "detector",
@@ -624,7 +634,7 @@ impl<'a> Reconcile<'a> {
             Err(ApplyError {
                 kind: "detector",
                 name: name.to_owned(),
-                source: StepError::Invalid(messages.join("; ")),
+                source: StepError::Invalid(format!("{}: {}", file.display(), messages.join("; "))),
             })
         }
     }

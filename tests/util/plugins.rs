@@ -370,14 +370,24 @@ fn validate_detector(d: &Value, node: &NodeCall<'_>) -> Result<(), (u16, Value)>
     let mapping_type = |field: &str| -> Option<String> {
         let (_, m) = node("GET", &format!("/{index}/_mapping/field/{field}"), None);
         let m: Value = serde_json::from_slice(&m).ok()?;
-        m.as_object()?.values().find_map(|i| {
-            i["mappings"][field]["mapping"]
-                .as_object()?
-                .values()
-                .next()?["type"]
-                .as_str()
-                .map(str::to_owned)
-        })
+        // Across every index: one that maps it otherwise decides.
+        let types: Vec<String> = m
+            .as_object()?
+            .values()
+            .filter_map(|i| {
+                i["mappings"][field]["mapping"]
+                    .as_object()?
+                    .values()
+                    .next()?["type"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect();
+        types
+            .iter()
+            .find(|t| !matches!(t.as_str(), "keyword" | "date"))
+            .or(types.first())
+            .cloned()
     };
     let time_field = d["time_field"].as_str().unwrap_or("");
     if mapping_type(time_field).as_deref() != Some("date") {
@@ -468,10 +478,17 @@ fn route(s: &mut State, r: &Request, node: &NodeCall<'_>) -> (u16, Value) {
         ("POST", ["_plugins", "_anomaly_detection", "detectors", "_validate", "detector"]) => {
             match validate_detector(&body, node) {
                 Ok(()) => (200, json!({})),
-                Err((_, e)) => (
-                    200,
-                    json!({"detector": {"indices": {"message": e["error"]["reason"]}}}),
-                ),
+                Err((_, e)) => {
+                    let reason = e["error"]["reason"].as_str().unwrap_or("").to_owned();
+                    let key = if reason.contains("Categorical") {
+                        "category_field"
+                    } else if reason.contains("time field") {
+                        "time_field"
+                    } else {
+                        "indices"
+                    };
+                    (200, json!({"detector": {key: {"message": reason}}}))
+                }
             }
         }
         ("POST", ["_plugins", "_anomaly_detection", "detectors"]) => {
