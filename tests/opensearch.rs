@@ -695,3 +695,28 @@ fn a_detector_the_cluster_refuses_is_named_with_its_file_and_the_plugins_reason(
         "nothing made for it"
     );
 }
+
+#[test]
+fn a_cluster_without_the_plugins_is_named_before_anything_changes() {
+    let n = node();
+    let o = run_trailwatch(
+        &[
+            "opensearch",
+            "apply",
+            "--opensearch-url",
+            &n.url,
+            "--opensearch-ca-cert",
+            n.ca.to_str().unwrap(),
+            "--yes",
+        ],
+        None,
+        &[
+            ("OPENSEARCH_USER", "admin"),
+            ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("the ISM plugin is not installed on this cluster (no handler found for uri [/_plugins/_ism/policies]"), "{err}");
+    assert_eq!(stdout(&o), "", "no object was touched");
+}

@@ -200,6 +200,18 @@ pub async fn wait_for_cluster(
                 Ok(answer) if matches!(answer.status, 401 | 403) => {
                     return answer.check().map(|_| ())
                 }
+                // The REST layer is up and knows no such route: the plugin is not installed.
+                Ok(answer) if answer.text().contains("no handler found") => {
+                    return Err(OpenSearchError::Status {
+                        method: "GET",
+                        path: path.to_owned(),
+                        status: answer.status,
+                        reason: format!(
+                            "{what} is not installed on this cluster ({})",
+                            super::client::reason(&answer.body)
+                        ),
+                    });
+                }
                 Ok(answer) => answer.check().expect_err("not a success"),
                 Err(e) => e,
             };
