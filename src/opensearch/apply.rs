@@ -959,7 +959,7 @@ mod tests {
         let changed = json!({"name": "x", "shingle_size": 4, "feature_attributes": [{"feature_name": "sum"}], "settings": {"limit": "2000"}});
         assert_eq!(
             differences(&desired, &changed),
-            vec!["shingle_size", "feature_attributes"]
+            vec!["feature_attributes", "shingle_size"]
         );
         assert_eq!(differences(&json!({"a": {"b": 1}}), &json!({})), vec!["a"]);
     }
