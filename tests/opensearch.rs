@@ -11,9 +11,20 @@ const READERS: &str = "arn:aws:iam::123456789012:role/trailwatch-dashboard-reade
 const FORWARDER: &str = "arn:aws:iam::123456789012:role/trailwatch-forwarder";
 
 fn apply(url: &str, extra: &[&str]) -> std::process::Output {
+    reconcile("apply", url, extra)
+}
+
+/// `opensearch delete` with apply's flags: a test leaves the node as it found it.
+fn delete(url: &str, extra: &[&str]) -> std::process::Output {
+    let o = reconcile("delete", url, &[extra, &["--yes"]].concat());
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    o
+}
+
+fn reconcile(command: &str, url: &str, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
         "opensearch",
-        "apply",
+        command,
         "--opensearch-url",
         url,
         "--reader-role",
@@ -481,6 +492,10 @@ fn real_cloudtrail_records_index_through_the_template_with_no_mapping_failure() 
         .unwrap();
     let count = fields.to_string().matches("\"type\"").count();
     assert!(count < 2000, "{count} mapped fields");
+    block_on(admin.request("DELETE", "/_index_template/trailwatch-cwl", None))
+        .unwrap()
+        .check()
+        .unwrap();
 }
 
 #[test]
@@ -644,6 +659,23 @@ fn an_ad_monitor_over_anomaly_results_sends_the_enrichers_alert_to_a_webhook() {
         None,
     ))
     .unwrap();
+    let o = run_trailwatch(
+        &[
+            "opensearch",
+            "delete",
+            "--opensearch-url",
+            &plugins.url,
+            "--notify",
+            &format!("webhook:{}/alerts", webhook.url),
+            "--yes",
+        ],
+        None,
+        &[
+            ("OPENSEARCH_USER", "admin"),
+            ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 /// A client of the stand-in as the admin.
@@ -694,6 +726,7 @@ fn a_detector_the_cluster_refuses_is_named_with_its_file_and_the_plugins_reason(
         plugins.detector("trailwatch-api-errors").is_none(),
         "nothing made for it"
     );
+    delete(&plugins.url, &[]);
 }
 
 #[test]

@@ -883,8 +883,15 @@ pub async fn delete(rec: &mut Reconcile<'_>, desired: &Desired) -> Result<(), Ap
                     )
                 });
             }
-            rec.call("role-mapping", &m.role, "PUT", &path, Some(&body))
-                .await?;
+            let empty = |k: &str| body[k].as_array().is_none_or(|a| a.is_empty());
+            if empty("backend_roles") && empty("users") && empty("hosts") {
+                // Only ours were there: the mapping goes, as before apply.
+                rec.call("role-mapping", &m.role, "DELETE", &path, None)
+                    .await?;
+            } else {
+                rec.call("role-mapping", &m.role, "PUT", &path, Some(&body))
+                    .await?;
+            }
         }
         rec.record(
             "role-mapping",
