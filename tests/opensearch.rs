@@ -416,7 +416,7 @@ fn access_follows_the_roles(_plugins: &Plugins) {
 }
 
 #[test]
-fn real_cloudtrail_records_index_through_the_template_with_no_mapping_failure() {
+fn real_cloudtrail_records_index_through_the_template_and_the_enricher_searches_them() {
     let _lock = node_lock();
     let n = node();
     let admin = n.admin();
@@ -492,6 +492,44 @@ fn real_cloudtrail_records_index_through_the_template_with_no_mapping_failure() 
         .unwrap();
     let count = fields.to_string().matches("\"type\"").count();
     assert!(count < 2000, "{count} mapped fields");
+    // The enricher's searches on the real node: an alert for the principal
+    // with the most access denials names them and counts their calls.
+    let mut denials: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in &records {
+        if r["errorCode"]
+            .as_str()
+            .is_some_and(|c| c.contains("Unauthorized") || c.contains("AccessDenied"))
+        {
+            if let Some(arn) = r["userIdentity"]["arn"].as_str() {
+                *denials.entry(arn.to_owned()).or_default() += 1;
+            }
+        }
+    }
+    let (principal, _) = denials.iter().max_by_key(|(_, n)| **n).unwrap();
+    let alert = json!({"monitor": "trailwatch-api-errors", "detector": "api-errors",
+        "entity": [{"name": "userIdentity.arn", "value": principal}],
+        "period_start": "2023-07-10T11:40:00Z", "period_end": "2023-07-10T12:40:00Z",
+        "anomaly_grade": 0.97, "confidence": 0.9});
+    let o = run_trailwatch(
+        &[
+            "lambda",
+            "enrich",
+            "--opensearch-url",
+            &n.url,
+            "--opensearch-ca-cert",
+            n.ca.to_str().unwrap(),
+        ],
+        Some(alert.to_string().as_bytes()),
+        &[
+            ("OPENSEARCH_USER", "admin"),
+            ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("not enriched"), "{}", stderr(&o));
+    let user = principal.rsplit('/').next().unwrap();
+    assert!(stdout(&o).starts_with("Subject: "), "{}", stdout(&o));
+    assert!(stdout(&o).contains(user), "names {user}: {}", stdout(&o));
     block_on(admin.request("DELETE", "/_index_template/trailwatch-cwl", None))
         .unwrap()
         .check()

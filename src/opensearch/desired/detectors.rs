@@ -163,3 +163,64 @@ pub fn refusals(detectors: &[Detector]) -> Vec<Refusal> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detector::parse_detector;
+    use std::path::Path;
+
+    fn detector(file: &str, text: &str) -> Detector {
+        parse_detector(Path::new(file), text).unwrap()
+    }
+
+    #[test]
+    fn an_eleventh_high_cardinality_detector_is_refused_by_name() {
+        let set: Vec<Detector> = (1..=11)
+            .map(|i| {
+                detector(
+                    &format!("d{i:02}.toml"),
+                    "description = \"per principal\"\ncategory_fields = [\"userIdentity.arn\"]\n",
+                )
+            })
+            .collect();
+        let refusals = refusals(&set);
+        assert_eq!(refusals.len(), 1, "{refusals:?}");
+        assert_eq!(refusals[0].file, Path::new("d11.toml"));
+        assert_eq!(refusals[0].key, "category_fields");
+        assert!(refusals[0]
+            .reason
+            .contains("at most 10 high-cardinality detectors"));
+        assert!(super::refusals(&set[..10]).is_empty());
+    }
+
+    #[test]
+    fn the_alert_section_becomes_the_plugins_ignore_rules() {
+        let d = detector(
+            "up.toml",
+            "description = \"x\"\n[alert]\ndirection = \"up\"\nmin_ratio = 0.5\nmin_margin = 3\n",
+        );
+        let body = detector_body(&d);
+        let kinds: Vec<&str> = body["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["conditions"][0]["threshold_type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "ACTUAL_IS_BELOW_EXPECTED",
+                "ACTUAL_OVER_EXPECTED_RATIO",
+                "ACTUAL_OVER_EXPECTED_MARGIN"
+            ]
+        );
+        assert_eq!(body["rules"][1]["conditions"][0]["value"], 0.5);
+        assert_eq!(body["imputation_option"]["method"], "ZERO");
+        assert_eq!(body["category_field"], serde_json::json!([]));
+        assert_eq!(
+            body["feature_attributes"][0]["aggregation_query"]["count"]["value_count"]["field"],
+            "eventID"
+        );
+    }
+}
