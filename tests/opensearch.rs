@@ -90,6 +90,10 @@ fn plan_writes_every_opensearch_object_as_the_golden_files_say() {
         FORWARDER,
         "--notify",
         "webhook:http://127.0.0.1:9/alerts",
+        "--alert-topic-arn",
+        "arn:aws:sns:us-east-1:123456789012:trailwatch-alerts",
+        "--publish-role-arn",
+        "arn:aws:iam::123456789012:role/trailwatch-opensearch-publish",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let golden = root().join("tests/data/opensearch");
