@@ -3,10 +3,11 @@
 
 use super::{progress_bar, EXIT_ERROR, EXIT_OK};
 use crate::aws::AwsTarget;
-use crate::deploy::changes::{first_failure, render_changes, retained};
+use crate::deploy::changes::{first_failure, retained};
 use crate::deploy::retained::{self, Deleted};
 use crate::deploy::stack::{StackInfo, Stacks};
-use crate::deploy::{artifacts, package, render, DeployConfig, DeployOptions};
+use crate::deploy::workflow::{self, Deployment, Progress, Report};
+use crate::deploy::{package, render, DeployConfig, DeployOptions};
 use anyhow::{bail, Context};
 use clap::Args;
 use std::collections::HashSet;
@@ -219,14 +220,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Asks on standard error, reads standard input; anything but y/yes is no.
-fn confirm(question: &str) -> anyhow::Result<bool> {
+fn confirm(question: &str) -> std::io::Result<bool> {
     eprint!("{question} [y/N] ");
     std::io::stderr().flush().ok();
     let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .context("cannot read the answer from standard input; pass --yes to skip the question")?;
+    std::io::stdin().lock().read_line(&mut answer)?;
     Ok(matches!(
         answer.trim().to_ascii_lowercase().as_str(),
         "y" | "yes"
@@ -316,157 +314,111 @@ async fn deploy_async(
     package: package::Package,
     template: String,
 ) -> anyhow::Result<i32> {
-    let s3 = target.s3(&sdk);
-    let bucket = artifacts::bucket_name(&config.prefix, &account, &region);
-    // Over plain HTTP (an emulator) a TLS-only policy would refuse every request.
     let tls_only = !args
         .aws
         .endpoint_url
         .as_deref()
         .is_some_and(|u| u.starts_with("http://"));
-    if artifacts::ensure_bucket(&s3, &bucket, &region, tls_only).await? {
-        eprintln!(
+    let deployment = Deployment {
+        sdk: &sdk,
+        s3: target.s3(&sdk),
+        prefix: &config.prefix,
+        account: &account,
+        region: &region,
+        package,
+        template,
+        tls_only,
+        poll: Duration::from_secs(args.poll_seconds),
+    };
+    let bar = progress_bar(0, "{spinner} {elapsed_precise} {msg}");
+    let stack_name = config.prefix.clone();
+    let mut on = |p: Progress| match p {
+        Progress::BucketMade { bucket, tls_only } => eprintln!(
             "made the artifact bucket {bucket}{}",
             if tls_only {
                 ""
             } else {
                 " (no TLS-only policy: the endpoint is plain HTTP)"
             }
-        );
-    }
-    let size = package.zip.len();
-    if artifacts::upload_once(&s3, &bucket, &package.key, package.zip).await? {
-        eprintln!(
-            "uploaded the Lambda package s3://{bucket}/{} ({:.1} MB)",
-            package.key,
-            size as f64 / 1e6
-        );
-    } else {
-        eprintln!(
-            "the Lambda package s3://{bucket}/{} is there already",
-            package.key
-        );
-    }
-    let parameters = vec![
-        ("LambdaCodeBucket".to_owned(), bucket.clone()),
-        ("ForwarderCodeKey".to_owned(), package.key.clone()),
-        ("EnricherCodeKey".to_owned(), package.key.clone()),
-    ];
-
-    let mut stacks = Stacks::new(&sdk, &config.prefix);
-    stacks.poll = Duration::from_secs(args.poll_seconds);
-    let mut seen = HashSet::new();
-    let existing = match stacks.describe().await? {
-        Some(stack)
-            if stack.status == "ROLLBACK_COMPLETE" || stack.status == "REVIEW_IN_PROGRESS" =>
-        {
-            // A first deploy that failed (or was never executed) leaves a
-            // stack that can only be deleted.
-            eprintln!(
-                "stack {} is {} from an earlier attempt: deleting it first",
-                stack.name, stack.status
-            );
-            seen.extend(stacks.events().await?.into_iter().map(|e| e.id));
-            stacks.delete().await?;
-            follow(&stacks, &mut seen, "deleting").await?;
-            None
-        }
-        Some(stack) if stack.status.ends_with("_IN_PROGRESS") => bail!(
-            "stack {} is busy ({}); wait for it to settle and run deploy again",
-            stack.name,
-            stack.status
         ),
-        other => other,
+        Progress::Uploaded { bucket, key, bytes } => eprintln!(
+            "uploaded the Lambda package s3://{bucket}/{key} ({:.1} MB)",
+            bytes as f64 / 1e6
+        ),
+        Progress::AlreadyUploaded { bucket, key } => {
+            eprintln!("the Lambda package s3://{bucket}/{key} is there already")
+        }
+        Progress::DeletingLeftover { stack, status } => {
+            eprintln!("stack {stack} is {status} from an earlier attempt: deleting it first")
+        }
+        Progress::Waiting { doing } => {
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar.set_message(format!("{doing} stack {stack_name}"));
+        }
+        Progress::Event {
+            event,
+            status,
+            doing,
+        } => {
+            bar.suspend(|| eprintln!("{}", event.line()));
+            bar.set_message(format!("{doing} stack {stack_name}: {status}"));
+        }
+        Progress::Settled => bar.finish_and_clear(),
     };
-
-    if let Some(stack) = &existing {
-        let mut deployed_parameters = stack.parameters.clone();
-        deployed_parameters.sort();
-        let mut wanted = parameters.clone();
-        wanted.sort();
-        let deployed_template = stacks.template().await?;
-        let wanted_template: serde_json::Value = serde_json::from_str(&template)?;
-        if deployed_parameters == wanted
-            && deployed_template == wanted_template
-            && !stack.status.contains("ROLLBACK")
-        {
+    let yes = args.yes;
+    let mut approve = |changes: &str| -> std::io::Result<bool> {
+        eprint!("{changes}");
+        if yes {
+            return Ok(true);
+        }
+        if !std::io::stdin().is_terminal() {
+            eprintln!("(reading the answer from standard input; pass --yes to skip the question)");
+        }
+        confirm("Apply these changes?")
+    };
+    match workflow::deploy(deployment, &mut on, &mut approve).await? {
+        Report::UpToDate(stack) => {
             eprintln!(
                 "no changes: stack {} is up to date ({})",
                 stack.name, stack.status
             );
-            print_outputs(stack);
-            return Ok(EXIT_OK);
-        }
-    }
-
-    let change_set = stacks
-        .change_set(&template, &parameters, existing.is_none())
-        .await?;
-    if change_set.empty {
-        stacks.delete_change_set(&change_set.id).await.ok();
-        eprintln!("no changes: stack {} is up to date", stacks.name);
-        if let Some(stack) = stacks.describe().await? {
             print_outputs(&stack);
+            Ok(EXIT_OK)
         }
-        return Ok(EXIT_OK);
-    }
-    if let Some(reason) = change_set.failed {
-        bail!(
-            "CloudFormation refused the change set for stack {}: {reason}",
-            stacks.name
-        );
-    }
-    eprint!("{}", render_changes(&stacks.name, &change_set.changes));
-    if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            eprintln!("(reading the answer from standard input; pass --yes to skip the question)");
-        }
-        if !confirm("Apply these changes?")? {
-            stacks.delete_change_set(&change_set.id).await?;
-            if existing.is_none() {
-                // The create change set left an empty stack in REVIEW_IN_PROGRESS.
-                stacks.delete().await.ok();
-            }
+        Report::Declined => {
             eprintln!("declined: nothing was changed");
-            return Ok(EXIT_OK);
+            Ok(EXIT_OK)
         }
-    }
-    seen.extend(stacks.events().await?.into_iter().map(|e| e.id));
-    if let Err(err) = stacks.execute(&change_set.id).await {
-        eprintln!("deploy failed: {err}");
-        eprintln!("fix the cause and run deploy again");
-        return Ok(EXIT_ERROR);
-    }
-    let doing = if existing.is_none() {
-        "creating"
-    } else {
-        "updating"
-    };
-    let (status, events) = follow(&stacks, &mut seen, doing).await?;
-    if crate::deploy::changes::settled(&status) != crate::deploy::changes::Settled::Succeeded {
-        eprintln!("deploy failed: stack {} is {status}", stacks.name);
-        match first_failure(&events) {
-            Some(event) => eprintln!("failed first: {}", event.line()),
-            None => {
-                let reason = stacks.describe().await?.and_then(|s| s.status_reason);
-                eprintln!(
+        Report::NotExecuted(err) => {
+            eprintln!("deploy failed: {err}");
+            eprintln!("fix the cause and run deploy again");
+            Ok(EXIT_ERROR)
+        }
+        Report::Failed {
+            stack,
+            status,
+            first_failure,
+            reason,
+        } => {
+            eprintln!("deploy failed: stack {stack} is {status}");
+            match first_failure {
+                Some(line) => eprintln!("failed first: {line}"),
+                None => eprintln!(
                     "CloudFormation gave no failing resource{}",
                     reason
                         .map(|r| format!("; the stack says: {r}"))
                         .unwrap_or_default()
-                );
+                ),
             }
+            eprintln!("the stack was rolled back; fix the cause and run deploy again");
+            Ok(EXIT_ERROR)
         }
-        eprintln!("the stack was rolled back; fix the cause and run deploy again");
-        return Ok(EXIT_ERROR);
+        Report::Deployed { stack, .. } => {
+            eprintln!("stack {} is {}", stack.name, stack.status);
+            print_outputs(&stack);
+            Ok(EXIT_OK)
+        }
     }
-    let stack = stacks
-        .describe()
-        .await?
-        .context("the stack vanished after deploying")?;
-    eprintln!("stack {} is {}", stack.name, stack.status);
-    print_outputs(&stack);
-    Ok(EXIT_OK)
 }
 
 pub fn outputs(args: OutputsArgs) -> anyhow::Result<i32> {
@@ -513,7 +465,11 @@ pub fn destroy(args: DestroyArgs) -> anyhow::Result<i32> {
         } else {
             eprintln!("destroying stack {}; its data stays: {names}", stack.name);
         }
-        if !args.yes && !confirm(&format!("Delete stack {}?", stack.name))? {
+        if !args.yes
+            && !confirm(&format!("Delete stack {}?", stack.name)).context(
+                "cannot read the answer from standard input; pass --yes to skip the question",
+            )?
+        {
             eprintln!("declined: nothing was deleted");
             return Ok(EXIT_OK);
         }

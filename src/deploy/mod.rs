@@ -3,7 +3,8 @@
 //! rendered from it ([`template`]); the Lambda package ([`package`]); and the
 //! AWS edges that apply it: the artifact bucket ([`artifacts`]) and the stack
 //! itself ([`stack`]), whose change sets and events [`changes`] turns into
-//! what a person reads; and the data a deleted stack keeps ([`retained`]).
+//! what a person reads; the deploy workflow over them ([`workflow`]); and
+//! the data a deleted stack keeps ([`retained`]).
 
 pub mod artifacts;
 pub mod changes;
@@ -12,6 +13,7 @@ pub mod package;
 pub mod retained;
 pub mod stack;
 pub mod template;
+pub mod workflow;
 
 pub use config::{DeployConfig, DeployOptions, ExistingDomain, Vpc};
 pub use template::render;

@@ -1,0 +1,256 @@
+//! The deploy workflow, from a rendered template and a Lambda package to a
+//! settled stack: the artifact bucket, the package upload (once per
+//! digest), a leftover stack from a failed first deploy deleted, the "no
+//! changes" short cut, the change set, its review, its execution, the wait,
+//! and the report of what failed first. Progress goes to a callback; the
+//! outcome is a typed [`Report`]. The command line only prints.
+
+use super::artifacts::{self, BucketError};
+use super::changes::{first_failure, render_changes, settled, Settled, StackEvent};
+use super::package::Package;
+use super::stack::{StackError, StackInfo, Stacks};
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// What one deploy needs.
+pub struct Deployment<'a> {
+    pub sdk: &'a aws_config::SdkConfig,
+    pub s3: aws_sdk_s3::Client,
+    pub prefix: &'a str,
+    pub account: &'a str,
+    pub region: &'a str,
+    pub package: Package,
+    pub template: String,
+    /// False over plain HTTP (an emulator), where a TLS-only bucket policy
+    /// would refuse every request.
+    pub tls_only: bool,
+    pub poll: Duration,
+}
+
+/// What happens along the way, for a person to follow.
+pub enum Progress<'a> {
+    BucketMade {
+        bucket: &'a str,
+        tls_only: bool,
+    },
+    Uploaded {
+        bucket: &'a str,
+        key: &'a str,
+        bytes: usize,
+    },
+    AlreadyUploaded {
+        bucket: &'a str,
+        key: &'a str,
+    },
+    /// A stack left by a failed (or never executed) first deploy is deleted.
+    DeletingLeftover {
+        stack: &'a str,
+        status: &'a str,
+    },
+    /// A wait on the stack begins (`doing`: creating, updating, deleting).
+    Waiting {
+        doing: &'a str,
+    },
+    /// A stack event, and the stack's status.
+    Event {
+        event: &'a StackEvent,
+        status: &'a str,
+        doing: &'a str,
+    },
+    /// The wait ended.
+    Settled,
+}
+
+/// How a deploy ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// Nothing to change.
+    UpToDate(StackInfo),
+    /// The reviewer said no; nothing was changed.
+    Declined,
+    Deployed {
+        stack: StackInfo,
+        created: bool,
+    },
+    /// CloudFormation would not execute the change set.
+    NotExecuted(String),
+    /// The stack failed and rolled back.
+    Failed {
+        stack: String,
+        status: String,
+        /// The first failing resource event, as a line.
+        first_failure: Option<String>,
+        /// The stack's own reason, when no resource failed.
+        reason: Option<String>,
+    },
+}
+
+/// A step that could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    Bucket(#[from] BucketError),
+    #[error(transparent)]
+    Stack(#[from] StackError),
+    #[error("stack {stack} is busy ({status}); wait for it to settle and run deploy again")]
+    Busy { stack: String, status: String },
+    #[error("CloudFormation refused the change set for stack {stack}: {reason}")]
+    Refused { stack: String, reason: String },
+    #[error("the stack vanished after deploying")]
+    Vanished,
+    #[error("the rendered template is not JSON: {0}")]
+    Template(#[from] serde_json::Error),
+    #[error("cannot read the answer from standard input ({0}); pass --yes to skip the question")]
+    Review(std::io::Error),
+}
+
+async fn follow(
+    stacks: &Stacks,
+    seen: &mut HashSet<String>,
+    doing: &str,
+    on: &mut dyn FnMut(Progress),
+) -> Result<(String, Vec<StackEvent>), DeployError> {
+    on(Progress::Waiting { doing });
+    let result = stacks
+        .wait(seen, |event, status| {
+            on(Progress::Event {
+                event,
+                status,
+                doing,
+            })
+        })
+        .await;
+    on(Progress::Settled);
+    Ok(result?)
+}
+
+/// Deploys: `approve` sees the rendered changes and says whether to apply
+/// them (`--yes` approves without asking).
+pub async fn deploy(
+    d: Deployment<'_>,
+    on: &mut dyn FnMut(Progress),
+    approve: &mut dyn FnMut(&str) -> std::io::Result<bool>,
+) -> Result<Report, DeployError> {
+    let bucket = artifacts::bucket_name(d.prefix, d.account, d.region);
+    if artifacts::ensure_bucket(&d.s3, &bucket, d.region, d.tls_only).await? {
+        on(Progress::BucketMade {
+            bucket: &bucket,
+            tls_only: d.tls_only,
+        });
+    }
+    let bytes = d.package.zip.len();
+    let key = d.package.key.clone();
+    if artifacts::upload_once(&d.s3, &bucket, &key, d.package.zip).await? {
+        on(Progress::Uploaded {
+            bucket: &bucket,
+            key: &key,
+            bytes,
+        });
+    } else {
+        on(Progress::AlreadyUploaded {
+            bucket: &bucket,
+            key: &key,
+        });
+    }
+    let parameters = vec![
+        ("LambdaCodeBucket".to_owned(), bucket.clone()),
+        ("ForwarderCodeKey".to_owned(), key.clone()),
+        ("EnricherCodeKey".to_owned(), key.clone()),
+    ];
+
+    let mut stacks = Stacks::new(d.sdk, d.prefix);
+    stacks.poll = d.poll;
+    let mut seen = HashSet::new();
+    let existing = match stacks.describe().await? {
+        Some(stack)
+            if stack.status == "ROLLBACK_COMPLETE" || stack.status == "REVIEW_IN_PROGRESS" =>
+        {
+            // A first deploy that failed (or was never executed) leaves a
+            // stack that can only be deleted.
+            on(Progress::DeletingLeftover {
+                stack: &stack.name,
+                status: &stack.status,
+            });
+            seen.extend(stacks.events().await?.into_iter().map(|e| e.id));
+            stacks.delete().await?;
+            follow(&stacks, &mut seen, "deleting", on).await?;
+            None
+        }
+        Some(stack) if stack.status.ends_with("_IN_PROGRESS") => {
+            return Err(DeployError::Busy {
+                stack: stack.name,
+                status: stack.status,
+            })
+        }
+        other => other,
+    };
+
+    if let Some(stack) = &existing {
+        let mut deployed_parameters = stack.parameters.clone();
+        deployed_parameters.sort();
+        let mut wanted = parameters.clone();
+        wanted.sort();
+        let deployed_template = stacks.template().await?;
+        let wanted_template: serde_json::Value = serde_json::from_str(&d.template)?;
+        if deployed_parameters == wanted
+            && deployed_template == wanted_template
+            && !stack.status.contains("ROLLBACK")
+        {
+            return Ok(Report::UpToDate(stack.clone()));
+        }
+    }
+
+    let change_set = stacks
+        .change_set(&d.template, &parameters, existing.is_none())
+        .await?;
+    if change_set.empty {
+        stacks.delete_change_set(&change_set.id).await.ok();
+        let stack = stacks.describe().await?.ok_or(DeployError::Vanished)?;
+        return Ok(Report::UpToDate(stack));
+    }
+    if let Some(reason) = change_set.failed {
+        return Err(DeployError::Refused {
+            stack: stacks.name.clone(),
+            reason,
+        });
+    }
+    match approve(&render_changes(&stacks.name, &change_set.changes)) {
+        Ok(true) => {}
+        Ok(false) => {
+            stacks.delete_change_set(&change_set.id).await?;
+            if existing.is_none() {
+                // The create change set left an empty stack in REVIEW_IN_PROGRESS.
+                stacks.delete().await.ok();
+            }
+            return Ok(Report::Declined);
+        }
+        Err(e) => return Err(DeployError::Review(e)),
+    }
+    seen.extend(stacks.events().await?.into_iter().map(|e| e.id));
+    if let Err(err) = stacks.execute(&change_set.id).await {
+        return Ok(Report::NotExecuted(err.to_string()));
+    }
+    let created = existing.is_none();
+    let (status, events) = follow(
+        &stacks,
+        &mut seen,
+        if created { "creating" } else { "updating" },
+        on,
+    )
+    .await?;
+    if settled(&status) != Settled::Succeeded {
+        let first_failure = first_failure(&events).map(|e| e.line());
+        let reason = match first_failure {
+            Some(_) => None,
+            None => stacks.describe().await?.and_then(|s| s.status_reason),
+        };
+        return Ok(Report::Failed {
+            stack: stacks.name.clone(),
+            status,
+            first_failure,
+            reason,
+        });
+    }
+    let stack = stacks.describe().await?.ok_or(DeployError::Vanished)?;
+    Ok(Report::Deployed { stack, created })
+}
