@@ -12,6 +12,7 @@
 //! - [`lambda`]: the Lambda handlers' pure cores (the forwarder's bulk decisions);
 //! - [`opensearch`]: the HTTP client of OpenSearch domains, SigV4-signed;
 //! - [`simulate`]: realistic CloudTrail with injected incidents;
+//! - [`users`]: dashboard users in the stack's Cognito user pool;
 //! - [`fuzzing`]: the entry points of the fuzz targets (`tests/fuzz/`, `make fuzz`);
 //! - [`cli`]: argument structs and dispatch, one file per command family.
 
@@ -27,3 +28,4 @@ pub mod fuzzing;
 pub mod lambda;
 pub mod opensearch;
 pub mod simulate;
+pub mod users;

@@ -16,3 +16,4 @@ mod opensearch;
 mod read_real_data;
 mod report;
 mod stack;
+mod users;

@@ -212,7 +212,7 @@ fn describe(config: &DeployConfig) -> String {
     )
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -233,7 +233,9 @@ fn confirm(question: &str) -> std::io::Result<bool> {
 
 /// The SDK configuration with its region, and credentials that resolve:
 /// checked before any AWS call.
-async fn prepare(aws: &AwsArgs) -> anyhow::Result<(AwsTarget, aws_config::SdkConfig, String)> {
+pub(crate) async fn prepare(
+    aws: &AwsArgs,
+) -> anyhow::Result<(AwsTarget, aws_config::SdkConfig, String)> {
     let target = aws.target();
     let sdk = target.load().await;
     let region = crate::aws::ready(&sdk).await?;

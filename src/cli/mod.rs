@@ -8,6 +8,7 @@ mod detectors;
 mod lambda;
 mod opensearch;
 mod simulate;
+mod users;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand};
@@ -62,6 +63,9 @@ pub enum Command {
     /// Apply or delete the OpenSearch objects: index template, retention, roles, channels, detectors, monitors.
     #[command(subcommand)]
     Opensearch(opensearch::OpenSearchCommand),
+    /// Create, list, delete or reset the people who sign in to Dashboards (Cognito).
+    #[command(subcommand)]
+    Users(users::UsersCommand),
 }
 
 /// Runs a parsed command line; returns the exit status.
@@ -76,6 +80,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Destroy(args) => deploy::destroy(args),
         Command::Lambda(cmd) => lambda::run(cmd),
         Command::Opensearch(cmd) => opensearch::run(cmd),
+        Command::Users(cmd) => users::run(cmd),
     }
 }
 
