@@ -212,6 +212,10 @@ fn apply_reconciles_and_a_rerun_changes_nothing() {
         vec![],
         "a re-run writes nothing"
     );
+    // Without --yes, and nothing to do: said, and no question asked.
+    let o = apply(&plugins.url, &["--detectors", dirs]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nothing to change"), "{}", stderr(&o));
 
     // One detector file changed: only that detector is updated.
     let path = dir.path().join("ebs-create-volume.toml");

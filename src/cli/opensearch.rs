@@ -238,7 +238,12 @@ pub fn run(command: OpenSearchCommand) -> anyhow::Result<i32> {
                 let changes = rec
                     .lines
                     .iter()
-                    .filter(|l| !matches!(l.outcome, Outcome::Unchanged | Outcome::Absent))
+                    .filter(|l| {
+                        !matches!(
+                            l.outcome,
+                            Outcome::Unchanged | Outcome::Absent | Outcome::Skipped
+                        )
+                    })
                     .count();
                 Ok::<usize, anyhow::Error>(changes)
             }
