@@ -5,8 +5,10 @@
 //! path (the core API, the security plugin) goes to the real node with the
 //! caller's credentials. Facts the plugins check against the cluster (a
 //! category field mapped as keyword, documents in the indices) are asked of
-//! the real node. Every request is logged, and `fail_next` makes the next
-//! plugin writes answer 503 (a cluster failing half-way).
+//! the real node. `_execute` runs a monitor: its search on the real node,
+//! its trigger from the AD trigger metadata, its action to the channel.
+//! Every request is logged, and `fail_after` makes one plugin write answer
+//! 503 (a cluster failing half-way).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
