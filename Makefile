@@ -3,9 +3,10 @@ SHELL := /bin/bash
 #   make demo   simulate a week of CloudTrail with incidents, then detect them
 #   make test   everything CI runs: format, lints, the whole test suite
 #
-# Python tools the tests need (later: moto, cfn-lint, checkov, osmem-server)
-# are pinned in requirements-test.txt and installed into .venv/ by `make venv`.
-# The report test opens the HTML report in Debian's Chromium (`make deps`).
+# What the tests need is installed by `make test` itself: the Python tools
+# (moto, cfn-lint, checkov, osmem-server), pinned in requirements-test.txt,
+# into .venv/ (`make venv`); Debian's chromium, unzip, openssl and curl when
+# missing (`make deps`); OpenSearch from Maven Central (`make opensearch-fetch`).
 
 CARGO ?= cargo
 DEMO_DIR ?= demo-data
@@ -22,10 +23,20 @@ demo: build
 	./target/release/trailwatch detect $(DEMO_DIR) --since -1d --format table --stats; \
 	  status=$$?; [ $$status -le 1 ] || exit $$status
 
+# Debian packages the tests use, each installed only when its command is
+# missing: chromium (the report test), and unzip, openssl and curl
+# (tests/opensearch/node.sh unpacks the node, makes its certificates and
+# waits for it). mvn and java come with the machine.
+DEB_TOOLS := chromium:chromium unzip:unzip openssl:openssl curl:curl
+
 deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium for the report test"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@missing=""; for t in $(DEB_TOOLS); do \
+	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian's$$missing for the tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; fi
+	@command -v mvn >/dev/null 2>&1 && command -v java >/dev/null 2>&1 || \
+	  { echo "make test needs Maven and Java 17 (the machine's) to fetch and run OpenSearch"; exit 1; }
 
 venv: .venv/.installed
 
