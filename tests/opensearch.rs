@@ -6,6 +6,8 @@ use crate::util::node::{block_on, node, ADMIN_PASSWORD};
 use crate::util::plugins::Plugins;
 use crate::util::{node_lock, root, run_trailwatch, stderr, stdout};
 use serde_json::{json, Value};
+use trailwatch::lambda::alert::Alert;
+use trailwatch::opensearch::desired::monitors::message_template;
 
 const READERS: &str = "arn:aws:iam::123456789012:role/trailwatch-dashboard-readers";
 const FORWARDER: &str = "arn:aws:iam::123456789012:role/trailwatch-forwarder";
@@ -19,6 +21,18 @@ fn delete(url: &str, extra: &[&str]) -> std::process::Output {
     let o = reconcile("delete", url, &[extra, &["--yes"]].concat());
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     o
+}
+
+/// trailwatch with the node's admin as OPENSEARCH_USER.
+fn as_admin(args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+    run_trailwatch(
+        args,
+        stdin,
+        &[
+            ("OPENSEARCH_USER", "admin"),
+            ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
+        ],
+    )
 }
 
 fn reconcile(command: &str, url: &str, extra: &[&str]) -> std::process::Output {
@@ -37,14 +51,7 @@ fn reconcile(command: &str, url: &str, extra: &[&str]) -> std::process::Output {
         "60",
     ];
     args.extend_from_slice(extra);
-    run_trailwatch(
-        &args,
-        None,
-        &[
-            ("OPENSEARCH_USER", "admin"),
-            ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
-        ],
-    )
+    as_admin(&args, None)
 }
 
 /// The outcome word of each object line: `kind name` -> `created` etc.
@@ -304,7 +311,7 @@ fn apply_reconciles_and_a_rerun_changes_nothing() {
     .unwrap()
     .check()
     .unwrap();
-    let o = run_trailwatch(
+    let o = as_admin(
         &[
             "opensearch",
             "delete",
@@ -321,10 +328,6 @@ fn apply_reconciles_and_a_rerun_changes_nothing() {
             "--yes",
         ],
         None,
-        &[
-            ("OPENSEARCH_USER", "admin"),
-            ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
-        ],
     );
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     assert!(plugins.detector("trailwatch-api-errors").is_none());
@@ -452,7 +455,7 @@ fn real_cloudtrail_records_index_through_the_template_and_the_enricher_searches_
     let messages: Vec<String> = records.iter().map(|r| r.to_string()).collect();
     let event = crate::util::awslogs_event(&messages);
     let letters = tempfile::tempdir().unwrap();
-    let o = run_trailwatch(
+    let o = as_admin(
         &[
             "lambda",
             "forward",
@@ -464,10 +467,6 @@ fn real_cloudtrail_records_index_through_the_template_and_the_enricher_searches_
             letters.path().join("dead.ndjson").to_str().unwrap(),
         ],
         Some(event.to_string().as_bytes()),
-        &[
-            ("OPENSEARCH_USER", "admin"),
-            ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
-        ],
     );
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let report: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
@@ -518,7 +517,7 @@ fn real_cloudtrail_records_index_through_the_template_and_the_enricher_searches_
         "entity": [{"name": "userIdentity.arn", "value": principal}],
         "period_start": "2023-07-10T11:40:00Z", "period_end": "2023-07-10T12:40:00Z",
         "anomaly_grade": 0.97, "confidence": 0.9});
-    let o = run_trailwatch(
+    let o = as_admin(
         &[
             "lambda",
             "enrich",
@@ -528,10 +527,6 @@ fn real_cloudtrail_records_index_through_the_template_and_the_enricher_searches_
             n.ca.to_str().unwrap(),
         ],
         Some(alert.to_string().as_bytes()),
-        &[
-            ("OPENSEARCH_USER", "admin"),
-            ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
-        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains("not enriched"), "{}", stderr(&o));
@@ -619,7 +614,7 @@ fn an_ad_monitor_over_anomaly_results_sends_the_enrichers_alert_to_a_webhook() {
         status: 200,
         answer: "{}".into(),
     }]);
-    let o = run_trailwatch(
+    let o = as_admin(
         &[
             "opensearch",
             "apply",
@@ -630,10 +625,6 @@ fn an_ad_monitor_over_anomaly_results_sends_the_enrichers_alert_to_a_webhook() {
             "--yes",
         ],
         None,
-        &[
-            ("OPENSEARCH_USER", "admin"),
-            ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
-        ],
     );
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let detector_id = plugins.detector_id("trailwatch-api-errors").unwrap();
@@ -705,7 +696,7 @@ fn an_ad_monitor_over_anomaly_results_sends_the_enrichers_alert_to_a_webhook() {
         None,
     ))
     .unwrap();
-    let o = run_trailwatch(
+    let o = as_admin(
         &[
             "opensearch",
             "delete",
@@ -716,10 +707,6 @@ fn an_ad_monitor_over_anomaly_results_sends_the_enrichers_alert_to_a_webhook() {
             "--yes",
         ],
         None,
-        &[
-            ("OPENSEARCH_USER", "admin"),
-            ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
-        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
 }
@@ -778,7 +765,7 @@ fn a_detector_the_cluster_refuses_is_named_with_its_file_and_the_plugins_reason(
 #[test]
 fn a_cluster_without_the_plugins_is_named_before_anything_changes() {
     let n = node();
-    let o = run_trailwatch(
+    let o = as_admin(
         &[
             "opensearch",
             "apply",
@@ -789,13 +776,35 @@ fn a_cluster_without_the_plugins_is_named_before_anything_changes() {
             "--yes",
         ],
         None,
-        &[
-            ("OPENSEARCH_USER", "admin"),
-            ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
-        ],
     );
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(err.contains("the ISM plugin is not installed on this cluster (no handler found for uri [/_plugins/_ism/policies]"), "{err}");
     assert_eq!(stdout(&o), "", "no object was touched");
+}
+
+/// The monitor's message, rendered as the alerting plugin's mustache does
+/// (the stand-in's renderer), parses in the enricher with the result's fields.
+#[test]
+fn the_message_parses_in_the_enricher_with_the_results_fields() {
+    let d = trailwatch::detector::shipped()
+        .into_iter()
+        .find(|d| d.name == "api-errors")
+        .unwrap();
+    let ctx = json!({"ctx": {"monitor": {"name": "trailwatch-api-errors"}, "results": [{"hits": {"hits": [{"_source": {
+        "detector_id": "abc", "anomaly_grade": 0.93, "confidence": 0.88,
+        "data_start_time": 1767754200000i64, "data_end_time": 1767754800000i64,
+        "entity": [{"name": "userIdentity.arn", "value": "arn:aws:iam::123456789012:user/mallory"}]
+    }}]}}]}});
+    let text = crate::util::plugins::render(&message_template(&d), &ctx);
+    let alert = Alert::from_message(&text).unwrap();
+    assert_eq!(alert.detector, "api-errors");
+    assert_eq!(alert.monitor.as_deref(), Some("trailwatch-api-errors"));
+    assert_eq!(alert.grade, Some(0.93));
+    assert_eq!(alert.confidence, Some(0.88));
+    assert_eq!(alert.start.to_rfc3339(), "2026-01-07T02:50:00+00:00");
+    assert_eq!(
+        alert.entity_values(&d),
+        vec!["arn:aws:iam::123456789012:user/mallory"]
+    );
 }

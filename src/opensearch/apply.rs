@@ -410,32 +410,32 @@ impl<'a> Reconcile<'a> {
         Ok(())
     }
 
+    /// A role's mapping as it stands: its path, the mapping, and its
+    /// backend roles.
+    async fn existing_mapping(
+        &self,
+        role: &str,
+    ) -> Result<(String, Option<Value>, Vec<String>), ApplyError> {
+        let path = format!("/_plugins/_security/api/rolesmapping/{role}");
+        let existing = self
+            .get("role-mapping", role, &path)
+            .await?
+            .and_then(|v| v.get(role).cloned());
+        let current = existing
+            .as_ref()
+            .map(|e| strings(&e["backend_roles"]))
+            .unwrap_or_default();
+        Ok((path, existing, current))
+    }
+
     async fn mapping(&mut self, m: &Mapping) -> Result<(), ApplyError> {
         let kind = "role-mapping";
-        let path = format!("/_plugins/_security/api/rolesmapping/{}", m.role);
-        let existing = self
-            .get(kind, &m.role, &path)
-            .await?
-            .and_then(|v| v.get(&m.role).cloned());
-        let current: Vec<String> = existing
-            .as_ref()
-            .and_then(|e| e["backend_roles"].as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let (path, existing, current) = self.existing_mapping(&m.role).await?;
         let body = m.body(&current);
         let outcome = match &existing {
             None => Outcome::Created,
             Some(_) => {
-                let mut want: Vec<String> = body["backend_roles"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|s| s.as_str().map(str::to_owned))
-                    .collect();
+                let mut want = strings(&body["backend_roles"]);
                 let mut have = current.clone();
                 want.sort();
                 have.sort();
@@ -736,14 +736,18 @@ impl<'a> Reconcile<'a> {
     }
 }
 
-/// A detector's category fields (absent, null and empty alike: none).
-fn category_fields(detector: &Value) -> Vec<String> {
-    detector["category_field"]
-        .as_array()
+/// The strings of a JSON array (absent, null and empty alike: none).
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
         .into_iter()
         .flatten()
-        .filter_map(|f| f.as_str().map(str::to_owned))
+        .filter_map(|s| s.as_str().map(str::to_owned))
         .collect()
+}
+
+/// A detector's category fields.
+fn category_fields(detector: &Value) -> Vec<String> {
+    strings(&detector["category_field"])
 }
 
 /// The plugin's validation answer (`{}` when fine; otherwise
@@ -840,24 +844,12 @@ pub async fn delete(rec: &mut Reconcile<'_>, desired: &Desired) -> Result<(), Ap
         .await?;
     }
     for m in &desired.mappings {
-        let path = format!("/_plugins/_security/api/rolesmapping/{}", m.role);
         if m.owned {
+            let path = format!("/_plugins/_security/api/rolesmapping/{}", m.role);
             delete_path(rec, "role-mapping", &m.role, &path).await?;
             continue;
         }
-        let existing = rec
-            .get("role-mapping", &m.role, &path)
-            .await?
-            .and_then(|v| v.get(&m.role).cloned());
-        let current: Vec<String> = existing
-            .as_ref()
-            .and_then(|e| e["backend_roles"].as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let (path, existing, current) = rec.existing_mapping(&m.role).await?;
         let kept: Vec<String> = current
             .iter()
             .filter(|b| !m.backend_roles.contains(b))

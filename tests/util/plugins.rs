@@ -11,7 +11,9 @@
 //! 503 (a cluster failing half-way).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+
+use super::wire::{read_request, respond, Request};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
@@ -38,64 +40,9 @@ pub struct Plugins {
     state: Arc<Mutex<State>>,
 }
 
-struct Request {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-    fn auth(&self) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_owned();
-    let path = parts.next()?.to_owned();
-    let mut headers = Vec::new();
-    let mut length = 0;
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().ok()?;
-            }
-            headers.push((name.trim().to_owned(), value.trim().to_owned()));
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(Request {
-        method,
-        path,
-        headers,
-        body,
-    })
-}
-
-fn respond(stream: &mut TcpStream, status: u16, content_type: &str, body: &[u8]) {
-    let head = format!(
-        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(body);
+/// A request that changes something: not a read, a search or a validation.
+fn is_write(method: &str, path: &str) -> bool {
+    method != "GET" && !path.contains("_search") && !path.contains("_validate")
 }
 
 fn error(status: u16, reason: &str) -> (u16, Value) {
@@ -146,30 +93,37 @@ impl Plugins {
                             .unwrap()
                             .push((request.method.clone(), request.path.clone()));
                         let mut stream = stream;
-                        let node =
-                            |method: &str, path: &str, body: Option<&Value>| -> (u16, Vec<u8>) {
-                                runtime.block_on(async {
-                                    let mut r = http.request(
-                                        reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-                                        format!("{upstream}{path}"),
-                                    );
-                                    if let Some(a) = request.auth() {
-                                        r = r.header("authorization", a);
-                                    }
-                                    if let Some(b) = body {
-                                        r = r
-                                            .header("content-type", "application/json")
-                                            .body(b.to_string());
-                                    }
-                                    match r.send().await {
-                                        Ok(a) => (
-                                            a.status().as_u16(),
-                                            a.bytes().await.unwrap_or_default().to_vec(),
-                                        ),
-                                        Err(e) => (502, e.to_string().into_bytes()),
-                                    }
-                                })
-                            };
+                        // To the real node, with the caller's credentials.
+                        let pass = |method: &str,
+                                    path: &str,
+                                    content_type: Option<&str>,
+                                    body: Vec<u8>|
+                         -> (u16, Vec<u8>) {
+                            runtime.block_on(async {
+                                let mut r = http.request(
+                                    reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                                    format!("{upstream}{path}"),
+                                );
+                                if let Some(a) = request.header("authorization") {
+                                    r = r.header("authorization", a);
+                                }
+                                if let Some(t) = content_type {
+                                    r = r.header("content-type", t).body(body);
+                                }
+                                match r.send().await {
+                                    Ok(a) => (
+                                        a.status().as_u16(),
+                                        a.bytes().await.unwrap_or_default().to_vec(),
+                                    ),
+                                    Err(e) => (502, e.to_string().into_bytes()),
+                                }
+                            })
+                        };
+                        let node = |method: &str, path: &str, body: Option<&Value>| {
+                            let body = body.map(|b| b.to_string().into_bytes());
+                            let content_type = body.as_ref().map(|_| "application/json");
+                            pass(method, path, content_type, body.unwrap_or_default())
+                        };
                         let plugin = [
                             "/_plugins/_anomaly_detection",
                             "/_plugins/_alerting",
@@ -179,24 +133,15 @@ impl Plugins {
                         .iter()
                         .any(|p| request.path.starts_with(p));
                         if !plugin {
-                            let body = (!request.body.is_empty()).then(|| request.json());
-                            let (status, bytes) = if request.headers.iter().any(|(k, v)| {
-                                k.eq_ignore_ascii_case("content-type") && v.contains("ndjson")
-                            }) {
-                                runtime.block_on(async {
-                                    let mut r = http
-                                        .post(format!("{upstream}{}", request.path))
-                                        .header("content-type", "application/x-ndjson")
-                                        .body(request.body.clone());
-                                    if let Some(a) = request.auth() {
-                                        r = r.header("authorization", a);
-                                    }
-                                    let a = r.send().await.unwrap();
-                                    (a.status().as_u16(), a.bytes().await.unwrap().to_vec())
-                                })
-                            } else {
-                                node(&request.method, &request.path, body.as_ref())
-                            };
+                            let content_type = (!request.body.is_empty()).then(|| {
+                                request.header("content-type").unwrap_or("application/json")
+                            });
+                            let (status, bytes) = pass(
+                                &request.method,
+                                &request.path,
+                                content_type,
+                                request.body.clone(),
+                            );
                             respond(&mut stream, status, "application/json", &bytes);
                             return;
                         }
@@ -206,9 +151,7 @@ impl Plugins {
                             error(401, "Unauthorized")
                         } else {
                             let mut s = state.lock().unwrap();
-                            let write = request.method != "GET"
-                                && !request.path.contains("_search")
-                                && !request.path.contains("_validate");
+                            let write = is_write(&request.method, &request.path);
                             let fail = match s.fail_after {
                                 Some(0) if write => {
                                     s.fail_after = None;
@@ -248,7 +191,7 @@ impl Plugins {
     pub fn writes_since(&self, from: usize) -> Vec<(String, String)> {
         self.log.lock().unwrap()[from..]
             .iter()
-            .filter(|(m, p)| m != "GET" && !p.contains("_search") && !p.contains("_validate"))
+            .filter(|(m, p)| is_write(m, p))
             .cloned()
             .collect()
     }
@@ -854,7 +797,7 @@ fn execute(
 }
 
 /// The alerting plugin's mustache for the tags it uses: `{{a.b.0.c}}`.
-fn render(template: &str, ctx: &Value) -> String {
+pub fn render(template: &str, ctx: &Value) -> String {
     let mut out = String::new();
     let mut rest = template;
     while let Some(start) = rest.find("{{") {

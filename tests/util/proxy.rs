@@ -4,6 +4,8 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+
+use super::wire::{read_request, Request};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,37 +28,6 @@ pub struct FaultProxy {
     pub url: String,
     /// The faults applied so far, in order.
     pub applied: Arc<Mutex<Vec<Fault>>>,
-}
-
-struct Request {
-    method: String,
-    path: String,
-    body: Vec<u8>,
-}
-
-fn read_request(stream: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    stream.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_owned();
-    let path = parts.next()?.to_owned();
-    let mut length = 0;
-    loop {
-        let mut header = String::new();
-        stream.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().ok()?;
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    stream.read_exact(&mut body).ok()?;
-    Some(Request { method, path, body })
 }
 
 /// Sends the request upstream; returns status and body.
@@ -118,12 +89,7 @@ fn forward(upstream: &str, request: &Request) -> (u16, Vec<u8>) {
 }
 
 fn respond(stream: &mut TcpStream, status: u16, body: &[u8]) {
-    let head = format!(
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).ok();
-    stream.write_all(body).ok();
+    super::wire::respond(stream, status, "application/json", body)
 }
 
 /// Passes every other document of a `_bulk` body on and answers 429 for the rest.
@@ -142,6 +108,7 @@ fn half_rejected(upstream: &str, request: &Request) -> (u16, Vec<u8>) {
         &Request {
             method: request.method.clone(),
             path: request.path.clone(),
+            headers: Vec::new(),
             body: passed.into_bytes(),
         },
     );

@@ -3,7 +3,8 @@
 //! headers and body, answers as scripted, and fails the test on a call out
 //! of script or a scripted call never made.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use super::wire::{read_request, respond, Request};
+use std::io::BufReader;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
@@ -38,37 +39,16 @@ impl Scripted {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() || line.is_empty() {
+                let Some(request) = read_request(&mut reader) else {
                     continue;
-                }
-                let mut parts = line.split_whitespace();
-                let method = parts.next().unwrap_or("").to_owned();
-                let path = parts.next().unwrap_or("").to_owned();
-                let mut headers = Vec::new();
-                let mut length = 0;
-                loop {
-                    let mut h = String::new();
-                    reader.read_line(&mut h).unwrap();
-                    let h = h.trim_end().to_owned();
-                    if h.is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = h.split_once(':') {
-                        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_owned());
-                        if k == "content-length" {
-                            length = v.parse().unwrap_or(0);
-                        }
-                        headers.push((k, v));
-                    }
-                }
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
-                let content_type = headers
-                    .iter()
-                    .find(|(k, _)| k == "content-type")
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default();
+                };
+                let Request {
+                    method,
+                    path,
+                    headers,
+                    body,
+                } = &request;
+                let content_type = request.header("content-type").unwrap_or_default();
                 let mut script = l.lock().unwrap();
                 let (status, answer) = if script.is_empty() {
                     p.lock()
@@ -78,7 +58,7 @@ impl Scripted {
                 } else {
                     let e = script.remove(0);
                     let mut problems = Vec::new();
-                    if e.method != method || e.path != path {
+                    if e.method != method || e.path != *path {
                         problems.push(format!(
                             "expected {} {}, got {method} {path}",
                             e.method, e.path
@@ -92,18 +72,14 @@ impl Scripted {
                         }
                     }
                     problems.extend(
-                        (e.body)(&body, &content_type).map(|b| format!("{method} {path}: {b}")),
+                        (e.body)(body, content_type).map(|b| format!("{method} {path}: {b}")),
                     );
                     p.lock().unwrap().extend(problems);
                     (e.status, e.answer)
                 };
                 drop(script);
                 let mut stream = stream;
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
+                respond(&mut stream, status, "application/json", answer.as_bytes());
             }
         });
         Scripted {

@@ -127,59 +127,6 @@ pub fn monitor_body(d: &Detector, detector_id: &str, channel_ids: &[String]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lambda::alert::Alert;
-
-    /// What the alerting plugin's mustache does with the template, for the
-    /// few tags it uses: `{{a.b.0.c}}` looked up in `ctx`.
-    fn render(template: &str, ctx: &Value) -> String {
-        let mut out = String::new();
-        let mut rest = template;
-        while let Some(start) = rest.find("{{") {
-            out.push_str(&rest[..start]);
-            let end = rest[start..].find("}}").unwrap() + start;
-            let path = &rest[start + 2..end];
-            let mut node = ctx;
-            for part in path.split('.') {
-                node = match part.parse::<usize>() {
-                    Ok(i) => &node[i],
-                    Err(_) => &node[part],
-                };
-            }
-            match node {
-                Value::String(s) => out.push_str(s),
-                Value::Null => {}
-                other => out.push_str(&other.to_string()),
-            }
-            rest = &rest[end + 2..];
-        }
-        out.push_str(rest);
-        out
-    }
-
-    #[test]
-    fn the_message_parses_in_the_enricher_with_the_results_fields() {
-        let d = crate::detector::shipped()
-            .into_iter()
-            .find(|d| d.name == "api-errors")
-            .unwrap();
-        let ctx = json!({"ctx": {"monitor": {"name": "trailwatch-api-errors"}, "results": [{"hits": {"hits": [{"_source": {
-            "detector_id": "abc", "anomaly_grade": 0.93, "confidence": 0.88,
-            "data_start_time": 1767754200000i64, "data_end_time": 1767754800000i64,
-            "entity": [{"name": "userIdentity.arn", "value": "arn:aws:iam::123456789012:user/mallory"}]
-        }}]}}]}});
-        let text = render(&message_template(&d), &ctx);
-        let alert = Alert::from_message(&text).unwrap();
-        assert_eq!(alert.detector, "api-errors");
-        assert_eq!(alert.monitor.as_deref(), Some("trailwatch-api-errors"));
-        assert_eq!(alert.grade, Some(0.93));
-        assert_eq!(alert.confidence, Some(0.88));
-        assert_eq!(alert.start.to_rfc3339(), "2026-01-07T02:50:00+00:00");
-        assert_eq!(
-            alert.entity_values(&d),
-            vec!["arn:aws:iam::123456789012:user/mallory"]
-        );
-    }
-
     #[test]
     fn dashboards_sees_an_ad_monitor_with_the_files_thresholds() {
         let d = crate::detector::shipped().remove(0);
