@@ -42,6 +42,22 @@ impl AwsTarget {
     }
 }
 
+/// The same configuration, acting as `role` (STS AssumeRole, refreshed as
+/// it expires) under `session` as its session name.
+pub async fn assume_role(config: &SdkConfig, role: &str, session: &str) -> SdkConfig {
+    let provider = aws_config::sts::AssumeRoleProvider::builder(role)
+        .session_name(session)
+        .configure(config)
+        .build()
+        .await;
+    config
+        .to_builder()
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+        )
+        .build()
+}
+
 /// Why the SDK configuration cannot be used, found before any AWS call.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {

@@ -73,8 +73,10 @@ fn every_option_family_passes_cfn_lint_and_checkov() {
         &[
             "--existing-domain-endpoint",
             "https://search-logs-abc.eu-west-1.es.amazonaws.com",
-            "--existing-domain-role-arn",
+            "--existing-domain-writer-role-arn",
             "arn:aws:iam::123456789012:role/opensearch-writer",
+            "--existing-domain-reader-role-arn",
+            "arn:aws:iam::123456789012:role/opensearch-reader",
         ],
         &[
             "--no-lambda-trail",
@@ -121,7 +123,7 @@ fn bad_options_are_refused_before_anything_is_written() {
     let err = stderr(&o);
     for flag in [
         "--prefix \"9lives\"",
-        "--existing-domain-endpoint needs --existing-domain-role-arn",
+        "--existing-domain-endpoint needs --existing-domain-writer-role-arn",
         "--vpc-security-group-ids needs --vpc-subnet-ids",
         "--log-retention-days 10",
     ] {

@@ -13,22 +13,38 @@ use aws_sdk_cloudformation::types::{Capability, Parameter};
 
 const ENDPOINT: &str = "https://search-tw.us-east-1.es.amazonaws.com";
 const ROLE: &str = "arn:aws:iam::123456789012:role/opensearch-writer";
+const READER: &str = "arn:aws:iam::123456789012:role/opensearch-reader";
+
+/// `deploy` against the emulator, for an existing domain, leaving
+/// OpenSearch alone (the domain is not there).
+fn deploy(moto: &Server, extra: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+    let mut args = vec!["--skip-opensearch"];
+    args.extend_from_slice(extra);
+    deploy_and_bootstrap(moto, &args, stdin, &[])
+}
 
 /// `deploy` against the emulator, for an existing domain.
-fn deploy(moto: &Server, extra: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+fn deploy_and_bootstrap(
+    moto: &Server,
+    extra: &[&str],
+    stdin: Option<&[u8]>,
+    env: &[(&str, &str)],
+) -> std::process::Output {
     let mut args = vec![
         "deploy",
         "--endpoint-url",
         &moto.url,
         "--existing-domain-endpoint",
         ENDPOINT,
-        "--existing-domain-role-arn",
+        "--existing-domain-writer-role-arn",
         ROLE,
+        "--existing-domain-reader-role-arn",
+        READER,
         "--poll-seconds",
         "0",
     ];
     args.extend_from_slice(extra);
-    trailwatch_aws(&args, stdin)
+    trailwatch_aws_with(&args, stdin, env)
 }
 
 fn destroy(moto: &Server, extra: &[&str]) -> std::process::Output {
@@ -351,8 +367,10 @@ fn outputs_prints_what_the_stack_exports() {
         dir.path().to_str().unwrap(),
         "--existing-domain-endpoint",
         ENDPOINT,
-        "--existing-domain-role-arn",
+        "--existing-domain-writer-role-arn",
         ROLE,
+        "--existing-domain-reader-role-arn",
+        READER,
     ]);
     assert!(o.status.success());
     let template = std::fs::read_to_string(dir.path().join("stack.json")).unwrap();
@@ -448,7 +466,7 @@ fn bad_deploy_input_is_refused_before_any_aws_call() {
             ENDPOINT,
             "--yes",
         ],
-        "--existing-domain-endpoint needs --existing-domain-role-arn",
+        "--existing-domain-endpoint needs --existing-domain-writer-role-arn",
     );
     refused(
         &[
@@ -476,9 +494,144 @@ fn bad_deploy_input_is_refused_before_any_aws_call() {
         &["deploy", "--endpoint-url", "127.0.0.1:5000"],
         "is not a URL",
     );
+    // What the OpenSearch bootstrap after the stack would refuse.
+    refused(
+        &[
+            "deploy",
+            "--endpoint-url",
+            &closed,
+            "--skip-opensearch",
+            "--notify",
+            "webhook:http://127.0.0.1:9/alerts",
+        ],
+        "'--skip-opensearch' cannot be used with '--notify <KIND:URL>'",
+    );
+    refused(
+        &[
+            "deploy",
+            "--endpoint-url",
+            &closed,
+            "--opensearch-url",
+            &closed,
+            "--yes",
+        ],
+        &format!("--opensearch-url {closed} does not answer"),
+    );
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::write(bad.path().join("x.toml"), "interval = \"90s\"\n").unwrap();
+    refused(
+        &[
+            "deploy",
+            "--endpoint-url",
+            &closed,
+            "--detectors",
+            bad.path().to_str().unwrap(),
+            "--yes",
+        ],
+        "x.toml",
+    );
+    let o = trailwatch_aws_with(
+        &["deploy", "--endpoint-url", &closed, "--yes"],
+        None,
+        &[("OPENSEARCH_USER", "admin")],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("OPENSEARCH_PASSWORD is not set"),
+        "{}",
+        stderr(&o)
+    );
 
     // Valid options, unreachable AWS: said plainly.
     let o = trailwatch_aws(&["deploy", "--endpoint-url", &closed, "--yes"], None);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cannot reach AWS"), "{}", stderr(&o));
+}
+
+#[test]
+fn deploy_applies_the_opensearch_objects_after_the_stack_and_a_rerun_changes_nothing() {
+    use crate::util::node::{node, ADMIN_PASSWORD};
+    use crate::util::plugins::Plugins;
+    let _lock = node_lock();
+    let n = node();
+    let plugins = Plugins::start(&n.url, &n.ca);
+    let moto = Server::moto();
+    let admin = [
+        ("OPENSEARCH_USER", "admin"),
+        ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
+    ];
+    let at = [
+        "--opensearch-url",
+        plugins.url.as_str(),
+        "--opensearch-wait",
+        "60",
+    ];
+
+    // One command: the stack, then every OpenSearch object on the cluster.
+    let o = deploy_and_bootstrap(&moto, &[&at[..], &["--yes"]].concat(), None, &admin);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(err.contains("CREATE_COMPLETE"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "applying the OpenSearch objects to {}",
+            plugins.url
+        )),
+        "{err}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("detector")
+            && l.contains("trailwatch-api-errors")
+            && l.ends_with("created")),
+        "{out}"
+    );
+    let (_, running) = plugins.detector("trailwatch-api-errors").unwrap();
+    assert!(running, "the detector is started");
+    assert!(plugins.monitor("trailwatch-api-errors").is_some());
+
+    // Again, without --yes: the stack has no changes, OpenSearch has none,
+    // nothing is asked and nothing is written.
+    let before = plugins.requests();
+    let o = deploy_and_bootstrap(&moto, &at, None, &admin);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("no changes: stack trailwatch is up to date"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("nothing to change on {}", plugins.url)),
+        "{err}"
+    );
+    assert!(!err.contains("[y/N]"), "{err}");
+    assert_eq!(
+        plugins.writes_since(before),
+        vec![],
+        "a re-run writes nothing"
+    );
+
+    // --skip-opensearch leaves the cluster alone.
+    let before = plugins.requests();
+    let o = deploy(&moto, &["--yes"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("OpenSearch left as it is"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(plugins.requests(), before);
+
+    // Leave the node as it was found.
+    let o = run_trailwatch(
+        &[
+            "opensearch",
+            "delete",
+            "--opensearch-url",
+            &plugins.url,
+            "--yes",
+        ],
+        None,
+        &admin,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
 }

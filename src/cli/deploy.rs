@@ -4,10 +4,13 @@
 use super::{progress_bar, EXIT_ERROR, EXIT_OK};
 use crate::aws::AwsTarget;
 use crate::deploy::changes::{first_failure, retained};
+use crate::deploy::outputs::StackOutputs;
 use crate::deploy::retained::{self, Deleted};
 use crate::deploy::stack::{StackInfo, Stacks};
 use crate::deploy::workflow::{self, Deployment, Progress, Report};
 use crate::deploy::{package, render, DeployConfig, DeployOptions};
+use crate::opensearch::bootstrap::{reachable, Action};
+use crate::opensearch::{Auth, Target};
 use anyhow::{bail, Context};
 use clap::Args;
 use std::collections::HashSet;
@@ -75,8 +78,14 @@ impl AwsArgs {
     after_help = "Needs AWS credentials (the SDK's default chain, or --profile). \
 The Lambda package is this trailwatch binary itself: build it with `cargo build --release` \
 on a system with glibc 2.34 or older (or pass --lambda-binary).\n\n\
-Examples:\n  trailwatch deploy --region us-east-1\n  trailwatch deploy --profile prod --prefix acme --alert-email sec@example.com --yes\n  \
-trailwatch deploy --endpoint-url http://127.0.0.1:5000 --existing-domain-endpoint https://search-x.us-east-1.es.amazonaws.com --existing-domain-role-arn arn:aws:iam::123456789012:role/os-writer    (an emulator)"
+Once the stack is up, deploy applies the OpenSearch objects (security roles, index template, \
+retention, channels, detectors, monitors, dashboards) as `trailwatch opensearch apply` does, \
+signed as the stack's master role (OPENSEARCH_USER and OPENSEARCH_PASSWORD give basic auth instead). \
+A re-run changes nothing and says so. --skip-opensearch deploys the stack alone.\n\n\
+Examples:\n  trailwatch deploy --region us-east-1\n  trailwatch deploy --profile prod --prefix acme --alert-email sec@example.com --notify slack:https://hooks.slack.com/services/T0/B0/x --yes\n  \
+trailwatch deploy --skip-opensearch --yes\n  \
+trailwatch deploy --opensearch-url https://127.0.0.1:9200 --opensearch-ca-cert root-ca.pem    (through a tunnel to a VPC domain)\n  \
+trailwatch deploy --endpoint-url http://127.0.0.1:5000 --existing-domain-endpoint https://search-x.us-east-1.es.amazonaws.com --existing-domain-writer-role-arn arn:aws:iam::123456789012:role/os-writer    (an emulator)"
 )]
 pub struct DeployArgs {
     #[command(flatten)]
@@ -92,6 +101,30 @@ pub struct DeployArgs {
     /// Seconds between polls of the stack while waiting.
     #[arg(long, default_value_t = 5, hide = true)]
     pub poll_seconds: u64,
+    #[command(flatten)]
+    pub bootstrap: BootstrapArgs,
+}
+
+/// What deploy applies to OpenSearch once the stack is up.
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// Deploy the stack alone and leave OpenSearch as it is (apply it later with `trailwatch opensearch apply`).
+    #[arg(long, conflicts_with_all = ["opensearch_url", "notify", "dashboards_url", "detectors", "opensearch_ca_cert"])]
+    pub skip_opensearch: bool,
+    /// Apply the OpenSearch objects here instead of the stack's domain endpoint (a tunnel, a test node).
+    #[arg(long, value_name = "URL", value_parser = parse_url)]
+    pub opensearch_url: Option<String>,
+    /// Trust this CA's certificate (PEM) for the cluster's TLS, besides the system's.
+    #[arg(long, value_name = "FILE")]
+    pub opensearch_ca_cert: Option<PathBuf>,
+    /// OpenSearch Dashboards' URL, where the saved objects are imported [default: the domain's /_dashboards].
+    #[arg(long, value_name = "URL", value_parser = parse_url)]
+    pub dashboards_url: Option<String>,
+    /// Longest wait for the cluster and its plugins to answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub opensearch_wait: u64,
+    #[command(flatten)]
+    pub content: super::opensearch::ContentArgs,
 }
 
 #[derive(Debug, Args)]
@@ -220,7 +253,7 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Asks on standard error, reads standard input; anything but y/yes is no.
-fn confirm(question: &str) -> std::io::Result<bool> {
+pub(crate) fn confirm(question: &str) -> std::io::Result<bool> {
     eprint!("{question} [y/N] ");
     std::io::stderr().flush().ok();
     let mut answer = String::new();
@@ -295,35 +328,140 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("{} cannot be the Lambda bootstrap", binary_path.display()))?;
     drop(binary);
     let template = render(&config)?.to_string();
+    let opensearch = if args.bootstrap.skip_opensearch {
+        None
+    } else {
+        Some(bootstrap_plan(&args.bootstrap)?)
+    };
     eprintln!("deploying {}", describe(&config));
     runtime.block_on(async {
         let account = account(&sdk).await?;
-        deploy_async(
-            args,
-            (target, sdk, region, account),
+        let (code, stack) = deploy_async(
+            &args,
+            (target, &sdk, region, account),
             config,
             package,
             template,
         )
-        .await
+        .await?;
+        match (stack, opensearch) {
+            (Some(stack), Some(plan)) => {
+                bootstrap(&args, &sdk, &StackOutputs::of(&stack), plan).await?;
+                Ok(code)
+            }
+            (Some(_), None) => {
+                eprintln!("OpenSearch left as it is (--skip-opensearch); apply it later with trailwatch opensearch apply");
+                Ok(code)
+            }
+            _ => Ok(code),
+        }
     })
 }
 
+/// What the bootstrap after the stack will use, checked before any AWS
+/// call: the detector files render, basic-auth credentials are whole, and
+/// an `--opensearch-url` answers.
+struct BootstrapPlan {
+    basic: Option<Auth>,
+}
+
+fn bootstrap_plan(args: &BootstrapArgs) -> anyhow::Result<BootstrapPlan> {
+    // Which roles the objects name comes from the stack; whether the
+    // detector files render does not.
+    args.content
+        .desired(&args.content.settings(Default::default(), None))?;
+    let basic = match std::env::var("OPENSEARCH_USER") {
+        Ok(user) => {
+            let password = std::env::var("OPENSEARCH_PASSWORD").map_err(|_| {
+                anyhow::anyhow!("OPENSEARCH_USER is {user:?} but OPENSEARCH_PASSWORD is not set; set both for basic auth, or neither to sign as the stack's master role")
+            })?;
+            Some(Auth::Basic { user, password })
+        }
+        Err(_) => None,
+    };
+    if let Some(url) = &args.opensearch_url {
+        reachable(url, Duration::from_secs(10)).map_err(|e| {
+            anyhow::anyhow!("--opensearch-url {url} does not answer ({e}); nothing was deployed. Start the tunnel or node first, or drop --opensearch-url to use the stack's domain")
+        })?;
+    }
+    if let Some(ca) = &args.opensearch_ca_cert {
+        std::fs::metadata(ca)
+            .with_context(|| format!("cannot read --opensearch-ca-cert {}", ca.display()))?;
+    }
+    Ok(BootstrapPlan { basic })
+}
+
+/// Applies the OpenSearch objects for the stack just deployed: to
+/// `--opensearch-url` or the stack's endpoint, with basic auth when
+/// OPENSEARCH_USER is set, else signed as the stack's master role (an
+/// existing domain: as the deploying credentials).
+async fn bootstrap(
+    args: &DeployArgs,
+    sdk: &aws_config::SdkConfig,
+    outputs: &StackOutputs,
+    plan: BootstrapPlan,
+) -> anyhow::Result<()> {
+    let b = &args.bootstrap;
+    let url = b
+        .opensearch_url
+        .clone()
+        .or_else(|| outputs.domain_endpoint.clone())
+        .context("the stack has no DomainEndpoint output to apply the OpenSearch objects to; pass --opensearch-url")?;
+    let settings = b
+        .content
+        .settings(outputs.access(), outputs.alert_channel());
+    let desired = b.content.desired(&settings)?;
+    let auth = match plan.basic {
+        Some(auth) => auth,
+        None => match &outputs.master_role_arn {
+            Some(role) => {
+                eprintln!("signing OpenSearch requests as {role}");
+                Auth::sigv4(&crate::aws::assume_role(sdk, role, "trailwatch-deploy").await)?
+            }
+            None => Auth::sigv4(sdk)?,
+        },
+    };
+    let target = Target {
+        url: url.clone(),
+        auth,
+        ca_cert: b.opensearch_ca_cert.clone(),
+        timeout: Duration::from_secs(60),
+    };
+    eprintln!("applying the OpenSearch objects to {url}");
+    let cluster = super::opensearch::connect(&target, b.dashboards_url.clone())?;
+    let yes = args.yes;
+    super::opensearch::bootstrap(
+        &cluster,
+        &desired,
+        Action::Apply,
+        super::opensearch::Run {
+            dry_run: false,
+            yes,
+            wait: Duration::from_secs(b.opensearch_wait),
+        },
+        &mut |question| Ok(confirm(&format!("{question}; apply them?"))?),
+    )
+    .await
+    .context("the stack is deployed, but its OpenSearch objects are not all applied; run deploy again (or trailwatch opensearch apply) once the cause is fixed")?;
+    Ok(())
+}
+
+/// The stack's deploy: the exit code, and the stack when it is up.
 async fn deploy_async(
-    args: DeployArgs,
-    (target, sdk, region, account): (AwsTarget, aws_config::SdkConfig, String, String),
+    args: &DeployArgs,
+    (target, sdk, region, account): (AwsTarget, &aws_config::SdkConfig, String, String),
     config: DeployConfig,
     package: package::Package,
     template: String,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<(i32, Option<StackInfo>)> {
     let tls_only = !args
         .aws
         .endpoint_url
         .as_deref()
         .is_some_and(|u| u.starts_with("http://"));
     let deployment = Deployment {
-        sdk: &sdk,
-        s3: target.s3(&sdk),
+        sdk,
+        s3: target.s3(sdk),
         prefix: &config.prefix,
         account: &account,
         region: &region,
@@ -385,16 +523,16 @@ async fn deploy_async(
                 stack.name, stack.status
             );
             print_outputs(&stack);
-            Ok(EXIT_OK)
+            Ok((EXIT_OK, Some(stack)))
         }
         Report::Declined => {
             eprintln!("declined: nothing was changed");
-            Ok(EXIT_OK)
+            Ok((EXIT_OK, None))
         }
         Report::NotExecuted(err) => {
             eprintln!("deploy failed: {err}");
             eprintln!("fix the cause and run deploy again");
-            Ok(EXIT_ERROR)
+            Ok((EXIT_ERROR, None))
         }
         Report::Failed {
             stack,
@@ -413,12 +551,12 @@ async fn deploy_async(
                 ),
             }
             eprintln!("the stack was rolled back; fix the cause and run deploy again");
-            Ok(EXIT_ERROR)
+            Ok((EXIT_ERROR, None))
         }
         Report::Deployed { stack, .. } => {
             eprintln!("stack {} is {}", stack.name, stack.status);
             print_outputs(&stack);
-            Ok(EXIT_OK)
+            Ok((EXIT_OK, Some(stack)))
         }
     }
 }

@@ -1,15 +1,17 @@
 //! How every command that talks to an OpenSearch cluster is told where it is
 //! and how to authenticate ([`ConnectArgs`]), turned into the library's one
 //! [`Target`]; and `trailwatch opensearch apply|delete`, the reconcile of
-//! the objects rendered from the detector files ([`ObjectArgs`]).
+//! the objects rendered from the detector files ([`ObjectArgs`]), whose
+//! confirm-then-change flow ([`bootstrap`]) `deploy` shares.
 
 use super::deploy::AwsArgs;
 use super::EXIT_OK;
-use crate::opensearch::apply::{delete, wait_for_cluster, Line, Outcome, Reconcile, Wait};
+use crate::opensearch::apply::{Line, Wait};
+use crate::opensearch::bootstrap::{default_dashboards_url, ready, reconcile, Action, Cluster};
 use crate::opensearch::desired::channels::Channel;
 use crate::opensearch::desired::security::Access;
 use crate::opensearch::desired::{desired, Desired, Settings};
-use crate::opensearch::{dashboards, is_aws_host, Auth, OpenSearch, Target};
+use crate::opensearch::{is_aws_host, Auth, OpenSearch, Target};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::io::IsTerminal;
@@ -69,9 +71,11 @@ impl ConnectArgs {
     }
 }
 
-/// What the OpenSearch objects depend on besides the detector files.
+/// What the OpenSearch objects are made from: the detector files, the
+/// retention and the extra channels. `deploy` takes these; the roles and the
+/// alert topic it reads from the stack.
 #[derive(Debug, Clone, Args)]
-pub struct ObjectArgs {
+pub struct ContentArgs {
     /// Detector files to render [default: the built-in set].
     #[arg(long, value_name = "DIR")]
     pub detectors: Option<PathBuf>,
@@ -81,6 +85,49 @@ pub struct ObjectArgs {
     /// Send every monitor's alert here too: slack:URL, chime:URL or webhook:URL (repeatable).
     #[arg(long, value_name = "KIND:URL", value_parser = Channel::parse_notify)]
     pub notify: Vec<Channel>,
+}
+
+impl ContentArgs {
+    /// The settings with this access and, when given, the SNS alert channel
+    /// (topic, publish role) first.
+    pub fn settings(&self, access: Access, alert: Option<(String, String)>) -> Settings {
+        let mut channels = Vec::new();
+        if let Some((topic_arn, role_arn)) = alert {
+            channels.push(Channel::Sns {
+                topic_arn,
+                role_arn,
+            });
+        }
+        channels.extend(self.notify.iter().cloned());
+        Settings {
+            retention_days: self.index_retention_days,
+            access,
+            channels,
+        }
+    }
+
+    /// Every object, rendered; refusals are printed one per line, naming
+    /// file and key.
+    pub fn desired(&self, settings: &Settings) -> anyhow::Result<Desired> {
+        let set = super::detectors::load(self.detectors.as_deref())?;
+        desired(&set.detectors, settings).map_err(|refusals| {
+            for r in &refusals {
+                eprintln!("{r}");
+            }
+            anyhow::anyhow!(
+                "{} detector setting(s) the OpenSearch plugins would refuse (above); nothing was changed",
+                refusals.len()
+            )
+        })
+    }
+}
+
+/// What the OpenSearch objects depend on: their content, and who may do
+/// what (given here; `deploy` reads them from the stack's outputs).
+#[derive(Debug, Clone, Args)]
+pub struct ObjectArgs {
+    #[command(flatten)]
+    pub content: ContentArgs,
     /// The SNS topic the alert channel publishes to (with --publish-role-arn).
     #[arg(long, value_name = "ARN", requires = "publish_role_arn")]
     pub alert_topic_arn: Option<String>,
@@ -103,39 +150,23 @@ pub struct ObjectArgs {
 
 impl ObjectArgs {
     pub fn settings(&self) -> Settings {
-        let mut channels = Vec::new();
-        if let (Some(topic_arn), Some(role_arn)) = (&self.alert_topic_arn, &self.publish_role_arn) {
-            channels.push(Channel::Sns {
-                topic_arn: topic_arn.clone(),
-                role_arn: role_arn.clone(),
-            });
-        }
-        channels.extend(self.notify.iter().cloned());
-        Settings {
-            retention_days: self.index_retention_days,
-            access: Access {
+        let alert = self
+            .alert_topic_arn
+            .clone()
+            .zip(self.publish_role_arn.clone());
+        self.content.settings(
+            Access {
                 forwarder: self.forwarder_role.clone(),
                 enricher: self.enricher_role.clone(),
                 admins: self.admin_role.clone(),
                 readers: self.reader_role.clone(),
             },
-            channels,
-        }
+            alert,
+        )
     }
 
-    /// Every object, rendered; refusals are printed one per line, naming
-    /// file and key.
     pub fn desired(&self) -> anyhow::Result<Desired> {
-        let set = super::detectors::load(self.detectors.as_deref())?;
-        desired(&set.detectors, &self.settings()).map_err(|refusals| {
-            for r in &refusals {
-                eprintln!("{r}");
-            }
-            anyhow::anyhow!(
-                "{} detector setting(s) the OpenSearch plugins would refuse (above); nothing was changed",
-                refusals.len()
-            )
-        })
+        self.content.desired(&self.settings())
     }
 }
 
@@ -178,105 +209,97 @@ pub struct ApplyArgs {
 }
 
 pub fn run(command: OpenSearchCommand) -> anyhow::Result<i32> {
-    let (args, deleting) = match command {
-        OpenSearchCommand::Apply(a) => (a, false),
-        OpenSearchCommand::Delete(a) => (a, true),
+    let (args, action) = match command {
+        OpenSearchCommand::Apply(a) => (a, Action::Apply),
+        OpenSearchCommand::Delete(a) => (a, Action::Delete),
     };
     let desired = args.objects.desired()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let os = args.connect.client(Duration::from_secs(60)).await?;
-        wait_for_cluster(
-            &os,
-            Wait {
-                total: Duration::from_secs(args.wait),
-            },
-            &mut |what| eprintln!("{what}"),
-        )
-        .await
-        .with_context(|| format!("OpenSearch at {} is not ready", os.base()))?;
-        let dashboards_url = args.dashboards_url.clone().or_else(|| {
-            is_aws_host(&args.connect.opensearch_url).then(|| {
-                format!(
-                    "{}/_dashboards",
-                    args.connect.opensearch_url.trim_end_matches('/')
-                )
-            })
-        });
-        let dashboards = match dashboards_url {
-            Some(url) => {
-                let target = Target {
-                    url,
-                    ..args.connect.target(Duration::from_secs(60)).await?
-                };
-                Some(OpenSearch::connect(&target)?)
-            }
-            None => None,
-        };
-        let run = |dry_run: bool| {
-            let dashboards = &dashboards;
-            let os = &os;
-            let desired = &desired;
-            async move {
-                let mut print = |line: &Line| println!("{}", line.render(dry_run));
-                let mut rec = Reconcile::new(os, dry_run, &mut print);
-                if deleting {
-                    delete(&mut rec, desired).await?;
-                } else {
-                    rec.apply(desired).await?;
-                }
-                match &dashboards {
-                    Some(d) if deleting => rec.push(dashboards::remove(d, dry_run).await?),
-                    Some(d) => rec.push(dashboards::import(d, dry_run).await?),
-                    None => rec.push(Line {
-                        kind: "dashboards",
-                        name: format!("{} saved objects", dashboards::saved_objects().len()),
-                        outcome: Outcome::Skipped,
-                        notes: vec!["no Dashboards here; give --dashboards-url".into()],
-                    }),
-                }
-                let changes = rec
-                    .lines
-                    .iter()
-                    .filter(|l| {
-                        !matches!(
-                            l.outcome,
-                            Outcome::Unchanged | Outcome::Absent | Outcome::Skipped
-                        )
-                    })
-                    .count();
-                Ok::<usize, anyhow::Error>(changes)
-            }
-        };
-        if args.dry_run {
-            let changes = run(true).await?;
-            eprintln!("{changes} object(s) would change; nothing was written (--dry-run)");
-            return Ok(EXIT_OK);
-        }
-        if !args.yes {
-            let changes = run(true).await?;
-            if changes == 0 {
-                eprintln!("nothing to change");
-                return Ok(EXIT_OK);
-            }
+        let target = args.connect.target(Duration::from_secs(60)).await?;
+        let cluster = connect(&target, args.dashboards_url.clone())?;
+        let mut ask = |question: &str| -> anyhow::Result<bool> {
             if !std::io::stdin().is_terminal() {
-                anyhow::bail!(
-                    "{changes} object(s) would change; run again with --yes to change them"
-                );
+                anyhow::bail!("{question}: run again with --yes to change them");
             }
-            eprint!("change {changes} object(s) on {}? [y/N] ", os.base());
-            let mut answer = String::new();
-            std::io::stdin().read_line(&mut answer)?;
-            if !matches!(answer.trim(), "y" | "Y" | "yes") {
-                eprintln!("nothing was changed");
-                return Ok(EXIT_OK);
-            }
-        }
-        let changes = run(false).await?;
-        eprintln!(
-            "{}: {changes} object(s) changed",
-            if deleting { "deleted" } else { "applied" }
-        );
+            Ok(super::deploy::confirm(&format!("{question}?"))?)
+        };
+        bootstrap(
+            &cluster,
+            &desired,
+            action,
+            Run {
+                dry_run: args.dry_run,
+                yes: args.yes,
+                wait: Duration::from_secs(args.wait),
+            },
+            &mut ask,
+        )
+        .await?;
         Ok(EXIT_OK)
     })
+}
+
+/// The cluster at `target`, and its Dashboards: `dashboards_url`, or the
+/// AWS domain's own.
+pub(crate) fn connect(target: &Target, dashboards_url: Option<String>) -> anyhow::Result<Cluster> {
+    let os = OpenSearch::connect(target)?;
+    let dashboards = match dashboards_url.or_else(|| default_dashboards_url(&target.url)) {
+        Some(url) => Some(OpenSearch::connect(&Target {
+            url,
+            ..target.clone()
+        })?),
+        None => None,
+    };
+    Ok(Cluster { os, dashboards })
+}
+
+/// How one bootstrap runs.
+pub(crate) struct Run {
+    /// Read only: say what would change.
+    pub dry_run: bool,
+    /// Change without asking (and without the read-only pass).
+    pub yes: bool,
+    pub wait: Duration,
+}
+
+/// Waits for the cluster, then reconciles, printing a line per object.
+/// Without `yes`, a first read-only pass counts the changes: none is said
+/// and ends it; otherwise `ask` decides (it sees "N object(s) would change
+/// on URL"). Returns how many objects changed.
+pub(crate) async fn bootstrap(
+    cluster: &Cluster,
+    desired: &Desired,
+    action: Action,
+    run: Run,
+    ask: &mut dyn FnMut(&str) -> anyhow::Result<bool>,
+) -> anyhow::Result<usize> {
+    let base = cluster.os.base().to_owned();
+    ready(cluster, Wait { total: run.wait }, &mut |what| {
+        eprintln!("{what}")
+    })
+    .await
+    .with_context(|| format!("OpenSearch at {base} is not ready"))?;
+    let pass = |dry_run: bool| async move {
+        let mut print = |line: &Line| println!("{}", line.render(dry_run));
+        reconcile(cluster, desired, action, dry_run, &mut print).await
+    };
+    if run.dry_run || !run.yes {
+        let planned = pass(true).await?.changes();
+        if run.dry_run {
+            eprintln!("{planned} object(s) would change; nothing was written (--dry-run)");
+            return Ok(0);
+        }
+        if planned == 0 {
+            eprintln!("nothing to change on {base}");
+            return Ok(0);
+        }
+        if !ask(&format!("{planned} object(s) would change on {base}"))? {
+            eprintln!("nothing was changed on {base}");
+            return Ok(0);
+        }
+    }
+    let changes = pass(false).await?.changes();
+    eprintln!("{}: {changes} object(s) changed on {base}", action.done());
+    Ok(changes)
 }

@@ -4,6 +4,7 @@
 
 use super::deploy::{prepare, runtime, StackArgs};
 use super::EXIT_OK;
+use crate::deploy::outputs::StackOutputs;
 use crate::deploy::stack::Stacks;
 use crate::users::{Created, Users, ADMIN_GROUP};
 use anyhow::Context;
@@ -65,17 +66,12 @@ async fn users(args: &PoolArgs) -> anyhow::Result<Users> {
                     args.stack.prefix
                 )
             })?;
-            stack
-                .outputs
-                .iter()
-                .find(|(k, _, _)| k == "UserPoolId")
-                .map(|(_, v, _)| v.clone())
-                .with_context(|| {
-                    format!(
-                        "stack {} has no user pool (it uses an existing domain); pass --user-pool-id",
-                        stack.name
-                    )
-                })?
+            StackOutputs::of(&stack).user_pool_id.with_context(|| {
+                format!(
+                    "stack {} has no user pool (it uses an existing domain); pass --user-pool-id",
+                    stack.name
+                )
+            })?
         }
     };
     let users = Users {

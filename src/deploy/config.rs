@@ -33,12 +33,18 @@ pub struct DeployOptions {
     #[arg(long)]
     #[serde(default)]
     pub no_lambda_trail: bool,
-    /// Use this OpenSearch domain instead of creating one (needs --existing-domain-role-arn).
+    /// Use this OpenSearch domain instead of creating one (needs both --existing-domain-*-role-arn).
     #[arg(long)]
     pub existing_domain_endpoint: Option<String>,
-    /// A role that may write to and search the existing domain; the Lambdas assume it.
+    /// A role that may create and write cwl-* on the existing domain, and nothing else; the forwarder assumes it.
     #[arg(long)]
-    pub existing_domain_role_arn: Option<String>,
+    pub existing_domain_writer_role_arn: Option<String>,
+    /// A role that may read cwl-* and the anomaly results on the existing domain; the enricher assumes it.
+    #[arg(long)]
+    pub existing_domain_reader_role_arn: Option<String>,
+    /// The only role that may delete trail log files or change the trail bucket's lifecycle [default: role/<prefix>-break-glass, which you create only when needed].
+    #[arg(long, value_name = "ARN")]
+    pub break_glass_role_arn: Option<String>,
     /// Subnets for the domain and the Lambdas (needs --vpc-security-group-ids).
     #[arg(long, value_delimiter = ',')]
     #[serde(default)]
@@ -57,7 +63,10 @@ pub struct DeployOptions {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExistingDomain {
     pub endpoint: String,
-    pub role_arn: String,
+    /// The forwarder's role there: writes.
+    pub writer_role_arn: String,
+    /// The enricher's role there: reads.
+    pub reader_role_arn: String,
 }
 
 /// Where the domain and the Lambdas go.
@@ -80,6 +89,8 @@ pub struct DeployConfig {
     pub lambda_trail: bool,
     pub existing_domain: Option<ExistingDomain>,
     pub vpc: Option<Vpc>,
+    /// The break-glass role's ARN; `None` is the default name in this account.
+    pub break_glass_role_arn: Option<String>,
 }
 
 /// The retention periods CloudWatch Logs accepts.
@@ -92,6 +103,31 @@ pub const RETENTION_DAYS: [u32; 22] = [
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("invalid deploy options:{}", .0.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
 pub struct InvalidOptions(pub Vec<String>);
+
+/// What is wrong with a flag's role ARN, if anything: it must name one
+/// role, as a wildcard would match any role that trusts the account.
+fn role_problem(flag: &str, arn: &str) -> Option<String> {
+    let ok = arn
+        .strip_prefix("arn:aws:iam::")
+        .and_then(|r| r.split_once(":role/"))
+        .is_some_and(|(account, name)| {
+            account.len() == 12
+                && account.chars().all(|c| c.is_ascii_digit())
+                && !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
+        });
+    if arn.contains(['*', '?']) {
+        Some(format!("{flag} {arn:?}: name one role, without wildcards; a wildcard would let it match any role that trusts this account"))
+    } else if !ok {
+        Some(format!(
+            "{flag} {arn:?}: write arn:aws:iam::<account>:role/<name>"
+        ))
+    } else {
+        None
+    }
+}
 
 impl DeployOptions {
     /// These flags over `file` (a parsed `--config`): a flag given wins.
@@ -108,9 +144,13 @@ impl DeployOptions {
             existing_domain_endpoint: self
                 .existing_domain_endpoint
                 .or(file.existing_domain_endpoint),
-            existing_domain_role_arn: self
-                .existing_domain_role_arn
-                .or(file.existing_domain_role_arn),
+            existing_domain_writer_role_arn: self
+                .existing_domain_writer_role_arn
+                .or(file.existing_domain_writer_role_arn),
+            existing_domain_reader_role_arn: self
+                .existing_domain_reader_role_arn
+                .or(file.existing_domain_reader_role_arn),
+            break_glass_role_arn: self.break_glass_role_arn.or(file.break_glass_role_arn),
             vpc_subnet_ids: if self.vpc_subnet_ids.is_empty() {
                 file.vpc_subnet_ids
             } else {
@@ -123,6 +163,72 @@ impl DeployOptions {
             },
             config: self.config,
         }
+    }
+
+    /// The existing domain: an endpoint and both roles, or none of them.
+    /// A role is one role: a wildcard would let the Lambdas assume any role
+    /// that trusts the account.
+    fn existing_domain(&self, problems: &mut Vec<String>) -> Option<ExistingDomain> {
+        let given = [
+            ("--existing-domain-endpoint", &self.existing_domain_endpoint),
+            (
+                "--existing-domain-writer-role-arn",
+                &self.existing_domain_writer_role_arn,
+            ),
+            (
+                "--existing-domain-reader-role-arn",
+                &self.existing_domain_reader_role_arn,
+            ),
+        ];
+        let missing: Vec<&str> = given
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(flag, _)| *flag)
+            .collect();
+        match missing.len() {
+            3 => return None,
+            0 => {}
+            _ => {
+                let present: Vec<&str> = given
+                    .iter()
+                    .filter(|(_, v)| v.is_some())
+                    .map(|(flag, _)| *flag)
+                    .collect();
+                problems.push(format!(
+                    "{} needs {} (all three or none)",
+                    present.join(" and "),
+                    missing.join(" and ")
+                ));
+                return None;
+            }
+        }
+        let endpoint = self.existing_domain_endpoint.as_deref()?;
+        let endpoint = endpoint.trim_end_matches('/').to_owned();
+        let host = endpoint.strip_prefix("https://").unwrap_or("");
+        if host.is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
+            problems.push(format!("--existing-domain-endpoint {endpoint:?}: write https://<domain endpoint>, without a path"));
+        }
+        let mut role = |flag: &str, arn: &Option<String>| {
+            let arn = arn.clone().unwrap_or_default();
+            problems.extend(role_problem(flag, &arn));
+            arn
+        };
+        let writer_role_arn = role(
+            "--existing-domain-writer-role-arn",
+            &self.existing_domain_writer_role_arn,
+        );
+        let reader_role_arn = role(
+            "--existing-domain-reader-role-arn",
+            &self.existing_domain_reader_role_arn,
+        );
+        if writer_role_arn == reader_role_arn {
+            problems.push("--existing-domain-writer-role-arn and --existing-domain-reader-role-arn are the same role: give the forwarder a role that writes and the enricher one that only reads".into());
+        }
+        Some(ExistingDomain {
+            endpoint,
+            writer_role_arn,
+            reader_role_arn,
+        })
     }
 
     /// Parses a `--config` file's text.
@@ -189,48 +295,10 @@ impl DeployOptions {
                 problems.push(format!("--alert-email {email:?}: not an email address"));
             }
         }
-        let existing_domain = match (
-            &self.existing_domain_endpoint,
-            &self.existing_domain_role_arn,
-        ) {
-            (None, None) => None,
-            (Some(_), None) => {
-                problems.push(
-                    "--existing-domain-endpoint needs --existing-domain-role-arn (both or neither)"
-                        .into(),
-                );
-                None
-            }
-            (None, Some(_)) => {
-                problems.push(
-                    "--existing-domain-role-arn needs --existing-domain-endpoint (both or neither)"
-                        .into(),
-                );
-                None
-            }
-            (Some(endpoint), Some(role)) => {
-                let endpoint = endpoint.trim_end_matches('/').to_owned();
-                let host = endpoint.strip_prefix("https://").unwrap_or("");
-                if host.is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
-                    problems.push(format!("--existing-domain-endpoint {endpoint:?}: write https://<domain endpoint>, without a path"));
-                }
-                let role_ok = role
-                    .strip_prefix("arn:aws:iam::")
-                    .and_then(|r| r.split_once(":role/"))
-                    .is_some_and(|(account, name)| {
-                        account.len() == 12
-                            && account.chars().all(|c| c.is_ascii_digit())
-                            && !name.is_empty()
-                    });
-                if !role_ok {
-                    problems.push(format!("--existing-domain-role-arn {role:?}: write arn:aws:iam::<account>:role/<name>"));
-                }
-                Some(ExistingDomain {
-                    endpoint,
-                    role_arn: role.clone(),
-                })
-            }
-        };
+        let existing_domain = self.existing_domain(&mut problems);
+        if let Some(arn) = &self.break_glass_role_arn {
+            problems.extend(role_problem("--break-glass-role-arn", arn));
+        }
         let vpc = match (
             self.vpc_subnet_ids.is_empty(),
             self.vpc_security_group_ids.is_empty(),
@@ -294,6 +362,7 @@ impl DeployOptions {
             lambda_trail: !self.no_lambda_trail,
             existing_domain,
             vpc,
+            break_glass_role_arn: self.break_glass_role_arn.clone(),
         })
     }
 }
@@ -365,7 +434,7 @@ mod tests {
             "--ebs-size",
             "--log-retention-days",
             "--alert-email",
-            "--existing-domain-endpoint needs --existing-domain-role-arn",
+            "--existing-domain-endpoint needs --existing-domain-writer-role-arn",
             "--vpc-subnet-ids needs --vpc-security-group-ids",
         ] {
             assert!(
@@ -379,14 +448,19 @@ mod tests {
     #[test]
     fn existing_domain_and_vpc_values_are_checked() {
         let o = DeployOptions {
-            existing_domain_role_arn: Some("arn:aws:iam::123456789012:role/os".into()),
+            existing_domain_writer_role_arn: Some("arn:aws:iam::123456789012:role/os".into()),
             ..opts()
         };
-        assert!(o.validate().unwrap_err().0[0]
-            .starts_with("--existing-domain-role-arn needs --existing-domain-endpoint"));
+        assert_eq!(
+            o.validate().unwrap_err().0,
+            ["--existing-domain-writer-role-arn needs --existing-domain-endpoint and --existing-domain-reader-role-arn (all three or none)"]
+        );
         let o = DeployOptions {
             existing_domain_endpoint: Some("search-x.es.amazonaws.com/path".into()),
-            existing_domain_role_arn: Some("role/os".into()),
+            existing_domain_writer_role_arn: Some("role/os".into()),
+            existing_domain_reader_role_arn: Some(
+                "arn:aws:iam::123456789012:role/os-reader".into(),
+            ),
             vpc_subnet_ids: vec!["net-1".into()],
             vpc_security_group_ids: vec!["sg-01".into(), "sg-01".into()],
             ..opts()
@@ -400,13 +474,45 @@ mod tests {
         assert!(p.contains(&"--vpc-security-group-ids: an id is given twice".to_string()));
         let ok = DeployOptions {
             existing_domain_endpoint: Some("https://search-x.eu-west-1.es.amazonaws.com/".into()),
-            existing_domain_role_arn: Some("arn:aws:iam::123456789012:role/os".into()),
+            existing_domain_writer_role_arn: Some("arn:aws:iam::123456789012:role/os".into()),
+            existing_domain_reader_role_arn: Some(
+                "arn:aws:iam::123456789012:role/path/os-reader".into(),
+            ),
             ..opts()
         };
+        let d = ok.validate().unwrap().existing_domain.unwrap();
+        assert_eq!(d.endpoint, "https://search-x.eu-west-1.es.amazonaws.com");
         assert_eq!(
-            ok.validate().unwrap().existing_domain.unwrap().endpoint,
-            "https://search-x.eu-west-1.es.amazonaws.com"
+            d.reader_role_arn,
+            "arn:aws:iam::123456789012:role/path/os-reader"
         );
+    }
+
+    #[test]
+    fn existing_domain_roles_are_single_and_separate() {
+        let with = |writer: &str, reader: &str| DeployOptions {
+            existing_domain_endpoint: Some("https://search-x.eu-west-1.es.amazonaws.com".into()),
+            existing_domain_writer_role_arn: Some(writer.into()),
+            existing_domain_reader_role_arn: Some(reader.into()),
+            ..opts()
+        };
+        let p = with(
+            "arn:aws:iam::123456789012:role/*",
+            "arn:aws:iam::123456789012:role/os-read?",
+        )
+        .validate()
+        .unwrap_err()
+        .0;
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(p.iter().all(|x| x.contains("without wildcards")), "{p:#?}");
+        let p = with(
+            "arn:aws:iam::123456789012:role/os",
+            "arn:aws:iam::123456789012:role/os",
+        )
+        .validate()
+        .unwrap_err()
+        .0;
+        assert!(p[0].contains("are the same role"), "{p:#?}");
     }
 
     #[test]

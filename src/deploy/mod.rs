@@ -3,12 +3,14 @@
 //! rendered from it ([`template`]); the Lambda package ([`package`]); and the
 //! AWS edges that apply it: the artifact bucket ([`artifacts`]) and the stack
 //! itself ([`stack`]), whose change sets and events [`changes`] turns into
-//! what a person reads; the deploy workflow over them ([`workflow`]); and
-//! the data a deleted stack keeps ([`retained`]).
+//! what a person reads; the deploy workflow over them ([`workflow`]); the
+//! stack's outputs, typed ([`outputs`]); and the data a deleted stack keeps
+//! ([`retained`]).
 
 pub mod artifacts;
 pub mod changes;
 pub mod config;
+pub mod outputs;
 pub mod package;
 pub mod retained;
 pub mod stack;

@@ -68,6 +68,8 @@ struct Lambda {
     concurrency: u32,
     publishes: bool,
     es_actions: Vec<&'static str>,
+    /// With an existing domain, the role this Lambda assumes to reach it.
+    domain_role: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -77,18 +79,31 @@ struct DashboardRole {
     actions: Vec<&'static str>,
 }
 
+/// One statement of the domain's access policy: a role and its methods.
+#[derive(Serialize)]
+struct DomainAccess {
+    logical: String,
+    actions: Vec<&'static str>,
+}
+
 #[derive(Serialize)]
 struct Context<'a> {
     #[serde(flatten)]
     config: &'a DeployConfig,
     zone_count: Option<u32>,
     identity_pool_name: String,
+    /// The break-glass role's ARN, as JSON.
+    break_glass: String,
+    /// The domain's name in ARNs: the stack's, or any for an existing domain.
+    domain_name: String,
     kms_admin_actions: &'static [&'static str],
     es_actions: &'static [&'static str],
     /// The endpoint as a JSON value: an attribute of the domain, or the given one.
     endpoint: String,
     lambdas: Vec<Lambda>,
     dashboard_roles: Vec<DashboardRole>,
+    /// A new domain's access policy, a statement per role.
+    domain_access: Vec<DomainAccess>,
     /// In a VPC: what the Lambdas may create network interfaces in.
     eni_create_resources: Vec<Value>,
 }
@@ -121,6 +136,15 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
         eni_create_resources,
         config,
         zone_count: config.zone_count(),
+        break_glass: match &config.break_glass_role_arn {
+            Some(arn) => json!(arn),
+            None => json!({"Fn::Sub": format!("arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{}-break-glass", config.prefix)}),
+        }
+        .to_string(),
+        domain_name: match &config.existing_domain {
+            Some(_) => "*".into(),
+            None => config.prefix.clone(),
+        },
         identity_pool_name: config.prefix.replace('-', "_"),
         kms_admin_actions: &KMS_ADMIN_ACTIONS,
         es_actions: &ES_ALL,
@@ -135,6 +159,10 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
                 concurrency: 20,
                 publishes: false,
                 es_actions: ES_WRITE.to_vec(),
+                domain_role: config
+                    .existing_domain
+                    .as_ref()
+                    .map(|d| d.writer_role_arn.clone()),
             },
             Lambda {
                 logical: "Enricher",
@@ -146,6 +174,10 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
                 concurrency: 5,
                 publishes: true,
                 es_actions: ES_READ.to_vec(),
+                domain_role: config
+                    .existing_domain
+                    .as_ref()
+                    .map(|d| d.reader_role_arn.clone()),
             },
         ],
         dashboard_roles: vec![
@@ -160,6 +192,24 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
                 actions: ES_READ.to_vec(),
             },
         ],
+        domain_access: Vec::new(),
+    };
+    // The domain's access policy gives each role the methods its own policy has.
+    let mut domain_access = vec![DomainAccess {
+        logical: "MasterRole".into(),
+        actions: ES_ALL.to_vec(),
+    }];
+    domain_access.extend(context.dashboard_roles.iter().map(|r| DomainAccess {
+        logical: r.logical.into(),
+        actions: r.actions.clone(),
+    }));
+    domain_access.extend(context.lambdas.iter().map(|l| DomainAccess {
+        logical: format!("{}Role", l.logical),
+        actions: l.es_actions.clone(),
+    }));
+    let context = Context {
+        domain_access,
+        ..context
     };
     let text = hb.render_template(TEMPLATE, &context).map_err(Box::new)?;
     Ok(serde_json::from_str(&text)?)
@@ -261,19 +311,59 @@ mod tests {
             d["ClusterConfig"]["ZoneAwarenessConfig"]["AvailabilityZoneCount"],
             2
         );
+        // A statement per role, each with the methods that role needs: the
+        // readers and the enricher cannot write or delete.
+        let mut methods = std::collections::BTreeMap::new();
         for s in d["AccessPolicies"]["Statement"].as_array().unwrap() {
-            let principal = &s["Principal"];
-            assert_ne!(principal, "*");
-            assert_ne!(principal["AWS"], "*");
-            let list = principal["AWS"]
-                .as_array()
-                .expect("principals are listed roles");
-            assert_eq!(list.len(), 4);
+            let principal = &s["Principal"]["AWS"];
+            assert_ne!(s["Principal"], "*");
+            let role = principal["Fn::GetAtt"][0]
+                .as_str()
+                .unwrap_or_else(|| panic!("only the stack's own roles: {principal}"));
+            methods.insert(role.to_owned(), actions(s));
+        }
+        let all = ES_ALL.map(String::from).to_vec();
+        let read = ES_READ.map(String::from).to_vec();
+        let write = ES_WRITE.map(String::from).to_vec();
+        assert_eq!(
+            methods,
+            [
+                ("AdminRole", &all),
+                ("EnricherRole", &read),
+                ("ForwarderRole", &write),
+                ("MasterRole", &all),
+                ("ReadOnlyRole", &read),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.clone()))
+            .collect()
+        );
+        for reader in ["ReadOnlyRole", "EnricherRole"] {
             assert!(
-                list.iter().all(|p| p.get("Fn::GetAtt").is_some()),
-                "only the stack's own roles: {list:?}"
+                !methods[reader]
+                    .iter()
+                    .any(|m| m == "es:ESHttpDelete" || m == "es:ESHttpPut"),
+                "{reader} can write: {:?}",
+                methods[reader]
             );
         }
+        // The master user is its own role, which Cognito never hands out.
+        assert_eq!(
+            d["AdvancedSecurityOptions"]["MasterUserOptions"]["MasterUserARN"],
+            json!({"Fn::GetAtt": ["MasterRole", "Arn"]})
+        );
+        let master = &t["Resources"]["MasterRole"]["Properties"]["AssumeRolePolicyDocument"];
+        assert_eq!(
+            master["Statement"][0]["Principal"],
+            json!({"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}})
+        );
+        let handed_out = serde_json::to_string(&t["Resources"]["IdentityPoolRoles"]).unwrap()
+            + &serde_json::to_string(&t["Resources"]["AdminGroup"]).unwrap();
+        assert!(!handed_out.contains("MasterRole"), "{handed_out}");
+        assert_eq!(
+            t["Resources"]["IdentityPool"]["Properties"]["AllowClassicFlow"],
+            false
+        );
         assert_eq!(t["Resources"]["Domain"]["DeletionPolicy"], "Retain");
         assert_eq!(t["Resources"]["TrailBucket"]["DeletionPolicy"], "Retain");
         assert_eq!(t["Resources"]["LogGroup"]["DeletionPolicy"], "Retain");
@@ -311,7 +401,10 @@ mod tests {
 
         let existing = render_with(DeployOptions {
             existing_domain_endpoint: Some("https://search-x.eu-west-1.es.amazonaws.com".into()),
-            existing_domain_role_arn: Some("arn:aws:iam::123456789012:role/os".into()),
+            existing_domain_writer_role_arn: Some("arn:aws:iam::123456789012:role/os".into()),
+            existing_domain_reader_role_arn: Some(
+                "arn:aws:iam::123456789012:role/os-reader".into(),
+            ),
             ..Default::default()
         });
         let r = existing["Resources"].as_object().unwrap();
@@ -335,6 +428,27 @@ mod tests {
         assert_eq!(
             env["OPENSEARCH_ROLE_ARN"],
             "arn:aws:iam::123456789012:role/os"
+        );
+        // The enricher reads through a role of its own, which cannot write.
+        let env = &r["EnricherFunction"]["Properties"]["Environment"]["Variables"];
+        assert_eq!(
+            env["OPENSEARCH_ROLE_ARN"],
+            "arn:aws:iam::123456789012:role/os-reader"
+        );
+        let assumed = |role: &str| -> Vec<Value> {
+            statements(&r[role])
+                .into_iter()
+                .filter(|(_, s)| s["Action"] == "sts:AssumeRole" && s.get("Resource").is_some())
+                .map(|(_, s)| s["Resource"].clone())
+                .collect()
+        };
+        assert_eq!(
+            assumed("ForwarderRole"),
+            [json!("arn:aws:iam::123456789012:role/os")]
+        );
+        assert_eq!(
+            assumed("EnricherRole"),
+            [json!("arn:aws:iam::123456789012:role/os-reader")]
         );
         assert_eq!(
             existing["Outputs"]["DomainEndpoint"]["Value"],
@@ -372,5 +486,357 @@ mod tests {
             named["Resources"]["IdentityPool"]["Properties"]["IdentityPoolName"],
             "acme_tw"
         );
+    }
+
+    /// Every variant the options make: a new domain, an existing one, no
+    /// Lambda data events, and a VPC.
+    fn variants() -> Vec<(&'static str, Value)> {
+        vec![
+            ("default", render_with(DeployOptions::default())),
+            (
+                "existing domain",
+                render_with(DeployOptions {
+                    existing_domain_endpoint: Some(
+                        "https://search-x.eu-west-1.es.amazonaws.com".into(),
+                    ),
+                    existing_domain_writer_role_arn: Some(
+                        "arn:aws:iam::123456789012:role/os".into(),
+                    ),
+                    existing_domain_reader_role_arn: Some(
+                        "arn:aws:iam::123456789012:role/os-reader".into(),
+                    ),
+                    ..Default::default()
+                }),
+            ),
+            (
+                "no lambda trail",
+                render_with(DeployOptions {
+                    no_lambda_trail: true,
+                    prefix: Some("acme-tw".into()),
+                    ..Default::default()
+                }),
+            ),
+            (
+                "vpc",
+                render_with(DeployOptions {
+                    vpc_subnet_ids: vec!["subnet-0a1b2c3d".into(), "subnet-0a1b2c3e".into()],
+                    vpc_security_group_ids: vec!["sg-0a1b2c3d".into()],
+                    ..Default::default()
+                }),
+            ),
+        ]
+    }
+
+    fn of_type<'a>(t: &'a Value, kind: &str) -> Vec<(&'a String, &'a Value)> {
+        t["Resources"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| r["Type"] == kind)
+            .collect()
+    }
+
+    /// `pattern` with `*` matching any run of characters.
+    fn glob(pattern: &str, text: &str) -> bool {
+        match pattern.split_once('*') {
+            None => pattern == text,
+            Some((head, tail)) => {
+                text.starts_with(head) && (head.len()..=text.len()).any(|i| glob(tail, &text[i..]))
+            }
+        }
+    }
+
+    fn sub(v: &Value) -> &str {
+        v["Fn::Sub"].as_str().or(v.as_str()).unwrap_or("")
+    }
+
+    fn key_statement<'a>(t: &'a Value, sid: &str) -> &'a Value {
+        t["Resources"]["Key"]["Properties"]["KeyPolicy"]["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == sid)
+            .unwrap_or_else(|| panic!("no key policy statement {sid}"))
+    }
+
+    #[test]
+    fn every_kms_encrypted_log_group_is_admitted_by_the_key_policy() {
+        for (variant, t) in variants() {
+            let patterns: Vec<String> = key_statement(&t, "CloudWatchLogsEncrypts")["Condition"]
+                ["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    sub(p)
+                        .strip_prefix("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:")
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect();
+            let groups = of_type(&t, "AWS::Logs::LogGroup");
+            assert!(groups.len() >= 3, "{variant}: {}", groups.len());
+            for (id, g) in groups {
+                if g["Properties"].get("KmsKeyId").is_none() {
+                    continue;
+                }
+                let name = g["Properties"]["LogGroupName"].as_str().unwrap();
+                assert!(
+                    patterns.iter().any(|p| glob(p, name)),
+                    "{variant}: {id} ({name}) uses the key, which admits only {patterns:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cloudtrail_describes_the_key_in_a_statement_of_its_own() {
+        for (variant, t) in variants() {
+            let describe = key_statement(&t, "CloudTrailDescribesKey");
+            assert_eq!(describe["Action"], "kms:DescribeKey", "{variant}");
+            let condition = describe["Condition"].to_string();
+            assert!(
+                condition.contains("aws:SourceArn"),
+                "{variant}: {condition}"
+            );
+            assert!(
+                !condition.contains("EncryptionContext"),
+                "{variant}: {condition}"
+            );
+            // The encrypting statement no longer carries DescribeKey.
+            let encrypts = key_statement(&t, "CloudTrailEncrypts");
+            assert!(!actions(encrypts).contains(&"kms:DescribeKey".to_owned()));
+        }
+    }
+
+    #[test]
+    fn roles_trusted_by_a_service_for_a_resource_name_that_resource() {
+        for (variant, t) in variants() {
+            let mut checked = 0;
+            for (id, role) in of_type(&t, "AWS::IAM::Role") {
+                for s in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+                    .as_array()
+                    .unwrap()
+                {
+                    if s["Principal"]["Service"] != "es.amazonaws.com" {
+                        continue;
+                    }
+                    checked += 1;
+                    let c = &s["Condition"];
+                    assert!(
+                        c["StringEquals"].get("aws:SourceAccount").is_some(),
+                        "{variant}: {id} trusts es.amazonaws.com for any account"
+                    );
+                    assert!(
+                        sub(&c["ArnLike"]["aws:SourceArn"])
+                            .contains(":es:${AWS::Region}:${AWS::AccountId}:domain/"),
+                        "{variant}: {id} trusts es.amazonaws.com for any domain"
+                    );
+                }
+            }
+            let expected = if variant == "existing domain" { 1 } else { 2 };
+            assert_eq!(checked, expected, "{variant}");
+            if let Some(policy) = t["Resources"].get("DomainLogPolicy") {
+                let text = sub(&policy["Properties"]["PolicyDocument"]);
+                assert!(
+                    text.contains("aws:SourceArn") && text.contains("aws:SourceAccount"),
+                    "{variant}: {text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_trail_bucket_records_access_keeps_versions_and_refuses_deletes() {
+        for (variant, t) in variants() {
+            let bucket = &t["Resources"]["TrailBucket"]["Properties"];
+            assert_eq!(
+                bucket["LoggingConfiguration"]["DestinationBucketName"],
+                json!({"Ref": "AccessLogBucket"}),
+                "{variant}"
+            );
+            for b in ["TrailBucket", "AccessLogBucket"] {
+                let rule = &t["Resources"][b]["Properties"]["LifecycleConfiguration"]["Rules"][0];
+                let kept = rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+                    .as_u64()
+                    .unwrap();
+                assert!(kept > 365, "{variant}: {b} keeps old versions {kept} days");
+            }
+            let skips_nothing = t["Resources"]["TrailBucket"]["Metadata"].is_null();
+            assert!(skips_nothing, "{variant}: the trail bucket skips no check");
+            for policy in ["TrailBucketPolicy", "AccessLogBucketPolicy"] {
+                let deny = t["Resources"][policy]["Properties"]["PolicyDocument"]["Statement"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|s| s["Sid"] == "NoDeletesButBreakGlass")
+                    .unwrap_or_else(|| panic!("{variant}: {policy} does not deny deletes"));
+                assert_eq!(deny["Effect"], "Deny");
+                assert_eq!(deny["Principal"], "*");
+                for a in [
+                    "s3:DeleteObject",
+                    "s3:DeleteObjectVersion",
+                    "s3:PutLifecycleConfiguration",
+                ] {
+                    assert!(
+                        actions(deny).contains(&a.to_owned()),
+                        "{variant}: {policy} allows {a}"
+                    );
+                }
+                assert!(
+                    sub(&deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"])
+                        .ends_with("-break-glass"),
+                    "{variant}: {deny}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cognito_requires_mfa_enforces_threat_protection_and_resists_deletion() {
+        for (variant, t) in variants() {
+            let Some(pool) = t["Resources"].get("UserPool") else {
+                assert_eq!(variant, "existing domain");
+                continue;
+            };
+            let p = &pool["Properties"];
+            assert_eq!(p["MfaConfiguration"], "ON", "{variant}");
+            assert_eq!(
+                p["UserPoolAddOns"]["AdvancedSecurityMode"], "ENFORCED",
+                "{variant}"
+            );
+            assert_eq!(p["DeletionProtection"], "ACTIVE", "{variant}");
+            assert_eq!(
+                t["Resources"]["IdentityPool"]["Properties"]["AllowClassicFlow"], false,
+                "{variant}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_publisher_and_the_enricher_publish_and_only_over_tls() {
+        for (variant, t) in variants() {
+            for (policy, topic, publisher) in [
+                ("AlertTopicPolicy", "AlertTopic", "AlertPublishRole"),
+                (
+                    "NotificationTopicPolicy",
+                    "NotificationTopic",
+                    "EnricherRole",
+                ),
+            ] {
+                let p = &t["Resources"][policy]["Properties"];
+                assert_eq!(p["Topics"], json!([{"Ref": topic}]), "{variant}");
+                let statements = p["PolicyDocument"]["Statement"].as_array().unwrap();
+                let role = json!({"Fn::GetAtt": [publisher, "Arn"]});
+                let allows: Vec<&Value> = statements
+                    .iter()
+                    .filter(|s| s["Effect"] == "Allow")
+                    .collect();
+                assert!(
+                    allows.iter().any(|s| s["Principal"]["AWS"] == role),
+                    "{variant}: {policy}"
+                );
+                for s in &allows {
+                    assert_eq!(s["Action"], "sns:Publish", "{variant}: {policy} allows {s}");
+                    assert_ne!(s["Principal"], "*", "{variant}: {policy}");
+                }
+                let others = statements
+                    .iter()
+                    .find(|s| s["Effect"] == "Deny" && s["Condition"].get("ArnNotEquals").is_some())
+                    .unwrap_or_else(|| panic!("{variant}: {policy} lets others publish"));
+                assert_eq!(
+                    others["Condition"]["ArnNotEquals"]["aws:PrincipalArn"],
+                    role
+                );
+                assert!(
+                    statements.iter().any(|s| s["Effect"] == "Deny"
+                        && s["Condition"]["Bool"]["aws:SecureTransport"] == "false"),
+                    "{variant}: {policy} is not TLS-only"
+                );
+            }
+            let queue = &t["Resources"]["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"];
+            assert!(
+                queue["Statement"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s["Effect"] == "Deny"
+                        && s["Condition"]["Bool"]["aws:SecureTransport"] == "false"),
+                "{variant}: the queue is not TLS-only"
+            );
+        }
+    }
+
+    #[test]
+    fn roles_use_the_key_only_through_the_services_that_need_it() {
+        for (variant, t) in variants() {
+            let mut checked = 0;
+            for (id, role) in of_type(&t, "AWS::IAM::Role") {
+                for (at, s) in statements(&role["Properties"]["Policies"]) {
+                    if actions(&s).iter().any(|a| a.starts_with("kms:")) {
+                        checked += 1;
+                        assert!(
+                            s["Condition"]["StringEquals"]
+                                .get("kms:ViaService")
+                                .is_some(),
+                            "{variant}: {id}{at} uses the key directly"
+                        );
+                    }
+                }
+            }
+            assert!(checked >= 3, "{variant}: {checked}");
+        }
+    }
+
+    #[test]
+    fn the_watcher_is_watched() {
+        for (variant, t) in variants() {
+            let alarms = of_type(&t, "AWS::CloudWatch::Alarm");
+            let watched: Vec<(String, String)> = alarms
+                .iter()
+                .map(|(_, a)| {
+                    let p = &a["Properties"];
+                    assert_eq!(
+                        p["AlarmActions"],
+                        json!([{"Ref": "NotificationTopic"}]),
+                        "{variant}"
+                    );
+                    let dimension = p["Dimensions"][0]["Value"]
+                        .get("Ref")
+                        .or(p["Dimensions"][0]["Value"]["Fn::GetAtt"].get(0))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned();
+                    (p["MetricName"].as_str().unwrap().to_owned(), dimension)
+                })
+                .collect();
+            for want in [
+                ("ApproximateNumberOfMessagesVisible", "DeadLetterQueue"),
+                ("Errors", "ForwarderFunction"),
+                ("Errors", "EnricherFunction"),
+                ("Throttles", "ForwarderFunction"),
+                ("Throttles", "EnricherFunction"),
+                ("TrailChanges", ""),
+            ] {
+                assert!(
+                    watched.contains(&(want.0.to_owned(), want.1.to_owned())),
+                    "{variant}: no alarm on {want:?}: {watched:?}"
+                );
+            }
+            let filter = &t["Resources"]["TrailChangesFilter"]["Properties"];
+            assert_eq!(filter["LogGroupName"], json!({"Ref": "LogGroup"}));
+            let pattern = filter["FilterPattern"].as_str().unwrap();
+            for event in [
+                "StopLogging",
+                "DeleteTrail",
+                "UpdateTrail",
+                "PutEventSelectors",
+            ] {
+                assert!(
+                    pattern.contains(&format!("\"{event}\"")),
+                    "{variant}: {pattern}"
+                );
+            }
+        }
     }
 }

@@ -43,18 +43,7 @@ pub async fn opensearch_from_env(
 ) -> Result<OpenSearch, String> {
     let endpoint = env("OPENSEARCH_ENDPOINT")?;
     let sdk = match std::env::var("OPENSEARCH_ROLE_ARN") {
-        Ok(role) if !role.is_empty() => {
-            let provider = aws_config::sts::AssumeRoleProvider::builder(role)
-                .session_name("trailwatch")
-                .configure(sdk)
-                .build()
-                .await;
-            sdk.to_builder()
-                .credentials_provider(
-                    aws_credential_types::provider::SharedCredentialsProvider::new(provider),
-                )
-                .build()
-        }
+        Ok(role) if !role.is_empty() => crate::aws::assume_role(sdk, &role, "trailwatch").await,
         _ => sdk.clone(),
     };
     let target = Target {

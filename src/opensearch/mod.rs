@@ -4,8 +4,10 @@
 //! state of every object trailwatch manages on a cluster, as pure
 //! functions. [`apply`]: the reconcile of that state against a live cluster.
 //! [`dashboards`]: the saved objects of `dashboards/` and their import.
+//! [`bootstrap`]: the two together, as one call.
 
 pub mod apply;
+pub mod bootstrap;
 pub mod client;
 pub mod dashboards;
 pub mod desired;

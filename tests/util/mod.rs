@@ -306,18 +306,21 @@ pub fn http(base: &str, method: &str, path: &str, body: &[u8]) -> String {
 /// Runs trailwatch against an emulator with throwaway credentials and no
 /// shared config, so nothing on the machine leaks in.
 pub fn trailwatch_aws(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    run_trailwatch(
-        args,
-        stdin,
-        &[
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-            ("AWS_CONFIG_FILE", "/nonexistent/config"),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
-        ],
-    )
+    trailwatch_aws_with(args, stdin, &[])
+}
+
+/// [`trailwatch_aws`] with more environment variables.
+pub fn trailwatch_aws_with(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
+    let mut all = vec![
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/nonexistent/config"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
+    ];
+    all.extend_from_slice(env);
+    run_trailwatch(args, stdin, &all)
 }
 
 /// A CloudWatch Logs subscription event (`{"awslogs":{"data":…}}`) holding
