@@ -184,7 +184,7 @@ fn deploy_creates_the_stack_through_a_change_set_and_a_rerun_changes_nothing() {
         "{err}"
     );
     assert!(err.contains("uploaded the Lambda package"), "{err}");
-    assert!(err.contains("Changes to stack trailwatch (21):"), "{err}");
+    assert!(err.contains("Changes to stack trailwatch (33):"), "{err}");
     assert!(err.contains("Add      ForwarderFunction"), "{err}");
     assert!(err.contains("CREATE_COMPLETE"), "{err}");
     assert_eq!(aws.status("trailwatch").as_deref(), Some("CREATE_COMPLETE"));
@@ -289,7 +289,7 @@ fn a_failed_deploy_names_the_failing_resource_and_a_declined_one_changes_nothing
     let o = deploy(&moto, &[], Some(b"n\n"));
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
-    assert!(err.contains("Changes to stack trailwatch (21):"), "{err}");
+    assert!(err.contains("Changes to stack trailwatch (33):"), "{err}");
     assert!(err.contains("Apply these changes? [y/N]"), "{err}");
     assert!(err.contains("declined: nothing was changed"), "{err}");
     assert_eq!(aws.status("trailwatch"), None);
