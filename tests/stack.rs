@@ -418,6 +418,15 @@ fn outputs_prints_what_the_stack_exports() {
         "arn:aws:sns:us-east-1:123456789012:trailwatch-alerts"
     );
     assert_eq!(json["LogGroupName"], "/trailwatch/cloudtrail");
+    // What deploy hands the OpenSearch bootstrap: each Lambda's role.
+    assert_eq!(
+        json["ForwarderRoleArn"],
+        "arn:aws:iam::123456789012:role/trailwatch-forwarder"
+    );
+    assert_eq!(
+        json["EnricherRoleArn"],
+        "arn:aws:iam::123456789012:role/trailwatch-enricher"
+    );
 
     let o = outputs(&moto, &[]);
     assert_eq!(o.status.code(), Some(0));
