@@ -569,6 +569,25 @@ fn an_auth_failure_says_which_credentials_were_used() {
     assert!(err.contains("OPENSEARCH_PASSWORD"), "{err}");
 }
 
+/// The test's AD result index, empty, with the plugin's own mapping.
+const RESULT_INDEX: &str = "/.opendistro-anomaly-results-history-trailwatch-test-1";
+
+fn fresh_result_index(admin: &trailwatch::opensearch::OpenSearch) {
+    let mapping: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            root().join("../shared/reference/opensearch-ad-mappings/anomaly-results.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mapping = mapping.get("mappings").cloned().unwrap_or(mapping);
+    let _ = block_on(admin.request("DELETE", RESULT_INDEX, None));
+    block_on(admin.request("PUT", RESULT_INDEX, Some(&json!({"mappings": mapping}))))
+        .unwrap()
+        .check()
+        .unwrap();
+}
+
 /// An AD result document, as the plugin writes them (`../shared/reference/opensearch-ad-mappings/anomaly-results.json`).
 fn anomaly_result(detector_id: &str, grade: f64, confidence: f64, principal: &str) -> Value {
     let now = chrono::Utc::now().timestamp_millis();
@@ -577,6 +596,7 @@ fn anomaly_result(detector_id: &str, grade: f64, confidence: f64, principal: &st
         "data_start_time": now - 20 * 60_000, "data_end_time": now - 10 * 60_000,
         "execution_start_time": now - 60_000, "execution_end_time": now - 30_000,
         "entity": [{"name": "userIdentity.arn", "value": principal}],
+        "model_id": format!("{detector_id}_entity_{}", principal.len()),
         "feature_data": [{"feature_id": "f1", "feature_name": "count", "data": 42.0}],
         "schema_version": 5
     })
@@ -629,29 +649,8 @@ fn an_ad_monitor_over_anomaly_results_sends_the_enrichers_alert_to_a_webhook() {
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let detector_id = plugins.detector_id("trailwatch-api-errors").unwrap();
     let admin = n.admin();
-    // The result index with the plugin's own mapping.
-    let mapping: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            root().join("../shared/reference/opensearch-ad-mappings/anomaly-results.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let mapping = mapping.get("mappings").cloned().unwrap_or(mapping);
-    let _ = block_on(admin.request(
-        "DELETE",
-        "/.opendistro-anomaly-results-history-trailwatch-test-1",
-        None,
-    ));
-    block_on(admin.request(
-        "PUT",
-        "/.opendistro-anomaly-results-history-trailwatch-test-1",
-        Some(&json!({"mappings": mapping})),
-    ))
-    .unwrap()
-    .check()
-    .unwrap();
-    let index = "/.opendistro-anomaly-results-history-trailwatch-test-1/_doc";
+    fresh_result_index(&admin);
+    let index = format!("{RESULT_INDEX}/_doc");
     // A weak anomaly and an unrelated detector's strong one: no alert.
     for doc in [
         anomaly_result(&detector_id, 0.5, 0.95, mallory),
@@ -690,12 +689,7 @@ fn an_ad_monitor_over_anomaly_results_sends_the_enrichers_alert_to_a_webhook() {
         "{fired}"
     );
     webhook.verify();
-    block_on(admin.request(
-        "DELETE",
-        "/.opendistro-anomaly-results-history-trailwatch-test-1",
-        None,
-    ))
-    .unwrap();
+    block_on(admin.request("DELETE", RESULT_INDEX, None)).unwrap();
     let o = as_admin(
         &[
             "opensearch",
@@ -806,5 +800,156 @@ fn the_message_parses_in_the_enricher_with_the_results_fields() {
     assert_eq!(
         alert.entity_values(&d),
         vec!["arn:aws:iam::123456789012:user/mallory"]
+    );
+}
+
+#[test]
+fn day_two_lists_monitors_sends_one_test_alert_and_tells_how_detectors_are_doing() {
+    use crate::util::scripted::{Expect, Scripted};
+    use trailwatch::lambda::alert::Alert;
+    let _lock = node_lock();
+    let n = node();
+    let plugins = Plugins::start(&n.url, &n.ca);
+    let mallory = "arn:aws:iam::123456789012:user/mallory";
+    // The webhook must get exactly one message, which the enricher parses
+    // as a test of the api-errors detector over the monitor's period.
+    let webhook = Scripted::start(vec![Expect {
+        method: "POST",
+        path: "/alerts".into(),
+        headers: vec![("content-type", "application/json".into())],
+        body: Box::new(|body, _| {
+            let alert = match Alert::from_message(&String::from_utf8_lossy(body)) {
+                Ok(a) => a,
+                Err(e) => return Some(format!("the enricher cannot parse it: {e}")),
+            };
+            let ok = alert.test
+                && alert.detector == "api-errors"
+                && alert.end - alert.start == chrono::Duration::minutes(10)
+                && alert.grade.is_none();
+            (!ok).then(|| format!("parsed with other fields: {alert:?}"))
+        }),
+        status: 200,
+        answer: "{}".into(),
+    }]);
+    let notify = format!("webhook:{}/alerts", webhook.url);
+    let at = ["--opensearch-url", plugins.url.as_str()];
+    let o = as_admin(
+        &[
+            &["opensearch", "apply"],
+            &at[..],
+            &["--notify", &notify, "--yes"],
+        ]
+        .concat(),
+        None,
+    );
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+
+    // Every monitor, with its detector, state, last trigger and channel.
+    let o = as_admin(&[&["monitors", "list"], &at[..]].concat(), None);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("trailwatch-api-errors "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&words[1..4], ["api-errors", "enabled", "never"], "{line}");
+    assert!(line.ends_with("(webhook)"), "{line}");
+    assert!(line.contains("trailwatch-webhook-"), "{line}");
+
+    // A test alert: one message through the monitor's own action.
+    let o = as_admin(
+        &[&["monitors", "test", "api-errors"], &at[..]].concat(),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).starts_with("api-errors: test alert sent to trailwatch-webhook-")
+            && stdout(&o).trim_end().ends_with("(webhook)"),
+        "{}",
+        stdout(&o)
+    );
+    webhook.verify();
+    assert!(
+        plugins.monitor("trailwatch-api-errors (test)").is_none(),
+        "the test copy is run, not saved"
+    );
+
+    // Results in the plugin's own mapping: a strong anomaly for mallory,
+    // and the saved monitor run for real, so it has triggered once.
+    let admin = n.admin();
+    fresh_result_index(&admin);
+    let detector_id = plugins.detector_id("trailwatch-api-errors").unwrap();
+    block_on(admin.request(
+        "POST",
+        &format!("{RESULT_INDEX}/_doc?refresh=true"),
+        Some(&anomaly_result(&detector_id, 0.96, 0.91, mallory)),
+    ))
+    .unwrap()
+    .check()
+    .unwrap();
+    let o = as_admin(
+        &[&["detectors", "status", "api-errors"], &at[..]].concat(),
+        None,
+    );
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.contains("  state         running\n"), "{out}");
+    assert!(
+        out.contains(&format!("  entities      1; busiest: {mallory} (42)\n")),
+        "{out}"
+    );
+    let anomaly = out
+        .lines()
+        .find(|l| l.starts_with("  last anomaly"))
+        .unwrap();
+    assert!(
+        anomaly.ends_with(&format!("grade 0.96 for {mallory}")),
+        "{anomaly}"
+    );
+    assert!(out.contains("  last error    none"), "{out}");
+
+    // Initialising, as the plugin's profile says it.
+    plugins.set_profile(
+        "trailwatch-api-errors",
+        json!({"state": "INIT", "init_progress": {"percentage": "70%", "estimated_minutes_left": 77}}),
+    );
+    let o = as_admin(
+        &[&["detectors", "status", "api-errors"], &at[..]].concat(),
+        None,
+    );
+    assert!(
+        stdout(&o).contains("  state         initializing 70%, about 77 min left"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Bad input: an unknown name is refused, naming the known ones.
+    let o = as_admin(&[&["monitors", "test", "nope"], &at[..]].concat(), None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no detector named \"nope\"") && stderr(&o).contains("api-errors"),
+        "{}",
+        stderr(&o)
+    );
+
+    // After delete, the monitor is named as missing, with what to do.
+    block_on(admin.request("DELETE", RESULT_INDEX, None)).unwrap();
+    let o = as_admin(
+        &[
+            &["opensearch", "delete"],
+            &at[..],
+            &["--notify", &notify, "--yes"],
+        ]
+        .concat(),
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = as_admin(&[&["monitors", "test", "--all"], &at[..]].concat(), None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("api-errors: there is no monitor trailwatch-api-errors on this cluster; run trailwatch opensearch apply"),
+        "{}",
+        stderr(&o)
     );
 }

@@ -1,4 +1,5 @@
-//! `trailwatch detectors list|validate`.
+//! `trailwatch detectors list|validate`, offline, and `detectors status`,
+//! from the anomaly detection plugin's profile and results.
 
 use super::{EXIT_ERROR, EXIT_OK};
 use crate::detector::{Detector, DetectorSet, ErrorFilter, SetError, ValueSpec};
@@ -28,10 +29,79 @@ pub enum DetectorsCommand {
         #[arg(long, value_name = "DIR")]
         detectors: Option<PathBuf>,
     },
+    /// How each detector is doing on the cluster: state, entities, last anomaly, last error.
+    #[command(
+        after_help = "State is stopped, initializing (with progress and an estimate of the time left), running, or failed with the plugin's error. Entities are counted from the results; the busiest are those with the largest summed feature.
+
+Examples:
+  trailwatch detectors status --opensearch-url https://search-x.us-east-1.es.amazonaws.com
+  trailwatch detectors status api-errors --opensearch-url https://127.0.0.1:9200 --opensearch-ca-cert root-ca.pem"
+    )]
+    Status {
+        /// One detector (its file name, or trailwatch-<name>) [default: every one].
+        #[arg(value_name = "NAME")]
+        name: Option<String>,
+        #[command(flatten)]
+        inspect: super::opensearch::InspectArgs,
+    },
+}
+
+/// `detectors status`: a block per detector.
+fn status(name: Option<&str>, inspect: &super::opensearch::InspectArgs) -> anyhow::Result<i32> {
+    use crate::opensearch::inspect::{detector_status, when};
+    let detectors = inspect.select(name)?;
+    super::deploy::runtime()?.block_on(async {
+        let os = inspect
+            .connect
+            .client(std::time::Duration::from_secs(30))
+            .await?;
+        for d in &detectors {
+            let s = detector_status(&os, d).await?;
+            println!("{} ({})", s.name, s.detector);
+            println!("  state         {}", s.state);
+            if !d.category_fields.is_empty() {
+                let busiest: Vec<String> = s
+                    .results
+                    .busiest
+                    .iter()
+                    .map(|(e, v)| format!("{e} ({})", crate::engine::score::trim_number(*v)))
+                    .collect();
+                println!(
+                    "  entities      {}{}",
+                    s.results
+                        .entities
+                        .map_or("none yet".into(), |n| n.to_string()),
+                    if busiest.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; busiest: {}", busiest.join(", "))
+                    }
+                );
+            }
+            match &s.results.last_anomaly {
+                Some((t, entity, grade)) => println!(
+                    "  last anomaly  {} grade {grade:.2}{}",
+                    when(t),
+                    if entity == "-" {
+                        String::new()
+                    } else {
+                        format!(" for {entity}")
+                    }
+                ),
+                None => println!("  last anomaly  none"),
+            }
+            match &s.results.last_error {
+                Some((t, e)) => println!("  last error    {} {e}", when(t)),
+                None => println!("  last error    none"),
+            }
+        }
+        Ok(EXIT_OK)
+    })
 }
 
 pub fn run(cmd: DetectorsCommand) -> anyhow::Result<i32> {
     match cmd {
+        DetectorsCommand::Status { name, inspect } => status(name.as_deref(), &inspect),
         DetectorsCommand::List { detectors } => {
             let set = load(detectors.as_deref())?;
             eprintln!("{}:", capitalised(&set.to_string()));

@@ -6,6 +6,7 @@ mod deploy;
 mod detect;
 mod detectors;
 mod lambda;
+mod monitors;
 mod opensearch;
 mod simulate;
 mod users;
@@ -66,6 +67,9 @@ pub enum Command {
     /// Create, list, delete or reset the people who sign in to Dashboards (Cognito).
     #[command(subcommand)]
     Users(users::UsersCommand),
+    /// List the alert monitors, or send a test alert through one.
+    #[command(subcommand)]
+    Monitors(monitors::MonitorsCommand),
 }
 
 /// Runs a parsed command line; returns the exit status.
@@ -81,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Lambda(cmd) => lambda::run(cmd),
         Command::Opensearch(cmd) => opensearch::run(cmd),
         Command::Users(cmd) => users::run(cmd),
+        Command::Monitors(cmd) => monitors::run(cmd),
     }
 }
 

@@ -170,6 +170,45 @@ impl ObjectArgs {
     }
 }
 
+/// A cluster, and which detectors' objects to look at there.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Detector files whose objects to look at [default: the built-in set].
+    #[arg(long, value_name = "DIR")]
+    pub detectors: Option<PathBuf>,
+}
+
+impl InspectArgs {
+    /// The detectors that have OpenSearch objects, or the one named (by
+    /// its file name or as the plugin knows it, `trailwatch-<name>`).
+    pub fn select(&self, name: Option<&str>) -> anyhow::Result<Vec<crate::detector::Detector>> {
+        let content = ContentArgs {
+            detectors: self.detectors.clone(),
+            index_retention_days: 30,
+            notify: Vec::new(),
+        };
+        let desired = content.desired(&Settings::default())?;
+        let all: Vec<crate::detector::Detector> =
+            desired.detectors.into_iter().map(|(d, _)| d).collect();
+        let Some(name) = name else {
+            return Ok(all);
+        };
+        let short = name.strip_prefix("trailwatch-").unwrap_or(name);
+        match all.iter().find(|d| d.name == short) {
+            Some(d) => Ok(vec![d.clone()]),
+            None => anyhow::bail!(
+                "no detector named {name:?} has OpenSearch objects; these do: {}",
+                all.iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum OpenSearchCommand {
     /// Create, update or leave alone every object trailwatch manages on the cluster.

@@ -20,6 +20,8 @@ pub struct Alert {
     pub grade: Option<f64>,
     pub confidence: Option<f64>,
     pub monitor: Option<String>,
+    /// Sent by `trailwatch monitors test`: no anomaly happened.
+    pub test: bool,
 }
 
 /// The alert texts of a Lambda event: each SNS record's message, or the
@@ -116,6 +118,8 @@ impl Alert {
             monitor: field(&["monitor"])
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            test: matches!(field(&["test"]), Some(Value::Bool(true)))
+                || field(&["test"]).and_then(Value::as_str) == Some("true"),
         })
     }
 
@@ -215,7 +219,11 @@ pub fn render(
 ) -> Notification {
     let entity = alert.entity_text();
     let cost = context.cost.as_ref().filter(|c| c.per_hour > 0.0);
-    let mut subject = format!("trailwatch: {}", alert.detector);
+    let mut subject = format!(
+        "trailwatch{}: {}",
+        if alert.test { " test" } else { "" },
+        alert.detector
+    );
     if let Some(e) = &entity {
         subject.push_str(&format!(" for {e}"));
     }
@@ -223,13 +231,17 @@ pub fn render(
         subject.push_str(&format!(", ~${}/h", crate::cost::money(c.per_hour)));
     }
 
-    let mut body = format!(
+    let mut body = String::new();
+    if alert.test {
+        body.push_str("TEST: sent by `trailwatch monitors test` through the monitor's own actions; no anomaly happened. The figures below are the real ones for its period.\n\n");
+    }
+    body.push_str(&format!(
         "{}: {} matching events in {} (about {} per interval the day before).\n",
         alert.detector,
         context.events,
         span(alert),
         context.baseline_events
-    );
+    ));
     if let (Some(g), Some(c)) = (alert.grade, alert.confidence) {
         body.push_str(&format!("Anomaly grade {g:.2}, confidence {c:.2}.\n"));
     }
@@ -287,6 +299,7 @@ pub fn render(
     }
     let data = json!({
         "enriched": true,
+        "test": alert.test,
         "detector": alert.detector,
         "entity": alert.entity.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>(),
         "period_start": alert.start.to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -391,6 +404,41 @@ mod tests {
             messages_of_event(&json!({"detector": "d"})),
             [r#"{"detector":"d"}"#]
         );
+    }
+
+    #[test]
+    fn a_test_alert_from_monitors_test_is_said_to_be_a_test() {
+        let d = crate::detector::shipped()
+            .into_iter()
+            .find(|d| d.name == "api-errors")
+            .unwrap();
+        // The message a test run's action renders, as mustache fills it in.
+        let message = crate::opensearch::desired::monitors::test_message_template(&d)
+            .replace("{{ctx.monitor.name}}", "trailwatch-api-errors (test)")
+            .replace("{{ctx.periodStart}}", "2026-12-02T10:00:00.000Z")
+            .replace("{{ctx.periodEnd}}", "2026-12-02T10:10:00.000Z");
+        let alert = Alert::from_message(&message).unwrap();
+        assert!(alert.test);
+        assert_eq!((alert.grade, alert.confidence), (None, None));
+        let n = render(
+            &alert,
+            &d,
+            &build(&FacetCounts::default(), &FacetCounts::default(), 144, 1),
+            None,
+        );
+        assert!(
+            n.subject.starts_with("trailwatch test: api-errors"),
+            "{}",
+            n.subject
+        );
+        assert!(
+            n.body
+                .starts_with("TEST: sent by `trailwatch monitors test`"),
+            "{}",
+            n.body
+        );
+        assert_eq!(n.data["test"], true);
+        assert!(!Alert::from_message(ALERT).unwrap().test);
     }
 
     #[test]

@@ -236,6 +236,33 @@ pub async fn wait_for_cluster(
     Ok(())
 }
 
+/// The plugin object named `name`: its id and source, found by a term
+/// search on `field` at `search` (`source_key` picks the object out of each
+/// hit, as the alerting plugin wraps monitors in `monitor`). A missing
+/// config index means nothing was ever made: `None`.
+pub async fn find_by_name(
+    os: &OpenSearch,
+    search: &str,
+    field: &str,
+    name: &str,
+    source_key: Option<&str>,
+) -> Result<Option<(String, Value)>, OpenSearchError> {
+    let query = json!({"size": 10, "query": {"term": {field: name}}});
+    let answer = os.request("POST", search, Some(&query)).await?;
+    if answer.status == 404 {
+        return Ok(None);
+    }
+    let v = answer.checked_json()?;
+    let hits = v["hits"]["hits"].as_array().cloned().unwrap_or_default();
+    Ok(hits.into_iter().find_map(|h| {
+        let source = match source_key {
+            Some(k) => h["_source"][k].clone(),
+            None => h["_source"].clone(),
+        };
+        (source["name"] == name).then(|| (h["_id"].as_str().unwrap_or_default().to_owned(), source))
+    }))
+}
+
 /// A reconcile over one client.
 pub struct Reconcile<'a> {
     pub os: &'a OpenSearch,
@@ -510,31 +537,13 @@ impl<'a> Reconcile<'a> {
         field: &str,
         source_key: Option<&str>,
     ) -> Result<Option<(String, Value)>, ApplyError> {
-        let query = json!({"size": 10, "query": {"term": {field: name}}});
-        let failed = |e: OpenSearchError| ApplyError {
-            kind,
-            name: name.to_owned(),
-            source: e.into(),
-        };
-        let answer = self
-            .os
-            .request("POST", search, Some(&query))
+        find_by_name(self.os, search, field, name, source_key)
             .await
-            .map_err(failed)?;
-        // No config index yet: nothing was ever made.
-        if answer.status == 404 {
-            return Ok(None);
-        }
-        let v = answer.checked_json().map_err(failed)?;
-        let hits = v["hits"]["hits"].as_array().cloned().unwrap_or_default();
-        Ok(hits.into_iter().find_map(|h| {
-            let source = match source_key {
-                Some(k) => h["_source"][k].clone(),
-                None => h["_source"].clone(),
-            };
-            (source["name"] == name)
-                .then(|| (h["_id"].as_str().unwrap_or_default().to_owned(), source))
-        }))
+            .map_err(|e| ApplyError {
+                kind,
+                name: name.to_owned(),
+                source: e.into(),
+            })
     }
 
     /// A detector: validated, then created and started; or stopped,

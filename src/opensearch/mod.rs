@@ -4,13 +4,15 @@
 //! state of every object trailwatch manages on a cluster, as pure
 //! functions. [`apply`]: the reconcile of that state against a live cluster.
 //! [`dashboards`]: the saved objects of `dashboards/` and their import.
-//! [`bootstrap`]: the two together, as one call.
+//! [`bootstrap`]: the two together, as one call. [`inspect`]: day two on
+//! what apply made (monitor and detector status, test alerts).
 
 pub mod apply;
 pub mod bootstrap;
 pub mod client;
 pub mod dashboards;
 pub mod desired;
+pub mod inspect;
 pub mod query;
 
 pub use client::{is_aws_host, Auth, OpenSearch, OpenSearchError, Response, Target};

@@ -28,6 +28,10 @@ struct State {
     monitors: BTreeMap<String, Value>,
     channels: BTreeMap<String, Value>,
     policies: BTreeMap<String, (Value, u64)>,
+    /// Alerts of saved monitors that triggered: (monitor id, start ms).
+    alerts: Vec<(String, i64)>,
+    /// Profile fields a test sets for a detector id, over the state.
+    profiles: BTreeMap<String, Value>,
     next_id: u64,
     /// Writes to let through before the one that fails (`None`: fail none).
     fail_after: Option<usize>,
@@ -241,6 +245,13 @@ impl Plugins {
             .values()
             .find(|m| m["name"] == name)
             .cloned()
+    }
+
+    /// Makes the detector's profile say these fields too (an
+    /// initialising state, an error, a number of entities).
+    pub fn set_profile(&self, name: &str, fields: Value) {
+        let id = self.detector_id(name).expect("a detector of that name");
+        self.state.lock().unwrap().profiles.insert(id, fields);
     }
 
     pub fn channel_count(&self) -> usize {
@@ -516,12 +527,28 @@ fn route(s: &mut State, r: &Request, node: &NodeCall<'_>) -> (u16, Value) {
         },
         ("GET", ["_plugins", "_anomaly_detection", "detectors", id, "_profile", ..]) => {
             match s.detectors.get(*id) {
-                Some((_, running)) => (
-                    200,
-                    json!({"state": if *running { "RUNNING" } else { "DISABLED" }}),
-                ),
+                Some((_, running)) => {
+                    let mut profile =
+                        json!({"state": if *running { "RUNNING" } else { "DISABLED" }});
+                    if let Some(Value::Object(extra)) = s.profiles.get(*id) {
+                        for (k, v) in extra {
+                            profile[k] = v.clone();
+                        }
+                    }
+                    (200, profile)
+                }
                 None => error(404, "AnomalyDetector is not found"),
             }
+        }
+        // The plugin searches its result indices for the caller.
+        ("POST", ["_plugins", "_anomaly_detection", "detectors", "results", "_search"]) => {
+            let (status, answer) =
+                node("POST", "/.opendistro-anomaly-results*/_search", Some(&body));
+            (
+                status,
+                serde_json::from_slice(&answer)
+                    .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&answer)})),
+            )
         }
         // ---- alerting
         ("POST", ["_plugins", "_alerting", "monitors", "_search"]) => {
@@ -537,33 +564,32 @@ fn route(s: &mut State, r: &Request, node: &NodeCall<'_>) -> (u16, Value) {
                 ),
             )
         }
+        // An ad-hoc run of the monitor in the body, as Dashboards' "Send
+        // test message" does: validated like a create, nothing stored.
+        ("POST", ["_plugins", "_alerting", "monitors", "_execute"]) => {
+            if let Err(e) = check_monitor(s, &body) {
+                return e;
+            }
+            let channels = s.channels.clone();
+            execute(&body, &channels, &query, node).0
+        }
+        ("GET", ["_plugins", "_alerting", "monitors", "alerts"]) => {
+            let id = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("monitorId="))
+                .unwrap_or("");
+            let alerts: Vec<Value> = s
+                .alerts
+                .iter()
+                .filter(|(m, _)| m == id)
+                .map(|(m, t)| json!({"monitor_id": m, "start_time": t, "state": "ACTIVE"}))
+                .collect();
+            (200, json!({"totalAlerts": alerts.len(), "alerts": alerts}))
+        }
         ("POST", ["_plugins", "_alerting", "monitors"])
         | ("PUT", ["_plugins", "_alerting", "monitors", _]) => {
-            if body["type"] != "monitor" || body["monitor_type"] != "query_level_monitor" {
-                return error(
-                    400,
-                    "monitor_type must be query_level_monitor for this monitor",
-                );
-            }
-            for t in body["triggers"].as_array().into_iter().flatten() {
-                let t = &t["query_level_trigger"];
-                if t["condition"]["script"]["source"].as_str().is_none() {
-                    return error(400, "a query-level trigger needs a script condition");
-                }
-                for a in t["actions"].as_array().into_iter().flatten() {
-                    let id = a["destination_id"].as_str().unwrap_or("");
-                    if !s.channels.contains_key(id) {
-                        return error(400, &format!("Config {id} not found"));
-                    }
-                }
-            }
-            let text = body["inputs"].to_string();
-            let known = s
-                .detectors
-                .keys()
-                .any(|id| text.contains(&format!("\"{id}\"")));
-            if !known {
-                return error(400, "the monitor's input names no existing detector");
+            if let Err(e) = check_monitor(s, &body) {
+                return e;
             }
             let id = match parts.get(3) {
                 Some(id) if s.monitors.contains_key(*id) => id.to_string(),
@@ -578,7 +604,12 @@ fn route(s: &mut State, r: &Request, node: &NodeCall<'_>) -> (u16, Value) {
                 return error(404, "Monitor not found");
             };
             let channels = s.channels.clone();
-            execute(&monitor, &channels, &query, node)
+            let (answer, fired) = execute(&monitor, &channels, &query, node);
+            if fired {
+                let now = answer.1["period_end"].as_i64().unwrap_or(0);
+                s.alerts.push((id.to_string(), now));
+            }
+            answer
         }
         ("DELETE", ["_plugins", "_alerting", "monitors", id]) => match s.monitors.remove(*id) {
             Some(_) => (200, json!({"result": "deleted"})),
@@ -706,6 +737,50 @@ fn execute(
     channels: &BTreeMap<String, Value>,
     query: &str,
     node: &NodeCall<'_>,
+) -> ((u16, Value), bool) {
+    let mut fired = false;
+    let answer = execute_inner(monitor, channels, query, node, &mut fired);
+    let dry_run = query.contains("dryrun=true");
+    (answer, fired && !dry_run)
+}
+
+/// What the alerting plugin refuses of a monitor body.
+fn check_monitor(s: &State, body: &Value) -> Result<(), (u16, Value)> {
+    if body["type"] != "monitor" || body["monitor_type"] != "query_level_monitor" {
+        return Err(error(
+            400,
+            "monitor_type must be query_level_monitor for this monitor",
+        ));
+    }
+    for t in body["triggers"].as_array().into_iter().flatten() {
+        let t = &t["query_level_trigger"];
+        if t["condition"]["script"]["source"].as_str().is_none() {
+            return Err(error(400, "a query-level trigger needs a script condition"));
+        }
+        for a in t["actions"].as_array().into_iter().flatten() {
+            let id = a["destination_id"].as_str().unwrap_or("");
+            if !s.channels.contains_key(id) {
+                return Err(error(400, &format!("Config {id} not found")));
+            }
+        }
+    }
+    let text = body["inputs"].to_string();
+    let known = s
+        .detectors
+        .keys()
+        .any(|id| text.contains(&format!("\"{id}\"")));
+    if !known {
+        return Err(error(400, "the monitor's input names no existing detector"));
+    }
+    Ok(())
+}
+
+fn execute_inner(
+    monitor: &Value,
+    channels: &BTreeMap<String, Value>,
+    query: &str,
+    node: &NodeCall<'_>,
+    fired: &mut bool,
 ) -> (u16, Value) {
     let period_end = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -740,8 +815,16 @@ fn execute(
         }
         results.push(serde_json::from_slice::<Value>(&answer).unwrap());
     }
-    let ctx =
-        json!({"monitor": {"name": monitor["name"]}, "results": results, "periodEnd": period_end});
+    let minutes = monitor["schedule"]["period"]["interval"]
+        .as_i64()
+        .unwrap_or(1);
+    let iso = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let ctx = json!({"monitor": {"name": monitor["name"]}, "results": results,
+        "periodStart": iso(period_end - minutes * 60_000), "periodEnd": iso(period_end)});
     let dry_run = query.contains("dryrun=true");
     let mut trigger_results = serde_json::Map::new();
     for (n, t) in monitor["triggers"]
@@ -753,24 +836,31 @@ fn execute(
         let t = &t["query_level_trigger"];
         // The integ-test-zip has no painless (the lang-painless module is not
         // served as a zip): the condition is evaluated as the AD trigger
-        // Dashboards shows means it, from the trigger's adTriggerMetadata.
-        let meta = &monitor["ui_metadata"]["triggers"][t["name"].as_str().unwrap_or("")]
-            ["adTriggerMetadata"];
-        let (Some(min_grade), Some(min_confidence)) = (
-            meta["anomalyGrade"]["value"].as_f64(),
-            meta["anomalyConfidence"]["value"].as_f64(),
-        ) else {
-            return error(
-                400,
-                "the trigger has no adTriggerMetadata with grade and confidence",
-            );
+        // Dashboards shows means it, from the trigger's adTriggerMetadata;
+        // a test run's `return true` is true.
+        let source = t["condition"]["script"]["source"].as_str().unwrap_or("");
+        let triggered = if source.trim() == "return true" {
+            true
+        } else {
+            let meta = &monitor["ui_metadata"]["triggers"][t["name"].as_str().unwrap_or("")]
+                ["adTriggerMetadata"];
+            let (Some(min_grade), Some(min_confidence)) = (
+                meta["anomalyGrade"]["value"].as_f64(),
+                meta["anomalyConfidence"]["value"].as_f64(),
+            ) else {
+                return error(
+                    400,
+                    "the trigger has no adTriggerMetadata with grade and confidence",
+                );
+            };
+            let first = &ctx["results"][0];
+            let grade = first["aggregations"]["max_anomaly_grade"]["value"].as_f64();
+            let confidence = first["hits"]["hits"][0]["_source"]["confidence"].as_f64();
+            first["hits"]["total"]["value"].as_u64().unwrap_or(0) > 0
+                && grade.is_some_and(|g| g > min_grade)
+                && confidence.is_some_and(|c| c > min_confidence)
         };
-        let first = &ctx["results"][0];
-        let grade = first["aggregations"]["max_anomaly_grade"]["value"].as_f64();
-        let confidence = first["hits"]["hits"][0]["_source"]["confidence"].as_f64();
-        let triggered = first["hits"]["total"]["value"].as_u64().unwrap_or(0) > 0
-            && grade.is_some_and(|g| g > min_grade)
-            && confidence.is_some_and(|c| c > min_confidence);
+        *fired |= triggered;
         let mut action_results = serde_json::Map::new();
         if triggered {
             for (k, a) in t["actions"].as_array().into_iter().flatten().enumerate() {
@@ -792,7 +882,7 @@ fn execute(
     }
     (
         200,
-        json!({"monitor_name": monitor["name"], "period_end": period_end, "input_results": {"results": ctx["results"], "error": null}, "trigger_results": trigger_results}),
+        json!({"monitor_name": monitor["name"], "period_start": period_end - minutes * 60_000, "period_end": period_end, "input_results": {"results": ctx["results"], "error": null}, "trigger_results": trigger_results}),
     )
 }
 

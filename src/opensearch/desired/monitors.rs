@@ -40,6 +40,16 @@ pub fn message_template(d: &Detector) -> String {
     )
 }
 
+/// The message a test run sends (`trailwatch monitors test`): the same
+/// structured alert, marked `"test": true`, over the monitor's period
+/// rather than a result's, with no entity, grade or confidence.
+pub fn test_message_template(d: &Detector) -> String {
+    format!(
+        r#"{{"monitor":"{{{{ctx.monitor.name}}}}","detector":"{}","test":true,"entity":[],"period_start":"{{{{ctx.periodStart}}}}","period_end":"{{{{ctx.periodEnd}}}}","anomaly_grade":"","confidence":""}}"#,
+        d.name
+    )
+}
+
 /// The trigger's painless condition: the interval's best result has a
 /// grade and confidence above the file's thresholds.
 fn condition(d: &Detector) -> String {
