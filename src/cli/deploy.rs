@@ -36,7 +36,7 @@ pub struct PlanArgs {
 }
 
 /// Where AWS calls go.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct AwsArgs {
     /// A profile of ~/.aws/config and ~/.aws/credentials.
     #[arg(long)]

@@ -1,7 +1,8 @@
 //! `trailwatch detect`: read, aggregate, score, print.
 
 use super::{parse_since, parse_time, progress_bar, Since, EXIT_FOUND, EXIT_OK};
-use crate::cloudtrail::{discover, Input, ReadError};
+use crate::cloudtrail::{discover, Input, ReadError, SearchInput};
+use crate::opensearch::scan::Scan;
 use crate::engine::group::group;
 use crate::engine::insights::{self, InsightOptions};
 use crate::engine::novelty::NoveltyOptions;
@@ -17,12 +18,27 @@ use std::time::Instant;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit status: 0 no anomalies, 1 anomalies found, 2 error.\n\nExamples:\n  trailwatch detect ./logs\n  trailwatch detect AWSLogs/ --since 2026-01-07 --format ndjson\n  trailwatch detect ./logs --since -1d    (train on all but the last day)\n  zcat events.jsonl.gz | trailwatch detect -"
+    after_help = "Exit status: 0 no anomalies, 1 anomalies found, 2 error.\n\n\
+With --opensearch-url the records come from the cluster's index (the cwl-* indices the forwarder writes), \
+read with a point-in-time search in event-time order, page by page, in bounded memory; basic auth from \
+OPENSEARCH_USER and OPENSEARCH_PASSWORD, or SigV4 for an AWS domain. As with files, everything before \
+--until is read, and what comes before --since only trains.\n\n\
+Examples:\n  trailwatch detect ./logs\n  trailwatch detect AWSLogs/ --since 2026-01-07 --format ndjson\n  trailwatch detect ./logs --since -1d    (train on all but the last day)\n  zcat events.jsonl.gz | trailwatch detect -\n  \
+trailwatch detect --opensearch-url https://search-x.us-east-1.es.amazonaws.com --index 'cwl-2026.11.*' --since -1d"
 )]
 pub struct DetectArgs {
     /// CloudTrail files or folders (walked recursively); `-` reads standard input.
-    #[arg(required_unless_present = "series", value_name = "PATH")]
+    #[arg(required_unless_present_any = ["series", "opensearch_url"], value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Read the records from this OpenSearch cluster's index (besides any PATH).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["series", "follow"])]
+    pub opensearch_url: Option<String>,
+    /// With --opensearch-url: the index pattern to read.
+    #[arg(long, value_name = "PATTERN", default_value = "cwl-*")]
+    pub index: String,
+    /// With --opensearch-url: trust this CA's certificate (PEM), besides the system's.
+    #[arg(long, value_name = "FILE", requires = "opensearch_url")]
+    pub opensearch_ca_cert: Option<PathBuf>,
     /// Folder of detector files that replaces the built-in set (every file
     /// must be valid).
     #[arg(long, value_name = "DIR")]
@@ -190,7 +206,25 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     if args.follow {
         return run_follow(&args, &detectors);
     }
-    let inputs = discover(&args.paths).context("cannot list the inputs")?;
+    let mut inputs = discover(&args.paths).context("cannot list the inputs")?;
+    if let Some(url) = &args.opensearch_url {
+        let target = super::deploy::runtime()?.block_on(super::opensearch::target(
+            url,
+            args.opensearch_ca_cert.clone(),
+            std::env::var("OPENSEARCH_USER").ok(),
+            false,
+            &super::deploy::AwsArgs::default(),
+            std::time::Duration::from_secs(60),
+        ))?;
+        inputs.push(Input::Search(Box::new(SearchInput {
+            target,
+            scan: Scan {
+                index: args.index.clone(),
+                until: args.until,
+                page: 5000,
+            },
+        })));
+    }
     if inputs.is_empty() {
         bail!(
             "no CloudTrail files (*.json, *.json.gz, *.jsonl, *.ndjson, *.gz) under {}",
@@ -242,10 +276,14 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         } else {
             "the input is empty".into()
         };
-        bail!(
-            "no readable CloudTrail records in {} ({what})",
-            list(&args.paths)
-        );
+        let mut sources = list(&args.paths);
+        if let Some(url) = &args.opensearch_url {
+            if !sources.is_empty() {
+                sources.push_str(", ");
+            }
+            sources.push_str(&format!("{url}/{}", args.index));
+        }
+        bail!("no readable CloudTrail records in {sources} ({what})");
     }
     let read_secs = started.elapsed().as_secs_f64();
     let options = engine_options(

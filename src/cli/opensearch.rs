@@ -41,34 +41,51 @@ impl ConnectArgs {
     /// The target: basic auth when a user is given, SigV4 when asked or the
     /// host is AWS's, else no credentials.
     pub async fn target(&self, timeout: Duration) -> anyhow::Result<Target> {
-        let auth = match &self.opensearch_user {
-            Some(user) if !self.sign => {
-                let password = std::env::var("OPENSEARCH_PASSWORD").map_err(|_| {
-                    anyhow::anyhow!(
-                        "OPENSEARCH_USER is {user:?} but OPENSEARCH_PASSWORD is not set; set both for basic auth, or neither for SigV4"
-                    )
-                })?;
-                Auth::Basic {
-                    user: user.clone(),
-                    password,
-                }
-            }
-            _ if self.sign || is_aws_host(&self.opensearch_url) => {
-                Auth::sigv4(&self.aws.target().load().await)?
-            }
-            _ => Auth::None,
-        };
-        Ok(Target {
-            url: self.opensearch_url.clone(),
-            auth,
-            ca_cert: self.opensearch_ca_cert.clone(),
+        target(
+            &self.opensearch_url,
+            self.opensearch_ca_cert.clone(),
+            self.opensearch_user.clone(),
+            self.sign,
+            &self.aws,
             timeout,
-        })
+        )
+        .await
     }
 
     pub async fn client(&self, timeout: Duration) -> anyhow::Result<OpenSearch> {
         Ok(OpenSearch::connect(&self.target(timeout).await?)?)
     }
+}
+
+/// A cluster's target: basic auth when a user is given (and `sign` is
+/// not), with OPENSEARCH_PASSWORD; SigV4 when asked or the host is AWS's;
+/// else no credentials.
+pub async fn target(
+    url: &str,
+    ca_cert: Option<PathBuf>,
+    user: Option<String>,
+    sign: bool,
+    aws: &AwsArgs,
+    timeout: Duration,
+) -> anyhow::Result<Target> {
+    let auth = match user {
+        Some(user) if !sign => {
+            let password = std::env::var("OPENSEARCH_PASSWORD").map_err(|_| {
+                anyhow::anyhow!(
+                    "OPENSEARCH_USER is {user:?} but OPENSEARCH_PASSWORD is not set; set both for basic auth, or neither for SigV4"
+                )
+            })?;
+            Auth::Basic { user, password }
+        }
+        _ if sign || is_aws_host(url) => Auth::sigv4(&aws.target().load().await)?,
+        _ => Auth::None,
+    };
+    Ok(Target {
+        url: url.to_owned(),
+        auth,
+        ca_cert,
+        timeout,
+    })
 }
 
 /// What the OpenSearch objects are made from: the detector files, the

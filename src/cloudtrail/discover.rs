@@ -1,5 +1,8 @@
-//! Finding inputs: files, folders walked recursively, and `-` for standard input.
+//! Finding inputs: files, folders walked recursively, `-` for standard
+//! input, and records already in an OpenSearch index.
 
+use crate::opensearch::scan::Scan;
+use crate::opensearch::Target;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -8,7 +11,26 @@ use std::path::{Path, PathBuf};
 pub enum Input {
     File { path: PathBuf, size: u64 },
     Stdin,
+    /// The records of an OpenSearch index pattern (`detect --opensearch-url`).
+    Search(Box<SearchInput>),
 }
+
+/// A cluster and what to read of it.
+#[derive(Debug, Clone)]
+pub struct SearchInput {
+    pub target: Target,
+    pub scan: Scan,
+}
+
+/// Two searches are the same input when they read the same index of the
+/// same cluster (credentials aside).
+impl PartialEq for SearchInput {
+    fn eq(&self, other: &Self) -> bool {
+        self.target.url == other.target.url && self.scan == other.scan
+    }
+}
+
+impl Eq for SearchInput {}
 
 impl Input {
     /// How problems name this input.
@@ -16,6 +38,11 @@ impl Input {
         match self {
             Input::File { path, .. } => path.display().to_string(),
             Input::Stdin => "<stdin>".into(),
+            Input::Search(s) => format!(
+                "{}/{}",
+                s.target.url.trim_end_matches('/'),
+                s.scan.index
+            ),
         }
     }
 }

@@ -18,7 +18,7 @@ pub mod read;
 pub mod record;
 pub mod stream;
 
-pub use discover::{discover, Input};
+pub use discover::{discover, Input, SearchInput};
 pub use field::FieldPath;
 pub use projection::Projection;
 pub use read::{read_bytes, read_input, Location, ReadError, ReadErrorKind, ReadStats};

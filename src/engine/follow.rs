@@ -279,7 +279,7 @@ pub fn follow(
             }
             processed.extend(inputs.iter().filter_map(|i| match i {
                 Input::File { path, .. } => Some(path.clone()),
-                Input::Stdin => None,
+                Input::Stdin | Input::Search(_) => None,
             }));
         }
         busy_polls = if inputs.is_empty() { 0 } else { busy_polls + 1 };

@@ -4,7 +4,10 @@ use super::aggregate::{Aggregates, Aggregator, InputSpan, Tracking};
 use super::plausible::TimeFence;
 use crate::cloudtrail::{
     read_bytes, read_input, Input, Location, Projection, ReadError, ReadErrorKind, ReadStats,
+    SearchInput,
 };
+use crate::opensearch::scan::scan;
+use crate::opensearch::OpenSearch;
 use crate::detector::Detector;
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
@@ -26,6 +29,40 @@ fn failed(name: &str, e: std::io::Error, report: &mut dyn FnMut(ReadError)) -> R
         problems: 1,
         ..ReadStats::default()
     }
+}
+
+/// Reads an OpenSearch input page by page, each page's JSON lines as a
+/// file's; a failed search is one problem of the whole input, and what was
+/// read before it counts.
+fn read_search(
+    name: &str,
+    search: &SearchInput,
+    projection: &Projection,
+    sink: &mut dyn FnMut(crate::cloudtrail::Record<'_>),
+    report: &mut dyn FnMut(ReadError),
+) -> ReadStats {
+    let mut stats = ReadStats::default();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return failed(name, e, report),
+    };
+    let result = runtime.block_on(async {
+        let os = OpenSearch::connect(&search.target).map_err(|e| e.to_string())?;
+        scan(&os, &search.scan, &mut |bytes| {
+            stats.add(&read_bytes(name, bytes, projection, &mut *sink, &mut *report))
+        })
+        .await
+        .map_err(|e| e.to_string())
+    });
+    if let Err(e) = result {
+        let mut failure = failed(name, std::io::Error::other(e), report);
+        failure.add(&stats);
+        return failure;
+    }
+    stats
 }
 
 /// Callbacks from the workers; both may be called from several threads.
@@ -67,6 +104,9 @@ pub fn aggregate_inputs(
                 |r| agg.record(&r),
                 report,
             ),
+            Input::Search(search) => {
+                read_search(&name, search, projection, &mut |r| agg.record(&r), report)
+            }
             Input::File { path, size } => {
                 // Small files (every CloudTrail delivery) are read whole; large
                 // ones (a JSON lines export) stream.
@@ -106,7 +146,9 @@ pub fn aggregate_inputs(
             match input {
                 // Rare: read the file again, leaving out what lies far from
                 // the rest (its problems were reported the first time).
-                Input::File { .. } => agg = pass(input, bulk, &mut |_| {}).0,
+                Input::File { .. } | Input::Search(_) => {
+                    agg = pass(input, bulk, &mut |_| {}).0
+                }
                 Input::Stdin => kept_outliers = true,
             }
         }

@@ -5,7 +5,8 @@
 //! functions. [`apply`]: the reconcile of that state against a live cluster.
 //! [`dashboards`]: the saved objects of `dashboards/` and their import.
 //! [`bootstrap`]: the two together, as one call. [`inspect`]: day two on
-//! what apply made (monitor and detector status, test alerts).
+//! what apply made (monitor and detector status, test alerts). [`scan`]:
+//! records read back out of an index, for `detect`.
 
 pub mod apply;
 pub mod bootstrap;
@@ -14,5 +15,6 @@ pub mod dashboards;
 pub mod desired;
 pub mod inspect;
 pub mod query;
+pub mod scan;
 
 pub use client::{is_aws_host, Auth, OpenSearch, OpenSearchError, Response, Target};
