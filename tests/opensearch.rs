@@ -953,3 +953,138 @@ fn day_two_lists_monitors_sends_one_test_alert_and_tells_how_detectors_are_doing
         stderr(&o)
     );
 }
+
+#[test]
+fn detect_reads_an_index_and_finds_what_it_finds_in_the_files_that_were_forwarded() {
+    use std::io::Read;
+    let _lock = node_lock();
+    let n = node();
+    let admin = n.admin();
+    // Two days with a crypto-mining incident on the second.
+    let sim = tempfile::tempdir().unwrap();
+    let dir = sim.path().to_str().unwrap();
+    let o = crate::util::trailwatch(&[
+        "simulate",
+        "--out",
+        dir,
+        "--days",
+        "2",
+        "--scale",
+        "0.3",
+        "--seed",
+        "11",
+        "--start",
+        "2026-02-02",
+        "--incident",
+        "crypto-mining@+1d10h",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let template =
+        trailwatch::opensearch::desired::template::index_template(&trailwatch::detector::shipped());
+    block_on(admin.request("PUT", "/_index_template/trailwatch-cwl", Some(&template)))
+        .unwrap()
+        .check()
+        .unwrap();
+    // Every record through the forwarder, a few thousand per invocation.
+    let mut records = Vec::new();
+    let mut stack = vec![sim.path().join("AWSLogs")];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
+                .read_to_string(&mut text)
+                .unwrap();
+            let v: Value = serde_json::from_str(&text).unwrap();
+            records.extend(
+                v["Records"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.to_string()),
+            );
+        }
+    }
+    assert!(records.len() > 10_000, "{}", records.len());
+    for chunk in records.chunks(4000) {
+        let event = crate::util::awslogs_event(chunk);
+        let o = as_admin(
+            &[
+                "lambda",
+                "forward",
+                "--opensearch-url",
+                &n.url,
+                "--opensearch-ca-cert",
+                n.ca.to_str().unwrap(),
+            ],
+            Some(event.to_string().as_bytes()),
+        );
+        assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    }
+    block_on(admin.request("POST", "/cwl-2026.02.0*/_refresh", None)).unwrap();
+
+    let from_files =
+        crate::util::trailwatch(&["detect", dir, "--format", "ndjson", "--since", "2026-02-03"]);
+    let from_index = as_admin(
+        &[
+            "detect",
+            "--opensearch-url",
+            &n.url,
+            "--opensearch-ca-cert",
+            n.ca.to_str().unwrap(),
+            "--index",
+            "cwl-2026.02.0*",
+            "--format",
+            "ndjson",
+            "--since",
+            "2026-02-03",
+            "--stats",
+        ],
+        None,
+    );
+    assert_eq!(from_index.status.code(), Some(1), "{}", stderr(&from_index));
+    assert!(
+        stderr(&from_index).contains(&format!("stats: {} events", records.len())),
+        "every forwarded record is read back: {}",
+        stderr(&from_index)
+    );
+    let files = crate::util::ndjson(&from_files);
+    let index = crate::util::ndjson(&from_index);
+    assert_eq!(index, files, "the same findings, in the same order");
+    assert!(
+        index
+            .iter()
+            .any(|f| f["detector"] == "ec2-run-instances" && f["start"] == "2026-02-03T10:00:00Z"),
+        "the incident is found: {index:#?}"
+    );
+
+    // A cluster that refuses: said, naming the index, and exit 2.
+    let o = run_trailwatch(
+        &[
+            "detect",
+            "--opensearch-url",
+            &n.url,
+            "--opensearch-ca-cert",
+            n.ca.to_str().unwrap(),
+            "--index",
+            "cwl-2026.02.0*",
+        ],
+        None,
+        &[
+            ("OPENSEARCH_USER", "admin"),
+            ("OPENSEARCH_PASSWORD", "wrong"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(&format!("{}/cwl-2026.02.0*", n.url)) && stderr(&o).contains("401"),
+        "{}",
+        stderr(&o)
+    );
+    block_on(admin.request("DELETE", "/cwl-2026.02.0*", None)).unwrap();
+    block_on(admin.request("DELETE", "/_index_template/trailwatch-cwl", None)).unwrap();
+}

@@ -2,13 +2,13 @@
 
 use super::{parse_since, parse_time, progress_bar, Since, EXIT_FOUND, EXIT_OK};
 use crate::cloudtrail::{discover, Input, ReadError, SearchInput};
-use crate::opensearch::scan::Scan;
 use crate::engine::group::group;
 use crate::engine::insights::{self, InsightOptions};
 use crate::engine::novelty::NoveltyOptions;
 use crate::engine::sink::{self, Format};
 use crate::engine::source::{aggregate_inputs, Observer};
 use crate::engine::{Engine, EngineOptions};
+use crate::opensearch::scan::Scan;
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::Args;

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 /// One thing to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
-    File { path: PathBuf, size: u64 },
+    File {
+        path: PathBuf,
+        size: u64,
+    },
     Stdin,
     /// The records of an OpenSearch index pattern (`detect --opensearch-url`).
     Search(Box<SearchInput>),
@@ -38,11 +41,7 @@ impl Input {
         match self {
             Input::File { path, .. } => path.display().to_string(),
             Input::Stdin => "<stdin>".into(),
-            Input::Search(s) => format!(
-                "{}/{}",
-                s.target.url.trim_end_matches('/'),
-                s.scan.index
-            ),
+            Input::Search(s) => format!("{}/{}", s.target.url.trim_end_matches('/'), s.scan.index),
         }
     }
 }

@@ -6,9 +6,9 @@ use crate::cloudtrail::{
     read_bytes, read_input, Input, Location, Projection, ReadError, ReadErrorKind, ReadStats,
     SearchInput,
 };
+use crate::detector::Detector;
 use crate::opensearch::scan::scan;
 use crate::opensearch::OpenSearch;
-use crate::detector::Detector;
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,7 +52,13 @@ fn read_search(
     let result = runtime.block_on(async {
         let os = OpenSearch::connect(&search.target).map_err(|e| e.to_string())?;
         scan(&os, &search.scan, &mut |bytes| {
-            stats.add(&read_bytes(name, bytes, projection, &mut *sink, &mut *report))
+            stats.add(&read_bytes(
+                name,
+                bytes,
+                projection,
+                &mut *sink,
+                &mut *report,
+            ))
         })
         .await
         .map_err(|e| e.to_string())
@@ -146,9 +152,7 @@ pub fn aggregate_inputs(
             match input {
                 // Rare: read the file again, leaving out what lies far from
                 // the rest (its problems were reported the first time).
-                Input::File { .. } | Input::Search(_) => {
-                    agg = pass(input, bulk, &mut |_| {}).0
-                }
+                Input::File { .. } | Input::Search(_) => agg = pass(input, bulk, &mut |_| {}).0,
                 Input::Stdin => kept_outliers = true,
             }
         }

@@ -89,7 +89,10 @@ pub async fn scan(
     let opened = os
         .request(
             "POST",
-            &format!("/{}/_search/point_in_time?keep_alive={KEEP_ALIVE}", scan.index),
+            &format!(
+                "/{}/_search/point_in_time?keep_alive={KEEP_ALIVE}",
+                scan.index
+            ),
             None,
         )
         .await?
@@ -156,7 +159,9 @@ mod tests {
             q["query"]["bool"]["must_not"][0],
             json!({"term": {"eventID": "trailwatch-seed"}})
         );
-        assert!(page_query(&scan, "pit-1", None).get("search_after").is_none());
+        assert!(page_query(&scan, "pit-1", None)
+            .get("search_after")
+            .is_none());
 
         let answer = json!({"pit_id": "pit-2", "hits": {"hits": [
             {"_source": {"eventID": "e1", "eventTime": "2026-01-05T00:00:00Z"}, "sort": [1, "e1"]},
