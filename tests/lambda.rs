@@ -690,3 +690,135 @@ fn the_sample_events_named_in_help_forward_and_enrich() {
     );
     assert!(!stderr(&o).contains("not enriched"), "{}", stderr(&o));
 }
+
+/// A CloudFormation custom resource event, as CloudFormation sends it to
+/// the bootstrap's Lambda.
+fn custom_resource_event(kind: &str, response_url: &str) -> Value {
+    json!({
+        "RequestType": kind,
+        "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:trailwatch-bootstrap",
+        "ResponseURL": response_url,
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/trailwatch/5b0a3f10-0000-11ee-9c47-0a1b2c3d4e5f",
+        "RequestId": format!("req-{kind}"),
+        "LogicalResourceId": "OpenSearchObjects",
+        "ResourceType": "Custom::OpenSearchObjects",
+        "ResourceProperties": {
+            "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:trailwatch-bootstrap",
+            "ForwarderRoleArn": "arn:aws:iam::123456789012:role/trailwatch-forwarder",
+            "EnricherRoleArn": "arn:aws:iam::123456789012:role/trailwatch-enricher",
+            "RetentionDays": "30",
+            "Notify": ["webhook:http://127.0.0.1:9/alerts"]
+        }
+    })
+}
+
+/// The bootstrap under the local Runtime API, on one event; returns the
+/// runtime's record of its answer and the process's output.
+fn run_bootstrap(event: Value, endpoint: &str) -> (Option<(String, String)>, std::process::Output) {
+    use crate::util::node::ADMIN_PASSWORD;
+    let api = RuntimeApi::start(event);
+    let task_root = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .env("AWS_LAMBDA_RUNTIME_API", &api.addr)
+        .env("TRAILWATCH_FUNCTION", "bootstrap")
+        .env("AWS_LAMBDA_FUNCTION_NAME", "trailwatch-bootstrap")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("LAMBDA_TASK_ROOT", task_root.path())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("OPENSEARCH_ENDPOINT", endpoint)
+        .env("OPENSEARCH_USER", "admin")
+        .env("OPENSEARCH_PASSWORD", ADMIN_PASSWORD)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let answer = api.response.recv_timeout(Duration::from_secs(90)).ok();
+    let mut child = child;
+    child.kill().ok();
+    (answer, child.wait_with_output().unwrap())
+}
+
+#[test]
+fn the_bootstrap_custom_resource_applies_on_create_leaves_on_delete_and_always_answers() {
+    use crate::util::node::node;
+    use crate::util::plugins::Plugins;
+    use crate::util::scripted::{Expect, Scripted};
+    let _lock = node_lock();
+    let n = node();
+    let plugins = Plugins::start(&n.url, &n.ca);
+    // Stands in for the pre-signed S3 URL: one answer per event, checked.
+    let answered = |request_id: &'static str, status: &'static str, says: &'static str| Expect {
+        method: "PUT",
+        path: "/cfn-response".into(),
+        headers: vec![],
+        body: Box::new(move |body, _| {
+            let r: Value = serde_json::from_slice(body).ok()?;
+            let ok = r["Status"] == status
+                && r["RequestId"] == request_id
+                && r["LogicalResourceId"] == "OpenSearchObjects"
+                && r["PhysicalResourceId"] == "OpenSearchObjects-opensearch-objects"
+                && r["StackId"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("stack/trailwatch/"))
+                && r["Reason"].as_str().is_some_and(|s| s.contains(says));
+            (!ok).then(|| format!("answered {r}"))
+        }),
+        status: 200,
+        answer: String::new(),
+    };
+    let cfn = Scripted::start(vec![
+        answered("req-Create", "SUCCESS", "applied"),
+        answered("req-Delete", "SUCCESS", "applied"),
+        answered("req-Update", "FAILED", "not ready"),
+    ]);
+    let url = format!("{}/cfn-response", cfn.url);
+
+    // Create: every object applied, as deploy applies them.
+    let (answer, output) = run_bootstrap(custom_resource_event("Create", &url), &plugins.url);
+    let (path, body) = answer.unwrap_or_else(|| panic!("no answer: {}", stderr(&output)));
+    assert_eq!(
+        path, "/2018-06-01/runtime/invocation/req-1/response",
+        "{body}"
+    );
+    let (_, running) = plugins
+        .detector("trailwatch-api-errors")
+        .unwrap_or_else(|| panic!("no detector: {}", stderr(&output)));
+    assert!(running);
+    assert!(plugins.monitor("trailwatch-api-errors").is_some());
+    let log = stdout(&output);
+    assert!(log.contains("\"function\":\"bootstrap\""), "{log}");
+
+    // Delete: the objects stay (the domain is retained), and it says so.
+    let before = plugins.requests();
+    let (answer, output) = run_bootstrap(custom_resource_event("Delete", &url), &plugins.url);
+    assert!(answer.is_some(), "{}", stderr(&output));
+    assert_eq!(plugins.requests(), before, "delete touches nothing");
+
+    // A domain that does not answer: CloudFormation still hears, with why.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let (answer, output) = run_bootstrap(custom_resource_event("Update", &url), &closed);
+    assert!(answer.is_some(), "{}", stderr(&output));
+    cfn.verify();
+
+    let o = run_trailwatch(
+        &[
+            "opensearch",
+            "delete",
+            "--opensearch-url",
+            &plugins.url,
+            "--notify",
+            "webhook:http://127.0.0.1:9/alerts",
+            "--yes",
+        ],
+        None,
+        &[
+            ("OPENSEARCH_USER", "admin"),
+            ("OPENSEARCH_PASSWORD", crate::util::node::ADMIN_PASSWORD),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -1,6 +1,7 @@
 //! The Lambdas: the forwarder turns CloudWatch Logs subscription batches
 //! into OpenSearch documents and delivers them without losing one; the
-//! enricher turns an alert into a notification a person can act on.
+//! enricher turns an alert into a notification a person can act on; the
+//! bootstrap applies the OpenSearch objects from inside the stack.
 //! - [`forwarder`]: the forwarder's pure decisions (documents, `_bulk`
 //!   bodies, item outcomes);
 //! - [`delivery`]: the retry loop around them, against a real endpoint;
@@ -8,9 +9,12 @@
 //! - [`alert`]: the enricher's pure core (the alert read, the notification
 //!   written);
 //! - [`enricher`]: its OpenSearch queries and SNS publishing;
+//! - [`custom_resource`]: the OpenSearch bootstrap as a CloudFormation
+//!   custom resource;
 //! - [`runtime`]: the Lambda runtime loop of the one bootstrap binary.
 
 pub mod alert;
+pub mod custom_resource;
 pub mod dead_letter;
 pub mod delivery;
 pub mod enricher;

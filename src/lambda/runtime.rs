@@ -15,6 +15,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub enum Function {
     Forwarder,
     Enricher,
+    /// The OpenSearch bootstrap custom resource.
+    Bootstrap,
 }
 
 /// The handler to run, when this process is a Lambda bootstrap (the
@@ -25,8 +27,9 @@ pub fn function_from_env() -> Option<Result<Function, String>> {
     Some(match name.as_str() {
         "forwarder" => Ok(Function::Forwarder),
         "enricher" => Ok(Function::Enricher),
+        "bootstrap" => Ok(Function::Bootstrap),
         other => Err(format!(
-            "TRAILWATCH_FUNCTION={other:?}: use forwarder or enricher"
+            "TRAILWATCH_FUNCTION={other:?}: use forwarder, enricher or bootstrap"
         )),
     })
 }
@@ -36,12 +39,24 @@ fn env(name: &str) -> Result<String, String> {
 }
 
 /// The OpenSearch client a Lambda uses: signed with its role, or with the
-/// role it is told to assume (an existing domain's).
+/// role it is told to assume (an existing domain's); or, when
+/// OPENSEARCH_USER and OPENSEARCH_PASSWORD are set (a domain whose master
+/// is an internal user; the stack never sets them), basic auth.
 pub async fn opensearch_from_env(
     sdk: &aws_config::SdkConfig,
     timeout: Duration,
 ) -> Result<OpenSearch, String> {
     let endpoint = env("OPENSEARCH_ENDPOINT")?;
+    if let (Ok(user), Ok(password)) = (
+        std::env::var("OPENSEARCH_USER"),
+        std::env::var("OPENSEARCH_PASSWORD"),
+    ) {
+        let target = Target {
+            auth: Auth::Basic { user, password },
+            ..Target::new(&endpoint, timeout)
+        };
+        return OpenSearch::connect(&target).map_err(|e| e.to_string());
+    }
     let sdk = match std::env::var("OPENSEARCH_ROLE_ARN") {
         Ok(role) if !role.is_empty() => crate::aws::assume_role(sdk, &role, "trailwatch").await,
         _ => sdk.clone(),
@@ -86,6 +101,17 @@ pub fn run(function: Function) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
             }
+            Function::Bootstrap => {
+                let detectors = packaged_detectors().map_err(anyhow::Error::msg)?;
+                let (sdk, detectors) = (&sdk, &detectors);
+                lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+                    bootstrap_invocation(sdk, detectors, event)
+                        .await
+                        .map_err(lambda_runtime::Error::from)
+                }))
+                .await
+                .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
+            }
             Function::Enricher => {
                 let enricher = super::enricher::Enricher::from_env(&sdk)
                     .await
@@ -101,6 +127,58 @@ pub fn run(function: Function) -> anyhow::Result<()> {
             }
         }
     })
+}
+
+/// The detector files the package carries (`detectors/` beside the
+/// bootstrap, as `plan` rendered them), else the built-in set.
+fn packaged_detectors() -> Result<Vec<crate::detector::Detector>, String> {
+    let root = std::env::var("LAMBDA_TASK_ROOT").unwrap_or_else(|_| ".".into());
+    let dir = std::path::Path::new(&root).join("detectors");
+    let set = crate::detector::DetectorSet::load(dir.is_dir().then_some(dir.as_path()))
+        .map_err(|e| e.to_string())?;
+    Ok(set.detectors)
+}
+
+/// One custom resource event: handled within the time left (less a margin
+/// to answer), then always answered at its ResponseURL; one log line.
+pub async fn bootstrap_invocation(
+    sdk: &aws_config::SdkConfig,
+    detectors: &[crate::detector::Detector],
+    event: LambdaEvent<Value>,
+) -> Result<Value, super::custom_resource::CustomResourceError> {
+    use super::custom_resource::{handle, respond, response, Event};
+    let parsed = Event::parse(&event.payload)?;
+    let left = deadline_instant(event.context.deadline)
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(Duration::from_secs(15));
+    let outcome = match tokio::time::timeout(
+        left,
+        handle(
+            &parsed,
+            detectors,
+            opensearch_from_env(sdk, Duration::from_secs(30)),
+            // A cluster that never answers is said as such, before the end.
+            left.saturating_sub(Duration::from_secs(5)),
+        ),
+    )
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(_) => Err(format!(
+            "the OpenSearch bootstrap did not finish in {} s; run trailwatch opensearch apply, or update the stack to try again",
+            left.as_secs()
+        )),
+    };
+    let answer = response(&parsed, &outcome);
+    let sent = respond(&parsed.response_url, &answer).await;
+    println!(
+        "{}",
+        json!({"function": "bootstrap", "request_id": event.context.request_id,
+               "request_type": parsed.request_type, "status": answer["Status"],
+               "reason": answer["Reason"], "answered": sent.is_ok()})
+    );
+    sent?;
+    Ok(answer)
 }
 
 /// One forwarder invocation: deliver, then log one JSON line with the counts.

@@ -1,0 +1,245 @@
+//! The bootstrap as a CloudFormation custom resource: on Create and Update
+//! it applies the OpenSearch objects (the same reconcile `deploy` runs from
+//! the CLI), so that a template deployed through the user's own pipeline,
+//! or a domain inside a VPC the CLI cannot reach, is configured too. On
+//! Delete it leaves them, as the domain is retained. Every event is
+//! answered at its pre-signed `ResponseURL`, failures with their reason, so
+//! that a stack never waits an hour for an answer that will not come.
+
+use crate::detector::Detector;
+use crate::opensearch::apply::Wait;
+use crate::opensearch::bootstrap::{ready, reconcile, Action, Cluster};
+use crate::opensearch::desired::channels::Channel;
+use crate::opensearch::desired::security::Access;
+use crate::opensearch::desired::{desired, Settings};
+use crate::opensearch::OpenSearch;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Why an event could not be handled, or answered.
+#[derive(Debug, thiserror::Error)]
+pub enum CustomResourceError {
+    #[error("not a CloudFormation custom resource event: {0}")]
+    NotAnEvent(String),
+    #[error("cannot answer CloudFormation at the ResponseURL: {0}")]
+    Respond(String),
+}
+
+/// The fields of a custom resource event that the answer echoes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub request_type: String,
+    pub response_url: String,
+    pub stack_id: String,
+    pub request_id: String,
+    pub logical_resource_id: String,
+    pub physical_resource_id: Option<String>,
+    pub properties: Value,
+}
+
+impl Event {
+    pub fn parse(v: &Value) -> Result<Event, CustomResourceError> {
+        let text = |key: &str| {
+            v[key]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| CustomResourceError::NotAnEvent(format!("no {key}")))
+        };
+        Ok(Event {
+            request_type: text("RequestType")?,
+            response_url: text("ResponseURL")?,
+            stack_id: text("StackId")?,
+            request_id: text("RequestId")?,
+            logical_resource_id: text("LogicalResourceId")?,
+            physical_resource_id: v["PhysicalResourceId"].as_str().map(str::to_owned),
+            properties: v["ResourceProperties"].clone(),
+        })
+    }
+
+    /// The id the resource keeps: the one it had, or one per stack.
+    pub fn physical_id(&self) -> String {
+        self.physical_resource_id
+            .clone()
+            .unwrap_or_else(|| format!("{}-opensearch-objects", self.logical_resource_id))
+    }
+}
+
+/// The settings the resource's properties give: the stack's roles, its
+/// alert topic and publish role, the retention, and `Notify` channels
+/// (`kind:URL`, as `--notify` takes them).
+pub fn settings_of(props: &Value) -> Result<Settings, String> {
+    let list = |key: &str| -> Vec<String> {
+        match &props[key] {
+            Value::String(s) if !s.is_empty() => vec![s.clone()],
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut channels = Vec::new();
+    if let (Some(topic_arn), Some(role_arn)) = (
+        props["AlertTopicArn"].as_str(),
+        props["AlertPublishRoleArn"].as_str(),
+    ) {
+        channels.push(Channel::Sns {
+            topic_arn: topic_arn.into(),
+            role_arn: role_arn.into(),
+        });
+    }
+    for n in list("Notify") {
+        channels.push(Channel::parse_notify(&n).map_err(|e| format!("Notify {n:?}: {e}"))?);
+    }
+    let retention_days = match &props["RetentionDays"] {
+        Value::Null => 30,
+        // CloudFormation passes every property as text.
+        v => v
+            .as_u64()
+            .or_else(|| v.as_str()?.parse().ok())
+            .filter(|d| *d > 0)
+            .ok_or_else(|| format!("RetentionDays {v} is not a number of days"))?,
+    };
+    Ok(Settings {
+        retention_days: retention_days as u32,
+        access: Access {
+            forwarder: list("ForwarderRoleArn"),
+            enricher: list("EnricherRoleArn"),
+            admins: list("AdminRoleArn"),
+            readers: list("ReaderRoleArn"),
+        },
+        channels,
+    })
+}
+
+/// The answer CloudFormation reads.
+pub fn response(event: &Event, outcome: &Result<Value, String>) -> Value {
+    let mut r = json!({
+        "Status": if outcome.is_ok() { "SUCCESS" } else { "FAILED" },
+        "PhysicalResourceId": event.physical_id(),
+        "StackId": event.stack_id,
+        "RequestId": event.request_id,
+        "LogicalResourceId": event.logical_resource_id,
+    });
+    match outcome {
+        Ok(data) => {
+            r["Reason"] = json!("applied");
+            r["Data"] = data.clone();
+        }
+        // CloudFormation shows the reason in the stack's events; it keeps
+        // the first 4 KB of the whole answer.
+        Err(e) => r["Reason"] = json!(e.chars().take(3000).collect::<String>()),
+    }
+    r
+}
+
+/// What the event asks, done: Create and Update apply, Delete leaves
+/// everything. The result's data counts the objects changed.
+pub async fn handle(
+    event: &Event,
+    detectors: &[Detector],
+    cluster: impl std::future::Future<Output = Result<OpenSearch, String>>,
+    wait: Duration,
+) -> Result<Value, String> {
+    match event.request_type.as_str() {
+        "Delete" => {
+            return Ok(json!({"Changed": 0, "Note": "left in place: the domain is retained"}))
+        }
+        "Create" | "Update" => {}
+        other => return Err(format!("unknown RequestType {other:?}")),
+    }
+    let settings = settings_of(&event.properties)?;
+    let desired = desired(detectors, &settings).map_err(|refusals| {
+        refusals
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    let cluster = Cluster {
+        os: cluster.await?,
+        dashboards: None,
+    };
+    ready(&cluster, Wait { total: wait }, &mut |what| {
+        eprintln!("{what}")
+    })
+    .await
+    .map_err(|e| format!("OpenSearch is not ready: {e}"))?;
+    let summary = reconcile(&cluster, &desired, Action::Apply, false, &mut |line| {
+        eprintln!("{}", line.render(false))
+    })
+    .await
+    .map_err(|e| {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            text.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        text
+    })?;
+    Ok(json!({"Changed": summary.changes()}))
+}
+
+/// Puts the answer at the pre-signed URL (S3 refuses a content type the
+/// URL was not signed with, so none is sent).
+pub async fn respond(url: &str, body: &Value) -> Result<(), CustomResourceError> {
+    let text = body.to_string();
+    let answer = reqwest::Client::new()
+        .put(url)
+        .header("content-type", "")
+        .header("content-length", text.len())
+        .body(text)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|e| CustomResourceError::Respond(e.to_string()))?;
+    if !answer.status().is_success() {
+        return Err(CustomResourceError::Respond(format!(
+            "HTTP {}",
+            answer.status()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str) -> Value {
+        json!({"RequestType": kind, "ResponseURL": "http://127.0.0.1:9/r", "StackId": "arn:aws:cloudformation:us-east-1:1:stack/tw/x",
+               "RequestId": "r-1", "LogicalResourceId": "OpenSearchObjects", "ResourceType": "Custom::OpenSearchObjects",
+               "ResourceProperties": {"ServiceToken": "arn:aws:lambda:us-east-1:1:function:tw-bootstrap",
+                 "ForwarderRoleArn": "arn:aws:iam::1:role/tw-forwarder", "RetentionDays": "14",
+                 "AlertTopicArn": "arn:aws:sns:us-east-1:1:tw-alerts", "AlertPublishRoleArn": "arn:aws:iam::1:role/tw-alert-publisher",
+                 "Notify": ["webhook:https://hooks.example.com/x"]}})
+    }
+
+    #[test]
+    fn properties_give_the_settings_as_cloudformation_passes_them() {
+        let e = Event::parse(&event("Create")).unwrap();
+        let s = settings_of(&e.properties).unwrap();
+        assert_eq!(s.retention_days, 14);
+        assert_eq!(s.access.forwarder, ["arn:aws:iam::1:role/tw-forwarder"]);
+        assert_eq!(s.channels.len(), 2);
+        let bad = settings_of(&json!({"RetentionDays": "soon"})).unwrap_err();
+        assert!(bad.contains("RetentionDays"), "{bad}");
+    }
+
+    #[test]
+    fn every_answer_echoes_the_event_and_a_failure_says_why() {
+        let e = Event::parse(&event("Create")).unwrap();
+        let ok = response(&e, &Ok(json!({"Changed": 3})));
+        assert_eq!(ok["Status"], "SUCCESS");
+        assert_eq!(
+            ok["PhysicalResourceId"],
+            "OpenSearchObjects-opensearch-objects"
+        );
+        assert_eq!(ok["RequestId"], "r-1");
+        let failed = response(&e, &Err("x".repeat(5000)));
+        assert_eq!(failed["Status"], "FAILED");
+        assert_eq!(failed["Reason"].as_str().unwrap().len(), 3000);
+        assert!(Event::parse(&json!({"RequestType": "Create"})).is_err());
+    }
+}
