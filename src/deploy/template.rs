@@ -68,8 +68,9 @@ struct Lambda {
     concurrency: u32,
     publishes: bool,
     es_actions: Vec<&'static str>,
-    /// With an existing domain, the role this Lambda assumes to reach it.
-    domain_role: Option<String>,
+    /// The role this Lambda assumes to reach the domain (an existing
+    /// domain's role; the master role for the bootstrap), as JSON.
+    domain_role: Option<Value>,
 }
 
 #[derive(Serialize)]
@@ -162,7 +163,7 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
                 domain_role: config
                     .existing_domain
                     .as_ref()
-                    .map(|d| d.writer_role_arn.clone()),
+                    .map(|d| json!(d.writer_role_arn)),
             },
             Lambda {
                 logical: "Enricher",
@@ -177,7 +178,7 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
                 domain_role: config
                     .existing_domain
                     .as_ref()
-                    .map(|d| d.reader_role_arn.clone()),
+                    .map(|d| json!(d.reader_role_arn)),
             },
         ],
         dashboard_roles: vec![
@@ -194,6 +195,22 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
         ],
         domain_access: Vec::new(),
     };
+    // A new domain gets the bootstrap custom resource's Lambda, which acts
+    // as the master role (an existing domain's objects are the CLI's).
+    let mut context = context;
+    if config.existing_domain.is_none() {
+        context.lambdas.push(Lambda {
+            logical: "Bootstrap",
+            name: "bootstrap",
+            description: "trailwatch: applies the OpenSearch objects on stack create and update (a custom resource)",
+            code_key: "BootstrapCodeKey",
+            timeout: 600,
+            concurrency: 1,
+            publishes: false,
+            es_actions: Vec::new(),
+            domain_role: Some(json!({"Fn::GetAtt": ["MasterRole", "Arn"]})),
+        });
+    }
     // The domain's access policy gives each role the methods its own policy has.
     let mut domain_access = vec![DomainAccess {
         logical: "MasterRole".into(),
@@ -203,10 +220,16 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
         logical: r.logical.into(),
         actions: r.actions.clone(),
     }));
-    domain_access.extend(context.lambdas.iter().map(|l| DomainAccess {
-        logical: format!("{}Role", l.logical),
-        actions: l.es_actions.clone(),
-    }));
+    domain_access.extend(
+        context
+            .lambdas
+            .iter()
+            .filter(|l| l.domain_role.is_none())
+            .map(|l| DomainAccess {
+                logical: format!("{}Role", l.logical),
+                actions: l.es_actions.clone(),
+            }),
+    );
     let context = Context {
         domain_access,
         ..context
@@ -851,6 +874,48 @@ mod tests {
                 t["Resources"]["IdentityPool"]["Properties"]["AllowClassicFlow"],
                 false
             );
+        }
+    }
+
+    #[test]
+    fn a_new_domain_is_configured_from_inside_the_stack_by_the_bootstrap() {
+        for (variant, t) in variants() {
+            let r = &t["Resources"];
+            if variant == "existing domain" {
+                assert!(r.get("OpenSearchObjects").is_none());
+                assert!(r.get("BootstrapFunction").is_none());
+                assert!(t["Parameters"].get("BootstrapCodeKey").is_none());
+                continue;
+            }
+            let custom = &r["OpenSearchObjects"];
+            assert_eq!(custom["Type"], "Custom::OpenSearchObjects", "{variant}");
+            assert_eq!(custom["DependsOn"], json!(["Domain"]));
+            let p = &custom["Properties"];
+            assert_eq!(
+                p["ServiceToken"],
+                json!({"Fn::GetAtt": ["BootstrapFunction", "Arn"]})
+            );
+            // A new package (new detector files) is an update of the objects.
+            assert_eq!(p["PackageKey"], json!({"Ref": "BootstrapCodeKey"}));
+            for role in [
+                "ForwarderRoleArn",
+                "EnricherRoleArn",
+                "AdminRoleArn",
+                "ReaderRoleArn",
+                "AlertPublishRoleArn",
+            ] {
+                assert!(p.get(role).is_some(), "{variant}: {role}");
+            }
+            let f = &r["BootstrapFunction"]["Properties"];
+            let env = &f["Environment"]["Variables"];
+            assert_eq!(env["TRAILWATCH_FUNCTION"], "bootstrap");
+            let master = json!({"Fn::GetAtt": ["MasterRole", "Arn"]});
+            assert_eq!(env["OPENSEARCH_ROLE_ARN"], master, "it acts as the master");
+            let assumes = statements(&r["BootstrapRole"])
+                .into_iter()
+                .any(|(_, s)| s["Action"] == "sts:AssumeRole" && s["Resource"] == master);
+            assert!(assumes, "{variant}");
+            assert_eq!(f["Code"]["S3Key"], json!({"Ref": "BootstrapCodeKey"}));
         }
     }
 }

@@ -152,11 +152,22 @@ pub async fn deploy(
             key: &key,
         });
     }
-    let parameters = vec![
-        ("LambdaCodeBucket".to_owned(), bucket.clone()),
-        ("ForwarderCodeKey".to_owned(), key.clone()),
-        ("EnricherCodeKey".to_owned(), key.clone()),
-    ];
+    // Every code-key parameter the template declares names the one package.
+    let declared: Vec<String> = serde_json::from_str::<serde_json::Value>(&d.template)
+        .ok()
+        .and_then(|t| {
+            t["Parameters"]
+                .as_object()
+                .map(|p| p.keys().cloned().collect())
+        })
+        .unwrap_or_default();
+    let mut parameters = vec![("LambdaCodeBucket".to_owned(), bucket.clone())];
+    parameters.extend(
+        declared
+            .into_iter()
+            .filter(|p| p.ends_with("CodeKey"))
+            .map(|p| (p, key.clone())),
+    );
 
     let mut stacks = Stacks::new(d.sdk, d.prefix);
     stacks.poll = d.poll;
