@@ -36,12 +36,19 @@ pub struct Package {
 /// Checks `binary` can run on `provided.al2023` (x86_64, glibc 2.34 at most)
 /// and zips it as `bootstrap`.
 pub fn package(binary: &[u8]) -> Result<Package, PackageError> {
+    package_with(binary, &[])
+}
+
+/// [`package`], carrying `files` too (name, bytes; such as
+/// `detectors/<file>.toml`, which the bootstrap Lambda applies in place of
+/// the built-in set). The same files give the same zip.
+pub fn package_with(binary: &[u8], files: &[(String, Vec<u8>)]) -> Result<Package, PackageError> {
     check_elf(binary)?;
     let glibc = newest_glibc(binary);
     if let Some(version) = glibc.filter(|v| *v > MAX_GLIBC) {
         return Err(PackageError::GlibcTooNew(version));
     }
-    let zip = zip_bootstrap(binary).map_err(|e| PackageError::Zip(e.to_string()))?;
+    let zip = zip_bootstrap(binary, files).map_err(|e| PackageError::Zip(e.to_string()))?;
     let digest = Sha256::digest(&zip);
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     Ok(Package {
@@ -93,7 +100,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn zip_bootstrap(binary: &[u8]) -> zip::result::ZipResult<Vec<u8>> {
+fn zip_bootstrap(binary: &[u8], files: &[(String, Vec<u8>)]) -> zip::result::ZipResult<Vec<u8>> {
     let mut out = std::io::Cursor::new(Vec::new());
     let mut writer = zip::ZipWriter::new(&mut out);
     let options = zip::write::SimpleFileOptions::default()
@@ -104,6 +111,12 @@ fn zip_bootstrap(binary: &[u8]) -> zip::result::ZipResult<Vec<u8>> {
         .unix_permissions(0o755);
     writer.start_file("bootstrap", options)?;
     writer.write_all(binary)?;
+    let mut files: Vec<&(String, Vec<u8>)> = files.iter().collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, bytes) in files {
+        writer.start_file(name.as_str(), options.unix_permissions(0o644))?;
+        writer.write_all(bytes)?;
+    }
     writer.finish()?;
     Ok(out.into_inner())
 }
@@ -111,6 +124,29 @@ fn zip_bootstrap(binary: &[u8]) -> zip::result::ZipResult<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_package_carries_the_detector_files_and_stays_reproducible() {
+        let binary = elf(62, &[]);
+        let files = vec![
+            ("detectors/b.toml".to_owned(), b"name = \"b\"\n".to_vec()),
+            ("detectors/a.toml".to_owned(), b"name = \"a\"\n".to_vec()),
+        ];
+        let with = package_with(&binary, &files).unwrap();
+        let reversed: Vec<_> = files.iter().rev().cloned().collect();
+        assert_eq!(package_with(&binary, &reversed).unwrap().key, with.key);
+        assert_ne!(package(&binary).unwrap().key, with.key);
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(with.zip)).unwrap();
+        let names: Vec<String> = archive
+            .file_names()
+            .map(|n| n.unwrap().into_owned())
+            .collect();
+        assert_eq!(names, ["bootstrap", "detectors/a.toml", "detectors/b.toml"]);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut archive.by_name("detectors/a.toml").unwrap(), &mut text)
+            .unwrap();
+        assert_eq!(text, "name = \"a\"\n");
+    }
 
     fn elf(machine: u16, strings: &[&str]) -> Vec<u8> {
         let mut bytes = vec![0u8; 64];
