@@ -955,7 +955,7 @@ fn day_two_lists_monitors_sends_one_test_alert_and_tells_how_detectors_are_doing
 }
 
 #[test]
-fn detect_reads_an_index_and_finds_what_it_finds_in_the_files_that_were_forwarded() {
+fn detect_and_backtest_read_an_index_and_find_what_detect_finds_in_the_forwarded_files() {
     use std::io::Read;
     let _lock = node_lock();
     let n = node();
@@ -1061,6 +1061,100 @@ fn detect_reads_an_index_and_finds_what_it_finds_in_the_files_that_were_forwarde
             .any(|f| f["detector"] == "ec2-run-instances" && f["start"] == "2026-02-03T10:00:00Z"),
         "the incident is found: {index:#?}"
     );
+
+    // The plugin's historical analysis beside the local engine, over the
+    // same records. No plugin model runs here: the stand-in finishes the
+    // task at once, and its results are written as the plugin writes them,
+    // one at the incident and one where the local engine sees nothing.
+    let plugins = Plugins::start(&n.url, &n.ca);
+    let at = ["--opensearch-url", plugins.url.as_str()];
+    let o = as_admin(
+        &[&["opensearch", "apply"], &at[..], &["--yes"]].concat(),
+        None,
+    );
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    fresh_result_index(&admin);
+    let task = plugins.task_id("trailwatch-ec2-run-instances");
+    let detector_id = plugins.detector_id("trailwatch-ec2-run-instances").unwrap();
+    for (start, grade) in [
+        ("2026-02-03T10:00:00Z", 0.93),
+        ("2026-02-03T04:00:00Z", 0.71),
+    ] {
+        let t = chrono::DateTime::parse_from_rfc3339(start)
+            .unwrap()
+            .timestamp_millis();
+        let doc = json!({"detector_id": detector_id, "task_id": task, "anomaly_grade": grade, "confidence": 0.9,
+            "anomaly_score": 3.0, "data_start_time": t, "data_end_time": t + 600_000,
+            "execution_start_time": t + 600_000, "execution_end_time": t + 601_000, "schema_version": 5});
+        block_on(admin.request(
+            "POST",
+            &format!("{RESULT_INDEX}/_doc?refresh=true"),
+            Some(&doc),
+        ))
+        .unwrap()
+        .check()
+        .unwrap();
+    }
+    let o = as_admin(
+        &[
+            &[
+                "detectors",
+                "backtest",
+                "ec2-run-instances",
+                "--from",
+                "2026-02-03",
+                "--to",
+                "2026-02-04",
+            ],
+            &at[..],
+            &[
+                "--compare",
+                "--index",
+                "cwl-2026.02.0*",
+                "--format",
+                "ndjson",
+            ],
+        ]
+        .concat(),
+        None,
+    );
+    let lines = crate::util::ndjson(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "they disagree somewhere: {}",
+        stderr(&o)
+    );
+    let by = |who: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l["found_by"] == who)
+            .map(|l| l["start"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(by("both"), ["2026-02-03T10:00:00Z"], "{lines:#?}");
+    assert_eq!(by("plugin"), ["2026-02-03T04:00:00Z"], "{lines:#?}");
+    let local_elsewhere: Vec<String> = files
+        .iter()
+        .filter(|f| f["detector"] == "ec2-run-instances" && f["start"] != "2026-02-03T10:00:00Z")
+        .map(|f| f["start"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(by("local"), local_elsewhere, "{lines:#?}");
+    assert!(
+        stderr(&o).contains(&format!("({} records read)", records.len())),
+        "{}",
+        stderr(&o)
+    );
+    block_on(admin.request("DELETE", RESULT_INDEX, None)).unwrap();
+    let o = as_admin(
+        &[&["opensearch", "delete"], &at[..], &["--yes"]].concat(),
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    block_on(admin.request("PUT", "/_index_template/trailwatch-cwl", Some(&template)))
+        .unwrap()
+        .check()
+        .unwrap();
 
     // A cluster that refuses: said, naming the index, and exit 2.
     let o = run_trailwatch(

@@ -44,6 +44,42 @@ Examples:
         #[command(flatten)]
         inspect: super::opensearch::InspectArgs,
     },
+    /// Run the plugin's historical analysis of one detector over the cluster's data, and print its anomalies.
+    #[command(
+        after_help = "Prints one line per anomaly (NDJSON with the keys of detect's, or a table on a terminal). \
+With --compare it also runs the local engine over the same records (the cluster's --index, read as \
+detect --opensearch-url reads it) and prints what both found and what only one did.\n\n\
+Examples:\n  trailwatch detectors backtest ec2-run-instances --from 2026-11-01 --to 2026-11-08 --opensearch-url https://search-x.us-east-1.es.amazonaws.com\n  \
+trailwatch detectors backtest api-errors --from 2026-11-01 --to 2026-11-02 --compare --opensearch-url https://127.0.0.1:9200 --opensearch-ca-cert root-ca.pem"
+    )]
+    Backtest(BacktestArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BacktestArgs {
+    /// The detector (its file name, or trailwatch-<name>).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Start of the span (RFC 3339 or a date).
+    #[arg(long, value_parser = super::parse_time, value_name = "TIME")]
+    pub from: chrono::DateTime<chrono::Utc>,
+    /// End of the span.
+    #[arg(long, value_parser = super::parse_time, value_name = "TIME")]
+    pub to: chrono::DateTime<chrono::Utc>,
+    /// Also run the local engine over the same records and say where the two agree.
+    #[arg(long)]
+    pub compare: bool,
+    /// With --compare: the index pattern the records are in.
+    #[arg(long, value_name = "PATTERN", default_value = "cwl-*")]
+    pub index: String,
+    /// Longest wait for the historical analysis.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    pub wait: u64,
+    /// Output format [default: table on a terminal, ndjson otherwise].
+    #[arg(long, value_enum)]
+    pub format: Option<crate::engine::sink::Format>,
+    #[command(flatten)]
+    pub inspect: super::opensearch::InspectArgs,
 }
 
 /// `detectors status`: a block per detector.
@@ -99,8 +135,167 @@ fn status(name: Option<&str>, inspect: &super::opensearch::InspectArgs) -> anyho
     })
 }
 
+/// `detectors backtest`: the plugin's anomalies, and with `--compare` the
+/// local engine's beside them.
+fn backtest(args: &BacktestArgs) -> anyhow::Result<i32> {
+    use crate::cloudtrail::{Input, SearchInput};
+    use crate::engine::source::detect_once;
+    use crate::opensearch::backtest::{backtest, compare};
+    use crate::opensearch::inspect::when;
+    use crate::opensearch::scan::Scan;
+    use std::io::IsTerminal;
+    if args.to <= args.from {
+        anyhow::bail!(
+            "--to {} is not after --from {}",
+            when(&args.to),
+            when(&args.from)
+        );
+    }
+    let detectors = args.inspect.select(Some(&args.name))?;
+    let d = &detectors[0];
+    let table = match args.format {
+        Some(crate::engine::sink::Format::Table) => true,
+        Some(_) => false,
+        None => std::io::stdout().is_terminal(),
+    };
+    let entity = |e: &Option<std::collections::BTreeMap<String, String>>| match e {
+        None => "-".to_owned(),
+        Some(m) => m.values().cloned().collect::<Vec<_>>().join("/"),
+    };
+    let runtime = super::deploy::runtime()?;
+    let (target, found) = runtime.block_on(async {
+        let target = args
+            .inspect
+            .connect
+            .target(std::time::Duration::from_secs(60))
+            .await?;
+        let os = crate::opensearch::OpenSearch::connect(&target)?;
+        let found = backtest(
+            &os,
+            d,
+            args.from,
+            args.to,
+            std::time::Duration::from_secs(args.wait),
+            &mut |what| eprintln!("{what}"),
+        )
+        .await?;
+        Ok::<_, anyhow::Error>((target, found))
+    })?;
+    drop(runtime);
+    {
+        if !args.compare {
+            for a in &found {
+                if table {
+                    println!(
+                        "{}  {}  {:<40} grade {:.2}  confidence {:.2}",
+                        when(&a.start),
+                        a.detector,
+                        entity(&a.entity),
+                        a.grade,
+                        a.confidence
+                    );
+                } else {
+                    println!("{}", serde_json::to_string(a)?);
+                }
+            }
+            eprintln!(
+                "{}: {} anomalies from the plugin's historical analysis",
+                d.name,
+                found.len()
+            );
+            return Ok(if found.is_empty() {
+                EXIT_OK
+            } else {
+                super::EXIT_FOUND
+            });
+        }
+        let input = Input::Search(Box::new(SearchInput {
+            target,
+            scan: Scan {
+                index: args.index.clone(),
+                until: Some(args.to),
+                page: 5000,
+            },
+        }));
+        let options = crate::engine::EngineOptions {
+            since: Some(args.from),
+            insights: None,
+            novelty: None,
+            ..crate::engine::EngineOptions::all()
+        };
+        let (local, stats) = detect_once(
+            std::slice::from_ref(&input),
+            &detectors,
+            options,
+            Some(args.to),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let c = compare(&found, &local);
+        for (p, l) in &c.both {
+            if table {
+                println!(
+                    "both         {}  {:<40} plugin {:.2}, local {:.2}",
+                    when(&p.start),
+                    entity(&p.entity),
+                    p.grade,
+                    l.grade
+                );
+            } else {
+                println!(
+                    "{}",
+                    serde_json::json!({"found_by": "both", "detector": p.detector, "entity": p.entity, "start": p.start, "end": p.end, "plugin_grade": p.grade, "local_grade": l.grade})
+                );
+            }
+        }
+        for p in &c.plugin_only {
+            if table {
+                println!(
+                    "plugin only  {}  {:<40} grade {:.2}",
+                    when(&p.start),
+                    entity(&p.entity),
+                    p.grade
+                );
+            } else {
+                println!(
+                    "{}",
+                    serde_json::json!({"found_by": "plugin", "detector": p.detector, "entity": p.entity, "start": p.start, "end": p.end, "plugin_grade": p.grade})
+                );
+            }
+        }
+        for l in &c.local_only {
+            if table {
+                println!(
+                    "local only   {}  {:<40} grade {:.2}",
+                    when(&l.start),
+                    entity(&l.entity),
+                    l.grade
+                );
+            } else {
+                println!(
+                    "{}",
+                    serde_json::json!({"found_by": "local", "detector": l.detector, "entity": l.entity, "start": l.start, "end": l.end, "local_grade": l.grade})
+                );
+            }
+        }
+        eprintln!(
+            "{}: {} found by both, {} by the plugin only, {} by the local engine only ({} records read)",
+            d.name,
+            c.both.len(),
+            c.plugin_only.len(),
+            c.local_only.len(),
+            stats.records
+        );
+        Ok(if c.plugin_only.is_empty() && c.local_only.is_empty() {
+            EXIT_OK
+        } else {
+            super::EXIT_FOUND
+        })
+    }
+}
+
 pub fn run(cmd: DetectorsCommand) -> anyhow::Result<i32> {
     match cmd {
+        DetectorsCommand::Backtest(args) => backtest(&args),
         DetectorsCommand::Status { name, inspect } => status(name.as_deref(), &inspect),
         DetectorsCommand::List { detectors } => {
             let set = load(detectors.as_deref())?;

@@ -199,3 +199,30 @@ pub fn aggregate_inputs(
     }
     Ok((aggregates, stats))
 }
+
+/// The anomalies of one run over `inputs`, quietly: what `detect` would
+/// report with these options (used beside the plugin's backtest).
+pub fn detect_once(
+    inputs: &[Input],
+    detectors: &[Detector],
+    options: super::EngineOptions,
+    until: Option<DateTime<Utc>>,
+) -> Result<(Vec<super::anomaly::Anomaly>, ReadStats), Box<ReadError>> {
+    let quiet = |_: &ReadError| {};
+    let none = |_: u64| {};
+    let observer = Observer {
+        problem: &quiet,
+        progress: &none,
+    };
+    let (aggregates, stats) = aggregate_inputs(
+        inputs,
+        detectors,
+        until,
+        options.tracking(),
+        false,
+        &observer,
+    )?;
+    let mut engine = super::Engine::new(detectors, options);
+    engine.ingest(aggregates);
+    Ok((engine.advance(None).anomalies, stats))
+}

@@ -6,9 +6,11 @@
 //! [`dashboards`]: the saved objects of `dashboards/` and their import.
 //! [`bootstrap`]: the two together, as one call. [`inspect`]: day two on
 //! what apply made (monitor and detector status, test alerts). [`scan`]:
-//! records read back out of an index, for `detect`.
+//! records read back out of an index, for `detect`. [`backtest`]: the
+//! plugin's historical analysis, beside the local engine's.
 
 pub mod apply;
+pub mod backtest;
 pub mod bootstrap;
 pub mod client;
 pub mod dashboards;

@@ -32,6 +32,8 @@ struct State {
     alerts: Vec<(String, i64)>,
     /// Profile fields a test sets for a detector id, over the state.
     profiles: BTreeMap<String, Value>,
+    /// Historical analyses: detector id -> (task id, start ms, end ms).
+    tasks: BTreeMap<String, (String, i64, i64)>,
     next_id: u64,
     /// Writes to let through before the one that fails (`None`: fail none).
     fail_after: Option<usize>,
@@ -252,6 +254,12 @@ impl Plugins {
     pub fn set_profile(&self, name: &str, fields: Value) {
         let id = self.detector_id(name).expect("a detector of that name");
         self.state.lock().unwrap().profiles.insert(id, fields);
+    }
+
+    /// The task id of the detector's historical analysis, once started.
+    pub fn task_id(&self, name: &str) -> String {
+        let id = self.detector_id(name).expect("a detector of that name");
+        format!("task-{id}")
     }
 
     pub fn channel_count(&self) -> usize {
@@ -479,9 +487,37 @@ fn route(s: &mut State, r: &Request, node: &NodeCall<'_>) -> (u16, Value) {
         }
         ("GET", ["_plugins", "_anomaly_detection", "detectors", id]) => {
             match s.detectors.get(*id) {
-                Some((d, _)) => (200, json!({"_id": id, "anomaly_detector": d})),
+                Some((d, _)) => {
+                    let mut answer = json!({"_id": id, "anomaly_detector": d});
+                    if let (true, Some((task, from, to))) =
+                        (query.contains("task=true"), s.tasks.get(*id))
+                    {
+                        answer["historical_analysis_task"] = json!({"task_id": task, "state": "FINISHED",
+                            "task_progress": 1.0, "detection_date_range": {"start_time": from, "end_time": to}});
+                    }
+                    (200, answer)
+                }
                 None => error(404, "AnomalyDetector is not found"),
             }
+        }
+        // A historical analysis: no model runs here, so it finishes at
+        // once; its results are what the test wrote under its task id.
+        ("POST", ["_plugins", "_anomaly_detection", "detectors", id, "_start"])
+            if body.get("start_time").is_some() =>
+        {
+            let (Some(from), Some(to)) = (body["start_time"].as_i64(), body["end_time"].as_i64())
+            else {
+                return error(400, "start_time and end_time must be epoch milliseconds");
+            };
+            if to <= from {
+                return error(400, "end_time must be after start_time");
+            }
+            if !s.detectors.contains_key(*id) {
+                return error(404, "AnomalyDetector is not found");
+            }
+            let task = format!("task-{id}");
+            s.tasks.insert(id.to_string(), (task.clone(), from, to));
+            (200, json!({"_id": task}))
         }
         ("PUT", ["_plugins", "_anomaly_detection", "detectors", id]) => {
             let Some((old, running)) = s.detectors.get(*id).cloned() else {
