@@ -68,7 +68,7 @@ fn lint(stack: &Path) {
 
 #[test]
 fn every_option_family_passes_cfn_lint_and_checkov() {
-    let families: [&[&str]; 4] = [
+    let families: [&[&str]; 5] = [
         &[],
         &[
             "--existing-domain-endpoint",
@@ -95,6 +95,7 @@ fn every_option_family_passes_cfn_lint_and_checkov() {
             "--instance-count",
             "3",
         ],
+        &["--preset", "prod"],
     ];
     for args in families {
         let (_dir, stack) = plan(args);
@@ -208,4 +209,53 @@ fn every_command_an_output_names_exists() {
             }
         }
     }
+}
+
+#[test]
+fn plan_says_what_each_preset_costs_a_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = trailwatch(&[
+        "plan",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--preset",
+        "prod",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    let dev = err
+        .lines()
+        .find(|l| l.starts_with("--preset dev:"))
+        .unwrap_or_else(|| panic!("{err}"));
+    let prod = err
+        .lines()
+        .find(|l| l.starts_with("--preset prod (this plan):"))
+        .unwrap_or_else(|| panic!("{err}"));
+    let dollars = |l: &str| -> f64 {
+        l.split("about $")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .replace(',', "")
+            .parse()
+            .unwrap()
+    };
+    assert!(dollars(prod) > dollars(dev), "{err}");
+    assert!(prod.contains("3 × m6g.large.search (master)"), "{prod}");
+    assert!(err.contains("on-demand list prices of 2026-"), "{err}");
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("stack.json")).unwrap())
+            .unwrap();
+    let domain = &t["Resources"]["Domain"]["Properties"];
+    assert_eq!(
+        domain["ClusterConfig"]["ZoneAwarenessConfig"]["AvailabilityZoneCount"],
+        3
+    );
+    assert_eq!(domain["ClusterConfig"]["DedicatedMasterCount"], 3);
+    assert_eq!(
+        domain["SoftwareUpdateOptions"]["AutoSoftwareUpdateEnabled"],
+        true
+    );
 }

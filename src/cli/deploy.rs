@@ -4,6 +4,7 @@
 use super::{progress_bar, EXIT_ERROR, EXIT_OK};
 use crate::aws::AwsTarget;
 use crate::deploy::changes::{first_failure, retained};
+use crate::deploy::config::Preset;
 use crate::deploy::outputs::StackOutputs;
 use crate::deploy::retained::{self, Deleted};
 use crate::deploy::stack::{StackInfo, Stacks};
@@ -212,6 +213,35 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
         path.display(),
         describe(&config)
     );
+    for preset in [Preset::Dev, Preset::Prod] {
+        if let Some((lines, total)) = config.monthly_cost(preset) {
+            let parts: Vec<String> = lines
+                .iter()
+                .map(|(what, month)| match month {
+                    Some(m) => format!("{what} ${}", crate::cost::money(*m)),
+                    None => format!("{what} (no price in the table)"),
+                })
+                .collect();
+            eprintln!(
+                "--preset {}{}: about ${}/month for the domain ({})",
+                if preset == Preset::Dev { "dev" } else { "prod" },
+                if preset == config.preset {
+                    " (this plan)"
+                } else {
+                    ""
+                },
+                crate::cost::money(total),
+                parts.join(", ")
+            );
+        }
+    }
+    if config.existing_domain.is_none() {
+        let p = crate::cost::prices();
+        eprintln!(
+            "(OpenSearch Service {} on-demand list prices of {}; Lambda, logs, S3 and data transfer not included)",
+            p.region, p.date
+        );
+    }
     Ok(EXIT_OK)
 }
 

@@ -20,6 +20,44 @@ pub struct PriceTable {
     pub instances: BTreeMap<String, f64>,
     /// Per GiB-month.
     pub volumes: BTreeMap<String, f64>,
+    /// Amazon OpenSearch Service, for what a deployment costs.
+    pub opensearch: DomainPrices,
+}
+
+/// OpenSearch Service prices: per instance-hour, and gp3 per GiB-month.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainPrices {
+    pub gp3_per_gib_month: f64,
+    pub instances: BTreeMap<String, f64>,
+}
+
+/// What a domain costs a month: its lines (what, USD a month; `None` when
+/// the table has no price for an instance type) and the total of the priced.
+pub fn domain_per_month(
+    data: (&str, u32),
+    masters: Option<(&str, u32)>,
+    gib_per_node: u32,
+) -> (Vec<(String, Option<f64>)>, f64) {
+    let p = &prices().opensearch;
+    let mut lines = Vec::new();
+    for (kind, (t, n)) in [("data", Some(data)), ("master", masters)]
+        .into_iter()
+        .filter_map(|(k, x)| Some((k, x?)))
+    {
+        let month = p
+            .instances
+            .get(t)
+            .map(|h| h * f64::from(n) * HOURS_PER_MONTH);
+        lines.push((format!("{n} × {t} ({kind})"), month));
+    }
+    let gib = data.1 * gib_per_node;
+    lines.push((
+        format!("{gib} GiB gp3"),
+        Some(f64::from(gib) * p.gp3_per_gib_month),
+    ));
+    let total = lines.iter().filter_map(|(_, m)| *m).sum();
+    (lines, total)
 }
 
 /// Hours in a billing month, as AWS counts them.

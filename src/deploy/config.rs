@@ -8,6 +8,9 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct DeployOptions {
+    /// The domain's shape: dev is two data nodes over two zones; prod is three over three zones with three dedicated masters and automatic software updates [default: dev].
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
     /// Names every resource: 3-28 of a-z, 0-9 and '-', starting with a letter [default: trailwatch].
     #[arg(long)]
     pub prefix: Option<String>,
@@ -59,6 +62,32 @@ pub struct DeployOptions {
     pub config: Option<PathBuf>,
 }
 
+/// A domain shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    Dev,
+    Prod,
+}
+
+impl Preset {
+    /// Data nodes unless `--instance-count` says otherwise.
+    pub fn instance_count(self) -> u32 {
+        match self {
+            Preset::Dev => 2,
+            Preset::Prod => 3,
+        }
+    }
+
+    /// Dedicated master nodes: type and count.
+    pub fn masters(self) -> Option<(&'static str, u32)> {
+        match self {
+            Preset::Dev => None,
+            Preset::Prod => Some(("m6g.large.search", 3)),
+        }
+    }
+}
+
 /// An OpenSearch domain that exists already.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExistingDomain {
@@ -89,6 +118,12 @@ pub struct DeployConfig {
     pub lambda_trail: bool,
     pub existing_domain: Option<ExistingDomain>,
     pub vpc: Option<Vpc>,
+    pub preset: Preset,
+    /// Dedicated masters (prod): type and count.
+    pub dedicated_master_type: Option<String>,
+    pub dedicated_master_count: Option<u32>,
+    /// Off-peak automatic software updates (prod).
+    pub auto_software_update: bool,
     /// The break-glass role's ARN; `None` is the default name in this account.
     pub break_glass_role_arn: Option<String>,
 }
@@ -133,6 +168,7 @@ impl DeployOptions {
     /// These flags over `file` (a parsed `--config`): a flag given wins.
     pub fn over(self, file: DeployOptions) -> DeployOptions {
         DeployOptions {
+            preset: self.preset.or(file.preset),
             prefix: self.prefix.or(file.prefix),
             opensearch_version: self.opensearch_version.or(file.opensearch_version),
             instance_type: self.instance_type.or(file.instance_type),
@@ -268,7 +304,11 @@ impl DeployOptions {
         if !instance_type.ends_with(".search") || instance_type.split('.').count() != 3 {
             problems.push(format!("--instance-type {instance_type:?}: use an OpenSearch instance type such as r6g.large.search"));
         }
-        let instance_count = self.instance_count.unwrap_or(2);
+        let preset = self.preset.unwrap_or(Preset::Dev);
+        let instance_count = self.instance_count.unwrap_or(preset.instance_count());
+        if preset == Preset::Prod && !instance_count.is_multiple_of(3) {
+            problems.push(format!("--instance-count {instance_count}: --preset prod spreads the data nodes over three zones; use a multiple of 3"));
+        }
         if !(1..=80).contains(&instance_count)
             || (instance_count > 1
                 && !instance_count.is_multiple_of(2)
@@ -362,6 +402,10 @@ impl DeployOptions {
             lambda_trail: !self.no_lambda_trail,
             existing_domain,
             vpc,
+            preset,
+            dedicated_master_type: preset.masters().map(|m| m.0.to_owned()),
+            dedicated_master_count: preset.masters().map(|m| m.1),
+            auto_software_update: preset == Preset::Prod,
             break_glass_role_arn: self.break_glass_role_arn.clone(),
         })
     }
@@ -379,6 +423,27 @@ fn aws_id(id: &str, kind: &str) -> bool {
 impl DeployConfig {
     /// Availability zones for the domain: none for one node, else 3 when
     /// the count divides by 3, else 2.
+    /// What the domain would cost a month under `preset` (this
+    /// configuration's instance type and volume size; the preset's node
+    /// counts unless this configuration is that preset): priced lines and
+    /// the total. `None` with an existing domain, which trailwatch does not
+    /// make.
+    pub fn monthly_cost(&self, preset: Preset) -> Option<(Vec<(String, Option<f64>)>, f64)> {
+        if self.existing_domain.is_some() {
+            return None;
+        }
+        let count = if preset == self.preset {
+            self.instance_count
+        } else {
+            preset.instance_count()
+        };
+        Some(crate::cost::domain_per_month(
+            (&self.instance_type, count),
+            preset.masters(),
+            self.ebs_size_gib,
+        ))
+    }
+
     pub fn zone_count(&self) -> Option<u32> {
         match self.instance_count {
             0 | 1 => None,
@@ -513,6 +578,40 @@ mod tests {
         .unwrap_err()
         .0;
         assert!(p[0].contains("are the same role"), "{p:#?}");
+    }
+
+    #[test]
+    fn prod_has_three_zones_dedicated_masters_and_costs_more() {
+        let dev = opts().validate().unwrap();
+        let prod = DeployOptions {
+            preset: Some(Preset::Prod),
+            ..opts()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!((dev.instance_count, dev.zone_count()), (2, Some(2)));
+        assert_eq!((prod.instance_count, prod.zone_count()), (3, Some(3)));
+        assert_eq!(prod.dedicated_master_count, Some(3));
+        assert!(prod.auto_software_update && !dev.auto_software_update);
+        let (lines, dev_total) = dev.monthly_cost(Preset::Dev).unwrap();
+        // 2 × r6g.large.search at 0.167/h over 730 h, and 40 GiB of gp3.
+        assert_eq!(lines[0].0, "2 × r6g.large.search (data)");
+        assert!(
+            (dev_total - (2.0 * 0.167 * 730.0 + 40.0 * 0.122)).abs() < 0.01,
+            "{dev_total}"
+        );
+        let (_, prod_total) = dev.monthly_cost(Preset::Prod).unwrap();
+        assert_eq!(prod.monthly_cost(Preset::Prod).unwrap().1, prod_total);
+        assert!(prod_total > dev_total * 2.0, "{prod_total} vs {dev_total}");
+        let p = DeployOptions {
+            preset: Some(Preset::Prod),
+            instance_count: Some(4),
+            ..opts()
+        }
+        .validate()
+        .unwrap_err()
+        .0;
+        assert!(p[0].contains("--preset prod"), "{p:?}");
     }
 
     #[test]
