@@ -214,8 +214,9 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
         describe(&config)
     );
     for preset in [Preset::Dev, Preset::Prod] {
-        if let Some((lines, total)) = config.monthly_cost(preset) {
-            let parts: Vec<String> = lines
+        if let Some(cost) = config.monthly_cost(preset) {
+            let parts: Vec<String> = cost
+                .lines
                 .iter()
                 .map(|(what, month)| match month {
                     Some(m) => format!("{what} ${}", crate::cost::money(*m)),
@@ -230,7 +231,7 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
                 } else {
                     ""
                 },
-                crate::cost::money(total),
+                crate::cost::money(cost.total),
                 parts.join(", ")
             );
         }

@@ -32,13 +32,20 @@ pub struct DomainPrices {
     pub instances: BTreeMap<String, f64>,
 }
 
-/// What a domain costs a month: its lines (what, USD a month; `None` when
-/// the table has no price for an instance type) and the total of the priced.
+/// What something costs a month: its lines (what, USD a month; `None`
+/// when the table has no price for it) and the total of the priced ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonthlyCost {
+    pub lines: Vec<(String, Option<f64>)>,
+    pub total: f64,
+}
+
+/// What a domain costs a month: data nodes, dedicated masters, storage.
 pub fn domain_per_month(
     data: (&str, u32),
     masters: Option<(&str, u32)>,
     gib_per_node: u32,
-) -> (Vec<(String, Option<f64>)>, f64) {
+) -> MonthlyCost {
     let p = &prices().opensearch;
     let mut lines = Vec::new();
     for (kind, (t, n)) in [("data", Some(data)), ("master", masters)]
@@ -57,7 +64,7 @@ pub fn domain_per_month(
         Some(f64::from(gib) * p.gp3_per_gib_month),
     ));
     let total = lines.iter().filter_map(|(_, m)| *m).sum();
-    (lines, total)
+    MonthlyCost { lines, total }
 }
 
 /// Hours in a billing month, as AWS counts them.

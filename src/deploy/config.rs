@@ -428,7 +428,7 @@ impl DeployConfig {
     /// counts unless this configuration is that preset): priced lines and
     /// the total. `None` with an existing domain, which trailwatch does not
     /// make.
-    pub fn monthly_cost(&self, preset: Preset) -> Option<(Vec<(String, Option<f64>)>, f64)> {
+    pub fn monthly_cost(&self, preset: Preset) -> Option<crate::cost::MonthlyCost> {
         if self.existing_domain.is_some() {
             return None;
         }
@@ -593,15 +593,16 @@ mod tests {
         assert_eq!((prod.instance_count, prod.zone_count()), (3, Some(3)));
         assert_eq!(prod.dedicated_master_count, Some(3));
         assert!(prod.auto_software_update && !dev.auto_software_update);
-        let (lines, dev_total) = dev.monthly_cost(Preset::Dev).unwrap();
+        let cost = dev.monthly_cost(Preset::Dev).unwrap();
+        let dev_total = cost.total;
         // 2 × r6g.large.search at 0.167/h over 730 h, and 40 GiB of gp3.
-        assert_eq!(lines[0].0, "2 × r6g.large.search (data)");
+        assert_eq!(cost.lines[0].0, "2 × r6g.large.search (data)");
         assert!(
             (dev_total - (2.0 * 0.167 * 730.0 + 40.0 * 0.122)).abs() < 0.01,
             "{dev_total}"
         );
-        let (_, prod_total) = dev.monthly_cost(Preset::Prod).unwrap();
-        assert_eq!(prod.monthly_cost(Preset::Prod).unwrap().1, prod_total);
+        let prod_total = dev.monthly_cost(Preset::Prod).unwrap().total;
+        assert_eq!(prod.monthly_cost(Preset::Prod).unwrap().total, prod_total);
         assert!(prod_total > dev_total * 2.0, "{prod_total} vs {dev_total}");
         let p = DeployOptions {
             preset: Some(Preset::Prod),
