@@ -387,36 +387,17 @@ fn simulated_records(
     start: chrono::DateTime<chrono::Utc>,
     keep: impl Fn(&Value) -> bool,
 ) -> Vec<String> {
-    use std::io::Read;
     let from = start - chrono::Duration::days(1);
     let to = start + chrono::Duration::minutes(10);
-    let mut out = Vec::new();
-    let mut stack = vec![simulated().to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            if !path.to_string_lossy().ends_with(".json.gz") {
-                continue;
-            }
-            let mut text = String::new();
-            flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
-                .read_to_string(&mut text)
-                .unwrap();
-            let v: Value = serde_json::from_str(&text).unwrap();
-            for r in v["Records"].as_array().unwrap() {
-                let t: chrono::DateTime<chrono::Utc> =
-                    r["eventTime"].as_str().unwrap().parse().unwrap();
-                if t >= from && t < to && keep(r) {
-                    out.push(r.to_string());
-                }
-            }
-        }
-    }
-    out
+    records_under(simulated())
+        .into_iter()
+        .filter(|r| {
+            let t: chrono::DateTime<chrono::Utc> =
+                r["eventTime"].as_str().unwrap().parse().unwrap();
+            t >= from && t < to && keep(r)
+        })
+        .map(|r| r.to_string())
+        .collect()
 }
 
 fn incident(kind: &str) -> Value {

@@ -569,6 +569,29 @@ fn an_auth_failure_says_which_credentials_were_used() {
     assert!(err.contains("OPENSEARCH_PASSWORD"), "{err}");
 }
 
+/// A webhook channel's server that must receive exactly one JSON message,
+/// which the enricher's parser reads and `check` accepts.
+fn one_alert_webhook(
+    check: impl Fn(&trailwatch::lambda::alert::Alert) -> bool + Send + 'static,
+) -> crate::util::scripted::Scripted {
+    use crate::util::scripted::{Expect, Scripted};
+    use trailwatch::lambda::alert::Alert;
+    Scripted::start(vec![Expect {
+        method: "POST",
+        path: "/alerts".into(),
+        headers: vec![("content-type", "application/json".into())],
+        body: Box::new(move |body, _| {
+            let alert = match Alert::from_message(&String::from_utf8_lossy(body)) {
+                Ok(a) => a,
+                Err(e) => return Some(format!("the enricher cannot parse it: {e}")),
+            };
+            (!check(&alert)).then(|| format!("parsed with other fields: {alert:?}"))
+        }),
+        status: 200,
+        answer: "{}".into(),
+    }])
+}
+
 /// The test's AD result index, empty, with the plugin's own mapping.
 const RESULT_INDEX: &str = "/.opendistro-anomaly-results-history-trailwatch-test-1";
 
@@ -604,36 +627,22 @@ fn anomaly_result(detector_id: &str, grade: f64, confidence: f64, principal: &st
 
 #[test]
 fn an_ad_monitor_over_anomaly_results_sends_the_enrichers_alert_to_a_webhook() {
-    use crate::util::scripted::{Expect, Scripted};
-    use trailwatch::lambda::alert::Alert;
     let _lock = node_lock();
     let n = node();
     let plugins = Plugins::start(&n.url, &n.ca);
     let mallory = "arn:aws:iam::123456789012:user/mallory";
-    let webhook = Scripted::start(vec![Expect {
-        method: "POST",
-        path: "/alerts".into(),
-        headers: vec![("content-type", "application/json".into())],
-        body: Box::new(move |body, _| {
-            let alert = match Alert::from_message(&String::from_utf8_lossy(body)) {
-                Ok(a) => a,
-                Err(e) => return Some(format!("the enricher cannot parse it: {e}")),
-            };
-            let detector = trailwatch::detector::shipped()
-                .into_iter()
-                .find(|d| d.name == "api-errors")
-                .unwrap();
-            let ok = alert.detector == "api-errors"
-                && alert.monitor.as_deref() == Some("trailwatch-api-errors")
-                && alert.grade == Some(0.96)
-                && alert.confidence == Some(0.91)
-                && alert.entity_values(&detector) == vec![mallory.to_owned()]
-                && alert.end > alert.start;
-            (!ok).then(|| format!("parsed with other fields: {alert:?}"))
-        }),
-        status: 200,
-        answer: "{}".into(),
-    }]);
+    let webhook = one_alert_webhook(move |alert| {
+        let detector = trailwatch::detector::shipped()
+            .into_iter()
+            .find(|d| d.name == "api-errors")
+            .unwrap();
+        alert.detector == "api-errors"
+            && alert.monitor.as_deref() == Some("trailwatch-api-errors")
+            && alert.grade == Some(0.96)
+            && alert.confidence == Some(0.91)
+            && alert.entity_values(&detector) == vec![mallory.to_owned()]
+            && alert.end > alert.start
+    });
     let o = as_admin(
         &[
             "opensearch",
@@ -805,32 +814,18 @@ fn the_message_parses_in_the_enricher_with_the_results_fields() {
 
 #[test]
 fn day_two_lists_monitors_sends_one_test_alert_and_tells_how_detectors_are_doing() {
-    use crate::util::scripted::{Expect, Scripted};
-    use trailwatch::lambda::alert::Alert;
     let _lock = node_lock();
     let n = node();
     let plugins = Plugins::start(&n.url, &n.ca);
     let mallory = "arn:aws:iam::123456789012:user/mallory";
     // The webhook must get exactly one message, which the enricher parses
     // as a test of the api-errors detector over the monitor's period.
-    let webhook = Scripted::start(vec![Expect {
-        method: "POST",
-        path: "/alerts".into(),
-        headers: vec![("content-type", "application/json".into())],
-        body: Box::new(|body, _| {
-            let alert = match Alert::from_message(&String::from_utf8_lossy(body)) {
-                Ok(a) => a,
-                Err(e) => return Some(format!("the enricher cannot parse it: {e}")),
-            };
-            let ok = alert.test
-                && alert.detector == "api-errors"
-                && alert.end - alert.start == chrono::Duration::minutes(10)
-                && alert.grade.is_none();
-            (!ok).then(|| format!("parsed with other fields: {alert:?}"))
-        }),
-        status: 200,
-        answer: "{}".into(),
-    }]);
+    let webhook = one_alert_webhook(|alert| {
+        alert.test
+            && alert.detector == "api-errors"
+            && alert.end - alert.start == chrono::Duration::minutes(10)
+            && alert.grade.is_none()
+    });
     let notify = format!("webhook:{}/alerts", webhook.url);
     let at = ["--opensearch-url", plugins.url.as_str()];
     let o = as_admin(
@@ -956,7 +951,6 @@ fn day_two_lists_monitors_sends_one_test_alert_and_tells_how_detectors_are_doing
 
 #[test]
 fn detect_and_backtest_read_an_index_and_find_what_detect_finds_in_the_forwarded_files() {
-    use std::io::Read;
     let _lock = node_lock();
     let n = node();
     let admin = n.admin();
@@ -986,29 +980,10 @@ fn detect_and_backtest_read_an_index_and_find_what_detect_finds_in_the_forwarded
         .check()
         .unwrap();
     // Every record through the forwarder, a few thousand per invocation.
-    let mut records = Vec::new();
-    let mut stack = vec![sim.path().join("AWSLogs")];
-    while let Some(p) = stack.pop() {
-        for e in std::fs::read_dir(&p).unwrap() {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let mut text = String::new();
-            flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
-                .read_to_string(&mut text)
-                .unwrap();
-            let v: Value = serde_json::from_str(&text).unwrap();
-            records.extend(
-                v["Records"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| r.to_string()),
-            );
-        }
-    }
+    let records: Vec<String> = crate::util::records_under(sim.path())
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
     assert!(records.len() > 10_000, "{}", records.len());
     for chunk in records.chunks(4000) {
         let event = crate::util::awslogs_event(chunk);

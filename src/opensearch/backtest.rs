@@ -4,9 +4,8 @@
 //! same records, so a user sees whether the two agree before trusting
 //! either.
 
-use super::apply::find_by_name;
 use super::desired::detectors::detector_name;
-use super::inspect::InspectError;
+use super::inspect::{detector_id, InspectError};
 use super::{OpenSearch, OpenSearchError};
 use crate::detector::Detector;
 use crate::engine::anomaly::Anomaly;
@@ -123,19 +122,7 @@ pub async fn backtest(
         let what = format!("detector {name}'s {what}");
         move |source| InspectError::Cluster { what, source }
     };
-    let (id, _) = find_by_name(
-        os,
-        &format!("{DETECTORS}/_search"),
-        "name.keyword",
-        &name,
-        None,
-    )
-    .await
-    .map_err(failed("search"))?
-    .ok_or(InspectError::Missing {
-        kind: "detector",
-        name: name.clone(),
-    })?;
+    let id = detector_id(os, d).await?;
     os.request(
         "POST",
         &format!("{DETECTORS}/{id}/_start"),

@@ -468,13 +468,10 @@ pub fn read_results(answer: &Value) -> Results {
     }
 }
 
-/// The detector's state from its profile, and its results.
-pub async fn detector_status(
-    os: &OpenSearch,
-    d: &Detector,
-) -> Result<DetectorStatus, InspectError> {
+/// The plugin's id of the detector made from `d`.
+pub async fn detector_id(os: &OpenSearch, d: &Detector) -> Result<String, InspectError> {
     let name = detector_name(d);
-    let (id, _) = find_by_name(
+    let found = find_by_name(
         os,
         &format!("{DETECTORS}/_search"),
         "name.keyword",
@@ -482,11 +479,23 @@ pub async fn detector_status(
         None,
     )
     .await
-    .map_err(failed(format!("detector {name}")))?
-    .ok_or(InspectError::Missing {
-        kind: "detector",
-        name: name.clone(),
-    })?;
+    .map_err(failed(format!("detector {name}")))?;
+    match found {
+        Some((id, _)) => Ok(id),
+        None => Err(InspectError::Missing {
+            kind: "detector",
+            name,
+        }),
+    }
+}
+
+/// The detector's state from its profile, and its results.
+pub async fn detector_status(
+    os: &OpenSearch,
+    d: &Detector,
+) -> Result<DetectorStatus, InspectError> {
+    let name = detector_name(d);
+    let id = detector_id(os, d).await?;
     let profile = os
         .request("GET", &format!("{DETECTORS}/{id}/_profile?_all=true"), None)
         .await

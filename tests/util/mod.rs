@@ -101,6 +101,32 @@ pub fn simulated() -> &'static Path {
     .path()
 }
 
+/// Every record of a simulation's gzipped deliveries under `dir`.
+pub fn records_under(dir: &Path) -> Vec<serde_json::Value> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if !path.to_string_lossy().ends_with(".json.gz") {
+                continue;
+            }
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
+                .read_to_string(&mut text)
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            out.extend(v["Records"].as_array().cloned().unwrap_or_default());
+        }
+    }
+    out
+}
+
 /// A running trailwatch whose output lines arrive on channels.
 pub struct Running {
     pub child: std::process::Child,
