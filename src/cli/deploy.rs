@@ -356,18 +356,11 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<i32> {
     let binary = std::fs::read(&binary_path)
         .with_context(|| format!("cannot read --lambda-binary {}", binary_path.display()))?;
     // The bootstrap Lambda applies the detector files deploy was given.
-    let mut files = Vec::new();
-    if let Some(dir) = &args.bootstrap.content.detectors {
-        for e in std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read --detectors {}", dir.display()))?
-        {
-            let path = e?.path();
-            if path.extension().is_some_and(|x| x == "toml") {
-                let name = path.file_name().unwrap_or_default().to_string_lossy();
-                files.push((format!("detectors/{name}"), std::fs::read(&path)?));
-            }
-        }
-    }
+    let files = match &args.bootstrap.content.detectors {
+        Some(dir) => package::detector_files(dir)
+            .with_context(|| format!("cannot read --detectors {}", dir.display()))?,
+        None => Vec::new(),
+    };
     let package = package::package_with(&binary, &files)
         .with_context(|| format!("{} cannot be the Lambda bootstrap", binary_path.display()))?;
     drop(binary);

@@ -39,6 +39,20 @@ pub fn package(binary: &[u8]) -> Result<Package, PackageError> {
     package_with(binary, &[])
 }
 
+/// The detector files of `dir` as the package carries them:
+/// `detectors/<name>.toml`.
+pub fn detector_files(dir: &std::path::Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let path = e?.path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            files.push((format!("detectors/{name}"), std::fs::read(&path)?));
+        }
+    }
+    Ok(files)
+}
+
 /// [`package`], carrying `files` too (name, bytes; such as
 /// `detectors/<file>.toml`, which the bootstrap Lambda applies in place of
 /// the built-in set). The same files give the same zip.
