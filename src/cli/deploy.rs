@@ -408,12 +408,10 @@ fn bootstrap_plan(args: &BootstrapArgs) -> anyhow::Result<BootstrapPlan> {
     args.content
         .desired(&args.content.settings(Default::default(), None))?;
     let basic = match std::env::var("OPENSEARCH_USER") {
-        Ok(user) => {
-            let password = std::env::var("OPENSEARCH_PASSWORD").map_err(|_| {
-                anyhow::anyhow!("OPENSEARCH_USER is {user:?} but OPENSEARCH_PASSWORD is not set; set both for basic auth, or neither to sign as the stack's master role")
-            })?;
-            Some(Auth::Basic { user, password })
-        }
+        Ok(user) => Some(super::opensearch::basic_auth(
+            user,
+            "to sign as the stack's master role",
+        )?),
         Err(_) => None,
     };
     if let Some(url) = &args.opensearch_url {

@@ -57,6 +57,17 @@ impl ConnectArgs {
     }
 }
 
+/// Basic auth as `user`, with OPENSEARCH_PASSWORD; a missing password is
+/// said, with what not setting the user would do instead (`otherwise`).
+pub fn basic_auth(user: String, otherwise: &str) -> anyhow::Result<Auth> {
+    let password = std::env::var("OPENSEARCH_PASSWORD").map_err(|_| {
+        anyhow::anyhow!(
+            "OPENSEARCH_USER is {user:?} but OPENSEARCH_PASSWORD is not set; set both for basic auth, or neither {otherwise}"
+        )
+    })?;
+    Ok(Auth::Basic { user, password })
+}
+
 /// A cluster's target: basic auth when a user is given (and `sign` is
 /// not), with OPENSEARCH_PASSWORD; SigV4 when asked or the host is AWS's;
 /// else no credentials.
@@ -69,14 +80,7 @@ pub async fn target(
     timeout: Duration,
 ) -> anyhow::Result<Target> {
     let auth = match user {
-        Some(user) if !sign => {
-            let password = std::env::var("OPENSEARCH_PASSWORD").map_err(|_| {
-                anyhow::anyhow!(
-                    "OPENSEARCH_USER is {user:?} but OPENSEARCH_PASSWORD is not set; set both for basic auth, or neither for SigV4"
-                )
-            })?;
-            Auth::Basic { user, password }
-        }
+        Some(user) if !sign => basic_auth(user, "for SigV4")?,
         _ if sign || is_aws_host(url) => Auth::sigv4(&aws.target().load().await)?,
         _ => Auth::None,
     };

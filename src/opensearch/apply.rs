@@ -21,6 +21,11 @@ use super::{OpenSearch, OpenSearchError};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+/// The anomaly detection plugin's detectors API.
+pub const DETECTORS_API: &str = "/_plugins/_anomaly_detection/detectors";
+/// The alerting plugin's monitors API.
+pub const MONITORS_API: &str = "/_plugins/_alerting/monitors";
+
 /// What happened to one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -556,7 +561,7 @@ impl<'a> Reconcile<'a> {
         body: &Value,
     ) -> Result<Option<String>, ApplyError> {
         let kind = "detector";
-        let base = "/_plugins/_anomaly_detection/detectors";
+        let base = DETECTORS_API;
         let existing = self
             .find(kind, name, &format!("{base}/_search"), "name.keyword", None)
             .await?;
@@ -612,13 +617,7 @@ impl<'a> Reconcile<'a> {
 
     async fn create_detector(&self, name: &str, body: &Value) -> Result<String, ApplyError> {
         let created = self
-            .call(
-                "detector",
-                name,
-                "POST",
-                "/_plugins/_anomaly_detection/detectors",
-                Some(body),
-            )
+            .call("detector", name, "POST", DETECTORS_API, Some(body))
             .await?;
         created["_id"]
             .as_str()
@@ -708,7 +707,7 @@ impl<'a> Reconcile<'a> {
         detector_pending: bool,
     ) -> Result<(), ApplyError> {
         let kind = "monitor";
-        let base = "/_plugins/_alerting/monitors";
+        let base = MONITORS_API;
         let existing = if detector_pending {
             None
         } else {
@@ -782,7 +781,7 @@ pub fn validation_messages(answer: &Value) -> Vec<String> {
 /// mappings (ours deleted, our backend roles taken out of built-in ones),
 /// policies, the seed index and the template. Data indices stay.
 pub async fn delete(rec: &mut Reconcile<'_>, desired: &Desired) -> Result<(), ApplyError> {
-    let detectors = "/_plugins/_anomaly_detection/detectors";
+    let detectors = DETECTORS_API;
     for (d, _) in &desired.detectors {
         let name = monitor_name(d);
         match rec

@@ -4,6 +4,7 @@
 //! same records, so a user sees whether the two agree before trusting
 //! either.
 
+use super::apply::DETECTORS_API;
 use super::desired::detectors::detector_name;
 use super::inspect::{detector_id, InspectError};
 use super::{OpenSearch, OpenSearchError};
@@ -14,8 +15,6 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-
-const DETECTORS: &str = "/_plugins/_anomaly_detection/detectors";
 
 /// One anomaly the plugin found, in the keys `detect`'s NDJSON uses.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -125,7 +124,7 @@ pub async fn backtest(
     let id = detector_id(os, d).await?;
     os.request(
         "POST",
-        &format!("{DETECTORS}/{id}/_start"),
+        &format!("{DETECTORS_API}/{id}/_start"),
         Some(&start_body(from, to)),
     )
     .await
@@ -134,7 +133,7 @@ pub async fn backtest(
     let deadline = Instant::now() + wait;
     let task_id = loop {
         let answer = os
-            .request("GET", &format!("{DETECTORS}/{id}?task=true"), None)
+            .request("GET", &format!("{DETECTORS_API}/{id}?task=true"), None)
             .await
             .and_then(|a| a.checked_json())
             .map_err(failed("historical analysis"))?;
@@ -142,7 +141,7 @@ pub async fn backtest(
             what: format!("detector {name}'s historical analysis"),
             source: OpenSearchError::Status {
                 method: "GET",
-                path: format!("{DETECTORS}/{id}?task=true"),
+                path: format!("{DETECTORS_API}/{id}?task=true"),
                 status: 200,
                 reason,
             },
@@ -169,7 +168,7 @@ pub async fn backtest(
     let answer = os
         .request(
             "POST",
-            &format!("{DETECTORS}/results/_search"),
+            &format!("{DETECTORS_API}/results/_search"),
             Some(&results_query(&task_id)),
         )
         .await

@@ -4,16 +4,13 @@
 //! entities, last anomaly and last error. The request bodies and the
 //! reading of the plugins' answers are plain functions; the calls are thin.
 
-use super::apply::find_by_name;
+use super::apply::{find_by_name, DETECTORS_API, MONITORS_API};
 use super::desired::detectors::detector_name;
 use super::desired::monitors::{monitor_name, test_message_template};
 use super::{OpenSearch, OpenSearchError};
 use crate::detector::Detector;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
-
-const MONITORS: &str = "/_plugins/_alerting/monitors";
-const DETECTORS: &str = "/_plugins/_anomaly_detection/detectors";
 
 /// Why a day-two read or test failed.
 #[derive(Debug, thiserror::Error)]
@@ -130,7 +127,7 @@ async fn monitor(os: &OpenSearch, d: &Detector) -> Result<(String, Value), Inspe
     let name = monitor_name(d);
     find_by_name(
         os,
-        &format!("{MONITORS}/_search"),
+        &format!("{MONITORS_API}/_search"),
         "monitor.name.keyword",
         &name,
         Some("monitor"),
@@ -151,7 +148,7 @@ pub async fn monitor_info(os: &OpenSearch, d: &Detector) -> Result<MonitorInfo, 
         .request(
             "GET",
             &format!(
-                "{MONITORS}/alerts?monitorId={id}&sortString=start_time&sortOrder=desc&size=1"
+                "{MONITORS_API}/alerts?monitorId={id}&sortString=start_time&sortOrder=desc&size=1"
             ),
             None,
         )
@@ -266,7 +263,7 @@ pub async fn test_monitor(os: &OpenSearch, d: &Detector) -> Result<Vec<Sent>, In
     let name = monitor_name(d);
     let copy = test_copy(&body, d);
     let answer = os
-        .request("POST", &format!("{MONITORS}/_execute"), Some(&copy))
+        .request("POST", &format!("{MONITORS_API}/_execute"), Some(&copy))
         .await
         .and_then(|a| a.checked_json())
         .map_err(failed(format!("monitor {name}'s test run")))?;
@@ -274,7 +271,7 @@ pub async fn test_monitor(os: &OpenSearch, d: &Detector) -> Result<Vec<Sent>, In
         what: format!("monitor {name}'s test run"),
         source: OpenSearchError::Status {
             method: "POST",
-            path: format!("{MONITORS}/_execute"),
+            path: format!("{MONITORS_API}/_execute"),
             status: 200,
             reason,
         },
@@ -473,7 +470,7 @@ pub async fn detector_id(os: &OpenSearch, d: &Detector) -> Result<String, Inspec
     let name = detector_name(d);
     let found = find_by_name(
         os,
-        &format!("{DETECTORS}/_search"),
+        &format!("{DETECTORS_API}/_search"),
         "name.keyword",
         &name,
         None,
@@ -497,14 +494,18 @@ pub async fn detector_status(
     let name = detector_name(d);
     let id = detector_id(os, d).await?;
     let profile = os
-        .request("GET", &format!("{DETECTORS}/{id}/_profile?_all=true"), None)
+        .request(
+            "GET",
+            &format!("{DETECTORS_API}/{id}/_profile?_all=true"),
+            None,
+        )
         .await
         .and_then(|a| a.checked_json())
         .map_err(failed(format!("detector {name}'s profile")))?;
     let results = os
         .request(
             "POST",
-            &format!("{DETECTORS}/results/_search"),
+            &format!("{DETECTORS_API}/results/_search"),
             Some(&results_query(&id)),
         )
         .await
