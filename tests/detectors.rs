@@ -27,11 +27,23 @@ fn the_shipped_detectors_are_valid_and_cover_the_required_cases() {
 
     let o = trailwatch(&["detectors", "validate"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stdout(&o).trim(), "The 6 built-in detectors are valid.");
+    assert_eq!(
+        stdout(&o).trim(),
+        "The 6 built-in detectors are valid, and the 9 built-in rules."
+    );
     let o = trailwatch(&["detectors", "validate", "detectors"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stdout(&o).trim(), "6 detector(s) from detectors are valid.");
+    assert_eq!(
+        stdout(&o).trim(),
+        "6 detector(s) from detectors are valid, and 9 rule(s) from detectors/rules."
+    );
     let o = trailwatch(&["detectors", "list"]);
+    assert!(
+        stdout(&o).contains("cloudtrail-stop-logging")
+            && stdout(&o).contains("critical  CloudTrail logging stopped"),
+        "{}",
+        stdout(&o)
+    );
     assert!(
         stdout(&o).contains(
             "sum of requestParameters.instancesSet.items.maxCount of RunInstances, every 10 min"

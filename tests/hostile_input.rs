@@ -348,7 +348,7 @@ fn the_built_in_detectors_work_from_any_folder_and_list_says_which_set() {
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         assert_eq!(
             stdout(&o).trim(),
-            format!("1 detector(s) from {path} are valid.")
+            format!("1 detector(s) from {path} are valid, and the 9 built-in rules.")
         );
     }
 }

@@ -2,8 +2,8 @@
 
 use super::{parse_since, parse_time, progress_bar, Since, EXIT_FOUND, EXIT_OK};
 use crate::cloudtrail::{discover, Input, ReadError, SearchInput};
-use crate::engine::group::group;
 use crate::engine::insights::{self, InsightOptions};
+use crate::engine::severity;
 use crate::engine::novelty::NoveltyOptions;
 use crate::engine::sink::{self, Format};
 use crate::engine::source::{aggregate_inputs, Observer};
@@ -70,9 +70,13 @@ pub struct DetectArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "rcf,insight,new-event"
+        default_value = "rcf,insight,new-event,rule"
     )]
     pub kinds: Vec<Kind>,
+    /// Incidents of this severity or higher page (marked PAGE in the table,
+    /// `"page": true` in JSON); the rest are reported only.
+    #[arg(long, value_enum, default_value = "medium", value_name = "SEVERITY")]
+    pub page_severity: crate::engine::Severity,
     /// How long after the first event nothing counts as new (new-event kind).
     #[arg(long, default_value = "1d", value_parser = parse_span, value_name = "SPAN")]
     pub learning: chrono::Duration,
@@ -120,6 +124,9 @@ pub enum Kind {
     Insight,
     /// What a principal never (or rarely) did before.
     NewEvent,
+    /// The rule files' events, which need no baseline (StopLogging, a
+    /// bucket made public, ...).
+    Rule,
 }
 
 /// `5s`, `2m`.
@@ -202,9 +209,9 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     }
     let started = Instant::now();
     let set = super::detectors::load(args.detectors.as_deref())?;
-    let detectors = set.detectors;
+    let (detectors, rules) = (set.detectors, set.rules);
     if args.follow {
-        return run_follow(&args, &detectors);
+        return run_follow(&args, &detectors, rules);
     }
     let mut inputs = discover(&args.paths).context("cannot list the inputs")?;
     if let Some(url) = &args.opensearch_url {
@@ -261,7 +268,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         &inputs,
         &detectors,
         args.until,
-        engine_options(&args, None).tracking(),
+        engine_options(&args, None, rules.clone()).tracking(),
         args.strict,
         &observer,
     )
@@ -289,6 +296,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     let options = engine_options(
         &args,
         args.since.and_then(|s| s.resolve(aggregates.last_event)),
+        rules,
     );
     let mut engine = Engine::new(&detectors, options);
     engine.ingest(aggregates);
@@ -298,7 +306,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     for (name, n) in &engine.rcf.evicted {
         eprintln!("warning: {name}: {n} entities beyond --max-entities {} were not modelled (least recently active first)", args.max_entities);
     }
-    let incidents = group(&mut findings.anomalies);
+    let incidents = severity::incidents(&mut findings.anomalies, args.page_severity);
     let format = output_format(&args);
     if stats.records == 0 {
         eprintln!(
@@ -363,12 +371,40 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
             stats.records as f64 / secs.max(1e-9),
             peak_memory().map_or("unknown".into(), |kib| format!("{:.0} MiB", kib as f64 / 1024.0))
         );
+        for line in budget_lines(&engine) {
+            eprintln!("{line}");
+        }
     }
     Ok(if findings.anomalies.is_empty() {
         EXIT_OK
     } else {
         EXIT_FOUND
     })
+}
+
+/// `--stats`' account of each insight type's false-alarm budget: the series
+/// it is shared by, the chance a window must fall under, and the chance
+/// alarms a day expected at each series' own average rate.
+fn budget_lines(engine: &Engine<'_>) -> Vec<String> {
+    let a = &engine.aggregates;
+    let (Some(options), Some(first), Some(last)) =
+        (&engine.options.insights, a.first_event, a.last_event)
+    else {
+        return Vec::new();
+    };
+    insights::chance_figures(&a.insights, first, last, options)
+        .into_iter()
+        .map(|f| {
+            format!(
+                "budget: {:?}: {} chance alarms a day over {} series (a 5-minute window alarms under a chance of {:.1e}); expected by chance at the series' average rates: {:.3} a day",
+                f.insight_type,
+                f.budget.per_day,
+                f.series,
+                f.budget.alpha(),
+                f.expected_per_day
+            )
+        })
+        .collect()
 }
 
 /// `--series`: the plugin's RCF and alert defaults over one plain series.
@@ -404,7 +440,7 @@ fn run_series(args: &DetectArgs, path: &std::path::Path) -> anyhow::Result<i32> 
     {
         anomalies.retain(|a| a.start >= since);
     }
-    let incidents = group(&mut anomalies);
+    let incidents = severity::incidents(&mut anomalies, args.page_severity);
     let format = output_format(args);
     sink::write(
         format,
@@ -430,6 +466,7 @@ fn run_series(args: &DetectArgs, path: &std::path::Path) -> anyhow::Result<i32> 
 fn engine_options(
     args: &DetectArgs,
     since: Option<chrono::DateTime<chrono::Utc>>,
+    rules: Vec<crate::detector::Rule>,
 ) -> EngineOptions {
     EngineOptions {
         since,
@@ -447,12 +484,21 @@ fn engine_options(
                 min_grade: args.new_event_grade,
                 interval: chrono::Duration::minutes(10),
             }),
+        rules: if args.kinds.contains(&Kind::Rule) {
+            rules
+        } else {
+            Vec::new()
+        },
         ..EngineOptions::all()
     }
 }
 
 /// `--follow`: poll, ingest, advance, print, save; until interrupted.
-fn run_follow(args: &DetectArgs, detectors: &[crate::detector::Detector]) -> anyhow::Result<i32> {
+fn run_follow(
+    args: &DetectArgs,
+    detectors: &[crate::detector::Detector],
+    rules: Vec<crate::detector::Rule>,
+) -> anyhow::Result<i32> {
     use crate::engine::follow::{follow, FollowOptions};
     let format = output_format(args);
     // A span before the end means before now when following.
@@ -460,7 +506,7 @@ fn run_follow(args: &DetectArgs, detectors: &[crate::detector::Detector]) -> any
         .since
         .map(|s| s.resolve(Some(chrono::Utc::now())))
         .unwrap_or(None);
-    let mut engine = Engine::new(detectors, engine_options(args, since));
+    let mut engine = Engine::new(detectors, engine_options(args, since, rules));
     let problem = |e: &ReadError| eprintln!("warning: {e}");
     let progress = |_: u64| {};
     let observer = Observer {
@@ -473,6 +519,7 @@ fn run_follow(args: &DetectArgs, detectors: &[crate::detector::Detector]) -> any
         state: args.state.as_deref(),
         strict: args.strict,
         stream_idle: args.stream_idle,
+        page_at: args.page_severity,
     };
     let insights_out = args.insights_out.clone();
     let mut emit = |findings: &crate::engine::Findings,

@@ -221,6 +221,7 @@ fn backtest(args: &BacktestArgs) -> anyhow::Result<i32> {
             since: Some(args.from),
             insights: None,
             novelty: None,
+            rules: Vec::new(),
             ..crate::engine::EngineOptions::all()
         };
         let (local, stats) = detect_once(
@@ -312,13 +313,27 @@ pub fn run(cmd: DetectorsCommand) -> anyhow::Result<i32> {
                     println!("{:width$}  {}", "", d.description);
                 }
             }
+            eprintln!("{}:", capitalised(&rules_text(&set)));
+            let width = set.rules.iter().map(|r| r.name.len()).max().unwrap_or(0);
+            for r in &set.rules {
+                println!(
+                    "{:width$}  {:8}  {}",
+                    r.name,
+                    r.severity.name(),
+                    r.description
+                );
+            }
             Ok(EXIT_OK)
         }
         DetectorsCommand::Validate { dir, detectors } => {
             let dir = dir.or(detectors);
             match DetectorSet::load(dir.as_deref()) {
                 Ok(set) => {
-                    println!("{} are valid.", capitalised(&set.to_string()));
+                    println!(
+                        "{} are valid, and {}.",
+                        capitalised(&set.to_string()),
+                        rules_text(&set)
+                    );
                     Ok(EXIT_OK)
                 }
                 Err(SetError::Invalid { dir, errors }) => {
@@ -358,6 +373,16 @@ pub(crate) fn load(dir: Option<&Path>) -> anyhow::Result<DetectorSet> {
             Err(SetError::Invalid { dir, errors }.into())
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// `the 9 built-in rules`, `2 rule(s) from ./mine/rules`.
+fn rules_text(set: &DetectorSet) -> String {
+    match &set.rules_source {
+        crate::detector::Source::BuiltIn => format!("the {} built-in rules", set.rules.len()),
+        crate::detector::Source::Dir(dir) => {
+            format!("{} rule(s) from {}", set.rules.len(), dir.display())
+        }
     }
 }
 

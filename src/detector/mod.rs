@@ -3,9 +3,12 @@
 //! uses (built in, or a folder). The local engine evaluates it
 //! ([`Detector::matches`], [`Detector::contribution`], [`Detector::entity`]);
 //! the OpenSearch renderer derives the plugin's JSON from the same value.
+//! Rule files ([`Rule`], in `detectors/rules/`) name events that need no
+//! baseline; the engine reports every match.
 
 mod model;
 mod parse;
+mod rule;
 mod set;
 mod shipped;
 
@@ -13,5 +16,6 @@ pub use model::{
     AlertThresholds, Detector, Direction, Entity, ErrorFilter, FieldMatch, Filter, ValueSpec,
 };
 pub use parse::{load_dir, parse_detector, DetectorError, Problem};
+pub use rule::{load_rules, parse_rule, Match, Rule};
 pub use set::{DetectorSet, SetError, Source};
-pub use shipped::shipped;
+pub use shipped::{shipped, shipped_rules};

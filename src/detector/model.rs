@@ -1,6 +1,6 @@
 //! The typed detector and how it applies to one record.
 
-use crate::cloudtrail::{quantity, FieldPath, Implausible, Record};
+use crate::cloudtrail::{quantity, FieldPath, FieldValue, Implausible, Record};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,6 +34,54 @@ pub struct Filter {
     pub user_identity_types: Vec<String>,
     /// Further fields that must hold one of the listed values.
     pub fields: Vec<FieldMatch>,
+}
+
+impl Filter {
+    /// True when the record matches every part given.
+    pub fn matches(&self, r: &Record) -> bool {
+        self.matches_event(r) && self.fields.iter().all(|m| m.holds_in(r))
+    }
+
+    /// True when the record matches every part but `fields`.
+    pub fn matches_event(&self, r: &Record) -> bool {
+        (self.event_sources.is_empty() || self.event_sources.iter().any(|s| s == r.event_source()))
+            && (self.event_names.is_empty() || self.event_names.iter().any(|n| n == r.event_name()))
+            && match &self.errors {
+                ErrorFilter::Any => true,
+                ErrorFilter::Failed => r.error_code().is_some(),
+                ErrorFilter::Succeeded => r.error_code().is_none(),
+                ErrorFilter::Codes(codes) => {
+                    r.error_code().is_some_and(|c| codes.iter().any(|x| x == c))
+                }
+            }
+            && self.read_only.is_none_or(|want| r.read_only() == Some(want))
+            && (self.user_identity_types.is_empty()
+                || r.user_identity()
+                    .kind
+                    .is_some_and(|k| self.user_identity_types.iter().any(|t| t == k)))
+    }
+}
+
+impl FieldMatch {
+    /// True when some value at the field in `r` is one of `values`.
+    pub fn holds_in(&self, r: &Record) -> bool {
+        let mut hit = false;
+        r.visit(&self.field, &mut |v| {
+            hit |= v.text().is_some_and(|t| self.values.iter().any(|x| *x == *t));
+        });
+        hit
+    }
+
+    /// The same, in a JSON object (an element of an array a rule looks within).
+    pub fn holds_in_object(&self, object: &serde_json::Map<String, serde_json::Value>) -> bool {
+        let mut hit = false;
+        self.field.visit(object, &mut |v| {
+            hit |= FieldValue::Json(v)
+                .text()
+                .is_some_and(|t| self.values.iter().any(|x| *x == *t));
+        });
+        hit
+    }
 }
 
 /// A field that must equal one of `values` (compared as text).
@@ -140,29 +188,7 @@ impl Detector {
 
     /// True when the record is one this detector counts.
     pub fn matches(&self, r: &Record) -> bool {
-        let f = &self.filter;
-        (f.event_sources.is_empty() || f.event_sources.iter().any(|s| s == r.event_source()))
-            && (f.event_names.is_empty() || f.event_names.iter().any(|n| n == r.event_name()))
-            && match &f.errors {
-                ErrorFilter::Any => true,
-                ErrorFilter::Failed => r.error_code().is_some(),
-                ErrorFilter::Succeeded => r.error_code().is_none(),
-                ErrorFilter::Codes(codes) => {
-                    r.error_code().is_some_and(|c| codes.iter().any(|x| x == c))
-                }
-            }
-            && f.read_only.is_none_or(|want| r.read_only() == Some(want))
-            && (f.user_identity_types.is_empty()
-                || r.user_identity()
-                    .kind
-                    .is_some_and(|k| f.user_identity_types.iter().any(|t| t == k)))
-            && f.fields.iter().all(|m| {
-                let mut hit = false;
-                r.visit(&m.field, &mut |v| {
-                    hit |= v.text().is_some_and(|t| m.values.iter().any(|x| *x == *t));
-                });
-                hit
-            })
+        self.filter.matches(r)
     }
 
     /// What a matching record adds to its interval: 1 for a count, the field's

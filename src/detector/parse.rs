@@ -56,6 +56,16 @@ pub enum DetectorError {
 /// Loads every `*.toml` in `dir`, sorted by name. Valid detectors are returned
 /// beside the errors of the invalid ones, so a caller can go on with the rest.
 pub fn load_dir(dir: &Path) -> Result<(Vec<Detector>, Vec<DetectorError>), DetectorError> {
+    load_files(dir, parse_detector, |d: &Detector| (&d.name, &d.source))
+}
+
+/// Parses every `*.toml` in `dir` (not below it), sorted by name, with
+/// `parse`; `id` gives a parsed file's name and path, which must be unique.
+pub(super) fn load_files<T>(
+    dir: &Path,
+    parse: impl Fn(&Path, &str) -> Result<T, DetectorError>,
+    id: impl Fn(&T) -> (&String, &PathBuf),
+) -> Result<(Vec<T>, Vec<DetectorError>), DetectorError> {
     let io = |source| DetectorError::Io {
         path: dir.to_path_buf(),
         source,
@@ -63,10 +73,10 @@ pub fn load_dir(dir: &Path) -> Result<(Vec<Detector>, Vec<DetectorError>), Detec
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
-    let mut detectors: Vec<Detector> = Vec::new();
+    let mut parsed: Vec<T> = Vec::new();
     let mut errors = Vec::new();
     for path in files {
         let text = match std::fs::read_to_string(&path) {
@@ -76,19 +86,25 @@ pub fn load_dir(dir: &Path) -> Result<(Vec<Detector>, Vec<DetectorError>), Detec
                 continue;
             }
         };
-        match parse_detector(&path, &text) {
-            Ok(d) => match detectors.iter().find(|o| o.name == d.name) {
-                Some(other) => errors.push(DetectorError::Duplicate {
-                    path,
-                    name: d.name,
-                    other: other.source.clone(),
-                }),
-                None => detectors.push(d),
-            },
+        match parse(&path, &text) {
+            Ok(d) => {
+                let other = parsed
+                    .iter()
+                    .find(|o| id(o).0 == id(&d).0)
+                    .map(|o| id(o).1.clone());
+                match other {
+                    Some(other) => errors.push(DetectorError::Duplicate {
+                        path,
+                        name: id(&d).0.clone(),
+                        other,
+                    }),
+                    None => parsed.push(d),
+                }
+            }
             Err(e) => errors.push(e),
         }
     }
-    Ok((detectors, errors))
+    Ok((parsed, errors))
 }
 
 /// Each line of a multi-line message, indented under its heading.
@@ -175,7 +191,7 @@ pub fn parse_detector(path: &Path, text: &str) -> Result<Detector, DetectorError
     }
 }
 
-fn valid_name(name: &str) -> bool {
+pub(super) fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name
@@ -186,6 +202,14 @@ fn valid_name(name: &str) -> bool {
 fn parse_filter(table: Option<&Table>, problems: &mut Vec<Problem>) -> Filter {
     let empty = Table::new();
     let mut k = Keys::new(table.unwrap_or(&empty), "filter.", problems);
+    let filter = filter_keys(&mut k);
+    k.finish();
+    filter
+}
+
+/// The keys of a `[filter]` table (also a rule's `[[match]]` block), taken
+/// from `k`; the caller finishes it.
+pub(super) fn filter_keys<'a>(k: &mut Keys<'a, '_>) -> Filter {
     let event_sources = k.string_list("event_sources").unwrap_or_default();
     let event_names = k.string_list("event_names").unwrap_or_default();
     let read_only = k.boolean("read_only");
@@ -215,33 +239,7 @@ fn parse_filter(table: Option<&Table>, problems: &mut Vec<Problem>) -> Filter {
             ErrorFilter::Any
         }
     };
-    let mut fields = Vec::new();
-    if let Some(Value::Table(t)) = k.take_table_value("fields") {
-        for (key, value) in &t {
-            let path = match FieldPath::parse(key) {
-                Ok(p) => p,
-                Err(e) => {
-                    k.problem(&format!("fields.{key}"), e);
-                    continue;
-                }
-            };
-            let values = match value {
-                Value::String(s) => Some(vec![s.clone()]),
-                other => strings(other).filter(|v| !v.is_empty()),
-            };
-            match values {
-                Some(values) => fields.push(FieldMatch {
-                    field: path,
-                    values,
-                }),
-                None => k.problem(
-                    &format!("fields.{key}"),
-                    "expected a string or a list of strings".into(),
-                ),
-            }
-        }
-    }
-    k.finish();
+    let fields = k.field_values("fields");
     Filter {
         event_sources,
         event_names,
@@ -330,31 +328,37 @@ fn strings(v: &Value) -> Option<Vec<String>> {
 
 /// Takes keys out of one TOML table, recording problems; `finish` reports the
 /// keys nobody asked for.
-struct Keys<'a, 'p> {
+pub(super) struct Keys<'a, 'p> {
     table: &'a Table,
-    prefix: &'static str,
+    prefix: String,
     taken: BTreeSet<&'a str>,
     problems: &'p mut Vec<Problem>,
 }
 
 impl<'a, 'p> Keys<'a, 'p> {
-    fn new(table: &'a Table, prefix: &'static str, problems: &'p mut Vec<Problem>) -> Self {
+    pub(super) fn new(
+        table: &'a Table,
+        prefix: impl Into<String>,
+        problems: &'p mut Vec<Problem>,
+    ) -> Self {
         Keys {
             table,
-            prefix,
+            prefix: prefix.into(),
             taken: BTreeSet::new(),
             problems,
         }
     }
 
-    fn problem(&mut self, key: &str, message: String) {
-        self.problems.push(Problem {
-            key: format!("{}{key}", self.prefix),
-            message,
-        });
+    /// A problem with `key`, or with the whole table when `key` is empty.
+    pub(super) fn problem(&mut self, key: &str, message: String) {
+        let key = match key {
+            "" => self.prefix.trim_end_matches('.').to_owned(),
+            key => format!("{}{key}", self.prefix),
+        };
+        self.problems.push(Problem { key, message });
     }
 
-    fn take(&mut self, key: &'a str) -> Option<Value> {
+    pub(super) fn take(&mut self, key: &'a str) -> Option<Value> {
         let v = self.table.get(key)?;
         self.taken.insert(key);
         Some(v.clone())
@@ -364,7 +368,7 @@ impl<'a, 'p> Keys<'a, 'p> {
         self.problem(key, format!("expected {expected}, found {}", v.type_str()));
     }
 
-    fn string(&mut self, key: &'a str) -> Option<String> {
+    pub(super) fn string(&mut self, key: &'a str) -> Option<String> {
         match self.take(key)? {
             Value::String(s) => Some(s),
             v => {
@@ -374,7 +378,7 @@ impl<'a, 'p> Keys<'a, 'p> {
         }
     }
 
-    fn boolean(&mut self, key: &'a str) -> Option<bool> {
+    pub(super) fn boolean(&mut self, key: &'a str) -> Option<bool> {
         match self.take(key)? {
             Value::Boolean(b) => Some(b),
             v => {
@@ -448,7 +452,7 @@ impl<'a, 'p> Keys<'a, 'p> {
         }
     }
 
-    fn string_list(&mut self, key: &'a str) -> Option<Vec<String>> {
+    pub(super) fn string_list(&mut self, key: &'a str) -> Option<Vec<String>> {
         let v = self.take(key)?;
         match strings(&v) {
             Some(list) => Some(list),
@@ -459,12 +463,12 @@ impl<'a, 'p> Keys<'a, 'p> {
         }
     }
 
-    fn field(&mut self, key: &'a str) -> Option<FieldPath> {
+    pub(super) fn field(&mut self, key: &'a str) -> Option<FieldPath> {
         let s = self.string(key)?;
         FieldPath::parse(&s).map_err(|e| self.problem(key, e)).ok()
     }
 
-    fn field_list(&mut self, key: &'a str) -> Option<Vec<FieldPath>> {
+    pub(super) fn field_list(&mut self, key: &'a str) -> Option<Vec<FieldPath>> {
         let list = self.string_list(key)?;
         let mut out = Vec::new();
         for s in list {
@@ -476,7 +480,7 @@ impl<'a, 'p> Keys<'a, 'p> {
         Some(out)
     }
 
-    fn table(&mut self, key: &'a str) -> Option<Table> {
+    pub(super) fn table(&mut self, key: &'a str) -> Option<Table> {
         match self.take(key)? {
             Value::Table(t) => Some(t),
             v => {
@@ -486,17 +490,44 @@ impl<'a, 'p> Keys<'a, 'p> {
         }
     }
 
-    fn take_table_value(&mut self, key: &'a str) -> Option<Value> {
-        match self.take(key)? {
-            v @ Value::Table(_) => Some(v),
-            v => {
-                self.wrong(key, "a table of field = value(s)", &v);
-                None
+    /// A table of `"field.path" = "value"` or `= ["value", ...]`.
+    pub(super) fn field_values(&mut self, key: &'a str) -> Vec<FieldMatch> {
+        let mut fields = Vec::new();
+        let Some(v) = self.take(key) else {
+            return fields;
+        };
+        let Value::Table(t) = v else {
+            self.wrong(key, "a table of field = value(s)", &v);
+            return fields;
+        };
+        for (name, value) in &t {
+            let path = match FieldPath::parse(name) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.problem(&format!("{key}.{name}"), e);
+                    continue;
+                }
+            };
+            let values = match value {
+                Value::String(s) => Some(vec![s.clone()]),
+                Value::Boolean(b) => Some(vec![b.to_string()]),
+                other => strings(other).filter(|v| !v.is_empty()),
+            };
+            match values {
+                Some(values) => fields.push(FieldMatch {
+                    field: path,
+                    values,
+                }),
+                None => self.problem(
+                    &format!("{key}.{name}"),
+                    "expected a string or a list of strings".into(),
+                ),
             }
         }
+        fields
     }
 
-    fn finish(self) {
+    pub(super) fn finish(self) {
         for key in self.table.keys() {
             if !self.taken.contains(key.as_str()) {
                 self.problems.push(Problem {

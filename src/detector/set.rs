@@ -1,9 +1,12 @@
 //! Which detectors a run uses: the set built into the binary (the files of
 //! `detectors/`), or a folder given with `--detectors`, which replaces it.
 //! A folder is all or nothing: a file with an error fails the load, naming
-//! file and key, so a typo never silently turns a detector off.
+//! file and key, so a typo never silently turns a detector off. Rules come
+//! from the folder's `rules/` when it has one (an empty one turns them
+//! off), else the built-in rules stay: a folder of rate detectors should
+//! not silently stop `StopLogging` from paging.
 
-use super::{load_dir, shipped, Detector, DetectorError};
+use super::{load_dir, load_rules, shipped, shipped_rules, Detector, DetectorError, Rule};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +22,9 @@ pub enum Source {
 pub struct DetectorSet {
     pub source: Source,
     pub detectors: Vec<Detector>,
+    /// Where the rules came from: built in, or the folder's `rules/`.
+    pub rules_source: Source,
+    pub rules: Vec<Rule>,
 }
 
 /// Why a folder of detectors cannot be used: every problem in every file.
@@ -41,6 +47,8 @@ impl DetectorSet {
         DetectorSet {
             source: Source::BuiltIn,
             detectors: shipped(),
+            rules_source: Source::BuiltIn,
+            rules: shipped_rules(),
         }
     }
 
@@ -58,9 +66,24 @@ impl DetectorSet {
                 dir: dir.to_path_buf(),
             });
         }
+        let rules_dir = dir.join("rules");
+        let (rules_source, rules) = if rules_dir.is_dir() {
+            let (rules, errors) = load_rules(&rules_dir).map_err(SetError::Folder)?;
+            if !errors.is_empty() {
+                return Err(SetError::Invalid {
+                    dir: rules_dir,
+                    errors,
+                });
+            }
+            (Source::Dir(rules_dir), rules)
+        } else {
+            (Source::BuiltIn, shipped_rules())
+        };
         Ok(DetectorSet {
             source: Source::Dir(dir.to_path_buf()),
             detectors,
+            rules_source,
+            rules,
         })
     }
 
@@ -115,6 +138,36 @@ mod tests {
             DetectorSet::from_dir(empty.path()),
             Err(SetError::Empty { .. })
         ));
+    }
+
+    #[test]
+    fn rules_come_from_the_folder_when_it_has_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("d.toml"), "").unwrap();
+        let set = DetectorSet::from_dir(dir.path()).unwrap();
+        assert_eq!(set.rules_source, Source::BuiltIn);
+        assert_eq!(set.rules.len(), shipped_rules().len());
+        let rules = dir.path().join("rules");
+        std::fs::create_dir(&rules).unwrap();
+        std::fs::write(
+            rules.join("mine.toml"),
+            "description = \"mine\"\nseverity = \"low\"\n[[match]]\nevent_names = [\"DeleteBucket\"]\n",
+        )
+        .unwrap();
+        let set = DetectorSet::from_dir(dir.path()).unwrap();
+        assert_eq!(set.rules_source, Source::Dir(rules.clone()));
+        assert_eq!(set.rules.len(), 1);
+        assert_eq!(set.rules[0].name, "mine");
+        std::fs::write(rules.join("bad.toml"), "severity = 3\n").unwrap();
+        let Err(e) = DetectorSet::from_dir(dir.path()) else {
+            panic!("a bad rule must fail the set");
+        };
+        let text = format!("{e}");
+        assert!(text.contains("rules"), "{text}");
+        let SetError::Invalid { errors, .. } = e else {
+            panic!("{text}")
+        };
+        assert!(errors[0].to_string().contains("bad.toml"), "{}", errors[0]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! The detector files of `detectors/`, built into the binary, for the
-//! deployed Lambdas (which have no repository beside them).
+//! The detector and rule files of `detectors/`, built into the binary, for
+//! the deployed Lambdas (which have no repository beside them).
 
-use super::{parse_detector, Detector};
+use super::{parse_detector, parse_rule, Detector, Rule};
 use std::path::Path;
 
 const FILES: [(&str, &str); 6] = [
@@ -31,6 +31,45 @@ const FILES: [(&str, &str); 6] = [
     ),
 ];
 
+const RULE_FILES: [(&str, &str); 9] = [
+    (
+        "cloudtrail-delete-trail.toml",
+        include_str!("../../detectors/rules/cloudtrail-delete-trail.toml"),
+    ),
+    (
+        "cloudtrail-management-events-dropped.toml",
+        include_str!("../../detectors/rules/cloudtrail-management-events-dropped.toml"),
+    ),
+    (
+        "cloudtrail-stop-logging.toml",
+        include_str!("../../detectors/rules/cloudtrail-stop-logging.toml"),
+    ),
+    (
+        "cloudtrail-trail-weakened.toml",
+        include_str!("../../detectors/rules/cloudtrail-trail-weakened.toml"),
+    ),
+    (
+        "guardduty-detector-disabled.toml",
+        include_str!("../../detectors/rules/guardduty-detector-disabled.toml"),
+    ),
+    (
+        "iam-credentials-for-another-user.toml",
+        include_str!("../../detectors/rules/iam-credentials-for-another-user.toml"),
+    ),
+    (
+        "root-console-login.toml",
+        include_str!("../../detectors/rules/root-console-login.toml"),
+    ),
+    (
+        "s3-bucket-made-public.toml",
+        include_str!("../../detectors/rules/s3-bucket-made-public.toml"),
+    ),
+    (
+        "vpc-flow-logs-deleted.toml",
+        include_str!("../../detectors/rules/vpc-flow-logs-deleted.toml"),
+    ),
+];
+
 /// The shipped detectors, parsed.
 pub fn shipped() -> Vec<Detector> {
     FILES
@@ -42,19 +81,40 @@ pub fn shipped() -> Vec<Detector> {
         .collect()
 }
 
+/// The shipped rules (`detectors/rules/`), parsed.
+pub fn shipped_rules() -> Vec<Rule> {
+    RULE_FILES
+        .iter()
+        .map(|(name, text)| {
+            parse_rule(&Path::new("detectors/rules").join(name), text)
+                .unwrap_or_else(|e| panic!("shipped rule {name} is invalid: {e}"))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn every_file_in_detectors_is_built_in() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("detectors");
-        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+    fn on_disk(dir: &str) -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n.ends_with(".toml"))
             .collect();
-        on_disk.sort();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn every_file_in_detectors_is_built_in() {
         let built_in: Vec<String> = super::FILES.iter().map(|(n, _)| n.to_string()).collect();
-        assert_eq!(built_in, on_disk);
-        assert_eq!(super::shipped().len(), on_disk.len());
+        assert_eq!(built_in, on_disk("detectors"));
+        assert_eq!(super::shipped().len(), built_in.len());
+        let rules: Vec<String> = super::RULE_FILES
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect();
+        assert_eq!(rules, on_disk("detectors/rules"));
+        assert_eq!(super::shipped_rules().len(), rules.len());
     }
 }

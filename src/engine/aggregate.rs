@@ -5,10 +5,11 @@
 
 use super::insights::InsightCounts;
 use super::novelty::NoveltyCounts;
+use super::rules::RuleHits;
 use super::plausible::{Exclusions, TimeFence};
 use crate::cloudtrail::Record;
 use crate::context::FacetCounts;
-use crate::detector::{Detector, Entity, ValueSpec};
+use crate::detector::{Detector, Entity, Rule, ValueSpec};
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -86,6 +87,8 @@ pub struct Aggregates {
     pub inputs: Vec<InputSpan>,
     pub novelty: NoveltyCounts,
     pub insights: InsightCounts,
+    #[serde(default)]
+    pub rules: RuleHits,
 }
 
 impl Aggregates {
@@ -131,6 +134,7 @@ impl Aggregates {
         self.inputs.extend(other.inputs);
         self.novelty.merge(other.novelty);
         self.insights.merge(other.insights);
+        self.rules.merge(other.rules);
     }
 }
 
@@ -147,17 +151,21 @@ pub fn bucket_of(t: DateTime<Utc>, secs: i64) -> i64 {
     t.timestamp().div_euclid(secs)
 }
 
-/// Which counters to keep besides the detector series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tracking {
+/// Which counters to keep besides the detector series, and the rules to
+/// offer each record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tracking<'r> {
     pub novelty: bool,
     pub insights: bool,
+    pub rules: &'r [Rule],
 }
 
-impl Tracking {
-    pub const ALL: Tracking = Tracking {
+impl Tracking<'_> {
+    /// Novelty and insights; no rules.
+    pub const ALL: Tracking<'static> = Tracking {
         novelty: true,
         insights: true,
+        rules: &[],
     };
 }
 
@@ -168,7 +176,7 @@ impl Tracking {
 pub struct Aggregator<'d> {
     detectors: &'d [Detector],
     until: Option<DateTime<Utc>>,
-    tracking: Tracking,
+    tracking: Tracking<'d>,
     state: Aggregates,
     entity: Entity,
     /// A reused buffer for the stream key.
@@ -187,7 +195,7 @@ impl<'d> Aggregator<'d> {
     pub fn tracking(
         detectors: &'d [Detector],
         until: Option<DateTime<Utc>>,
-        tracking: Tracking,
+        tracking: Tracking<'d>,
     ) -> Self {
         Aggregator {
             detectors,
@@ -249,6 +257,9 @@ impl<'d> Aggregator<'d> {
         }
         if self.tracking.insights {
             self.state.insights.record(r);
+        }
+        if !self.tracking.rules.is_empty() {
+            self.state.rules.record(self.tracking.rules, r);
         }
         for (d, agg) in self.detectors.iter().zip(self.state.detectors.iter_mut()) {
             if !d.matches(r) {

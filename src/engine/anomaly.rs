@@ -15,6 +15,8 @@ pub enum AnomalyKind {
     Insight,
     /// Something a principal never (or rarely) did before.
     NewEvent,
+    /// An event that needs no baseline (a rule file's match).
+    Rule,
 }
 
 impl AnomalyKind {
@@ -23,6 +25,7 @@ impl AnomalyKind {
             AnomalyKind::Rcf => "rcf",
             AnomalyKind::Insight => "insight",
             AnomalyKind::NewEvent => "new_event",
+            AnomalyKind::Rule => "rule",
         }
     }
 }
@@ -57,6 +60,60 @@ pub struct Anomaly {
     /// the first (`--follow`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub late: bool,
+    /// When it could first page: the end of the first window that showed it.
+    pub detected: DateTime<Utc>,
+    /// How urgent: a rule's own until grouped, then its incident's
+    /// ([`super::severity`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    /// Whether its incident pages at the run's `--page-severity`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<bool>,
+}
+
+/// How urgent a finding is; only those at or above `--page-severity` page.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 4] = [
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// The severity a name says (`low`, `medium`, `high`, `critical`).
+    pub fn parse(name: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|s| s.name() == name)
+    }
 }
 
 impl Anomaly {

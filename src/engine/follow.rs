@@ -21,7 +21,8 @@
 //! Nothing found before the restart is reported again.
 
 use super::aggregate::{Aggregates, InputSpan};
-use super::group::{group, Incident};
+use super::group::Incident;
+use super::severity;
 use super::source::{aggregate_inputs, Observer};
 use super::{Engine, Findings};
 use crate::cloudtrail::{discover, Input};
@@ -131,6 +132,8 @@ pub struct FollowOptions<'a> {
     /// A stream (account and region) that delivered nothing new for this
     /// long stops holding the others back.
     pub stream_idle: Duration,
+    /// Incidents at or above this page.
+    pub page_at: super::Severity,
 }
 
 /// Inputs named one by one in a line about late deliveries.
@@ -248,7 +251,7 @@ pub fn follow(
             .collect();
         let mut events = 0;
         let mut report = |mut findings: Findings| {
-            let mut incidents = group(&mut findings.anomalies);
+            let mut incidents = severity::incidents(&mut findings.anomalies, options.page_at);
             for inc in &mut incidents {
                 inc.id += incidents_so_far;
             }

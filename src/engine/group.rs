@@ -2,7 +2,7 @@
 //! times: anomalies that concern the same principal or resource and lie
 //! within [`GAP`] of each other are one incident.
 
-use super::anomaly::Anomaly;
+use super::anomaly::{Anomaly, Severity};
 use chrono::{DateTime, Duration, Utc};
 
 /// Anomalies further apart than this are separate incidents.
@@ -18,26 +18,6 @@ pub struct Incident {
     pub members: Vec<usize>,
 }
 
-/// How urgent an incident is, for the people reading the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
 impl Incident {
     /// What its members started costs per hour, at the most.
     pub fn cost_per_hour(&self, anomalies: &[Anomaly]) -> f64 {
@@ -48,23 +28,9 @@ impl Incident {
             .fold(0.0, f64::max)
     }
 
-    /// From its grade, how many kinds of detection agree, and what it
-    /// started costs: critical from $100 an hour, or every kind agreeing on
-    /// a grade of 0.95; high from $10 an hour or two kinds at 0.9; medium
-    /// from a grade of 0.7.
+    /// Its severity ([`super::severity::of_incident`]).
     pub fn severity(&self, anomalies: &[Anomaly]) -> Severity {
-        let kinds: std::collections::BTreeSet<_> =
-            self.members.iter().map(|&i| anomalies[i].kind).collect();
-        let cost = self.cost_per_hour(anomalies);
-        if cost >= 100.0 || (self.grade >= 0.95 && kinds.len() >= 3) {
-            Severity::Critical
-        } else if cost >= 10.0 || (self.grade >= 0.9 && kinds.len() >= 2) {
-            Severity::High
-        } else if self.grade >= 0.7 {
-            Severity::Medium
-        } else {
-            Severity::Low
-        }
+        super::severity::of_incident(self, anomalies)
     }
 }
 
@@ -158,6 +124,9 @@ mod tests {
             incident: None,
             subjects: subjects.iter().map(|s| s.to_string()).collect(),
             late: false,
+            detected: start + Duration::minutes(minutes),
+            severity: None,
+            page: None,
         }
     }
 

@@ -3,15 +3,20 @@
 //! (`ApiErrorRateInsight`), per account, region, eventSource and eventName,
 //! against a baseline of the preceding days.
 //!
-//! The baseline is seasonal: a minute is compared with the same time of day
-//! (±30 minutes) on each of up to seven preceding days, so a daily 08:00
-//! scale-out is normal. An insight starts when the five-minute rate stays above
-//! `mean + 3 σ` of that baseline, twice its mean and a floor of one call a
-//! minute for three minutes, and ends after five minutes back under. Results
-//! are CloudTrail Insight records (Start and End, sharing `sharedEventID`)
-//! and anomalies of kind `insight`.
+//! The baseline is seasonal: a five-minute window is compared with the
+//! windows at the same time of day (±30 minutes) on each of up to seven
+//! preceding days, so a daily 08:00 scale-out is normal. Its count is judged
+//! by its tail probability under that baseline ([`super::chance`]): an
+//! insight starts at the first minute whose window is rarer than the kind's
+//! false-alarm budget allows (0.2 chance alarms a day, shared by every
+//! series of the kind) and at least [`InsightOptions::min_excess`] calls over
+//! the expectation, and ends after five minutes back in the ordinary range.
+//! Results are CloudTrail Insight records (Start and End, sharing
+//! `sharedEventID`) and anomalies of kind `insight`, graded from that
+//! probability.
 
 use super::anomaly::{round4, Anomaly, AnomalyKind};
+use super::chance::{Budget, CountModel};
 use crate::cloudtrail::Record;
 use crate::context::{short_arn, Facet, FacetCounts};
 use chrono::{DateTime, Duration, Utc};
@@ -179,10 +184,11 @@ impl InsightCounts {
 /// Detection settings (the defaults are documented in the module doc).
 #[derive(Debug, Clone, Copy)]
 pub struct InsightOptions {
-    /// Calls a minute under which nothing is unusual.
-    pub floor: f64,
-    /// Standard deviations above the seasonal mean.
-    pub sigmas: f64,
+    /// Chance alarms a day each insight type may raise, over all its series.
+    pub budget_per_day: f64,
+    /// Calls over the expectation, in a five-minute window, under which
+    /// nothing is unusual however rare.
+    pub min_excess: f64,
     /// At least this much baseline before the first insight.
     pub min_baseline: Duration,
 }
@@ -190,16 +196,19 @@ pub struct InsightOptions {
 impl Default for InsightOptions {
     fn default() -> Self {
         InsightOptions {
-            floor: 1.0,
-            sigmas: 3.0,
+            budget_per_day: 0.2,
+            min_excess: 5.0,
             min_baseline: Duration::days(1),
         }
     }
 }
 
 const RATE_WINDOW: usize = 5;
+/// Minutes of the start reported as its start average.
 const START_MINUTES: usize = 3;
 const END_MINUTES: usize = 5;
+/// A running insight goes on while its window's tail stays under this.
+const CONTINUE_P: f64 = 1e-3;
 const BASELINE_DAYS: i64 = 7;
 const DAY: i64 = 1440;
 const SEASON_HALF_WIDTH: i64 = 30;
@@ -229,6 +238,31 @@ pub struct Insight {
     /// The seasonal expectation at the start (same time of day, earlier days).
     pub expected: f64,
     pub attributions: Vec<Attribution>,
+    /// The end of the first window that was unusual: when it could page.
+    pub detected: DateTime<Utc>,
+    /// The rarest window's tail probability under the baseline.
+    pub p_value: f64,
+    /// That probability as a grade ([`super::chance::grade`]).
+    pub grade: f64,
+}
+
+/// How many series of each type the counts hold (keys with at least one
+/// call of that type): what each type's budget is shared by.
+pub fn series_counts(counts: &InsightCounts) -> [usize; 2] {
+    let mut n = [0; 2];
+    for kc in counts.keys.values() {
+        for (i, slot) in n.iter_mut().enumerate() {
+            if kc.minutes.values().any(|c| c[i] > 0) {
+                *slot += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Each insight type's budget over the series of `counts`.
+pub fn budgets(counts: &InsightCounts, options: &InsightOptions) -> [Budget; 2] {
+    series_counts(counts).map(|n| Budget::per_minute(options.budget_per_day, n))
 }
 
 /// Finds the insights that start in `[from, to)`; `first_event` bounds the
@@ -250,6 +284,7 @@ pub fn detect(
     if from_m.max(earliest) >= to_m {
         return out;
     }
+    let budgets = budgets(counts, options);
     for (joined, kc) in &counts.keys {
         let key = &InsightKey::from_joined(joined);
         for kind in [
@@ -257,87 +292,89 @@ pub fn detect(
             InsightType::ApiErrorRateInsight,
         ] {
             let i = kind.index();
-            // Quick reject: too few calls in the window for any minute to pass the floor.
+            let budget = budgets[i];
+            let alpha = budget.alpha();
+            // Quick reject: too few calls in the span for any window to pass.
             let in_window: u32 = kc
                 .minutes
-                .range(from_m.max(earliest)..to_m)
+                .range(from_m.max(earliest) + 1 - RATE_WINDOW as i64..to_m)
                 .map(|(_, c)| c[i])
                 .sum();
-            if (in_window as f64) < options.floor * START_MINUTES as f64 {
+            if (in_window as f64) < options.min_excess {
                 continue;
             }
             let x = |m: i64| kc.minutes.get(&m).map_or(0, |c| c[i]) as f64;
-            let rate = |m: i64| {
-                (0..RATE_WINDOW as i64).map(|k| x(m - k)).sum::<f64>() / RATE_WINDOW as f64
+            let window = |m: i64| -> f64 {
+                kc.minutes
+                    .range(m + 1 - RATE_WINDOW as i64..=m)
+                    .map(|(_, c)| c[i] as f64)
+                    .sum()
             };
-            let seasonal = |m: i64| -> Option<(f64, f64)> {
-                let mut samples = Vec::new();
+            // The windows at the same time of day on earlier days.
+            let seasonal = |m: i64| -> Option<CountModel> {
+                let mut samples = Vec::with_capacity(BASELINE_DAYS as usize * 13);
                 for d in 1..=BASELINE_DAYS {
                     let centre = m - d * DAY;
                     if centre - SEASON_HALF_WIDTH < data_start {
                         break;
                     }
                     for k in (-SEASON_HALF_WIDTH..=SEASON_HALF_WIDTH).step_by(RATE_WINDOW) {
-                        samples.push(rate(centre + k));
+                        samples.push(window(centre + k));
                     }
                 }
-                if samples.is_empty() {
+                CountModel::from_windows(&samples)
+            };
+            // The window ending at `m`'s tail probability, when it is at
+            // least the minimum excess over its expectation.
+            let tail = |m: i64| -> Option<(f64, CountModel)> {
+                let c = window(m);
+                if c < options.min_excess {
                     return None;
                 }
-                let n = samples.len() as f64;
-                let mean = samples.iter().sum::<f64>() / n;
-                let var = samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / n;
-                Some((mean, var.sqrt()))
-            };
-            let unusual = |m: i64| {
-                let r = rate(m);
-                r >= options.floor
-                    && seasonal(m)
-                        .is_some_and(|(mean, sd)| r > mean + options.sigmas * sd && r > 2.0 * mean)
+                let model = seasonal(m)?;
+                (c - model.mean >= options.min_excess).then(|| (model.tail(c as u64), model))
             };
             let mut m = from_m.max(earliest);
             while m < to_m {
-                if !(0..START_MINUTES as i64).all(|k| m + k < to_m && unusual(m + k)) {
-                    // The next minute whose rolling window holds a call: the
-                    // ones between cannot be unusual, and a gap of a year is
+                let Some((p, model)) = tail(m).filter(|(p, _)| *p < alpha) else {
+                    // The next minute whose window holds a call: the ones
+                    // between cannot be unusual, and a gap of a year is
                     // jumped, not walked.
                     match kc.minutes.range(m + 2 - RATE_WINDOW as i64..).next() {
                         Some((&calls, _)) => m = (m + 1).max(calls),
                         None => break,
                     }
                     continue;
-                }
+                };
                 // The first active minute of the window that tipped it.
                 let start = (m - RATE_WINDOW as i64 + 1..=m)
                     .find(|&s| x(s) > 0.0)
                     .unwrap_or(m);
-                let mut last = m + START_MINUTES as i64 - 1;
+                let (mut last, mut rarest) = (m, p);
                 let mut quiet = 0;
-                let mut k = last + 1;
+                let mut k = m + 1;
                 while k < to_m && quiet < END_MINUTES {
-                    if unusual(k) {
-                        last = k;
-                        quiet = 0;
-                    } else {
-                        quiet += 1;
+                    match tail(k).filter(|(p, _)| *p < CONTINUE_P) {
+                        Some((p, _)) => {
+                            last = k;
+                            rarest = rarest.min(p);
+                            quiet = 0;
+                        }
+                        None => quiet += 1,
                     }
                     k += 1;
                 }
-                // The rolling rate lags: end after the last minute that had calls.
+                // The window lags: end after the last minute that had calls.
                 let end = (last - RATE_WINDOW as i64 + 1..=last)
                     .rev()
                     .find(|&k| x(k) > 0.0)
                     .unwrap_or(last)
                     + 1;
-                out.push(build(
-                    key,
-                    kc,
-                    kind,
-                    start,
-                    end,
-                    data_start,
-                    seasonal(m).map_or(0.0, |s| s.0),
-                ));
+                let mut insight = build(key, kc, kind, start, end, data_start, model.mean / RATE_WINDOW as f64);
+                insight.detected = DateTime::from_timestamp((m + 1) * 60, 0).unwrap_or_default();
+                insight.p_value = rarest;
+                insight.grade = budget.grade(rarest);
+                out.push(insight);
                 m = end + END_MINUTES as i64;
             }
         }
@@ -346,6 +383,59 @@ pub fn detect(
         (a.start, &a.key, a.insight_type.name()).cmp(&(b.start, &b.key, b.insight_type.name()))
     });
     out
+}
+
+/// What a budget is expected to let through by chance: per insight type,
+/// the series it watches, the tail probability a window must fall under,
+/// and the chance alarms a day expected at each series' own average rate
+/// (a flat model of its whole history: the seasonal baseline only makes
+/// ordinary peaks less surprising).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChanceFigures {
+    pub insight_type: InsightType,
+    pub budget: Budget,
+    pub series: usize,
+    pub expected_per_day: f64,
+}
+
+pub fn chance_figures(
+    counts: &InsightCounts,
+    first_event: DateTime<Utc>,
+    last_event: DateTime<Utc>,
+    options: &InsightOptions,
+) -> Vec<ChanceFigures> {
+    let minutes = ((last_event - first_event).num_minutes() + 1).max(1) as f64;
+    let windows = (minutes / RATE_WINDOW as f64).max(1.0);
+    let series = series_counts(counts);
+    let budgets = budgets(counts, options);
+    [
+        InsightType::ApiCallRateInsight,
+        InsightType::ApiErrorRateInsight,
+    ]
+    .into_iter()
+    .map(|kind| {
+        let i = kind.index();
+        let alpha = budgets[i].alpha();
+        let expected_per_day = counts
+            .keys
+            .values()
+            .filter_map(|kc| {
+                let calls: f64 = kc.minutes.values().map(|c| c[i] as f64).sum();
+                (calls > 0.0).then(|| {
+                    let model = CountModel::poisson(calls / windows);
+                    let k = model.threshold(alpha, options.min_excess);
+                    model.tail(k) * crate::engine::chance::WINDOWS_A_DAY
+                })
+            })
+            .sum();
+        ChanceFigures {
+            insight_type: kind,
+            budget: budgets[i],
+            series: series[i],
+            expected_per_day,
+        }
+    })
+    .collect()
 }
 
 fn build(
@@ -416,6 +506,9 @@ fn build(
         start_average: round4(sum(start, start + START_MINUTES as i64) / START_MINUTES as f64),
         expected: round4(expected),
         attributions,
+        detected: at(start),
+        p_value: 1.0,
+        grade: 0.0,
     }
 }
 
@@ -534,9 +627,7 @@ impl Insight {
             entity: Some(entity),
             start: self.start,
             end: self.end,
-            grade: round4(
-                ((self.insight_average - base) / self.insight_average.max(1e-9)).clamp(0.0, 1.0),
-            ),
+            grade: self.grade,
             confidence: round4(
                 (self.baseline_minutes as f64 / (BASELINE_DAYS * DAY) as f64).min(1.0),
             ),
@@ -548,6 +639,9 @@ impl Insight {
             incident: None,
             subjects: who,
             late: false,
+            detected: self.detected,
+            severity: None,
+            page: None,
         }
     }
 }
@@ -762,6 +856,87 @@ mod tests {
             &InsightOptions::default()
         )
         .is_empty());
+    }
+
+    /// Poisson counts a minute at `rate`, for `days` days, seeded.
+    fn poisson_minutes(rate: f64, days: i64, seed: u64) -> KeyCounts {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let start = t("2026-01-05T00:00:00Z").timestamp() / 60;
+        let limit = (-rate).exp();
+        let mut kc = KeyCounts::default();
+        for m in 0..days * DAY {
+            // Knuth's: multiply uniforms until under e^-rate.
+            let (mut n, mut p) = (0u32, rng.random::<f64>());
+            while p > limit {
+                n += 1;
+                p *= rng.random::<f64>();
+            }
+            if n > 0 {
+                kc.minutes.insert(start + m, [n, n]);
+            }
+        }
+        kc
+    }
+
+    /// The budget's promise: a flat Poisson series has no reason to alarm,
+    /// so over a month every alarm is chance, and chance stays within the
+    /// budget (0.2 a day for each type, shared by every series), at low
+    /// rates and high, for each type.
+    #[test]
+    fn flat_poisson_series_raise_no_more_chance_alarms_than_their_budget_over_a_month() {
+        let days = 30;
+        let rates = [0.05, 0.2, 0.5, 1.0, 2.0, 5.0, 20.0];
+        let mut c = InsightCounts::default();
+        for (n, rate) in rates.into_iter().enumerate() {
+            let mut k = key();
+            k.event_name = format!("Call{n}");
+            c.keys
+                .insert(k.joined(), poisson_minutes(rate, days, 7 + n as u64));
+        }
+        let found = run(&c, days);
+        let options = InsightOptions::default();
+        let tested_days = (days - 1) as f64;
+        for kind in [
+            InsightType::ApiCallRateInsight,
+            InsightType::ApiErrorRateInsight,
+        ] {
+            let alarms = found.iter().filter(|i| i.insight_type == kind).count();
+            assert!(
+                alarms as f64 <= options.budget_per_day * tested_days,
+                "{kind:?}: {alarms} chance alarms in {tested_days} days: {found:#?}"
+            );
+        }
+        let first = t("2026-01-05T00:00:00Z");
+        let figures = chance_figures(&c, first, first + Duration::days(days), &options);
+        for f in &figures {
+            assert_eq!(f.series, rates.len());
+            assert!(f.expected_per_day <= f.budget.per_day, "{f:?}");
+            assert!(f.expected_per_day > 0.0, "{f:?}");
+        }
+
+        // And the same series with a real burst in it: found, and graded
+        // far above the threshold.
+        let mut k = key();
+        k.event_name = "Call2".into();
+        let kc = c.keys.get_mut(&k.joined()).unwrap();
+        let burst = t("2026-02-01T14:00:00Z").timestamp() / 60;
+        for m in burst..burst + 10 {
+            kc.minutes.entry(m).or_default()[0] += 6;
+        }
+        let found = run(&c, days);
+        let hit: Vec<&Insight> = found
+            .iter()
+            .filter(|i| i.key.event_name == "Call2" && i.start >= t("2026-02-01T13:55:00Z"))
+            .filter(|i| i.start <= t("2026-02-01T14:10:00Z"))
+            .collect();
+        assert_eq!(hit.len(), 1, "{found:#?}");
+        assert!(hit[0].grade >= 0.95, "{:?}", hit[0]);
+        assert!(
+            hit[0].detected <= t("2026-02-01T14:02:00Z"),
+            "paged within two minutes: {}",
+            hit[0].detected
+        );
     }
 
     #[test]

@@ -11,13 +11,16 @@
 //!   cores and memory grows with intervals × entities, not with events;
 //! - the [`Engine`] holds the aggregates and advances a watermark: detector
 //!   series through their RCF models ([`score`]), insights against the
-//!   seasonal baseline, new activity after the learning period. A one-shot run
+//!   seasonal baseline, new activity after the learning period, rule
+//!   matches ([`rules`]) at the minute they happened. A one-shot run
 //!   advances once to the end; `--follow` advances as deliveries arrive;
-//! - related anomalies are grouped into incidents ([`group`]);
+//! - related anomalies are grouped into incidents ([`group`]), each with a
+//!   severity that says whether it pages ([`severity`]);
 //! - sinks ([`sink`], [`report`]): table, JSON, NDJSON, an HTML report.
 
 pub mod aggregate;
 pub mod anomaly;
+pub mod chance;
 pub mod follow;
 pub mod group;
 pub mod insights;
@@ -25,15 +28,17 @@ pub mod novelty;
 pub mod plausible;
 pub mod rcf;
 pub mod report;
+pub mod rules;
 pub mod score;
 pub mod series;
+pub mod severity;
 pub mod sink;
 pub mod source;
 
 pub use aggregate::{Aggregates, Aggregator};
-pub use anomaly::{Anomaly, AnomalyKind};
+pub use anomaly::{Anomaly, AnomalyKind, Severity};
 
-use crate::detector::Detector;
+use crate::detector::{Detector, Rule};
 use chrono::{DateTime, Duration, Utc};
 use insights::{Insight, InsightOptions};
 use novelty::NoveltyOptions;
@@ -48,15 +53,18 @@ pub struct EngineOptions {
     pub rcf: bool,
     pub insights: Option<InsightOptions>,
     pub novelty: Option<NoveltyOptions>,
+    /// Rules every record is offered to; empty, none.
+    pub rules: Vec<Rule>,
     pub factory: Box<ScorerFactory>,
 }
 
 impl EngineOptions {
     /// The counters aggregation must keep for these options.
-    pub fn tracking(&self) -> aggregate::Tracking {
+    pub fn tracking(&self) -> aggregate::Tracking<'_> {
         aggregate::Tracking {
             novelty: self.novelty.is_some(),
             insights: self.insights.is_some(),
+            rules: &self.rules,
         }
     }
 
@@ -72,6 +80,7 @@ impl EngineOptions {
                 min_grade: 0.7,
                 interval: Duration::minutes(10),
             }),
+            rules: crate::detector::shipped_rules(),
             factory: Box::new(score::rcf_factory),
         }
     }
@@ -261,9 +270,12 @@ impl<'d> Engine<'d> {
         self.finish(findings)
     }
 
-    /// Insights and new activity from `from` to `to`.
+    /// Rule findings, insights and new activity from `from` to `to`.
     fn others(&self, first: DateTime<Utc>, from: DateTime<Utc>, to: DateTime<Utc>) -> Findings {
         let mut findings = Findings::default();
+        findings
+            .anomalies
+            .extend(rules::detect(&self.aggregates.rules, from, to));
         if let Some(opts) = &self.options.novelty {
             findings.anomalies.extend(novelty::detect(
                 &self.aggregates.novelty,

@@ -245,6 +245,15 @@ pub fn detect(
                 continue;
             }
             let start = DateTime::from_timestamp(bucket * secs, 0).unwrap_or(from);
+            // It could page at the end of the minute of its first finding.
+            let first_seen = list
+                .iter()
+                .map(|f| f.at)
+                .min()
+                .map_or(start, |at| {
+                    DateTime::from_timestamp((at.timestamp().div_euclid(60) + 1) * 60, 0)
+                        .unwrap_or(at)
+                });
             let new: Vec<&str> = list
                 .iter()
                 .filter(|f| f.prior == 0)
@@ -291,6 +300,9 @@ pub fn detect(
                 incident: None,
                 subjects: vec![principal.clone()],
                 late: false,
+                detected: first_seen,
+                severity: None,
+                page: None,
             });
         }
     }

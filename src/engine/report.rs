@@ -202,7 +202,7 @@ fn chart_of(
             );
             (Duration::minutes(10), values, subtitle)
         }
-        AnomalyKind::NewEvent => return None,
+        AnomalyKind::NewEvent | AnomalyKind::Rule => return None,
     };
     let secs = step.num_seconds().max(1);
     let window = (86_400 / secs) as usize;
@@ -904,6 +904,9 @@ mod tests {
             incident: None,
             subjects: vec!["arn:aws:iam::7:user/carol".into()],
             late: false,
+            detected: t("2026-01-07T03:20:00Z"),
+            severity: None,
+            page: None,
         }];
         let incidents = group(&mut anomalies);
         let values: Vec<f64> = (0..300)

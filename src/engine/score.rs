@@ -241,6 +241,9 @@ fn score_series(
                 incident: None,
                 subjects,
                 late: false,
+                detected: at_time + Duration::seconds(secs),
+                severity: None,
+                page: None,
             },
         );
     }

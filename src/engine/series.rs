@@ -176,6 +176,9 @@ pub fn anomalies(
             incident: None,
             subjects: Vec::new(),
             late: false,
+            detected: p.time + step(p.time),
+            severity: None,
+            page: None,
         });
     }
     out.sort_by_key(|a| a.start);

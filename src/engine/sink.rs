@@ -80,9 +80,15 @@ fn write_table(
         .unwrap_or(0);
     for inc in incidents {
         let same_day = inc.start.date_naive() == inc.end.date_naive();
+        let first = &anomalies[inc.members[0]];
+        let severity = match (first.severity, first.page) {
+            (Some(s), Some(true)) => format!("{} (pages)  ", s.name()),
+            (Some(s), _) => format!("{}  ", s.name()),
+            (None, _) => String::new(),
+        };
         writeln!(
             out,
-            "INCIDENT {}  {} – {}  grade {:.2}  {}",
+            "INCIDENT {}  {severity}{} – {}  grade {:.2}  {}",
             inc.id,
             inc.start.format("%Y-%m-%d %H:%M"),
             if same_day {
@@ -107,13 +113,22 @@ fn write_table(
         }
         writeln!(out)?;
     }
+    let paging = incidents
+        .iter()
+        .filter(|inc| anomalies[inc.members[0]].page == Some(true))
+        .count();
     writeln!(
         out,
-        "{} anomal{} in {} incident{}.",
+        "{} anomal{} in {} incident{}{}.",
         anomalies.len(),
         if anomalies.len() == 1 { "y" } else { "ies" },
         incidents.len(),
-        if incidents.len() == 1 { "" } else { "s" }
+        if incidents.len() == 1 { "" } else { "s" },
+        match paging {
+            0 => ", none of which pages".to_owned(),
+            n if n == incidents.len() => ", all paging".to_owned(),
+            n => format!(", {n} paging"),
+        }
     )
 }
 
@@ -121,7 +136,7 @@ fn write_table(
 mod tests {
     use super::*;
     use crate::context::{build, Facet, FacetCounts};
-    use crate::engine::group::group;
+    use crate::engine::severity::{incidents, DEFAULT_PAGE};
     use crate::engine::AnomalyKind;
 
     fn anomaly(detector: &str, kind: AnomalyKind, start: &str, who: &str) -> Anomaly {
@@ -151,11 +166,14 @@ mod tests {
             incident: None,
             subjects: vec![who.into()],
             late: false,
+            detected: start + chrono::Duration::minutes(10),
+            severity: None,
+            page: None,
         }
     }
 
     fn render(format: Format, mut a: Vec<Anomaly>) -> String {
-        let incidents = group(&mut a);
+        let incidents = incidents(&mut a, DEFAULT_PAGE);
         let mut out = Vec::new();
         write(format, &a, &incidents, &mut out).unwrap();
         String::from_utf8(out).unwrap()
@@ -180,6 +198,9 @@ mod tests {
         assert_eq!(v["end"], "2026-01-07T14:20:00Z");
         assert_eq!(v["incident"], 1);
         assert_eq!(v["context"]["facets"][0]["facet"], "principal");
+        assert_eq!(v["severity"], "medium");
+        assert_eq!(v["page"], true);
+        assert_eq!(v["detected"], "2026-01-07T14:20:00Z");
         for k in ["grade", "confidence", "actual", "expected"] {
             assert!(v[k].is_number(), "{k}");
         }
@@ -211,13 +232,13 @@ mod tests {
             ],
         );
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "INCIDENT 1  2026-01-07 03:10 – 03:20  grade 0.93  user/carol@2 (new) from 203.0.113.66 (new)", "{text}");
+        assert_eq!(lines[0], "INCIDENT 1  medium (pages)  2026-01-07 03:10 – 03:20  grade 0.93  user/carol@2 (new) from 203.0.113.66 (new)", "{text}");
         assert_eq!(
             lines[1], "  03:10  rcf        ec2-run-instances  0.93  ec2-run-instances summary",
             "{text}"
         );
         assert!(
-            lines[3].starts_with("INCIDENT 2  2026-01-07 14:20 – 14:30"),
+            lines[3].starts_with("INCIDENT 2  high (pages)  2026-01-07 14:20 – 14:30"),
             "{text}"
         );
         assert!(
@@ -225,7 +246,7 @@ mod tests {
                 && lines[5].contains("new_event  new-activity"),
             "{text}"
         );
-        assert!(text.ends_with("3 anomalies in 2 incidents.\n"), "{text}");
+        assert!(text.ends_with("3 anomalies in 2 incidents, all paging.\n"), "{text}");
         assert_eq!(render(Format::Table, vec![]), "No anomalies found.\n");
     }
 

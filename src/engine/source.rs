@@ -86,7 +86,7 @@ pub fn aggregate_inputs(
     inputs: &[Input],
     detectors: &[Detector],
     until: Option<DateTime<Utc>>,
-    tracking: Tracking,
+    tracking: Tracking<'_>,
     strict: bool,
     observer: &Observer<'_>,
 ) -> Result<(Aggregates, ReadStats), Box<ReadError>> {
@@ -95,7 +95,12 @@ pub fn aggregate_inputs(
     // One small aggregation per file, merged pairwise: measured faster than
     // one large aggregator per rayon split (smaller maps stay in cache).
     // Only the fields the detectors and the engine read are built.
-    let projection = Projection::for_records(detectors.iter().flat_map(|d| d.field_paths()));
+    let projection = Projection::for_records(
+        detectors
+            .iter()
+            .flat_map(|d| d.field_paths())
+            .chain(tracking.rules.iter().flat_map(|r| r.field_paths())),
+    );
     let projection = &projection;
     let fence = TimeFence::plausible(Utc::now());
     // One pass over one input with a given fence; problems go to `report`.

@@ -263,6 +263,9 @@ mod tests {
                 incident: None,
                 subjects: Vec::new(),
                 late: false,
+                detected: start + chrono::Duration::minutes(10),
+                severity: None,
+                page: None,
             }
         };
         let local = vec![

@@ -1,0 +1,345 @@
+//! Rule files: events that need no baseline, such as `StopLogging` or a
+//! bucket opened to everyone, found the minute they happen.
+//!
+//! A rule file lives in `detectors/rules/` and is read with the same
+//! machinery and errors as a detector file ([`super::parse`]): every problem
+//! at once, each naming its key. A rule matches a record when any of its
+//! `[[match]]` blocks does; a block holds a detector's `[filter]` keys
+//! (`event_sources`, `event_names`, `errors`, `read_only`,
+//! `user_identity_types`, `fields`) and three more conditions:
+//! - `unless`: field = value(s) that must *not* be found;
+//! - `absent`: fields that must not be there at all;
+//! - `differs`: field = other field, present and not equal to it (the user
+//!   an access key is created for is not the caller);
+//! - `within`: an array whose elements `fields`, `unless` and `absent` then
+//!   look into, one element at a time: a bucket policy is public when one
+//!   statement allows `*` without a condition, not when an `Allow` and a
+//!   `Principal: *` sit in different statements.
+//!
+//! A rule declares its `severity` (a floor for its incident) and may name
+//! the field that says what it touched (`target`).
+
+use super::parse::{filter_keys, Keys, Problem};
+use super::{DetectorError, FieldMatch, Filter};
+use crate::cloudtrail::{FieldPath, FieldValue, Record};
+use crate::engine::Severity;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use toml::Table;
+
+/// A validated rule file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub name: String,
+    /// What it means, for people: the start of every finding's summary.
+    pub description: String,
+    pub severity: Severity,
+    /// Any of these matches.
+    pub matches: Vec<Match>,
+    /// The field naming what the event touched (a trail, a bucket, a user).
+    pub target: Option<FieldPath>,
+    /// The file it came from.
+    pub source: PathBuf,
+}
+
+/// One `[[match]]` block: every part given must hold.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Match {
+    pub filter: Filter,
+    pub unless: Vec<FieldMatch>,
+    pub absent: Vec<FieldPath>,
+    /// (field, other): `field` is present and differs from `other`.
+    pub differs: Vec<(FieldPath, FieldPath)>,
+    /// The array whose elements `fields`, `unless` and `absent` look into.
+    pub within: Option<FieldPath>,
+}
+
+impl Match {
+    pub fn matches(&self, r: &Record) -> bool {
+        if !self.filter.matches_event(r) || !self.differs.iter().all(|(a, b)| differs(r, a, b)) {
+            return false;
+        }
+        match &self.within {
+            None => {
+                self.filter.fields.iter().all(|m| m.holds_in(r))
+                    && !self.unless.iter().any(|m| m.holds_in(r))
+                    && self.absent.iter().all(|p| !present(r, p))
+            }
+            Some(array) => {
+                let mut any = false;
+                r.visit(array, &mut |v| {
+                    if let FieldValue::Json(Value::Object(element)) = v {
+                        any |= self.filter.fields.iter().all(|m| m.holds_in_object(element))
+                            && !self.unless.iter().any(|m| m.holds_in_object(element))
+                            && self.absent.iter().all(|p| {
+                                let mut found = false;
+                                p.visit(element, &mut |_| found = true);
+                                !found
+                            });
+                    }
+                });
+                any
+            }
+        }
+    }
+}
+
+fn present(r: &Record, path: &FieldPath) -> bool {
+    let mut found = false;
+    r.visit(path, &mut |_| found = true);
+    found
+}
+
+fn differs(r: &Record, field: &FieldPath, other: &FieldPath) -> bool {
+    match (r.first_text(field), r.first_text(other)) {
+        (None, _) => false,
+        (Some(a), Some(b)) => a != b,
+        (Some(_), None) => true,
+    }
+}
+
+impl Rule {
+    pub fn matches(&self, r: &Record) -> bool {
+        self.matches.iter().any(|m| m.matches(r))
+    }
+
+    /// Every record field the rule reads beyond the record model's own.
+    pub fn field_paths(&self) -> Vec<&FieldPath> {
+        let mut out: Vec<&FieldPath> = self.target.iter().collect();
+        for m in &self.matches {
+            match &m.within {
+                // The elements are read whole.
+                Some(array) => out.push(array),
+                None => {
+                    out.extend(m.filter.fields.iter().map(|f| &f.field));
+                    out.extend(m.unless.iter().map(|f| &f.field));
+                    out.extend(&m.absent);
+                }
+            }
+            for (a, b) in &m.differs {
+                out.push(a);
+                out.push(b);
+            }
+        }
+        out
+    }
+}
+
+/// Parses one rule file's text; `path` names it in errors and supplies the
+/// default name (the file stem).
+pub fn parse_rule(path: &Path, text: &str) -> Result<Rule, DetectorError> {
+    let table: Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| DetectorError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+    let mut problems = Vec::new();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut top = Keys::new(&table, "", &mut problems);
+    let name = top.string("name").unwrap_or(stem);
+    let description = top.string("description");
+    let severity = top.string("severity");
+    let target = top.field("target");
+    let blocks = top.take("match");
+    top.finish();
+    if !super::parse::valid_name(&name) {
+        problems.push(Problem {
+            key: "name".into(),
+            message: format!("{name:?} is not a valid name; use 1-64 of a-z, 0-9, '-' and '_', starting with a letter or digit"),
+        });
+    }
+    let description = description.unwrap_or_else(|| {
+        problems.push(Problem {
+            key: "description".into(),
+            message: "missing; say what the event means, like \"CloudTrail logging stopped\""
+                .into(),
+        });
+        String::new()
+    });
+    let severity = match severity.as_deref().map(|s| (s, Severity::parse(s))) {
+        Some((_, Some(s))) => s,
+        Some((other, None)) => {
+            problems.push(Problem {
+                key: "severity".into(),
+                message: format!(
+                    "{other:?} is not one of \"low\", \"medium\", \"high\", \"critical\""
+                ),
+            });
+            Severity::High
+        }
+        None => {
+            problems.push(Problem {
+                key: "severity".into(),
+                message: "missing; one of \"low\", \"medium\", \"high\", \"critical\"".into(),
+            });
+            Severity::High
+        }
+    };
+    let mut matches = Vec::new();
+    match blocks {
+        Some(toml::Value::Array(list)) if !list.is_empty() => {
+            for (i, block) in list.iter().enumerate() {
+                match block {
+                    toml::Value::Table(t) => matches.push(parse_match(t, i, &mut problems)),
+                    other => problems.push(Problem {
+                        key: format!("match[{i}]"),
+                        message: format!("expected a table, found {}", other.type_str()),
+                    }),
+                }
+            }
+        }
+        _ => problems.push(Problem {
+            key: "match".into(),
+            message: "a rule needs one or more [[match]] blocks, like [[match]] event_names = [\"StopLogging\"]".into(),
+        }),
+    }
+    if problems.is_empty() {
+        Ok(Rule {
+            name,
+            description,
+            severity,
+            matches,
+            target,
+            source: path.to_path_buf(),
+        })
+    } else {
+        Err(DetectorError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        })
+    }
+}
+
+fn parse_match(table: &Table, i: usize, problems: &mut Vec<Problem>) -> Match {
+    let mut k = Keys::new(table, format!("match[{i}]."), problems);
+    let filter = filter_keys(&mut k);
+    let unless = k.field_values("unless");
+    let absent = k.field_list("absent").unwrap_or_default();
+    let within = k.field("within");
+    let mut differs = Vec::new();
+    for m in k.field_values("differs") {
+        match m.values.as_slice() {
+            [other] => match FieldPath::parse(other) {
+                Ok(p) => differs.push((m.field, p)),
+                Err(e) => k.problem(&format!("differs.{}", m.field.as_str()), e),
+            },
+            _ => k.problem(
+                &format!("differs.{}", m.field.as_str()),
+                "expected one other field, like \"userIdentity.userName\"".into(),
+            ),
+        }
+    }
+    let empty = filter == Filter::default() && unless.is_empty() && absent.is_empty();
+    if empty && differs.is_empty() {
+        k.problem(
+            "",
+            "matches every record; give event_sources, event_names or fields".into(),
+        );
+    }
+    k.finish();
+    Match {
+        filter,
+        unless,
+        absent,
+        differs,
+        within,
+    }
+}
+
+/// Loads every `*.toml` in `dir`, sorted by name, beside the errors of the
+/// invalid ones (as [`super::load_dir`] does for detectors).
+pub fn load_rules(dir: &Path) -> Result<(Vec<Rule>, Vec<DetectorError>), DetectorError> {
+    super::parse::load_files(dir, parse_rule, |r: &Rule| (&r.name, &r.source))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Rule, DetectorError> {
+        parse_rule(Path::new("detectors/rules/x.toml"), text)
+    }
+
+    fn record(v: serde_json::Value) -> Record<'static> {
+        Record::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_rule_needs_a_description_a_severity_and_a_match() {
+        let e = parse("").unwrap_err().to_string();
+        for key in ["description", "severity", "match"] {
+            assert!(e.contains(&format!("  - {key}: ")), "{key}: {e}");
+        }
+        let e = parse(
+            "description = \"d\"\nseverity = \"urgent\"\n[[match]]\nevent_name = \"X\"\n[[match]]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("severity: \"urgent\" is not one of"), "{e}");
+        assert!(e.contains("match[0].event_name: unknown key"), "{e}");
+        assert!(e.contains("match[1]: matches every record"), "{e}");
+    }
+
+    #[test]
+    fn within_looks_into_one_element_at_a_time() {
+        let rule = parse(
+            r#"
+            description = "public"
+            severity = "high"
+            [[match]]
+            event_names = ["PutBucketPolicy"]
+            within = "requestParameters.bucketPolicy.Statement"
+            absent = ["Condition"]
+            fields = { Effect = "Allow", Principal = "*" }
+            "#,
+        )
+        .unwrap();
+        let put = |statements: serde_json::Value| {
+            record(serde_json::json!({"eventTime": "2026-01-07T14:00:00Z", "eventSource": "s3.amazonaws.com",
+                "eventName": "PutBucketPolicy", "requestParameters": {"bucketPolicy": {"Statement": statements}}}))
+        };
+        // Deny-everyone-without-TLS and an Allow for one role: not public.
+        let tls_only = put(serde_json::json!([
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:role/app"}, "Action": "s3:GetObject"}
+        ]));
+        assert!(!rule.matches(&tls_only));
+        let public = put(serde_json::json!([{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}]));
+        assert!(rule.matches(&public));
+        let conditioned = put(serde_json::json!([{"Effect": "Allow", "Principal": "*",
+            "Condition": {"StringEquals": {"aws:SourceVpce": "vpce-1"}}}]));
+        assert!(!rule.matches(&conditioned));
+    }
+
+    #[test]
+    fn differs_and_unless() {
+        let rule = parse(
+            r#"
+            description = "key for another user"
+            severity = "high"
+            [[match]]
+            event_names = ["CreateAccessKey"]
+            differs = { "requestParameters.userName" = "userIdentity.userName" }
+            unless = { errorCode = "NoSuchEntity" }
+            "#,
+        )
+        .unwrap();
+        let call = |caller: &str, for_user: Option<&str>| {
+            let mut v = serde_json::json!({"eventTime": "2026-01-07T14:00:00Z", "eventSource": "iam.amazonaws.com",
+                "eventName": "CreateAccessKey", "userIdentity": {"type": "IAMUser", "userName": caller}});
+            if let Some(u) = for_user {
+                v["requestParameters"] = serde_json::json!({"userName": u});
+            }
+            record(v)
+        };
+        assert!(rule.matches(&call("mallory", Some("backdoor"))));
+        assert!(!rule.matches(&call("alice", Some("alice"))));
+        assert!(!rule.matches(&call("alice", None)));
+        let paths: Vec<&str> = rule.field_paths().iter().map(|p| p.as_str()).collect();
+        assert!(paths.contains(&"userIdentity.userName"), "{paths:?}");
+    }
+}

@@ -1,0 +1,311 @@
+//! Rule findings: every record a rule file matches ([`crate::detector::Rule`]),
+//! kept as a [`RuleHit`] while aggregating and reported as an anomaly of
+//! kind `rule` at the minute it happened, with the rule's severity. Hits of
+//! one rule by one principal on one target within a minute are one finding.
+
+use super::anomaly::{Anomaly, AnomalyKind, Severity};
+use crate::cloudtrail::Record;
+use crate::context::short_arn;
+use crate::detector::Rule;
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One record a rule matched: what a finding says about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleHit {
+    pub rule: String,
+    pub description: String,
+    pub severity: Severity,
+    pub time: DateTime<Utc>,
+    /// `eventSource:eventName`.
+    pub event: String,
+    /// The caller's ARN (or invoking service, or principal id), or `-`.
+    pub principal: String,
+    /// What the rule's `target` field named.
+    pub target: Option<String>,
+    pub error: Option<String>,
+    pub source_ip: Option<String>,
+}
+
+/// The rules' hits so far; mergeable like the other counters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RuleHits {
+    pub hits: Vec<RuleHit>,
+}
+
+impl RuleHits {
+    /// Offers `r` to every rule.
+    pub fn record(&mut self, rules: &[Rule], r: &Record) {
+        for rule in rules {
+            if !rule.matches(r) {
+                continue;
+            }
+            self.hits.push(RuleHit {
+                rule: rule.name.clone(),
+                description: rule.description.clone(),
+                severity: rule.severity,
+                time: r.event_time(),
+                event: format!("{}:{}", r.event_source(), r.event_name()),
+                principal: r.principal().unwrap_or("-").to_owned(),
+                target: rule.target.as_ref().and_then(|t| r.first_text(t)),
+                error: r.error_code().map(str::to_owned),
+                source_ip: r.source_ip_address().map(str::to_owned),
+            });
+        }
+    }
+
+    pub fn merge(&mut self, other: RuleHits) {
+        self.hits.extend(other.hits);
+    }
+}
+
+/// The findings of the hits in `[from, to)`.
+pub fn detect(hits: &RuleHits, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Anomaly> {
+    // (minute, rule, principal, target) -> hits, in a stable order.
+    let mut groups: BTreeMap<(DateTime<Utc>, &str, &str, Option<&str>), Vec<&RuleHit>> =
+        BTreeMap::new();
+    for h in hits.hits.iter().filter(|h| h.time >= from && h.time < to) {
+        let minute = h.time.duration_trunc(Duration::minutes(1)).unwrap_or(h.time);
+        groups
+            .entry((minute, &h.rule, &h.principal, h.target.as_deref()))
+            .or_default()
+            .push(h);
+    }
+    groups
+        .into_iter()
+        .map(|((minute, rule, principal, target), list)| {
+            let first = list[0];
+            let mut entity = BTreeMap::from([("userIdentity.arn".to_owned(), principal.to_owned())]);
+            if let Some(t) = target {
+                entity.insert("target".into(), t.to_owned());
+            }
+            let failed: Vec<&str> = list.iter().filter_map(|h| h.error.as_deref()).collect();
+            let mut summary = format!(
+                "{}: {} called {}",
+                first.description,
+                short_arn(principal),
+                first.event
+            );
+            if let Some(t) = target {
+                summary.push_str(&format!(" on {t}"));
+            }
+            if let Some(ip) = &first.source_ip {
+                summary.push_str(&format!(" from {ip}"));
+            }
+            if list.len() > 1 {
+                summary.push_str(&format!(" ({} times)", list.len()));
+            }
+            if failed.len() == list.len() {
+                summary.push_str(&format!("; it failed ({})", failed[0]));
+            }
+            Anomaly {
+                detector: rule.to_owned(),
+                kind: AnomalyKind::Rule,
+                entity: Some(entity),
+                start: minute,
+                end: minute + Duration::minutes(1),
+                grade: 1.0,
+                confidence: 1.0,
+                actual: list.len() as f64,
+                expected: 0.0,
+                score: 1.0,
+                summary,
+                context: None,
+                incident: None,
+                subjects: vec![principal.to_owned()],
+                late: false,
+                detected: minute + Duration::minutes(1),
+                severity: Some(first.severity),
+                page: None,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detector::shipped_rules;
+    use serde_json::json;
+
+    /// A record shaped as CloudTrail logs it, from the fields that differ.
+    fn record(
+        source: &str,
+        name: &str,
+        identity: serde_json::Value,
+        extra: serde_json::Value,
+    ) -> serde_json::Value {
+        let mut v = json!({
+            "eventVersion": "1.09",
+            "eventTime": "2026-01-07T14:20:31Z",
+            "eventSource": source,
+            "eventName": name,
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": "203.0.113.66",
+            "userAgent": "aws-cli/2.15.0",
+            "eventID": "9a1b2c3d-0000-4000-8000-000000000001",
+            "eventType": "AwsApiCall",
+            "managementEvent": true,
+            "readOnly": false,
+            "recipientAccountId": "111122223333",
+            "eventCategory": "Management",
+            "userIdentity": identity,
+        });
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    }
+
+    fn mallory() -> serde_json::Value {
+        json!({"type": "IAMUser", "principalId": "AIDAEXAMPLEMALLORY01", "arn": "arn:aws:iam::111122223333:user/mallory",
+               "accountId": "111122223333", "accessKeyId": "AKIAEXAMPLEMALLORY1", "userName": "mallory"})
+    }
+
+    fn admin_role() -> serde_json::Value {
+        json!({"type": "AssumedRole", "principalId": "AROAEXAMPLEADMIN0001:ops",
+               "arn": "arn:aws:sts::111122223333:assumed-role/Admin/ops", "accountId": "111122223333",
+               "sessionContext": {"sessionIssuer": {"type": "Role", "userName": "Admin",
+                 "arn": "arn:aws:iam::111122223333:role/Admin"}}})
+    }
+
+    /// Which shipped rules match a record (through the projection the
+    /// engine reads with, as a run would).
+    fn fired(r: &serde_json::Value) -> Vec<String> {
+        let rules = shipped_rules();
+        let mut hits = RuleHits::default();
+        let paths: Vec<&crate::cloudtrail::FieldPath> = rules.iter().flat_map(|r| r.field_paths()).collect();
+        let projection = crate::cloudtrail::Projection::for_records(paths);
+        let text = serde_json::to_vec(&json!({"Records": [r]})).unwrap();
+        crate::cloudtrail::read_bytes("t", &text, &projection, |rec| hits.record(&rules, &rec), |e| panic!("{e}"));
+        hits.hits.into_iter().map(|h| h.rule).collect()
+    }
+
+    #[test]
+    fn every_shipped_rule_fires_on_its_event_and_not_on_the_ordinary_one() {
+        let stop = record("cloudtrail.amazonaws.com", "StopLogging", mallory(),
+            json!({"requestParameters": {"name": "arn:aws:cloudtrail:us-east-1:111122223333:trail/org-trail"}, "responseElements": null}));
+        assert_eq!(fired(&stop), ["cloudtrail-stop-logging"]);
+        let start = record("cloudtrail.amazonaws.com", "StartLogging", mallory(),
+            json!({"requestParameters": {"name": "org-trail"}}));
+        assert!(fired(&start).is_empty());
+
+        let delete = record("cloudtrail.amazonaws.com", "DeleteTrail", mallory(),
+            json!({"requestParameters": {"name": "org-trail"}, "responseElements": null}));
+        assert_eq!(fired(&delete), ["cloudtrail-delete-trail"]);
+
+        let update = |params: serde_json::Value| record("cloudtrail.amazonaws.com", "UpdateTrail", admin_role(),
+            json!({"requestParameters": params}));
+        assert_eq!(fired(&update(json!({"name": "org-trail", "isMultiRegionTrail": false}))), ["cloudtrail-trail-weakened"]);
+        assert_eq!(fired(&update(json!({"name": "org-trail", "includeGlobalServiceEvents": false}))), ["cloudtrail-trail-weakened"]);
+        assert_eq!(fired(&update(json!({"name": "org-trail", "enableLogFileValidation": false}))), ["cloudtrail-trail-weakened"]);
+        assert!(fired(&update(json!({"name": "org-trail", "s3BucketName": "logs", "isMultiRegionTrail": true}))).is_empty());
+
+        let selectors = |params: serde_json::Value| record("cloudtrail.amazonaws.com", "PutEventSelectors", admin_role(),
+            json!({"requestParameters": params}));
+        assert_eq!(fired(&selectors(json!({"trailName": "org-trail", "eventSelectors": [
+            {"readWriteType": "All", "includeManagementEvents": false,
+             "dataResources": [{"type": "AWS::S3::Object", "values": ["arn:aws:s3"]}], "excludeManagementEventSources": []}]}))),
+            ["cloudtrail-management-events-dropped"]);
+        assert_eq!(fired(&selectors(json!({"trailName": "org-trail", "eventSelectors": [
+            {"readWriteType": "ReadOnly", "includeManagementEvents": true}]}))),
+            ["cloudtrail-management-events-dropped"]);
+        assert_eq!(fired(&selectors(json!({"trailName": "org-trail", "advancedEventSelectors": [
+            {"name": "S3 data only", "fieldSelectors": [{"field": "eventCategory", "equals": ["Data"]},
+                                                       {"field": "resources.type", "equals": ["AWS::S3::Object"]}]}]}))),
+            ["cloudtrail-management-events-dropped"]);
+        // Adding data events beside management events drops nothing.
+        assert!(fired(&selectors(json!({"trailName": "org-trail", "eventSelectors": [
+            {"readWriteType": "All", "includeManagementEvents": true},
+            {"readWriteType": "All", "includeManagementEvents": false,
+             "dataResources": [{"type": "AWS::S3::Object", "values": ["arn:aws:s3"]}]}]}))).is_empty());
+        assert!(fired(&selectors(json!({"trailName": "org-trail", "advancedEventSelectors": [
+            {"name": "Management", "fieldSelectors": [{"field": "eventCategory", "equals": ["Management"]}]},
+            {"name": "S3", "fieldSelectors": [{"field": "eventCategory", "equals": ["Data"]}]}]}))).is_empty());
+
+        let gd = record("guardduty.amazonaws.com", "DeleteDetector", mallory(),
+            json!({"requestParameters": {"detectorId": "12abc34d567e8fa901bc2d34e56789f0"}, "responseElements": null}));
+        assert_eq!(fired(&gd), ["guardduty-detector-disabled"]);
+        let gd_off = record("guardduty.amazonaws.com", "UpdateDetector", mallory(),
+            json!({"requestParameters": {"detectorId": "12abc", "enable": false}}));
+        assert_eq!(fired(&gd_off), ["guardduty-detector-disabled"]);
+        let gd_on = record("guardduty.amazonaws.com", "UpdateDetector", mallory(),
+            json!({"requestParameters": {"detectorId": "12abc", "enable": true, "findingPublishingFrequency": "FIFTEEN_MINUTES"}}));
+        assert!(fired(&gd_on).is_empty());
+
+        let flow = record("ec2.amazonaws.com", "DeleteFlowLogs", mallory(),
+            json!({"requestParameters": {"DeleteFlowLogsRequest": {"FlowLogId": {"content": "fl-0123456789abcdef0", "tag": 1}}},
+                   "responseElements": {"DeleteFlowLogsResponse": {"unsuccessful": ""}}}));
+        assert_eq!(fired(&flow), ["vpc-flow-logs-deleted"]);
+
+        let root = json!({"type": "Root", "principalId": "111122223333", "arn": "arn:aws:iam::111122223333:root", "accountId": "111122223333"});
+        let login = record("signin.amazonaws.com", "ConsoleLogin", root.clone(),
+            json!({"requestParameters": null, "responseElements": {"ConsoleLogin": "Success"},
+                   "additionalEventData": {"MFAUsed": "No", "MobileVersion": "No"}, "eventType": "AwsConsoleSignIn", "readOnly": false}));
+        assert_eq!(fired(&login), ["root-console-login"]);
+        let user_login = record("signin.amazonaws.com", "ConsoleLogin", mallory(),
+            json!({"responseElements": {"ConsoleLogin": "Success"}, "eventType": "AwsConsoleSignIn"}));
+        assert!(fired(&user_login).is_empty());
+
+        let key_for = |caller: serde_json::Value, params: serde_json::Value, name: &str| record("iam.amazonaws.com", name, caller,
+            json!({"requestParameters": params, "eventSource": "iam.amazonaws.com", "awsRegion": "us-east-1"}));
+        assert_eq!(fired(&key_for(mallory(), json!({"userName": "backup-svc"}), "CreateAccessKey")), ["iam-credentials-for-another-user"]);
+        assert_eq!(fired(&key_for(admin_role(), json!({"userName": "backup-svc", "passwordResetRequired": false}), "CreateLoginProfile")),
+            ["iam-credentials-for-another-user"]);
+        // A user rotating its own key: no userName, or its own.
+        assert!(fired(&key_for(mallory(), json!(null), "CreateAccessKey")).is_empty());
+        assert!(fired(&key_for(mallory(), json!({"userName": "mallory"}), "CreateAccessKey")).is_empty());
+
+        let s3 = |name: &str, params: serde_json::Value| record("s3.amazonaws.com", name, mallory(),
+            json!({"requestParameters": params, "eventCategory": "Management"}));
+        let all_users = json!({"bucketName": "payroll-exports", "Host": "payroll-exports.s3.amazonaws.com", "acl": [""],
+            "AccessControlPolicy": {"AccessControlList": {"Grant": [
+                {"Grantee": {"xsi:type": "CanonicalUser", "ID": "abc"}, "Permission": "FULL_CONTROL"},
+                {"Grantee": {"xsi:type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"}, "Permission": "READ"}]},
+                "Owner": {"ID": "abc"}, "xmlns": "http://s3.amazonaws.com/doc/2006-03-01/"}});
+        assert_eq!(fired(&s3("PutBucketAcl", all_users)), ["s3-bucket-made-public"]);
+        assert_eq!(fired(&s3("PutBucketAcl", json!({"bucketName": "payroll-exports", "x-amz-acl": ["public-read"], "acl": [""]}))),
+            ["s3-bucket-made-public"]);
+        assert!(fired(&s3("PutBucketAcl", json!({"bucketName": "payroll-exports", "x-amz-acl": ["private"], "acl": [""]}))).is_empty());
+        let policy = |statements: serde_json::Value| s3("PutBucketPolicy", json!({"bucketName": "payroll-exports",
+            "bucketPolicy": {"Version": "2012-10-17", "Statement": statements}, "policy": [""]}));
+        assert_eq!(fired(&policy(json!([{"Sid": "Public", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::payroll-exports/*"}]))), ["s3-bucket-made-public"]);
+        assert_eq!(fired(&policy(json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::payroll-exports/*"}]))), ["s3-bucket-made-public"]);
+        assert!(fired(&policy(json!([{"Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": ["arn:aws:s3:::payroll-exports", "arn:aws:s3:::payroll-exports/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:role/app"}, "Action": "s3:GetObject",
+             "Resource": "arn:aws:s3:::payroll-exports/*"}]))).is_empty());
+    }
+
+    #[test]
+    fn hits_become_one_finding_a_minute_with_the_rules_severity() {
+        let rules = shipped_rules();
+        let mut hits = RuleHits::default();
+        let stop = Record::from_value(record("cloudtrail.amazonaws.com", "StopLogging", mallory(),
+            json!({"requestParameters": {"name": "org-trail"}, "errorCode": "AccessDenied"}))).unwrap();
+        hits.record(&rules, &stop);
+        hits.record(&rules, &stop);
+        let mut other = RuleHits::default();
+        other.record(&rules, &stop);
+        hits.merge(other);
+        let from: DateTime<Utc> = "2026-01-07T14:00:00Z".parse().unwrap();
+        let found = detect(&hits, from, from + Duration::hours(1));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let a = &found[0];
+        assert_eq!(a.kind, AnomalyKind::Rule);
+        assert_eq!(a.detector, "cloudtrail-stop-logging");
+        assert_eq!(a.severity, Some(Severity::Critical));
+        assert_eq!(a.actual, 3.0);
+        assert_eq!(a.start, "2026-01-07T14:20:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(a.detected, "2026-01-07T14:21:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(
+            a.summary,
+            "CloudTrail logging stopped: user/mallory@111122223333 called cloudtrail.amazonaws.com:StopLogging on org-trail from 203.0.113.66 (3 times); it failed (AccessDenied)"
+        );
+        assert!(detect(&hits, from + Duration::hours(1), from + Duration::hours(2)).is_empty());
+    }
+}
