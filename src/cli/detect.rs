@@ -3,8 +3,8 @@
 use super::{parse_since, parse_time, progress_bar, Since, EXIT_FOUND, EXIT_OK};
 use crate::cloudtrail::{discover, Input, ReadError, SearchInput};
 use crate::engine::insights::{self, InsightOptions};
-use crate::engine::severity;
 use crate::engine::novelty::NoveltyOptions;
+use crate::engine::severity;
 use crate::engine::sink::{self, Format};
 use crate::engine::source::{aggregate_inputs, Observer};
 use crate::engine::{Engine, EngineOptions};

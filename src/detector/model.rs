@@ -54,7 +54,9 @@ impl Filter {
                     r.error_code().is_some_and(|c| codes.iter().any(|x| x == c))
                 }
             }
-            && self.read_only.is_none_or(|want| r.read_only() == Some(want))
+            && self
+                .read_only
+                .is_none_or(|want| r.read_only() == Some(want))
             && (self.user_identity_types.is_empty()
                 || r.user_identity()
                     .kind
@@ -67,7 +69,9 @@ impl FieldMatch {
     pub fn holds_in(&self, r: &Record) -> bool {
         let mut hit = false;
         r.visit(&self.field, &mut |v| {
-            hit |= v.text().is_some_and(|t| self.values.iter().any(|x| *x == *t));
+            hit |= v
+                .text()
+                .is_some_and(|t| self.values.iter().any(|x| *x == *t));
         });
         hit
     }

@@ -69,7 +69,11 @@ impl Match {
                 let mut any = false;
                 r.visit(array, &mut |v| {
                     if let FieldValue::Json(Value::Object(element)) = v {
-                        any |= self.filter.fields.iter().all(|m| m.holds_in_object(element))
+                        any |= self
+                            .filter
+                            .fields
+                            .iter()
+                            .all(|m| m.holds_in_object(element))
                             && !self.unless.iter().any(|m| m.holds_in_object(element))
                             && self.absent.iter().all(|p| {
                                 let mut found = false;
@@ -299,8 +303,10 @@ mod tests {
         )
         .unwrap();
         let put = |statements: serde_json::Value| {
-            record(serde_json::json!({"eventTime": "2026-01-07T14:00:00Z", "eventSource": "s3.amazonaws.com",
-                "eventName": "PutBucketPolicy", "requestParameters": {"bucketPolicy": {"Statement": statements}}}))
+            record(
+                serde_json::json!({"eventTime": "2026-01-07T14:00:00Z", "eventSource": "s3.amazonaws.com",
+                "eventName": "PutBucketPolicy", "requestParameters": {"bucketPolicy": {"Statement": statements}}}),
+            )
         };
         // Deny-everyone-without-TLS and an Allow for one role: not public.
         let tls_only = put(serde_json::json!([
@@ -308,7 +314,9 @@ mod tests {
             {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:role/app"}, "Action": "s3:GetObject"}
         ]));
         assert!(!rule.matches(&tls_only));
-        let public = put(serde_json::json!([{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}]));
+        let public = put(
+            serde_json::json!([{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}]),
+        );
         assert!(rule.matches(&public));
         let conditioned = put(serde_json::json!([{"Effect": "Allow", "Principal": "*",
             "Condition": {"StringEquals": {"aws:SourceVpce": "vpce-1"}}}]));

@@ -5,8 +5,8 @@
 
 use super::insights::InsightCounts;
 use super::novelty::NoveltyCounts;
-use super::rules::RuleHits;
 use super::plausible::{Exclusions, TimeFence};
+use super::rules::RuleHits;
 use crate::cloudtrail::Record;
 use crate::context::FacetCounts;
 use crate::detector::{Detector, Entity, Rule, ValueSpec};

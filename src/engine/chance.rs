@@ -236,7 +236,11 @@ mod tests {
         assert_eq!(m.tail(0), 1.0);
         // P(X ≥ 1) = 1 − e^−2.5; P(X ≥ 8) = 1 − Σ₀⁷ e^−2.5 2.5^k / k!
         assert!(close(m.tail(1), 1.0 - (-2.5f64).exp(), 1e-12));
-        assert!(close(m.tail(8), 0.004_246_695_489_344_6, 1e-9), "{}", m.tail(8));
+        assert!(
+            close(m.tail(8), 0.004_246_695_489_344_6, 1e-9),
+            "{}",
+            m.tail(8)
+        );
         // Far tails are exact, not 1 − 1.
         let far = m.tail(60);
         assert!(far > 0.0 && far < 1e-40, "{far}");

@@ -370,7 +370,15 @@ pub fn detect(
                     .find(|&k| x(k) > 0.0)
                     .unwrap_or(last)
                     + 1;
-                let mut insight = build(key, kc, kind, start, end, data_start, model.mean / RATE_WINDOW as f64);
+                let mut insight = build(
+                    key,
+                    kc,
+                    kind,
+                    start,
+                    end,
+                    data_start,
+                    model.mean / RATE_WINDOW as f64,
+                );
                 insight.detected = DateTime::from_timestamp((m + 1) * 60, 0).unwrap_or_default();
                 insight.p_value = rarest;
                 insight.grade = budget.grade(rarest);

@@ -246,14 +246,9 @@ pub fn detect(
             }
             let start = DateTime::from_timestamp(bucket * secs, 0).unwrap_or(from);
             // It could page at the end of the minute of its first finding.
-            let first_seen = list
-                .iter()
-                .map(|f| f.at)
-                .min()
-                .map_or(start, |at| {
-                    DateTime::from_timestamp((at.timestamp().div_euclid(60) + 1) * 60, 0)
-                        .unwrap_or(at)
-                });
+            let first_seen = list.iter().map(|f| f.at).min().map_or(start, |at| {
+                DateTime::from_timestamp((at.timestamp().div_euclid(60) + 1) * 60, 0).unwrap_or(at)
+            });
             let new: Vec<&str> = list
                 .iter()
                 .filter(|f| f.prior == 0)

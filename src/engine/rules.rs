@@ -60,13 +60,18 @@ impl RuleHits {
     }
 }
 
+/// What makes hits one finding: their minute, rule, principal and target.
+type FindingKey<'h> = (DateTime<Utc>, &'h str, &'h str, Option<&'h str>);
+
 /// The findings of the hits in `[from, to)`.
 pub fn detect(hits: &RuleHits, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Anomaly> {
-    // (minute, rule, principal, target) -> hits, in a stable order.
-    let mut groups: BTreeMap<(DateTime<Utc>, &str, &str, Option<&str>), Vec<&RuleHit>> =
-        BTreeMap::new();
+    // In a stable order.
+    let mut groups: BTreeMap<FindingKey<'_>, Vec<&RuleHit>> = BTreeMap::new();
     for h in hits.hits.iter().filter(|h| h.time >= from && h.time < to) {
-        let minute = h.time.duration_trunc(Duration::minutes(1)).unwrap_or(h.time);
+        let minute = h
+            .time
+            .duration_trunc(Duration::minutes(1))
+            .unwrap_or(h.time);
         groups
             .entry((minute, &h.rule, &h.principal, h.target.as_deref()))
             .or_default()
@@ -76,7 +81,8 @@ pub fn detect(hits: &RuleHits, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<An
         .into_iter()
         .map(|((minute, rule, principal, target), list)| {
             let first = list[0];
-            let mut entity = BTreeMap::from([("userIdentity.arn".to_owned(), principal.to_owned())]);
+            let mut entity =
+                BTreeMap::from([("userIdentity.arn".to_owned(), principal.to_owned())]);
             if let Some(t) = target {
                 entity.insert("target".into(), t.to_owned());
             }
@@ -175,105 +181,250 @@ mod tests {
     fn fired(r: &serde_json::Value) -> Vec<String> {
         let rules = shipped_rules();
         let mut hits = RuleHits::default();
-        let paths: Vec<&crate::cloudtrail::FieldPath> = rules.iter().flat_map(|r| r.field_paths()).collect();
+        let paths: Vec<&crate::cloudtrail::FieldPath> =
+            rules.iter().flat_map(|r| r.field_paths()).collect();
         let projection = crate::cloudtrail::Projection::for_records(paths);
         let text = serde_json::to_vec(&json!({"Records": [r]})).unwrap();
-        crate::cloudtrail::read_bytes("t", &text, &projection, |rec| hits.record(&rules, &rec), |e| panic!("{e}"));
+        crate::cloudtrail::read_bytes(
+            "t",
+            &text,
+            &projection,
+            |rec| hits.record(&rules, &rec),
+            |e| panic!("{e}"),
+        );
         hits.hits.into_iter().map(|h| h.rule).collect()
     }
 
     #[test]
     fn every_shipped_rule_fires_on_its_event_and_not_on_the_ordinary_one() {
-        let stop = record("cloudtrail.amazonaws.com", "StopLogging", mallory(),
-            json!({"requestParameters": {"name": "arn:aws:cloudtrail:us-east-1:111122223333:trail/org-trail"}, "responseElements": null}));
+        let stop = record(
+            "cloudtrail.amazonaws.com",
+            "StopLogging",
+            mallory(),
+            json!({"requestParameters": {"name": "arn:aws:cloudtrail:us-east-1:111122223333:trail/org-trail"}, "responseElements": null}),
+        );
         assert_eq!(fired(&stop), ["cloudtrail-stop-logging"]);
-        let start = record("cloudtrail.amazonaws.com", "StartLogging", mallory(),
-            json!({"requestParameters": {"name": "org-trail"}}));
+        let start = record(
+            "cloudtrail.amazonaws.com",
+            "StartLogging",
+            mallory(),
+            json!({"requestParameters": {"name": "org-trail"}}),
+        );
         assert!(fired(&start).is_empty());
 
-        let delete = record("cloudtrail.amazonaws.com", "DeleteTrail", mallory(),
-            json!({"requestParameters": {"name": "org-trail"}, "responseElements": null}));
+        let delete = record(
+            "cloudtrail.amazonaws.com",
+            "DeleteTrail",
+            mallory(),
+            json!({"requestParameters": {"name": "org-trail"}, "responseElements": null}),
+        );
         assert_eq!(fired(&delete), ["cloudtrail-delete-trail"]);
 
-        let update = |params: serde_json::Value| record("cloudtrail.amazonaws.com", "UpdateTrail", admin_role(),
-            json!({"requestParameters": params}));
-        assert_eq!(fired(&update(json!({"name": "org-trail", "isMultiRegionTrail": false}))), ["cloudtrail-trail-weakened"]);
-        assert_eq!(fired(&update(json!({"name": "org-trail", "includeGlobalServiceEvents": false}))), ["cloudtrail-trail-weakened"]);
-        assert_eq!(fired(&update(json!({"name": "org-trail", "enableLogFileValidation": false}))), ["cloudtrail-trail-weakened"]);
-        assert!(fired(&update(json!({"name": "org-trail", "s3BucketName": "logs", "isMultiRegionTrail": true}))).is_empty());
+        let update = |params: serde_json::Value| {
+            record(
+                "cloudtrail.amazonaws.com",
+                "UpdateTrail",
+                admin_role(),
+                json!({"requestParameters": params}),
+            )
+        };
+        assert_eq!(
+            fired(&update(
+                json!({"name": "org-trail", "isMultiRegionTrail": false})
+            )),
+            ["cloudtrail-trail-weakened"]
+        );
+        assert_eq!(
+            fired(&update(
+                json!({"name": "org-trail", "includeGlobalServiceEvents": false})
+            )),
+            ["cloudtrail-trail-weakened"]
+        );
+        assert_eq!(
+            fired(&update(
+                json!({"name": "org-trail", "enableLogFileValidation": false})
+            )),
+            ["cloudtrail-trail-weakened"]
+        );
+        assert!(fired(&update(
+            json!({"name": "org-trail", "s3BucketName": "logs", "isMultiRegionTrail": true})
+        ))
+        .is_empty());
 
-        let selectors = |params: serde_json::Value| record("cloudtrail.amazonaws.com", "PutEventSelectors", admin_role(),
-            json!({"requestParameters": params}));
-        assert_eq!(fired(&selectors(json!({"trailName": "org-trail", "eventSelectors": [
+        let selectors = |params: serde_json::Value| {
+            record(
+                "cloudtrail.amazonaws.com",
+                "PutEventSelectors",
+                admin_role(),
+                json!({"requestParameters": params}),
+            )
+        };
+        assert_eq!(
+            fired(&selectors(
+                json!({"trailName": "org-trail", "eventSelectors": [
             {"readWriteType": "All", "includeManagementEvents": false,
-             "dataResources": [{"type": "AWS::S3::Object", "values": ["arn:aws:s3"]}], "excludeManagementEventSources": []}]}))),
-            ["cloudtrail-management-events-dropped"]);
-        assert_eq!(fired(&selectors(json!({"trailName": "org-trail", "eventSelectors": [
-            {"readWriteType": "ReadOnly", "includeManagementEvents": true}]}))),
-            ["cloudtrail-management-events-dropped"]);
-        assert_eq!(fired(&selectors(json!({"trailName": "org-trail", "advancedEventSelectors": [
+             "dataResources": [{"type": "AWS::S3::Object", "values": ["arn:aws:s3"]}], "excludeManagementEventSources": []}]})
+            )),
+            ["cloudtrail-management-events-dropped"]
+        );
+        assert_eq!(
+            fired(&selectors(
+                json!({"trailName": "org-trail", "eventSelectors": [
+            {"readWriteType": "ReadOnly", "includeManagementEvents": true}]})
+            )),
+            ["cloudtrail-management-events-dropped"]
+        );
+        assert_eq!(
+            fired(&selectors(
+                json!({"trailName": "org-trail", "advancedEventSelectors": [
             {"name": "S3 data only", "fieldSelectors": [{"field": "eventCategory", "equals": ["Data"]},
-                                                       {"field": "resources.type", "equals": ["AWS::S3::Object"]}]}]}))),
-            ["cloudtrail-management-events-dropped"]);
+                                                       {"field": "resources.type", "equals": ["AWS::S3::Object"]}]}]})
+            )),
+            ["cloudtrail-management-events-dropped"]
+        );
         // Adding data events beside management events drops nothing.
-        assert!(fired(&selectors(json!({"trailName": "org-trail", "eventSelectors": [
+        assert!(fired(&selectors(
+            json!({"trailName": "org-trail", "eventSelectors": [
             {"readWriteType": "All", "includeManagementEvents": true},
             {"readWriteType": "All", "includeManagementEvents": false,
-             "dataResources": [{"type": "AWS::S3::Object", "values": ["arn:aws:s3"]}]}]}))).is_empty());
+             "dataResources": [{"type": "AWS::S3::Object", "values": ["arn:aws:s3"]}]}]})
+        ))
+        .is_empty());
         assert!(fired(&selectors(json!({"trailName": "org-trail", "advancedEventSelectors": [
             {"name": "Management", "fieldSelectors": [{"field": "eventCategory", "equals": ["Management"]}]},
             {"name": "S3", "fieldSelectors": [{"field": "eventCategory", "equals": ["Data"]}]}]}))).is_empty());
 
-        let gd = record("guardduty.amazonaws.com", "DeleteDetector", mallory(),
-            json!({"requestParameters": {"detectorId": "12abc34d567e8fa901bc2d34e56789f0"}, "responseElements": null}));
+        let gd = record(
+            "guardduty.amazonaws.com",
+            "DeleteDetector",
+            mallory(),
+            json!({"requestParameters": {"detectorId": "12abc34d567e8fa901bc2d34e56789f0"}, "responseElements": null}),
+        );
         assert_eq!(fired(&gd), ["guardduty-detector-disabled"]);
-        let gd_off = record("guardduty.amazonaws.com", "UpdateDetector", mallory(),
-            json!({"requestParameters": {"detectorId": "12abc", "enable": false}}));
+        let gd_off = record(
+            "guardduty.amazonaws.com",
+            "UpdateDetector",
+            mallory(),
+            json!({"requestParameters": {"detectorId": "12abc", "enable": false}}),
+        );
         assert_eq!(fired(&gd_off), ["guardduty-detector-disabled"]);
-        let gd_on = record("guardduty.amazonaws.com", "UpdateDetector", mallory(),
-            json!({"requestParameters": {"detectorId": "12abc", "enable": true, "findingPublishingFrequency": "FIFTEEN_MINUTES"}}));
+        let gd_on = record(
+            "guardduty.amazonaws.com",
+            "UpdateDetector",
+            mallory(),
+            json!({"requestParameters": {"detectorId": "12abc", "enable": true, "findingPublishingFrequency": "FIFTEEN_MINUTES"}}),
+        );
         assert!(fired(&gd_on).is_empty());
 
-        let flow = record("ec2.amazonaws.com", "DeleteFlowLogs", mallory(),
+        let flow = record(
+            "ec2.amazonaws.com",
+            "DeleteFlowLogs",
+            mallory(),
             json!({"requestParameters": {"DeleteFlowLogsRequest": {"FlowLogId": {"content": "fl-0123456789abcdef0", "tag": 1}}},
-                   "responseElements": {"DeleteFlowLogsResponse": {"unsuccessful": ""}}}));
+                   "responseElements": {"DeleteFlowLogsResponse": {"unsuccessful": ""}}}),
+        );
         assert_eq!(fired(&flow), ["vpc-flow-logs-deleted"]);
 
         let root = json!({"type": "Root", "principalId": "111122223333", "arn": "arn:aws:iam::111122223333:root", "accountId": "111122223333"});
-        let login = record("signin.amazonaws.com", "ConsoleLogin", root.clone(),
+        let login = record(
+            "signin.amazonaws.com",
+            "ConsoleLogin",
+            root.clone(),
             json!({"requestParameters": null, "responseElements": {"ConsoleLogin": "Success"},
-                   "additionalEventData": {"MFAUsed": "No", "MobileVersion": "No"}, "eventType": "AwsConsoleSignIn", "readOnly": false}));
+                   "additionalEventData": {"MFAUsed": "No", "MobileVersion": "No"}, "eventType": "AwsConsoleSignIn", "readOnly": false}),
+        );
         assert_eq!(fired(&login), ["root-console-login"]);
-        let user_login = record("signin.amazonaws.com", "ConsoleLogin", mallory(),
-            json!({"responseElements": {"ConsoleLogin": "Success"}, "eventType": "AwsConsoleSignIn"}));
+        let user_login = record(
+            "signin.amazonaws.com",
+            "ConsoleLogin",
+            mallory(),
+            json!({"responseElements": {"ConsoleLogin": "Success"}, "eventType": "AwsConsoleSignIn"}),
+        );
         assert!(fired(&user_login).is_empty());
 
-        let key_for = |caller: serde_json::Value, params: serde_json::Value, name: &str| record("iam.amazonaws.com", name, caller,
-            json!({"requestParameters": params, "eventSource": "iam.amazonaws.com", "awsRegion": "us-east-1"}));
-        assert_eq!(fired(&key_for(mallory(), json!({"userName": "backup-svc"}), "CreateAccessKey")), ["iam-credentials-for-another-user"]);
-        assert_eq!(fired(&key_for(admin_role(), json!({"userName": "backup-svc", "passwordResetRequired": false}), "CreateLoginProfile")),
-            ["iam-credentials-for-another-user"]);
+        let key_for = |caller: serde_json::Value, params: serde_json::Value, name: &str| {
+            record(
+                "iam.amazonaws.com",
+                name,
+                caller,
+                json!({"requestParameters": params, "eventSource": "iam.amazonaws.com", "awsRegion": "us-east-1"}),
+            )
+        };
+        assert_eq!(
+            fired(&key_for(
+                mallory(),
+                json!({"userName": "backup-svc"}),
+                "CreateAccessKey"
+            )),
+            ["iam-credentials-for-another-user"]
+        );
+        assert_eq!(
+            fired(&key_for(
+                admin_role(),
+                json!({"userName": "backup-svc", "passwordResetRequired": false}),
+                "CreateLoginProfile"
+            )),
+            ["iam-credentials-for-another-user"]
+        );
         // A user rotating its own key: no userName, or its own.
         assert!(fired(&key_for(mallory(), json!(null), "CreateAccessKey")).is_empty());
-        assert!(fired(&key_for(mallory(), json!({"userName": "mallory"}), "CreateAccessKey")).is_empty());
+        assert!(fired(&key_for(
+            mallory(),
+            json!({"userName": "mallory"}),
+            "CreateAccessKey"
+        ))
+        .is_empty());
 
-        let s3 = |name: &str, params: serde_json::Value| record("s3.amazonaws.com", name, mallory(),
-            json!({"requestParameters": params, "eventCategory": "Management"}));
+        let s3 = |name: &str, params: serde_json::Value| {
+            record(
+                "s3.amazonaws.com",
+                name,
+                mallory(),
+                json!({"requestParameters": params, "eventCategory": "Management"}),
+            )
+        };
         let all_users = json!({"bucketName": "payroll-exports", "Host": "payroll-exports.s3.amazonaws.com", "acl": [""],
             "AccessControlPolicy": {"AccessControlList": {"Grant": [
                 {"Grantee": {"xsi:type": "CanonicalUser", "ID": "abc"}, "Permission": "FULL_CONTROL"},
                 {"Grantee": {"xsi:type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"}, "Permission": "READ"}]},
                 "Owner": {"ID": "abc"}, "xmlns": "http://s3.amazonaws.com/doc/2006-03-01/"}});
-        assert_eq!(fired(&s3("PutBucketAcl", all_users)), ["s3-bucket-made-public"]);
-        assert_eq!(fired(&s3("PutBucketAcl", json!({"bucketName": "payroll-exports", "x-amz-acl": ["public-read"], "acl": [""]}))),
-            ["s3-bucket-made-public"]);
-        assert!(fired(&s3("PutBucketAcl", json!({"bucketName": "payroll-exports", "x-amz-acl": ["private"], "acl": [""]}))).is_empty());
-        let policy = |statements: serde_json::Value| s3("PutBucketPolicy", json!({"bucketName": "payroll-exports",
-            "bucketPolicy": {"Version": "2012-10-17", "Statement": statements}, "policy": [""]}));
-        assert_eq!(fired(&policy(json!([{"Sid": "Public", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-            "Resource": "arn:aws:s3:::payroll-exports/*"}]))), ["s3-bucket-made-public"]);
-        assert_eq!(fired(&policy(json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:GetObject",
-            "Resource": "arn:aws:s3:::payroll-exports/*"}]))), ["s3-bucket-made-public"]);
+        assert_eq!(
+            fired(&s3("PutBucketAcl", all_users)),
+            ["s3-bucket-made-public"]
+        );
+        assert_eq!(
+            fired(&s3(
+                "PutBucketAcl",
+                json!({"bucketName": "payroll-exports", "x-amz-acl": ["public-read"], "acl": [""]})
+            )),
+            ["s3-bucket-made-public"]
+        );
+        assert!(fired(&s3(
+            "PutBucketAcl",
+            json!({"bucketName": "payroll-exports", "x-amz-acl": ["private"], "acl": [""]})
+        ))
+        .is_empty());
+        let policy = |statements: serde_json::Value| {
+            s3(
+                "PutBucketPolicy",
+                json!({"bucketName": "payroll-exports",
+            "bucketPolicy": {"Version": "2012-10-17", "Statement": statements}, "policy": [""]}),
+            )
+        };
+        assert_eq!(
+            fired(&policy(
+                json!([{"Sid": "Public", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::payroll-exports/*"}])
+            )),
+            ["s3-bucket-made-public"]
+        );
+        assert_eq!(
+            fired(&policy(
+                json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::payroll-exports/*"}])
+            )),
+            ["s3-bucket-made-public"]
+        );
         assert!(fired(&policy(json!([{"Effect": "Deny", "Principal": "*", "Action": "s3:*",
             "Resource": ["arn:aws:s3:::payroll-exports", "arn:aws:s3:::payroll-exports/*"],
             "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
@@ -285,8 +436,13 @@ mod tests {
     fn hits_become_one_finding_a_minute_with_the_rules_severity() {
         let rules = shipped_rules();
         let mut hits = RuleHits::default();
-        let stop = Record::from_value(record("cloudtrail.amazonaws.com", "StopLogging", mallory(),
-            json!({"requestParameters": {"name": "org-trail"}, "errorCode": "AccessDenied"}))).unwrap();
+        let stop = Record::from_value(record(
+            "cloudtrail.amazonaws.com",
+            "StopLogging",
+            mallory(),
+            json!({"requestParameters": {"name": "org-trail"}, "errorCode": "AccessDenied"}),
+        ))
+        .unwrap();
         hits.record(&rules, &stop);
         hits.record(&rules, &stop);
         let mut other = RuleHits::default();
@@ -300,8 +456,14 @@ mod tests {
         assert_eq!(a.detector, "cloudtrail-stop-logging");
         assert_eq!(a.severity, Some(Severity::Critical));
         assert_eq!(a.actual, 3.0);
-        assert_eq!(a.start, "2026-01-07T14:20:00Z".parse::<DateTime<Utc>>().unwrap());
-        assert_eq!(a.detected, "2026-01-07T14:21:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(
+            a.start,
+            "2026-01-07T14:20:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(
+            a.detected,
+            "2026-01-07T14:21:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
         assert_eq!(
             a.summary,
             "CloudTrail logging stopped: user/mallory@111122223333 called cloudtrail.amazonaws.com:StopLogging on org-trail from 203.0.113.66 (3 times); it failed (AccessDenied)"

@@ -173,11 +173,21 @@ mod tests {
         );
         // One new call alone does not page; with something sensitive it does.
         assert_eq!(
-            severity_of(vec![a(NewEvent, 1.0, "bob did call s3.amazonaws.com:GetObject", bob)]),
+            severity_of(vec![a(
+                NewEvent,
+                1.0,
+                "bob did call s3.amazonaws.com:GetObject",
+                bob
+            )]),
             Severity::Low
         );
         assert_eq!(
-            severity_of(vec![a(NewEvent, 1.0, "bob did call iam.amazonaws.com:CreateUser", bob)]),
+            severity_of(vec![a(
+                NewEvent,
+                1.0,
+                "bob did call iam.amazonaws.com:CreateUser",
+                bob
+            )]),
             Severity::High
         );
         let mut several = a(NewEvent, 1.0, "", bob);

@@ -246,7 +246,10 @@ mod tests {
                 && lines[5].contains("new_event  new-activity"),
             "{text}"
         );
-        assert!(text.ends_with("3 anomalies in 2 incidents, all paging.\n"), "{text}");
+        assert!(
+            text.ends_with("3 anomalies in 2 incidents, all paging.\n"),
+            "{text}"
+        );
         assert_eq!(render(Format::Table, vec![]), "No anomalies found.\n");
     }
 
