@@ -12,6 +12,7 @@
 //! - [`lambda`]: the Lambda handlers' pure cores (the forwarder's bulk decisions);
 //! - [`opensearch`]: the HTTP client of OpenSearch domains, SigV4-signed;
 //! - [`simulate`]: realistic CloudTrail with injected incidents;
+//! - [`eval`]: detection quality on simulated organisations (`make eval`);
 //! - [`users`]: dashboard users in the stack's Cognito user pool;
 //! - [`fuzzing`]: the entry points of the fuzz targets (`tests/fuzz/`, `make fuzz`);
 //! - [`cli`]: argument structs and dispatch, one file per command family.
@@ -24,6 +25,7 @@ pub mod cost;
 pub mod deploy;
 pub mod detector;
 pub mod engine;
+pub mod eval;
 pub mod fuzzing;
 pub mod lambda;
 pub mod opensearch;

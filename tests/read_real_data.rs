@@ -185,7 +185,18 @@ fn detect_reports_the_damaged_file_and_goes_on_unless_strict() {
     let dir = dir.to_str().unwrap();
     let o = trailwatch(&["detect", dir, "--format", "ndjson", "--stats"]);
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(0), "{err}");
+    // The good files' DeleteTrail is a rule finding, and pages.
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let found: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0]["kind"], "rule");
+    assert_eq!(found[0]["detector"], "cloudtrail-delete-trail");
+    assert_eq!(found[0]["severity"], "critical");
+    assert_eq!(found[0]["page"], true);
+    assert_eq!(found[0]["entity"]["target"], "my-cloudtrail-trail-2");
     assert!(
         err.contains("warning: ")
             && err.contains("aws.execution.ec2-user-data.json: byte offset 3327"),

@@ -313,7 +313,8 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
             "note: only digest and Insight files ({}), which are skipped: no records to detect on",
             stats.skipped
         );
-    } else if findings.anomalies.is_empty() {
+    } else {
+        // Rule findings need no history; the other kinds may lack it.
         for why in engine.too_thin() {
             eprintln!("note: {why}");
         }

@@ -5,6 +5,7 @@
 mod deploy;
 mod detect;
 mod detectors;
+mod eval;
 mod lambda;
 mod monitors;
 mod opensearch;
@@ -47,6 +48,8 @@ pub enum Command {
     Detectors(detectors::DetectorsCommand),
     /// Write realistic CloudTrail deliveries with injected incidents.
     Simulate(simulate::SimulateArgs),
+    /// Measure detection quality on simulated organisations: recall, false pages, latency.
+    Eval(eval::EvalArgs),
     /// Render the CloudFormation stack offline into DIR/stack.json.
     Plan(deploy::PlanArgs),
     /// Create or update the stack in AWS through a change set.
@@ -78,6 +81,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Detect(args) => detect::run(args),
         Command::Detectors(cmd) => detectors::run(cmd),
         Command::Simulate(args) => simulate::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Plan(args) => deploy::plan(args),
         Command::Deploy(args) => deploy::deploy(args),
         Command::Outputs(args) => deploy::outputs(args),

@@ -435,7 +435,9 @@ pub fn chance_figures(
                     model.tail(k) * crate::engine::chance::WINDOWS_A_DAY
                 })
             })
-            .sum();
+            .sum::<f64>()
+            // An empty sum is −0.
+            + 0.0;
         ChanceFigures {
             insight_type: kind,
             budget: budgets[i],

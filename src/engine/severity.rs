@@ -62,7 +62,8 @@ pub fn touches(a: &Anomaly) -> BTreeSet<Sensitive> {
 /// - high: $10 an hour, or two kinds agree at 0.9, or it touches IAM,
 ///   logging or root at 0.9;
 /// - medium: a grade of 0.8, except new activity alone, which needs several
-///   new things at once or something sensitive touched;
+///   new things at once or something sensitive touched, and an RCF model
+///   alone, which needs a cost or something sensitive;
 /// - low: the rest.
 pub fn of_incident(inc: &Incident, anomalies: &[Anomaly]) -> Severity {
     let members: Vec<&Anomaly> = inc.members.iter().map(|&i| &anomalies[i]).collect();
@@ -77,6 +78,10 @@ pub fn of_incident(inc: &Incident, anomalies: &[Anomaly]) -> Severity {
     let grade = inc.grade;
     // New activity alone: one new call is ordinary in a working organisation.
     let novelty_only = kinds.iter().all(|k| *k == AnomalyKind::NewEvent);
+    // An RCF model alone, on one series with no cost behind it: the
+    // plugin's grade is not calibrated against chance, and sparse series
+    // (a nightly job, a deploy's IAM changes) reach 1.0 by themselves.
+    let rcf_only = kinds.iter().all(|k| *k == AnomalyKind::Rcf);
     let several_new = members
         .iter()
         .any(|a| a.kind == AnomalyKind::NewEvent && a.actual >= 2.0);
@@ -84,7 +89,10 @@ pub fn of_incident(inc: &Incident, anomalies: &[Anomaly]) -> Severity {
         Severity::Critical
     } else if cost >= 10.0 || (grade >= 0.9 && kinds.len() >= 2) || (sensitive && grade >= 0.9) {
         Severity::High
-    } else if grade >= 0.8 && (!novelty_only || several_new || sensitive) {
+    } else if grade >= 0.8
+        && (!novelty_only || several_new || sensitive)
+        && (!rcf_only || cost > 0.0 || sensitive)
+    {
         Severity::Medium
     } else {
         Severity::Low
@@ -171,6 +179,8 @@ mod tests {
             ]),
             Severity::Critical
         );
+        // An RCF model alone, with no cost and nothing sensitive, does not page.
+        assert_eq!(severity_of(vec![a(Rcf, 1.0, "", bob)]), Severity::Low);
         // One new call alone does not page; with something sensitive it does.
         assert_eq!(
             severity_of(vec![a(
