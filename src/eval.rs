@@ -93,7 +93,7 @@ pub fn score(
         ..Score::default()
     };
     let about = |a: &Anomaly, inj: &Injected| {
-        a.subjects.iter().any(|s| *s == inj.principal)
+        a.subjects.contains(&inj.principal)
             && a.start < inj.end + Duration::minutes(30)
             && a.end > inj.start - Duration::minutes(10)
     };
@@ -188,7 +188,7 @@ impl Score {
 /// One incident of each kind at seed-chosen times in the evaluated days,
 /// at least two hours apart.
 pub fn incidents_for(profile: &Profile, seed: u64, start: DateTime<Utc>) -> Vec<IncidentSpec> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_e7a1);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed0f_e7a1);
     let first = (profile.days - profile.evaluated_days) as i64 * 24 * 60;
     let span = profile.evaluated_days as i64 * 24 * 60 - 60;
     let mut times: Vec<i64> = Vec::new();
