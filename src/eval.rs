@@ -315,24 +315,10 @@ mod tests {
     ) -> Anomaly {
         let start = t(start);
         Anomaly {
-            detector: "d".into(),
-            kind,
-            entity: None,
-            start,
-            end: start + Duration::minutes(10),
-            grade: 1.0,
-            confidence: 1.0,
-            actual: 1.0,
-            expected: 0.0,
-            score: 1.0,
-            summary: String::new(),
-            context: None,
-            incident: None,
-            subjects: vec![who.into()],
-            late: false,
             detected: start + Duration::minutes(detected_after),
             severity: Some(Severity::High),
             page: Some(page),
+            ..Anomaly::sample(kind, who, start)
         }
     }
 

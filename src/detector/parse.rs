@@ -119,17 +119,8 @@ fn indent(message: &str) -> String {
 /// Parses one detector file's text; `path` names it in errors and supplies
 /// the default name (the file stem).
 pub fn parse_detector(path: &Path, text: &str) -> Result<Detector, DetectorError> {
-    let table: Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| DetectorError::Syntax {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_owned(),
-        })?;
+    let (table, stem) = read_table(path, text)?;
     let mut problems = Vec::new();
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let detector = {
         let mut top = Keys::new(&table, "", &mut problems);
         let name = top.string("name").unwrap_or(stem);
@@ -153,12 +144,7 @@ pub fn parse_detector(path: &Path, text: &str) -> Result<Detector, DetectorError
                 ),
             });
         }
-        if !valid_name(&name) {
-            problems.push(Problem {
-                key: "name".into(),
-                message: format!("{name:?} is not a valid name; use 1-64 of a-z, 0-9, '-' and '_', starting with a letter or digit"),
-            });
-        }
+        problems.extend(name_problem(&name));
         if interval < Duration::from_secs(60) {
             problems.push(Problem {
                 key: "interval".into(),
@@ -191,7 +177,30 @@ pub fn parse_detector(path: &Path, text: &str) -> Result<Detector, DetectorError
     }
 }
 
-pub(super) fn valid_name(name: &str) -> bool {
+/// A detector or rule file's TOML table, and its default name (the file stem).
+pub(super) fn read_table(path: &Path, text: &str) -> Result<(Table, String), DetectorError> {
+    let table: Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| DetectorError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok((table, stem))
+}
+
+/// The problem with a detector or rule name, if it is not a valid one.
+pub(super) fn name_problem(name: &str) -> Option<Problem> {
+    (!valid_name(name)).then(|| Problem {
+        key: "name".into(),
+        message: format!("{name:?} is not a valid name; use 1-64 of a-z, 0-9, '-' and '_', starting with a letter or digit"),
+    })
+}
+
+fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name

@@ -19,7 +19,7 @@
 //! A rule declares its `severity` (a floor for its incident) and may name
 //! the field that says what it touched (`target`).
 
-use super::parse::{filter_keys, Keys, Problem};
+use super::parse::{filter_keys, name_problem, read_table, Keys, Problem};
 use super::{DetectorError, FieldMatch, Filter};
 use crate::cloudtrail::{FieldPath, FieldValue, Record};
 use crate::engine::Severity;
@@ -132,17 +132,8 @@ impl Rule {
 /// Parses one rule file's text; `path` names it in errors and supplies the
 /// default name (the file stem).
 pub fn parse_rule(path: &Path, text: &str) -> Result<Rule, DetectorError> {
-    let table: Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| DetectorError::Syntax {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_owned(),
-        })?;
+    let (table, stem) = read_table(path, text)?;
     let mut problems = Vec::new();
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let mut top = Keys::new(&table, "", &mut problems);
     let name = top.string("name").unwrap_or(stem);
     let description = top.string("description");
@@ -150,12 +141,7 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule, DetectorError> {
     let target = top.field("target");
     let blocks = top.take("match");
     top.finish();
-    if !super::parse::valid_name(&name) {
-        problems.push(Problem {
-            key: "name".into(),
-            message: format!("{name:?} is not a valid name; use 1-64 of a-z, 0-9, '-' and '_', starting with a letter or digit"),
-        });
-    }
+    problems.extend(name_problem(&name));
     let description = description.unwrap_or_else(|| {
         problems.push(Problem {
             key: "description".into(),

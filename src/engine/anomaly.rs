@@ -130,6 +130,35 @@ impl Anomaly {
     }
 }
 
+#[cfg(test)]
+impl Anomaly {
+    /// A bare finding for tests: `kind` about `who`, from `start` for ten
+    /// minutes, grade 1, detected at its end; change what a test needs.
+    pub(crate) fn sample(kind: AnomalyKind, who: &str, start: DateTime<Utc>) -> Anomaly {
+        let end = start + chrono::Duration::minutes(10);
+        Anomaly {
+            detector: "d".into(),
+            kind,
+            entity: None,
+            start,
+            end,
+            grade: 1.0,
+            confidence: 1.0,
+            actual: 1.0,
+            expected: 0.0,
+            score: 1.0,
+            summary: String::new(),
+            context: None,
+            incident: None,
+            subjects: vec![who.into()],
+            late: false,
+            detected: end,
+            severity: None,
+            page: None,
+        }
+    }
+}
+
 /// Rounds for output: four decimals are more than a person or a threshold needs.
 pub fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0

@@ -109,24 +109,11 @@ mod tests {
     fn a(start: &str, minutes: i64, subjects: &[&str]) -> Anomaly {
         let start: DateTime<Utc> = start.parse().unwrap();
         Anomaly {
-            detector: "d".into(),
-            kind: AnomalyKind::Rcf,
-            entity: None,
-            start,
             end: start + Duration::minutes(minutes),
             grade: 0.9,
-            confidence: 1.0,
-            actual: 1.0,
-            expected: 0.0,
-            score: 1.0,
-            summary: String::new(),
-            context: None,
-            incident: None,
             subjects: subjects.iter().map(|s| s.to_string()).collect(),
-            late: false,
             detected: start + Duration::minutes(minutes),
-            severity: None,
-            page: None,
+            ..Anomaly::sample(AnomalyKind::Rcf, "", start)
         }
     }
 

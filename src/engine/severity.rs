@@ -129,24 +129,10 @@ mod tests {
     fn a(kind: AnomalyKind, grade: f64, summary: &str, who: &str) -> Anomaly {
         let start: DateTime<Utc> = "2026-01-07T14:20:00Z".parse().unwrap();
         Anomaly {
-            detector: "d".into(),
-            kind,
-            entity: None,
-            start,
-            end: start + Duration::minutes(10),
             grade,
-            confidence: 1.0,
-            actual: 1.0,
-            expected: 0.0,
-            score: 1.0,
             summary: summary.into(),
-            context: None,
-            incident: None,
-            subjects: vec![who.into()],
-            late: false,
             detected: start + Duration::minutes(1),
-            severity: None,
-            page: None,
+            ..Anomaly::sample(kind, who, start)
         }
     }
 
