@@ -11,7 +11,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_DIR ?= demo-data
 
-.PHONY: demo test deps venv fmt lint unit build bench fuzz opensearch opensearch-fetch opensearch-stop
+.PHONY: demo test deps venv fmt lint unit build bench eval fuzz opensearch opensearch-fetch opensearch-stop
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -61,6 +61,13 @@ test: deps venv opensearch-fetch fmt lint unit
 bench:
 	$(CARGO) bench --bench detect
 	$(CARGO) bench --bench forward
+
+# Detection quality on the seeds nobody tuned on: per organisation profile,
+# recall per incident kind, false pages a day, median and worst latency (the
+# table in README.md). EVAL_ARGS="--seeds tuning --explain" while tuning.
+EVAL_ARGS ?=
+eval:
+	$(CARGO) run --quiet -- eval $(EVAL_ARGS)
 
 # Each fuzz target for FUZZ_SECONDS (cargo fuzz, libFuzzer with
 # AddressSanitizer; stable Rust with RUSTC_BOOTSTRAP for its -Z flags).

@@ -17,7 +17,7 @@ use crate::cloudtrail::discover;
 use crate::engine::severity::{self, DEFAULT_PAGE};
 use crate::engine::source::detect_once;
 use crate::engine::{Anomaly, AnomalyKind, EngineOptions};
-use crate::simulate::{simulate, IncidentKind, IncidentSpec, SimConfig};
+use crate::simulate::{simulate, IncidentKind, IncidentSpec, Profile, SimConfig};
 use chrono::{DateTime, Duration, Utc};
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -28,35 +28,10 @@ pub const TUNING_SEEDS: [u64; 3] = [1, 2, 3];
 /// Seeds never looked at while tuning: what the README's figures come from.
 pub const HELD_OUT_SEEDS: [u64; 3] = [1001, 1002, 1003];
 
-/// An organisation to simulate.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Profile {
-    pub name: &'static str,
-    pub description: &'static str,
-    pub days: u32,
-    /// Background rate multiplier ([`SimConfig::scale`]).
-    pub scale: f64,
-    /// Of the days, the last this many are evaluated; the rest only train.
-    pub evaluated_days: u32,
-}
-
-/// The profiles `make eval` runs.
-pub const PROFILES: [Profile; 2] = [
-    Profile {
-        name: "small-org",
-        description: "three accounts, five regions, about 30,000 events a day",
-        days: 5,
-        scale: 1.0,
-        evaluated_days: 2,
-    },
-    Profile {
-        name: "busy-org",
-        description: "the same organisation four times as busy",
-        days: 5,
-        scale: 4.0,
-        evaluated_days: 2,
-    },
-];
+/// Days simulated per run.
+pub const DAYS: u32 = 5;
+/// Of the days, the last this many are evaluated; the rest only train.
+pub const EVALUATED_DAYS: u32 = 2;
 
 /// What was injected, as scored.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,10 +162,10 @@ impl Score {
 
 /// One incident of each kind at seed-chosen times in the evaluated days,
 /// at least two hours apart.
-pub fn incidents_for(profile: &Profile, seed: u64, start: DateTime<Utc>) -> Vec<IncidentSpec> {
+pub fn incidents_for(seed: u64, start: DateTime<Utc>) -> Vec<IncidentSpec> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed0f_e7a1);
-    let first = (profile.days - profile.evaluated_days) as i64 * 24 * 60;
-    let span = profile.evaluated_days as i64 * 24 * 60 - 60;
+    let first = (DAYS - EVALUATED_DAYS) as i64 * 24 * 60;
+    let span = EVALUATED_DAYS as i64 * 24 * 60 - 60;
     let mut times: Vec<i64> = Vec::new();
     for _ in IncidentKind::ALL {
         let at = loop {
@@ -223,10 +198,11 @@ pub fn run(profile: &Profile, seed: u64, dir: &Path) -> std::io::Result<Score> {
     let config = SimConfig {
         out: dir.to_path_buf(),
         start,
-        days: profile.days,
+        days: DAYS,
         seed,
         scale: profile.scale,
-        incidents: incidents_for(profile, seed, start),
+        incidents: incidents_for(seed, start),
+        quirks: profile.quirks.to_vec(),
     };
     let summary = simulate(&config, &|_| {})?;
     let injected: Vec<Injected> = summary
@@ -240,7 +216,7 @@ pub fn run(profile: &Profile, seed: u64, dir: &Path) -> std::io::Result<Score> {
         })
         .collect();
     let inputs = discover(&[dir.to_path_buf()])?;
-    let since = start + Duration::days((profile.days - profile.evaluated_days) as i64);
+    let since = start + Duration::days((DAYS - EVALUATED_DAYS) as i64);
     let detectors = crate::detector::shipped();
     let options = EngineOptions {
         since: Some(since),
@@ -253,7 +229,7 @@ pub fn run(profile: &Profile, seed: u64, dir: &Path) -> std::io::Result<Score> {
         &injected,
         &anomalies,
         &incidents,
-        profile.evaluated_days as f64,
+        EVALUATED_DAYS as f64,
     ))
 }
 
@@ -375,7 +351,7 @@ mod tests {
         assert_eq!(s.false_pages["insight"], 1);
         assert_eq!(s.false_pages_a_day(), 0.5);
         assert_eq!(s.median_latency(), Some(Duration::minutes(4)));
-        let text = table(&[(PROFILES[0], s)]);
+        let text = table(&[(crate::simulate::PROFILES[0], s)]);
         assert!(text.contains("recall      all            1/2"), "{text}");
         assert!(
             text.contains("false pages incidents      0.50 a day"),
@@ -387,7 +363,7 @@ mod tests {
     fn incident_times_are_in_the_evaluated_days_and_apart() {
         let start = t("2026-03-02T00:00:00Z");
         for seed in TUNING_SEEDS.into_iter().chain(HELD_OUT_SEEDS) {
-            let specs = incidents_for(&PROFILES[0], seed, start);
+            let specs = incidents_for(seed, start);
             let mut times: Vec<DateTime<Utc>> = specs.iter().map(|s| s.resolve().start).collect();
             times.sort();
             assert!(times[0] >= start + Duration::days(3), "{times:?}");

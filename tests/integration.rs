@@ -8,6 +8,7 @@ mod dashboards;
 mod deploy;
 mod detect_simulated;
 mod detectors;
+mod eval;
 mod follow;
 mod fuzz_corpus;
 mod hostile_input;

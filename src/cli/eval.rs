@@ -1,8 +1,9 @@
 //! `trailwatch eval`: the detection-quality table of [`crate::eval`].
 
 use super::EXIT_OK;
-use crate::eval::{self, Profile, Score, HELD_OUT_SEEDS, PROFILES, TUNING_SEEDS};
-use anyhow::{bail, Context};
+use crate::eval::{self, Score, HELD_OUT_SEEDS, TUNING_SEEDS};
+use crate::simulate::{Profile, PROFILES};
+use anyhow::Context;
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -45,13 +46,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
     let seeds = seeds(&args.seeds)?;
     let profiles: Vec<Profile> = match &args.profile {
         None => PROFILES.to_vec(),
-        Some(name) => match PROFILES.iter().find(|p| p.name == name) {
-            Some(p) => vec![*p],
-            None => bail!(
-                "--profile {name:?} is not a profile; use one of {}",
-                PROFILES.map(|p| p.name).join(", ")
-            ),
-        },
+        Some(name) => {
+            vec![crate::simulate::profile(name).map_err(|e| anyhow::anyhow!("--profile {e}"))?]
+        }
     };
     let mut rows = Vec::new();
     for p in profiles {

@@ -1,7 +1,7 @@
 //! `trailwatch simulate`.
 
 use super::{parse_time, progress_bar, EXIT_OK};
-use crate::simulate::{simulate, IncidentKind, IncidentSpec, SimConfig};
+use crate::simulate::{simulate, IncidentKind, IncidentSpec, Quirk, SimConfig};
 use anyhow::{bail, Context};
 use chrono::{DateTime, Duration, Utc};
 use clap::Args;
@@ -26,11 +26,23 @@ pub struct SimulateArgs {
     /// First day [default: the given number of days before today, UTC midnight].
     #[arg(long, value_parser = parse_time, value_name = "TIME")]
     pub start: Option<DateTime<Utc>>,
-    /// Multiplies the background activity (1.0 is about 30,000 events a day).
-    #[arg(long, default_value_t = 1.0)]
-    pub scale: f64,
+    /// The organisation: small-org, busy-org (four times as busy) or
+    /// messy-org (more accounts, and every --quirk).
+    #[arg(long, default_value = "small-org", value_name = "NAME")]
+    pub profile: String,
+    /// Multiplies the background activity (1.0 is about 30,000 events a day)
+    /// [default: the profile's].
+    #[arg(long)]
+    pub scale: Option<f64>,
+    /// Add behaviour that looks like an incident and is not (repeatable):
+    /// bursty-automation, deploy-waves, night-on-call, new-team-member,
+    /// credential-rotation, regional-failover, new-service, more-accounts.
+    #[arg(long = "quirk", value_name = "QUIRK")]
+    pub quirks: Vec<Quirk>,
     /// Inject an incident: KIND@TIME, TIME as RFC 3339 or +2d14h after the start.
-    /// Kinds: crypto-mining, lambda-loop, leaked-key, volume-sprawl. Repeatable.
+    /// Kinds: crypto-mining, lambda-loop, leaked-key, volume-sprawl,
+    /// iam-persistence, console-brute-force, logging-tampering, public-bucket,
+    /// exfiltration. Repeatable.
     #[arg(long = "incident", value_name = "KIND@TIME")]
     pub incidents: Vec<IncidentSpec>,
     /// Inject no incident.
@@ -42,12 +54,16 @@ pub struct SimulateArgs {
 }
 
 pub fn run(args: SimulateArgs) -> anyhow::Result<i32> {
-    if !(args.scale > 0.0 && args.scale <= 1000.0) {
-        bail!(
-            "--scale {} is out of range; use a number above 0 and at most 1000",
-            args.scale
-        );
+    let profile =
+        crate::simulate::profile(&args.profile).map_err(|e| anyhow::anyhow!("--profile {e}"))?;
+    let scale = args.scale.unwrap_or(profile.scale);
+    if !(scale > 0.0 && scale <= 1000.0) {
+        bail!("--scale {scale} is out of range; use a number above 0 and at most 1000");
     }
+    let mut quirks = profile.quirks.to_vec();
+    quirks.extend(&args.quirks);
+    quirks.sort();
+    quirks.dedup();
     let start = args.start.unwrap_or_else(|| {
         let today = Utc::now()
             .date_naive()
@@ -60,10 +76,13 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<i32> {
     let mut specs = args.incidents.clone();
     if specs.is_empty() && !args.no_incidents {
         let last_day = format!("+{}d", args.days - 1);
-        for (kind, at) in IncidentKind::ALL
-            .into_iter()
-            .zip(["3h10m", "9h40m", "14h20m", "19h"])
-        {
+        let demo = [
+            (IncidentKind::CryptoMining, "3h10m"),
+            (IncidentKind::LambdaLoop, "9h40m"),
+            (IncidentKind::LeakedKey, "14h20m"),
+            (IncidentKind::VolumeSprawl, "19h"),
+        ];
+        for (kind, at) in demo {
             specs.push(
                 format!("{}@{last_day}{at}", kind.name())
                     .parse()
@@ -95,8 +114,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<i32> {
         start,
         days: args.days,
         seed: args.seed,
-        scale: args.scale,
+        scale,
         incidents,
+        quirks,
     };
     let slots = args.days as u64 * 24 * 12;
     let bar = progress_bar(

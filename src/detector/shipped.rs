@@ -4,7 +4,7 @@
 use super::{parse_detector, parse_rule, Detector, Rule};
 use std::path::Path;
 
-const FILES: [(&str, &str); 6] = [
+const FILES: [(&str, &str); 7] = [
     (
         "api-errors.toml",
         include_str!("../../detectors/api-errors.toml"),
@@ -28,6 +28,10 @@ const FILES: [(&str, &str); 6] = [
     (
         "lambda-invoke.toml",
         include_str!("../../detectors/lambda-invoke.toml"),
+    ),
+    (
+        "s3-get-object.toml",
+        include_str!("../../detectors/s3-get-object.toml"),
     ),
 ];
 

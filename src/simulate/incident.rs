@@ -21,14 +21,32 @@ pub enum IncidentKind {
     LeakedKey,
     /// Someone creates large volumes in a burst.
     VolumeSprawl,
+    /// A leaked key makes a new user with an access key, a password and the
+    /// administrator policy: a way back in after the key is revoked.
+    IamPersistence,
+    /// Console sign-ins failing several times a minute from one unknown
+    /// address, then one succeeding.
+    ConsoleBruteForce,
+    /// A leaked key stops the organisation's trail, then deletes it.
+    LoggingTampering,
+    /// A bucket policy allowing everyone to read, set by a person by mistake.
+    PublicBucket,
+    /// An application role's credentials read objects in a burst from a
+    /// network it never used (S3 data events).
+    Exfiltration,
 }
 
 impl IncidentKind {
-    pub const ALL: [IncidentKind; 4] = [
+    pub const ALL: [IncidentKind; 9] = [
         IncidentKind::CryptoMining,
         IncidentKind::LambdaLoop,
         IncidentKind::LeakedKey,
         IncidentKind::VolumeSprawl,
+        IncidentKind::IamPersistence,
+        IncidentKind::ConsoleBruteForce,
+        IncidentKind::LoggingTampering,
+        IncidentKind::PublicBucket,
+        IncidentKind::Exfiltration,
     ];
 
     pub fn name(self) -> &'static str {
@@ -37,6 +55,11 @@ impl IncidentKind {
             IncidentKind::LambdaLoop => "lambda-loop",
             IncidentKind::LeakedKey => "leaked-key",
             IncidentKind::VolumeSprawl => "volume-sprawl",
+            IncidentKind::IamPersistence => "iam-persistence",
+            IncidentKind::ConsoleBruteForce => "console-brute-force",
+            IncidentKind::LoggingTampering => "logging-tampering",
+            IncidentKind::PublicBucket => "public-bucket",
+            IncidentKind::Exfiltration => "exfiltration",
         }
     }
 
@@ -46,6 +69,11 @@ impl IncidentKind {
             IncidentKind::LambdaLoop => 45,
             IncidentKind::LeakedKey => 30,
             IncidentKind::VolumeSprawl => 30,
+            IncidentKind::IamPersistence => 10,
+            IncidentKind::ConsoleBruteForce => 16,
+            IncidentKind::LoggingTampering => 5,
+            IncidentKind::PublicBucket => 5,
+            IncidentKind::Exfiltration => 25,
         })
     }
 
@@ -56,16 +84,26 @@ impl IncidentKind {
             IncidentKind::LambdaLoop => ("111122223333", "us-east-1", "thumbnailer-role"),
             IncidentKind::LeakedKey => ("111122223333", "us-east-1", "bob"),
             IncidentKind::VolumeSprawl => ("444455556666", "us-east-1", "alice"),
+            IncidentKind::IamPersistence => ("444455556666", "us-east-1", "bob"),
+            IncidentKind::ConsoleBruteForce => ("111122223333", "us-east-1", "carol"),
+            IncidentKind::LoggingTampering => ("777788889999", "us-east-1", "alice"),
+            IncidentKind::PublicBucket => ("111122223333", "us-east-1", "alice"),
+            IncidentKind::Exfiltration => ("111122223333", "us-east-1", "app-backend"),
         }
     }
 
-    /// The shipped detector that should catch it.
+    /// The shipped detector or rule that should catch it.
     pub fn detector(self) -> &'static str {
         match self {
             IncidentKind::CryptoMining => "ec2-run-instances",
             IncidentKind::LambdaLoop => "lambda-invoke",
             IncidentKind::LeakedKey => "api-errors",
             IncidentKind::VolumeSprawl => "ebs-create-volume",
+            IncidentKind::IamPersistence => "iam-credentials-for-another-user",
+            IncidentKind::ConsoleBruteForce => "console-login-failures",
+            IncidentKind::LoggingTampering => "cloudtrail-stop-logging",
+            IncidentKind::PublicBucket => "s3-bucket-made-public",
+            IncidentKind::Exfiltration => "s3-get-object",
         }
     }
 }
@@ -120,6 +158,26 @@ impl IncidentSpec {
             IncidentKind::VolumeSprawl => (
                 "CreateVolume burst of large io2 volumes",
                 json!({"event_source": "ec2.amazonaws.com", "event_names": ["CreateVolume"], "volume_type": "io2"}),
+            ),
+            IncidentKind::IamPersistence => (
+                "bob's key, from an unknown address, creates the user svc-backup with an access key, a console password and AdministratorAccess",
+                json!({"event_source": "iam.amazonaws.com", "event_names": ["CreateUser", "CreateAccessKey", "CreateLoginProfile", "AttachUserPolicy"], "new_user": PERSISTENCE_USER, "source_ip": LEAK_IP}),
+            ),
+            IncidentKind::ConsoleBruteForce => (
+                "Console sign-ins as carol fail five times a minute from one unknown address, until one succeeds",
+                json!({"event_source": "signin.amazonaws.com", "event_names": ["ConsoleLogin"], "source_ip": BRUTE_IP}),
+            ),
+            IncidentKind::LoggingTampering => (
+                "alice's key, from an unknown address, stops the organisation trail and deletes it",
+                json!({"event_source": "cloudtrail.amazonaws.com", "event_names": ["StopLogging", "DeleteTrail"], "trail": TRAIL, "source_ip": LEAK_IP}),
+            ),
+            IncidentKind::PublicBucket => (
+                "alice sets a bucket policy that lets anyone read the bucket",
+                json!({"event_source": "s3.amazonaws.com", "event_names": ["PutBucketPolicy"], "bucket": PUBLIC_BUCKET}),
+            ),
+            IncidentKind::Exfiltration => (
+                "The app-backend role's credentials read about 150 objects a minute from an unknown network",
+                json!({"event_source": "s3.amazonaws.com", "event_names": ["GetObject"], "bucket": records::DATA_BUCKET, "source_ip": EXFIL_IP}),
             ),
         };
         Incident {
@@ -211,6 +269,11 @@ const GPU_TYPES: [&str; 4] = [
     "g5.48xlarge",
 ];
 const LEAK_IP: &str = "203.0.113.66";
+const BRUTE_IP: &str = "198.18.40.9";
+const EXFIL_IP: &str = "192.0.2.77";
+const PERSISTENCE_USER: &str = "svc-backup";
+const TRAIL: &str = "org-trail";
+const PUBLIC_BUCKET: &str = "marketing-assets-111122223333";
 const LEAK_UA: &str =
     "Boto3/1.34.11 md/Botocore#1.34.11 ua/2.0 os/linux#5.15.0 md/arch#x86_64 lang/python#3.12.1";
 /// What a stolen key tries: (source, name, error code or "" when allowed).
@@ -236,7 +299,142 @@ const PROBES: [(&str, &str, &str); 7] = [
     ("sts.amazonaws.com", "GetCallerIdentity", ""),
 ];
 
+/// One call of a scripted incident, at a fixed offset from its start.
+struct Step {
+    after_seconds: i64,
+    source: &'static str,
+    name: &'static str,
+    read_only: bool,
+    request: Value,
+}
+
+fn step(after_seconds: i64, source: &'static str, name: &'static str, request: Value) -> Step {
+    Step {
+        after_seconds,
+        source,
+        name,
+        read_only: name.starts_with("Get")
+            || name.starts_with("List")
+            || name.starts_with("Describe"),
+        request,
+    }
+}
+
 impl Incident {
+    /// Calls a minute, for the kinds that are a burst of one kind of call.
+    fn per_minute(&self) -> Option<f64> {
+        Some(match self.kind {
+            IncidentKind::CryptoMining => 2.0,
+            IncidentKind::LambdaLoop => 300.0,
+            IncidentKind::LeakedKey => 20.0,
+            IncidentKind::VolumeSprawl => 12.0,
+            IncidentKind::ConsoleBruteForce => 5.0,
+            IncidentKind::Exfiltration => 150.0,
+            IncidentKind::IamPersistence
+            | IncidentKind::LoggingTampering
+            | IncidentKind::PublicBucket => return None,
+        })
+    }
+
+    /// The calls of the kinds that are a short sequence.
+    fn script(&self) -> Vec<Step> {
+        let iam = "iam.amazonaws.com";
+        let user = json!({ "userName": PERSISTENCE_USER });
+        match self.kind {
+            IncidentKind::IamPersistence => vec![
+                step(0, iam, "GetUser", json!({})),
+                step(20, iam, "ListUsers", json!({})),
+                step(60, iam, "CreateUser", user.clone()),
+                step(95, iam, "CreateAccessKey", user.clone()),
+                step(
+                    130,
+                    iam,
+                    "CreateLoginProfile",
+                    json!({ "userName": PERSISTENCE_USER, "passwordResetRequired": false }),
+                ),
+                step(
+                    170,
+                    iam,
+                    "AttachUserPolicy",
+                    json!({ "userName": PERSISTENCE_USER, "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess" }),
+                ),
+                step(400, iam, "ListAttachedUserPolicies", user),
+            ],
+            IncidentKind::LoggingTampering => {
+                let ct = "cloudtrail.amazonaws.com";
+                let arn = format!(
+                    "arn:aws:cloudtrail:us-east-1:{}:trail/{TRAIL}",
+                    self.account
+                );
+                vec![
+                    step(0, ct, "DescribeTrails", json!({})),
+                    step(30, ct, "GetTrailStatus", json!({ "name": arn })),
+                    step(75, ct, "StopLogging", json!({ "name": arn })),
+                    step(190, ct, "DeleteTrail", json!({ "name": arn })),
+                ]
+            }
+            IncidentKind::PublicBucket => {
+                let s3 = "s3.amazonaws.com";
+                let policy = json!({
+                    "Version": "2012-10-17",
+                    "Statement": [{
+                        "Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
+                        "Action": "s3:GetObject",
+                        "Resource": format!("arn:aws:s3:::{PUBLIC_BUCKET}/*")
+                    }]
+                });
+                vec![
+                    step(
+                        0,
+                        s3,
+                        "GetBucketPolicy",
+                        json!({ "bucketName": PUBLIC_BUCKET, "policy": "" }),
+                    ),
+                    step(
+                        40,
+                        s3,
+                        "DeleteBucketPublicAccessBlock",
+                        json!({ "bucketName": PUBLIC_BUCKET, "publicAccessBlock": "" }),
+                    ),
+                    step(
+                        100,
+                        s3,
+                        "PutBucketPolicy",
+                        json!({ "bucketName": PUBLIC_BUCKET, "bucketPolicy": policy, "policy": "" }),
+                    ),
+                    step(
+                        160,
+                        s3,
+                        "GetBucketPolicyStatus",
+                        json!({ "bucketName": PUBLIC_BUCKET, "policyStatus": "" }),
+                    ),
+                ]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Who acts, from where.
+    fn actor(&self) -> super::records::Principal {
+        let (acct, _, who) = self.kind.target();
+        let mut p = principal(acct, who);
+        match self.kind {
+            IncidentKind::CryptoMining
+            | IncidentKind::LeakedKey
+            | IncidentKind::IamPersistence
+            | IncidentKind::LoggingTampering => (p.ip, p.user_agent) = (LEAK_IP, LEAK_UA),
+            IncidentKind::ConsoleBruteForce => {
+                (p.ip, p.user_agent) = (
+                    BRUTE_IP,
+                    "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
+                )
+            }
+            IncidentKind::Exfiltration => (p.ip, p.user_agent) = (EXFIL_IP, LEAK_UA),
+            IncidentKind::LambdaLoop | IncidentKind::VolumeSprawl | IncidentKind::PublicBucket => {}
+        }
+        p
+    }
+
     /// Adds this incident's events for one five-minute slot of one account and region.
     pub fn generate(
         &self,
@@ -254,37 +452,34 @@ impl Incident {
         if from >= to {
             return;
         }
-        let seconds = (to - from).num_seconds();
-        let per_minute = match self.kind {
-            IncidentKind::CryptoMining => 2.0,
-            IncidentKind::LambdaLoop => 300.0,
-            IncidentKind::LeakedKey => 20.0,
-            IncidentKind::VolumeSprawl => 12.0,
+        let p = self.actor();
+        let call = |time, source, name, read_only, request| Call {
+            time,
+            who: &p,
+            region,
+            source,
+            name,
+            read_only,
+            error: None,
+            request,
+            response: Value::Null,
         };
-        let (acct, _, who) = self.kind.target();
-        let mut p = principal(acct, who);
-        if matches!(
-            self.kind,
-            IncidentKind::CryptoMining | IncidentKind::LeakedKey
-        ) {
-            p.ip = LEAK_IP;
-            p.user_agent = LEAK_UA;
-        }
+        let Some(per_minute) = self.per_minute() else {
+            for s in self.script() {
+                let time = self.start + Duration::seconds(s.after_seconds);
+                if (from..to).contains(&time) {
+                    let c = call(time, s.source, s.name, s.read_only, s.request);
+                    out.push(c.to_record(rng));
+                }
+            }
+            return;
+        };
+        let seconds = (to - from).num_seconds();
         let n = (per_minute * seconds as f64 / 60.0).round() as u32;
         let zone = format!("{region}b");
         for _ in 0..n {
             let time = from + Duration::seconds(rng.random_range(0..seconds));
-            let mut call = Call {
-                time,
-                who: &p,
-                region,
-                source: "",
-                name: "",
-                read_only: false,
-                error: None,
-                request: json!({}),
-                response: Value::Null,
-            };
+            let mut call = call(time, "", "", false, json!({}));
             match self.kind {
                 IncidentKind::CryptoMining => {
                     let (kind, count) = (
@@ -319,6 +514,25 @@ impl Incident {
                     (call.source, call.name, call.request, call.response) =
                         ("ec2.amazonaws.com", "CreateVolume", req, resp);
                 }
+                IncidentKind::ConsoleBruteForce => {
+                    (call.source, call.name) = ("signin.amazonaws.com", "ConsoleLogin");
+                    // The attempt in its last seconds gets in.
+                    let last = time >= self.end - Duration::seconds(12);
+                    if !last {
+                        call.error = Some(("", "Failed authentication"));
+                    }
+                }
+                IncidentKind::Exfiltration => {
+                    (call.source, call.name, call.read_only, call.request) = (
+                        "s3.amazonaws.com",
+                        "GetObject",
+                        true,
+                        records::get_object(rng, records::DATA_BUCKET),
+                    );
+                }
+                IncidentKind::IamPersistence
+                | IncidentKind::LoggingTampering
+                | IncidentKind::PublicBucket => unreachable!("scripted kinds return above"),
             }
             out.push(call.to_record(rng));
         }

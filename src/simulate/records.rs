@@ -94,7 +94,8 @@ pub struct Call<'a> {
 
 impl Call<'_> {
     pub fn to_record(&self, rng: &mut impl Rng) -> Value {
-        let data = self.source == "lambda.amazonaws.com" && self.name == "Invoke";
+        let data = (self.source == "lambda.amazonaws.com" && self.name == "Invoke")
+            || (self.source == "s3.amazonaws.com" && self.name.ends_with("Object"));
         let console = self.source == "signin.amazonaws.com";
         let mut r = json!({
             "eventVersion": "1.09",
@@ -120,6 +121,19 @@ impl Call<'_> {
             r["errorMessage"] = json!(message);
             r["responseElements"] = Value::Null;
         }
+        if console {
+            // A console sign-in says how it went in responseElements; a
+            // failed one carries a message but no error code.
+            let outcome = if self.error.is_some() {
+                "Failure"
+            } else {
+                "Success"
+            };
+            r["responseElements"] = json!({ "ConsoleLogin": outcome });
+            if let Some(m) = r.as_object_mut() {
+                m.remove("errorCode");
+            }
+        }
         if !console && self.who.kind != PrincipalKind::Service {
             r["tlsDetails"] = json!({"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
                 "clientProvidedHostHeader": format!("{}.{}.amazonaws.com", self.source.trim_end_matches(".amazonaws.com"), self.region)});
@@ -127,6 +141,16 @@ impl Call<'_> {
         if data {
             if let Some(arn) = self.request.get("functionName") {
                 r["resources"] = json!([{"accountId": self.who.account, "type": "AWS::Lambda::Function", "ARN": arn}]);
+            }
+            if let (Some(bucket), Some(key)) = (
+                self.request["bucketName"].as_str(),
+                self.request["key"].as_str(),
+            ) {
+                r["resources"] = json!([
+                    {"type": "AWS::S3::Object", "ARN": format!("arn:aws:s3:::{bucket}/{key}")},
+                    {"accountId": self.who.account, "type": "AWS::S3::Bucket", "ARN": format!("arn:aws:s3:::{bucket}")}
+                ]);
+                r["additionalEventData"] = json!({"bytesTransferredOut": rng.random_range(2_000..400_000), "x-amz-id-2": id_chars(rng, 24)});
             }
         }
         r
@@ -168,6 +192,19 @@ pub fn create_volume(
     let response = json!({"requestId": uuid(rng), "volumeId": format!("vol-0{}", id_chars(rng, 16).to_lowercase()),
         "size": size.to_string(), "zone": zone, "status": "creating", "volumeType": volume_type, "encrypted": true});
     (request, response)
+}
+
+/// The application's data bucket, read by app-backend.
+pub const DATA_BUCKET: &str = "orders-archive-111122223333";
+
+/// GetObject of one of the bucket's objects.
+pub fn get_object(rng: &mut impl Rng, bucket: &str) -> Value {
+    let key = format!(
+        "orders/2026/{:02}/{}.json",
+        rng.random_range(1..=12),
+        id_chars(rng, 12).to_lowercase()
+    );
+    json!({"bucketName": bucket, "key": key, "Host": format!("{bucket}.s3.amazonaws.com")})
 }
 
 /// Invoke of a function.
