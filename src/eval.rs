@@ -4,8 +4,9 @@
 //! scored against what was injected:
 //! - an injected incident is **found** when a paging incident has a member
 //!   about its principal within its span (10 minutes before its start to 30
-//!   after its end); its **latency** is from its start to the earliest
-//!   `detected` of those members;
+//!   after its end); its **latency** is from its start to when that
+//!   incident could first page ([`severity::pages_from`]: what had been
+//!   detected by then made it severe enough);
 //! - a paging incident that matches nothing injected is a **false page**,
 //!   counted for each kind among its members, per evaluated day.
 //!
@@ -47,6 +48,9 @@ pub struct Injected {
 pub struct Score {
     /// Per injected incident kind: (found, latency of each found one).
     pub found: BTreeMap<&'static str, (usize, usize, Vec<Duration>)>,
+    /// Per finding kind: from each injected incident's start to the first
+    /// finding of that kind about it (paging or not), for those it saw.
+    pub latency_by_kind: BTreeMap<&'static str, Vec<Duration>>,
     /// False pages per finding kind.
     pub false_pages: BTreeMap<&'static str, usize>,
     /// False paging incidents (each counted once).
@@ -61,6 +65,7 @@ pub fn score(
     injected: &[Injected],
     anomalies: &[Anomaly],
     incidents: &[crate::engine::group::Incident],
+    page_at: crate::engine::Severity,
     evaluated_days: f64,
 ) -> Score {
     let mut out = Score {
@@ -81,13 +86,23 @@ pub fn score(
         entry.1 += 1;
         let detected = paging
             .iter()
-            .flat_map(|inc| inc.members.iter().map(|&i| &anomalies[i]))
-            .filter(|a| about(a, inj))
-            .map(|a| a.detected)
+            .filter(|inc| inc.members.iter().any(|&i| about(&anomalies[i], inj)))
+            .filter_map(|inc| severity::pages_from(inc, anomalies, page_at))
             .min();
         if let Some(t) = detected {
             entry.0 += 1;
             entry.2.push((t - inj.start).max(Duration::zero()));
+        }
+        let mut first: BTreeMap<&'static str, DateTime<Utc>> = BTreeMap::new();
+        for a in anomalies.iter().filter(|a| about(a, inj)) {
+            let t = first.entry(a.kind.name()).or_insert(a.detected);
+            *t = (*t).min(a.detected);
+        }
+        for (kind, t) in first {
+            out.latency_by_kind
+                .entry(kind)
+                .or_default()
+                .push((t - inj.start).max(Duration::zero()));
         }
     }
     for inc in paging {
@@ -126,6 +141,9 @@ impl Score {
             e.0 += f;
             e.1 += n;
             e.2.extend(l);
+        }
+        for (k, l) in other.latency_by_kind {
+            self.latency_by_kind.entry(k).or_default().extend(l);
         }
         for (k, n) in other.false_pages {
             *self.false_pages.entry(k).or_default() += n;
@@ -229,12 +247,14 @@ pub fn run(profile: &Profile, seed: u64, dir: &Path) -> std::io::Result<Score> {
         &injected,
         &anomalies,
         &incidents,
+        DEFAULT_PAGE,
         EVALUATED_DAYS as f64,
     ))
 }
 
 /// The table `make eval` prints: per profile, recall per incident kind,
-/// false pages a day per finding kind, median and worst latency.
+/// false pages a day per finding kind, median and worst latency to the
+/// page, and of each finding kind's first finding.
 pub fn table(rows: &[(Profile, Score)]) -> String {
     let mut out = String::new();
     for (p, s) in rows {
@@ -265,10 +285,21 @@ pub fn table(rows: &[(Profile, Score)]) -> String {
             })
         };
         out.push_str(&format!(
-            "  latency     median {}, worst {}\n",
+            "  latency     {:<14} median {}, worst {}\n",
+            "to page",
             minutes(s.median_latency()),
             minutes(s.latencies().last().copied())
         ));
+        for (kind, list) in &s.latency_by_kind {
+            let mut list = list.clone();
+            list.sort();
+            out.push_str(&format!(
+                "  latency     {kind:<14} median {}, worst {} (first finding, {} incidents)\n",
+                minutes(list.get(list.len().saturating_sub(1) / 2).copied()),
+                minutes(list.last().copied()),
+                list.len()
+            ));
+        }
     }
     out
 }
@@ -291,6 +322,8 @@ mod tests {
     ) -> Anomaly {
         let start = t(start);
         Anomaly {
+            // Refused calls: worth waking for, so a paging one pages alone.
+            detector: "ApiErrorRateInsight".into(),
             detected: start + Duration::minutes(detected_after),
             severity: Some(Severity::High),
             page: Some(page),
@@ -342,7 +375,7 @@ mod tests {
             ),
         ];
         let incidents = crate::engine::group::group(&mut anomalies);
-        let s = score(&injected, &anomalies, &incidents, 2.0);
+        let s = score(&injected, &anomalies, &incidents, Severity::Medium, 2.0);
         assert_eq!(s.found["leaked-key"].0, 1);
         assert_eq!(s.found["leaked-key"].2, [Duration::minutes(4)]);
         assert_eq!(s.found["lambda-loop"].0, 0);
@@ -351,6 +384,10 @@ mod tests {
         assert_eq!(s.false_pages["insight"], 1);
         assert_eq!(s.false_pages_a_day(), 0.5);
         assert_eq!(s.median_latency(), Some(Duration::minutes(4)));
+        // Each kind's first finding, paging or not.
+        assert_eq!(s.latency_by_kind["new_event"], [Duration::minutes(4)]);
+        assert_eq!(s.latency_by_kind["insight"], [Duration::minutes(7)]);
+        assert_eq!(s.latency_by_kind["rcf"], [Duration::minutes(10)]);
         let text = table(&[(crate::simulate::PROFILES[0], s)]);
         assert!(text.contains("recall      all            1/2"), "{text}");
         assert!(

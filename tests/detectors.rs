@@ -15,6 +15,7 @@ fn the_shipped_detectors_are_valid_and_cover_the_required_cases() {
         "api-errors",
         "console-login-failures",
         "iam-changes",
+        "s3-get-object",
     ] {
         assert!(names.contains(&required), "{required} is not shipped");
     }
@@ -29,13 +30,13 @@ fn the_shipped_detectors_are_valid_and_cover_the_required_cases() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
         stdout(&o).trim(),
-        "The 6 built-in detectors are valid, and the 9 built-in rules."
+        "The 7 built-in detectors are valid, and the 9 built-in rules."
     );
     let o = trailwatch(&["detectors", "validate", "detectors"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
         stdout(&o).trim(),
-        "6 detector(s) from detectors are valid, and 9 rule(s) from detectors/rules."
+        "7 detector(s) from detectors are valid, and 9 rule(s) from detectors/rules."
     );
     let o = trailwatch(&["detectors", "list"]);
     assert!(

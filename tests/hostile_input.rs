@@ -343,7 +343,7 @@ fn the_built_in_detectors_work_from_any_folder_and_list_says_which_set() {
     crate::detect_simulated::check(&ndjson(&o));
     let o = run(&["detectors", "list"]);
     assert!(
-        stderr(&o).starts_with("The 6 built-in detectors:"),
+        stderr(&o).starts_with("The 7 built-in detectors:"),
         "{}",
         stderr(&o)
     );

@@ -199,7 +199,7 @@ fn apply_reconciles_and_a_rerun_changes_nothing() {
         stdout(&o)
     );
     let first = outcomes(&o);
-    assert_eq!(first.len(), 25, "{}", stdout(&o));
+    assert_eq!(first.len(), 27, "{}", stdout(&o));
     assert!(first.iter().all(|(_, w)| w == "created"), "{}", stdout(&o));
     let (d, running) = plugins.detector("trailwatch-api-errors").unwrap();
     assert!(running, "the detector is started");

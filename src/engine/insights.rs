@@ -10,7 +10,10 @@
 //! insight starts at the first minute whose window is rarer than the kind's
 //! false-alarm budget allows (0.2 chance alarms a day, shared by every
 //! series of the kind) and at least [`InsightOptions::min_excess`] calls over
-//! the expectation, and ends after five minutes back in the ordinary range.
+//! the expectation, and that no window of the series reached at any other
+//! time of day in the baseline days (the share of minutes that did is a
+//! floor under its probability: bursty automation and deploy waves come at
+//! irregular hours). It ends after five minutes back in the ordinary range.
 //! Results are CloudTrail Insight records (Start and End, sharing
 //! `sharedEventID`) and anomalies of kind `insight`, graded from that
 //! probability.
@@ -212,6 +215,9 @@ const CONTINUE_P: f64 = 1e-3;
 const BASELINE_DAYS: i64 = 7;
 const DAY: i64 = 1440;
 const SEASON_HALF_WIDTH: i64 = 30;
+/// Minutes before a window that its history check leaves out (the build-up
+/// of the same burst).
+const RECENT_GAP: i64 = 30;
 
 /// One attribution list: the top values and their average per minute.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -334,9 +340,38 @@ pub fn detect(
                 let model = seasonal(m)?;
                 (c - model.mean >= options.min_excess).then(|| (model.tail(c as u64), model))
             };
+            // How often, at any time of day over the baseline days (up to
+            // half an hour before), a window held at least `c` calls: a
+            // series that bursts like this at other hours (a metrics agent,
+            // deploy waves) is not rare when it does so again.
+            let seen_before = |m: i64, c: f64| -> f64 {
+                let from = (m - BASELINE_DAYS * DAY).max(data_start + RATE_WINDOW as i64 - 1);
+                let to = m - RECENT_GAP;
+                if to <= from {
+                    return 0.0;
+                }
+                let mut ends: Vec<i64> = kc
+                    .minutes
+                    .range(from + 1 - RATE_WINDOW as i64..to)
+                    .filter(|(_, n)| n[i] > 0)
+                    .flat_map(|(&a, _)| a..a + RATE_WINDOW as i64)
+                    .filter(|t| (from..to).contains(t))
+                    .collect();
+                ends.dedup();
+                let hits = ends.into_iter().filter(|&t| window(t) >= c).count();
+                hits as f64 / (to - from) as f64
+            };
+            // The window ending at `m` starts an insight when it is rarer
+            // than the budget under the seasonal model and has not been
+            // reached at other hours.
+            let starts = |m: i64| -> Option<(f64, CountModel)> {
+                let (p, model) = tail(m).filter(|(p, _)| *p < alpha)?;
+                let p = p.max(seen_before(m, window(m)));
+                (p < alpha).then_some((p, model))
+            };
             let mut m = from_m.max(earliest);
             while m < to_m {
-                let Some((p, model)) = tail(m).filter(|(p, _)| *p < alpha) else {
+                let Some((p, model)) = starts(m) else {
                     // The next minute whose window holds a call: the ones
                     // between cannot be unusual, and a gap of a year is
                     // jumped, not walked.

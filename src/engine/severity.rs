@@ -33,17 +33,56 @@ const LOGGING_SOURCES: [&str; 4] = [
     "DeleteFlowLogs",
 ];
 
+/// IAM calls that change no one's permissions: reads, and a principal's own
+/// access keys (a key made for another user is a rule finding).
+fn routine_iam(name: &str) -> bool {
+    ["Get", "List", "Generate", "Simulate"]
+        .iter()
+        .any(|p| name.starts_with(p))
+        || matches!(
+            name,
+            "CreateAccessKey" | "UpdateAccessKey" | "DeleteAccessKey"
+        )
+}
+
+/// Whether `text` names IAM other than [`routine_iam`] calls: a bare
+/// `iam.amazonaws.com` (a detector's entity), or `iam.amazonaws.com:NAME`.
+fn names_iam(text: &str) -> bool {
+    text.match_indices("iam.amazonaws.com").any(|(at, m)| {
+        let rest = &text[at + m.len()..];
+        match rest.strip_prefix(':') {
+            Some(call) => {
+                let name: String = call
+                    .chars()
+                    .take_while(char::is_ascii_alphanumeric)
+                    .collect();
+                !routine_iam(&name)
+            }
+            None => true,
+        }
+    })
+}
+
 /// What `a` touches, from the services and principals it names.
 pub fn touches(a: &Anomaly) -> BTreeSet<Sensitive> {
     let mut out = BTreeSet::new();
-    let named = a
-        .entity
-        .iter()
-        .flat_map(|e| e.values())
-        .map(String::as_str)
-        .chain(std::iter::once(a.summary.as_str()));
-    for text in named {
-        if text.contains("iam.amazonaws.com") {
+    let mut named: Vec<String> = vec![a.summary.clone()];
+    if let Some(e) = &a.entity {
+        // An insight names its call in two fields: judge them together.
+        let call = e.get("eventSource").zip(e.get("eventName"));
+        if let Some((source, name)) = call {
+            named.push(format!("{source}:{name}"));
+        }
+        named.extend(
+            e.iter()
+                .filter(|(k, _)| {
+                    call.is_none() || !matches!(k.as_str(), "eventSource" | "eventName")
+                })
+                .map(|(_, v)| v.clone()),
+        );
+    }
+    for text in &named {
+        if names_iam(text) {
             out.insert(Sensitive::Iam);
         }
         if LOGGING_SOURCES.iter().any(|s| text.contains(s)) {
@@ -56,48 +95,139 @@ pub fn touches(a: &Anomaly) -> BTreeSet<Sensitive> {
     out
 }
 
-/// The severity of `inc` (whose members index `anomalies`):
+/// Whether an address, or the first address of a network (`a.b.c.0/24`), is
+/// public: not private (RFC 1918, unique local), loopback, or a service name.
+fn public_address(addr: &str) -> bool {
+    let ip = addr.split('/').next().unwrap_or(addr);
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => {
+            !(v4.is_private() || v4.is_loopback() || v4.is_link_local())
+        }
+        Ok(std::net::IpAddr::V6(v6)) => {
+            !(v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Whether `a` shows calls from a public network its principal never used:
+/// a novelty finding's `network …` feature, or a source address that is new
+/// against its detector's baseline.
+pub fn from_new_network(a: &Anomaly) -> bool {
+    let in_summary = a.kind == AnomalyKind::NewEvent
+        && a.summary.match_indices("network ").any(|(at, m)| {
+            let net: String = a.summary[at + m.len()..]
+                .chars()
+                .take_while(|c| !matches!(c, ' ' | ','))
+                .collect();
+            public_address(&net)
+        });
+    let in_context = a.context.iter().flat_map(|c| &c.facets).any(|f| {
+        f.facet == crate::context::Facet::SourceIp
+            && f.top.iter().any(|v| v.new && public_address(&v.value))
+    });
+    in_summary || in_context
+}
+
+/// Whether `a` counts refused calls (an error-rate insight, or error codes
+/// its baseline never had): what a stolen credential probing its reach
+/// leaves.
+fn refused(a: &Anomaly) -> bool {
+    a.detector == "ApiErrorRateInsight"
+        || a.context
+            .iter()
+            .flat_map(|c| &c.facets)
+            .any(|f| f.facet == crate::context::Facet::ErrorCode && f.top.iter().any(|v| v.new))
+}
+
+/// Whether `a` is a runaway: an RCF window a hundred times its expectation
+/// and a thousand events over it (a function invoking itself).
+fn runaway(a: &Anomaly) -> bool {
+    a.kind == AnomalyKind::Rcf
+        && a.actual >= a.expected + 1000.0
+        && a.actual >= 100.0 * a.expected.max(1.0)
+}
+
+/// Whether every principal `a` concerns is an AWS service acting for itself
+/// (`autoscaling.amazonaws.com`, a service-linked role).
+fn aws_acting(a: &Anomaly) -> bool {
+    !a.subjects.is_empty()
+        && a.subjects.iter().all(|s| {
+            s.ends_with(".amazonaws.com")
+                || s.contains(":role/aws-service-role/")
+                || s.contains("assumed-role/AWSServiceRoleFor")
+        })
+}
+
+/// The severity of `inc` (whose members index `anomalies`). First, what
+/// makes an incident worth waking someone for: a cost, something sensitive
+/// touched, calls from a public network the principal never used, refused
+/// calls, or a runaway rate. An incident with none of these is known principals doing
+/// free, harmless things (a deploy, a new service, an on-call look around):
+/// it is low, however rare. Otherwise:
 /// - critical: what it started costs $100 an hour or more, or three kinds
 ///   agree at a grade of 0.95, or a rule says so;
 /// - high: $10 an hour, or two kinds agree at 0.9, or it touches IAM,
 ///   logging or root at 0.9;
-/// - medium: a grade of 0.8, except new activity alone, which needs several
-///   new things at once or something sensitive touched, and an RCF model
-///   alone, which needs a cost or something sensitive;
+/// - medium: a grade of 0.8, except AWS services acting for themselves
+///   (Auto Scaling, service-linked roles), which need $10 an hour;
 /// - low: the rest.
 pub fn of_incident(inc: &Incident, anomalies: &[Anomaly]) -> Severity {
     let members: Vec<&Anomaly> = inc.members.iter().map(|&i| &anomalies[i]).collect();
     let kinds: BTreeSet<AnomalyKind> = members.iter().map(|a| a.kind).collect();
     let cost = inc.cost_per_hour(anomalies);
     let sensitive = members.iter().any(|a| !touches(a).is_empty());
+    let foreign = members.iter().any(|a| from_new_network(a));
     let declared = members
         .iter()
         .filter(|a| a.kind == AnomalyKind::Rule)
         .filter_map(|a| a.severity)
         .max();
     let grade = inc.grade;
-    // New activity alone: one new call is ordinary in a working organisation.
-    let novelty_only = kinds.iter().all(|k| *k == AnomalyKind::NewEvent);
-    // An RCF model alone, on one series with no cost behind it: the
-    // plugin's grade is not calibrated against chance, and sparse series
-    // (a nightly job, a deploy's IAM changes) reach 1.0 by themselves.
-    let rcf_only = kinds.iter().all(|k| *k == AnomalyKind::Rcf);
-    let several_new = members
-        .iter()
-        .any(|a| a.kind == AnomalyKind::NewEvent && a.actual >= 2.0);
-    let computed = if cost >= 100.0 || (grade >= 0.95 && kinds.len() >= 3) {
+    let worth_waking =
+        cost > 0.0 || sensitive || foreign || members.iter().any(|a| refused(a) || runaway(a));
+    let aws_only = members.iter().all(|a| aws_acting(a));
+    let computed = if !worth_waking {
+        Severity::Low
+    } else if cost >= 100.0 || (grade >= 0.95 && kinds.len() >= 3) {
         Severity::Critical
     } else if cost >= 10.0 || (grade >= 0.9 && kinds.len() >= 2) || (sensitive && grade >= 0.9) {
         Severity::High
-    } else if grade >= 0.8
-        && (!novelty_only || several_new || sensitive)
-        && (!rcf_only || cost > 0.0 || sensitive)
-    {
+    } else if grade >= 0.8 && !aws_only {
         Severity::Medium
     } else {
         Severity::Low
     };
     declared.map_or(computed, |d| d.max(computed))
+}
+
+/// When `inc` could first page at `page_at`: the earliest `detected` of its
+/// members at which those detected by then already make it that severe (a
+/// new principal's first call is low; the RCF window ten minutes later that
+/// shows it runaway makes it page). None when it never does.
+pub fn pages_from(
+    inc: &Incident,
+    anomalies: &[Anomaly],
+    page_at: Severity,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let mut order = inc.members.clone();
+    order.sort_by_key(|&i| anomalies[i].detected);
+    (1..=order.len()).find_map(|n| {
+        let known = &order[..n];
+        let by_then = anomalies[known[n - 1]].detected;
+        if n < order.len() && anomalies[order[n]].detected == by_then {
+            return None; // judge everything detected at the same moment together
+        }
+        let partial = Incident {
+            members: known.to_vec(),
+            grade: known
+                .iter()
+                .map(|&i| anomalies[i].grade)
+                .fold(0.0, f64::max),
+            ..inc.clone()
+        };
+        (of_incident(&partial, anomalies) >= page_at).then_some(by_then)
+    })
 }
 
 /// Groups `anomalies` into incidents ([`super::group::group`]) and
@@ -144,53 +274,101 @@ mod tests {
         list[0].severity.unwrap()
     }
 
+    /// `a` with a source address new against its baseline.
+    fn from(mut x: Anomaly, ip: &str) -> Anomaly {
+        use crate::context::{Context, Facet, FacetSummary, ValueCount};
+        x.context = Some(Context {
+            events: 10.0,
+            baseline_events: 1.0,
+            baseline_intervals: 6,
+            facets: vec![FacetSummary {
+                facet: Facet::SourceIp,
+                top: vec![ValueCount {
+                    value: ip.into(),
+                    count: 10.0,
+                    baseline: 0.0,
+                    new: true,
+                }],
+            }],
+            volume_gib: 0.0,
+            cost: None,
+        });
+        x
+    }
+
+    /// `a` with what it started costing `per_hour`.
+    fn costing(mut x: Anomaly, per_hour: f64) -> Anomaly {
+        x.context = Some(crate::context::Context {
+            events: 1.0,
+            baseline_events: 0.0,
+            baseline_intervals: 6,
+            facets: Vec::new(),
+            volume_gib: 0.0,
+            cost: Some(crate::cost::Estimate {
+                items: Vec::new(),
+                per_hour,
+                per_day: per_hour * 24.0,
+                currency: "USD".into(),
+                basis: String::new(),
+                assumptions: Vec::new(),
+            }),
+        });
+        x
+    }
+
+    const BOB: &str = "arn:aws:iam::1:user/bob";
+    const LEAK: &str = "203.0.113.66";
+
     #[test]
     fn severity_rises_with_grade_agreement_and_what_is_touched() {
-        let bob = "arn:aws:iam::1:user/bob";
         use AnomalyKind::*;
-        assert_eq!(severity_of(vec![a(Insight, 0.7, "", bob)]), Severity::Low);
+        let bob = BOB;
         assert_eq!(
-            severity_of(vec![a(Insight, 0.85, "", bob)]),
+            severity_of(vec![from(a(Insight, 0.7, "", bob), LEAK)]),
+            Severity::Low
+        );
+        assert_eq!(
+            severity_of(vec![from(a(Insight, 0.85, "", bob), LEAK)]),
             Severity::Medium
         );
         assert_eq!(
-            severity_of(vec![a(Insight, 0.92, "", bob), a(Rcf, 0.9, "", bob)]),
+            severity_of(vec![
+                from(a(Insight, 0.92, "", bob), LEAK),
+                a(Rcf, 0.9, "", bob)
+            ]),
             Severity::High
         );
         assert_eq!(
             severity_of(vec![
-                a(Insight, 0.97, "", bob),
+                from(a(Insight, 0.97, "", bob), LEAK),
                 a(Rcf, 0.9, "", bob),
                 a(NewEvent, 1.0, "", bob)
             ]),
             Severity::Critical
         );
-        // An RCF model alone, with no cost and nothing sensitive, does not page.
-        assert_eq!(severity_of(vec![a(Rcf, 1.0, "", bob)]), Severity::Low);
-        // One new call alone does not page; with something sensitive it does.
         assert_eq!(
-            severity_of(vec![a(
-                NewEvent,
-                1.0,
-                "bob did call s3.amazonaws.com:GetObject",
-                bob
-            )]),
-            Severity::Low
+            severity_of(vec![costing(a(Rcf, 0.5, "", bob), 12.0)]),
+            Severity::High
+        );
+        assert_eq!(
+            severity_of(vec![costing(a(Rcf, 0.5, "", bob), 150.0)]),
+            Severity::Critical
+        );
+        assert_eq!(
+            severity_of(vec![costing(a(Rcf, 0.85, "", bob), 0.5)]),
+            Severity::Medium
         );
         assert_eq!(
             severity_of(vec![a(
                 NewEvent,
                 1.0,
-                "bob did call iam.amazonaws.com:CreateUser",
+                "bob did for the first time: call iam.amazonaws.com:CreateUser",
                 bob
             )]),
             Severity::High
         );
-        let mut several = a(NewEvent, 1.0, "", bob);
-        several.actual = 2.0;
-        assert_eq!(severity_of(vec![several]), Severity::Medium);
         assert_eq!(
-            severity_of(vec![a(Insight, 0.9, "", "arn:aws:iam::1:root")]),
+            severity_of(vec![from(a(Insight, 0.9, "", "arn:aws:iam::1:root"), LEAK)]),
             Severity::High
         );
         // A rule's declared severity is a floor.
@@ -200,11 +378,86 @@ mod tests {
     }
 
     #[test]
+    fn known_principals_doing_free_harmless_things_do_not_page_however_rare() {
+        use AnomalyKind::*;
+        let bob = BOB;
+        // A deploy wave or a new service: every kind agrees, nothing to wake for.
+        let ordinary = vec![
+            a(Insight, 1.0, "states:StartExecution calls at 1.2/min", bob),
+            a(Rcf, 1.0, "", bob),
+            a(NewEvent, 1.0, "bob did for the first time: call states.amazonaws.com:StartExecution, network 10.0.60.0/24", bob),
+        ];
+        assert_eq!(severity_of(ordinary.clone()), Severity::Low);
+        // The same from a public network bob never used pages.
+        let mut foreign = ordinary.clone();
+        foreign[2].summary = "bob did for the first time: network 203.0.113.0/24".into();
+        assert_eq!(severity_of(foreign), Severity::Critical);
+        // A private address new to the baseline is not foreign.
+        assert_eq!(
+            severity_of(vec![from(a(Insight, 1.0, "", bob), "10.1.2.3")]),
+            Severity::Low
+        );
+        // Rotating one's own key and reading IAM are routine; a policy change is not.
+        let own = "bob did for the first time: call iam.amazonaws.com:CreateAccessKey, call iam.amazonaws.com:ListAccessKeys, call iam.amazonaws.com:DeleteAccessKey";
+        assert_eq!(severity_of(vec![a(NewEvent, 1.0, own, bob)]), Severity::Low);
+        let insight_on = |name: &str| {
+            let mut x = a(Insight, 1.0, "", bob);
+            x.entity = Some(
+                [("eventSource", "iam.amazonaws.com"), ("eventName", name)]
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .into(),
+            );
+            x
+        };
+        assert_eq!(
+            severity_of(vec![insight_on("DeleteAccessKey")]),
+            Severity::Low
+        );
+        assert_eq!(
+            severity_of(vec![insight_on("AttachUserPolicy")]),
+            Severity::High
+        );
+        // Refused calls are worth waking for.
+        let mut denied = a(Insight, 0.85, "", bob);
+        denied.detector = "ApiErrorRateInsight".into();
+        assert_eq!(severity_of(vec![denied]), Severity::Medium);
+        // A runaway: a function invoking itself, free as each call is.
+        let mut runaway = a(Rcf, 1.0, "", "thumbnailer");
+        (runaway.actual, runaway.expected) = (3013.0, 6.9);
+        assert_eq!(severity_of(vec![runaway]), Severity::Medium);
+        // AWS acting for itself with a small cost: a scale-out, not a page.
+        let scale_out = costing(a(Insight, 1.0, "", "autoscaling.amazonaws.com"), 1.5);
+        assert_eq!(severity_of(vec![scale_out.clone()]), Severity::Low);
+        assert_eq!(severity_of(vec![costing(scale_out, 20.0)]), Severity::High);
+    }
+
+    #[test]
+    fn an_incident_pages_from_when_what_was_detected_by_then_is_severe_enough() {
+        let mut first = a(
+            AnomalyKind::NewEvent,
+            0.8,
+            "thumbnailer did for the first time: principal (first activity)",
+            "thumbnailer",
+        );
+        first.detected = first.start + Duration::minutes(1);
+        let mut loop_ = a(AnomalyKind::Rcf, 1.0, "", "thumbnailer");
+        (loop_.actual, loop_.expected) = (3013.0, 6.9);
+        loop_.detected = loop_.start + Duration::minutes(10);
+        let mut list = vec![first, loop_];
+        let incidents = group(&mut list);
+        assert_eq!(incidents.len(), 1);
+        assert_eq!(
+            pages_from(&incidents[0], &list, DEFAULT_PAGE),
+            Some(list[1].detected)
+        );
+        assert_eq!(pages_from(&incidents[0], &list, Severity::Critical), None);
+    }
+
+    #[test]
     fn only_incidents_at_the_page_severity_page() {
-        let bob = "arn:aws:iam::1:user/bob";
         let mut list = vec![
-            a(AnomalyKind::Insight, 0.85, "", bob),
-            a(AnomalyKind::Insight, 0.75, "", "carol"),
+            from(a(AnomalyKind::Insight, 0.85, "", BOB), LEAK),
+            from(a(AnomalyKind::Insight, 0.75, "", "carol"), LEAK),
         ];
         let incidents = group(&mut list);
         classify(&mut list, &incidents, Severity::Medium);

@@ -198,9 +198,9 @@ mod tests {
         assert_eq!(v["end"], "2026-01-07T14:20:00Z");
         assert_eq!(v["incident"], 1);
         assert_eq!(v["context"]["facets"][0]["facet"], "principal");
-        // One RCF finding alone, with no cost: reported, not paged.
-        assert_eq!(v["severity"], "low");
-        assert_eq!(v["page"], false);
+        // From an address its baseline never had: worth waking for.
+        assert_eq!(v["severity"], "medium");
+        assert_eq!(v["page"], true);
         assert_eq!(v["detected"], "2026-01-07T14:20:00Z");
         for k in ["grade", "confidence", "actual", "expected"] {
             assert!(v[k].is_number(), "{k}");
@@ -233,7 +233,7 @@ mod tests {
             ],
         );
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "INCIDENT 1  low  2026-01-07 03:10 – 03:20  grade 0.93  user/carol@2 (new) from 203.0.113.66 (new)", "{text}");
+        assert_eq!(lines[0], "INCIDENT 1  medium (pages)  2026-01-07 03:10 – 03:20  grade 0.93  user/carol@2 (new) from 203.0.113.66 (new)", "{text}");
         assert_eq!(
             lines[1], "  03:10  rcf        ec2-run-instances  0.93  ec2-run-instances summary",
             "{text}"
@@ -248,7 +248,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.ends_with("3 anomalies in 2 incidents, 1 paging.\n"),
+            text.ends_with("3 anomalies in 2 incidents, all paging.\n"),
             "{text}"
         );
         assert_eq!(render(Format::Table, vec![]), "No anomalies found.\n");
