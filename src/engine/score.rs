@@ -218,9 +218,15 @@ fn score_series(
             baseline.merge(&b.facets);
         }
         let context = context::build(&window, &baseline, span as usize, 5);
+        // Who it concerns: the busiest principal, and any other of the top
+        // ones its baseline never had (a leaked key launching beside the
+        // morning scale-out is not the scale-out's).
         let mut subjects: Vec<String> = entity.clone();
-        if let Some(p) = context.top(Facet::Principal) {
-            subjects.push(p.value.clone());
+        let principals = context.facets.iter().find(|f| f.facet == Facet::Principal);
+        for (i, p) in principals.iter().flat_map(|f| f.top.iter()).enumerate() {
+            if i == 0 || p.new {
+                subjects.push(p.value.clone());
+            }
         }
         let summary = rcf_summary(d, actual, expected, &context, entity);
         found.insert(

@@ -110,23 +110,19 @@ fn public_address(addr: &str) -> bool {
     }
 }
 
-/// Whether `a` shows calls from a public network its principal never used:
-/// a novelty finding's `network …` feature, or a source address that is new
-/// against its detector's baseline.
+/// Whether `a` shows calls from a public network its principal never used
+/// (a novelty finding's `network …` feature). An address new only to a
+/// detector's baseline is not enough: a person's first IAM change comes from
+/// the address they always use.
 pub fn from_new_network(a: &Anomaly) -> bool {
-    let in_summary = a.kind == AnomalyKind::NewEvent
+    a.kind == AnomalyKind::NewEvent
         && a.summary.match_indices("network ").any(|(at, m)| {
             let net: String = a.summary[at + m.len()..]
                 .chars()
                 .take_while(|c| !matches!(c, ' ' | ','))
                 .collect();
             public_address(&net)
-        });
-    let in_context = a.context.iter().flat_map(|c| &c.facets).any(|f| {
-        f.facet == crate::context::Facet::SourceIp
-            && f.top.iter().any(|v| v.new && public_address(&v.value))
-    });
-    in_summary || in_context
+        })
 }
 
 /// Whether `a` counts refused calls (an error-rate insight, or error codes
@@ -140,13 +136,18 @@ fn refused(a: &Anomaly) -> bool {
             .any(|f| f.facet == crate::context::Facet::ErrorCode && f.top.iter().any(|v| v.new))
 }
 
-/// Whether `a` is a runaway: an RCF window a hundred times its expectation
-/// and a thousand events over it (a function invoking itself).
+/// Whether `a` is a runaway: an RCF window ten times its expectation and a
+/// thousand events over it (a function invoking itself).
 fn runaway(a: &Anomaly) -> bool {
     a.kind == AnomalyKind::Rcf
         && a.actual >= a.expected + 1000.0
-        && a.actual >= 100.0 * a.expected.max(1.0)
+        && a.actual >= 10.0 * a.expected.max(1.0)
 }
+
+/// What it started must cost this much an hour to be worth waking for by
+/// itself: a deploy's few instances are not ($2 an hour), a burst of large
+/// volumes is.
+pub const WAKE_COST_PER_HOUR: f64 = 5.0;
 
 /// Whether every principal `a` concerns is an AWS service acting for itself
 /// (`autoscaling.amazonaws.com`, a service-linked role).
@@ -160,9 +161,10 @@ fn aws_acting(a: &Anomaly) -> bool {
 }
 
 /// The severity of `inc` (whose members index `anomalies`). First, what
-/// makes an incident worth waking someone for: a cost, something sensitive
-/// touched, calls from a public network the principal never used, refused
-/// calls, or a runaway rate. An incident with none of these is known principals doing
+/// makes an incident worth waking someone for: a cost of
+/// [`WAKE_COST_PER_HOUR`] or more, something sensitive touched, calls from
+/// a public network the principal never used, refused calls, or a runaway
+/// rate. An incident with none of these is known principals doing
 /// free, harmless things (a deploy, a new service, an on-call look around):
 /// it is low, however rare. Otherwise:
 /// - critical: what it started costs $100 an hour or more, or three kinds
@@ -274,25 +276,9 @@ mod tests {
         list[0].severity.unwrap()
     }
 
-    /// `a` with a source address new against its baseline.
-    fn from(mut x: Anomaly, ip: &str) -> Anomaly {
-        use crate::context::{Context, Facet, FacetSummary, ValueCount};
-        x.context = Some(Context {
-            events: 10.0,
-            baseline_events: 1.0,
-            baseline_intervals: 6,
-            facets: vec![FacetSummary {
-                facet: Facet::SourceIp,
-                top: vec![ValueCount {
-                    value: ip.into(),
-                    count: 10.0,
-                    baseline: 0.0,
-                    new: true,
-                }],
-            }],
-            volume_gib: 0.0,
-            cost: None,
-        });
+    /// `x` as an error-rate insight: refused calls, worth waking for.
+    fn denied(mut x: Anomaly) -> Anomaly {
+        x.detector = "ApiErrorRateInsight".into();
         x
     }
 
@@ -317,30 +303,29 @@ mod tests {
     }
 
     const BOB: &str = "arn:aws:iam::1:user/bob";
-    const LEAK: &str = "203.0.113.66";
 
     #[test]
     fn severity_rises_with_grade_agreement_and_what_is_touched() {
         use AnomalyKind::*;
         let bob = BOB;
         assert_eq!(
-            severity_of(vec![from(a(Insight, 0.7, "", bob), LEAK)]),
+            severity_of(vec![denied(a(Insight, 0.7, "", bob))]),
             Severity::Low
         );
         assert_eq!(
-            severity_of(vec![from(a(Insight, 0.85, "", bob), LEAK)]),
+            severity_of(vec![denied(a(Insight, 0.85, "", bob))]),
             Severity::Medium
         );
         assert_eq!(
             severity_of(vec![
-                from(a(Insight, 0.92, "", bob), LEAK),
+                denied(a(Insight, 0.92, "", bob)),
                 a(Rcf, 0.9, "", bob)
             ]),
             Severity::High
         );
         assert_eq!(
             severity_of(vec![
-                from(a(Insight, 0.97, "", bob), LEAK),
+                denied(a(Insight, 0.97, "", bob)),
                 a(Rcf, 0.9, "", bob),
                 a(NewEvent, 1.0, "", bob)
             ]),
@@ -368,7 +353,7 @@ mod tests {
             Severity::High
         );
         assert_eq!(
-            severity_of(vec![from(a(Insight, 0.9, "", "arn:aws:iam::1:root"), LEAK)]),
+            severity_of(vec![denied(a(Insight, 0.9, "", "arn:aws:iam::1:root"))]),
             Severity::High
         );
         // A rule's declared severity is a floor.
@@ -392,11 +377,10 @@ mod tests {
         let mut foreign = ordinary.clone();
         foreign[2].summary = "bob did for the first time: network 203.0.113.0/24".into();
         assert_eq!(severity_of(foreign), Severity::Critical);
-        // A private address new to the baseline is not foreign.
-        assert_eq!(
-            severity_of(vec![from(a(Insight, 1.0, "", bob), "10.1.2.3")]),
-            Severity::Low
-        );
+        // A private network new to the principal is not foreign.
+        let mut inside = ordinary.clone();
+        inside[2].summary = "bob did for the first time: network 10.1.2.0/24".into();
+        assert_eq!(severity_of(inside), Severity::Low);
         // Rotating one's own key and reading IAM are routine; a policy change is not.
         let own = "bob did for the first time: call iam.amazonaws.com:CreateAccessKey, call iam.amazonaws.com:ListAccessKeys, call iam.amazonaws.com:DeleteAccessKey";
         assert_eq!(severity_of(vec![a(NewEvent, 1.0, own, bob)]), Severity::Low);
@@ -423,10 +407,12 @@ mod tests {
         assert_eq!(severity_of(vec![denied]), Severity::Medium);
         // A runaway: a function invoking itself, free as each call is.
         let mut runaway = a(Rcf, 1.0, "", "thumbnailer");
-        (runaway.actual, runaway.expected) = (3013.0, 6.9);
-        assert_eq!(severity_of(vec![runaway]), Severity::Medium);
+        (runaway.actual, runaway.expected) = (3013.0, 80.0);
+        assert_eq!(severity_of(vec![runaway.clone()]), Severity::Medium);
+        runaway.expected = 400.0;
+        assert_eq!(severity_of(vec![runaway]), Severity::Low);
         // AWS acting for itself with a small cost: a scale-out, not a page.
-        let scale_out = costing(a(Insight, 1.0, "", "autoscaling.amazonaws.com"), 1.5);
+        let scale_out = costing(a(Insight, 1.0, "", "autoscaling.amazonaws.com"), 8.0);
         assert_eq!(severity_of(vec![scale_out.clone()]), Severity::Low);
         assert_eq!(severity_of(vec![costing(scale_out, 20.0)]), Severity::High);
     }
@@ -456,8 +442,8 @@ mod tests {
     #[test]
     fn only_incidents_at_the_page_severity_page() {
         let mut list = vec![
-            from(a(AnomalyKind::Insight, 0.85, "", BOB), LEAK),
-            from(a(AnomalyKind::Insight, 0.75, "", "carol"), LEAK),
+            denied(a(AnomalyKind::Insight, 0.85, "", BOB)),
+            denied(a(AnomalyKind::Insight, 0.75, "", "carol")),
         ];
         let incidents = group(&mut list);
         classify(&mut list, &incidents, Severity::Medium);

@@ -159,7 +159,7 @@ mod tests {
             grade: 0.93,
             confidence: 0.81,
             actual: 5021.0,
-            expected: 40.5,
+            expected: 900.5,
             score: 3.2,
             summary: format!("{detector} summary"),
             context: Some(build(&fc, &FacetCounts::default(), 144, 5)),
@@ -198,9 +198,9 @@ mod tests {
         assert_eq!(v["end"], "2026-01-07T14:20:00Z");
         assert_eq!(v["incident"], 1);
         assert_eq!(v["context"]["facets"][0]["facet"], "principal");
-        // From an address its baseline never had: worth waking for.
-        assert_eq!(v["severity"], "medium");
-        assert_eq!(v["page"], true);
+        // One RCF finding with nothing worth waking for: reported, not paged.
+        assert_eq!(v["severity"], "low");
+        assert_eq!(v["page"], false);
         assert_eq!(v["detected"], "2026-01-07T14:20:00Z");
         for k in ["grade", "confidence", "actual", "expected"] {
             assert!(v[k].is_number(), "{k}");
@@ -218,12 +218,16 @@ mod tests {
                     "2026-01-07T14:20:00Z",
                     "arn:aws:iam::1:user/bob",
                 ),
-                anomaly(
-                    "new-activity",
-                    AnomalyKind::NewEvent,
-                    "2026-01-07T14:20:00Z",
-                    "arn:aws:iam::1:user/bob",
-                ),
+                // bob from a network he never used: worth waking for.
+                Anomaly {
+                    summary: "user/bob@1 did for the first time: network 203.0.113.0/24".into(),
+                    ..anomaly(
+                        "new-activity",
+                        AnomalyKind::NewEvent,
+                        "2026-01-07T14:20:00Z",
+                        "arn:aws:iam::1:user/bob",
+                    )
+                },
                 anomaly(
                     "ec2-run-instances",
                     AnomalyKind::Rcf,
@@ -233,7 +237,7 @@ mod tests {
             ],
         );
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "INCIDENT 1  medium (pages)  2026-01-07 03:10 – 03:20  grade 0.93  user/carol@2 (new) from 203.0.113.66 (new)", "{text}");
+        assert_eq!(lines[0], "INCIDENT 1  low  2026-01-07 03:10 – 03:20  grade 0.93  user/carol@2 (new) from 203.0.113.66 (new)", "{text}");
         assert_eq!(
             lines[1], "  03:10  rcf        ec2-run-instances  0.93  ec2-run-instances summary",
             "{text}"
@@ -248,7 +252,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.ends_with("3 anomalies in 2 incidents, all paging.\n"),
+            text.ends_with("3 anomalies in 2 incidents, 1 paging.\n"),
             "{text}"
         );
         assert_eq!(render(Format::Table, vec![]), "No anomalies found.\n");
