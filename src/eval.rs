@@ -25,9 +25,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Seeds to look at while tuning.
-pub const TUNING_SEEDS: [u64; 3] = [1, 2, 3];
+pub const TUNING_SEEDS: [u64; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
 /// Seeds never looked at while tuning: what the README's figures come from.
-pub const HELD_OUT_SEEDS: [u64; 3] = [1001, 1002, 1003];
+/// A set is spent once the engine is changed after seeing its figures; the
+/// spent ones are 1001–1003 (2026-12-03, before the changes the README's
+/// evaluation section lists).
+pub const HELD_OUT_SEEDS: [u64; 3] = [2001, 2002, 2003];
 
 /// Days simulated per run.
 pub const DAYS: u32 = 5;
