@@ -186,8 +186,10 @@ pub fn of_incident(inc: &Incident, anomalies: &[Anomaly]) -> Severity {
         .filter_map(|a| a.severity)
         .max();
     let grade = inc.grade;
-    let worth_waking =
-        cost > 0.0 || sensitive || foreign || members.iter().any(|a| refused(a) || runaway(a));
+    let worth_waking = cost >= WAKE_COST_PER_HOUR
+        || sensitive
+        || foreign
+        || members.iter().any(|a| refused(a) || runaway(a));
     let aws_only = members.iter().all(|a| aws_acting(a));
     let computed = if !worth_waking {
         Severity::Low
@@ -340,8 +342,13 @@ mod tests {
             Severity::Critical
         );
         assert_eq!(
-            severity_of(vec![costing(a(Rcf, 0.85, "", bob), 0.5)]),
+            severity_of(vec![costing(a(Rcf, 0.85, "", bob), 6.0)]),
             Severity::Medium
+        );
+        // A deploy's few instances are not worth waking for by themselves.
+        assert_eq!(
+            severity_of(vec![costing(a(Rcf, 1.0, "", bob), 2.0)]),
+            Severity::Low
         );
         assert_eq!(
             severity_of(vec![a(
