@@ -687,8 +687,11 @@ fn custom_resource_event(kind: &str, response_url: &str) -> Value {
             "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:trailwatch-bootstrap",
             "ForwarderRoleArn": "arn:aws:iam::123456789012:role/trailwatch-forwarder",
             "EnricherRoleArn": "arn:aws:iam::123456789012:role/trailwatch-enricher",
-            "RetentionDays": "30",
-            "Notify": ["webhook:http://127.0.0.1:9/alerts"]
+            // As the template passes deploy's parameters: text, the
+            // channels separated by spaces.
+            "RetentionDays": "14",
+            "Notify": "webhook:http://127.0.0.1:9/alerts slack:http://127.0.0.1:9/slack",
+            "NotifyDigest": "0123456789abcdef"
         }
     })
 }
@@ -770,7 +773,18 @@ fn the_bootstrap_custom_resource_applies_on_create_leaves_on_delete_and_always_a
         .unwrap_or_else(|| panic!("no detector: {}", stderr(&output)));
     assert!(running);
     assert!(plugins.monitor("trailwatch-api-errors").is_some());
+    // deploy's --notify and --index-retention-days, through the stack's parameters.
+    assert_eq!(plugins.channel_count(), 2, "both Notify channels");
+    let policies = plugins.policies();
+    assert!(!policies.is_empty());
+    for p in &policies {
+        assert!(p.contains("\"min_index_age\":\"14d\""), "{p}");
+    }
     let log = stdout(&output);
+    assert!(
+        !log.contains("127.0.0.1:9/slack"),
+        "channel URLs are secrets: {log}"
+    );
     assert!(log.contains("\"function\":\"bootstrap\""), "{log}");
 
     // Delete: the objects stay (the domain is retained), and it says so.
@@ -793,6 +807,8 @@ fn the_bootstrap_custom_resource_applies_on_create_leaves_on_delete_and_always_a
             &plugins.url,
             "--notify",
             "webhook:http://127.0.0.1:9/alerts",
+            "--notify",
+            "slack:http://127.0.0.1:9/slack",
             "--yes",
         ],
         None,

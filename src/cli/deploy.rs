@@ -6,6 +6,7 @@ use crate::aws::AwsTarget;
 use crate::deploy::changes::{first_failure, retained};
 use crate::deploy::config::Preset;
 use crate::deploy::outputs::StackOutputs;
+use crate::deploy::parameters::BootstrapParameters;
 use crate::deploy::retained::{self, Deleted};
 use crate::deploy::stack::{StackInfo, Stacks};
 use crate::deploy::workflow::{self, Deployment, Progress, Report};
@@ -502,6 +503,12 @@ async fn deploy_async(
         region: &region,
         package,
         template,
+        bootstrap: BootstrapParameters {
+            notify: (args.bootstrap.content.notify.iter())
+                .filter_map(|c| c.notify_text())
+                .collect(),
+            retention_days: args.bootstrap.content.index_retention_days,
+        },
         tls_only,
         poll: Duration::from_secs(args.poll_seconds),
     };

@@ -2,7 +2,7 @@
 //! configuration ([`config`]), validated before any AWS call; the template
 //! rendered from it ([`template`]); the Lambda package ([`package`]); and the
 //! AWS edges that apply it: the artifact bucket ([`artifacts`]) and the stack
-//! itself ([`stack`]), whose change sets and events [`changes`] turns into
+//! itself ([`stack`]) with its [`parameters`], whose change sets and events [`changes`] turns into
 //! what a person reads; the deploy workflow over them ([`workflow`]); the
 //! stack's outputs, typed ([`outputs`]); and the data a deleted stack keeps
 //! ([`retained`]).
@@ -12,6 +12,7 @@ pub mod changes;
 pub mod config;
 pub mod outputs;
 pub mod package;
+pub mod parameters;
 pub mod retained;
 pub mod stack;
 pub mod template;

@@ -884,7 +884,9 @@ mod tests {
             if variant == "existing domain" {
                 assert!(r.get("OpenSearchObjects").is_none());
                 assert!(r.get("BootstrapFunction").is_none());
-                assert!(t["Parameters"].get("BootstrapCodeKey").is_none());
+                for name in ["BootstrapCodeKey", "NotifyChannels", "IndexRetentionDays"] {
+                    assert!(t["Parameters"].get(name).is_none(), "{name}");
+                }
                 continue;
             }
             let custom = &r["OpenSearchObjects"];
@@ -906,6 +908,18 @@ mod tests {
             ] {
                 assert!(p.get(role).is_some(), "{variant}: {role}");
             }
+            // deploy's --notify and --index-retention-days reach the
+            // bootstrap as parameters; the channels' URLs are secrets, so
+            // hidden, with a digest that shows a change.
+            let params = &t["Parameters"];
+            assert_eq!(params["NotifyChannels"]["NoEcho"], true, "{variant}");
+            assert_eq!(params["NotifyChannels"]["Default"], "");
+            assert_eq!(params["IndexRetentionDays"]["Default"], 30);
+            assert_eq!(p["Notify"], json!({"Ref": "NotifyChannels"}));
+            assert_eq!(p["NotifyDigest"], json!({"Ref": "NotifyChannelsDigest"}));
+            assert_eq!(p["RetentionDays"], json!({"Ref": "IndexRetentionDays"}));
+            let hidden = serde_json::to_string(&t["Outputs"]).unwrap();
+            assert!(!hidden.contains("NotifyChannels"), "never in an output");
             let f = &r["BootstrapFunction"]["Properties"];
             let env = &f["Environment"]["Variables"];
             assert_eq!(env["TRAILWATCH_FUNCTION"], "bootstrap");

@@ -8,6 +8,7 @@
 use super::artifacts::{self, BucketError};
 use super::changes::{first_failure, render_changes, settled, Settled, StackEvent};
 use super::package::Package;
+use super::parameters::{self, BootstrapParameters};
 use super::stack::{StackError, StackInfo, Stacks};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -21,6 +22,9 @@ pub struct Deployment<'a> {
     pub region: &'a str,
     pub package: Package,
     pub template: String,
+    /// The in-stack bootstrap's channels and retention (parameters of a
+    /// template with a new domain).
+    pub bootstrap: BootstrapParameters,
     /// False over plain HTTP (an emulator), where a TLS-only bucket policy
     /// would refuse every request.
     pub tls_only: bool,
@@ -152,22 +156,8 @@ pub async fn deploy(
             key: &key,
         });
     }
-    // Every code-key parameter the template declares names the one package.
-    let declared: Vec<String> = serde_json::from_str::<serde_json::Value>(&d.template)
-        .ok()
-        .and_then(|t| {
-            t["Parameters"]
-                .as_object()
-                .map(|p| p.keys().cloned().collect())
-        })
-        .unwrap_or_default();
-    let mut parameters = vec![("LambdaCodeBucket".to_owned(), bucket.clone())];
-    parameters.extend(
-        declared
-            .into_iter()
-            .filter(|p| p.ends_with("CodeKey"))
-            .map(|p| (p, key.clone())),
-    );
+    let wanted_template: serde_json::Value = serde_json::from_str(&d.template)?;
+    let parameters = parameters::wanted(&wanted_template, &bucket, &key, &d.bootstrap);
 
     let mut stacks = Stacks::new(d.sdk, d.prefix);
     stacks.poll = d.poll;
@@ -197,13 +187,8 @@ pub async fn deploy(
     };
 
     if let Some(stack) = &existing {
-        let mut deployed_parameters = stack.parameters.clone();
-        deployed_parameters.sort();
-        let mut wanted = parameters.clone();
-        wanted.sort();
         let deployed_template = stacks.template().await?;
-        let wanted_template: serde_json::Value = serde_json::from_str(&d.template)?;
-        if deployed_parameters == wanted
+        if parameters::unchanged(&wanted_template, &stack.parameters, &parameters)
             && deployed_template == wanted_template
             && !stack.status.contains("ROLLBACK")
         {

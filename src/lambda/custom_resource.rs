@@ -66,7 +66,7 @@ impl Event {
 
 /// The settings the resource's properties give: the stack's roles, its
 /// alert topic and publish role, the retention, and `Notify` channels
-/// (`kind:URL`, as `--notify` takes them).
+/// (`kind:URL`, as `--notify` takes them, separated by spaces).
 pub fn settings_of(props: &Value) -> Result<Settings, String> {
     let list = |key: &str| -> Vec<String> {
         match &props[key] {
@@ -88,8 +88,22 @@ pub fn settings_of(props: &Value) -> Result<Settings, String> {
             role_arn: role_arn.into(),
         });
     }
-    for n in list("Notify") {
-        channels.push(Channel::parse_notify(&n).map_err(|e| format!("Notify {n:?}: {e}"))?);
+    // The stack passes its `NotifyChannels` parameter: one string, the
+    // channels separated by spaces.
+    let notify = list("Notify")
+        .iter()
+        .flat_map(|n| n.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .collect::<Vec<_>>();
+    for (i, n) in notify.iter().enumerate() {
+        // The reason lands in the stack's events: it names the channel by
+        // place and kind, never its URL (a secret).
+        let kind = n.split_once(':').map_or("", |(k, _)| k);
+        channels.push(Channel::parse_notify(n).map_err(|_| {
+            format!(
+                "Notify channel {} ({kind:?}) is not KIND:URL with KIND slack, chime or webhook and an http(s) URL",
+                i + 1
+            )
+        })?);
     }
     let retention_days = match &props["RetentionDays"] {
         Value::Null => 30,
@@ -213,7 +227,7 @@ mod tests {
                "ResourceProperties": {"ServiceToken": "arn:aws:lambda:us-east-1:1:function:tw-bootstrap",
                  "ForwarderRoleArn": "arn:aws:iam::1:role/tw-forwarder", "RetentionDays": "14",
                  "AlertTopicArn": "arn:aws:sns:us-east-1:1:tw-alerts", "AlertPublishRoleArn": "arn:aws:iam::1:role/tw-alert-publisher",
-                 "Notify": ["webhook:https://hooks.example.com/x"]}})
+                 "Notify": "webhook:https://hooks.example.com/x  slack:https://hooks.slack.com/services/T0/B0/secret"}})
     }
 
     #[test]
@@ -222,9 +236,25 @@ mod tests {
         let s = settings_of(&e.properties).unwrap();
         assert_eq!(s.retention_days, 14);
         assert_eq!(s.access.forwarder, ["arn:aws:iam::1:role/tw-forwarder"]);
-        assert_eq!(s.channels.len(), 2);
+        assert_eq!(
+            s.channels[1..],
+            [
+                Channel::Webhook("https://hooks.example.com/x".into()),
+                Channel::Slack("https://hooks.slack.com/services/T0/B0/secret".into())
+            ]
+        );
+        // The stack's default: no channel besides the topic.
+        let none = settings_of(&json!({"Notify": "", "RetentionDays": "30"})).unwrap();
+        assert!(none.channels.is_empty());
         let bad = settings_of(&json!({"RetentionDays": "soon"})).unwrap_err();
         assert!(bad.contains("RetentionDays"), "{bad}");
+        // A bad channel is named by place and kind; its URL never reaches the stack's events.
+        let bad = settings_of(
+            &json!({"Notify": "webhook:https://a.example/x teams:https://b.example/secret"}),
+        )
+        .unwrap_err();
+        assert!(bad.contains("channel 2 (\"teams\")"), "{bad}");
+        assert!(!bad.contains("secret"), "{bad}");
     }
 
     #[test]

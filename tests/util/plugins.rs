@@ -265,6 +265,12 @@ impl Plugins {
     pub fn channel_count(&self) -> usize {
         self.state.lock().unwrap().channels.len()
     }
+
+    /// Every stored ISM policy's body, as JSON text.
+    pub fn policies(&self) -> Vec<String> {
+        let s = self.state.lock().unwrap();
+        s.policies.values().map(|(p, _)| p.to_string()).collect()
+    }
 }
 
 fn hits(items: Vec<(String, Value)>) -> Value {

@@ -36,6 +36,15 @@ impl Channel {
         }
     }
 
+    /// The `--notify` form, `KIND:URL`, that [`Channel::parse_notify`]
+    /// reads back; none for SNS, which the stack's own topic gives.
+    pub fn notify_text(&self) -> Option<String> {
+        match self {
+            Channel::Sns { .. } => None,
+            other => Some(format!("{}:{}", other.kind(), other.target())),
+        }
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             Channel::Sns { .. } => "sns",
@@ -109,5 +118,22 @@ mod tests {
             .unwrap_err()
             .contains("https://"));
         assert!(Channel::parse_notify("https://x").is_err());
+    }
+
+    #[test]
+    fn the_notify_form_reads_back_as_the_same_channel() {
+        for text in [
+            "slack:https://hooks.slack.com/services/T/B/x",
+            "chime:https://hooks.chime.aws/incomingwebhooks/x?token=y",
+            "webhook:http://127.0.0.1:9/hook",
+        ] {
+            let c = Channel::parse_notify(text).unwrap();
+            assert_eq!(c.notify_text().as_deref(), Some(text));
+        }
+        let sns = Channel::Sns {
+            topic_arn: "arn:aws:sns:us-east-1:1:t".into(),
+            role_arn: "arn:aws:iam::1:role/p".into(),
+        };
+        assert_eq!(sns.notify_text(), None);
     }
 }
