@@ -95,7 +95,7 @@ fn every_option_family_passes_cfn_lint_and_checkov() {
             "--instance-count",
             "3",
         ],
-        &["--preset", "prod"],
+        &["--preset", "prod", "--s3-data-events"],
     ];
     for args in families {
         let (_dir, stack) = plan(args);

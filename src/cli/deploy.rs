@@ -259,10 +259,11 @@ fn describe(config: &DeployConfig) -> String {
                 config.instance_count, config.instance_type, config.ebs_size_gib
             ),
         },
-        if config.lambda_trail {
-            "with Lambda data events"
-        } else {
-            "management events only"
+        match (config.lambda_trail, config.s3_data_events) {
+            (true, true) => "with Lambda and S3 data events",
+            (true, false) => "with Lambda data events",
+            (false, true) => "with S3 data events",
+            (false, false) => "management events only",
         },
         if config.vpc.is_some() {
             ", in a VPC"

@@ -36,6 +36,10 @@ pub struct DeployOptions {
     #[arg(long)]
     #[serde(default)]
     pub no_lambda_trail: bool,
+    /// Log S3 object data events (GetObject, PutObject, …) on every bucket but the trail's own, for the s3-get-object detector; CloudTrail bills them per 100,000 events.
+    #[arg(long)]
+    #[serde(default)]
+    pub s3_data_events: bool,
     /// Use this OpenSearch domain instead of creating one (needs both --existing-domain-*-role-arn).
     #[arg(long)]
     pub existing_domain_endpoint: Option<String>,
@@ -116,6 +120,8 @@ pub struct DeployConfig {
     pub log_retention_days: u32,
     pub alert_email: Option<String>,
     pub lambda_trail: bool,
+    /// S3 object data events on the trail (all buckets but its own two).
+    pub s3_data_events: bool,
     pub existing_domain: Option<ExistingDomain>,
     pub vpc: Option<Vpc>,
     pub preset: Preset,
@@ -177,6 +183,7 @@ impl DeployOptions {
             log_retention_days: self.log_retention_days.or(file.log_retention_days),
             alert_email: self.alert_email.or(file.alert_email),
             no_lambda_trail: self.no_lambda_trail || file.no_lambda_trail,
+            s3_data_events: self.s3_data_events || file.s3_data_events,
             existing_domain_endpoint: self
                 .existing_domain_endpoint
                 .or(file.existing_domain_endpoint),
@@ -400,6 +407,7 @@ impl DeployOptions {
             log_retention_days,
             alert_email: self.alert_email.clone(),
             lambda_trail: !self.no_lambda_trail,
+            s3_data_events: self.s3_data_events,
             existing_domain,
             vpc,
             preset,

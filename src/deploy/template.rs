@@ -369,6 +369,37 @@ mod tests {
                 .is_none()
         );
 
+        // S3 data events: advanced selectors (they cannot mix with basic
+        // ones), every bucket's objects but the trail's own two, which would
+        // log the trail's own deliveries in a loop.
+        for lambda in [true, false] {
+            let t = render_with(DeployOptions {
+                s3_data_events: true,
+                no_lambda_trail: !lambda,
+                ..Default::default()
+            });
+            let trail = &t["Resources"]["Trail"]["Properties"];
+            assert!(trail.get("EventSelectors").is_none());
+            let selectors = trail["AdvancedEventSelectors"].as_array().unwrap();
+            assert_eq!(selectors.len(), if lambda { 3 } else { 2 });
+            let fields = |i: usize| selectors[i]["FieldSelectors"].as_array().unwrap().clone();
+            assert_eq!(
+                fields(0),
+                [json!({"Field": "eventCategory", "Equals": ["Management"]})]
+            );
+            let s3 = fields(selectors.len() - 1);
+            assert!(s3.contains(&json!({"Field": "resources.type", "Equals": ["AWS::S3::Object"]})));
+            assert!(
+                s3.contains(&json!({"Field": "resources.ARN", "NotStartsWith": [
+                {"Fn::Sub": "${TrailBucket.Arn}/"}, {"Fn::Sub": "${AccessLogBucket.Arn}/"}]}))
+            );
+            let has_lambda = selectors.iter().any(|s| {
+                s["FieldSelectors"][1]
+                    == json!({"Field": "resources.type", "Equals": ["AWS::Lambda::Function"]})
+            });
+            assert_eq!(has_lambda, lambda);
+        }
+
         let existing = render_with(DeployOptions {
             existing_domain_endpoint: Some("https://search-x.eu-west-1.es.amazonaws.com".into()),
             existing_domain_writer_role_arn: Some("arn:aws:iam::123456789012:role/os".into()),
@@ -483,6 +514,13 @@ mod tests {
                 render_with(DeployOptions {
                     no_lambda_trail: true,
                     prefix: Some("acme-tw".into()),
+                    ..Default::default()
+                }),
+            ),
+            (
+                "s3 data events",
+                render_with(DeployOptions {
+                    s3_data_events: true,
                     ..Default::default()
                 }),
             ),
