@@ -1,7 +1,9 @@
-//! Writing results: a table of incidents for people, one JSON array, or NDJSON
-//! (one anomaly per line, each with its incident id and context).
+//! Writing results: a table of incidents for people (an incident's insights
+//! of one type and principal folded into one line with their count), one
+//! JSON array, or NDJSON (one anomaly per line, each with its incident id
+//! and context).
 
-use super::anomaly::Anomaly;
+use super::anomaly::{Anomaly, AnomalyKind};
 use super::group::Incident;
 use crate::context::short_arn;
 use std::io::{self, Write};
@@ -60,6 +62,112 @@ pub fn incident_who(anomalies: &[Anomaly], incident: &Incident) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// One line of an incident in the table: a finding, or an incident's
+/// insights of one type in one account and region, by the same principal,
+/// folded into one line with their count (a stolen key probing twenty APIs
+/// is one thing that happened, not twenty).
+struct Row {
+    /// The member the line starts with (its time, kind and detector).
+    first: usize,
+    grade: f64,
+    /// The folded line's summary; none for a single finding.
+    summary: Option<String>,
+}
+
+/// APIs a folded line names before it says how many more.
+const FOLDED_NAMES: usize = 6;
+
+fn rows(anomalies: &[Anomaly], incident: &Incident) -> Vec<Row> {
+    let fold_key = |a: &Anomaly| {
+        (a.kind == AnomalyKind::Insight).then(|| {
+            let e = a.entity.as_ref();
+            let field = |k: &str| e.and_then(|e| e.get(k)).cloned().unwrap_or_default();
+            (
+                a.detector.clone(),
+                field("recipientAccountId"),
+                field("awsRegion"),
+                a.subjects.first().cloned(),
+            )
+        })
+    };
+    let mut rows = Vec::new();
+    let mut folded = std::collections::HashSet::new();
+    for (n, &i) in incident.members.iter().enumerate() {
+        if folded.contains(&i) {
+            continue;
+        }
+        let a = &anomalies[i];
+        let Some(key) = fold_key(a) else {
+            rows.push(Row {
+                first: i,
+                grade: a.grade,
+                summary: None,
+            });
+            continue;
+        };
+        let group: Vec<usize> = incident.members[n..]
+            .iter()
+            .copied()
+            .filter(|&j| fold_key(&anomalies[j]).as_ref() == Some(&key))
+            .collect();
+        folded.extend(group.iter().copied());
+        if group.len() == 1 {
+            rows.push(Row {
+                first: i,
+                grade: a.grade,
+                summary: None,
+            });
+            continue;
+        }
+        let members: Vec<&Anomaly> = group.iter().map(|&j| &anomalies[j]).collect();
+        rows.push(Row {
+            first: i,
+            grade: members.iter().map(|m| m.grade).fold(0.0, f64::max),
+            summary: Some(folded_summary(&members, &key.1, &key.2)),
+        });
+    }
+    rows
+}
+
+/// "6 APIs' errors above usual (account/region), mostly P: the busiest
+/// first, each at its rate", from insights of one type.
+fn folded_summary(members: &[&Anomaly], account: &str, region: &str) -> String {
+    let mut by_rate: Vec<&&Anomaly> = members.iter().collect();
+    by_rate.sort_by(|a, b| b.actual.total_cmp(&a.actual));
+    let api = |a: &Anomaly| {
+        let e = a.entity.as_ref();
+        let field = |k: &str| e.and_then(|e| e.get(k)).map_or("?", String::as_str);
+        format!(
+            "{}:{}",
+            field("eventSource").trim_end_matches(".amazonaws.com"),
+            field("eventName")
+        )
+    };
+    let mut names: Vec<String> = by_rate
+        .iter()
+        .take(FOLDED_NAMES)
+        .map(|a| format!("{} {:.1}/min", api(a), a.actual))
+        .collect();
+    if by_rate.len() > FOLDED_NAMES {
+        names.push(format!("{} more", by_rate.len() - FOLDED_NAMES));
+    }
+    let what = match members[0].detector.as_str() {
+        "ApiErrorRateInsight" => "errors",
+        _ => "calls",
+    };
+    let usual = members.iter().map(|m| m.expected).fold(0.0, f64::max);
+    format!(
+        "{} APIs' {what} above usual ({account}/{region}){}: {} (usually {usual:.2}/min at most)",
+        members.len(),
+        members[0]
+            .subjects
+            .first()
+            .map(|w| format!(", mostly {}", short_arn(w)))
+            .unwrap_or_default(),
+        names.join(", ")
+    )
+}
+
 fn write_table(
     anomalies: &[Anomaly],
     incidents: &[Incident],
@@ -99,16 +207,16 @@ fn write_table(
             inc.grade,
             incident_who(anomalies, inc)
         )?;
-        for &i in &inc.members {
-            let a = &anomalies[i];
+        for row in rows(anomalies, inc) {
+            let a = &anomalies[row.first];
             writeln!(
                 out,
                 "  {}  {:kind_width$}  {:det_width$}  {:.2}  {}",
                 a.start.format("%H:%M"),
                 a.kind.name(),
                 a.detector,
-                a.grade,
-                a.summary
+                row.grade,
+                row.summary.as_deref().unwrap_or(&a.summary)
             )?;
         }
         writeln!(out)?;
@@ -256,6 +364,87 @@ mod tests {
             "{text}"
         );
         assert_eq!(render(Format::Table, vec![]), "No anomalies found.\n");
+    }
+
+    #[test]
+    fn an_incidents_insights_of_one_type_and_principal_fold_into_one_line() {
+        let insight = |api: &str, rate: f64, minute: u32, who: &str| {
+            let (source, name) = api.split_once(':').unwrap();
+            Anomaly {
+                entity: Some(
+                    [
+                        ("eventSource", format!("{source}.amazonaws.com")),
+                        ("eventName", name.to_owned()),
+                        ("awsRegion", "us-east-1".to_owned()),
+                        ("recipientAccountId", "1".to_owned()),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect(),
+                ),
+                actual: rate,
+                expected: 0.01,
+                grade: 0.9 + rate / 100.0,
+                summary: format!("{api} errors at {rate}/min"),
+                ..anomaly(
+                    "ApiErrorRateInsight",
+                    AnomalyKind::Insight,
+                    &format!("2026-01-07T14:{minute:02}:00Z"),
+                    who,
+                )
+            }
+        };
+        let bob = "arn:aws:iam::1:user/bob";
+        let mut found = vec![anomaly(
+            "api-errors",
+            AnomalyKind::Rcf,
+            "2026-01-07T14:20:00Z",
+            bob,
+        )];
+        for (n, api) in [
+            "iam:ListUsers",
+            "s3:ListBuckets",
+            "ec2:DescribeInstances",
+            "iam:ListRoles",
+            "kms:ListKeys",
+            "sns:ListTopics",
+            "sqs:ListQueues",
+            "lambda:ListFunctions",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            found.push(insight(
+                api,
+                2.0 + n as f64 / 10.0,
+                20 + (n as u32 % 2),
+                bob,
+            ));
+        }
+        // An insight of another type keeps its own line.
+        found.push(Anomaly {
+            detector: "ApiCallRateInsight".into(),
+            ..insight("iam:GetUser", 1.5, 21, bob)
+        });
+        let text = render(Format::Table, found);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1 + 3 + 2, "{text}");
+        assert_eq!(
+            lines[2],
+            "  14:20  insight  ApiErrorRateInsight  0.93  8 APIs' errors above usual (1/us-east-1), mostly user/bob@1: \
+             lambda:ListFunctions 2.7/min, sqs:ListQueues 2.6/min, sns:ListTopics 2.5/min, kms:ListKeys 2.4/min, \
+             iam:ListRoles 2.3/min, ec2:DescribeInstances 2.2/min, 2 more (usually 0.01/min at most)",
+            "{text}"
+        );
+        assert!(
+            lines[3].ends_with("iam:GetUser errors at 1.5/min"),
+            "{text}"
+        );
+        // The count of findings is every one of them, as NDJSON lists each.
+        assert!(
+            text.ends_with("10 anomalies in 1 incident, all paging.\n"),
+            "{text}"
+        );
     }
 
     #[test]
