@@ -77,6 +77,71 @@ fn report(o: &std::process::Output) -> Value {
         .unwrap_or_else(|e| panic!("no report ({e}): {out}\n{}", stderr(o)))
 }
 
+/// A CloudTrail call by mallory from 203.0.113.66, as CloudWatch Logs carries it.
+fn trail_call(name: &str, params: Value) -> String {
+    json!({"eventVersion": "1.08", "eventTime": "2026-11-21T03:10:10Z",
+           "eventSource": "cloudtrail.amazonaws.com", "eventName": name,
+           "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.66", "eventID": format!("{name}-1"),
+           "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/mallory",
+                            "accountId": "111122223333", "userName": "mallory"},
+           "requestParameters": params, "recipientAccountId": "111122223333"})
+    .to_string()
+}
+
+#[test]
+fn the_forwarder_pages_on_rule_findings_from_the_page_severity() {
+    let os = opensearch_with_template();
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.ndjson");
+    let pages = dir.path().join("pages.ndjson");
+    let mut records = real_records(20);
+    records.push(trail_call("StopLogging", json!({"name": "org-trail"})));
+    records.push(trail_call(
+        "UpdateTrail",
+        json!({"name": "org-trail", "isMultiRegionTrail": false}),
+    ));
+    let event = awslogs_event(&records);
+    let pages_arg = pages.to_str().unwrap();
+    let o = forward(&os.url, &event, &dead, &["--pages", pages_arg]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(report(&o)["paged"], 2);
+    assert!(
+        stderr(&o).contains("2 rule finding(s) paged"),
+        "{}",
+        stderr(&o)
+    );
+    let text = std::fs::read_to_string(&pages).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let subjects: Vec<&str> = lines
+        .iter()
+        .map(|l| l["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            "trailwatch CRITICAL: CloudTrail logging stopped",
+            "trailwatch HIGH: CloudTrail trail weakened"
+        ]
+    );
+    assert_eq!(lines[0]["finding"]["kind"], "rule");
+    // Still indexed: the rule findings are searchable too.
+    assert_eq!(count(&os), report(&o)["indexed"].as_u64().unwrap());
+
+    // From critical only, the weakened trail is not a page.
+    std::fs::remove_file(&pages).unwrap();
+    let o = forward(
+        &os.url,
+        &event,
+        &dead,
+        &["--pages", pages_arg, "--page-severity", "critical"],
+    );
+    assert_eq!(report(&o)["paged"], 1, "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&pages).unwrap().lines().count(), 1);
+}
+
 #[test]
 fn records_are_indexed_once_even_when_the_batch_is_delivered_twice() {
     let os = opensearch_with_template();
@@ -325,6 +390,8 @@ fn the_bootstrap_runs_the_forwarder_in_the_lambda_runtime_loop() {
     let topic = Topic::new(&moto);
     let mut messages = real_records(50);
     messages.push("a poison record".to_owned());
+    // A trail stopped: a rule finding, paged by the forwarder itself.
+    messages.push(trail_call("StopLogging", json!({"name": "org-trail"})));
     let api = RuntimeApi::start(awslogs_event(&messages));
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
         .env("AWS_LAMBDA_RUNTIME_API", &api.addr)
@@ -339,6 +406,7 @@ fn the_bootstrap_runs_the_forwarder_in_the_lambda_runtime_loop() {
         .env("OPENSEARCH_ENDPOINT", &os.url)
         .env("AWS_ENDPOINT_URL", &moto.url)
         .env("DEAD_LETTER_QUEUE_URL", &topic.queue)
+        .env("NOTIFICATION_TOPIC_ARN", &topic.arn)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -353,10 +421,11 @@ fn the_bootstrap_runs_the_forwarder_in_the_lambda_runtime_loop() {
         "{body}"
     );
     let r: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(r["received"], 51);
+    assert_eq!(r["received"], 52);
     let indexed = r["indexed"].as_u64().unwrap();
-    assert_eq!(indexed + r["dead_lettered"].as_u64().unwrap(), 51);
+    assert_eq!(indexed + r["dead_lettered"].as_u64().unwrap(), 52);
     assert_eq!(count(&os), indexed);
+    assert_eq!(r["paged"], 1, "{body}");
     // The poison record is in the stack's dead-letter queue, with its reason.
     let letters = topic.queue_bodies();
     let letter = letters
@@ -368,6 +437,20 @@ fn the_bootstrap_runs_the_forwarder_in_the_lambda_runtime_loop() {
         letter["reason"].as_str().unwrap().contains("not JSON"),
         "{letter}"
     );
+    // The page went to the notification topic, saying what, who and where.
+    let page: Vec<Value> = letters
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["Subject"] == "trailwatch CRITICAL: CloudTrail logging stopped")
+        .collect();
+    assert_eq!(page.len(), 1, "{letters:?}");
+    assert!(
+        page[0]["Message"].as_str().unwrap().starts_with(
+            "CloudTrail logging stopped: user/mallory@111122223333 called cloudtrail.amazonaws.com:StopLogging on org-trail from 203.0.113.66"
+        ),
+        "{}",
+        page[0]
+    );
     // The structured log line of the invocation.
     let log = stdout(&output);
     let line: Value = serde_json::from_str(
@@ -378,7 +461,7 @@ fn the_bootstrap_runs_the_forwarder_in_the_lambda_runtime_loop() {
     .unwrap();
     assert_eq!(line["function"], "forwarder");
     assert_eq!(line["request_id"], "req-1");
-    assert_eq!(line["received"], 51);
+    assert_eq!(line["received"], 52);
 }
 
 /// The simulated records of the day before `start` and the ten minutes

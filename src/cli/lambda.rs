@@ -3,8 +3,10 @@
 
 use super::opensearch::ConnectArgs;
 use super::{EXIT_ERROR, EXIT_OK};
+use crate::engine::Severity;
 use crate::lambda::dead_letter::DeadLetters;
-use crate::lambda::delivery::{batch_of_event, deliver, Limits};
+use crate::lambda::delivery::{batch_of_event, deliver, Limits, Paging};
+use crate::lambda::rule_pages::Pager;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::io::Read;
@@ -36,6 +38,12 @@ pub struct ForwardArgs {
         default_value = "trailwatch-dead-letters.ndjson"
     )]
     pub dead_letter: PathBuf,
+    /// Append the rule findings the forwarder pages on (StopLogging, a public bucket, …) to this NDJSON file, one page each.
+    #[arg(long, value_name = "FILE", default_value = "trailwatch-pages.ndjson")]
+    pub pages: PathBuf,
+    /// Page on rule findings at or above this severity.
+    #[arg(long, value_enum, value_name = "SEVERITY", default_value = "medium")]
+    pub page_severity: Severity,
     /// Time allowed, as a Lambda's timeout.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
@@ -134,13 +142,25 @@ fn forward(args: ForwardArgs) -> anyhow::Result<i32> {
         let timeout = Duration::from_secs(args.timeout);
         let os = args.opensearch.client(timeout).await?;
         let dead = DeadLetters::File(args.dead_letter.clone());
+        let paging = Paging {
+            rules: crate::detector::shipped_rules(),
+            page_at: args.page_severity,
+            pager: Pager::File(args.pages.clone()),
+        };
         let mut limits = Limits::until(Instant::now() + timeout);
         limits.max_request_bytes = args.max_request_bytes;
         limits.margin = Duration::from_millis(200);
         limits.request_timeout = Duration::from_secs(args.request_timeout.max(1));
-        match deliver(&os, &batch, &dead, &limits).await {
+        match deliver(&os, &batch, &dead, Some(&paging), &limits).await {
             Ok(report) => {
                 println!("{}", serde_json::to_string(&report)?);
+                if report.paged > 0 {
+                    eprintln!(
+                        "{} rule finding(s) paged: see {}",
+                        report.paged,
+                        args.pages.display()
+                    );
+                }
                 if report.dead_lettered > 0 {
                     eprintln!(
                         "{} records can never be indexed: see {}",

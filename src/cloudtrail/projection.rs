@@ -82,6 +82,16 @@ impl Projection {
         Projection::Keys(FxHashMap::default())
     }
 
+    /// The record model's typed fields and `paths`, nothing else.
+    pub fn typed_with<'a>(paths: impl IntoIterator<Item = &'a FieldPath>) -> Projection {
+        let mut p = Projection::typed_only();
+        for path in paths {
+            let segments: Vec<&str> = path.as_str().split('.').collect();
+            p.keep(&segments);
+        }
+        p
+    }
+
     /// Keeps the value at `path` whole.
     fn keep(&mut self, path: &[&str]) {
         let Projection::Keys(keys) = self else {

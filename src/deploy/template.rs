@@ -158,7 +158,8 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
                 code_key: "ForwarderCodeKey",
                 timeout: 120,
                 concurrency: 20,
-                publishes: false,
+                // It pages on rule findings (StopLogging, …) itself.
+                publishes: true,
                 es_actions: ES_WRITE.to_vec(),
                 domain_role: config
                     .existing_domain
@@ -722,28 +723,38 @@ mod tests {
     }
 
     #[test]
-    fn only_the_publisher_and_the_enricher_publish_and_only_over_tls() {
+    fn only_the_publisher_the_enricher_and_the_forwarder_publish_and_only_over_tls() {
         for (variant, t) in variants() {
-            for (policy, topic, publisher) in [
-                ("AlertTopicPolicy", "AlertTopic", "AlertPublishRole"),
+            for (policy, topic, publishers) in [
+                ("AlertTopicPolicy", "AlertTopic", &["AlertPublishRole"][..]),
+                // The forwarder pages on rule findings itself.
                 (
                     "NotificationTopicPolicy",
                     "NotificationTopic",
-                    "EnricherRole",
+                    &["EnricherRole", "ForwarderRole"][..],
                 ),
             ] {
                 let p = &t["Resources"][policy]["Properties"];
                 assert_eq!(p["Topics"], json!([{"Ref": topic}]), "{variant}");
                 let statements = p["PolicyDocument"]["Statement"].as_array().unwrap();
-                let role = json!({"Fn::GetAtt": [publisher, "Arn"]});
+                let roles: Vec<Value> = publishers
+                    .iter()
+                    .map(|p| json!({"Fn::GetAtt": [p, "Arn"]}))
+                    .collect();
+                let role = match &roles[..] {
+                    [one] => one.clone(),
+                    many => json!(many),
+                };
                 let allows: Vec<&Value> = statements
                     .iter()
                     .filter(|s| s["Effect"] == "Allow")
                     .collect();
-                assert!(
-                    allows.iter().any(|s| s["Principal"]["AWS"] == role),
-                    "{variant}: {policy}"
-                );
+                for r in &roles {
+                    assert!(
+                        allows.iter().any(|s| &s["Principal"]["AWS"] == r),
+                        "{variant}: {policy} {r}"
+                    );
+                }
                 for s in &allows {
                     assert_eq!(s["Action"], "sns:Publish", "{variant}: {policy} allows {s}");
                     assert_ne!(s["Principal"], "*", "{variant}: {policy}");

@@ -8,7 +8,10 @@
 //! CloudTrail's event ids, so what was indexed already is not doubled).
 
 use super::dead_letter::{DeadLetters, Letter};
-use super::forwarder::{bulk_requests, classify, documents, Document, LogBatch};
+use super::forwarder::{bulk_requests, classify, documents_and_hits, Document, LogBatch};
+use super::rule_pages::{pages, Pager};
+use crate::detector::Rule;
+use crate::engine::Severity;
 use crate::opensearch::{OpenSearch, OpenSearchError};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -56,6 +59,16 @@ pub struct Report {
     pub rounds: usize,
     /// Items still failing when time ran out (then the invocation fails).
     pub pending: usize,
+    /// Rule findings sent as pages.
+    pub paged: usize,
+}
+
+/// The forwarder's paging on rule files: which rules, from what severity,
+/// and where the pages go.
+pub struct Paging {
+    pub rules: Vec<Rule>,
+    pub page_at: Severity,
+    pub pager: Pager,
 }
 
 /// Why an invocation fails (and the platform should retry it).
@@ -77,6 +90,8 @@ pub enum DeliveryError {
     },
     #[error(transparent)]
     DeadLetter(#[from] super::dead_letter::DeadLetterError),
+    #[error("{0}; failing the invocation so the platform retries it (nothing was indexed yet)")]
+    Page(#[from] super::rule_pages::PageError),
     #[error("not a CloudWatch Logs subscription event: {0}")]
     BadEvent(String),
 }
@@ -101,17 +116,25 @@ pub fn batch_of_event(event: &serde_json::Value) -> Result<LogBatch, DeliveryErr
 
 /// Indexes a batch: every record is indexed or dead-lettered, or the call
 /// fails.
+/// With `paging`, the rule findings among the records are paged first: a
+/// page that cannot be sent fails the invocation before anything is
+/// indexed, so the platform's retry sends it.
 pub async fn deliver(
     os: &OpenSearch,
     batch: &LogBatch,
     dead: &DeadLetters,
+    paging: Option<&Paging>,
     limits: &Limits,
 ) -> Result<Report, DeliveryError> {
-    let (docs, poison) = documents(batch);
+    let rules = paging.map_or(&[][..], |p| &p.rules[..]);
+    let (docs, poison, hits) = documents_and_hits(batch, rules);
     let mut report = Report {
         received: docs.len() + poison.len(),
         ..Report::default()
     };
+    if let Some(p) = paging {
+        report.paged = p.pager.send(&pages(&hits, p.page_at)).await?;
+    }
     let letter =
         |log_event_id: &str, message: &str, reason: String, doc: Option<&Document>| Letter {
             reason,

@@ -2,7 +2,8 @@
 //! - [`documents`]: a decoded subscription batch into one document per
 //!   CloudTrail record, in the day's `cwl-YYYY.MM.DD` index (UTC day of the
 //!   event), with CloudTrail's `eventID` as the document id, so a redelivered
-//!   batch, or the same event through two paths, is stored once;
+//!   batch, or the same event through two paths, is stored once; with
+//!   [`documents_and_hits`], also the records a rule file matches;
 //! - [`bulk_requests`]: `_bulk` bodies, split so none exceeds a size limit;
 //! - [`classify`]: a `_bulk` response, item by item: indexed, worth retrying
 //!   (429, 5xx) or never indexable (mapping conflicts and other 4xx), with
@@ -10,6 +11,8 @@
 
 use crate::cloudtrail::parse::parse_record;
 use crate::cloudtrail::Projection;
+use crate::detector::Rule;
+use crate::engine::rules::RuleHits;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
@@ -69,19 +72,34 @@ pub struct Poison {
 /// The documents of a batch and the events that cannot become one.
 /// A `CONTROL_MESSAGE` batch holds none.
 pub fn documents(batch: &LogBatch) -> (Vec<Document>, Vec<Poison>) {
+    let (docs, poison, _) = documents_and_hits(batch, &[]);
+    (docs, poison)
+}
+
+/// [`documents`], and the records `rules` match among them, from the same
+/// parse: the forwarder pages on a rule the minute its record arrives.
+pub fn documents_and_hits(
+    batch: &LogBatch,
+    rules: &[Rule],
+) -> (Vec<Document>, Vec<Poison>, RuleHits) {
     let mut docs = Vec::new();
     let mut poison = Vec::new();
+    let mut hits = RuleHits::default();
     if batch.message_type == "CONTROL_MESSAGE" {
-        return (docs, poison);
+        return (docs, poison, hits);
     }
-    // The record model's own fields are all a document needs checked.
-    let typed = Projection::typed_only();
+    // The record model's own fields are all a document needs checked; the
+    // rules add the fields they read.
+    let typed = Projection::typed_with(rules.iter().flat_map(|r| r.field_paths()));
     for event in &batch.log_events {
         let checked = match parse_record(&typed, event.message.as_bytes()) {
             Err(e) => Err(format!("not JSON: {e}")),
             Ok(raw) => raw
                 .and_then(|raw| raw.validate())
-                .map(|r| (r.event_time(), r.event_id().map(str::to_owned)))
+                .map(|r| {
+                    hits.record(rules, &r);
+                    (r.event_time(), r.event_id().map(str::to_owned))
+                })
                 .map_err(|e| format!("not a CloudTrail record: {e}")),
         };
         let (time, id) = match checked {
@@ -109,7 +127,7 @@ pub fn documents(batch: &LogBatch) -> (Vec<Document>, Vec<Poison>) {
             source: with_fields(&event.message, &fields),
         });
     }
-    (docs, poison)
+    (docs, poison, hits)
 }
 
 /// A record's JSON text with `fields` added, on one line. CloudWatch Logs

@@ -6,6 +6,8 @@
 //!   bodies, item outcomes);
 //! - [`delivery`]: the retry loop around them, against a real endpoint;
 //! - [`dead_letter`]: where records that can never be indexed go;
+//! - [`rule_pages`]: the rule findings the forwarder pages on, and where
+//!   they are sent;
 //! - [`alert`]: the enricher's pure core (the alert read, the notification
 //!   written);
 //! - [`enricher`]: its OpenSearch queries and SNS publishing;
@@ -19,4 +21,5 @@ pub mod dead_letter;
 pub mod delivery;
 pub mod enricher;
 pub mod forwarder;
+pub mod rule_pages;
 pub mod runtime;

@@ -4,7 +4,8 @@
 //! invocation; the work is in [`super::delivery`] and [`super::enricher`].
 
 use super::dead_letter::DeadLetters;
-use super::delivery::{batch_of_event, deliver, DeliveryError, Limits};
+use super::delivery::{batch_of_event, deliver, DeliveryError, Limits, Paging};
+use super::rule_pages::Pager;
 use crate::opensearch::{Auth, OpenSearch, Target};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::{json, Value};
@@ -92,9 +93,10 @@ pub fn run(function: Function) -> anyhow::Result<()> {
                     client: aws_sdk_sqs::Client::new(&sdk),
                     queue_url: env("DEAD_LETTER_QUEUE_URL").map_err(anyhow::Error::msg)?,
                 };
-                let (os, dead) = (&os, &dead);
+                let paging = paging_from_env(&sdk).map_err(anyhow::Error::msg)?;
+                let (os, dead, paging) = (&os, &dead, paging.as_ref());
                 lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-                    forward_invocation(os, dead, event)
+                    forward_invocation(os, dead, paging, event)
                         .await
                         .map_err(lambda_runtime::Error::from)
                 }))
@@ -102,7 +104,7 @@ pub fn run(function: Function) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
             }
             Function::Bootstrap => {
-                let detectors = packaged_detectors().map_err(anyhow::Error::msg)?;
+                let detectors = packaged().map_err(anyhow::Error::msg)?.detectors;
                 let (sdk, detectors) = (&sdk, &detectors);
                 lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
                     bootstrap_invocation(sdk, detectors, event)
@@ -131,12 +133,33 @@ pub fn run(function: Function) -> anyhow::Result<()> {
 
 /// The detector files the package carries (`detectors/` beside the
 /// bootstrap, as `plan` rendered them), else the built-in set.
-fn packaged_detectors() -> Result<Vec<crate::detector::Detector>, String> {
+fn packaged() -> Result<crate::detector::DetectorSet, String> {
     let root = std::env::var("LAMBDA_TASK_ROOT").unwrap_or_else(|_| ".".into());
     let dir = std::path::Path::new(&root).join("detectors");
-    let set = crate::detector::DetectorSet::load(dir.is_dir().then_some(dir.as_path()))
-        .map_err(|e| e.to_string())?;
-    Ok(set.detectors)
+    crate::detector::DetectorSet::load(dir.is_dir().then_some(dir.as_path()))
+        .map_err(|e| e.to_string())
+}
+
+/// The deployed forwarder's paging: the packaged rules, paged from
+/// `PAGE_SEVERITY` (default medium) to `NOTIFICATION_TOPIC_ARN`; none
+/// without a topic.
+fn paging_from_env(sdk: &aws_config::SdkConfig) -> Result<Option<Paging>, String> {
+    let Ok(topic_arn) = std::env::var("NOTIFICATION_TOPIC_ARN") else {
+        return Ok(None);
+    };
+    let page_at = match std::env::var("PAGE_SEVERITY") {
+        Ok(s) => crate::engine::Severity::parse(&s)
+            .ok_or_else(|| format!("PAGE_SEVERITY={s:?}: use low, medium, high or critical"))?,
+        Err(_) => crate::engine::severity::DEFAULT_PAGE,
+    };
+    Ok(Some(Paging {
+        rules: packaged()?.rules,
+        page_at,
+        pager: Pager::Sns {
+            client: aws_sdk_sns::Client::new(sdk),
+            topic_arn,
+        },
+    }))
 }
 
 /// One custom resource event: handled within the time left (less a margin
@@ -185,12 +208,13 @@ pub async fn bootstrap_invocation(
 pub async fn forward_invocation(
     os: &OpenSearch,
     dead: &DeadLetters,
+    paging: Option<&Paging>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, DeliveryError> {
     let started = Instant::now();
     let limits = Limits::until(deadline_instant(event.context.deadline));
     let result = match batch_of_event(&event.payload) {
-        Ok(batch) => deliver(os, &batch, dead, &limits).await,
+        Ok(batch) => deliver(os, &batch, dead, paging, &limits).await,
         Err(err) => Err(err),
     };
     let mut line = json!({

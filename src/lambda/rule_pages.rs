@@ -1,0 +1,186 @@
+//! The forwarder's pages: a rule file's finding (`StopLogging`, a bucket
+//! opened to everyone, credentials made for another user) sent the minute
+//! its record reaches the forwarder, with no baseline and no OpenSearch
+//! monitor in between, as a notification on the stack's notification topic.
+//! The rules, findings and summaries are `detect`'s kind `rule`
+//! ([`crate::engine::rules`]); only findings at or above the page severity
+//! are sent.
+//!
+//! [`pages`] is the pure core; [`Pager`] is the edge that sends them.
+
+use super::alert::{subject_text, Notification};
+use crate::engine::rules::{detect, RuleHits};
+use crate::engine::Severity;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// The notifications the hits make: one per finding (one rule, principal,
+/// target and minute), at or above `page_at`, in time order.
+pub fn pages(hits: &RuleHits, page_at: Severity) -> Vec<Notification> {
+    let mut findings = detect(hits, DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC);
+    findings.retain(|a| a.severity.is_some_and(|s| s >= page_at));
+    findings.sort_by_key(|a| a.start);
+    findings
+        .into_iter()
+        .map(|a| {
+            let severity = a.severity.map_or("high", Severity::name);
+            Notification {
+                subject: subject_text(&format!(
+                    "trailwatch {}: {}",
+                    severity.to_uppercase(),
+                    a.summary.split(':').next().unwrap_or(&a.detector)
+                )),
+                body: format!(
+                    "{}\n\n{} UTC, rule {} ({severity}). No baseline is needed: this event pages whenever it happens.\n",
+                    a.summary,
+                    a.start.format("%Y-%m-%d %H:%M"),
+                    a.detector
+                ),
+                data: json!(a),
+                enriched: true,
+            }
+        })
+        .collect()
+}
+
+/// A page that could not be sent.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot send the rule pages to {to}: {message}")]
+pub struct PageError {
+    pub to: String,
+    pub message: String,
+}
+
+/// Where the forwarder's pages go.
+pub enum Pager {
+    /// The stack's notification topic.
+    Sns {
+        client: aws_sdk_sns::Client,
+        topic_arn: String,
+    },
+    /// One JSON line per page (`trailwatch lambda forward --pages FILE`).
+    File(PathBuf),
+}
+
+impl Pager {
+    /// Sends every page; returns how many went.
+    pub async fn send(&self, pages: &[Notification]) -> Result<usize, PageError> {
+        if pages.is_empty() {
+            return Ok(0);
+        }
+        match self {
+            Pager::Sns { client, topic_arn } => {
+                for n in pages {
+                    client
+                        .publish()
+                        .topic_arn(topic_arn)
+                        .subject(&n.subject)
+                        .message(&n.body)
+                        .send()
+                        .await
+                        .map_err(|e| PageError {
+                            to: topic_arn.clone(),
+                            message: crate::aws::error_message(&e),
+                        })?;
+                }
+            }
+            Pager::File(path) => {
+                let err = |e: std::io::Error| PageError {
+                    to: path.display().to_string(),
+                    message: e.to_string(),
+                };
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(err)?;
+                for n in pages {
+                    let line = json!({"subject": n.subject, "body": n.body, "finding": n.data});
+                    writeln!(f, "{line}").map_err(err)?;
+                }
+            }
+        }
+        Ok(pages.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloudtrail::parse::parse_record;
+    use crate::cloudtrail::Projection;
+    use crate::detector::shipped_rules;
+
+    fn hits(records: &[serde_json::Value]) -> RuleHits {
+        let rules = shipped_rules();
+        let projection = Projection::typed_with(rules.iter().flat_map(|r| r.field_paths()));
+        let mut hits = RuleHits::default();
+        for r in records {
+            let text = r.to_string();
+            let raw = parse_record(&projection, text.as_bytes()).unwrap().unwrap();
+            hits.record(&rules, &raw.validate().unwrap());
+        }
+        hits
+    }
+
+    fn record(name: &str, minute: u32, params: serde_json::Value) -> serde_json::Value {
+        json!({"eventVersion": "1.08", "eventTime": format!("2026-11-21T03:{minute:02}:10Z"),
+               "eventSource": "cloudtrail.amazonaws.com", "eventName": name, "awsRegion": "us-east-1",
+               "sourceIPAddress": "203.0.113.66", "eventID": format!("id-{name}-{minute}"),
+               "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/mallory",
+                                "accountId": "111122223333", "userName": "mallory"},
+               "requestParameters": params, "recipientAccountId": "111122223333"})
+    }
+
+    #[test]
+    fn a_stopped_trail_pages_with_who_what_and_where() {
+        let h = hits(&[
+            record("StopLogging", 10, json!({"name": "org-trail"})),
+            // The same minute again is the same finding.
+            record("StopLogging", 10, json!({"name": "org-trail"})),
+            record("DescribeTrails", 11, json!({})),
+            record("DeleteTrail", 12, json!({"name": "org-trail"})),
+        ]);
+        let p = pages(&h, Severity::Medium);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!(
+            p[0].subject,
+            "trailwatch CRITICAL: CloudTrail logging stopped"
+        );
+        assert!(
+            p[0].body.starts_with(
+                "CloudTrail logging stopped: user/mallory@111122223333 called cloudtrail.amazonaws.com:StopLogging on org-trail from 203.0.113.66 (2 times)"
+            ),
+            "{}",
+            p[0].body
+        );
+        assert!(p[0]
+            .body
+            .contains("2026-11-21 03:10 UTC, rule cloudtrail-stop-logging (critical)"));
+        assert_eq!(p[0].data["kind"], "rule");
+        assert_eq!(p[1].data["detector"], "cloudtrail-delete-trail");
+    }
+
+    #[test]
+    fn only_findings_at_the_page_severity_are_sent() {
+        let h = hits(&[
+            record("StopLogging", 10, json!({"name": "t"})),
+            record(
+                "UpdateTrail",
+                11,
+                json!({"name": "t", "isMultiRegionTrail": false}),
+            ),
+        ]);
+        let severities = |at| -> Vec<String> {
+            pages(&h, at)
+                .iter()
+                .map(|n| n.data["severity"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(severities(Severity::Medium), ["critical", "high"]);
+        assert_eq!(severities(Severity::Critical), ["critical"]);
+        assert!(pages(&RuleHits::default(), Severity::Low).is_empty());
+    }
+}
