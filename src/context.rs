@@ -28,10 +28,14 @@ pub enum Facet {
     Function,
     /// CreateVolume that succeeded: GiB, per volume type.
     VolumeGib,
+    /// RunInstances that failed (a quota such as VcpuLimitExceeded, a
+    /// permission): instances asked for, per instance type. A leaked key
+    /// trying GPUs it cannot get is still news.
+    RefusedInstanceType,
 }
 
 impl Facet {
-    pub const ALL: [Facet; 9] = [
+    pub const ALL: [Facet; 10] = [
         Facet::Principal,
         Facet::SourceIp,
         Facet::UserAgent,
@@ -41,6 +45,7 @@ impl Facet {
         Facet::VolumeType,
         Facet::Function,
         Facet::VolumeGib,
+        Facet::RefusedInstanceType,
     ];
 
     pub fn label(self) -> &'static str {
@@ -54,6 +59,7 @@ impl Facet {
             Facet::VolumeType => "volume types",
             Facet::Function => "functions",
             Facet::VolumeGib => "GiB per volume type",
+            Facet::RefusedInstanceType => "instance types refused",
         }
     }
 }
@@ -105,7 +111,7 @@ impl FacetCounts {
         // What was started: calls that failed started nothing.
         let started = r.error_code().is_none();
         match (r.event_source(), r.event_name()) {
-            ("ec2.amazonaws.com", "RunInstances") if started => {
+            ("ec2.amazonaws.com", "RunInstances") => {
                 let count: f64 = params
                     .and_then(|p| p.pointer("/instancesSet/items"))
                     .and_then(|v| v.as_array())
@@ -116,11 +122,12 @@ impl FacetCounts {
                             .sum()
                     })
                     .unwrap_or(1.0);
-                self.add(
-                    Facet::InstanceType,
-                    text("instanceType").unwrap_or("unknown"),
-                    count,
-                );
+                let facet = if started {
+                    Facet::InstanceType
+                } else {
+                    Facet::RefusedInstanceType
+                };
+                self.add(facet, text("instanceType").unwrap_or("unknown"), count);
             }
             ("ec2.amazonaws.com", "CreateVolume") if started => {
                 let kind = text("volumeType").unwrap_or("gp2");
@@ -354,6 +361,8 @@ mod tests {
         assert!(!w.values.contains_key(&Facet::InstanceType));
         assert_eq!(w.values[&Facet::ErrorCode]["Client.VcpuLimitExceeded"], 1.0);
         assert_eq!(cost_of(&w), None);
+        // What was asked for and refused is still counted, apart.
+        assert_eq!(w.values[&Facet::RefusedInstanceType]["p4d.24xlarge"], 8.0);
     }
 
     #[test]

@@ -299,6 +299,22 @@ fn rcf_summary(
             s.push_str(&format!("; ~{}", cost.headline()));
         }
     }
+    if let Some(f) = c
+        .facets
+        .iter()
+        .find(|f| f.facet == Facet::RefusedInstanceType)
+    {
+        let list: Vec<String> = f
+            .top
+            .iter()
+            .map(|v| format!("{} ×{}", v.value, trim_number(v.count)))
+            .collect();
+        let why = c
+            .top(Facet::ErrorCode)
+            .map(|e| format!(" ({})", e.value))
+            .unwrap_or_default();
+        s.push_str(&format!("; refused{why}: {}", list.join(", ")));
+    }
     s
 }
 
@@ -313,6 +329,7 @@ pub(crate) fn trim_number(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::FacetCounts;
     use crate::detector::parse_detector;
     use crate::engine::aggregate::{Bucket, Cell, DetectorAggregate};
     use crate::engine::rcf::Score;
@@ -436,5 +453,28 @@ mod tests {
         let mut who: Vec<String> = found.iter().map(|a| a.entity_text()).collect();
         who.sort();
         assert_eq!(who, ["userIdentity.arn=mid", "userIdentity.arn=new"]);
+    }
+
+    #[test]
+    fn a_launch_refused_for_its_quota_is_in_the_summary() {
+        let d = crate::detector::shipped()
+            .into_iter()
+            .find(|d| d.name == "ec2-run-instances")
+            .unwrap();
+        let mut window = FacetCounts::default();
+        window.add(Facet::Principal, "arn:aws:iam::1:user/carol", 30.0);
+        window.add(Facet::InstanceType, "g4dn.xlarge", 2.0);
+        window.add(Facet::RefusedInstanceType, "p4d.24xlarge", 24.0);
+        window.add(Facet::ErrorCode, "Client.VcpuLimitExceeded", 28.0);
+        let c = context::build(&window, &FacetCounts::default(), 144, 5);
+        let s = rcf_summary(&d, 26.0, 0.1, &c, &Vec::new());
+        assert!(s.contains("; g4dn.xlarge ×2"), "{s}");
+        assert!(
+            s.ends_with("; refused (Client.VcpuLimitExceeded): p4d.24xlarge ×24"),
+            "{s}"
+        );
+        // Nothing refused, nothing said.
+        let c = context::build(&FacetCounts::default(), &FacetCounts::default(), 144, 5);
+        assert!(!rcf_summary(&d, 26.0, 0.1, &c, &Vec::new()).contains("refused"));
     }
 }

@@ -72,7 +72,7 @@ pub fn facet_fields(facet: Facet) -> (&'static str, Option<&'static str>) {
         Facet::UserAgent => ("userAgent", None),
         Facet::Region => ("awsRegion", None),
         Facet::ErrorCode => ("errorCode", None),
-        Facet::InstanceType => (
+        Facet::InstanceType | Facet::RefusedInstanceType => (
             "requestParameters.instanceType",
             Some("requestParameters.instancesSet.items.maxCount"),
         ),
@@ -85,17 +85,22 @@ pub fn facet_fields(facet: Facet) -> (&'static str, Option<&'static str>) {
     }
 }
 
-/// Facets of what was started, which count only calls without an error
-/// (as [`FacetCounts::record`] does).
-fn started_only(facet: Facet) -> bool {
-    matches!(
-        facet,
-        Facet::InstanceType | Facet::VolumeType | Facet::VolumeGib
-    )
+/// The filter on the call's outcome a facet counts under, as
+/// [`FacetCounts::record`] does: what was started counts only calls without
+/// an error; what was refused only those with one.
+fn outcome_filter(facet: Facet) -> Option<Value> {
+    let error = json!({"exists": {"field": "errorCode"}});
+    match facet {
+        Facet::InstanceType | Facet::VolumeType | Facet::VolumeGib => {
+            Some(json!({"bool": {"must_not": [error]}}))
+        }
+        Facet::RefusedInstanceType => Some(error),
+        _ => None,
+    }
 }
 
 /// A search body: no hits, the facets as `terms` aggregations (those of
-/// what was started under a filter to successful calls).
+/// what was started or refused under a filter on the outcome).
 pub fn context_search(query: Value) -> Value {
     let mut aggs = serde_json::Map::new();
     for facet in Facet::ALL {
@@ -104,11 +109,8 @@ pub fn context_search(query: Value) -> Value {
         if let Some(sum) = sum {
             agg["aggs"] = json!({"amount": {"sum": {"field": sum}}});
         }
-        if started_only(facet) {
-            agg = json!({
-                "filter": {"bool": {"must_not": [{"exists": {"field": "errorCode"}}]}},
-                "aggs": {"values": agg}
-            });
+        if let Some(filter) = outcome_filter(facet) {
+            agg = json!({"filter": filter, "aggs": {"values": agg}});
         }
         aggs.insert(facet_key(facet), agg);
     }
@@ -132,7 +134,7 @@ pub fn counts_from(response: &Value) -> FacetCounts {
         ..FacetCounts::default()
     };
     for facet in Facet::ALL {
-        let path = if started_only(facet) {
+        let path = if outcome_filter(facet).is_some() {
             format!("/aggregations/{}/values/buckets", facet_key(facet))
         } else {
             format!("/aggregations/{}/buckets", facet_key(facet))
@@ -214,10 +216,20 @@ read_only = false
                 "principal": {"buckets": [{"key": "arn:aws:iam::1:user/carol", "doc_count": 12}]},
                 "instance_type": {"doc_count": 3, "values": {"buckets": [{"key": "p4d.24xlarge", "doc_count": 3, "amount": {"value": 24.0}}]}},
                 "volume_gib": {"doc_count": 2, "values": {"buckets": [{"key": "io2", "doc_count": 2, "amount": {"value": 1000.0}}]}},
+                "refused_instance_type": {"doc_count": 4, "values": {"buckets": [{"key": "p5.48xlarge", "doc_count": 4, "amount": {"value": 32.0}}]}},
                 "function": {"buckets": [{"key": "arn:aws:lambda:us-east-1:1:function:resize", "doc_count": 7}]}
             }
         });
+        // Refused launches count under the opposite filter: calls with an error.
+        assert_eq!(
+            body["aggs"]["refused_instance_type"]["filter"],
+            json!({"exists": {"field": "errorCode"}})
+        );
         let counts = counts_from(&response);
+        assert_eq!(
+            counts.values[&Facet::RefusedInstanceType]["p5.48xlarge"],
+            32.0
+        );
         assert_eq!(counts.events, 12.0);
         assert_eq!(
             counts.values[&Facet::Principal]["arn:aws:iam::1:user/carol"],
