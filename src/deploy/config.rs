@@ -32,6 +32,9 @@ pub struct DeployOptions {
     /// Email address that receives the enriched alerts.
     #[arg(long)]
     pub alert_email: Option<String>,
+    /// The forwarder pages on rule findings (StopLogging, a public bucket, …) at or above this severity [default: medium].
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub page_severity: Option<crate::engine::Severity>,
     /// Leave Lambda data events off the trail (the lambda-invoke detector then sees nothing).
     #[arg(long)]
     #[serde(default)]
@@ -119,6 +122,8 @@ pub struct DeployConfig {
     pub ebs_size_gib: u32,
     pub log_retention_days: u32,
     pub alert_email: Option<String>,
+    /// From what severity the forwarder pages on rule findings.
+    pub page_severity: crate::engine::Severity,
     pub lambda_trail: bool,
     /// S3 object data events on the trail (all buckets but its own two).
     pub s3_data_events: bool,
@@ -182,6 +187,7 @@ impl DeployOptions {
             ebs_size: self.ebs_size.or(file.ebs_size),
             log_retention_days: self.log_retention_days.or(file.log_retention_days),
             alert_email: self.alert_email.or(file.alert_email),
+            page_severity: self.page_severity.or(file.page_severity),
             no_lambda_trail: self.no_lambda_trail || file.no_lambda_trail,
             s3_data_events: self.s3_data_events || file.s3_data_events,
             existing_domain_endpoint: self
@@ -406,6 +412,9 @@ impl DeployOptions {
             ebs_size_gib,
             log_retention_days,
             alert_email: self.alert_email.clone(),
+            page_severity: self
+                .page_severity
+                .unwrap_or(crate::engine::severity::DEFAULT_PAGE),
             lambda_trail: !self.no_lambda_trail,
             s3_data_events: self.s3_data_events,
             existing_domain,

@@ -71,6 +71,8 @@ struct Lambda {
     /// The role this Lambda assumes to reach the domain (an existing
     /// domain's role; the master role for the bootstrap), as JSON.
     domain_role: Option<Value>,
+    /// From what severity it pages on rule findings (the forwarder).
+    page_severity: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -160,6 +162,7 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
                 concurrency: 20,
                 // It pages on rule findings (StopLogging, …) itself.
                 publishes: true,
+                page_severity: Some(config.page_severity.name()),
                 es_actions: ES_WRITE.to_vec(),
                 domain_role: config
                     .existing_domain
@@ -176,6 +179,7 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
                 concurrency: 5,
                 publishes: true,
                 es_actions: ES_READ.to_vec(),
+                page_severity: None,
                 domain_role: config
                     .existing_domain
                     .as_ref()
@@ -209,6 +213,7 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
             concurrency: 1,
             publishes: false,
             es_actions: Vec::new(),
+            page_severity: None,
             domain_role: Some(json!({"Fn::GetAtt": ["MasterRole", "Arn"]})),
         });
     }
@@ -369,6 +374,24 @@ mod tests {
                 .get("DataResources")
                 .is_none()
         );
+
+        // The forwarder pages on rule findings from --page-severity.
+        let env = |t: &Value, f: &str| {
+            t["Resources"][f]["Properties"]["Environment"]["Variables"].clone()
+        };
+        let default = render_with(DeployOptions::default());
+        assert_eq!(
+            env(&default, "ForwarderFunction")["PAGE_SEVERITY"],
+            "medium"
+        );
+        assert!(env(&default, "EnricherFunction")
+            .get("PAGE_SEVERITY")
+            .is_none());
+        let high = render_with(DeployOptions {
+            page_severity: Some(crate::engine::Severity::High),
+            ..Default::default()
+        });
+        assert_eq!(env(&high, "ForwarderFunction")["PAGE_SEVERITY"], "high");
 
         // S3 data events: advanced selectors (they cannot mix with basic
         // ones), every bucket's objects but the trail's own two, which would
