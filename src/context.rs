@@ -233,12 +233,24 @@ impl Context {
     }
 }
 
-/// `arn:aws:iam::1:user/bob` -> `user/bob@1`; other text as it is.
+/// `arn:aws:iam::1:user/bob` -> `user/bob@1`; a service-linked role,
+/// which is AWS acting for itself, -> `AWS (AWSServiceRoleForX)@1`; other
+/// text as it is.
 pub fn short_arn(arn: &str) -> String {
     let mut parts = arn.splitn(6, ':');
     match (parts.next(), parts.nth(3), parts.next()) {
         (Some("arn"), Some(account), Some(resource)) if !account.is_empty() => {
-            format!("{resource}@{account}")
+            let linked = resource
+                .split('/')
+                .find(|part| part.starts_with("AWSServiceRoleFor"))
+                .filter(|_| {
+                    resource.starts_with("assumed-role/")
+                        || resource.starts_with("role/aws-service-role/")
+                });
+            match linked {
+                Some(role) => format!("AWS ({role})@{account}"),
+                None => format!("{resource}@{account}"),
+            }
         }
         _ => arn.to_owned(),
     }
@@ -406,6 +418,18 @@ mod tests {
         assert_eq!(
             short_arn("apigateway.amazonaws.com"),
             "apigateway.amazonaws.com"
+        );
+        // A service-linked role is AWS acting for itself, as either ARN.
+        for arn in [
+            "arn:aws:sts::1:assumed-role/AWSServiceRoleForAutoScaling/AutoScaling",
+            "arn:aws:iam::1:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling",
+        ] {
+            assert_eq!(short_arn(arn), "AWS (AWSServiceRoleForAutoScaling)@1");
+        }
+        // A role of one's own that only sounds like one is not.
+        assert_eq!(
+            short_arn("arn:aws:iam::1:user/AWSServiceRoleForFun"),
+            "user/AWSServiceRoleForFun@1"
         );
     }
 }
