@@ -69,10 +69,7 @@ impl Projection {
         for field in CONTEXT_PARAMETERS {
             p.keep(&["requestParameters", field]);
         }
-        for path in paths {
-            let segments: Vec<&str> = path.as_str().split('.').collect();
-            p.keep(&segments);
-        }
+        p.keep_paths(paths);
         p
     }
 
@@ -85,11 +82,16 @@ impl Projection {
     /// The record model's typed fields and `paths`, nothing else.
     pub fn typed_with<'a>(paths: impl IntoIterator<Item = &'a FieldPath>) -> Projection {
         let mut p = Projection::typed_only();
+        p.keep_paths(paths);
+        p
+    }
+
+    /// Keeps the value at each of `paths` whole.
+    fn keep_paths<'a>(&mut self, paths: impl IntoIterator<Item = &'a FieldPath>) {
         for path in paths {
             let segments: Vec<&str> = path.as_str().split('.').collect();
-            p.keep(&segments);
+            self.keep(&segments);
         }
-        p
     }
 
     /// Keeps the value at `path` whole.

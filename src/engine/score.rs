@@ -281,14 +281,19 @@ fn rcf_summary(
     if !who.is_empty() {
         s.push_str(&format!("; by {who}"));
     }
-    for facet in [Facet::InstanceType, Facet::VolumeType] {
-        if let Some(f) = c.facets.iter().find(|f| f.facet == facet) {
-            let list: Vec<String> = f
-                .top
+    // `p4d.24xlarge ×24, g5.48xlarge ×8`: a facet's values with their counts.
+    let counted = |facet: Facet| {
+        c.facets.iter().find(|f| f.facet == facet).map(|f| {
+            f.top
                 .iter()
                 .map(|v| format!("{} ×{}", v.value, trim_number(v.count)))
-                .collect();
-            s.push_str(&format!("; {}", list.join(", ")));
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    };
+    for facet in [Facet::InstanceType, Facet::VolumeType] {
+        if let Some(list) = counted(facet) {
+            s.push_str(&format!("; {list}"));
         }
     }
     if c.volume_gib > 0.0 {
@@ -299,21 +304,12 @@ fn rcf_summary(
             s.push_str(&format!("; ~{}", cost.headline()));
         }
     }
-    if let Some(f) = c
-        .facets
-        .iter()
-        .find(|f| f.facet == Facet::RefusedInstanceType)
-    {
-        let list: Vec<String> = f
-            .top
-            .iter()
-            .map(|v| format!("{} ×{}", v.value, trim_number(v.count)))
-            .collect();
+    if let Some(list) = counted(Facet::RefusedInstanceType) {
         let why = c
             .top(Facet::ErrorCode)
             .map(|e| format!(" ({})", e.value))
             .unwrap_or_default();
-        s.push_str(&format!("; refused{why}: {}", list.join(", ")));
+        s.push_str(&format!("; refused{why}: {list}"));
     }
     s
 }
