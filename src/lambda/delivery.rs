@@ -116,9 +116,11 @@ pub fn batch_of_event(event: &serde_json::Value) -> Result<LogBatch, DeliveryErr
 
 /// Indexes a batch: every record is indexed or dead-lettered, or the call
 /// fails.
+///
 /// With `paging`, the rule findings among the records are paged first: a
 /// page that cannot be sent fails the invocation before anything is
-/// indexed, so the platform's retry sends it.
+/// indexed, so the platform's retry sends it (a batch retried for another
+/// reason pages again: a page is never lost, and may come twice).
 pub async fn deliver(
     os: &OpenSearch,
     batch: &LogBatch,
