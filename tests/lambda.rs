@@ -59,6 +59,9 @@ fn forward(
     dead: &std::path::Path,
     extra: &[&str],
 ) -> std::process::Output {
+    // Pages (real records stop and delete trails) beside the dead letters,
+    // never in the working directory.
+    let pages = dead.with_file_name("pages.ndjson");
     let mut args = vec![
         "lambda",
         "forward",
@@ -67,6 +70,9 @@ fn forward(
         "--dead-letter",
         dead.to_str().unwrap(),
     ];
+    if !extra.contains(&"--pages") {
+        args.extend(["--pages", pages.to_str().unwrap()]);
+    }
     args.extend_from_slice(extra);
     trailwatch_with_stdin(&args, Some(event.to_string().as_bytes()))
 }
@@ -729,6 +735,8 @@ fn the_sample_events_named_in_help_forward_and_enrich() {
             &os.url,
             "--dead-letter",
             dead.to_str().unwrap(),
+            "--pages",
+            dir.path().join("pages.ndjson").to_str().unwrap(),
         ],
         Some(&sample("forward-event.json")),
     );

@@ -467,12 +467,21 @@ fn real_cloudtrail_records_index_through_the_template_and_the_enricher_searches_
             n.ca.to_str().unwrap(),
             "--dead-letter",
             letters.path().join("dead.ndjson").to_str().unwrap(),
+            "--pages",
+            letters.path().join("pages.ndjson").to_str().unwrap(),
         ],
         Some(event.to_string().as_bytes()),
     );
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let report: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(report["dead_lettered"], 0, "{report}");
+    // The real deliveries delete a trail: the forwarder pages on it.
+    let pages = std::fs::read_to_string(letters.path().join("pages.ndjson")).unwrap();
+    assert!(
+        pages.contains("\"subject\":\"trailwatch CRITICAL: CloudTrail trail deleted\""),
+        "{pages}"
+    );
+    assert_eq!(report["paged"].as_u64(), Some(pages.lines().count() as u64));
     assert_eq!(
         report["indexed"].as_u64().unwrap() as usize,
         records.len(),
@@ -987,6 +996,11 @@ fn detect_and_backtest_read_an_index_and_find_what_detect_finds_in_the_forwarded
         .map(|r| r.to_string())
         .collect();
     assert!(records.len() > 10_000, "{}", records.len());
+    let out = tempfile::tempdir().unwrap();
+    let (dead, pages) = (
+        out.path().join("dead.ndjson"),
+        out.path().join("pages.ndjson"),
+    );
     for chunk in records.chunks(4000) {
         let event = crate::util::awslogs_event(chunk);
         let o = as_admin(
@@ -997,6 +1011,10 @@ fn detect_and_backtest_read_an_index_and_find_what_detect_finds_in_the_forwarded
                 &n.url,
                 "--opensearch-ca-cert",
                 n.ca.to_str().unwrap(),
+                "--dead-letter",
+                dead.to_str().unwrap(),
+                "--pages",
+                pages.to_str().unwrap(),
             ],
             Some(event.to_string().as_bytes()),
         );
