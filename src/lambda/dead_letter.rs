@@ -96,21 +96,28 @@ impl DeadLetters {
                 Ok(())
             }
             DeadLetters::File(path) => {
-                let mut file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| failed(e.to_string()))?;
-                let mut text = String::new();
-                for letter in letters {
-                    text.push_str(&serde_json::to_string(letter).expect("a letter serializes"));
-                    text.push('\n');
-                }
-                file.write_all(text.as_bytes())
-                    .map_err(|e| failed(e.to_string()))
+                append_json_lines(path, letters).map_err(|e| failed(e.to_string()))
             }
         }
     }
+}
+
+/// Appends `items` to the file at `path` (made if missing), one JSON line
+/// each, in one write: the local form of the Lambdas' queues and topics.
+pub fn append_json_lines<T: serde::Serialize>(
+    path: &std::path::Path,
+    items: &[T],
+) -> std::io::Result<()> {
+    let mut text = String::new();
+    for item in items {
+        text.push_str(&serde_json::to_string(item)?);
+        text.push('\n');
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(text.as_bytes())
 }
 
 #[cfg(test)]

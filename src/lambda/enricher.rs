@@ -19,6 +19,25 @@ pub struct Publisher {
     pub topic_arn: String,
 }
 
+impl Publisher {
+    /// Publishes `n` (its subject and body); the message id, if SNS gives one.
+    pub async fn publish(&self, n: &Notification) -> Result<Option<String>, PublishError> {
+        let answer = self
+            .client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(&n.subject)
+            .message(&n.body)
+            .send()
+            .await
+            .map_err(|e| PublishError {
+                topic: self.topic_arn.clone(),
+                message: crate::aws::error_message(&e),
+            })?;
+        Ok(answer.message_id().map(str::to_owned))
+    }
+}
+
 /// A notification that could not be published.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot publish to {topic}: {message}")]
@@ -125,22 +144,10 @@ impl Enricher {
     }
 
     pub async fn publish(&self, n: &Notification) -> Result<Option<String>, PublishError> {
-        let Some(p) = &self.publisher else {
-            return Ok(None);
-        };
-        let answer = p
-            .client
-            .publish()
-            .topic_arn(&p.topic_arn)
-            .subject(&n.subject)
-            .message(&n.body)
-            .send()
-            .await
-            .map_err(|e| PublishError {
-                topic: p.topic_arn.clone(),
-                message: crate::aws::error_message(&e),
-            })?;
-        Ok(answer.message_id().map(str::to_owned))
+        match &self.publisher {
+            Some(p) => p.publish(n).await,
+            None => Ok(None),
+        }
     }
 
     /// One Lambda invocation: every alert of the event, enriched or not,

@@ -9,11 +9,12 @@
 //! [`pages`] is the pure core; [`Pager`] is the edge that sends them.
 
 use super::alert::{subject_text, Notification};
+use super::dead_letter::append_json_lines;
+use super::enricher::Publisher;
 use crate::engine::rules::{detect, RuleHits};
 use crate::engine::Severity;
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use std::io::Write;
 use std::path::PathBuf;
 
 /// The notifications the hits make: one per finding (one rule, principal,
@@ -55,11 +56,8 @@ pub struct PageError {
 
 /// Where the forwarder's pages go.
 pub enum Pager {
-    /// The stack's notification topic.
-    Sns {
-        client: aws_sdk_sns::Client,
-        topic_arn: String,
-    },
+    /// The stack's notification topic, published to as the enricher does.
+    Sns(Publisher),
     /// One JSON line per page (`trailwatch lambda forward --pages FILE`).
     File(PathBuf),
 }
@@ -71,35 +69,23 @@ impl Pager {
             return Ok(0);
         }
         match self {
-            Pager::Sns { client, topic_arn } => {
+            Pager::Sns(publisher) => {
                 for n in pages {
-                    client
-                        .publish()
-                        .topic_arn(topic_arn)
-                        .subject(&n.subject)
-                        .message(&n.body)
-                        .send()
-                        .await
-                        .map_err(|e| PageError {
-                            to: topic_arn.clone(),
-                            message: crate::aws::error_message(&e),
-                        })?;
+                    publisher.publish(n).await.map_err(|e| PageError {
+                        to: e.topic,
+                        message: e.message,
+                    })?;
                 }
             }
             Pager::File(path) => {
-                let err = |e: std::io::Error| PageError {
+                let lines: Vec<_> = pages
+                    .iter()
+                    .map(|n| json!({"subject": n.subject, "body": n.body, "finding": n.data}))
+                    .collect();
+                append_json_lines(path, &lines).map_err(|e| PageError {
                     to: path.display().to_string(),
                     message: e.to_string(),
-                };
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(err)?;
-                for n in pages {
-                    let line = json!({"subject": n.subject, "body": n.body, "finding": n.data});
-                    writeln!(f, "{line}").map_err(err)?;
-                }
+                })?;
             }
         }
         Ok(pages.len())

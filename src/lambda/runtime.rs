@@ -5,6 +5,7 @@
 
 use super::dead_letter::DeadLetters;
 use super::delivery::{batch_of_event, deliver, DeliveryError, Limits, Paging};
+use super::enricher::Publisher;
 use super::rule_pages::Pager;
 use crate::opensearch::{Auth, OpenSearch, Target};
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -155,10 +156,10 @@ fn paging_from_env(sdk: &aws_config::SdkConfig) -> Result<Option<Paging>, String
     Ok(Some(Paging {
         rules: packaged()?.rules,
         page_at,
-        pager: Pager::Sns {
+        pager: Pager::Sns(Publisher {
             client: aws_sdk_sns::Client::new(sdk),
             topic_arn,
-        },
+        }),
     }))
 }
 
