@@ -6,7 +6,7 @@
 //! and by the enricher Lambda from OpenSearch aggregations; [`build`] turns
 //! window and baseline counts into the same [`Context`] for both.
 
-use crate::cloudtrail::Record;
+use crate::cloudtrail::{service_linked_role, Record};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -240,18 +240,13 @@ pub fn short_arn(arn: &str) -> String {
     let mut parts = arn.splitn(6, ':');
     match (parts.next(), parts.nth(3), parts.next()) {
         (Some("arn"), Some(account), Some(resource)) if !account.is_empty() => {
-            let linked = resource
-                .split('/')
-                .find(|part| part.starts_with("AWSServiceRoleFor"))
-                .filter(|_| {
-                    resource.starts_with("assumed-role/")
-                        || resource.starts_with("role/aws-service-role/")
-                });
-            match linked {
+            match service_linked_role(arn) {
                 Some(role) => format!("AWS ({role})@{account}"),
                 None => format!("{resource}@{account}"),
             }
         }
+        // A service acting as itself names only its endpoint.
+        _ if arn.ends_with(".amazonaws.com") && !arn.contains(':') => format!("AWS ({arn})"),
         _ => arn.to_owned(),
     }
 }
@@ -415,10 +410,12 @@ mod tests {
             short_arn("arn:aws:sts::1:assumed-role/r/s"),
             "assumed-role/r/s@1"
         );
+        // A service acting as itself reads as AWS, as its linked roles do.
         assert_eq!(
             short_arn("apigateway.amazonaws.com"),
-            "apigateway.amazonaws.com"
+            "AWS (apigateway.amazonaws.com)"
         );
+        assert_eq!(short_arn("AIDAEXAMPLE"), "AIDAEXAMPLE");
         // A service-linked role is AWS acting for itself, as either ARN.
         for arn in [
             "arn:aws:sts::1:assumed-role/AWSServiceRoleForAutoScaling/AutoScaling",

@@ -214,3 +214,42 @@ fn detect_reports_the_damaged_file_and_goes_on_unless_strict() {
         "{err}"
     );
 }
+
+#[test]
+fn aws_acting_for_itself_is_named_as_aws_and_never_a_new_principal() {
+    let dir = shared_cloudtrail();
+    let o = trailwatch(&["detect", dir.to_str().unwrap(), "--format", "ndjson"]);
+    let found: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(found.len() > 20, "{}", stderr(&o));
+    // Service-linked roles (Inspector, RDS) and services acting as
+    // themselves do something new whenever AWS ships a feature.
+    for f in found.iter().filter(|f| f["kind"] == "new_event") {
+        let who = f["entity"]["principal"].as_str().unwrap();
+        assert!(
+            !who.contains("AWSServiceRoleFor") && !who.ends_with(".amazonaws.com"),
+            "{f:#}"
+        );
+    }
+    // Secrets Manager's scheduled deletions carry only `invokedBy`: their
+    // rate insight says who, rather than nobody.
+    let deletes: Vec<&Value> = found
+        .iter()
+        .filter(|f| {
+            f["kind"] == "insight"
+                && f["entity"]["eventName"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with("SecretVersionDelete"))
+        })
+        .collect();
+    assert_eq!(deletes.len(), 2, "{found:#?}");
+    for f in deletes {
+        let summary = f["summary"].as_str().unwrap();
+        assert!(
+            summary.ends_with("mostly AWS (secretsmanager.amazonaws.com)"),
+            "{summary}"
+        );
+    }
+}

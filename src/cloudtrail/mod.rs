@@ -23,5 +23,6 @@ pub use field::FieldPath;
 pub use projection::Projection;
 pub use read::{read_bytes, read_input, Location, ReadError, ReadErrorKind, ReadStats};
 pub use record::{
-    quantity, FieldValue, Implausible, Record, RecordError, UserIdentity, MAX_QUANTITY,
+    quantity, service_linked_role, FieldValue, Implausible, Record, RecordError, UserIdentity,
+    MAX_QUANTITY,
 };

@@ -39,6 +39,30 @@ pub struct UserIdentity<'a> {
     pub principal_id: Option<&'a str>,
 }
 
+impl UserIdentity<'_> {
+    /// True when AWS itself made the call rather than a person or workload of
+    /// the account: a service acting as itself (`AWSService`, or a bare
+    /// `invokedBy` with no type, as Secrets Manager's scheduled deletions
+    /// are), or a service-linked role, which only its service can assume.
+    pub fn is_aws_itself(&self) -> bool {
+        self.kind == Some("AWSService")
+            || (self.kind.is_none() && self.arn.is_none() && self.invoked_by.is_some())
+            || self.arn.and_then(service_linked_role).is_some()
+    }
+}
+
+/// The name of the service-linked role an ARN names (the role itself or a
+/// session of it), such as `AWSServiceRoleForRDS`; None for any other ARN.
+pub fn service_linked_role(arn: &str) -> Option<&str> {
+    let resource = arn.splitn(6, ':').nth(5)?;
+    if !(resource.starts_with("assumed-role/") || resource.starts_with("role/aws-service-role/")) {
+        return None;
+    }
+    resource
+        .split('/')
+        .find(|part| part.starts_with("AWSServiceRoleFor"))
+}
+
 /// The typed top-level string fields, in [`Record`]'s slot order.
 pub(crate) const STRING_FIELDS: [&str; 12] = [
     "eventTime",
@@ -344,6 +368,47 @@ mod tests {
 
     fn path(p: &str) -> FieldPath {
         FieldPath::parse(p).unwrap()
+    }
+
+    #[test]
+    fn aws_itself_is_told_from_the_accounts_own_principals() {
+        let id = |v: Value| {
+            let r = Record::from_value(json!({"eventTime": "2023-07-10T11:42:36Z",
+                "eventSource": "s3.amazonaws.com", "eventName": "ListBuckets",
+                "userIdentity": v}))
+            .unwrap();
+            (
+                r.user_identity().is_aws_itself(),
+                r.principal().map(str::to_owned),
+            )
+        };
+        let svc = "secretsmanager.amazonaws.com";
+        assert_eq!(
+            id(json!({"accountId": "1", "invokedBy": svc})),
+            (true, Some(svc.to_owned()))
+        );
+        assert!(id(json!({"type": "AWSService", "invokedBy": svc})).0);
+        let linked = "arn:aws:sts::1:assumed-role/AWSServiceRoleForRDS/RDS";
+        assert!(id(json!({"type": "AssumedRole", "arn": linked})).0);
+        // A person's role session reached through a service is still theirs.
+        for own in [
+            json!({"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/admin/bob",
+                "invokedBy": "cloudformation.amazonaws.com"}),
+            json!({"type": "IAMUser", "arn": "arn:aws:iam::1:user/AWSServiceRoleForX"}),
+            json!({"type": "IAMUser", "principalId": "AIDAEXAMPLE", "userName": "bob"}),
+        ] {
+            assert!(!id(own.clone()).0, "{own}");
+        }
+        assert_eq!(
+            service_linked_role(
+                "arn:aws:iam::1:role/aws-service-role/rds.amazonaws.com/AWSServiceRoleForRDS"
+            ),
+            Some("AWSServiceRoleForRDS")
+        );
+        assert_eq!(
+            service_linked_role("arn:aws:sts::1:assumed-role/admin/bob"),
+            None
+        );
     }
 
     #[test]

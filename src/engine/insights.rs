@@ -154,8 +154,8 @@ impl InsightCounts {
                 m[i] += 1;
                 let a = &mut attrs[i];
                 a.events += 1.0;
-                if let Some(arn) = r.user_identity().arn {
-                    a.add(Facet::Principal, arn, 1.0);
+                if let Some(who) = r.principal() {
+                    a.add(Facet::Principal, who, 1.0);
                 }
                 if let Some(ua) = r.user_agent() {
                     a.add(Facet::UserAgent, ua, 1.0);

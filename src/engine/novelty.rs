@@ -82,9 +82,10 @@ pub fn network_of(ip: &str) -> Option<String> {
 
 impl NoveltyCounts {
     pub fn record(&mut self, r: &Record) {
-        // AWS services acting for themselves are not principals to learn.
+        // AWS acting for itself (services, service-linked roles) is not a
+        // principal to learn: its activity is new whenever AWS adds a feature.
         let id = r.user_identity();
-        if id.kind == Some("AWSService") {
+        if id.is_aws_itself() {
             return;
         }
         let Some(principal) = id.arn.or(id.principal_id) else {
@@ -463,9 +464,21 @@ mod tests {
             "203.0.113.9",
             "us-east-1",
         ));
-        let svc = Record::from_value(json!({"eventTime": "2026-01-06T09:41:00Z", "eventSource": "sts.amazonaws.com",
-            "eventName": "AssumeRole", "userIdentity": {"type": "AWSService", "invokedBy": "lambda.amazonaws.com"}})).unwrap();
-        c.record(&svc);
+        // AWS acting for itself, in the three shapes real deliveries show: a
+        // typed service, a bare `invokedBy` (Secrets Manager's scheduled
+        // deletions) and a service-linked role's session.
+        for identity in [
+            json!({"type": "AWSService", "invokedBy": "lambda.amazonaws.com"}),
+            json!({"accountId": "1", "invokedBy": "secretsmanager.amazonaws.com"}),
+            json!({"type": "AssumedRole", "accountId": "1",
+                "arn": "arn:aws:sts::1:assumed-role/AWSServiceRoleForRDS/RDS"}),
+        ] {
+            let svc = Record::from_value(json!({"eventTime": "2026-01-06T09:41:00Z",
+                "eventSource": "sts.amazonaws.com", "eventName": "AssumeRole",
+                "userIdentity": identity}))
+            .unwrap();
+            c.record(&svc);
+        }
         let found = find(&c, &opts());
         assert_eq!(found.len(), 1, "{found:#?}");
         assert!(
