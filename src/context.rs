@@ -94,7 +94,7 @@ impl FacetCounts {
     pub fn record(&mut self, r: &Record) {
         self.events += 1.0;
         if let Some(p) = r.principal() {
-            self.add(Facet::Principal, p, 1.0);
+            self.add(Facet::Principal, &p, 1.0);
         }
         for (facet, value) in [
             (Facet::SourceIp, r.source_ip_address()),

@@ -142,7 +142,15 @@ fn typed_records_hold_exactly_what_the_real_records_hold() {
             if let Some(identity) = id.as_object() {
                 let mut others = identity.clone();
                 others.retain(|k, _| {
-                    !["type", "arn", "accountId", "invokedBy", "principalId"].contains(&k.as_str())
+                    ![
+                        "type",
+                        "arn",
+                        "accountId",
+                        "invokedBy",
+                        "principalId",
+                        "userName",
+                    ]
+                    .contains(&k.as_str())
                 });
                 if !others.is_empty() {
                     rest.insert("userIdentity".into(), Value::Object(others));
@@ -252,4 +260,27 @@ fn aws_acting_for_itself_is_named_as_aws_and_never_a_new_principal() {
             "{summary}"
         );
     }
+}
+
+#[test]
+fn an_iam_user_without_an_arn_is_the_same_principal_as_with_one() {
+    // Some of the user's records carry only principalId, accountId and
+    // userName: they are still bert-jan, not a stranger named AIDA….
+    let dir = shared_cloudtrail();
+    let o = trailwatch(&["detect", dir.to_str().unwrap(), "--format", "ndjson"]);
+    let out = stdout(&o);
+    let found: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(found.len() > 20, "{}", stderr(&o));
+    let principals: Vec<&str> = found
+        .iter()
+        .filter_map(|f| f["entity"]["principal"].as_str())
+        .collect();
+    assert!(
+        principals.iter().all(|p| !p.starts_with("AIDA")),
+        "{principals:?}"
+    );
+    assert!(out.contains("user/bert-jan@123837392027"), "{principals:?}");
 }

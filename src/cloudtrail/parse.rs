@@ -285,6 +285,7 @@ fn identity_field_name(i: usize) -> &'static str {
         "userIdentity.accountId",
         "userIdentity.invokedBy",
         "userIdentity.principalId",
+        "userIdentity.userName",
     ][i]
 }
 

@@ -5,6 +5,7 @@
 //! without building values for them, which is most of the cost of reading.
 //! Without a projection every field is kept.
 
+use super::record::IDENTITY_FIELDS;
 use super::FieldPath;
 use rustc_hash::FxHashMap;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -42,9 +43,6 @@ const RECORD_FIELDS: [&str; 16] = [
     "detail-type",
     "detail",
 ];
-
-/// The `userIdentity` fields the record model reads.
-const IDENTITY_FIELDS: [&str; 5] = ["type", "arn", "accountId", "invokedBy", "principalId"];
 
 /// The `requestParameters` fields the context reads.
 const CONTEXT_PARAMETERS: [&str; 5] = [

@@ -37,9 +37,31 @@ pub struct UserIdentity<'a> {
     pub account_id: Option<&'a str>,
     pub invoked_by: Option<&'a str>,
     pub principal_id: Option<&'a str>,
+    pub user_name: Option<&'a str>,
 }
 
-impl UserIdentity<'_> {
+impl<'a> UserIdentity<'a> {
+    /// Who made the call, in one string: the ARN when there is one; an IAM
+    /// user's or the root's ARN built from its name and account when the
+    /// record leaves it out (sign-in's `CheckMfa` does), so it is the same
+    /// principal as in its other records; else the invoking service; else
+    /// the principal id.
+    pub fn principal(&self) -> Option<Cow<'a, str>> {
+        if let Some(arn) = self.arn {
+            return Some(Cow::Borrowed(arn));
+        }
+        match (self.kind, self.account_id, self.user_name) {
+            (Some("IAMUser"), Some(account), Some(name)) => {
+                return Some(Cow::Owned(format!("arn:aws:iam::{account}:user/{name}")))
+            }
+            (Some("Root"), Some(account), _) => {
+                return Some(Cow::Owned(format!("arn:aws:iam::{account}:root")))
+            }
+            _ => {}
+        }
+        self.invoked_by.or(self.principal_id).map(Cow::Borrowed)
+    }
+
     /// True when AWS itself made the call rather than a person or workload of
     /// the account: a service acting as itself (`AWSService`, or a bare
     /// `invokedBy` with no type, as Secrets Manager's scheduled deletions
@@ -79,8 +101,14 @@ pub(crate) const STRING_FIELDS: [&str; 12] = [
     "eventCategory",
 ];
 /// The typed `userIdentity` fields, in slot order.
-pub(crate) const IDENTITY_FIELDS: [&str; 5] =
-    ["type", "arn", "accountId", "invokedBy", "principalId"];
+pub(crate) const IDENTITY_FIELDS: [&str; 6] = [
+    "type",
+    "arn",
+    "accountId",
+    "invokedBy",
+    "principalId",
+    "userName",
+];
 /// The typed boolean fields, in slot order.
 pub(crate) const BOOL_FIELDS: [&str; 2] = ["readOnly", "managementEvent"];
 
@@ -299,13 +327,12 @@ impl<'a> Record<'a> {
             account_id: get(2),
             invoked_by: get(3),
             principal_id: get(4),
+            user_name: get(5),
         }
     }
-    /// Who made the call, in one string: the ARN when there is one, else the
-    /// invoking service, else the principal id.
-    pub fn principal(&self) -> Option<&str> {
-        let id = self.user_identity();
-        id.arn.or(id.invoked_by).or(id.principal_id)
+    /// Who made the call, in one string: see [`UserIdentity::principal`].
+    pub fn principal(&self) -> Option<Cow<'_, str>> {
+        self.user_identity().principal()
     }
     /// True for CloudTrail Insights records, which are not API activity.
     pub fn is_insight(&self) -> bool {
@@ -379,7 +406,7 @@ mod tests {
             .unwrap();
             (
                 r.user_identity().is_aws_itself(),
-                r.principal().map(str::to_owned),
+                r.principal().map(Cow::into_owned),
             )
         };
         let svc = "secretsmanager.amazonaws.com";
@@ -412,6 +439,34 @@ mod tests {
     }
 
     #[test]
+    fn a_principal_without_an_arn_is_named_as_its_arn_would_be() {
+        let who = |v: Value| {
+            Record::from_value(json!({"eventTime": "2023-07-10T11:42:36Z",
+                "eventSource": "signin.amazonaws.com", "eventName": "CheckMfa",
+                "userIdentity": v}))
+            .unwrap()
+            .principal()
+            .map(Cow::into_owned)
+        };
+        // Sign-in's CheckMfa names an IAM user without its ARN.
+        assert_eq!(
+            who(json!({"type": "IAMUser", "principalId": "AIDAEXAMPLE",
+                "accountId": "1", "userName": "bert-jan"})),
+            Some("arn:aws:iam::1:user/bert-jan".to_owned())
+        );
+        assert_eq!(
+            who(json!({"type": "Root", "principalId": "1", "accountId": "1"})),
+            Some("arn:aws:iam::1:root".to_owned())
+        );
+        // Without the account no ARN can be built: the id is what there is.
+        assert_eq!(
+            who(json!({"type": "IAMUser", "principalId": "AIDAEXAMPLE", "userName": "b"})),
+            Some("AIDAEXAMPLE".to_owned())
+        );
+        assert_eq!(who(json!({})), None);
+    }
+
+    #[test]
     fn typed_fields_read_and_the_rest_is_kept() {
         let r = Record::from_value(minimal()).unwrap();
         assert_eq!(r.event_time().to_rfc3339(), "2023-07-10T11:42:36+00:00");
@@ -419,7 +474,7 @@ mod tests {
         assert_eq!(r.event_name(), "ListBuckets");
         assert_eq!(r.error_code(), None, "a null errorCode is no error");
         assert_eq!(r.user_identity().kind, Some("IAMUser"));
-        assert_eq!(r.principal(), Some("arn:aws:iam::1:user/a"));
+        assert_eq!(r.principal().as_deref(), Some("arn:aws:iam::1:user/a"));
         assert_eq!(r.read_only(), Some(true));
         assert_eq!(r.request_parameters().unwrap()["Host"], "x");
         assert_eq!(r.rest()["extra"], json!([1, 2]));

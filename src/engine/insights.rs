@@ -155,7 +155,7 @@ impl InsightCounts {
                 let a = &mut attrs[i];
                 a.events += 1.0;
                 if let Some(who) = r.principal() {
-                    a.add(Facet::Principal, who, 1.0);
+                    a.add(Facet::Principal, &who, 1.0);
                 }
                 if let Some(ua) = r.user_agent() {
                     a.add(Facet::UserAgent, ua, 1.0);

@@ -88,16 +88,16 @@ impl NoveltyCounts {
         if id.is_aws_itself() {
             return;
         }
-        let Some(principal) = id.arn.or(id.principal_id) else {
+        let Some(principal) = id.principal() else {
             return;
         };
         let t = r.event_time();
         // Look up by borrowed keys; allocate only on first sight.
-        if !self.principals.contains_key(principal) {
+        if !self.principals.contains_key(principal.as_ref()) {
             self.principals
-                .insert(principal.to_owned(), PrincipalSeen::default());
+                .insert(principal.clone().into_owned(), PrincipalSeen::default());
         }
-        let Some(p) = self.principals.get_mut(principal) else {
+        let Some(p) = self.principals.get_mut(principal.as_ref()) else {
             return;
         };
         p.activity.add(t);

@@ -9,6 +9,7 @@ use crate::context::short_arn;
 use crate::detector::Rule;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// One record a rule matched: what a finding says about it.
@@ -47,7 +48,9 @@ impl RuleHits {
                 severity: rule.severity,
                 time: r.event_time(),
                 event: format!("{}:{}", r.event_source(), r.event_name()),
-                principal: r.principal().unwrap_or("-").to_owned(),
+                principal: r
+                    .principal()
+                    .map_or_else(|| "-".to_owned(), Cow::into_owned),
                 target: rule.target.as_ref().and_then(|t| r.first_text(t)),
                 error: r.error_code().map(str::to_owned),
                 source_ip: r.source_ip_address().map(str::to_owned),
