@@ -194,6 +194,23 @@ fn the_table_names_the_incidents() {
     }
     let err = stderr(&o);
     assert!(err.contains("stats: ") && err.contains("events/s"), "{err}");
+    // Every kind's account of chance: budgets, Good-Turing for new activity,
+    // and how often each kind reached a grade beside the budget's promise.
+    for line in [
+        "budget: ApiCallRateInsight: 0.2 chance alarms a day over ",
+        "chance: new activity has no budget; by Good-Turing",
+        "calibration: rcf: ",
+        "calibration: insight: ",
+        "calibration: new_event: ",
+    ] {
+        assert!(err.contains(line), "{line} not in {err}");
+    }
+    assert!(
+        err.contains(
+            "(chance alone gives an insight type at most 0.2, 0.02, 0.002 a day: its budget)"
+        ),
+        "{err}"
+    );
 }
 
 #[test]

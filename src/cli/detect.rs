@@ -7,7 +7,7 @@ use crate::engine::novelty::NoveltyOptions;
 use crate::engine::severity;
 use crate::engine::sink::{self, Format};
 use crate::engine::source::{aggregate_inputs, Observer};
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::{Anomaly, AnomalyKind, Engine, EngineOptions};
 use crate::opensearch::scan::Scan;
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
@@ -372,7 +372,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
             stats.records as f64 / secs.max(1e-9),
             peak_memory().map_or("unknown".into(), |kib| format!("{:.0} MiB", kib as f64 / 1024.0))
         );
-        for line in budget_lines(&engine) {
+        for line in budget_lines(&engine, &findings.anomalies) {
             eprintln!("{line}");
         }
     }
@@ -383,29 +383,77 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     })
 }
 
-/// `--stats`' account of each insight type's false-alarm budget: the series
-/// it is shared by, the chance a window must fall under, and the chance
-/// alarms a day expected at each series' own average rate.
-fn budget_lines(engine: &Engine<'_>) -> Vec<String> {
+/// `--stats`' account of chance: each insight type's false-alarm budget
+/// (the series it is shared by, the chance a window must fall under, and
+/// the chance alarms a day expected at each series' own average rate); what
+/// chance alone would make new activity report (Good-Turing); and how often
+/// each kind's findings reached a grade, beside what the budget lets chance
+/// do at that grade.
+fn budget_lines(engine: &Engine<'_>, anomalies: &[Anomaly]) -> Vec<String> {
+    use crate::engine::calibration;
     let a = &engine.aggregates;
-    let (Some(options), Some(first), Some(last)) =
-        (&engine.options.insights, a.first_event, a.last_event)
-    else {
+    let (Some(first), Some(last)) = (a.first_event, a.last_event) else {
         return Vec::new();
     };
-    insights::chance_figures(&a.insights, first, last, options)
-        .into_iter()
-        .map(|f| {
-            format!(
-                "budget: {:?}: {} chance alarms a day over {} series (a 5-minute window alarms under a chance of {:.1e}); expected by chance at the series' average rates: {:.3} a day",
-                f.insight_type,
-                f.budget.per_day,
-                f.series,
-                f.budget.alpha(),
-                f.expected_per_day
-            )
-        })
-        .collect()
+    let mut lines = Vec::new();
+    if let Some(options) = &engine.options.insights {
+        lines.extend(
+            insights::chance_figures(&a.insights, first, last, options)
+                .into_iter()
+                .map(|f| {
+                    format!(
+                        "budget: {:?}: {} chance alarms a day over {} series (a 5-minute window alarms under a chance of {:.1e}); expected by chance at the series' average rates: {:.3} a day",
+                        f.insight_type,
+                        f.budget.per_day,
+                        f.series,
+                        f.budget.alpha(),
+                        f.expected_per_day
+                    )
+                }),
+        );
+    }
+    if let Some(options) = &engine.options.novelty {
+        let c = crate::engine::novelty::chance(&a.novelty, first, last, options);
+        lines.push(format!(
+            "chance: new activity has no budget; by Good-Turing (what was seen once so far, per day of history) chance alone gives {:.2} new features a day over {} established principals and {:.2} new principals a day",
+            c.features_per_day, c.established, c.principals_per_day
+        ));
+    }
+    let budget = engine
+        .options
+        .insights
+        .as_ref()
+        .map_or(0.2, |o| o.budget_per_day);
+    let allowed = calibration::budget_rates(budget).map(|r| format!("{}", (r * 1e6).round() / 1e6));
+    let learned = first
+        + engine
+            .options
+            .novelty
+            .as_ref()
+            .map_or(chrono::Duration::days(1), |o| o.learning);
+    for kind in [
+        AnomalyKind::Rcf,
+        AnomalyKind::Insight,
+        AnomalyKind::NewEvent,
+        AnomalyKind::Rule,
+    ] {
+        let from = match kind {
+            AnomalyKind::Insight | AnomalyKind::NewEvent => learned,
+            AnomalyKind::Rcf | AnomalyKind::Rule => first,
+        };
+        let days = calibration::days_between(from, last);
+        let Some(rates) = calibration::grade_rates(anomalies, kind, days) else {
+            continue;
+        };
+        lines.push(format!(
+            "calibration: {}: {} findings a day at grade 0.7, 0.8, 0.9 or more over {} (chance alone gives an insight type at most {} a day: its budget)",
+            kind.name(),
+            rates.map(|x| format!("{x:.2}")).join(", "),
+            crate::engine::span_text(chrono::Duration::seconds((days * 86_400.0) as i64)),
+            allowed.join(", ")
+        ));
+    }
+    lines
 }
 
 /// `--series`: the plugin's RCF and alert defaults over one plain series.

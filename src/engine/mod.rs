@@ -20,6 +20,7 @@
 
 pub mod aggregate;
 pub mod anomaly;
+pub mod calibration;
 pub mod chance;
 pub mod follow;
 pub mod group;

@@ -180,6 +180,81 @@ fn feature_grade(feature: &str, prior: usize, established: bool) -> f64 {
     base * rarity * if established { 1.0 } else { 0.6 }
 }
 
+/// What chance alone would make new activity report, by Good-Turing: the
+/// share of a principal's events that are of a never-seen feature is about
+/// the share of its features seen exactly once so far, so the new features
+/// it shows in a day are about the features it showed once so far, per day
+/// of its history. Likewise, principals seen once so far, per day, is the
+/// rate of new principals. Each evaluated day is estimated from the history
+/// before it, as a run following along would, and the days averaged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NoveltyChance {
+    /// Established principals (seen [`KEEP_TIMES`] times while learning),
+    /// whose new features are reported.
+    pub established: usize,
+    /// New features of established principals expected a day.
+    pub features_per_day: f64,
+    /// New principals expected a day.
+    pub principals_per_day: f64,
+}
+
+impl NoveltyChance {
+    /// Findings a day chance alone would report (before the grouping per
+    /// interval, which only merges them).
+    pub fn per_day(&self) -> f64 {
+        self.features_per_day + self.principals_per_day
+    }
+}
+
+/// [`NoveltyChance`] over the days from the end of learning to `last_event`.
+pub fn chance(
+    counts: &NoveltyCounts,
+    first_event: DateTime<Utc>,
+    last_event: DateTime<Utc>,
+    options: &NoveltyOptions,
+) -> NoveltyChance {
+    let learned = first_event + options.learning;
+    let mut days: Vec<DateTime<Utc>> =
+        std::iter::successors(Some(learned), |d| Some(*d + Duration::days(1)))
+            .take_while(|d| *d < last_event)
+            .collect();
+    if days.is_empty() {
+        days.push(learned);
+    }
+    let established: Vec<&PrincipalSeen> = counts
+        .principals
+        .values()
+        .filter(|p| p.activity.times.first().is_some_and(|t| *t < learned))
+        .filter(|p| p.activity.before(learned) >= KEEP_TIMES)
+        .collect();
+    let mut out = NoveltyChance {
+        established: established.len(),
+        features_per_day: 0.0,
+        principals_per_day: 0.0,
+    };
+    for &at in &days {
+        let history =
+            |from: DateTime<Utc>| ((at - from).num_seconds() as f64 / 86_400.0).max(1.0 / 24.0);
+        // Seen exactly once before `at` (the kept times are the earliest).
+        let once = |s: &Seen| {
+            s.times.first().is_some_and(|t| *t < at) && s.times.get(1).is_none_or(|t| *t >= at)
+        };
+        for p in &established {
+            let singletons = p.features.values().filter(|s| once(s)).count();
+            out.features_per_day += singletons as f64 / history(p.activity.times[0]);
+        }
+        let principals_once = counts
+            .principals
+            .values()
+            .filter(|p| once(&p.activity))
+            .count();
+        out.principals_per_day += principals_once as f64 / history(first_event);
+    }
+    out.features_per_day /= days.len() as f64;
+    out.principals_per_day /= days.len() as f64;
+    out
+}
+
 /// Reports, per principal and interval, what it did for the first time (or
 /// rarely) with a time in `[from, to)`, after the learning period.
 pub fn detect(
@@ -370,6 +445,85 @@ mod tests {
             "us-east-1",
         ));
         c
+    }
+
+    #[test]
+    fn chance_counts_what_was_seen_once_while_learning_per_learning_day() {
+        let mut c = learned();
+        // alice once while learning: one new principal a day. carol only after.
+        c.record(&rec(
+            "2026-01-05T09:00:00Z",
+            "alice",
+            "GetUser",
+            "198.51.100.12",
+            "us-east-1",
+        ));
+        c.record(&rec(
+            "2026-01-06T09:00:00Z",
+            "carol",
+            "GetUser",
+            "198.51.100.12",
+            "us-east-1",
+        ));
+        // bob's ListUsers again after learning: still once while learning.
+        c.record(&rec(
+            "2026-01-06T11:00:00Z",
+            "bob",
+            "ListUsers",
+            "198.51.100.11",
+            "us-east-1",
+        ));
+        let chance = chance(
+            &c,
+            t("2026-01-05T00:00:00Z"),
+            t("2026-01-06T11:00:00Z"),
+            &opts(),
+        );
+        assert_eq!(
+            chance,
+            NoveltyChance {
+                established: 1,
+                features_per_day: 1.0,
+                principals_per_day: 1.0,
+            },
+            "bob's only singleton is ListUsers; alice is not established"
+        );
+        assert_eq!(chance.per_day(), 2.0);
+    }
+
+    #[test]
+    fn chance_of_each_day_comes_from_the_history_before_it() {
+        let mut c = learned();
+        // A nightly call: once by the end of learning, twice a day later.
+        for day in 5..=7 {
+            c.record(&rec(
+                &format!("2026-01-0{day}T23:00:00Z"),
+                "bob",
+                "GetAccountSummary",
+                "198.51.100.11",
+                "us-east-1",
+            ));
+        }
+        c.record(&rec(
+            "2026-01-08T01:00:00Z",
+            "bob",
+            "GetUser",
+            "198.51.100.11",
+            "us-east-1",
+        ));
+        let chance = chance(
+            &c,
+            t("2026-01-05T00:00:00Z"),
+            t("2026-01-08T01:00:00Z"),
+            &opts(),
+        );
+        // Day 2: ListUsers and the nightly call once in one day: 2 a day.
+        // Day 3: only ListUsers once in two days: 0.5. Day 4: once in three.
+        let want = (2.0 + 0.5 + 1.0 / 3.0) / 3.0;
+        assert!(
+            (chance.features_per_day - want).abs() < 1e-9,
+            "{chance:?} against {want}"
+        );
     }
 
     #[test]
