@@ -207,7 +207,7 @@ fn the_table_names_the_incidents() {
     }
     assert!(
         err.contains(
-            "(chance alone gives an insight type at most 0.2, 0.02, 0.002 a day: its budget)"
+            "(chance alone gives an insight type at most 0.20, 0.02, 0.002 a day: its budget)"
         ),
         "{err}"
     );

@@ -95,6 +95,10 @@ fn the_report_opens_offline_with_a_card_per_incident_and_every_chart_draws() {
         "Incident #4",
         "p4d.24xlarge",
         "/h, $",
+        "How the grades compare",
+        "<tr><td>rcf</td><td>",
+        "<tr><td>insight</td><td>",
+        "(its budget)</td><td>a day</td><td class=\"num\">0.20</td>",
         "All findings",
     ] {
         assert!(html.contains(part), "{part} missing");

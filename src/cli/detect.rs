@@ -7,7 +7,7 @@ use crate::engine::novelty::NoveltyOptions;
 use crate::engine::severity;
 use crate::engine::sink::{self, Format};
 use crate::engine::source::{aggregate_inputs, Observer};
-use crate::engine::{Anomaly, AnomalyKind, Engine, EngineOptions};
+use crate::engine::{Anomaly, Engine, EngineOptions};
 use crate::opensearch::scan::Scan;
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
@@ -333,6 +333,8 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
             anomalies: &findings.anomalies,
             incidents: &incidents,
             charts: &charts,
+            calibration: &engine.calibration(&findings.anomalies),
+            budget_per_day: engine.budget_per_day(),
         });
         std::fs::write(path, html)
             .with_context(|| format!("cannot write the report to {}", path.display()))?;
@@ -419,37 +421,13 @@ fn budget_lines(engine: &Engine<'_>, anomalies: &[Anomaly]) -> Vec<String> {
             c.features_per_day, c.established, c.principals_per_day
         ));
     }
-    let budget = engine
-        .options
-        .insights
-        .as_ref()
-        .map_or(0.2, |o| o.budget_per_day);
-    let allowed = calibration::budget_rates(budget).map(|r| format!("{}", (r * 1e6).round() / 1e6));
-    let learned = first
-        + engine
-            .options
-            .novelty
-            .as_ref()
-            .map_or(chrono::Duration::days(1), |o| o.learning);
-    for kind in [
-        AnomalyKind::Rcf,
-        AnomalyKind::Insight,
-        AnomalyKind::NewEvent,
-        AnomalyKind::Rule,
-    ] {
-        let from = match kind {
-            AnomalyKind::Insight | AnomalyKind::NewEvent => learned,
-            AnomalyKind::Rcf | AnomalyKind::Rule => first,
-        };
-        let days = calibration::days_between(from, last);
-        let Some(rates) = calibration::grade_rates(anomalies, kind, days) else {
-            continue;
-        };
+    let allowed = calibration::budget_rates(engine.budget_per_day()).map(calibration::rate_text);
+    for r in engine.calibration(anomalies) {
         lines.push(format!(
             "calibration: {}: {} findings a day at grade 0.7, 0.8, 0.9 or more over {} (chance alone gives an insight type at most {} a day: its budget)",
-            kind.name(),
-            rates.map(|x| format!("{x:.2}")).join(", "),
-            crate::engine::span_text(chrono::Duration::seconds((days * 86_400.0) as i64)),
+            r.kind.name(),
+            r.per_day.map(calibration::rate_text).join(", "),
+            crate::engine::span_text(chrono::Duration::seconds((r.days * 86_400.0) as i64)),
             allowed.join(", ")
         ));
     }

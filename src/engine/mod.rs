@@ -152,6 +152,32 @@ impl<'d> Engine<'d> {
             .unwrap_or(Duration::minutes(10))
     }
 
+    /// How often each kind's findings in `anomalies` reached a grade, a day
+    /// ([`calibration::by_kind`]); empty before any event.
+    pub fn calibration(&self, anomalies: &[Anomaly]) -> Vec<calibration::KindRates> {
+        let a = &self.aggregates;
+        let (Some(first), Some(last)) = (a.first_event, a.last_event) else {
+            return Vec::new();
+        };
+        let learning = self
+            .options
+            .novelty
+            .as_ref()
+            .map_or(Duration::days(1), |o| o.learning);
+        calibration::by_kind(anomalies, first, first + learning, last)
+    }
+
+    /// The daily chance-alarm budget of each insight type (the default when
+    /// insights are off): what [`calibration::budget_rates`] compares with.
+    pub fn budget_per_day(&self) -> f64 {
+        self.options
+            .insights
+            .as_ref()
+            .map_or(InsightOptions::default().budget_per_day, |o| {
+                o.budget_per_day
+            })
+    }
+
     /// Why a kind could not report anything on this data, one line per kind
     /// that lacked history: too few intervals for a model, less than the
     /// seasonal baseline, or still learning. Empty when every kind had

@@ -12,6 +12,7 @@
 
 use super::aggregate::bucket_of;
 use super::anomaly::{Anomaly, AnomalyKind};
+use super::calibration::{rate_text, KindRates};
 use super::group::Incident;
 use super::Engine;
 use crate::context::{short_arn, Facet};
@@ -51,6 +52,10 @@ pub struct ReportInput<'a> {
     pub anomalies: &'a [Anomaly],
     pub incidents: &'a [Incident],
     pub charts: &'a [Chart],
+    /// Each kind's findings a day at grades 0.7, 0.8 and 0.9.
+    pub calibration: &'a [KindRates],
+    /// Each insight type's chance-alarm budget a day.
+    pub budget_per_day: f64,
 }
 
 /// Charts per incident card at the most; the other series are named.
@@ -584,6 +589,37 @@ fn duration_text(d: Duration) -> String {
 }
 
 /// One incident's card.
+/// How the kinds' grades compare: findings a day at each grade, beside what
+/// the budget lets chance give an insight type.
+fn calibration_table(input: &ReportInput) -> String {
+    if input.calibration.is_empty() {
+        return String::new();
+    }
+    let mut h = String::from(
+        r#"<h2>How the grades compare</h2><p class="muted">Findings a day at each grade or more. An insight's grade comes from chance under its false-alarm budget; RCF keeps the anomaly detection plugin's grade and new activity its own scale, so this is what their grades mean here. On a span with no incident every finding is chance or an ordinary change.</p>
+<table id="calibration"><thead><tr><th>kind</th><th>over</th><th>≥ 0.7</th><th>≥ 0.8</th><th>≥ 0.9</th></tr></thead><tbody>"#,
+    );
+    let row = |h: &mut String, name: &str, over: &str, rates: [f64; 3]| {
+        let _ = write!(h, "<tr><td>{}</td><td>{}</td>", esc(name), esc(over));
+        for r in rates {
+            let _ = write!(h, r#"<td class="num">{}</td>"#, rate_text(r));
+        }
+        h.push_str("</tr>");
+    };
+    for r in input.calibration {
+        let over = super::span_text(Duration::seconds((r.days * 86_400.0) as i64));
+        row(&mut h, r.kind.name(), &over, r.per_day);
+    }
+    row(
+        &mut h,
+        "chance alone, per insight type (its budget)",
+        "a day",
+        super::calibration::budget_rates(input.budget_per_day),
+    );
+    h.push_str("</tbody></table>");
+    h
+}
+
 fn card(input: &ReportInput<'_>, inc: &Incident) -> String {
     let mut members: Vec<&Anomaly> = inc.members.iter().map(|&i| &input.anomalies[i]).collect();
     members.sort_by(|a, b| b.grade.total_cmp(&a.grade).then(a.start.cmp(&b.start)));
@@ -723,6 +759,7 @@ td.num{{text-align:right;white-space:nowrap}}
     for inc in order {
         h.push_str(&card(input, inc));
     }
+    h.push_str(&calibration_table(input));
     h.push_str(r#"<h2>All findings</h2><div class="controls"><input id="filter" type="search" placeholder="Filter: detector, principal, any text" aria-label="filter"><select id="kind" aria-label="kind"><option value="">every kind</option><option>rcf</option><option>insight</option><option>new_event</option></select></div>
 <table id="findings"><thead><tr><th data-type="num">incident</th><th>start (UTC)</th><th>kind</th><th>detector</th><th>entity</th><th data-type="num">grade</th><th>what</th></tr></thead><tbody>"#);
     for a in input.anomalies {
@@ -930,6 +967,12 @@ mod tests {
             anomalies: &anomalies,
             incidents: &incidents,
             charts: &[chart],
+            calibration: &[KindRates {
+                kind: AnomalyKind::Rcf,
+                days: 3.0,
+                per_day: [0.3333, 0.3333, 0.0],
+            }],
+            budget_per_day: 0.2,
         });
         assert!(html.starts_with("<!doctype html>"));
         assert!(
@@ -949,5 +992,13 @@ mod tests {
         assert!(html.contains("125 instances &lt;GPU&gt;"), "escaped");
         assert!(html.contains(r#"class="expected""#) && html.contains(r#"class="grid""#));
         assert!(html.contains(r#"<table id="findings">"#));
+        assert!(
+            html.contains(r#"<tr><td>rcf</td><td>3 days</td><td class="num">0.33</td><td class="num">0.33</td><td class="num">0.00</td></tr>"#),
+            "each kind's rates"
+        );
+        assert!(
+            html.contains(r#"(its budget)</td><td>a day</td><td class="num">0.20</td><td class="num">0.02</td><td class="num">0.002</td></tr>"#),
+            "beside the budget's"
+        );
     }
 }
