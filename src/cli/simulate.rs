@@ -1,7 +1,7 @@
 //! `trailwatch simulate`.
 
 use super::{parse_time, progress_bar, EXIT_OK};
-use crate::simulate::{simulate, IncidentKind, IncidentSpec, Quirk, SimConfig};
+use crate::simulate::{simulate, IncidentSpec, Quirk, SimConfig};
 use anyhow::{bail, Context};
 use chrono::{DateTime, Duration, Utc};
 use clap::Args;
@@ -10,8 +10,9 @@ use std::path::PathBuf;
 #[derive(Debug, Args)]
 #[command(
     after_help = "Without --incident, one incident of each kind is injected on the last day \
-(crypto-mining 03:10, lambda-loop 09:40, leaked-key 14:20, volume-sprawl 19:00 UTC); \
---no-incidents writes normal activity only.\n\nExample:\n  trailwatch simulate --out demo --days 3 --incident lambda-loop@+2d10h"
+(iam-persistence 01:30, crypto-mining 03:10, console-brute-force 06:00, lambda-loop 09:40, \
+logging-tampering 12:00, leaked-key 14:20, public-bucket 16:30, volume-sprawl 19:00, \
+exfiltration 21:30 UTC); --no-incidents writes normal activity only.\n\nExample:\n  trailwatch simulate --out demo --days 3 --incident lambda-loop@+2d10h"
 )]
 pub struct SimulateArgs {
     /// Folder to write the deliveries and incidents.json into.
@@ -75,20 +76,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<i32> {
     let end = start + Duration::days(args.days as i64);
     let mut specs = args.incidents.clone();
     if specs.is_empty() && !args.no_incidents {
-        let last_day = format!("+{}d", args.days - 1);
-        let demo = [
-            (IncidentKind::CryptoMining, "3h10m"),
-            (IncidentKind::LambdaLoop, "9h40m"),
-            (IncidentKind::LeakedKey, "14h20m"),
-            (IncidentKind::VolumeSprawl, "19h"),
-        ];
-        for (kind, at) in demo {
-            specs.push(
-                format!("{}@{last_day}{at}", kind.name())
-                    .parse()
-                    .map_err(anyhow::Error::msg)?,
-            );
-        }
+        specs = crate::simulate::demo_incidents(args.days);
     }
     let incidents: Vec<IncidentSpec> = specs.iter().map(|s| s.anchor(start)).collect();
     for spec in &incidents {

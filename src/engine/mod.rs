@@ -153,7 +153,8 @@ impl<'d> Engine<'d> {
     }
 
     /// How often each kind's findings in `anomalies` reached a grade, a day
-    /// ([`calibration::by_kind`]); empty before any event.
+    /// ([`calibration::by_kind`]), from `--since` if given; empty before any
+    /// event.
     pub fn calibration(&self, anomalies: &[Anomaly]) -> Vec<calibration::KindRates> {
         let a = &self.aggregates;
         let (Some(first), Some(last)) = (a.first_event, a.last_event) else {
@@ -164,7 +165,14 @@ impl<'d> Engine<'d> {
             .novelty
             .as_ref()
             .map_or(Duration::days(1), |o| o.learning);
-        calibration::by_kind(anomalies, first, first + learning, last)
+        // Findings before --since are not reported, so they are not counted.
+        let since = self.options.since.unwrap_or(first);
+        calibration::by_kind(
+            anomalies,
+            first.max(since),
+            (first + learning).max(since),
+            last,
+        )
     }
 
     /// The daily chance-alarm budget of each insight type (the default when

@@ -194,6 +194,35 @@ impl IncidentSpec {
     }
 }
 
+/// When, on the last day, `simulate` injects each kind when no
+/// `--incident` is given: every kind, at least half an hour apart, so each
+/// is its own incident.
+pub const DEMO_TIMES: [(IncidentKind, u32, u32); 9] = [
+    (IncidentKind::IamPersistence, 1, 30),
+    (IncidentKind::CryptoMining, 3, 10),
+    (IncidentKind::ConsoleBruteForce, 6, 0),
+    (IncidentKind::LambdaLoop, 9, 40),
+    (IncidentKind::LoggingTampering, 12, 0),
+    (IncidentKind::LeakedKey, 14, 20),
+    (IncidentKind::PublicBucket, 16, 30),
+    (IncidentKind::VolumeSprawl, 19, 0),
+    (IncidentKind::Exfiltration, 21, 30),
+];
+
+/// The default incidents of a simulation of `days` days ([`DEMO_TIMES`]).
+pub fn demo_incidents(days: u32) -> Vec<IncidentSpec> {
+    let last_day = Duration::days(i64::from(days.max(1)) - 1);
+    DEMO_TIMES
+        .iter()
+        .map(|&(kind, h, m)| IncidentSpec {
+            kind,
+            at: When::AfterStart(
+                last_day + Duration::hours(i64::from(h)) + Duration::minutes(i64::from(m)),
+            ),
+        })
+        .collect()
+}
+
 impl FromStr for IncidentSpec {
     type Err = String;
 
@@ -542,6 +571,27 @@ impl Incident {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_demo_injects_every_kind_on_the_last_day_each_apart() {
+        let specs = demo_incidents(7);
+        let start: DateTime<Utc> = "2026-11-15T00:00:00Z".parse().unwrap();
+        let kinds: std::collections::BTreeSet<&str> = specs.iter().map(|s| s.kind.name()).collect();
+        assert_eq!(kinds.len(), IncidentKind::ALL.len());
+        let mut spans: Vec<Incident> = specs.iter().map(|s| s.anchor(start).resolve()).collect();
+        spans.sort_by_key(|i| i.start);
+        let last_day = start + Duration::days(6);
+        for w in spans.windows(2) {
+            assert!(
+                w[1].start - w[0].end >= Duration::minutes(30),
+                "{:?} too close to {:?}",
+                w[1].kind,
+                w[0].kind
+            );
+        }
+        assert!(spans[0].start >= last_day);
+        assert!(spans[8].end <= last_day + Duration::days(1));
+    }
 
     #[test]
     fn specs_parse_absolute_and_relative_times() {

@@ -13,7 +13,7 @@ mod profile;
 mod quirks;
 mod records;
 
-pub use incident::{Incident, IncidentKind, IncidentSpec};
+pub use incident::{demo_incidents, Incident, IncidentKind, IncidentSpec};
 pub use profile::{profile, Profile, PROFILES};
 pub use quirks::Quirk;
 use quirks::{Schedule, Span};

@@ -85,15 +85,31 @@ pub fn ndjson(o: &Output) -> Vec<serde_json::Value> {
 /// The start of the shared simulation.
 pub const SIM_START: &str = "2026-01-05T00:00:00Z";
 
-/// Three simulated days with one incident of each kind on the last day,
-/// written once for the whole suite.
+/// Three simulated days with crypto-mining, a Lambda loop, a leaked key and
+/// volume sprawl on the last day, written once for the whole suite.
 pub fn simulated() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().to_str().unwrap();
         let o = trailwatch(&[
-            "simulate", "--out", out, "--days", "3", "--seed", "7", "--start", SIM_START,
+            "simulate",
+            "--out",
+            out,
+            "--days",
+            "3",
+            "--seed",
+            "7",
+            "--start",
+            SIM_START,
+            "--incident",
+            "crypto-mining@+2d3h10m",
+            "--incident",
+            "lambda-loop@+2d9h40m",
+            "--incident",
+            "leaked-key@+2d14h20m",
+            "--incident",
+            "volume-sprawl@+2d19h",
         ]);
         assert!(o.status.success(), "simulate failed: {}", stderr(&o));
         dir
