@@ -20,6 +20,14 @@ pub enum AnomalyKind {
 }
 
 impl AnomalyKind {
+    /// Every kind, in report order.
+    pub const ALL: [AnomalyKind; 4] = [
+        AnomalyKind::Rcf,
+        AnomalyKind::Insight,
+        AnomalyKind::NewEvent,
+        AnomalyKind::Rule,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             AnomalyKind::Rcf => "rcf",

@@ -50,26 +50,21 @@ pub fn by_kind(
     learned: DateTime<Utc>,
     last_event: DateTime<Utc>,
 ) -> Vec<KindRates> {
-    [
-        AnomalyKind::Rcf,
-        AnomalyKind::Insight,
-        AnomalyKind::NewEvent,
-        AnomalyKind::Rule,
-    ]
-    .into_iter()
-    .filter_map(|kind| {
-        let from = match kind {
-            AnomalyKind::Insight | AnomalyKind::NewEvent => learned,
-            AnomalyKind::Rcf | AnomalyKind::Rule => first_event,
-        };
-        let days = days_between(from, last_event);
-        grade_rates(anomalies, kind, days).map(|per_day| KindRates {
-            kind,
-            days,
-            per_day,
+    AnomalyKind::ALL
+        .into_iter()
+        .filter_map(|kind| {
+            let from = match kind {
+                AnomalyKind::Insight | AnomalyKind::NewEvent => learned,
+                AnomalyKind::Rcf | AnomalyKind::Rule => first_event,
+            };
+            let days = days_between(from, last_event);
+            grade_rates(anomalies, kind, days).map(|per_day| KindRates {
+                kind,
+                days,
+                per_day,
+            })
         })
-    })
-    .collect()
+        .collect()
 }
 
 /// What the budget lets chance do at each of [`GRADES`], a day, for each

@@ -12,7 +12,7 @@
 
 use super::aggregate::bucket_of;
 use super::anomaly::{Anomaly, AnomalyKind};
-use super::calibration::{rate_text, KindRates};
+use super::calibration::{budget_rates, rate_text, KindRates};
 use super::group::Incident;
 use super::Engine;
 use crate::context::{short_arn, Facet};
@@ -614,7 +614,7 @@ fn calibration_table(input: &ReportInput) -> String {
         &mut h,
         "chance alone, per insight type (its budget)",
         "a day",
-        super::calibration::budget_rates(input.budget_per_day),
+        budget_rates(input.budget_per_day),
     );
     h.push_str("</tbody></table>");
     h
