@@ -13,7 +13,8 @@
 //! - [`opensearch`]: the HTTP client of OpenSearch domains, SigV4-signed;
 //! - [`simulate`]: realistic CloudTrail with injected incidents;
 //! - [`eval`]: detection quality on simulated organisations (`make eval`);
-//! - [`users`]: dashboard users in the stack's Cognito user pool;
+//! - [`users`]: dashboard users in the stack's Cognito user pool, and the
+//!   role each gets at sign-in;
 //! - [`fuzzing`]: the entry points of the fuzz targets (`tests/fuzz/`, `make fuzz`);
 //! - [`cli`]: argument structs and dispatch, one file per command family.
 

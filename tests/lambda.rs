@@ -787,13 +787,18 @@ fn custom_resource_event(kind: &str, response_url: &str) -> Value {
     })
 }
 
-/// The bootstrap under the local Runtime API, on one event; returns the
-/// runtime's record of its answer and the process's output.
-fn run_bootstrap(event: Value, endpoint: &str) -> (Option<(String, String)>, std::process::Output) {
+/// The bootstrap under the local Runtime API, on one event, with `env`
+/// added; returns the runtime's record of its answer and the process's output.
+fn run_bootstrap(
+    event: Value,
+    endpoint: &str,
+    env: &[(&str, &str)],
+) -> (Option<(String, String)>, std::process::Output) {
     use crate::util::node::ADMIN_PASSWORD;
     let api = RuntimeApi::start(event);
     let task_root = tempfile::tempdir().unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .envs(env.iter().copied())
         .env("AWS_LAMBDA_RUNTIME_API", &api.addr)
         .env("TRAILWATCH_FUNCTION", "bootstrap")
         .env("AWS_LAMBDA_FUNCTION_NAME", "trailwatch-bootstrap")
@@ -853,7 +858,7 @@ fn the_bootstrap_custom_resource_applies_on_create_leaves_on_delete_and_always_a
     let url = format!("{}/cfn-response", cfn.url);
 
     // Create: every object applied, as deploy applies them.
-    let (answer, output) = run_bootstrap(custom_resource_event("Create", &url), &plugins.url);
+    let (answer, output) = run_bootstrap(custom_resource_event("Create", &url), &plugins.url, &[]);
     let (path, body) = answer.unwrap_or_else(|| panic!("no answer: {}", stderr(&output)));
     assert_eq!(
         path, "/2018-06-01/runtime/invocation/req-1/response",
@@ -880,13 +885,13 @@ fn the_bootstrap_custom_resource_applies_on_create_leaves_on_delete_and_always_a
 
     // Delete: the objects stay (the domain is retained), and it says so.
     let before = plugins.requests();
-    let (answer, output) = run_bootstrap(custom_resource_event("Delete", &url), &plugins.url);
+    let (answer, output) = run_bootstrap(custom_resource_event("Delete", &url), &plugins.url, &[]);
     assert!(answer.is_some(), "{}", stderr(&output));
     assert_eq!(plugins.requests(), before, "delete touches nothing");
 
     // A domain that does not answer: CloudFormation still hears, with why.
     let closed = format!("http://127.0.0.1:{}", free_port());
-    let (answer, output) = run_bootstrap(custom_resource_event("Update", &url), &closed);
+    let (answer, output) = run_bootstrap(custom_resource_event("Update", &url), &closed, &[]);
     assert!(answer.is_some(), "{}", stderr(&output));
     cfn.verify();
 
@@ -909,4 +914,184 @@ fn the_bootstrap_custom_resource_applies_on_create_leaves_on_delete_and_always_a
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// The identity pool and the app client the domain made in it, as
+/// Cognito describes them.
+const IDENTITY_POOL: &str = "us-east-1:5f0c3a2e-7d41-4b8e-9a61-0c2f7e3b9d10";
+const USER_POOL: &str = "us-east-1_AbCdEf123";
+const READER_ROLE: &str = "arn:aws:iam::123456789012:role/trailwatch-dashboards-read-only";
+
+fn domain_provider_key() -> String {
+    format!("cognito-idp.us-east-1.amazonaws.com/{USER_POOL}:4kd8a1domainclient")
+}
+
+fn described_pool(with_domain_client: bool) -> Value {
+    let providers = if with_domain_client {
+        json!([{"ProviderName": format!("cognito-idp.us-east-1.amazonaws.com/{USER_POOL}"),
+                "ClientId": "4kd8a1domainclient", "ServerSideTokenCheck": false}])
+    } else {
+        json!([])
+    };
+    json!({"IdentityPoolId": IDENTITY_POOL, "IdentityPoolName": "trailwatch",
+           "AllowUnauthenticatedIdentities": false, "AllowClassicFlow": false,
+           "CognitoIdentityProviders": providers})
+}
+
+/// The roles as CloudFormation's attachment leaves them, and as the
+/// bootstrap must set them.
+fn pool_roles(mapped: bool) -> Value {
+    let mut roles =
+        json!({"IdentityPoolId": IDENTITY_POOL, "Roles": {"authenticated": READER_ROLE}});
+    if mapped {
+        roles["RoleMappings"] =
+            json!({domain_provider_key(): {"Type": "Token", "AmbiguousRoleResolution": "Deny"}});
+    }
+    roles
+}
+
+/// One cognito-identity call (JSON 1.1 protocol), its body checked exactly.
+fn cognito_call(
+    operation: &'static str,
+    body: Value,
+    answer: Value,
+) -> crate::util::scripted::Expect {
+    crate::util::scripted::Expect {
+        method: "POST",
+        path: "/".into(),
+        headers: vec![(
+            "x-amz-target",
+            format!("AWSCognitoIdentityService.{operation}"),
+        )],
+        body: Box::new(move |got, _| match serde_json::from_slice::<Value>(got) {
+            Ok(got) if got == body => None,
+            Ok(got) => Some(format!("{operation} sent {got}, expected {body}")),
+            Err(e) => Some(format!("{operation} sent no JSON: {e}")),
+        }),
+        status: 200,
+        answer: answer.to_string(),
+    }
+}
+
+fn sign_in_event(kind: &str, response_url: &str) -> Value {
+    let mut event = custom_resource_event(kind, response_url);
+    event["RequestId"] = json!(format!("req-sign-in-{kind}"));
+    event["LogicalResourceId"] = json!("DashboardSignIn");
+    event["ResourceType"] = json!("Custom::DashboardSignIn");
+    event["ResourceProperties"] = json!({
+        "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:trailwatch-bootstrap",
+        "PackageKey": "bootstrap-0123456789abcdef.zip",
+        "IdentityPoolId": IDENTITY_POOL,
+        "UserPoolId": USER_POOL,
+        "ReaderRoleArn": READER_ROLE,
+    });
+    event
+}
+
+/// moto has no GetIdentityPoolRoles or SetIdentityPoolRoles, so a scripted
+/// cognito-identity checks every call the bootstrap makes, and that it
+/// makes no other.
+#[test]
+fn the_bootstrap_maps_dashboard_sign_in_by_token_once_and_leaves_it_on_delete() {
+    use crate::util::scripted::{Expect, Scripted};
+    let set = json!({"IdentityPoolId": IDENTITY_POOL, "Roles": {"authenticated": READER_ROLE},
+                     "RoleMappings": {domain_provider_key(): {"Type": "Token", "AmbiguousRoleResolution": "Deny"}}});
+    let describe = json!({"IdentityPoolId": IDENTITY_POOL});
+    let cognito = Scripted::start(vec![
+        // Create: the mapping is missing, so it is set.
+        cognito_call(
+            "DescribeIdentityPool",
+            describe.clone(),
+            described_pool(true),
+        ),
+        cognito_call("GetIdentityPoolRoles", describe.clone(), pool_roles(false)),
+        cognito_call("SetIdentityPoolRoles", set, json!({})),
+        // Update (a new package): as wanted already, so nothing is set.
+        cognito_call(
+            "DescribeIdentityPool",
+            describe.clone(),
+            described_pool(true),
+        ),
+        cognito_call("GetIdentityPoolRoles", describe, pool_roles(true)),
+        // Delete: no call at all.
+    ]);
+    let answered = |request_id: &'static str, changed: Option<u64>| Expect {
+        method: "PUT",
+        path: "/cfn-response".into(),
+        headers: vec![],
+        body: Box::new(move |body, _| {
+            let r: Value = serde_json::from_slice(body).unwrap_or_default();
+            let ok = r["Status"] == "SUCCESS"
+                && r["RequestId"] == request_id
+                && r["LogicalResourceId"] == "DashboardSignIn"
+                && r["PhysicalResourceId"] == "DashboardSignIn-sign-in"
+                && r["Data"]["Changed"].as_u64() == changed
+                && (changed.is_none() || r["Data"]["MappedByToken"] == domain_provider_key());
+            (!ok).then(|| format!("answered {r}"))
+        }),
+        status: 200,
+        answer: String::new(),
+    };
+    let cfn = Scripted::start(vec![
+        answered("req-sign-in-Create", Some(1)),
+        answered("req-sign-in-Update", Some(0)),
+        answered("req-sign-in-Delete", None),
+    ]);
+    let url = format!("{}/cfn-response", cfn.url);
+    let env = [("AWS_ENDPOINT_URL_COGNITO_IDENTITY", cognito.url.as_str())];
+    // The OpenSearch endpoint is closed: this resource never needs it.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    for kind in ["Create", "Update", "Delete"] {
+        let (answer, output) = run_bootstrap(sign_in_event(kind, &url), &closed, &env);
+        assert!(answer.is_some(), "{kind}: {}", stderr(&output));
+        let log = stdout(&output);
+        assert!(
+            log.contains("\"resource_type\":\"Custom::DashboardSignIn\""),
+            "{log}"
+        );
+    }
+    cognito.verify();
+    cfn.verify();
+}
+
+/// Before the domain has added its app client there is nothing to map:
+/// the wait is bounded, and the error says what to check.
+#[test]
+fn sign_in_mapping_waits_for_the_domains_app_client_then_says_what_is_missing() {
+    use crate::util::node::block_on;
+    use crate::util::scripted::Scripted;
+    let describe = json!({"IdentityPoolId": IDENTITY_POOL});
+    let cognito = Scripted::start(vec![
+        cognito_call(
+            "DescribeIdentityPool",
+            describe.clone(),
+            described_pool(false),
+        ),
+        cognito_call("DescribeIdentityPool", describe, described_pool(false)),
+    ]);
+    let config = aws_sdk_cognitoidentity::config::Builder::new()
+        .behavior_version(aws_sdk_cognitoidentity::config::BehaviorVersion::latest())
+        .region(aws_sdk_cognitoidentity::config::Region::new("us-east-1"))
+        .endpoint_url(&cognito.url)
+        .credentials_provider(aws_sdk_cognitoidentity::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .build();
+    let client = aws_sdk_cognitoidentity::Client::from_conf(config);
+    let err = block_on(trailwatch::users::sign_in::reconcile(
+        &client,
+        IDENTITY_POOL,
+        USER_POOL,
+        READER_ROLE,
+        Duration::from_secs(2),
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(&format!(
+            "identity pool {IDENTITY_POOL} has no app client of user pool {USER_POOL} after 2 s"
+        )) && err.contains("CognitoOptions"),
+        "{err}"
+    );
+    cognito.verify();
 }

@@ -4,9 +4,13 @@
 use crate::util::node::block_on;
 use crate::util::{run_trailwatch, stderr, stdout, trailwatch_aws, Server};
 
-/// A user pool with the admin group, made directly in moto (its
-/// CloudFormation skips Cognito).
+/// A user pool with the admin and reader groups, made directly in moto
+/// (its CloudFormation skips Cognito).
 fn pool(moto: &Server) -> String {
+    pool_with(moto, &["opensearch-admin", "opensearch-reader"])
+}
+
+fn pool_with(moto: &Server, groups: &[&str]) -> String {
     let config = aws_sdk_cognitoidentityprovider::config::Builder::new()
         .behavior_version(aws_sdk_cognitoidentityprovider::config::BehaviorVersion::latest())
         .region(aws_sdk_cognitoidentityprovider::config::Region::new(
@@ -26,13 +30,15 @@ fn pool(moto: &Server) -> String {
             .await
             .unwrap();
         let id = pool.user_pool().unwrap().id().unwrap().to_owned();
-        client
-            .create_group()
-            .user_pool_id(&id)
-            .group_name("opensearch-admin")
-            .send()
-            .await
-            .unwrap();
+        for group in groups {
+            client
+                .create_group()
+                .user_pool_id(&id)
+                .group_name(*group)
+                .send()
+                .await
+                .unwrap();
+        }
         id
     })
 }
@@ -54,7 +60,9 @@ fn users_are_created_listed_reset_and_deleted() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("created alice@example.com; Cognito emails them a temporary password"),
+        stderr(&o).contains(
+            "created alice@example.com in opensearch-reader; Cognito emails them a temporary password"
+        ),
         "{}",
         stderr(&o)
     );
@@ -88,7 +96,7 @@ fn users_are_created_listed_reset_and_deleted() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains(
-            "alice@example.com exists already (FORCE_CHANGE_PASSWORD); nothing was changed"
+            "alice@example.com exists already (FORCE_CHANGE_PASSWORD, groups opensearch-reader); nothing was changed"
         ),
         "{}",
         stderr(&o)
@@ -104,7 +112,11 @@ fn users_are_created_listed_reset_and_deleted() {
     assert_eq!(
         lines,
         vec![
-            vec!["alice@example.com", "FORCE_CHANGE_PASSWORD", "-"],
+            vec![
+                "alice@example.com",
+                "FORCE_CHANGE_PASSWORD",
+                "opensearch-reader"
+            ],
             vec![
                 "bob@example.com",
                 "FORCE_CHANGE_PASSWORD",
@@ -197,4 +209,26 @@ fn a_missing_pool_or_stack_is_named() {
         "{}",
         stderr(&o)
     );
+}
+
+/// A stack from before readers had a group of their own: a reader made
+/// there could not sign in, and the error says how to mend it.
+#[test]
+fn a_reader_in_a_pool_without_the_reader_group_is_told_how_to_mend_it() {
+    let moto = Server::moto();
+    let id = pool_with(&moto, &["opensearch-admin"]);
+    let o = users(
+        &moto,
+        &["create", "dana@example.com", "--user-pool-id", &id],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(&format!(
+            "user pool {id} has no group opensearch-reader, so dana@example.com was created in no group and cannot sign in; run trailwatch deploy"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let o = users(&moto, &["list", "--user-pool-id", &id]);
+    assert!(stdout(&o).contains("- (cannot sign in)"), "{}", stdout(&o));
 }

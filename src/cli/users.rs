@@ -6,13 +6,14 @@ use super::deploy::{prepare, runtime, StackArgs};
 use super::EXIT_OK;
 use crate::deploy::outputs::StackOutputs;
 use crate::deploy::stack::Stacks;
-use crate::users::{Created, Users, ADMIN_GROUP};
+use crate::users::{Created, Users};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
-    /// Create a dashboard user; Cognito emails a temporary password.
+    /// Create a dashboard user (a reader, or with --admin an administrator);
+    /// Cognito emails a temporary password.
     #[command(
         after_help = "Examples:\n  trailwatch users create alice@example.com\n  trailwatch users create bob@example.com --admin --prefix acme"
     )]
@@ -39,7 +40,8 @@ pub struct PoolArgs {
 pub struct CreateArgs {
     /// The user's email address (their sign-in name).
     pub email: String,
-    /// Add the user to the opensearch-admin group (full access).
+    /// Add the user to the opensearch-admin group (full access) instead of
+    /// opensearch-reader (read-only dashboards).
     #[arg(long)]
     pub admin: bool,
     #[command(flatten)]
@@ -95,14 +97,9 @@ pub fn run(command: UsersCommand) -> anyhow::Result<i32> {
             UsersCommand::Create(args) => {
                 let users = users(&args.pool).await?;
                 match users.create(&args.email, args.admin).await? {
-                    Created::Created { admin } => eprintln!(
-                        "created {}{}; Cognito emails them a temporary password",
+                    Created::Created { group } => eprintln!(
+                        "created {} in {group}; Cognito emails them a temporary password",
                         args.email.trim().to_ascii_lowercase(),
-                        if admin {
-                            format!(" in {ADMIN_GROUP}")
-                        } else {
-                            String::new()
-                        }
                     ),
                     Created::Exists(user) => eprintln!(
                         "{} exists already ({}{}); nothing was changed",
@@ -132,7 +129,7 @@ pub fn run(command: UsersCommand) -> anyhow::Result<i32> {
                         u.email,
                         status,
                         if u.groups.is_empty() {
-                            "-".to_owned()
+                            "- (cannot sign in)".to_owned()
                         } else {
                             u.groups.join(", ")
                         }

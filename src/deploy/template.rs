@@ -73,6 +73,8 @@ struct Lambda {
     domain_role: Option<Value>,
     /// From what severity it pages on rule findings (the forwarder).
     page_severity: Option<&'static str>,
+    /// It sets the identity pool's sign-in role mapping (the bootstrap).
+    maps_sign_in: bool,
 }
 
 #[derive(Serialize)]
@@ -163,6 +165,7 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
                 // It pages on rule findings (StopLogging, …) itself.
                 publishes: true,
                 page_severity: Some(config.page_severity.name()),
+                maps_sign_in: false,
                 es_actions: ES_WRITE.to_vec(),
                 domain_role: config
                     .existing_domain
@@ -180,6 +183,7 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
                 publishes: true,
                 es_actions: ES_READ.to_vec(),
                 page_severity: None,
+                maps_sign_in: false,
                 domain_role: config
                     .existing_domain
                     .as_ref()
@@ -207,13 +211,14 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
         context.lambdas.push(Lambda {
             logical: "Bootstrap",
             name: "bootstrap",
-            description: "trailwatch: applies the OpenSearch objects on stack create and update (a custom resource)",
+            description: "trailwatch: applies the OpenSearch objects and the Dashboards sign-in role mapping on stack create and update (custom resources)",
             code_key: "BootstrapCodeKey",
             timeout: 600,
             concurrency: 1,
             publishes: false,
             es_actions: Vec::new(),
             page_severity: None,
+            maps_sign_in: true,
             domain_role: Some(json!({"Fn::GetAtt": ["MasterRole", "Arn"]})),
         });
     }
@@ -939,8 +944,14 @@ mod tests {
                 master["Statement"][0]["Principal"],
                 json!({"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}})
             );
-            let handed_out = serde_json::to_string(&t["Resources"]["IdentityPoolRoles"]).unwrap()
-                + &serde_json::to_string(&t["Resources"]["AdminGroup"]).unwrap();
+            let handed_out = [
+                "IdentityPoolRoles",
+                "AdminGroup",
+                "ReaderGroup",
+                "DashboardSignIn",
+            ]
+            .map(|r| serde_json::to_string(&t["Resources"][r]).unwrap())
+            .concat();
             assert!(!handed_out.contains("MasterRole"), "{handed_out}");
             assert_eq!(
                 t["Resources"]["IdentityPool"]["Properties"]["AllowClassicFlow"],
@@ -1002,6 +1013,89 @@ mod tests {
                 .any(|(_, s)| s["Action"] == "sts:AssumeRole" && s["Resource"] == master);
             assert!(assumes, "{variant}");
             assert_eq!(f["Code"]["S3Key"], json!({"Ref": "BootstrapCodeKey"}));
+        }
+    }
+
+    #[test]
+    fn sign_in_maps_roles_by_token_once_the_domain_exists_so_only_admins_get_the_admin_role() {
+        for (variant, t) in variants() {
+            let r = &t["Resources"];
+            if variant == "existing domain" {
+                assert!(r.get("DashboardSignIn").is_none());
+                assert!(r.get("ReaderGroup").is_none());
+                continue;
+            }
+            let custom = &r["DashboardSignIn"];
+            assert_eq!(custom["Type"], "Custom::DashboardSignIn", "{variant}");
+            // The domain adds its app client to the identity pool and the
+            // mapping names that client, so it comes after the domain; and
+            // after CloudFormation's own attachment, which would replace it.
+            let after = custom["DependsOn"].as_array().unwrap();
+            for name in ["Domain", "IdentityPoolRoles", "AdminGroup", "ReaderGroup"] {
+                assert!(after.contains(&json!(name)), "{variant}: {name}");
+            }
+            let p = &custom["Properties"];
+            assert_eq!(
+                p["ServiceToken"],
+                json!({"Fn::GetAtt": ["BootstrapFunction", "Arn"]})
+            );
+            assert_eq!(p["IdentityPoolId"], json!({"Ref": "IdentityPool"}));
+            assert_eq!(p["UserPoolId"], json!({"Ref": "UserPool"}));
+            let reader_role = json!({"Fn::GetAtt": ["ReadOnlyRole", "Arn"]});
+            assert_eq!(p["ReaderRoleArn"], reader_role);
+            // Admins' role comes first by precedence; readers have a group
+            // of their own, as a token with no role is denied.
+            let admin = &r["AdminGroup"]["Properties"];
+            let reader = &r["ReaderGroup"]["Properties"];
+            assert_eq!(
+                admin["RoleArn"],
+                json!({"Fn::GetAtt": ["AdminRole", "Arn"]})
+            );
+            assert_eq!(reader["GroupName"], crate::users::READER_GROUP);
+            assert_eq!(admin["GroupName"], crate::users::ADMIN_GROUP);
+            assert_eq!(reader["RoleArn"], reader_role);
+            assert!(admin["Precedence"].as_u64() < reader["Precedence"].as_u64());
+            assert_eq!(
+                r["IdentityPoolRoles"]["Properties"]["Roles"],
+                json!({"authenticated": reader_role}),
+                "the default is never the admin role"
+            );
+            // The bootstrap may read and set this pool's roles, and pass
+            // the read-only role, to Cognito only.
+            let bootstrap = statements(&r["BootstrapRole"]);
+            let on_pool: Vec<&Value> = bootstrap
+                .iter()
+                .map(|(_, s)| s)
+                .filter(|s| {
+                    actions(s)
+                        .iter()
+                        .any(|a| a.starts_with("cognito-identity:"))
+                })
+                .collect();
+            assert_eq!(on_pool.len(), 1, "{variant}");
+            assert_eq!(
+                on_pool[0]["Resource"],
+                json!({"Fn::Sub": "arn:${AWS::Partition}:cognito-identity:${AWS::Region}:${AWS::AccountId}:identitypool/${IdentityPool}"})
+            );
+            assert!(actions(on_pool[0]).contains(&"cognito-identity:SetIdentityPoolRoles".into()));
+            let passes: Vec<&Value> = bootstrap
+                .iter()
+                .map(|(_, s)| s)
+                .filter(|s| actions(s).contains(&"iam:PassRole".into()))
+                .collect();
+            assert_eq!(passes.len(), 1, "{variant}");
+            assert_eq!(passes[0]["Resource"], reader_role);
+            assert_eq!(
+                passes[0]["Condition"]["StringEquals"]["iam:PassedToService"],
+                "cognito-identity.amazonaws.com"
+            );
+            for other in ["ForwarderRole", "EnricherRole"] {
+                let text = serde_json::to_string(&r[other]).unwrap();
+                assert!(
+                    !text.contains("cognito-identity:") && !text.contains("iam:PassRole"),
+                    "{variant}: {other}"
+                );
+            }
         }
     }
 }

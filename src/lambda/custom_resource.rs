@@ -1,10 +1,14 @@
-//! The bootstrap as a CloudFormation custom resource: on Create and Update
-//! it applies the OpenSearch objects (the same reconcile `deploy` runs from
-//! the CLI), so that a template deployed through the user's own pipeline,
-//! or a domain inside a VPC the CLI cannot reach, is configured too. On
-//! Delete it leaves them, as the domain is retained. Every event is
-//! answered at its pre-signed `ResponseURL`, failures with their reason, so
-//! that a stack never waits an hour for an answer that will not come.
+//! The bootstrap as CloudFormation custom resources. `Custom::OpenSearchObjects`:
+//! on Create and Update it applies the OpenSearch objects (the same
+//! reconcile `deploy` runs from the CLI), so that a template deployed
+//! through the user's own pipeline, or a domain inside a VPC the CLI cannot
+//! reach, is configured too. `Custom::DashboardSignIn`: on Create and
+//! Update it maps the identity pool's roles by token for the app client the
+//! domain made ([`crate::users::sign_in`]). On Delete both leave things as
+//! they are: the domain is retained, and the identity pool goes with the
+//! stack. Every event is answered at its pre-signed `ResponseURL`, failures
+//! with their reason, so that a stack never waits an hour for an answer
+//! that will not come.
 
 use crate::detector::Detector;
 use crate::opensearch::apply::Wait;
@@ -15,6 +19,11 @@ use crate::opensearch::desired::{desired, Settings};
 use crate::opensearch::OpenSearch;
 use serde_json::{json, Value};
 use std::time::Duration;
+
+/// The resource type of the OpenSearch objects.
+pub const OPENSEARCH_OBJECTS: &str = "Custom::OpenSearchObjects";
+/// The resource type of the Dashboards sign-in role mapping.
+pub const DASHBOARD_SIGN_IN: &str = "Custom::DashboardSignIn";
 
 /// Why an event could not be handled, or answered.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +43,8 @@ pub struct Event {
     pub request_id: String,
     pub logical_resource_id: String,
     pub physical_resource_id: Option<String>,
+    /// `Custom::OpenSearchObjects` or `Custom::DashboardSignIn`.
+    pub resource_type: String,
     pub properties: Value,
 }
 
@@ -52,15 +63,20 @@ impl Event {
             request_id: text("RequestId")?,
             logical_resource_id: text("LogicalResourceId")?,
             physical_resource_id: v["PhysicalResourceId"].as_str().map(str::to_owned),
+            resource_type: text("ResourceType")?,
             properties: v["ResourceProperties"].clone(),
         })
     }
 
     /// The id the resource keeps: the one it had, or one per stack.
     pub fn physical_id(&self) -> String {
+        let kind = match self.resource_type.as_str() {
+            DASHBOARD_SIGN_IN => "sign-in",
+            _ => "opensearch-objects",
+        };
         self.physical_resource_id
             .clone()
-            .unwrap_or_else(|| format!("{}-opensearch-objects", self.logical_resource_id))
+            .unwrap_or_else(|| format!("{}-{kind}", self.logical_resource_id))
     }
 }
 
@@ -193,6 +209,45 @@ pub async fn handle(
         text
     })?;
     Ok(json!({"Changed": summary.changes()}))
+}
+
+/// The sign-in role mapping the event asks for: Create and Update map the
+/// domain's app client by token, ambiguous roles denied (waiting up to
+/// `wait` for the domain to add it); Delete leaves the identity pool, which
+/// the stack deletes.
+pub async fn handle_sign_in(
+    event: &Event,
+    client: &aws_sdk_cognitoidentity::Client,
+    wait: Duration,
+) -> Result<Value, String> {
+    use crate::users::sign_in::{reconcile, Outcome};
+    match event.request_type.as_str() {
+        "Delete" => {
+            return Ok(json!({"Note": "left as it is: the identity pool goes with the stack"}))
+        }
+        "Create" | "Update" => {}
+        other => return Err(format!("unknown RequestType {other:?}")),
+    }
+    let property = |key: &str| {
+        event.properties[key]
+            .as_str()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("{DASHBOARD_SIGN_IN} needs the property {key}"))
+    };
+    let outcome = reconcile(
+        client,
+        property("IdentityPoolId")?,
+        property("UserPoolId")?,
+        property("ReaderRoleArn")?,
+        wait,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let (changed, keys) = match outcome {
+        Outcome::Set(keys) => (1, keys),
+        Outcome::Unchanged(keys) => (0, keys),
+    };
+    Ok(json!({"Changed": changed, "MappedByToken": keys.join(" ")}))
 }
 
 /// Puts the answer at the pre-signed URL (S3 refuses a content type the

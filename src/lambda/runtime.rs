@@ -170,26 +170,35 @@ pub async fn bootstrap_invocation(
     detectors: &[crate::detector::Detector],
     event: LambdaEvent<Value>,
 ) -> Result<Value, super::custom_resource::CustomResourceError> {
-    use super::custom_resource::{handle, respond, response, Event};
+    use super::custom_resource::{
+        handle, handle_sign_in, respond, response, Event, DASHBOARD_SIGN_IN, OPENSEARCH_OBJECTS,
+    };
     let parsed = Event::parse(&event.payload)?;
     let left = deadline_instant(event.context.deadline)
         .saturating_duration_since(Instant::now())
         .saturating_sub(Duration::from_secs(15));
-    let outcome = match tokio::time::timeout(
-        left,
-        handle(
-            &parsed,
-            detectors,
-            opensearch_from_env(sdk, Duration::from_secs(30)),
-            // A cluster that never answers is said as such, before the end.
-            left.saturating_sub(Duration::from_secs(5)),
-        ),
-    )
-    .await
-    {
+    // A peer that never answers is said as such, before the end.
+    let wait = left.saturating_sub(Duration::from_secs(5));
+    let work = async {
+        match parsed.resource_type.as_str() {
+            OPENSEARCH_OBJECTS => {
+                let cluster = opensearch_from_env(sdk, Duration::from_secs(30));
+                handle(&parsed, detectors, cluster, wait).await
+            }
+            DASHBOARD_SIGN_IN => {
+                let client = aws_sdk_cognitoidentity::Client::new(sdk);
+                handle_sign_in(&parsed, &client, wait).await
+            }
+            other => Err(format!(
+                "unknown resource type {other:?}: this bootstrap serves {OPENSEARCH_OBJECTS} and {DASHBOARD_SIGN_IN}"
+            )),
+        }
+    };
+    let outcome = match tokio::time::timeout(left, work).await {
         Ok(outcome) => outcome,
         Err(_) => Err(format!(
-            "the OpenSearch bootstrap did not finish in {} s; run trailwatch opensearch apply, or update the stack to try again",
+            "the bootstrap ({}) did not finish in {} s; update the stack to try again (or run trailwatch opensearch apply for the OpenSearch objects)",
+            parsed.resource_type,
             left.as_secs()
         )),
     };
@@ -198,6 +207,7 @@ pub async fn bootstrap_invocation(
     println!(
         "{}",
         json!({"function": "bootstrap", "request_id": event.context.request_id,
+               "resource_type": parsed.resource_type,
                "request_type": parsed.request_type, "status": answer["Status"],
                "reason": answer["Reason"], "answered": sent.is_ok()})
     );

@@ -1,8 +1,11 @@
 //! Dashboard users: the people who sign in to OpenSearch Dashboards, kept in
 //! the stack's Cognito user pool. Users are admin-created with an emailed
-//! temporary password; `--admin` adds the `opensearch-admin` group, which
-//! the role mappings give full access. The email check is pure; the rest
-//! is the Cognito edge.
+//! temporary password, in the `opensearch-reader` group (read-only), or
+//! with `--admin` in `opensearch-admin` (full access): at sign-in the
+//! identity pool gives each the role of its group and nobody anything else
+//! ([`sign_in`]). The email check is pure; the rest is the Cognito edge.
+
+pub mod sign_in;
 
 use aws_sdk_cognitoidentityprovider::types::{
     AttributeType, DeliveryMediumType, MessageActionType,
@@ -11,6 +14,18 @@ use aws_sdk_cognitoidentityprovider::Client;
 
 /// The Cognito group whose members administer the cluster.
 pub const ADMIN_GROUP: &str = "opensearch-admin";
+/// The Cognito group whose members read the dashboards. A user in no group
+/// gets no role at sign-in (the mapping by token denies it).
+pub const READER_GROUP: &str = "opensearch-reader";
+
+/// The group a new user joins.
+pub fn group_for(admin: bool) -> &'static str {
+    if admin {
+        ADMIN_GROUP
+    } else {
+        READER_GROUP
+    }
+}
 
 /// A Cognito call that failed, or a user that is not as asked.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +38,12 @@ pub enum UserError {
     Unknown { email: String, pool: String },
     #[error("no user pool {pool} here ({message}); check --user-pool-id, --region and --profile, or deploy the stack first")]
     NoPool { pool: String, message: String },
+    #[error("user pool {pool} has no group {group}, so {email} was created in no group and cannot sign in; run trailwatch deploy to update the stack (it adds the group), then `trailwatch users delete {email}` and create them again")]
+    NoGroup {
+        group: &'static str,
+        email: String,
+        pool: String,
+    },
     #[error("Cognito {action} for {email} in user pool {pool}: {message}")]
     Cognito {
         action: &'static str,
@@ -73,9 +94,8 @@ pub struct User {
 /// What `create` did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Created {
-    Created {
-        admin: bool,
-    },
+    /// Created, in this group.
+    Created { group: &'static str },
     /// The user was there already; nothing was changed.
     Exists(User),
 }
@@ -201,8 +221,9 @@ impl Users {
             .collect())
     }
 
-    /// Creates a user with an emailed temporary password; with `admin`, in
-    /// the admin group. A user already there is left as is.
+    /// Creates a user with an emailed temporary password, in the admin
+    /// group with `admin`, else in the reader group. A user already there
+    /// is left as is.
     pub async fn create(&self, email: &str, admin: bool) -> Result<Created, UserError> {
         let email = check_email(email)?;
         if let Some(user) = self.get(&email).await? {
@@ -225,17 +246,24 @@ impl Users {
             .send()
             .await
             .map_err(|e| self.failed("AdminCreateUser", &email, &e))?;
-        if admin {
-            self.client
-                .admin_add_user_to_group()
-                .user_pool_id(&self.pool)
-                .username(&email)
-                .group_name(ADMIN_GROUP)
-                .send()
-                .await
-                .map_err(|e| self.failed("AdminAddUserToGroup", &email, &e))?;
-        }
-        Ok(Created::Created { admin })
+        let group = group_for(admin);
+        self.client
+            .admin_add_user_to_group()
+            .user_pool_id(&self.pool)
+            .username(&email)
+            .group_name(group)
+            .send()
+            .await
+            .map_err(|e| match code(&e).as_deref() {
+                // A stack from before the reader group: say how to mend it.
+                Some("ResourceNotFoundException") => UserError::NoGroup {
+                    group,
+                    email: email.clone(),
+                    pool: self.pool.clone(),
+                },
+                _ => self.failed("AdminAddUserToGroup", &email, &e),
+            })?;
+        Ok(Created::Created { group })
     }
 
     /// Every user, with status and groups, sorted by email.
