@@ -68,7 +68,7 @@ fn lint(stack: &Path) {
 
 #[test]
 fn every_option_family_passes_cfn_lint_and_checkov() {
-    let families: [&[&str]; 5] = [
+    let families: [&[&str]; 6] = [
         &[],
         &[
             "--existing-domain-endpoint",
@@ -96,6 +96,21 @@ fn every_option_family_passes_cfn_lint_and_checkov() {
             "3",
         ],
         &["--preset", "prod", "--s3-data-events"],
+        // An existing domain in a VPC, configured from inside the stack.
+        &[
+            "--existing-domain-endpoint",
+            "https://vpc-logs-abc.eu-west-1.es.amazonaws.com",
+            "--existing-domain-writer-role-arn",
+            "arn:aws:iam::123456789012:role/opensearch-writer",
+            "--existing-domain-reader-role-arn",
+            "arn:aws:iam::123456789012:role/opensearch-reader",
+            "--existing-domain-admin-role-arn",
+            "arn:aws:iam::123456789012:role/opensearch-admin",
+            "--vpc-subnet-ids",
+            "subnet-0a1b2c3d,subnet-0a1b2c3e",
+            "--vpc-security-group-ids",
+            "sg-0a1b2c3d",
+        ],
     ];
     for args in families {
         let (_dir, stack) = plan(args);

@@ -418,15 +418,10 @@ fn outputs_prints_what_the_stack_exports() {
         "arn:aws:sns:us-east-1:123456789012:trailwatch-alerts"
     );
     assert_eq!(json["LogGroupName"], "/trailwatch/cloudtrail");
-    // What deploy hands the OpenSearch bootstrap: each Lambda's role.
-    assert_eq!(
-        json["ForwarderRoleArn"],
-        "arn:aws:iam::123456789012:role/trailwatch-forwarder"
-    );
-    assert_eq!(
-        json["EnricherRoleArn"],
-        "arn:aws:iam::123456789012:role/trailwatch-enricher"
-    );
+    // What deploy hands the OpenSearch bootstrap: the role each Lambda
+    // reaches the domain as, here the existing domain's roles it assumes.
+    assert_eq!(json["ForwarderRoleArn"], ROLE);
+    assert_eq!(json["EnricherRoleArn"], READER);
 
     let o = outputs(&moto, &[]);
     assert_eq!(o.status.code(), Some(0));

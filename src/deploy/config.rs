@@ -52,6 +52,9 @@ pub struct DeployOptions {
     /// A role that may read cwl-* and the anomaly results on the existing domain; the enricher assumes it.
     #[arg(long)]
     pub existing_domain_reader_role_arn: Option<String>,
+    /// A role with security admin rights on the existing domain (all_access and security_manager), which the stack's bootstrap Lambda assumes to apply the OpenSearch objects from inside the stack; without it, only deploy (from where it runs) applies them.
+    #[arg(long, value_name = "ARN")]
+    pub existing_domain_admin_role_arn: Option<String>,
     /// The only role that may delete trail log files or change the trail bucket's lifecycle [default: role/<prefix>-break-glass, which you create only when needed].
     #[arg(long, value_name = "ARN")]
     pub break_glass_role_arn: Option<String>,
@@ -103,6 +106,9 @@ pub struct ExistingDomain {
     pub writer_role_arn: String,
     /// The enricher's role there: reads.
     pub reader_role_arn: String,
+    /// The bootstrap's role there, when the stack applies the objects
+    /// itself: security admin.
+    pub admin_role_arn: Option<String>,
 }
 
 /// Where the domain and the Lambdas go.
@@ -199,6 +205,9 @@ impl DeployOptions {
             existing_domain_reader_role_arn: self
                 .existing_domain_reader_role_arn
                 .or(file.existing_domain_reader_role_arn),
+            existing_domain_admin_role_arn: self
+                .existing_domain_admin_role_arn
+                .or(file.existing_domain_admin_role_arn),
             break_glass_role_arn: self.break_glass_role_arn.or(file.break_glass_role_arn),
             vpc_subnet_ids: if self.vpc_subnet_ids.is_empty() {
                 file.vpc_subnet_ids
@@ -235,7 +244,12 @@ impl DeployOptions {
             .map(|(flag, _)| *flag)
             .collect();
         match missing.len() {
-            3 => return None,
+            3 => {
+                if self.existing_domain_admin_role_arn.is_some() {
+                    problems.push("--existing-domain-admin-role-arn needs --existing-domain-endpoint and its writer and reader roles: a new domain's bootstrap uses the stack's master role".into());
+                }
+                return None;
+            }
             0 => {}
             _ => {
                 let present: Vec<&str> = given
@@ -273,10 +287,19 @@ impl DeployOptions {
         if writer_role_arn == reader_role_arn {
             problems.push("--existing-domain-writer-role-arn and --existing-domain-reader-role-arn are the same role: give the forwarder a role that writes and the enricher one that only reads".into());
         }
+        let admin_role_arn = self.existing_domain_admin_role_arn.as_ref().map(|arn| {
+            let flag = "--existing-domain-admin-role-arn";
+            problems.extend(role_problem(flag, arn));
+            if *arn == writer_role_arn || *arn == reader_role_arn {
+                problems.push(format!("{flag} is the writer or reader role: the Lambdas that assume those must not administer the domain; give the bootstrap a role of its own"));
+            }
+            arn.clone()
+        });
         Some(ExistingDomain {
             endpoint,
             writer_role_arn,
             reader_role_arn,
+            admin_role_arn,
         })
     }
 
@@ -567,6 +590,50 @@ mod tests {
         assert_eq!(
             d.reader_role_arn,
             "arn:aws:iam::123456789012:role/path/os-reader"
+        );
+    }
+
+    #[test]
+    fn an_existing_domains_bootstrap_role_is_one_role_of_its_own_and_only_with_that_domain() {
+        let with = |admin: &str| DeployOptions {
+            existing_domain_endpoint: Some("https://search-x.eu-west-1.es.amazonaws.com".into()),
+            existing_domain_writer_role_arn: Some("arn:aws:iam::123456789012:role/os".into()),
+            existing_domain_reader_role_arn: Some(
+                "arn:aws:iam::123456789012:role/os-reader".into(),
+            ),
+            existing_domain_admin_role_arn: Some(admin.into()),
+            ..opts()
+        };
+        let d = with("arn:aws:iam::123456789012:role/os-admin")
+            .validate()
+            .unwrap()
+            .existing_domain
+            .unwrap();
+        assert_eq!(
+            d.admin_role_arn.as_deref(),
+            Some("arn:aws:iam::123456789012:role/os-admin")
+        );
+        let p = with("arn:aws:iam::123456789012:role/*")
+            .validate()
+            .unwrap_err()
+            .0;
+        assert!(p[0].contains("without wildcards"), "{p:#?}");
+        let p = with("arn:aws:iam::123456789012:role/os")
+            .validate()
+            .unwrap_err()
+            .0;
+        assert!(
+            p[0].contains("give the bootstrap a role of its own"),
+            "{p:#?}"
+        );
+        let alone = DeployOptions {
+            existing_domain_admin_role_arn: Some("arn:aws:iam::123456789012:role/os-admin".into()),
+            ..opts()
+        };
+        let p = alone.validate().unwrap_err().0;
+        assert!(
+            p[0].starts_with("--existing-domain-admin-role-arn needs --existing-domain-endpoint"),
+            "{p:#?}"
         );
     }
 

@@ -91,6 +91,17 @@ struct DomainAccess {
     actions: Vec<&'static str>,
 }
 
+/// The roles each party reaches the domain as, as JSON: the stack's own
+/// roles for a new domain, the given ones for an existing domain.
+#[derive(Serialize)]
+struct DomainRoles {
+    forwarder: Value,
+    enricher: Value,
+    /// Cognito's admins and read-only dashboard users (a new domain's).
+    admin: Option<Value>,
+    reader: Option<Value>,
+}
+
 #[derive(Serialize)]
 struct Context<'a> {
     #[serde(flatten)]
@@ -111,6 +122,10 @@ struct Context<'a> {
     domain_access: Vec<DomainAccess>,
     /// In a VPC: what the Lambdas may create network interfaces in.
     eni_create_resources: Vec<Value>,
+    /// The stack applies the OpenSearch objects itself (a custom resource)
+    /// when there is a role for its bootstrap to act as.
+    bootstrap: bool,
+    domain_roles: DomainRoles,
 }
 
 handlebars_helper!(to_json: |v: Json| serde_json::to_string(v).unwrap_or_default());
@@ -137,7 +152,30 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
                 .map(|s| arn("security-group", s)),
         );
     }
+    let get_att = |logical: &str| json!({"Fn::GetAtt": [logical, "Arn"]});
+    let (bootstrap_role, domain_roles) = match &config.existing_domain {
+        None => (
+            Some(get_att("MasterRole")),
+            DomainRoles {
+                forwarder: get_att("ForwarderRole"),
+                enricher: get_att("EnricherRole"),
+                admin: Some(get_att("AdminRole")),
+                reader: Some(get_att("ReadOnlyRole")),
+            },
+        ),
+        Some(d) => (
+            d.admin_role_arn.as_ref().map(|a| json!(a)),
+            DomainRoles {
+                forwarder: json!(d.writer_role_arn),
+                enricher: json!(d.reader_role_arn),
+                admin: None,
+                reader: None,
+            },
+        ),
+    };
     let context = Context {
+        bootstrap: bootstrap_role.is_some(),
+        domain_roles,
         eni_create_resources,
         config,
         zone_count: config.zone_count(),
@@ -204,10 +242,11 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
         ],
         domain_access: Vec::new(),
     };
-    // A new domain gets the bootstrap custom resource's Lambda, which acts
-    // as the master role (an existing domain's objects are the CLI's).
+    // The bootstrap custom resources' Lambda acts as the master role of a
+    // new domain, or as the admin role given for an existing one (without
+    // it, an existing domain's objects are the CLI's).
     let mut context = context;
-    if config.existing_domain.is_none() {
+    if let Some(acting_as) = bootstrap_role {
         context.lambdas.push(Lambda {
             logical: "Bootstrap",
             name: "bootstrap",
@@ -218,8 +257,8 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
             publishes: false,
             es_actions: Vec::new(),
             page_severity: None,
-            maps_sign_in: true,
-            domain_role: Some(json!({"Fn::GetAtt": ["MasterRole", "Arn"]})),
+            maps_sign_in: config.existing_domain.is_none(),
+            domain_role: Some(acting_as),
         });
     }
     // The domain's access policy gives each role the methods its own policy has.
@@ -1096,6 +1135,64 @@ mod tests {
                     "{variant}: {other}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn an_existing_domain_is_configured_from_inside_the_stack_when_given_a_role_for_it() {
+        const WRITER: &str = "arn:aws:iam::123456789012:role/os";
+        const READER: &str = "arn:aws:iam::123456789012:role/os-reader";
+        const ADMIN: &str = "arn:aws:iam::123456789012:role/os-admin";
+        let existing = DeployOptions {
+            existing_domain_endpoint: Some("https://vpc-x.eu-west-1.es.amazonaws.com".into()),
+            existing_domain_writer_role_arn: Some(WRITER.into()),
+            existing_domain_reader_role_arn: Some(READER.into()),
+            ..Default::default()
+        };
+        // Either way the outputs name the roles the Lambdas reach the
+        // domain as, which the OpenSearch objects map.
+        let without = render_with(existing.clone());
+        assert_eq!(without["Outputs"]["ForwarderRoleArn"]["Value"], WRITER);
+        assert_eq!(without["Outputs"]["EnricherRoleArn"]["Value"], READER);
+        assert!(without["Resources"].get("OpenSearchObjects").is_none());
+        assert!(without["Parameters"].get("BootstrapCodeKey").is_none());
+
+        let t = render_with(DeployOptions {
+            existing_domain_admin_role_arn: Some(ADMIN.into()),
+            ..existing
+        });
+        let r = &t["Resources"];
+        let custom = &r["OpenSearchObjects"];
+        assert_eq!(custom["Type"], "Custom::OpenSearchObjects");
+        assert!(custom.get("DependsOn").is_none(), "no domain in the stack");
+        let p = &custom["Properties"];
+        assert_eq!(p["ForwarderRoleArn"], WRITER);
+        assert_eq!(p["EnricherRoleArn"], READER);
+        assert!(p.get("AdminRoleArn").is_none() && p.get("ReaderRoleArn").is_none());
+        assert_eq!(p["Notify"], json!({"Ref": "NotifyChannels"}));
+        assert_eq!(t["Parameters"]["IndexRetentionDays"]["Default"], 30);
+        // No Cognito here, so no sign-in mapping.
+        assert!(r.get("DashboardSignIn").is_none());
+        let env = &r["BootstrapFunction"]["Properties"]["Environment"]["Variables"];
+        assert_eq!(
+            env["OPENSEARCH_ROLE_ARN"], ADMIN,
+            "it acts as the given role"
+        );
+        let role = statements(&r["BootstrapRole"]);
+        assert!(role
+            .iter()
+            .any(|(_, s)| s["Action"] == "sts:AssumeRole" && s["Resource"] == ADMIN));
+        let text = serde_json::to_string(&r["BootstrapRole"]).unwrap();
+        assert!(!text.contains("cognito-identity:") && !text.contains("iam:PassRole"));
+        // The other Lambdas still assume only their own roles there.
+        for (lambda, assumed) in [("ForwarderRole", WRITER), ("EnricherRole", READER)] {
+            let assumes: Vec<Value> = statements(&r[lambda])
+                .into_iter()
+                // The trust policy's statement names no resource.
+                .filter(|(_, s)| s["Action"] == "sts:AssumeRole" && !s["Resource"].is_null())
+                .map(|(_, s)| s["Resource"].clone())
+                .collect();
+            assert_eq!(assumes, [json!(assumed)], "{lambda}");
         }
     }
 }
