@@ -763,6 +763,58 @@ fn the_sample_events_named_in_help_forward_and_enrich() {
     assert!(!stderr(&o).contains("not enriched"), "{}", stderr(&o));
 }
 
+/// The deployed enricher pages as `detect` would: an anomaly detector's
+/// alert over a quiet window (no cost, nothing sensitive, nobody new) is
+/// low and stays in the dashboards, while a test alert of the same window
+/// goes out, as it must; the log line says which and why.
+#[test]
+fn the_enricher_lambda_publishes_from_the_page_severity_and_always_a_test() {
+    let os = opensearch_with_template();
+    let moto = Server::moto();
+    let topic = Topic::new(&moto);
+    let alert = json!({"monitor": "trailwatch-ec2-run-instances", "detector": "ec2-run-instances",
+        "entity": [{"name": "userIdentity.arn", "value": "arn:aws:iam::777788889999:user/carol"}],
+        "period_start": "2026-01-07T03:10:00Z", "period_end": "2026-01-07T03:20:00Z",
+        "anomaly_grade": 0.93, "confidence": 0.88});
+    let mut test = alert.clone();
+    test["test"] = json!(true);
+    let event = json!({"Records": [
+        {"EventSource": "aws:sns", "Sns": {"Message": alert.to_string()}},
+        {"EventSource": "aws:sns", "Sns": {"Message": test.to_string()}},
+    ]});
+    let (answer, output) = run_function(
+        "enricher",
+        event,
+        &os.url,
+        &[
+            ("AWS_ENDPOINT_URL", moto.url.as_str()),
+            ("NOTIFICATION_TOPIC_ARN", topic.arn.as_str()),
+            ("PAGE_SEVERITY", "medium"),
+        ],
+    );
+    let (_, body) = answer.unwrap_or_else(|| panic!("no answer: {}", stderr(&output)));
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    let published = answer["published"].as_array().unwrap();
+    assert_eq!(published.len(), 2, "{answer}");
+    assert_eq!(published[0]["severity"], "low", "{answer}");
+    assert_eq!(published[0]["paged"], false, "{answer}");
+    assert_eq!(published[1]["paged"], true, "{answer}");
+    let received = topic.received();
+    assert_eq!(received.len(), 1, "only the test goes out: {received:?}");
+    assert!(
+        received[0]
+            .0
+            .starts_with("trailwatch test: ec2-run-instances"),
+        "{received:?}"
+    );
+    let log = stdout(&output);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"paged\":false") && l.contains("\"severity\":\"low\"")),
+        "{log}"
+    );
+}
+
 /// A CloudFormation custom resource event, as CloudFormation sends it to
 /// the bootstrap's Lambda.
 fn custom_resource_event(kind: &str, response_url: &str) -> Value {
@@ -795,13 +847,29 @@ fn run_bootstrap(
     env: &[(&str, &str)],
 ) -> (Option<(String, String)>, std::process::Output) {
     use crate::util::node::ADMIN_PASSWORD;
+    let mut all = vec![
+        ("OPENSEARCH_USER", "admin"),
+        ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
+    ];
+    all.extend_from_slice(env);
+    run_function("bootstrap", event, endpoint, &all)
+}
+
+/// The binary as the Lambda `function` under the local Runtime API, on one
+/// event, reaching OpenSearch at `endpoint`, with `env` added.
+fn run_function(
+    function: &str,
+    event: Value,
+    endpoint: &str,
+    env: &[(&str, &str)],
+) -> (Option<(String, String)>, std::process::Output) {
     let api = RuntimeApi::start(event);
     let task_root = tempfile::tempdir().unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
         .envs(env.iter().copied())
         .env("AWS_LAMBDA_RUNTIME_API", &api.addr)
-        .env("TRAILWATCH_FUNCTION", "bootstrap")
-        .env("AWS_LAMBDA_FUNCTION_NAME", "trailwatch-bootstrap")
+        .env("TRAILWATCH_FUNCTION", function)
+        .env("AWS_LAMBDA_FUNCTION_NAME", format!("trailwatch-{function}"))
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("LAMBDA_TASK_ROOT", task_root.path())
@@ -810,8 +878,6 @@ fn run_bootstrap(
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("OPENSEARCH_ENDPOINT", endpoint)
-        .env("OPENSEARCH_USER", "admin")
-        .env("OPENSEARCH_PASSWORD", ADMIN_PASSWORD)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

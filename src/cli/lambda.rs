@@ -74,6 +74,9 @@ pub struct EnrichArgs {
     /// How far before the window the baseline reaches.
     #[arg(long, value_name = "HOURS", default_value_t = 24)]
     pub baseline_hours: i64,
+    /// Publish (or print) only anomalies of this severity or higher, as the deployed enricher does with deploy's --page-severity; a test alert and one that cannot be enriched always go out.
+    #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = crate::engine::severity::DEFAULT_PAGE)]
+    pub page_severity: crate::engine::Severity,
 }
 
 pub fn run(command: LambdaCommand) -> anyhow::Result<i32> {
@@ -111,11 +114,21 @@ fn enrich(args: EnrichArgs) -> anyhow::Result<i32> {
             publisher,
             baseline: chrono::Duration::hours(args.baseline_hours.max(1)),
             top: 5,
+            page_at: args.page_severity,
         };
         for message in messages_of_event(&event) {
             let (notification, why) = enricher.handle(&message).await;
             if let Some(why) = why {
                 eprintln!("not enriched: {why}");
+            }
+            if !notification.pages(enricher.page_at) {
+                eprintln!(
+                    "not paged: {:?} is {}, below --page-severity {}; the anomaly stays in the dashboards",
+                    notification.subject,
+                    notification.severity.map_or("unknown", |s| s.name()),
+                    enricher.page_at.name()
+                );
+                continue;
             }
             match enricher.publish(&notification).await? {
                 Some(id) => eprintln!("published {:?} as message {id}", notification.subject),

@@ -32,7 +32,7 @@ pub struct DeployOptions {
     /// Email address that receives the enriched alerts.
     #[arg(long)]
     pub alert_email: Option<String>,
-    /// The forwarder pages on rule findings (StopLogging, a public bucket, …) at or above this severity [default: medium].
+    /// Page at or above this severity [default: medium]: the forwarder on rule findings (StopLogging, a public bucket, …), the enricher on anomaly detectors' alerts.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub page_severity: Option<crate::engine::Severity>,
     /// Leave Lambda data events off the trail (the lambda-invoke detector then sees nothing).
@@ -128,7 +128,8 @@ pub struct DeployConfig {
     pub ebs_size_gib: u32,
     pub log_retention_days: u32,
     pub alert_email: Option<String>,
-    /// From what severity the forwarder pages on rule findings.
+    /// From what severity the forwarder pages on rule findings and the
+    /// enricher on anomaly detectors' alerts.
     pub page_severity: crate::engine::Severity,
     pub lambda_trail: bool,
     /// S3 object data events on the trail (all buckets but its own two).

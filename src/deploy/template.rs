@@ -220,7 +220,8 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
                 concurrency: 5,
                 publishes: true,
                 es_actions: ES_READ.to_vec(),
-                page_severity: None,
+                // It publishes an anomaly detector's alert from this severity.
+                page_severity: Some(config.page_severity.name()),
                 maps_sign_in: false,
                 domain_role: config
                     .existing_domain
@@ -419,7 +420,8 @@ mod tests {
                 .is_none()
         );
 
-        // The forwarder pages on rule findings from --page-severity.
+        // The forwarder pages on rule findings from --page-severity, and
+        // the enricher on anomaly detectors' alerts.
         let env = |t: &Value, f: &str| {
             t["Resources"][f]["Properties"]["Environment"]["Variables"].clone()
         };
@@ -428,14 +430,13 @@ mod tests {
             env(&default, "ForwarderFunction")["PAGE_SEVERITY"],
             "medium"
         );
-        assert!(env(&default, "EnricherFunction")
-            .get("PAGE_SEVERITY")
-            .is_none());
+        assert_eq!(env(&default, "EnricherFunction")["PAGE_SEVERITY"], "medium");
         let high = render_with(DeployOptions {
             page_severity: Some(crate::engine::Severity::High),
             ..Default::default()
         });
         assert_eq!(env(&high, "ForwarderFunction")["PAGE_SEVERITY"], "high");
+        assert_eq!(env(&high, "EnricherFunction")["PAGE_SEVERITY"], "high");
 
         // S3 data events: advanced selectors (they cannot mix with basic
         // ones), every bucket's objects but the trail's own two, which would

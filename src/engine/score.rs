@@ -168,13 +168,6 @@ fn score_series(
     let mut scored = 0u64;
     let value_at = |b: i64| series.get(&b).map_or(0.0, |x| x.cell.value());
     let mut found: BTreeMap<i64, Anomaly> = BTreeMap::new();
-    let entity_map = d.is_high_cardinality().then(|| {
-        d.category_fields
-            .iter()
-            .map(|f| f.as_str().to_owned())
-            .zip(entity.iter().cloned())
-            .collect::<BTreeMap<_, _>>()
-    });
     while state.next < upto {
         let bucket = state.next;
         if !series.contains_key(&bucket) {
@@ -218,42 +211,69 @@ fn score_series(
             baseline.merge(&b.facets);
         }
         let context = context::build(&window, &baseline, span as usize, 5);
-        // Who it concerns: the busiest principal, and any other of the top
-        // ones its baseline never had (a leaked key launching beside the
-        // morning scale-out is not the scale-out's).
-        let mut subjects: Vec<String> = entity.clone();
-        let principals = context.facets.iter().find(|f| f.facet == Facet::Principal);
-        for (i, p) in principals.iter().flat_map(|f| f.top.iter()).enumerate() {
-            if i == 0 || p.new {
-                subjects.push(p.value.clone());
-            }
-        }
-        let summary = rcf_summary(d, actual, expected, &context, entity);
-        found.insert(
-            at,
-            Anomaly {
-                detector: d.name.clone(),
-                kind: AnomalyKind::Rcf,
-                entity: entity_map.clone(),
-                start: at_time,
-                end: at_time + Duration::seconds(secs),
-                grade: round4(s.grade),
-                confidence: round4(s.confidence),
-                actual: round4(actual),
-                expected: round4(expected),
-                score: round4(s.score),
-                summary,
-                context: Some(context),
-                incident: None,
-                subjects,
-                late: false,
-                detected: at_time + Duration::seconds(secs),
-                severity: None,
-                page: None,
-            },
+        let mut finding = rcf_finding(
+            d,
+            entity,
+            (at_time, at_time + Duration::seconds(secs)),
+            (s.grade, s.confidence),
+            (actual, expected),
+            context,
         );
+        finding.score = round4(s.score);
+        found.insert(at, finding);
     }
     (scored, found.into_values().collect())
+}
+
+/// The RCF finding of detector `d` for `entity` over `span`, with its
+/// grade and confidence, the interval's actual and expected values and its
+/// context: who it concerns (the entity, the busiest principal, and any
+/// other of the top ones its baseline never had: a leaked key launching
+/// beside the morning scale-out is not the scale-out's) and its summary.
+/// The local engine makes its findings here, and the enricher the finding
+/// an anomaly detector's alert stands for, so both judge it alike.
+pub fn rcf_finding(
+    d: &Detector,
+    entity: &[String],
+    span: (DateTime<Utc>, DateTime<Utc>),
+    (grade, confidence): (f64, f64),
+    (actual, expected): (f64, f64),
+    context: context::Context,
+) -> Anomaly {
+    let entity_map = d.is_high_cardinality().then(|| {
+        d.category_fields
+            .iter()
+            .map(|f| f.as_str().to_owned())
+            .zip(entity.iter().cloned())
+            .collect::<BTreeMap<_, _>>()
+    });
+    let mut subjects: Vec<String> = entity.to_vec();
+    let principals = context.facets.iter().find(|f| f.facet == Facet::Principal);
+    for (i, p) in principals.iter().flat_map(|f| f.top.iter()).enumerate() {
+        if i == 0 || p.new {
+            subjects.push(p.value.clone());
+        }
+    }
+    Anomaly {
+        detector: d.name.clone(),
+        kind: AnomalyKind::Rcf,
+        entity: entity_map,
+        start: span.0,
+        end: span.1,
+        grade: round4(grade),
+        confidence: round4(confidence),
+        actual: round4(actual),
+        expected: round4(expected),
+        score: 0.0,
+        summary: rcf_summary(d, actual, expected, &context, entity),
+        context: Some(context),
+        incident: None,
+        subjects,
+        late: false,
+        detected: span.1,
+        severity: None,
+        page: None,
+    }
 }
 
 fn rcf_summary(
@@ -261,7 +281,7 @@ fn rcf_summary(
     actual: f64,
     expected: f64,
     c: &context::Context,
-    entity: &Entity,
+    entity: &[String],
 ) -> String {
     let what = if d.description.is_empty() {
         d.name.clone()

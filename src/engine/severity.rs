@@ -205,6 +205,19 @@ pub fn of_incident(inc: &Incident, anomalies: &[Anomaly]) -> Severity {
     declared.map_or(computed, |d| d.max(computed))
 }
 
+/// The severity of one finding standing alone: an incident of one, as the
+/// deployed enricher judges an anomaly detector's alert.
+pub fn of_finding(a: &Anomaly) -> Severity {
+    let alone = Incident {
+        id: 0,
+        start: a.start,
+        end: a.end,
+        grade: a.grade,
+        members: vec![0],
+    };
+    of_incident(&alone, std::slice::from_ref(a))
+}
+
 /// When `inc` could first page at `page_at`: the earliest `detected` of its
 /// members at which those detected by then already make it that severe (a
 /// new principal's first call is low; the RCF window ten minutes later that

@@ -6,6 +6,7 @@
 
 use crate::context::{short_arn, Context, Facet};
 use crate::detector::Detector;
+use crate::engine::Severity;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde_json::{json, Value};
 
@@ -158,6 +159,36 @@ pub struct Notification {
     pub body: String,
     pub data: Value,
     pub enriched: bool,
+    /// The anomaly's severity, judged as `detect` judges an RCF finding
+    /// standing alone; none when it could not be enriched.
+    pub severity: Option<Severity>,
+    /// A test alert (`trailwatch monitors test`).
+    pub test: bool,
+}
+
+impl Notification {
+    /// Whether it goes out when paging from `page_at`: an anomaly at or
+    /// above it; always a test (its point is to arrive) and an alert that
+    /// could not be enriched (never lost for want of a severity).
+    pub fn pages(&self, page_at: Severity) -> bool {
+        self.test || self.severity.is_none_or(|s| s >= page_at)
+    }
+}
+
+/// How severe the anomaly an alert reports is: the finding it stands for
+/// (the same RCF finding the local engine makes of that interval and its
+/// context) judged alone, from its grade, what it started costs, what it
+/// touches, and who did it from where.
+pub fn severity_of(alert: &Alert, detector: &Detector, context: &Context) -> Severity {
+    let finding = crate::engine::score::rcf_finding(
+        detector,
+        &alert.entity_values(detector),
+        (alert.start, alert.end),
+        (alert.grade.unwrap_or(0.0), alert.confidence.unwrap_or(0.0)),
+        (context.events, context.baseline_events),
+        context.clone(),
+    );
+    crate::engine::severity::of_finding(&finding)
 }
 
 /// SNS subjects are ASCII, without control characters, under 100 characters.
@@ -219,9 +250,14 @@ pub fn render(
 ) -> Notification {
     let entity = alert.entity_text();
     let cost = context.cost.as_ref().filter(|c| c.per_hour > 0.0);
+    let severity = severity_of(alert, detector, context);
     let mut subject = format!(
-        "trailwatch{}: {}",
-        if alert.test { " test" } else { "" },
+        "trailwatch {}: {}",
+        if alert.test {
+            "test".to_owned()
+        } else {
+            severity.name().to_uppercase()
+        },
         alert.detector
     );
     if let Some(e) = &entity {
@@ -245,6 +281,7 @@ pub fn render(
     if let (Some(g), Some(c)) = (alert.grade, alert.confidence) {
         body.push_str(&format!("Anomaly grade {g:.2}, confidence {c:.2}.\n"));
     }
+    body.push_str(&format!("Severity: {}.\n", severity.name()));
     body.push_str(&format!("What it watches: {}\n\n", detector.description));
     let who = context.who();
     if !who.is_empty() {
@@ -306,6 +343,7 @@ pub fn render(
         "period_end": alert.end.to_rfc3339_opts(SecondsFormat::Secs, true),
         "anomaly_grade": alert.grade,
         "confidence": alert.confidence,
+        "severity": severity,
         "context": context,
         "dashboards": link,
     });
@@ -318,6 +356,8 @@ pub fn render(
         body,
         data,
         enriched: true,
+        severity: Some(severity),
+        test: alert.test,
     }
 }
 
@@ -339,6 +379,8 @@ pub fn not_enriched(message: &str, why: &str) -> Notification {
         body,
         data: json!({"enriched": false, "reason": why, "original": message}),
         enriched: false,
+        severity: None,
+        test: Alert::from_message(message).is_ok_and(|a| a.test),
     }
 }
 
@@ -485,10 +527,12 @@ mod tests {
         assert_eq!(
             n.subject,
             format!(
-                "trailwatch: ec2-run-instances for user/carol@777788889999, ~${}/h",
+                "trailwatch CRITICAL: ec2-run-instances for user/carol@777788889999, ~${}/h",
                 crate::cost::money(per_hour)
             )
         );
+        assert!(n.body.contains("Severity: critical."), "{}", n.body);
+        assert_eq!(n.data["severity"], "critical");
         assert!(
             n.body
                 .contains("Who:    user/carol@777788889999 from 203.0.113.66 (new)"),
@@ -541,5 +585,70 @@ mod tests {
             link.contains("userIdentity.arn:\"arn:aws:iam::1:user/bob\""),
             "{link}"
         );
+    }
+
+    /// An anomaly detector's alert pages as `detect` would page the same
+    /// finding standing alone: a known principal's few launches of a cheap
+    /// type are worth a look in the dashboards, not a page.
+    #[test]
+    fn an_alert_pages_from_its_severity_and_a_test_or_an_unenriched_one_always_goes_out() {
+        let detector = crate::detector::shipped()
+            .into_iter()
+            .find(|d| d.name == "ec2-run-instances")
+            .unwrap();
+        let alert = Alert::from_message(ALERT).unwrap();
+        let carol = "arn:aws:iam::777788889999:user/carol";
+        let launches = |instance: &str, count: f64, from: &str| {
+            let mut window = FacetCounts {
+                events: 2.0,
+                ..FacetCounts::default()
+            };
+            window.add(Facet::Principal, carol, 2.0);
+            window.add(Facet::SourceIp, from, 2.0);
+            window.add(Facet::InstanceType, instance, count);
+            let mut baseline = FacetCounts::default();
+            baseline.add(Facet::Principal, carol, 2.0);
+            baseline.add(Facet::SourceIp, "10.0.4.17", 2.0);
+            build(&window, &baseline, 144, 5)
+        };
+        let quiet = render(
+            &alert,
+            &detector,
+            &launches("t3.micro", 2.0, "10.0.4.17"),
+            None,
+        );
+        assert_eq!(quiet.severity, Some(Severity::Low), "{}", quiet.body);
+        assert!(
+            quiet.subject.starts_with("trailwatch LOW: "),
+            "{}",
+            quiet.subject
+        );
+        assert!(!quiet.pages(Severity::Medium));
+        assert!(quiet.pages(Severity::Low));
+        let mining = render(
+            &alert,
+            &detector,
+            &launches("p4d.24xlarge", 8.0, "10.0.4.17"),
+            None,
+        );
+        assert_eq!(mining.severity, Some(Severity::Critical), "{}", mining.body);
+        assert!(mining.pages(Severity::Critical));
+
+        // A test of a quiet period still arrives: that is what it is for.
+        let test = Alert {
+            test: true,
+            ..alert.clone()
+        };
+        let n = render(
+            &test,
+            &detector,
+            &launches("t3.micro", 2.0, "10.0.4.17"),
+            None,
+        );
+        assert!(n.pages(Severity::Critical) && n.subject.starts_with("trailwatch test: "));
+        // So does one that could not be enriched.
+        let n = not_enriched(ALERT, "the context search failed");
+        assert_eq!(n.severity, None);
+        assert!(n.pages(Severity::Critical));
     }
 }

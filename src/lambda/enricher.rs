@@ -1,8 +1,10 @@
 //! The enricher's edge: for an alert, ask OpenSearch for the window's and
 //! the day before's counts of the detector's records (that entity only),
 //! build the same [`Context`](crate::context::Context) `detect` shows, and
-//! publish the notification. Whatever fails in enriching, the alert is
-//! still published, marked as not enriched.
+//! publish the notification when its severity is at or above the page
+//! severity (below it, the anomaly stays in the dashboards and the log
+//! line says so). Whatever fails in enriching, the alert is still
+//! published, marked as not enriched.
 
 use super::alert::{dashboards_link, messages_of_event, not_enriched, render, Alert, Notification};
 use crate::context::build;
@@ -56,6 +58,8 @@ pub struct Enricher {
     pub baseline: Duration,
     /// Values shown per facet.
     pub top: usize,
+    /// Notifications of this severity or higher are published.
+    pub page_at: crate::engine::Severity,
 }
 
 impl Enricher {
@@ -76,6 +80,7 @@ impl Enricher {
             }),
             baseline: Duration::days(1),
             top: 5,
+            page_at: super::runtime::page_severity_from_env()?,
         })
     }
 
@@ -151,8 +156,8 @@ impl Enricher {
     }
 
     /// One Lambda invocation: every alert of the event, enriched or not,
-    /// published; one log line each. Fails only if publishing fails, so the
-    /// platform retries.
+    /// published when it pages ([`Notification::pages`]); one log line
+    /// each. Fails only if publishing fails, so the platform retries.
     pub async fn invocation(
         &self,
         event: Value,
@@ -161,7 +166,12 @@ impl Enricher {
         let mut published = Vec::new();
         for message in messages_of_event(&event) {
             let (notification, why) = self.handle(&message).await;
-            let id = self.publish(&notification).await?;
+            let pages = notification.pages(self.page_at);
+            let id = if pages {
+                self.publish(&notification).await?
+            } else {
+                None
+            };
             println!(
                 "{}",
                 json!({
@@ -170,10 +180,13 @@ impl Enricher {
                     "subject": notification.subject,
                     "enriched": notification.enriched,
                     "not_enriched_because": why,
+                    "severity": notification.severity,
+                    "paged": pages,
                     "message_id": id,
                 })
             );
-            published.push(json!({"subject": notification.subject, "enriched": notification.enriched, "message_id": id}));
+            published.push(json!({"subject": notification.subject, "enriched": notification.enriched,
+                                  "severity": notification.severity, "paged": pages, "message_id": id}));
         }
         Ok(json!({"published": published}))
     }

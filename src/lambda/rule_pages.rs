@@ -26,7 +26,8 @@ pub fn pages(hits: &RuleHits, page_at: Severity) -> Vec<Notification> {
     findings
         .into_iter()
         .map(|a| {
-            let severity = a.severity.map_or("high", Severity::name);
+            let level = a.severity;
+            let severity = level.map_or("high", Severity::name);
             Notification {
                 subject: subject_text(&format!(
                     "trailwatch {}: {}",
@@ -41,6 +42,8 @@ pub fn pages(hits: &RuleHits, page_at: Severity) -> Vec<Notification> {
                 ),
                 data: json!(a),
                 enriched: true,
+                severity: level,
+                test: false,
             }
         })
         .collect()

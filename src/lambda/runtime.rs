@@ -141,21 +141,25 @@ fn packaged() -> Result<crate::detector::DetectorSet, String> {
         .map_err(|e| e.to_string())
 }
 
+/// From what severity a deployed Lambda pages: `PAGE_SEVERITY`, which
+/// `deploy --page-severity` sets (default medium).
+pub fn page_severity_from_env() -> Result<crate::engine::Severity, String> {
+    match std::env::var("PAGE_SEVERITY") {
+        Ok(s) => crate::engine::Severity::parse(&s)
+            .ok_or_else(|| format!("PAGE_SEVERITY={s:?}: use low, medium, high or critical")),
+        Err(_) => Ok(crate::engine::severity::DEFAULT_PAGE),
+    }
+}
+
 /// The deployed forwarder's paging: the packaged rules, paged from
-/// `PAGE_SEVERITY` (default medium) to `NOTIFICATION_TOPIC_ARN`; none
-/// without a topic.
+/// `PAGE_SEVERITY` to `NOTIFICATION_TOPIC_ARN`; none without a topic.
 fn paging_from_env(sdk: &aws_config::SdkConfig) -> Result<Option<Paging>, String> {
     let Ok(topic_arn) = std::env::var("NOTIFICATION_TOPIC_ARN") else {
         return Ok(None);
     };
-    let page_at = match std::env::var("PAGE_SEVERITY") {
-        Ok(s) => crate::engine::Severity::parse(&s)
-            .ok_or_else(|| format!("PAGE_SEVERITY={s:?}: use low, medium, high or critical"))?,
-        Err(_) => crate::engine::severity::DEFAULT_PAGE,
-    };
     Ok(Some(Paging {
         rules: packaged()?.rules,
-        page_at,
+        page_at: page_severity_from_env()?,
         pager: Pager::Sns(Publisher {
             client: aws_sdk_sns::Client::new(sdk),
             topic_arn,
