@@ -63,27 +63,6 @@ pub struct Enricher {
 }
 
 impl Enricher {
-    /// The deployed enricher: the stack's environment, the shipped detectors.
-    pub async fn from_env(sdk: &aws_config::SdkConfig) -> Result<Enricher, String> {
-        let os =
-            super::runtime::opensearch_from_env(sdk, std::time::Duration::from_secs(20)).await?;
-        let topic_arn = std::env::var("NOTIFICATION_TOPIC_ARN").map_err(|_| {
-            "the environment has no NOTIFICATION_TOPIC_ARN; the stack sets it".to_owned()
-        })?;
-        Ok(Enricher {
-            dashboards: Some(format!("{}/_dashboards", os.base())),
-            os,
-            detectors: crate::detector::shipped(),
-            publisher: Some(Publisher {
-                client: aws_sdk_sns::Client::new(sdk),
-                topic_arn,
-            }),
-            baseline: Duration::days(1),
-            top: 5,
-            page_at: super::runtime::page_severity_from_env()?,
-        })
-    }
-
     async fn counts(&self, query: Value) -> Result<crate::context::FacetCounts, String> {
         let body = self
             .os

@@ -1,11 +1,12 @@
-//! The deployed Lambdas. One binary is the bootstrap of both; the
+//! The deployed Lambdas. One binary is the bootstrap of all three; the
 //! template's `TRAILWATCH_FUNCTION` says which handler it runs. The handlers
 //! here only read the environment, build the clients and log one line per
-//! invocation; the work is in [`super::delivery`] and [`super::enricher`].
+//! invocation; the work is in [`super::delivery`], [`super::enricher`] and
+//! [`super::custom_resource`]. The environment is read here alone.
 
 use super::dead_letter::DeadLetters;
 use super::delivery::{batch_of_event, deliver, DeliveryError, Limits, Paging};
-use super::enricher::Publisher;
+use super::enricher::{Enricher, Publisher};
 use super::rule_pages::Pager;
 use crate::opensearch::{Auth, OpenSearch, Target};
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -116,9 +117,7 @@ pub fn run(function: Function) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
             }
             Function::Enricher => {
-                let enricher = super::enricher::Enricher::from_env(&sdk)
-                    .await
-                    .map_err(anyhow::Error::msg)?;
+                let enricher = enricher_from_env(&sdk).await.map_err(anyhow::Error::msg)?;
                 let enricher = &enricher;
                 lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
                     enricher
@@ -129,6 +128,23 @@ pub fn run(function: Function) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
             }
         }
+    })
+}
+
+/// The deployed enricher: the stack's environment, the shipped detectors.
+async fn enricher_from_env(sdk: &aws_config::SdkConfig) -> Result<Enricher, String> {
+    let os = opensearch_from_env(sdk, Duration::from_secs(20)).await?;
+    Ok(Enricher {
+        dashboards: Some(format!("{}/_dashboards", os.base())),
+        os,
+        detectors: crate::detector::shipped(),
+        publisher: Some(Publisher {
+            client: aws_sdk_sns::Client::new(sdk),
+            topic_arn: env("NOTIFICATION_TOPIC_ARN")?,
+        }),
+        baseline: chrono::Duration::days(1),
+        top: 5,
+        page_at: page_severity_from_env()?,
     })
 }
 
