@@ -233,6 +233,16 @@ impl Context {
     }
 }
 
+/// A count as people write it: whole numbers without decimals, others
+/// with two (`24`, `2.50`).
+pub fn trim_number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
 /// `arn:aws:iam::1:user/bob` -> `user/bob@1`; a service-linked role,
 /// which is AWS acting for itself, -> `AWS (AWSServiceRoleForX)@1`; other
 /// text as it is.

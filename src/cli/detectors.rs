@@ -100,7 +100,7 @@ fn status(name: Option<&str>, inspect: &super::opensearch::InspectArgs) -> anyho
                     .results
                     .busiest
                     .iter()
-                    .map(|(e, v)| format!("{e} ({})", crate::engine::score::trim_number(*v)))
+                    .map(|(e, v)| format!("{e} ({})", crate::context::trim_number(*v)))
                     .collect();
                 println!(
                     "  entities      {}{}",

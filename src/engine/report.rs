@@ -351,7 +351,7 @@ fn chart_svg(c: &Chart) -> String {
             gy = y(v),
             lx = LEFT - 6.0,
             ly = y(v) + 3.5,
-            text = super::score::trim_number(v)
+            text = crate::context::trim_number(v)
         );
         v += step;
     }
@@ -410,7 +410,7 @@ fn chart_svg(c: &Chart) -> String {
                 TOP - 2.0,
                 x(i) + 6.0,
                 TOP + 8.0,
-                super::score::trim_number(*v)
+                crate::context::trim_number(*v)
             );
         }
     }
@@ -437,7 +437,7 @@ fn chart_svg(c: &Chart) -> String {
                 format!(
                     "{} grade {gr:.2}: {}",
                     (c.start + c.step * *k as i32).format("%Y-%m-%d %H:%M"),
-                    super::score::trim_number(c.values[*k])
+                    crate::context::trim_number(c.values[*k])
                 )
             })
             .collect();

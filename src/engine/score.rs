@@ -5,7 +5,7 @@
 use super::aggregate::{bucket_of, Aggregates, Series};
 use super::anomaly::{round4, Anomaly, AnomalyKind};
 use super::rcf::{RcfConfig, RcfScorer, Scorer};
-use crate::context::{self, short_arn, Facet, FacetCounts};
+use crate::context::{self, short_arn, trim_number, Facet, FacetCounts};
 use crate::detector::{Detector, Entity};
 use chrono::{DateTime, Duration, Utc};
 use rayon::prelude::*;
@@ -332,14 +332,6 @@ fn rcf_summary(
         s.push_str(&format!("; refused{why}: {list}"));
     }
     s
-}
-
-pub(crate) fn trim_number(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{x:.0}")
-    } else {
-        format!("{x:.2}")
-    }
 }
 
 #[cfg(test)]

@@ -316,7 +316,7 @@ pub fn render(
                     } else {
                         v.value.clone()
                     },
-                    crate::engine::score::trim_number(v.count),
+                    crate::context::trim_number(v.count),
                     if v.new {
                         ", new".to_owned()
                     } else {
