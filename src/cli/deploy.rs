@@ -278,13 +278,6 @@ fn describe(config: &DeployConfig) -> String {
     )
 }
 
-pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
 /// Asks on standard error, reads standard input; anything but y/yes is no.
 pub(crate) fn confirm(question: &str) -> std::io::Result<bool> {
     eprint!("{question} [y/N] ");
@@ -348,7 +341,7 @@ fn print_outputs(stack: &StackInfo) {
 pub fn deploy(args: DeployArgs) -> anyhow::Result<i32> {
     // Everything that can be refused offline is, before any AWS call.
     let config = config(&args.options)?;
-    let runtime = runtime()?;
+    let runtime = super::runtime()?;
     let (target, sdk, region) = runtime.block_on(prepare(&args.aws))?;
     let binary_path = match &args.lambda_binary {
         Some(path) => path.clone(),
@@ -605,7 +598,7 @@ async fn deploy_async(
 }
 
 pub fn outputs(args: OutputsArgs) -> anyhow::Result<i32> {
-    runtime()?.block_on(async {
+    super::runtime()?.block_on(async {
         let (_, sdk, _) = prepare(&args.stack.aws).await?;
         let stacks = Stacks::new(&sdk, &args.stack.prefix);
         let stack = stacks.describe().await?.with_context(|| {
@@ -629,7 +622,7 @@ pub fn outputs(args: OutputsArgs) -> anyhow::Result<i32> {
 }
 
 pub fn destroy(args: DestroyArgs) -> anyhow::Result<i32> {
-    runtime()?.block_on(async {
+    super::runtime()?.block_on(async {
         let (target, sdk, _) = prepare(&args.stack.aws).await?;
         let mut stacks = Stacks::new(&sdk, &args.stack.prefix);
         stacks.poll = Duration::from_secs(args.poll_seconds);

@@ -215,7 +215,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     }
     let mut inputs = discover(&args.paths).context("cannot list the inputs")?;
     if let Some(url) = &args.opensearch_url {
-        let target = super::deploy::runtime()?.block_on(super::opensearch::target(
+        let target = super::runtime()?.block_on(super::opensearch::target(
             url,
             args.opensearch_ca_cert.clone(),
             std::env::var("OPENSEARCH_USER").ok(),

@@ -86,7 +86,7 @@ pub struct BacktestArgs {
 fn status(name: Option<&str>, inspect: &super::opensearch::InspectArgs) -> anyhow::Result<i32> {
     use crate::opensearch::inspect::{detector_status, when};
     let detectors = inspect.select(name)?;
-    super::deploy::runtime()?.block_on(async {
+    super::runtime()?.block_on(async {
         let os = inspect
             .connect
             .client(std::time::Duration::from_secs(30))
@@ -162,7 +162,7 @@ fn backtest(args: &BacktestArgs) -> anyhow::Result<i32> {
         None => "-".to_owned(),
         Some(m) => m.values().cloned().collect::<Vec<_>>().join("/"),
     };
-    let runtime = super::deploy::runtime()?;
+    let runtime = super::runtime()?;
     let (target, found) = runtime.block_on(async {
         let target = args
             .inspect

@@ -90,7 +90,7 @@ fn enrich(args: EnrichArgs) -> anyhow::Result<i32> {
     use crate::lambda::alert::messages_of_event;
     use crate::lambda::enricher::{Enricher, Publisher};
     let event = read_event()?;
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         let os = args.opensearch.client(Duration::from_secs(20)).await?;
         let publisher = match &args.topic_arn {
@@ -150,7 +150,7 @@ fn read_event() -> anyhow::Result<serde_json::Value> {
 fn forward(args: ForwardArgs) -> anyhow::Result<i32> {
     let event = read_event()?;
     let batch = batch_of_event(&event)?;
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         let timeout = Duration::from_secs(args.timeout);
         let os = args.opensearch.client(timeout).await?;

@@ -161,6 +161,16 @@ pub(crate) fn progress_bar(total: u64, template: &str) -> indicatif::ProgressBar
     bar
 }
 
+/// The async runtime every command that calls AWS or OpenSearch runs in:
+/// one way to make it, for the whole command line.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,7 +45,7 @@ pub struct TestArgs {
 }
 
 pub fn run(cmd: MonitorsCommand) -> anyhow::Result<i32> {
-    let runtime = super::deploy::runtime()?;
+    let runtime = super::runtime()?;
     match cmd {
         MonitorsCommand::List(args) => runtime.block_on(async {
             let detectors = args.select(None)?;

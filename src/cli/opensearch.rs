@@ -274,7 +274,7 @@ pub fn run(command: OpenSearchCommand) -> anyhow::Result<i32> {
         OpenSearchCommand::Delete(a) => (a, Action::Delete),
     };
     let desired = args.objects.desired()?;
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         let target = args.connect.target(Duration::from_secs(60)).await?;
         let cluster = connect(&target, args.dashboards_url.clone())?;

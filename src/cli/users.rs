@@ -2,7 +2,8 @@
 //! Dashboards, in the stack's Cognito user pool (found from the stack's
 //! outputs, or `--user-pool-id`).
 
-use super::deploy::{prepare, runtime, StackArgs};
+use super::deploy::{prepare, StackArgs};
+use super::runtime;
 use super::EXIT_OK;
 use crate::deploy::outputs::StackOutputs;
 use crate::deploy::stack::Stacks;
