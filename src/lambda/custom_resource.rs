@@ -25,6 +25,33 @@ pub const OPENSEARCH_OBJECTS: &str = "Custom::OpenSearchObjects";
 /// The resource type of the Dashboards sign-in role mapping.
 pub const DASHBOARD_SIGN_IN: &str = "Custom::DashboardSignIn";
 
+/// Why a Create or Update could not be done; its text, causes included
+/// (they are interpolated, not chained), is the reason CloudFormation shows
+/// in the stack's events.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    #[error("unknown RequestType {0:?}")]
+    UnknownRequest(String),
+    #[error("unknown resource type {0:?}: this bootstrap serves {OPENSEARCH_OBJECTS} and {DASHBOARD_SIGN_IN}")]
+    UnknownResource(String),
+    /// A property the template passes is missing or wrong.
+    #[error("{0}")]
+    Property(String),
+    /// The detector files render objects the plugins would refuse.
+    #[error("{}", .0.join("; "))]
+    Refused(Vec<String>),
+    #[error("cannot reach OpenSearch: {0}")]
+    Connect(String),
+    #[error("OpenSearch is not ready: {0}")]
+    NotReady(crate::opensearch::OpenSearchError),
+    #[error("{}", crate::aws::with_causes(.0.as_ref()))]
+    Apply(Box<crate::opensearch::apply::ApplyError>),
+    #[error("{0}")]
+    SignIn(crate::users::sign_in::SignInError),
+    #[error("the bootstrap ({resource_type}) did not finish in {seconds} s; update the stack to try again (or run trailwatch opensearch apply for the OpenSearch objects)")]
+    OutOfTime { resource_type: String, seconds: u64 },
+}
+
 /// Why an event could not be handled, or answered.
 #[derive(Debug, thiserror::Error)]
 pub enum CustomResourceError {
@@ -83,7 +110,7 @@ impl Event {
 /// The settings the resource's properties give: the stack's roles, its
 /// alert topic and publish role, the retention, and `Notify` channels
 /// (`kind:URL`, as `--notify` takes them, separated by spaces).
-pub fn settings_of(props: &Value) -> Result<Settings, String> {
+pub fn settings_of(props: &Value) -> Result<Settings, HandleError> {
     let list = |key: &str| -> Vec<String> {
         match &props[key] {
             Value::String(s) if !s.is_empty() => vec![s.clone()],
@@ -115,10 +142,10 @@ pub fn settings_of(props: &Value) -> Result<Settings, String> {
         // place and kind, never its URL (a secret).
         let kind = n.split_once(':').map_or("", |(k, _)| k);
         channels.push(Channel::parse_notify(n).map_err(|_| {
-            format!(
+            HandleError::Property(format!(
                 "Notify channel {} ({kind:?}) is not KIND:URL with KIND slack, chime or webhook and an http(s) URL",
                 i + 1
-            )
+            ))
         })?);
     }
     let retention_days = match &props["RetentionDays"] {
@@ -128,7 +155,9 @@ pub fn settings_of(props: &Value) -> Result<Settings, String> {
             .as_u64()
             .or_else(|| v.as_str()?.parse().ok())
             .filter(|d| *d > 0)
-            .ok_or_else(|| format!("RetentionDays {v} is not a number of days"))?,
+            .ok_or_else(|| {
+                HandleError::Property(format!("RetentionDays {v} is not a number of days"))
+            })?,
     };
     Ok(Settings {
         retention_days: retention_days as u32,
@@ -143,7 +172,7 @@ pub fn settings_of(props: &Value) -> Result<Settings, String> {
 }
 
 /// The answer CloudFormation reads.
-pub fn response(event: &Event, outcome: &Result<Value, String>) -> Value {
+pub fn response(event: &Event, outcome: &Result<Value, HandleError>) -> Value {
     let mut r = json!({
         "Status": if outcome.is_ok() { "SUCCESS" } else { "FAILED" },
         "PhysicalResourceId": event.physical_id(),
@@ -158,7 +187,7 @@ pub fn response(event: &Event, outcome: &Result<Value, String>) -> Value {
         }
         // CloudFormation shows the reason in the stack's events; it keeps
         // the first 4 KB of the whole answer.
-        Err(e) => r["Reason"] = json!(e.chars().take(3000).collect::<String>()),
+        Err(e) => r["Reason"] = json!(e.to_string().chars().take(3000).collect::<String>()),
     }
     r
 }
@@ -170,44 +199,32 @@ pub async fn handle(
     detectors: &[Detector],
     cluster: impl std::future::Future<Output = Result<OpenSearch, String>>,
     wait: Duration,
-) -> Result<Value, String> {
+) -> Result<Value, HandleError> {
     match event.request_type.as_str() {
         "Delete" => {
             return Ok(json!({"Changed": 0, "Note": "left in place: the domain is retained"}))
         }
         "Create" | "Update" => {}
-        other => return Err(format!("unknown RequestType {other:?}")),
+        other => return Err(HandleError::UnknownRequest(other.to_owned())),
     }
     let settings = settings_of(&event.properties)?;
     let desired = desired(detectors, &settings).map_err(|refusals| {
-        refusals
-            .iter()
-            .map(|r| r.to_string())
-            .collect::<Vec<_>>()
-            .join("; ")
+        HandleError::Refused(refusals.iter().map(|r| r.to_string()).collect())
     })?;
     let cluster = Cluster {
-        os: cluster.await?,
+        os: cluster.await.map_err(HandleError::Connect)?,
         dashboards: None,
     };
     ready(&cluster, Wait { total: wait }, &mut |what| {
         eprintln!("{what}")
     })
     .await
-    .map_err(|e| format!("OpenSearch is not ready: {e}"))?;
+    .map_err(HandleError::NotReady)?;
     let summary = reconcile(&cluster, &desired, Action::Apply, false, &mut |line| {
         eprintln!("{}", line.render(false))
     })
     .await
-    .map_err(|e| {
-        let mut text = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            text.push_str(&format!(": {s}"));
-            source = s.source();
-        }
-        text
-    })?;
+    .map_err(|e| HandleError::Apply(Box::new(e)))?;
     Ok(json!({"Changed": summary.changes()}))
 }
 
@@ -219,20 +236,22 @@ pub async fn handle_sign_in(
     event: &Event,
     client: &aws_sdk_cognitoidentity::Client,
     wait: Duration,
-) -> Result<Value, String> {
+) -> Result<Value, HandleError> {
     use crate::users::sign_in::{reconcile, Outcome};
     match event.request_type.as_str() {
         "Delete" => {
             return Ok(json!({"Note": "left as it is: the identity pool goes with the stack"}))
         }
         "Create" | "Update" => {}
-        other => return Err(format!("unknown RequestType {other:?}")),
+        other => return Err(HandleError::UnknownRequest(other.to_owned())),
     }
     let property = |key: &str| {
         event.properties[key]
             .as_str()
             .filter(|v| !v.is_empty())
-            .ok_or_else(|| format!("{DASHBOARD_SIGN_IN} needs the property {key}"))
+            .ok_or_else(|| {
+                HandleError::Property(format!("{DASHBOARD_SIGN_IN} needs the property {key}"))
+            })
     };
     let outcome = reconcile(
         client,
@@ -242,7 +261,7 @@ pub async fn handle_sign_in(
         wait,
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(HandleError::SignIn)?;
     let (changed, keys) = match outcome {
         Outcome::Set(keys) => (1, keys),
         Outcome::Unchanged(keys) => (0, keys),
@@ -301,13 +320,16 @@ mod tests {
         // The stack's default: no channel besides the topic.
         let none = settings_of(&json!({"Notify": "", "RetentionDays": "30"})).unwrap();
         assert!(none.channels.is_empty());
-        let bad = settings_of(&json!({"RetentionDays": "soon"})).unwrap_err();
+        let bad = settings_of(&json!({"RetentionDays": "soon"}))
+            .unwrap_err()
+            .to_string();
         assert!(bad.contains("RetentionDays"), "{bad}");
         // A bad channel is named by place and kind; its URL never reaches the stack's events.
         let bad = settings_of(
             &json!({"Notify": "webhook:https://a.example/x teams:https://b.example/secret"}),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(bad.contains("channel 2 (\"teams\")"), "{bad}");
         assert!(!bad.contains("secret"), "{bad}");
     }
@@ -322,7 +344,7 @@ mod tests {
             "OpenSearchObjects-opensearch-objects"
         );
         assert_eq!(ok["RequestId"], "r-1");
-        let failed = response(&e, &Err("x".repeat(5000)));
+        let failed = response(&e, &Err(HandleError::Property("x".repeat(5000))));
         assert_eq!(failed["Status"], "FAILED");
         assert_eq!(failed["Reason"].as_str().unwrap().len(), 3000);
         assert!(Event::parse(&json!({"RequestType": "Create"})).is_err());

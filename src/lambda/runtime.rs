@@ -191,7 +191,8 @@ pub async fn bootstrap_invocation(
     event: LambdaEvent<Value>,
 ) -> Result<Value, super::custom_resource::CustomResourceError> {
     use super::custom_resource::{
-        handle, handle_sign_in, respond, response, Event, DASHBOARD_SIGN_IN, OPENSEARCH_OBJECTS,
+        handle, handle_sign_in, respond, response, Event, HandleError, DASHBOARD_SIGN_IN,
+        OPENSEARCH_OBJECTS,
     };
     let parsed = Event::parse(&event.payload)?;
     let left = deadline_instant(event.context.deadline)
@@ -209,18 +210,15 @@ pub async fn bootstrap_invocation(
                 let client = aws_sdk_cognitoidentity::Client::new(sdk);
                 handle_sign_in(&parsed, &client, wait).await
             }
-            other => Err(format!(
-                "unknown resource type {other:?}: this bootstrap serves {OPENSEARCH_OBJECTS} and {DASHBOARD_SIGN_IN}"
-            )),
+            other => Err(HandleError::UnknownResource(other.to_owned())),
         }
     };
     let outcome = match tokio::time::timeout(left, work).await {
         Ok(outcome) => outcome,
-        Err(_) => Err(format!(
-            "the bootstrap ({}) did not finish in {} s; update the stack to try again (or run trailwatch opensearch apply for the OpenSearch objects)",
-            parsed.resource_type,
-            left.as_secs()
-        )),
+        Err(_) => Err(HandleError::OutOfTime {
+            resource_type: parsed.resource_type.clone(),
+            seconds: left.as_secs(),
+        }),
     };
     let answer = response(&parsed, &outcome);
     let sent = respond(&parsed.response_url, &answer).await;
