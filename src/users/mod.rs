@@ -106,21 +106,6 @@ pub struct Users {
     pub pool: String,
 }
 
-fn message<E, R>(err: &aws_sdk_cognitoidentityprovider::error::SdkError<E, R>) -> String
-where
-    E: aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match err.as_service_error() {
-        Some(s) => match (s.code(), s.message()) {
-            (Some(c), Some(m)) => format!("{c}: {m}"),
-            (Some(c), None) => c.to_owned(),
-            _ => s.to_string(),
-        },
-        None => crate::aws::with_causes(err),
-    }
-}
-
 fn code<E, R>(err: &aws_sdk_cognitoidentityprovider::error::SdkError<E, R>) -> Option<String>
 where
     E: aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata,
@@ -131,17 +116,16 @@ where
 }
 
 impl Users {
-    fn failed<E, R>(
+    fn failed<E>(
         &self,
         action: &'static str,
         email: &str,
-        err: &aws_sdk_cognitoidentityprovider::error::SdkError<E, R>,
+        err: &aws_sdk_cognitoidentityprovider::error::SdkError<E>,
     ) -> UserError
     where
         E: aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata
             + std::error::Error
             + 'static,
-        R: std::fmt::Debug,
     {
         match code(err).as_deref() {
             Some("UserNotFoundException") => UserError::Unknown {
@@ -150,13 +134,13 @@ impl Users {
             },
             Some("ResourceNotFoundException") => UserError::NoPool {
                 pool: self.pool.clone(),
-                message: message(err),
+                message: crate::aws::error_message(err),
             },
             _ => UserError::Cognito {
                 action,
                 email: email.to_owned(),
                 pool: self.pool.clone(),
-                message: message(err),
+                message: crate::aws::error_message(err),
             },
         }
     }
@@ -172,7 +156,7 @@ impl Users {
             .map_err(|e| match code(&e).as_deref() {
                 Some("ResourceNotFoundException") | None => UserError::NoPool {
                     pool: self.pool.clone(),
-                    message: message(&e),
+                    message: crate::aws::error_message(&e),
                 },
                 _ => self.failed("DescribeUserPool", "", &e),
             })

@@ -121,21 +121,6 @@ pub fn plan(existing: &PoolRoles, want: &PoolRoles) -> bool {
     existing != want
 }
 
-fn message<E, R>(err: &aws_sdk_cognitoidentity::error::SdkError<E, R>) -> String
-where
-    E: aws_sdk_cognitoidentity::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match err.as_service_error() {
-        Some(s) => match (s.code(), s.message()) {
-            (Some(c), Some(m)) => format!("{c}: {m}"),
-            (Some(c), None) => c.to_owned(),
-            _ => s.to_string(),
-        },
-        None => crate::aws::with_causes(err),
-    }
-}
-
 /// The identity pool's providers, as Cognito describes the pool.
 async fn providers(client: &Client, pool: &str) -> Result<Vec<Provider>, SignInError> {
     let d = client
@@ -146,7 +131,7 @@ async fn providers(client: &Client, pool: &str) -> Result<Vec<Provider>, SignInE
         .map_err(|e| SignInError::Cognito {
             action: "DescribeIdentityPool",
             pool: pool.to_owned(),
-            message: message(&e),
+            message: crate::aws::error_message(&e),
         })?;
     Ok(d.cognito_identity_providers()
         .iter()
@@ -169,7 +154,7 @@ async fn current(client: &Client, pool: &str) -> Result<PoolRoles, SignInError> 
         .map_err(|e| SignInError::Cognito {
             action: "GetIdentityPoolRoles",
             pool: pool.to_owned(),
-            message: message(&e),
+            message: crate::aws::error_message(&e),
         })?;
     Ok(PoolRoles {
         roles: r
@@ -227,7 +212,7 @@ async fn set(client: &Client, pool: &str, want: &PoolRoles) -> Result<(), SignIn
     call.send()
         .await
         .map(|_| ())
-        .map_err(|e| failed(message(&e)))
+        .map_err(|e| failed(crate::aws::error_message(&e)))
 }
 
 /// Maps the domain's providers by token, ambiguous roles denied, with
