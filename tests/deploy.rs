@@ -66,6 +66,41 @@ fn lint(stack: &Path) {
     }
 }
 
+/// The rendered template, whole, for a new domain and for an existing one
+/// configured from inside the stack: every change to what a stack would
+/// create shows in review as a change of these files.
+#[test]
+fn plan_renders_the_stack_as_the_golden_files_say() {
+    let families: [(&str, &[&str]); 2] = [
+        ("default", &[]),
+        (
+            "existing-domain-bootstrap",
+            &[
+                "--existing-domain-endpoint",
+                "https://vpc-logs-abc.eu-west-1.es.amazonaws.com",
+                "--existing-domain-writer-role-arn",
+                "arn:aws:iam::123456789012:role/opensearch-writer",
+                "--existing-domain-reader-role-arn",
+                "arn:aws:iam::123456789012:role/opensearch-reader",
+                "--existing-domain-admin-role-arn",
+                "arn:aws:iam::123456789012:role/opensearch-admin",
+            ],
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (name, args) in families {
+        let (_dir, stack) = plan(args);
+        let got = std::fs::read_to_string(&stack).unwrap();
+        let golden = crate::util::root().join(format!("tests/data/stack/{name}.json"));
+        problems.extend(crate::util::golden::check(
+            &golden,
+            &format!("stack/{name}.json"),
+            &got,
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn every_option_family_passes_cfn_lint_and_checkov() {
     let families: [&[&str]; 6] = [

@@ -106,7 +106,6 @@ fn plan_writes_every_opensearch_object_as_the_golden_files_say() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let golden = root().join("tests/data/opensearch");
-    let bless = std::env::var("TRAILWATCH_BLESS").is_ok();
     let mut problems = Vec::new();
     let mut seen = 0;
     for kind in std::fs::read_dir(out.path().join("opensearch")).unwrap() {
@@ -118,29 +117,11 @@ fn plan_writes_every_opensearch_object_as_the_golden_files_say() {
                 .to_owned();
             let got = std::fs::read_to_string(&path).unwrap();
             seen += 1;
-            if bless {
-                std::fs::create_dir_all(golden.join(&rel).parent().unwrap()).unwrap();
-                std::fs::write(golden.join(&rel), &got).unwrap();
-                continue;
-            }
-            match std::fs::read_to_string(golden.join(&rel)) {
-                Err(_) => problems.push(format!(
-                    "{}: no golden file (run with TRAILWATCH_BLESS=1)",
-                    rel.display()
-                )),
-                Ok(want) if want != got => {
-                    let diff: Vec<String> = want
-                        .lines()
-                        .zip(got.lines())
-                        .enumerate()
-                        .filter(|(_, (a, b))| a != b)
-                        .take(5)
-                        .map(|(i, (a, b))| format!("  line {}:\n    - {a}\n    + {b}", i + 1))
-                        .collect();
-                    problems.push(format!("{} differs:\n{}", rel.display(), diff.join("\n")));
-                }
-                Ok(_) => {}
-            }
+            problems.extend(crate::util::golden::check(
+                &golden.join(&rel),
+                &rel.display().to_string(),
+                &got,
+            ));
         }
     }
     let goldens = std::fs::read_dir(&golden)

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+pub mod golden;
 pub mod proxy;
 pub mod wire;
 
