@@ -1,311 +1,641 @@
-//! `trailwatch plan`: every option family renders a template that cfn-lint
-//! reports nothing on and checkov fails nothing on; bad options are refused
-//! before anything is written.
+//! `trailwatch deploy`, `outputs` and `destroy` against moto_server.
+//!
+//! moto skips the OpenSearch domain, Cognito, the trail, the subscription
+//! filter, bucket policies and SNS subscriptions, and answers HTTP 500 on a
+//! `GetAtt` of them. So these tests deploy the existing-domain variant of the
+//! template, which has no `GetAtt` on a skipped type: the KMS key, buckets,
+//! log groups, IAM roles, SQS queue, SNS topics and both Lambdas are made for
+//! real by moto. moto also drops the outputs of stacks made through change
+//! sets, so the `outputs` test makes its stack with CreateStack.
 
 use crate::util::*;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use aws_sdk_cloudformation::types::{Capability, Parameter};
 
-fn plan(args: &[&str]) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut all = vec!["plan", "--out", dir.path().to_str().unwrap()];
-    all.extend_from_slice(args);
-    let o = trailwatch(&all);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let stack = dir.path().join("stack.json");
-    (dir, stack)
+const ENDPOINT: &str = "https://search-tw.us-east-1.es.amazonaws.com";
+const ROLE: &str = "arn:aws:iam::123456789012:role/opensearch-writer";
+const READER: &str = "arn:aws:iam::123456789012:role/opensearch-reader";
+
+/// `deploy` against the emulator, for an existing domain, leaving
+/// OpenSearch alone (the domain is not there).
+fn deploy(moto: &Server, extra: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+    let mut args = vec!["--skip-opensearch"];
+    args.extend_from_slice(extra);
+    deploy_and_bootstrap(moto, &args, stdin, &[])
 }
 
-fn lint(stack: &Path) {
-    let o = Command::new(tool("cfn-lint")).arg(stack).output().unwrap();
-    assert!(
-        o.status.success() && o.stdout.is_empty(),
-        "cfn-lint on {}:\n{}{}",
-        stack.display(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let o = Command::new(tool("checkov"))
-        .args([
-            "-f",
-            stack.to_str().unwrap(),
-            "--framework",
-            "cloudformation",
-            "--skip-download",
-            "--quiet",
-            "--output",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "checkov output ({e}): {}",
-            String::from_utf8_lossy(&o.stdout)
-        )
-    });
-    let summary = &report["summary"];
-    assert_eq!(
-        summary["failed"],
-        0,
-        "checkov failed checks on {}: {:#}",
-        stack.display(),
-        report["results"]["failed_checks"]
-    );
-    assert!(summary["passed"].as_u64().unwrap() > 50, "{summary}");
-    // Each skip carries a written reason in the template.
-    for skipped in report["results"]["skipped_checks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        let reason = skipped["check_result"]["suppress_comment"]
-            .as_str()
-            .unwrap_or("");
-        assert!(reason.len() > 20, "skip without a reason: {skipped}");
-    }
-}
-
-/// The rendered template, whole, for a new domain and for an existing one
-/// configured from inside the stack: every change to what a stack would
-/// create shows in review as a change of these files.
-#[test]
-fn plan_renders_the_stack_as_the_golden_files_say() {
-    let families: [(&str, &[&str]); 2] = [
-        ("default", &[]),
-        (
-            "existing-domain-bootstrap",
-            &[
-                "--existing-domain-endpoint",
-                "https://vpc-logs-abc.eu-west-1.es.amazonaws.com",
-                "--existing-domain-writer-role-arn",
-                "arn:aws:iam::123456789012:role/opensearch-writer",
-                "--existing-domain-reader-role-arn",
-                "arn:aws:iam::123456789012:role/opensearch-reader",
-                "--existing-domain-admin-role-arn",
-                "arn:aws:iam::123456789012:role/opensearch-admin",
-            ],
-        ),
-    ];
-    let mut problems = Vec::new();
-    for (name, args) in families {
-        let (_dir, stack) = plan(args);
-        let got = std::fs::read_to_string(&stack).unwrap();
-        let golden = crate::util::root().join(format!("tests/data/stack/{name}.json"));
-        problems.extend(crate::util::golden::check(
-            &golden,
-            &format!("stack/{name}.json"),
-            &got,
-        ));
-    }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
-}
-
-#[test]
-fn every_option_family_passes_cfn_lint_and_checkov() {
-    let families: [&[&str]; 6] = [
-        &[],
-        &[
-            "--existing-domain-endpoint",
-            "https://search-logs-abc.eu-west-1.es.amazonaws.com",
-            "--existing-domain-writer-role-arn",
-            "arn:aws:iam::123456789012:role/opensearch-writer",
-            "--existing-domain-reader-role-arn",
-            "arn:aws:iam::123456789012:role/opensearch-reader",
-        ],
-        &[
-            "--no-lambda-trail",
-            "--alert-email",
-            "ops@example.com",
-            "--prefix",
-            "acme-trailwatch",
-            "--log-retention-days",
-            "365",
-        ],
-        &[
-            "--vpc-subnet-ids",
-            "subnet-0a1b2c3d,subnet-0a1b2c3e,subnet-0a1b2c3f",
-            "--vpc-security-group-ids",
-            "sg-0a1b2c3d",
-            "--instance-count",
-            "3",
-        ],
-        &["--preset", "prod", "--s3-data-events"],
-        // An existing domain in a VPC, configured from inside the stack.
-        &[
-            "--existing-domain-endpoint",
-            "https://vpc-logs-abc.eu-west-1.es.amazonaws.com",
-            "--existing-domain-writer-role-arn",
-            "arn:aws:iam::123456789012:role/opensearch-writer",
-            "--existing-domain-reader-role-arn",
-            "arn:aws:iam::123456789012:role/opensearch-reader",
-            "--existing-domain-admin-role-arn",
-            "arn:aws:iam::123456789012:role/opensearch-admin",
-            "--vpc-subnet-ids",
-            "subnet-0a1b2c3d,subnet-0a1b2c3e",
-            "--vpc-security-group-ids",
-            "sg-0a1b2c3d",
-        ],
-    ];
-    for args in families {
-        let (_dir, stack) = plan(args);
-        lint(&stack);
-    }
-}
-
-#[test]
-fn bad_options_are_refused_before_anything_is_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let o = trailwatch(&[
-        "plan",
-        "--out",
-        out.to_str().unwrap(),
-        "--prefix",
-        "9lives",
+/// `deploy` against the emulator, for an existing domain.
+fn deploy_and_bootstrap(
+    moto: &Server,
+    extra: &[&str],
+    stdin: Option<&[u8]>,
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut args = vec![
+        "deploy",
+        "--endpoint-url",
+        &moto.url,
         "--existing-domain-endpoint",
-        "https://x.es.amazonaws.com",
-        "--vpc-security-group-ids",
-        "sg-0a1b2c3d",
-        "--log-retention-days",
-        "10",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = stderr(&o);
-    for flag in [
-        "--prefix \"9lives\"",
-        "--existing-domain-endpoint needs --existing-domain-writer-role-arn",
-        "--vpc-security-group-ids needs --vpc-subnet-ids",
-        "--log-retention-days 10",
-    ] {
-        assert!(err.contains(flag), "{flag} not named: {err}");
+        ENDPOINT,
+        "--existing-domain-writer-role-arn",
+        ROLE,
+        "--existing-domain-reader-role-arn",
+        READER,
+        "--poll-seconds",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    trailwatch_aws_with(&args, stdin, env)
+}
+
+fn destroy(moto: &Server, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "destroy",
+        "--endpoint-url",
+        &moto.url,
+        "--poll-seconds",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    trailwatch_aws(&args, None)
+}
+
+/// The test's own view of the emulator, through the SDK.
+struct Aws {
+    runtime: tokio::runtime::Runtime,
+    config: aws_config::SdkConfig,
+}
+
+impl Aws {
+    fn new(moto: &Server) -> Aws {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let config = runtime.block_on(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .credentials_provider(aws_credential_types::Credentials::new(
+                    "testing", "testing", None, None, "test",
+                ))
+                .region(aws_config::Region::new("us-east-1"))
+                .endpoint_url(&moto.url)
+                .load(),
+        );
+        Aws { runtime, config }
     }
-    assert!(!out.exists(), "nothing written");
+
+    fn cfn(&self) -> aws_sdk_cloudformation::Client {
+        aws_sdk_cloudformation::Client::new(&self.config)
+    }
+
+    fn s3(&self) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::config::Builder::from(&self.config)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// The stack's status, or `None` when there is none.
+    fn status(&self, name: &str) -> Option<String> {
+        let answer = self
+            .runtime
+            .block_on(self.cfn().describe_stacks().stack_name(name).send())
+            .ok()?;
+        let status = answer.stacks()[0].stack_status()?.as_str().to_owned();
+        (status != "DELETE_COMPLETE").then_some(status)
+    }
+
+    fn parameter(&self, name: &str, key: &str) -> String {
+        let answer = self
+            .runtime
+            .block_on(self.cfn().describe_stacks().stack_name(name).send())
+            .unwrap();
+        answer.stacks()[0]
+            .parameters()
+            .iter()
+            .find(|p| p.parameter_key() == Some(key))
+            .and_then(|p| p.parameter_value())
+            .unwrap_or_else(|| panic!("no parameter {key}"))
+            .to_owned()
+    }
+
+    /// The physical id of a resource of the stack.
+    fn resource(&self, name: &str, logical: &str) -> String {
+        let answer = self
+            .runtime
+            .block_on(
+                self.cfn()
+                    .describe_stack_resources()
+                    .stack_name(name)
+                    .send(),
+            )
+            .unwrap();
+        answer
+            .stack_resources()
+            .iter()
+            .find(|r| r.logical_resource_id() == Some(logical))
+            .and_then(|r| r.physical_resource_id())
+            .unwrap_or_else(|| panic!("no resource {logical}"))
+            .to_owned()
+    }
+
+    fn bucket_exists(&self, bucket: &str) -> bool {
+        self.runtime
+            .block_on(self.s3().head_bucket().bucket(bucket).send())
+            .is_ok()
+    }
+
+    fn put(&self, bucket: &str, key: &str) {
+        self.runtime
+            .block_on(
+                self.s3()
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(b"{\"Records\":[]}".to_vec().into())
+                    .send(),
+            )
+            .unwrap();
+    }
+
+    fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
+        self.runtime.block_on(async {
+            let object = self
+                .s3()
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            object.body.collect().await.unwrap().into_bytes().to_vec()
+        })
+    }
+}
+
+const CODE_BUCKET: &str = "trailwatch-code-123456789012-us-east-1";
+
+#[test]
+fn deploy_creates_the_stack_through_a_change_set_and_a_rerun_changes_nothing() {
+    let moto = Server::moto();
+    let aws = Aws::new(&moto);
+
+    let o = deploy(&moto, &["--yes"], None);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!("made the artifact bucket {CODE_BUCKET}")),
+        "{err}"
+    );
+    assert!(err.contains("uploaded the Lambda package"), "{err}");
+    assert!(err.contains("Changes to stack trailwatch (33):"), "{err}");
+    assert!(err.contains("Add      ForwarderFunction"), "{err}");
+    assert!(err.contains("CREATE_COMPLETE"), "{err}");
+    assert_eq!(aws.status("trailwatch").as_deref(), Some("CREATE_COMPLETE"));
+    assert_eq!(
+        aws.resource("trailwatch", "ForwarderFunction"),
+        "trailwatch-forwarder"
+    );
+    assert_eq!(
+        aws.resource("trailwatch", "EnricherFunction"),
+        "trailwatch-enricher"
+    );
+    let key = aws.parameter("trailwatch", "ForwarderCodeKey");
+    assert_eq!(aws.parameter("trailwatch", "EnricherCodeKey"), key);
+    assert_eq!(aws.parameter("trailwatch", "LambdaCodeBucket"), CODE_BUCKET);
+
+    // The uploaded package is this binary as `bootstrap`, and it runs on
+    // provided.al2023: no glibc symbol newer than 2.34 (checked by objdump,
+    // not by our own scan).
+    let zip = aws.get(CODE_BUCKET, &key);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap = dir.path().join("bootstrap");
+    {
+        let mut entry = archive.by_name("bootstrap").unwrap();
+        assert_eq!(entry.unix_mode().map(|m| m & 0o777), Some(0o755));
+        let mut file = std::fs::File::create(&bootstrap).unwrap();
+        std::io::copy(&mut entry, &mut file).unwrap();
+    }
+    let o = std::process::Command::new("objdump")
+        .arg("-T")
+        .arg(&bootstrap)
+        .output()
+        .expect("objdump (binutils) runs");
+    assert!(o.status.success());
+    let symbols = String::from_utf8_lossy(&o.stdout);
+    let newest = symbols
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter_map(|w| w.strip_prefix("GLIBC_"))
+        .filter_map(|v| {
+            let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+            Some((parts.next()??, parts.next()??))
+        })
+        .max()
+        .expect("the bootstrap links glibc");
+    assert!(
+        newest <= (2, 34),
+        "the bootstrap needs GLIBC_{}.{}",
+        newest.0,
+        newest.1
+    );
+    assert_eq!(
+        std::fs::read(&bootstrap).unwrap(),
+        std::fs::read(env!("CARGO_BIN_EXE_trailwatch")).unwrap()
+    );
+
+    // The same deploy again: same package key, no change set executed.
+    let o = deploy(&moto, &["--yes"], None);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("is there already"), "{err}");
+    assert!(
+        err.contains("no changes: stack trailwatch is up to date"),
+        "{err}"
+    );
+    assert!(!err.contains("Changes to stack"), "{err}");
+
+    // A changed option is an update of what it touches.
+    let o = deploy(&moto, &["--yes", "--log-retention-days", "30"], None);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("Modify   LogGroup"), "{err}");
+    assert_eq!(aws.status("trailwatch").as_deref(), Some("UPDATE_COMPLETE"));
+
+    // Destroy keeps the data and says where it is.
+    let trail_bucket = aws.resource("trailwatch", "TrailBucket");
+    aws.put(&trail_bucket, "AWSLogs/123456789012/CloudTrail/x.json.gz");
+    let o = destroy(&moto, &["--yes"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("stack trailwatch deleted"), "{err}");
+    assert!(
+        err.contains(&format!("AWS::S3::Bucket TrailBucket: {trail_bucket}")),
+        "{err}"
+    );
+    assert!(
+        err.contains("AWS::Logs::LogGroup LogGroup: /trailwatch/cloudtrail"),
+        "{err}"
+    );
+    assert_eq!(aws.status("trailwatch"), None);
+    assert!(aws.bucket_exists(&trail_bucket));
+
+    let o = destroy(&moto, &["--yes"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("nothing to destroy"), "{}", stderr(&o));
 }
 
 #[test]
-fn a_config_file_gives_defaults_and_flags_win() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("trailwatch.toml");
-    std::fs::write(
-        &config,
-        "prefix = \"from-file\"\ninstance-count = 1\nalert-email = \"sec@example.com\"\n",
-    )
-    .unwrap();
-    let (_out, stack) = plan(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--prefix",
-        "from-flag",
-    ]);
-    let t: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(stack).unwrap()).unwrap();
-    let r = &t["Resources"];
-    assert_eq!(r["Domain"]["Properties"]["DomainName"], "from-flag");
-    assert_eq!(
-        r["Domain"]["Properties"]["ClusterConfig"]["InstanceCount"],
-        1
+fn a_failed_deploy_names_the_failing_resource_and_a_declined_one_changes_nothing() {
+    let moto = Server::moto();
+    let aws = Aws::new(&moto);
+
+    let o = deploy(&moto, &[], Some(b"n\n"));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("Changes to stack trailwatch (33):"), "{err}");
+    assert!(err.contains("Apply these changes? [y/N]"), "{err}");
+    assert!(err.contains("declined: nothing was changed"), "{err}");
+    assert_eq!(aws.status("trailwatch"), None);
+
+    // Deployed and destroyed, the named log group stays: deploying the same
+    // prefix again cannot make it, and says so. (moto refuses the change set
+    // at once; AWS would roll back and our events name the resource, which
+    // `changes::first_failure` is specified for.)
+    let o = deploy(&moto, &[], Some(b"yes\n"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = destroy(&moto, &["--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = deploy(&moto, &["--yes"], None);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("deploy failed: "), "{err}");
+    assert!(err.contains("log group already exists"), "{err}");
+}
+
+#[test]
+fn destroy_with_delete_data_removes_the_retained_data() {
+    let moto = Server::moto();
+    let aws = Aws::new(&moto);
+    let o = deploy(&moto, &["--yes", "--prefix", "tw-data"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let trail_bucket = aws.resource("tw-data", "TrailBucket");
+    aws.put(&trail_bucket, "AWSLogs/123456789012/CloudTrail/a.json.gz");
+    aws.put(&trail_bucket, "AWSLogs/123456789012/CloudTrail/b.json.gz");
+
+    let o = destroy(&moto, &["--yes", "--delete-data", "--prefix", "tw-data"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("destroying stack tw-data and its data"),
+        "{err}"
     );
-    assert_eq!(
-        r["Domain"]["Properties"]["ClusterConfig"]["ZoneAwarenessEnabled"],
-        false
+    assert!(!err.contains("kept"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "AWS::S3::Bucket TrailBucket ({trail_bucket}): emptied (2 object versions) and deleted"
+        )),
+        "{err}"
     );
-    assert_eq!(
-        r["NotificationEmail"]["Properties"]["Endpoint"],
-        "sec@example.com"
+    assert!(
+        err.contains("AWS::Logs::LogGroup LogGroup (/tw-data/cloudtrail): deleted"),
+        "{err}"
     );
-    std::fs::write(&config, "colour = \"red\"\n").unwrap();
-    let o = trailwatch(&[
-        "plan",
-        "--out",
-        dir.path().to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ]);
+    assert!(err.contains("AWS::KMS::Key Key ("), "{err}");
+    assert!(err.contains("scheduled for deletion in 7 days"), "{err}");
+    assert_eq!(aws.status("tw-data"), None);
+    assert!(!aws.bucket_exists(&trail_bucket), "{err}");
+
+    // The same prefix deploys again: nothing of the old stack is in the way.
+    let o = deploy(&moto, &["--yes", "--prefix", "tw-data"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn outputs_prints_what_the_stack_exports() {
+    let moto = Server::moto();
+    let aws = Aws::new(&moto);
+    let o = outputs(&moto, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("unknown field `colour`"),
+        stderr(&o).contains("no stack named trailwatch"),
         "{}",
         stderr(&o)
     );
-}
 
-/// The Cognito users URL's description named `trailwatch users add`, which
-/// does not exist.
-#[test]
-fn every_command_an_output_names_exists() {
-    use clap::CommandFactory;
-    let (_dir, stack) = plan(&[]);
-    let template: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(stack).unwrap()).unwrap();
-    let cli = trailwatch::cli::Cli::command();
-    for (name, output) in template["Outputs"].as_object().unwrap() {
-        let text = output["Description"].as_str().unwrap_or("");
-        for named in text.split("trailwatch ").skip(1) {
-            let words: Vec<&str> = named
-                .split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
-                .take(2)
-                .collect();
-            let sub = cli.find_subcommand(words[0]).unwrap_or_else(|| {
-                panic!("{name} names `trailwatch {}`: no such command", words[0])
-            });
-            if sub.has_subcommands() {
-                assert!(
-                    sub.find_subcommand(words[1]).is_some(),
-                    "{name} names `trailwatch {} {}`: no such command",
-                    words[0],
-                    words[1]
-                );
-            }
-        }
-    }
-}
-
-#[test]
-fn plan_says_what_each_preset_costs_a_month() {
+    // moto drops the outputs of change-set stacks: make this one directly.
     let dir = tempfile::tempdir().unwrap();
     let o = trailwatch(&[
         "plan",
         "--out",
         dir.path().to_str().unwrap(),
-        "--preset",
-        "prod",
+        "--existing-domain-endpoint",
+        ENDPOINT,
+        "--existing-domain-writer-role-arn",
+        ROLE,
+        "--existing-domain-reader-role-arn",
+        READER,
     ]);
+    assert!(o.status.success());
+    let template = std::fs::read_to_string(dir.path().join("stack.json")).unwrap();
+    aws.runtime.block_on(async {
+        let s3 = aws.s3();
+        s3.create_bucket().bucket("code").send().await.unwrap();
+        let mut request = aws
+            .cfn()
+            .create_stack()
+            .stack_name("trailwatch")
+            .template_body(template)
+            .capabilities(Capability::CapabilityNamedIam);
+        for (k, v) in [
+            ("LambdaCodeBucket", "code"),
+            ("ForwarderCodeKey", "f.zip"),
+            ("EnricherCodeKey", "e.zip"),
+        ] {
+            s3.put_object()
+                .bucket("code")
+                .key(v)
+                .body(
+                    b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+                        .to_vec()
+                        .into(),
+                )
+                .send()
+                .await
+                .unwrap();
+            request = request.parameters(
+                Parameter::builder()
+                    .parameter_key(k)
+                    .parameter_value(v)
+                    .build(),
+            );
+        }
+        request.send().await.unwrap();
+    });
+
+    let o = outputs(&moto, &["--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let err = stderr(&o);
-    let dev = err
-        .lines()
-        .find(|l| l.starts_with("--preset dev:"))
-        .unwrap_or_else(|| panic!("{err}"));
-    let prod = err
-        .lines()
-        .find(|l| l.starts_with("--preset prod (this plan):"))
-        .unwrap_or_else(|| panic!("{err}"));
-    let dollars = |l: &str| -> f64 {
-        l.split("about $")
-            .nth(1)
-            .unwrap()
-            .split('/')
-            .next()
-            .unwrap()
-            .replace(',', "")
-            .parse()
-            .unwrap()
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["DomainEndpoint"], ENDPOINT);
+    assert_eq!(
+        json["AlertTopicArn"],
+        "arn:aws:sns:us-east-1:123456789012:trailwatch-alerts"
+    );
+    assert_eq!(json["LogGroupName"], "/trailwatch/cloudtrail");
+    // What deploy hands the OpenSearch bootstrap: the role each Lambda
+    // reaches the domain as, here the existing domain's roles it assumes.
+    assert_eq!(json["ForwarderRoleArn"], ROLE);
+    assert_eq!(json["EnricherRoleArn"], READER);
+
+    let o = outputs(&moto, &[]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = stdout(&o);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("DomainEndpoint") && l.ends_with(ENDPOINT)),
+        "{text}"
+    );
+}
+
+fn outputs(moto: &Server, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["outputs", "--endpoint-url", &moto.url];
+    args.extend_from_slice(extra);
+    trailwatch_aws(&args, None)
+}
+
+#[test]
+fn bad_deploy_input_is_refused_before_any_aws_call() {
+    // Nothing listens here: a refusal that needed AWS would say it cannot reach it.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let refused = |args: &[&str], says: &str| {
+        let o = trailwatch_aws(args, None);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?} should say {says:?}: {err}");
+        assert!(!err.contains("cannot reach AWS"), "{args:?}: {err}");
     };
-    assert!(dollars(prod) > dollars(dev), "{err}");
-    assert!(prod.contains("3 × m6g.large.search (master)"), "{prod}");
-    assert!(err.contains("on-demand list prices of 2026-"), "{err}");
-    let t: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("stack.json")).unwrap())
-            .unwrap();
-    let domain = &t["Resources"]["Domain"]["Properties"];
-    assert_eq!(
-        domain["ClusterConfig"]["ZoneAwarenessConfig"]["AvailabilityZoneCount"],
-        3
+    refused(
+        &[
+            "deploy",
+            "--endpoint-url",
+            &closed,
+            "--prefix",
+            "Bad_Prefix",
+            "--yes",
+        ],
+        "--prefix \"Bad_Prefix\"",
     );
-    assert_eq!(domain["ClusterConfig"]["DedicatedMasterCount"], 3);
-    assert_eq!(
-        domain["SoftwareUpdateOptions"]["AutoSoftwareUpdateEnabled"],
-        true
+    refused(
+        &[
+            "deploy",
+            "--endpoint-url",
+            &closed,
+            "--existing-domain-endpoint",
+            ENDPOINT,
+            "--yes",
+        ],
+        "--existing-domain-endpoint needs --existing-domain-writer-role-arn",
     );
+    refused(
+        &[
+            "deploy",
+            "--endpoint-url",
+            &closed,
+            "--lambda-binary",
+            "README.md",
+            "--yes",
+        ],
+        "not an ELF executable",
+    );
+    refused(
+        &[
+            "deploy",
+            "--endpoint-url",
+            &closed,
+            "--lambda-binary",
+            "no/such/file",
+            "--yes",
+        ],
+        "cannot read --lambda-binary no/such/file",
+    );
+    refused(
+        &["deploy", "--endpoint-url", "127.0.0.1:5000"],
+        "is not a URL",
+    );
+    // What the OpenSearch bootstrap after the stack would refuse.
+    refused(
+        &[
+            "deploy",
+            "--endpoint-url",
+            &closed,
+            "--skip-opensearch",
+            "--notify",
+            "webhook:http://127.0.0.1:9/alerts",
+        ],
+        "'--skip-opensearch' cannot be used with '--notify <KIND:URL>'",
+    );
+    refused(
+        &[
+            "deploy",
+            "--endpoint-url",
+            &closed,
+            "--opensearch-url",
+            &closed,
+            "--yes",
+        ],
+        &format!("--opensearch-url {closed} does not answer"),
+    );
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::write(bad.path().join("x.toml"), "interval = \"90s\"\n").unwrap();
+    refused(
+        &[
+            "deploy",
+            "--endpoint-url",
+            &closed,
+            "--detectors",
+            bad.path().to_str().unwrap(),
+            "--yes",
+        ],
+        "x.toml",
+    );
+    let o = trailwatch_aws_with(
+        &["deploy", "--endpoint-url", &closed, "--yes"],
+        None,
+        &[("OPENSEARCH_USER", "admin")],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("OPENSEARCH_PASSWORD is not set"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Valid options, unreachable AWS: said plainly.
+    let o = trailwatch_aws(&["deploy", "--endpoint-url", &closed, "--yes"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot reach AWS"), "{}", stderr(&o));
+}
+
+#[test]
+fn deploy_applies_the_opensearch_objects_after_the_stack_and_a_rerun_changes_nothing() {
+    use crate::util::node::{node, ADMIN_PASSWORD};
+    use crate::util::plugins::Plugins;
+    let _lock = node_lock();
+    let n = node();
+    let plugins = Plugins::start(&n.url, &n.ca);
+    let moto = Server::moto();
+    let admin = [
+        ("OPENSEARCH_USER", "admin"),
+        ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
+    ];
+    let at = [
+        "--opensearch-url",
+        plugins.url.as_str(),
+        "--opensearch-wait",
+        "60",
+    ];
+
+    // One command: the stack, then every OpenSearch object on the cluster.
+    let o = deploy_and_bootstrap(&moto, &[&at[..], &["--yes"]].concat(), None, &admin);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(err.contains("CREATE_COMPLETE"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "applying the OpenSearch objects to {}",
+            plugins.url
+        )),
+        "{err}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("detector")
+            && l.contains("trailwatch-api-errors")
+            && l.ends_with("created")),
+        "{out}"
+    );
+    let (_, running) = plugins.detector("trailwatch-api-errors").unwrap();
+    assert!(running, "the detector is started");
+    assert!(plugins.monitor("trailwatch-api-errors").is_some());
+
+    // Again, without --yes: the stack has no changes, OpenSearch has none,
+    // nothing is asked and nothing is written.
+    let before = plugins.requests();
+    let o = deploy_and_bootstrap(&moto, &at, None, &admin);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("no changes: stack trailwatch is up to date"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("nothing to change on {}", plugins.url)),
+        "{err}"
+    );
+    assert!(!err.contains("[y/N]"), "{err}");
+    assert_eq!(
+        plugins.writes_since(before),
+        vec![],
+        "a re-run writes nothing"
+    );
+
+    // --skip-opensearch leaves the cluster alone.
+    let before = plugins.requests();
+    let o = deploy(&moto, &["--yes"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("OpenSearch left as it is"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(plugins.requests(), before);
+
+    // Leave the node as it was found.
+    let o = run_trailwatch(
+        &[
+            "opensearch",
+            "delete",
+            "--opensearch-url",
+            &plugins.url,
+            "--yes",
+        ],
+        None,
+        &admin,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
 }

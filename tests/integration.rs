@@ -14,7 +14,7 @@ mod fuzz_corpus;
 mod hostile_input;
 mod lambda;
 mod opensearch;
+mod plan;
 mod read_real_data;
 mod report;
-mod stack;
 mod users;

@@ -1,0 +1,311 @@
+//! `trailwatch plan`: every option family renders a template that cfn-lint
+//! reports nothing on and checkov fails nothing on; bad options are refused
+//! before anything is written.
+
+use crate::util::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn plan(args: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = vec!["plan", "--out", dir.path().to_str().unwrap()];
+    all.extend_from_slice(args);
+    let o = trailwatch(&all);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let stack = dir.path().join("stack.json");
+    (dir, stack)
+}
+
+fn lint(stack: &Path) {
+    let o = Command::new(tool("cfn-lint")).arg(stack).output().unwrap();
+    assert!(
+        o.status.success() && o.stdout.is_empty(),
+        "cfn-lint on {}:\n{}{}",
+        stack.display(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = Command::new(tool("checkov"))
+        .args([
+            "-f",
+            stack.to_str().unwrap(),
+            "--framework",
+            "cloudformation",
+            "--skip-download",
+            "--quiet",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "checkov output ({e}): {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    });
+    let summary = &report["summary"];
+    assert_eq!(
+        summary["failed"],
+        0,
+        "checkov failed checks on {}: {:#}",
+        stack.display(),
+        report["results"]["failed_checks"]
+    );
+    assert!(summary["passed"].as_u64().unwrap() > 50, "{summary}");
+    // Each skip carries a written reason in the template.
+    for skipped in report["results"]["skipped_checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let reason = skipped["check_result"]["suppress_comment"]
+            .as_str()
+            .unwrap_or("");
+        assert!(reason.len() > 20, "skip without a reason: {skipped}");
+    }
+}
+
+/// The rendered template, whole, for a new domain and for an existing one
+/// configured from inside the stack: every change to what a stack would
+/// create shows in review as a change of these files.
+#[test]
+fn plan_renders_the_stack_as_the_golden_files_say() {
+    let families: [(&str, &[&str]); 2] = [
+        ("default", &[]),
+        (
+            "existing-domain-bootstrap",
+            &[
+                "--existing-domain-endpoint",
+                "https://vpc-logs-abc.eu-west-1.es.amazonaws.com",
+                "--existing-domain-writer-role-arn",
+                "arn:aws:iam::123456789012:role/opensearch-writer",
+                "--existing-domain-reader-role-arn",
+                "arn:aws:iam::123456789012:role/opensearch-reader",
+                "--existing-domain-admin-role-arn",
+                "arn:aws:iam::123456789012:role/opensearch-admin",
+            ],
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (name, args) in families {
+        let (_dir, stack) = plan(args);
+        let got = std::fs::read_to_string(&stack).unwrap();
+        let golden = crate::util::root().join(format!("tests/data/stack/{name}.json"));
+        problems.extend(crate::util::golden::check(
+            &golden,
+            &format!("stack/{name}.json"),
+            &got,
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_option_family_passes_cfn_lint_and_checkov() {
+    let families: [&[&str]; 6] = [
+        &[],
+        &[
+            "--existing-domain-endpoint",
+            "https://search-logs-abc.eu-west-1.es.amazonaws.com",
+            "--existing-domain-writer-role-arn",
+            "arn:aws:iam::123456789012:role/opensearch-writer",
+            "--existing-domain-reader-role-arn",
+            "arn:aws:iam::123456789012:role/opensearch-reader",
+        ],
+        &[
+            "--no-lambda-trail",
+            "--alert-email",
+            "ops@example.com",
+            "--prefix",
+            "acme-trailwatch",
+            "--log-retention-days",
+            "365",
+        ],
+        &[
+            "--vpc-subnet-ids",
+            "subnet-0a1b2c3d,subnet-0a1b2c3e,subnet-0a1b2c3f",
+            "--vpc-security-group-ids",
+            "sg-0a1b2c3d",
+            "--instance-count",
+            "3",
+        ],
+        &["--preset", "prod", "--s3-data-events"],
+        // An existing domain in a VPC, configured from inside the stack.
+        &[
+            "--existing-domain-endpoint",
+            "https://vpc-logs-abc.eu-west-1.es.amazonaws.com",
+            "--existing-domain-writer-role-arn",
+            "arn:aws:iam::123456789012:role/opensearch-writer",
+            "--existing-domain-reader-role-arn",
+            "arn:aws:iam::123456789012:role/opensearch-reader",
+            "--existing-domain-admin-role-arn",
+            "arn:aws:iam::123456789012:role/opensearch-admin",
+            "--vpc-subnet-ids",
+            "subnet-0a1b2c3d,subnet-0a1b2c3e",
+            "--vpc-security-group-ids",
+            "sg-0a1b2c3d",
+        ],
+    ];
+    for args in families {
+        let (_dir, stack) = plan(args);
+        lint(&stack);
+    }
+}
+
+#[test]
+fn bad_options_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = trailwatch(&[
+        "plan",
+        "--out",
+        out.to_str().unwrap(),
+        "--prefix",
+        "9lives",
+        "--existing-domain-endpoint",
+        "https://x.es.amazonaws.com",
+        "--vpc-security-group-ids",
+        "sg-0a1b2c3d",
+        "--log-retention-days",
+        "10",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    for flag in [
+        "--prefix \"9lives\"",
+        "--existing-domain-endpoint needs --existing-domain-writer-role-arn",
+        "--vpc-security-group-ids needs --vpc-subnet-ids",
+        "--log-retention-days 10",
+    ] {
+        assert!(err.contains(flag), "{flag} not named: {err}");
+    }
+    assert!(!out.exists(), "nothing written");
+}
+
+#[test]
+fn a_config_file_gives_defaults_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("trailwatch.toml");
+    std::fs::write(
+        &config,
+        "prefix = \"from-file\"\ninstance-count = 1\nalert-email = \"sec@example.com\"\n",
+    )
+    .unwrap();
+    let (_out, stack) = plan(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--prefix",
+        "from-flag",
+    ]);
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(stack).unwrap()).unwrap();
+    let r = &t["Resources"];
+    assert_eq!(r["Domain"]["Properties"]["DomainName"], "from-flag");
+    assert_eq!(
+        r["Domain"]["Properties"]["ClusterConfig"]["InstanceCount"],
+        1
+    );
+    assert_eq!(
+        r["Domain"]["Properties"]["ClusterConfig"]["ZoneAwarenessEnabled"],
+        false
+    );
+    assert_eq!(
+        r["NotificationEmail"]["Properties"]["Endpoint"],
+        "sec@example.com"
+    );
+    std::fs::write(&config, "colour = \"red\"\n").unwrap();
+    let o = trailwatch(&[
+        "plan",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unknown field `colour`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// The Cognito users URL's description named `trailwatch users add`, which
+/// does not exist.
+#[test]
+fn every_command_an_output_names_exists() {
+    use clap::CommandFactory;
+    let (_dir, stack) = plan(&[]);
+    let template: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(stack).unwrap()).unwrap();
+    let cli = trailwatch::cli::Cli::command();
+    for (name, output) in template["Outputs"].as_object().unwrap() {
+        let text = output["Description"].as_str().unwrap_or("");
+        for named in text.split("trailwatch ").skip(1) {
+            let words: Vec<&str> = named
+                .split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+                .take(2)
+                .collect();
+            let sub = cli.find_subcommand(words[0]).unwrap_or_else(|| {
+                panic!("{name} names `trailwatch {}`: no such command", words[0])
+            });
+            if sub.has_subcommands() {
+                assert!(
+                    sub.find_subcommand(words[1]).is_some(),
+                    "{name} names `trailwatch {} {}`: no such command",
+                    words[0],
+                    words[1]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn plan_says_what_each_preset_costs_a_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = trailwatch(&[
+        "plan",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--preset",
+        "prod",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    let dev = err
+        .lines()
+        .find(|l| l.starts_with("--preset dev:"))
+        .unwrap_or_else(|| panic!("{err}"));
+    let prod = err
+        .lines()
+        .find(|l| l.starts_with("--preset prod (this plan):"))
+        .unwrap_or_else(|| panic!("{err}"));
+    let dollars = |l: &str| -> f64 {
+        l.split("about $")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .replace(',', "")
+            .parse()
+            .unwrap()
+    };
+    assert!(dollars(prod) > dollars(dev), "{err}");
+    assert!(prod.contains("3 × m6g.large.search (master)"), "{prod}");
+    assert!(err.contains("on-demand list prices of 2026-"), "{err}");
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("stack.json")).unwrap())
+            .unwrap();
+    let domain = &t["Resources"]["Domain"]["Properties"];
+    assert_eq!(
+        domain["ClusterConfig"]["ZoneAwarenessConfig"]["AvailabilityZoneCount"],
+        3
+    );
+    assert_eq!(domain["ClusterConfig"]["DedicatedMasterCount"], 3);
+    assert_eq!(
+        domain["SoftwareUpdateOptions"]["AutoSoftwareUpdateEnabled"],
+        true
+    );
+}
