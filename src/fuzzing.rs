@@ -60,12 +60,12 @@ pub fn detector_toml(data: &[u8]) {
 
 /// A `--series` CSV, read and (when short) scored.
 pub fn series_csv(data: &[u8]) {
-    use crate::engine::series;
+    use crate::engine::plain_series;
     let text = String::from_utf8_lossy(data);
-    let (points, _) = series::read_csv(&text);
+    let (points, _) = plain_series::read_csv(&text);
     if points.len() <= 64 {
-        let scores = series::score(&points, &mut series::default_scorer(8));
-        let _ = series::scores_csv(&points, &scores);
+        let scores = plain_series::score(&points, &mut plain_series::default_scorer(8));
+        let _ = plain_series::scores_csv(&points, &scores);
     }
 }
 

@@ -436,10 +436,10 @@ fn budget_lines(engine: &Engine<'_>, anomalies: &[Anomaly]) -> Vec<String> {
 
 /// `--series`: the plugin's RCF and alert defaults over one plain series.
 fn run_series(args: &DetectArgs, path: &std::path::Path) -> anyhow::Result<i32> {
-    use crate::engine::series;
+    use crate::engine::plain_series;
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let (points, errors) = series::read_csv(&text);
+    let (points, errors) = plain_series::read_csv(&text);
     for e in &errors {
         if args.strict {
             bail!("{}: {e}", path.display());
@@ -449,9 +449,9 @@ fn run_series(args: &DetectArgs, path: &std::path::Path) -> anyhow::Result<i32> 
     if points.is_empty() {
         bail!("{}: no `timestamp,value` rows", path.display());
     }
-    let scores = series::score(&points, &mut series::default_scorer(8));
+    let scores = plain_series::score(&points, &mut plain_series::default_scorer(8));
     if let Some(out) = &args.scores {
-        std::fs::write(out, series::scores_csv(&points, &scores))
+        std::fs::write(out, plain_series::scores_csv(&points, &scores))
             .with_context(|| format!("cannot write {}", out.display()))?;
     }
     let name = path
@@ -460,7 +460,7 @@ fn run_series(args: &DetectArgs, path: &std::path::Path) -> anyhow::Result<i32> 
         .unwrap_or_else(|| "series".into());
     // A series file's name is not a detector's: any file name will do.
     let alert = crate::detector::AlertThresholds::default();
-    let mut anomalies = series::anomalies(&name, &points, &scores, &alert);
+    let mut anomalies = plain_series::anomalies(&name, &points, &scores, &alert);
     if let Some(since) = args
         .since
         .and_then(|s| s.resolve(points.iter().map(|p| p.time).max()))
