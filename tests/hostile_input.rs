@@ -288,7 +288,7 @@ fn records_dated_far_from_the_rest_are_named_and_cost_nothing() {
     // invictus and stratus lie a year apart (52,560 ten-minute intervals):
     // each of the 8 series is fed at most MAX_EMPTY_RUN zeros across the gap.
     let intervals = intervals_scored(&err);
-    let bound = 8 * (trailwatch::engine::score::MAX_EMPTY_RUN as u64 + 2 * alone_intervals);
+    let bound = 8 * (trailwatch::engine::rcf_state::MAX_EMPTY_RUN as u64 + 2 * alone_intervals);
     assert!(
         intervals <= bound,
         "{intervals} intervals scored (at most {bound}); {alone_intervals} for invictus alone: {err}"

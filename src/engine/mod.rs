@@ -10,7 +10,7 @@
 //!   Aggregation is order-independent and mergeable, so files decode on all
 //!   cores and memory grows with intervals × entities, not with events;
 //! - the [`Engine`] holds the aggregates and advances a watermark: detector
-//!   series through their RCF models ([`score`]), insights against the
+//!   series through their RCF models ([`rcf_state`]), insights against the
 //!   seasonal baseline, new activity after the learning period, rule
 //!   matches ([`rules`]) at the minute they happened. A one-shot run
 //!   advances once to the end; `--follow` advances as deliveries arrive;
@@ -29,9 +29,9 @@ pub mod novelty;
 pub mod plain_series;
 pub mod plausible;
 pub mod rcf;
+pub mod rcf_state;
 pub mod report;
 pub mod rules;
-pub mod score;
 pub mod severity;
 pub mod sink;
 pub mod source;
@@ -43,7 +43,7 @@ use crate::detector::{Detector, Rule};
 use chrono::{DateTime, Duration, Utc};
 use insights::{Insight, InsightOptions};
 use novelty::NoveltyOptions;
-use score::{RcfState, ScorerFactory};
+use rcf_state::{RcfState, ScorerFactory};
 
 /// What the engine looks for, and how.
 pub struct EngineOptions {
@@ -82,7 +82,7 @@ impl EngineOptions {
                 interval: Duration::minutes(10),
             }),
             rules: crate::detector::shipped_rules(),
-            factory: Box::new(score::rcf_factory),
+            factory: Box::new(rcf_state::rcf_factory),
         }
     }
 }

@@ -9,7 +9,7 @@
 //!   and `output_after`: 0 until 32 values, then rising towards 1.
 //!
 //! The plugin's rules (ignore small deviations) belong to the detector and are
-//! applied by [`super::score`].
+//! applied by [`super::rcf_state`].
 
 use rcflib::rcf::RCFOptionsBuilder;
 use rcflib::trcf::basictrcf::{BasicTRCF, BasicTRCFBuilder, TRCFOptionsBuilder};

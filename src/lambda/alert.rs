@@ -180,7 +180,7 @@ impl Notification {
 /// context) judged alone, from its grade, what it started costs, what it
 /// touches, and who did it from where.
 pub fn severity_of(alert: &Alert, detector: &Detector, context: &Context) -> Severity {
-    let finding = crate::engine::score::rcf_finding(
+    let finding = crate::engine::rcf_state::rcf_finding(
         detector,
         &alert.entity_values(detector),
         (alert.start, alert.end),
