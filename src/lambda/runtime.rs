@@ -85,7 +85,8 @@ pub fn run(function: Function) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        // The Lambda's own environment: its role, region and nothing else.
+        let sdk = crate::aws::AwsTarget::default().load().await;
         match function {
             Function::Forwarder => {
                 let os = opensearch_from_env(&sdk, Duration::from_secs(30))
