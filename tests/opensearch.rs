@@ -491,6 +491,39 @@ fn real_cloudtrail_records_index_through_the_template_and_the_enricher_searches_
         .unwrap();
     let count = fields.to_string().matches("\"type\"").count();
     assert!(count < 2000, "{count} mapped fields");
+    // One meaning, two implementations: each detector's filter as the local
+    // engine applies it (`Detector::matches`) and as OpenSearch runs it
+    // (`query::filter_clauses`, the detectors' and the enricher's filter)
+    // count the same real records.
+    let typed: Vec<_> = records
+        .iter()
+        .filter_map(|r| trailwatch::cloudtrail::record::Record::from_value(r.clone()).ok())
+        .collect();
+    assert_eq!(typed.len(), records.len());
+    let mut agreed = Vec::new();
+    for d in &detectors {
+        let local = typed.iter().filter(|r| d.matches(r)).count() as u64;
+        let (mut must, must_not) = trailwatch::opensearch::query::filter_clauses(&d.filter);
+        // Only the real deliveries' years: other tests index simulated ones.
+        must.push(json!({"range": {"eventTime": {"lt": "2024-01-01T00:00:00Z"}}}));
+        let body = json!({"size": 0, "track_total_hits": true,
+            "query": {"bool": {"filter": must, "must_not": must_not}}});
+        let answer = block_on(admin.search("cwl-*", &body))
+            .unwrap()
+            .checked_json()
+            .unwrap();
+        let indexed = answer["hits"]["total"]["value"].as_u64().unwrap();
+        assert_eq!(
+            local, indexed,
+            "{}: the engine's filter and OpenSearch's disagree on the real records",
+            d.name
+        );
+        agreed.push((d.name.clone(), local));
+    }
+    assert!(
+        agreed.iter().filter(|(_, n)| *n > 0).count() >= 3,
+        "too few detectors see the real records to prove much: {agreed:?}"
+    );
     // The enricher's searches on the real node: an alert for the principal
     // with the most access denials names them and counts their calls.
     let mut denials: std::collections::BTreeMap<String, usize> = Default::default();
