@@ -5,7 +5,7 @@
 //! objects: the path above visits `maxCount` in every item. This keeps a
 //! detector's meaning the same in the local engine and in OpenSearch queries.
 
-use super::record::Slot;
+use super::schema::Slot;
 use serde_json::{Map, Value};
 use std::fmt;
 

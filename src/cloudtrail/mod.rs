@@ -16,6 +16,7 @@ pub mod parse;
 pub mod projection;
 pub mod read;
 pub mod record;
+pub(crate) mod schema;
 pub mod stream;
 
 pub use discover::{discover, Input, SearchInput};

@@ -8,9 +8,9 @@
 //! (by [`RawRecord::validate`]) without stopping the document around it.
 
 use super::projection::{Key, Projected, Projection};
-use super::record::{
-    type_name, Record, RecordError, BOOL_FIELDS, EVENT_CATEGORY, EVENT_TIME, EVENT_TYPE,
-    IDENTITY_FIELDS, STRING_FIELDS,
+use super::record::{type_name, Record, RecordError};
+use super::schema::{
+    BOOL_FIELDS, EVENT_CATEGORY, EVENT_TIME, EVENT_TYPE, IDENTITY_FIELDS, STRING_FIELDS,
 };
 use chrono::{DateTime, Utc};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -539,16 +539,22 @@ pub fn raw_from_value<'v>(
         .unwrap_or(Err(RecordError::NotAnObject(type_name(value))))
 }
 
-pub(crate) fn record_from_value(value: Value) -> Result<Record<'static>, RecordError> {
-    let fallback = RecordError::NotAnObject(type_name(&value));
-    RecordSeed(&Projection::All)
-        .deserialize(value)
-        .unwrap_or(Err(fallback))?
-        .validate()
+impl Record<'static> {
+    /// Validates a parsed JSON value as a CloudTrail record, keeping all of it.
+    pub fn from_value(value: Value) -> Result<Record<'static>, RecordError> {
+        let fallback = RecordError::NotAnObject(type_name(&value));
+        RecordSeed(&Projection::All)
+            .deserialize(value)
+            .unwrap_or(Err(fallback))?
+            .validate()
+    }
 }
 
-pub(crate) fn record_from_value_ref(value: &Value) -> Result<Record<'_>, RecordError> {
-    raw_from_value(&Projection::All, value)?.validate()
+impl<'a> Record<'a> {
+    /// Validates a JSON value as a CloudTrail record, borrowing its strings.
+    pub fn from_value_ref(value: &'a Value) -> Result<Record<'a>, RecordError> {
+        raw_from_value(&Projection::All, value)?.validate()
+    }
 }
 
 #[cfg(test)]

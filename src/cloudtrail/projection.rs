@@ -5,7 +5,7 @@
 //! without building values for them, which is most of the cost of reading.
 //! Without a projection every field is kept.
 
-use super::record::IDENTITY_FIELDS;
+use super::schema::IDENTITY_FIELDS;
 use super::FieldPath;
 use rustc_hash::FxHashMap;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};

@@ -2,10 +2,12 @@
 //! typed and validated once, and the other fields a run keeps beside them.
 //!
 //! A record borrows its strings from the bytes it was parsed from where it
-//! can (see [`super::parse`]), so reading a record allocates little; use
+//! can (the parser, [`super::parse`], also makes records from JSON values:
+//! `Record::from_value`), so reading a record allocates little; use
 //! [`Record::into_owned`] to keep one past its input.
 
 use super::field::FieldPath;
+use super::schema::*;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -83,70 +85,6 @@ pub fn service_linked_role(arn: &str) -> Option<&str> {
     resource
         .split('/')
         .find(|part| part.starts_with("AWSServiceRoleFor"))
-}
-
-/// The typed top-level string fields, in [`Record`]'s slot order.
-pub(crate) const STRING_FIELDS: [&str; 12] = [
-    "eventTime",
-    "eventVersion",
-    "eventSource",
-    "eventName",
-    "awsRegion",
-    "recipientAccountId",
-    "sourceIPAddress",
-    "userAgent",
-    "errorCode",
-    "eventType",
-    "eventID",
-    "eventCategory",
-];
-/// The typed `userIdentity` fields, in slot order.
-pub(crate) const IDENTITY_FIELDS: [&str; 6] = [
-    "type",
-    "arn",
-    "accountId",
-    "invokedBy",
-    "principalId",
-    "userName",
-];
-/// The typed boolean fields, in slot order.
-pub(crate) const BOOL_FIELDS: [&str; 2] = ["readOnly", "managementEvent"];
-
-/// Slots of [`STRING_FIELDS`].
-pub(crate) const EVENT_TIME: usize = 0;
-const EVENT_SOURCE: usize = 2;
-const EVENT_NAME: usize = 3;
-const AWS_REGION: usize = 4;
-const RECIPIENT_ACCOUNT_ID: usize = 5;
-const SOURCE_IP_ADDRESS: usize = 6;
-const USER_AGENT: usize = 7;
-const ERROR_CODE: usize = 8;
-pub(crate) const EVENT_TYPE: usize = 9;
-const EVENT_ID: usize = 10;
-pub(crate) const EVENT_CATEGORY: usize = 11;
-
-/// Where a field path's value lives when it is a typed field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Slot {
-    String(usize),
-    Identity(usize),
-    Bool(usize),
-}
-
-impl Slot {
-    /// The typed slot of a path, if it names a typed field.
-    pub(crate) fn of(segments: &[String]) -> Option<Slot> {
-        let position = |names: &[&str], name: &str| names.iter().position(|n| *n == name);
-        match segments {
-            [one] => position(&STRING_FIELDS, one)
-                .map(Slot::String)
-                .or_else(|| position(&BOOL_FIELDS, one).map(Slot::Bool)),
-            [first, second] if first == "userIdentity" => {
-                position(&IDENTITY_FIELDS, second).map(Slot::Identity)
-            }
-            _ => None,
-        }
-    }
 }
 
 /// A value found at a field path.
@@ -246,19 +184,7 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
     }
 }
 
-impl Record<'static> {
-    /// Validates a parsed JSON value as a CloudTrail record, keeping all of it.
-    pub fn from_value(value: Value) -> Result<Record<'static>, RecordError> {
-        super::parse::record_from_value(value)
-    }
-}
-
 impl<'a> Record<'a> {
-    /// Validates a JSON value as a CloudTrail record, borrowing its strings.
-    pub fn from_value_ref(value: &'a Value) -> Result<Record<'a>, RecordError> {
-        super::parse::record_from_value_ref(value)
-    }
-
     /// The same record, owning its strings.
     pub fn into_owned(self) -> Record<'static> {
         let own = |s: Option<Cow<'a, str>>| s.map(|s| Cow::Owned(s.into_owned()));
