@@ -80,8 +80,10 @@ pub struct DetectArgs {
     /// How long after the first event nothing counts as new (new-event kind).
     #[arg(long, default_value = "1d", value_parser = parse_span, value_name = "SPAN")]
     pub learning: chrono::Duration,
-    /// Report new and rare activity from this grade on (new 1.0, a new network
-    /// 0.8, rare 0.5-0.6; a principal barely seen while learning counts 60 %).
+    /// Report new and rare activity from this grade on. Grades come from
+    /// chance, as insights' do (0.7: what the kind's budget lets chance give
+    /// 0.2 times a day); an established principal's first IAM change,
+    /// logging call or public network is reported whatever its grade.
     #[arg(long, default_value_t = 0.7, value_name = "GRADE")]
     pub new_event_grade: f64,
     /// Write a self-contained HTML report (timeline, charts, table) to FILE.
@@ -417,8 +419,8 @@ fn budget_lines(engine: &Engine<'_>, anomalies: &[Anomaly]) -> Vec<String> {
     if let Some(options) = &engine.options.novelty {
         let c = crate::engine::novelty::chance(&a.novelty, first, last, options);
         lines.push(format!(
-            "chance: new activity has no budget; by Good-Turing (what was seen once so far, per day of history) chance alone gives {:.2} new features a day over {} established principals and {:.2} new principals a day",
-            c.features_per_day, c.established, c.principals_per_day
+            "chance: new activity: {} chance findings a day at grade 0.7, shared by calls, regions, networks and new principals; by Good-Turing (what was seen once so far, per day of history) chance alone gives {:.2} new features a day over {} principals and {:.2} new principals a day",
+            options.budget_per_day, c.features_per_day, c.tested, c.principals_per_day
         ));
     }
     let allowed = calibration::budget_rates(engine.budget_per_day()).map(calibration::rate_text);
@@ -510,6 +512,7 @@ fn engine_options(
                 learning: args.learning,
                 min_grade: args.new_event_grade,
                 interval: chrono::Duration::minutes(10),
+                budget_per_day: crate::engine::chance::DEFAULT_BUDGET_PER_DAY,
             }),
         rules: if args.kinds.contains(&Kind::Rule) {
             rules

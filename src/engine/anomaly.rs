@@ -77,6 +77,23 @@ pub struct Anomaly {
     /// Whether its incident pages at the run's `--page-severity`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page: Option<bool>,
+    /// What a new-activity finding saw for the first time, or rarely.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub novelty: Option<Novelty>,
+}
+
+/// What a principal did that it never (or rarely) did before: the features
+/// of a new-activity finding, as `call <source>:<name>`, `region <region>`,
+/// `network <a.b.c.0/24>` or `principal (first activity)`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Novelty {
+    /// Never seen before.
+    pub new: Vec<String>,
+    /// Seen once or twice before, at least a day earlier.
+    pub rare: Vec<String>,
+    /// Whether the principal was established: seen often enough while
+    /// learning for what it does next to be judged against it.
+    pub established: bool,
 }
 
 /// How urgent a finding is; only those at or above `--page-severity` page.
@@ -163,6 +180,7 @@ impl Anomaly {
             detected: end,
             severity: None,
             page: None,
+            novelty: None,
         }
     }
 }

@@ -19,6 +19,10 @@
 /// Minutes in a day: the number of windows a per-minute test runs a day.
 pub const WINDOWS_A_DAY: f64 = 1440.0;
 
+/// The default budget of each kind (and insight type): chance findings a day
+/// at its threshold grade.
+pub const DEFAULT_BUDGET_PER_DAY: f64 = 0.2;
+
 /// The grade of a finding exactly at its kind's threshold.
 pub const THRESHOLD_GRADE: f64 = 0.7;
 

@@ -199,7 +199,7 @@ pub struct InsightOptions {
 impl Default for InsightOptions {
     fn default() -> Self {
         InsightOptions {
-            budget_per_day: 0.2,
+            budget_per_day: super::chance::DEFAULT_BUDGET_PER_DAY,
             min_excess: 5.0,
             min_baseline: Duration::days(1),
         }
@@ -687,6 +687,7 @@ impl Insight {
             detected: self.detected,
             severity: None,
             page: None,
+            novelty: None,
         }
     }
 }

@@ -78,8 +78,9 @@ impl EngineOptions {
             insights: Some(InsightOptions::default()),
             novelty: Some(NoveltyOptions {
                 learning: Duration::days(1),
-                min_grade: 0.7,
+                min_grade: chance::THRESHOLD_GRADE,
                 interval: Duration::minutes(10),
+                budget_per_day: chance::DEFAULT_BUDGET_PER_DAY,
             }),
             rules: crate::detector::shipped_rules(),
             factory: Box::new(rcf_state::rcf_factory),
@@ -420,9 +421,9 @@ mod tests {
             .advance(Some("2026-01-06T10:05:00Z".parse().unwrap()))
             .anomalies
             .is_empty());
-        // Account B's delivery for 10:02 arrives after: bob's first CreateAccessKey.
+        // Account B's delivery for 10:02 arrives after: bob's first CreateUser.
         let mut b = Aggregator::new(&detectors, None);
-        b.record(&rec("2026-01-06T10:02:00Z", "bob", "CreateAccessKey"));
+        b.record(&rec("2026-01-06T10:02:00Z", "bob", "CreateUser"));
         b.record(&rec("2026-01-06T10:20:00Z", "alice", "GetUser"));
         engine.ingest(b.finish());
         let found = engine
@@ -431,7 +432,7 @@ mod tests {
         assert!(
             found
                 .iter()
-                .any(|a| a.summary.contains("call iam.amazonaws.com:CreateAccessKey")),
+                .any(|a| a.summary.contains("call iam.amazonaws.com:CreateUser")),
             "{found:#?}"
         );
     }

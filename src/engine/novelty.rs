@@ -8,7 +8,8 @@
 //! how many times a feature was seen before a given moment, while that number
 //! is small.
 
-use super::anomaly::{round4, Anomaly, AnomalyKind};
+use super::anomaly::{round4, Anomaly, AnomalyKind, Novelty};
+use super::{chance, severity};
 use crate::cloudtrail::Record;
 use crate::context::short_arn;
 use chrono::{DateTime, Duration, Utc};
@@ -20,6 +21,8 @@ use std::collections::BTreeMap;
 pub const KEEP_TIMES: usize = 8;
 /// Seen at most this many times before: rare.
 pub const RARE_MAX: usize = 2;
+/// The feature a principal's first activity is reported as.
+pub const PRINCIPAL_FEATURE: &str = "principal (first activity)";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Seen {
@@ -150,10 +153,147 @@ impl NoveltyCounts {
 pub struct NoveltyOptions {
     /// Nothing is new during this span after the first event.
     pub learning: Duration,
-    /// Report a principal's findings in an interval from this grade on.
+    /// Report a principal's findings in an interval from this grade on (an
+    /// established principal's first sensitive call or public network is
+    /// reported whatever its grade).
     pub min_grade: f64,
     /// Findings are grouped per principal per interval of this length.
     pub interval: Duration,
+    /// Chance findings a day the kind may give at its threshold grade,
+    /// shared evenly by its [`Class`]es.
+    pub budget_per_day: f64,
+}
+
+/// The classes of new activity, each with an even share of the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Call,
+    Region,
+    Network,
+    /// A principal's first activity at all.
+    Principal,
+}
+
+impl Class {
+    /// Classes that share the budget.
+    pub const COUNT: usize = 4;
+
+    /// The class of a feature key (`call …`, `region …`, `network …`).
+    pub fn of(feature: &str) -> Class {
+        if feature.starts_with("region ") {
+            Class::Region
+        } else if feature.starts_with("network ") {
+            Class::Network
+        } else {
+            Class::Call
+        }
+    }
+}
+
+/// Feature classes a principal has ([`Class::Call`], `Region`, `Network`).
+const FEATURE_CLASSES: usize = 3;
+/// Prior counts a finding can have: new (0) to [`RARE_MAX`].
+const PRIORS: usize = RARE_MAX + 1;
+/// Per feature class and prior count `k`: a rate a day.
+type RateTable = [[f64; PRIORS]; FEATURE_CLASSES];
+
+/// What chance alone gives new activity at one moment, by Good-Turing, from
+/// the history before it. Of a principal's events, the share that are of a
+/// feature seen `k` times so far is about `(k+1)·n(k+1) / n`, where `n(j)` is
+/// how many of its features were seen `j` times; per day of its history,
+/// that is the rate at which such features show up (for `k = 0`, new ones).
+/// Summed over principals it is the organisation's rate, floored at half a
+/// feature over its whole history (a quiet history is not proof of never).
+#[derive(Debug, Clone, Default)]
+pub struct Rates<'a> {
+    /// Each tested principal's own rates: those active before learning ended.
+    own: FxHashMap<&'a str, RateTable>,
+    /// The rates summed over tested principals, each at least the floor.
+    org: RateTable,
+    /// New principals a day: principals seen once so far, per day of history
+    /// (at least half a principal).
+    principals: f64,
+}
+
+impl<'a> Rates<'a> {
+    /// The rates at `at`, from what `counts` saw before it.
+    pub fn at(
+        counts: &'a NoveltyCounts,
+        first_event: DateTime<Utc>,
+        learned: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Rates<'a> {
+        let days = |from: DateTime<Utc>| ((at - from).num_seconds() as f64 / 86_400.0).max(1.0 / 24.0);
+        let mut out = Rates::default();
+        for (principal, seen) in &counts.principals {
+            let Some(&first) = seen.activity.times.first() else {
+                continue;
+            };
+            if first >= learned {
+                continue;
+            }
+            let mut n = [[0usize; PRIORS + 1]; FEATURE_CLASSES];
+            for (feature, s) in &seen.features {
+                let j = s.before(at);
+                if (1..=PRIORS).contains(&j) {
+                    n[Class::of(feature) as usize][j] += 1;
+                }
+            }
+            let history = days(first);
+            let mut own = RateTable::default();
+            for (c, row) in own.iter_mut().enumerate() {
+                for (k, rate) in row.iter_mut().enumerate() {
+                    *rate = (k + 1) as f64 * n[c][k + 1] as f64 / history;
+                    out.org[c][k] += *rate;
+                }
+            }
+            out.own.insert(principal.as_str(), own);
+        }
+        let floor = 0.5 / days(first_event);
+        out.org
+            .iter_mut()
+            .flatten()
+            .for_each(|rate| *rate = rate.max(floor));
+        let once = counts
+            .principals
+            .values()
+            .filter(|p| p.activity.before(at) == 1)
+            .count();
+        out.principals = (once as f64).max(0.5) / days(first_event);
+        out
+    }
+
+    /// Principals whose features are tested.
+    pub fn tested(&self) -> usize {
+        self.own.len()
+    }
+
+    /// New features a day, over the tested principals.
+    pub fn features_per_day(&self) -> f64 {
+        self.org.iter().map(|row| row[0]).sum()
+    }
+
+    /// New principals a day.
+    pub fn principals_per_day(&self) -> f64 {
+        self.principals
+    }
+
+    /// The grade of `principal` showing a feature of `class` seen `prior`
+    /// times before: [`chance::grade`] of how many such findings a day chance
+    /// would give if every tested principal were as likely to show one (the
+    /// principal's own rate, but not under the organisation's average),
+    /// against the class's share of `budget_per_day`. A principal that
+    /// explores a lot grades its next new call low; a quiet one high.
+    pub fn grade(&self, principal: &str, class: Class, prior: usize, budget_per_day: f64) -> f64 {
+        let share = budget_per_day / Class::COUNT as f64;
+        if class == Class::Principal {
+            return chance::grade(self.principals, share);
+        }
+        let (c, k) = (class as usize, prior.min(RARE_MAX));
+        let tested = self.tested().max(1) as f64;
+        let own = self.own.get(principal).map_or(0.0, |r| r[c][k]);
+        chance::grade(tested * own.max(self.org[c][k] / tested), share)
+    }
 }
 
 /// One new or rare thing a principal did.
@@ -166,33 +306,14 @@ struct Finding {
     grade: f64,
 }
 
-fn feature_grade(feature: &str, prior: usize, established: bool) -> f64 {
-    let base = if feature.starts_with("network ") {
-        0.8
-    } else {
-        1.0
-    };
-    let rarity = match prior {
-        0 => 1.0,
-        1 => 0.6,
-        _ => 0.5,
-    };
-    base * rarity * if established { 1.0 } else { 0.6 }
-}
-
-/// What chance alone would make new activity report, by Good-Turing: the
-/// share of a principal's events that are of a never-seen feature is about
-/// the share of its features seen exactly once so far, so the new features
-/// it shows in a day are about the features it showed once so far, per day
-/// of its history. Likewise, principals seen once so far, per day, is the
-/// rate of new principals. Each evaluated day is estimated from the history
-/// before it, as a run following along would, and the days averaged.
+/// What chance alone would make new activity report, averaged over the
+/// evaluated days, each from the history before it ([`Rates`]), as a run
+/// following along would see it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NoveltyChance {
-    /// Established principals (seen [`KEEP_TIMES`] times while learning),
-    /// whose new features are reported.
-    pub established: usize,
-    /// New features of established principals expected a day.
+    /// Principals active before learning ended, whose features are tested.
+    pub tested: usize,
+    /// New features of tested principals expected a day.
     pub features_per_day: f64,
     /// New principals expected a day.
     pub principals_per_day: f64,
@@ -221,34 +342,16 @@ pub fn chance(
     if days.is_empty() {
         days.push(learned);
     }
-    let established: Vec<&PrincipalSeen> = counts
-        .principals
-        .values()
-        .filter(|p| p.activity.times.first().is_some_and(|t| *t < learned))
-        .filter(|p| p.activity.before(learned) >= KEEP_TIMES)
-        .collect();
     let mut out = NoveltyChance {
-        established: established.len(),
+        tested: 0,
         features_per_day: 0.0,
         principals_per_day: 0.0,
     };
     for &at in &days {
-        let history =
-            |from: DateTime<Utc>| ((at - from).num_seconds() as f64 / 86_400.0).max(1.0 / 24.0);
-        // Seen exactly once before `at` (the kept times are the earliest).
-        let once = |s: &Seen| {
-            s.times.first().is_some_and(|t| *t < at) && s.times.get(1).is_none_or(|t| *t >= at)
-        };
-        for p in &established {
-            let singletons = p.features.values().filter(|s| once(s)).count();
-            out.features_per_day += singletons as f64 / history(p.activity.times[0]);
-        }
-        let principals_once = counts
-            .principals
-            .values()
-            .filter(|p| once(&p.activity))
-            .count();
-        out.principals_per_day += principals_once as f64 / history(first_event);
+        let rates = Rates::at(counts, first_event, learned, at);
+        out.tested = rates.tested();
+        out.features_per_day += rates.features_per_day();
+        out.principals_per_day += rates.principals_per_day();
     }
     out.features_per_day /= days.len() as f64;
     out.principals_per_day /= days.len() as f64;
@@ -256,7 +359,11 @@ pub fn chance(
 }
 
 /// Reports, per principal and interval, what it did for the first time (or
-/// rarely) with a time in `[from, to)`, after the learning period.
+/// rarely) with a time in `[from, to)`, after the learning period. Each
+/// feature is graded from chance ([`Rates::grade`], from the history before
+/// its day); an interval is reported from `min_grade` on, or when an
+/// established principal did something sensitive for the first time
+/// ([`severity::sensitive_feature`]), which needs no baseline to matter.
 pub fn detect(
     counts: &NoveltyCounts,
     first_event: DateTime<Utc>,
@@ -270,21 +377,33 @@ pub fn detect(
         return Vec::new();
     }
     let secs = options.interval.num_seconds().max(60);
+    // Rates at the start of each day (or the end of learning), as needed.
+    let mut rates: FxHashMap<DateTime<Utc>, Rates> = FxHashMap::default();
+    let mut grade = |principal: &str, at: DateTime<Utc>, class: Class, prior: usize| {
+        let day = at
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .map_or(at, |d| d.and_utc())
+            .max(learned);
+        rates
+            .entry(day)
+            .or_insert_with(|| Rates::at(counts, first_event, learned, day))
+            .grade(principal, class, prior, options.budget_per_day)
+    };
     let mut out = Vec::new();
     for (principal, seen) in &counts.principals {
         let mut findings: Vec<Finding> = Vec::new();
         let first_activity = seen.activity.times.first().copied();
-        if first_activity.is_some_and(|t| t >= from && t < to) {
+        // Established: seen at least KEEP_TIMES times while learning.
+        let established = seen.activity.before(learned) >= KEEP_TIMES;
+        if let Some(at) = first_activity.filter(|t| *t >= from && *t < to) {
             findings.push(Finding {
-                at: first_activity.unwrap_or(from),
-                feature: "principal (first activity)".into(),
+                at,
+                feature: PRINCIPAL_FEATURE.into(),
                 prior: 0,
-                grade: 0.8,
+                grade: grade(principal, at, Class::Principal, 0),
             });
         } else if first_activity.is_some_and(|t| t < learned) {
-            // Established: seen at least KEEP_TIMES times while learning. What a
-            // principal barely seen does next is less surprising.
-            let established = seen.activity.before(learned) >= KEEP_TIMES;
             for (feature, s) in &seen.features {
                 // The first occurrence in the window that was new or rare then.
                 let hit = s
@@ -301,7 +420,7 @@ pub fn detect(
                         at,
                         feature: feature.clone(),
                         prior,
-                        grade: feature_grade(feature, prior, established),
+                        grade: grade(principal, at, Class::of(feature), prior),
                     });
                 }
             }
@@ -317,7 +436,11 @@ pub fn detect(
         for (bucket, mut list) in by_interval {
             list.sort_by(|a, b| b.grade.total_cmp(&a.grade).then(a.feature.cmp(&b.feature)));
             let grade = list[0].grade;
-            if grade < options.min_grade {
+            let first_time_sensitive = established
+                && list
+                    .iter()
+                    .any(|f| f.prior == 0 && severity::sensitive_feature(&f.feature).is_some());
+            if grade < options.min_grade && !first_time_sensitive {
                 continue;
             }
             let start = DateTime::from_timestamp(bucket * secs, 0).unwrap_or(from);
@@ -325,29 +448,37 @@ pub fn detect(
             let first_seen = list.iter().map(|f| f.at).min().map_or(start, |at| {
                 DateTime::from_timestamp((at.timestamp().div_euclid(60) + 1) * 60, 0).unwrap_or(at)
             });
-            let new: Vec<&str> = list
-                .iter()
-                .filter(|f| f.prior == 0)
-                .map(|f| f.feature.as_str())
-                .collect();
+            let novelty = Novelty {
+                new: list
+                    .iter()
+                    .filter(|f| f.prior == 0)
+                    .map(|f| f.feature.clone())
+                    .collect(),
+                rare: list
+                    .iter()
+                    .filter(|f| f.prior > 0)
+                    .map(|f| f.feature.clone())
+                    .collect(),
+                established,
+            };
             let rare: Vec<String> = list
                 .iter()
                 .filter(|f| f.prior > 0)
                 .map(|f| format!("{} (seen {}× before)", f.feature, f.prior))
                 .collect();
             let mut summary = format!("{} did", short_arn(principal));
-            if !new.is_empty() {
-                summary.push_str(&format!(" for the first time: {}", new.join(", ")));
+            if !novelty.new.is_empty() {
+                summary.push_str(&format!(" for the first time: {}", novelty.new.join(", ")));
             }
             if !rare.is_empty() {
                 summary.push_str(&format!(
                     "{} rarely: {}",
-                    if new.is_empty() { "" } else { ";" },
+                    if novelty.new.is_empty() { "" } else { ";" },
                     rare.join(", ")
                 ));
             }
             out.push(Anomaly {
-                detector: if new.is_empty() {
+                detector: if novelty.new.is_empty() {
                     "rare-activity"
                 } else {
                     "new-activity"
@@ -358,11 +489,7 @@ pub fn detect(
                 start,
                 end: start + Duration::seconds(secs),
                 grade: round4(grade),
-                confidence: if seen.activity.before(learned) >= KEEP_TIMES {
-                    1.0
-                } else {
-                    0.5
-                },
+                confidence: if established { 1.0 } else { 0.5 },
                 actual: list.len() as f64,
                 expected: 0.0,
                 score: round4(list.iter().map(|f| f.grade).sum()),
@@ -374,6 +501,7 @@ pub fn detect(
                 detected: first_seen,
                 severity: None,
                 page: None,
+                novelty: Some(novelty),
             });
         }
     }
@@ -400,7 +528,13 @@ mod tests {
             learning: Duration::days(1),
             min_grade: 0.5,
             interval: Duration::minutes(10),
+            budget_per_day: 0.2,
         }
+    }
+
+    /// [`chance::grade`] against one class's share of the 0.2 budget.
+    fn graded(per_day: f64) -> f64 {
+        chance::grade(per_day, 0.2 / Class::COUNT as f64)
     }
 
     fn t(s: &str) -> DateTime<Utc> {
@@ -448,9 +582,10 @@ mod tests {
     }
 
     #[test]
-    fn chance_counts_what_was_seen_once_while_learning_per_learning_day() {
+    fn chance_counts_what_each_principal_saw_once_per_day_of_its_history() {
         let mut c = learned();
-        // alice once while learning: one new principal a day. carol only after.
+        // alice once while learning, 15 hours before it ended: her call,
+        // region and network were each seen once. carol only after.
         c.record(&rec(
             "2026-01-05T09:00:00Z",
             "alice",
@@ -465,7 +600,7 @@ mod tests {
             "198.51.100.12",
             "us-east-1",
         ));
-        // bob's ListUsers again after learning: still once while learning.
+        // bob's ListUsers again after learning: still once before the day.
         c.record(&rec(
             "2026-01-06T11:00:00Z",
             "bob",
@@ -479,16 +614,12 @@ mod tests {
             t("2026-01-06T11:00:00Z"),
             &opts(),
         );
-        assert_eq!(
-            chance,
-            NoveltyChance {
-                established: 1,
-                features_per_day: 1.0,
-                principals_per_day: 1.0,
-            },
-            "bob's only singleton is ListUsers; alice is not established"
-        );
-        assert_eq!(chance.per_day(), 2.0);
+        // bob: ListUsers once in one day. alice: three features once in 15 h.
+        let alice = 1.0 / (15.0 / 24.0);
+        assert_eq!(chance.tested, 2, "bob and alice were active while learning");
+        assert!((chance.features_per_day - (1.0 + 3.0 * alice)).abs() < 1e-9, "{chance:?}");
+        assert_eq!(chance.principals_per_day, 1.0, "alice, once in a day");
+        assert!((chance.per_day() - (2.0 + 3.0 * alice)).abs() < 1e-9);
     }
 
     #[test]
@@ -517,13 +648,106 @@ mod tests {
             t("2026-01-08T01:00:00Z"),
             &opts(),
         );
-        // Day 2: ListUsers and the nightly call once in one day: 2 a day.
-        // Day 3: only ListUsers once in two days: 0.5. Day 4: once in three.
-        let want = (2.0 + 0.5 + 1.0 / 3.0) / 3.0;
+        // Each class is at least half a feature over the history (h days):
+        // bob's one region and one network were never new, so they add
+        // 0.5/h each. Day 2: ListUsers and the nightly call once in one day.
+        // Day 3: only ListUsers once in two days (0.5, at the floor). Day 4:
+        // once in three.
+        let day = |calls: f64, h: f64| (calls / h).max(0.5 / h) + 2.0 * 0.5 / h;
+        let want = (day(2.0, 1.0) + day(1.0, 2.0) + day(1.0, 3.0)) / 3.0;
         assert!(
             (chance.features_per_day - want).abs() < 1e-9,
             "{chance:?} against {want}"
         );
+    }
+
+    #[test]
+    fn a_quiet_principal_grades_its_first_call_higher_than_one_that_explores() {
+        let mut c = learned();
+        // alice, as busy as bob while learning, tried something new each hour.
+        for h in 0..24 {
+            c.record(&rec(
+                &format!("2026-01-05T{h:02}:00:00Z"),
+                "alice",
+                &format!("Explore{h}"),
+                "198.51.100.11",
+                "us-east-1",
+            ));
+        }
+        let rates = Rates::at(
+            &c,
+            t("2026-01-05T00:00:00Z"),
+            t("2026-01-06T00:00:00Z"),
+            t("2026-01-06T00:00:00Z"),
+        );
+        let (bob, alice) = ("arn:aws:iam::1:user/bob", "arn:aws:iam::1:user/alice");
+        // alice's 24 singletons a day are the organisation's 25 (with bob's
+        // ListUsers); bob is judged at the average of two principals.
+        assert_eq!(rates.grade(alice, Class::Call, 0, 0.2), graded(2.0 * 24.0));
+        assert_eq!(rates.grade(bob, Class::Call, 0, 0.2), graded(25.0));
+        assert!(rates.grade(bob, Class::Call, 0, 0.2) > rates.grade(alice, Class::Call, 0, 0.2));
+        // Neither ever had a new region: the floor, half a region in a day.
+        assert_eq!(rates.grade(bob, Class::Region, 0, 0.2), graded(0.5));
+        // No feature was seen exactly twice: rare ones are at the floor too.
+        assert_eq!(rates.grade(bob, Class::Call, 1, 0.2), graded(0.5));
+        // A new principal: none was seen once, so half a principal a day.
+        assert_eq!(rates.grade("mallory", Class::Principal, 0, 0.2), graded(0.5));
+    }
+
+    /// A flat organisation, as insights' flat Poisson series: `principals`
+    /// each make a never-seen call at `rate` a day (at random minutes) among
+    /// their usual ones, for `days`. Returns new-activity findings a day
+    /// after learning: at grade 0.7 or more, and at any grade.
+    fn chance_findings_a_day(principals: usize, rate: f64, days: i64, seed: u64) -> (f64, f64) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let start = t("2026-01-05T00:00:00Z");
+        let mut c = NoveltyCounts::default();
+        let mut fresh = 0;
+        for p in 0..principals {
+            let who = format!("p{p}");
+            for m in (0..days * 1440).step_by(30) {
+                let at = (start + Duration::minutes(m)).to_rfc3339();
+                c.record(&rec(&at, &who, "GetUser", "10.0.0.1", "us-east-1"));
+                // Poisson arrivals: each half-hour, a new call with chance rate/48.
+                if rng.random_bool((rate / 48.0).min(1.0)) {
+                    fresh += 1;
+                    let at = (start + Duration::minutes(m + rng.random_range(0..30))).to_rfc3339();
+                    c.record(&rec(&at, &who, &format!("Call{fresh}"), "10.0.0.1", "us-east-1"));
+                }
+            }
+        }
+        let options = NoveltyOptions {
+            min_grade: 0.0,
+            ..opts()
+        };
+        let found = detect(&c, start, start, start + Duration::days(days), &options);
+        let graded = found.iter().filter(|a| a.grade >= 0.7).count();
+        let evaluated = (days - 1) as f64;
+        (graded as f64 / evaluated, found.len() as f64 / evaluated)
+    }
+
+    #[test]
+    fn chance_alone_gives_no_more_new_activity_than_its_budget_over_a_month() {
+        // From a principal's new call every 100 days to two a day; five seeds
+        // a rate. The whole kind's budget is 0.2 a day; only calls are new
+        // here, so their share, 0.05 a day, is what chance may spend.
+        for rate in [0.01, 0.05, 0.2, 1.0, 2.0] {
+            let (mut graded, mut all) = (0.0, 0.0);
+            for seed in 1..=5 {
+                let (g, a) = chance_findings_a_day(10, rate, 30, seed);
+                graded += g / 5.0;
+                all += a / 5.0;
+            }
+            assert!(
+                graded <= 0.05,
+                "{graded} chance findings a day at grade 0.7 at {rate} new calls a principal a day"
+            );
+            // What a fixed grade for new activity would have paged: every new call.
+            if rate >= 0.05 {
+                assert!(all > 0.2, "{all} new calls a day at {rate}");
+            }
+        }
     }
 
     #[test]
@@ -548,8 +772,23 @@ mod tests {
         let a = &found[0];
         assert_eq!(a.kind, AnomalyKind::NewEvent);
         assert_eq!(a.start, t("2026-01-06T14:20:00Z"));
-        assert_eq!(a.grade, 1.0);
+        // bob's one singleton (ListUsers) in a day makes new calls common
+        // (a day's worth, twenty times the call class's 0.05 share of the
+        // budget); no new region or network in a day is the floor, half one.
+        assert_eq!(a.grade, graded(0.5));
+        assert_eq!(a.score, round4(graded(1.0) + 2.0 * graded(0.5)));
         assert_eq!(a.actual, 3.0);
+        let novelty = a.novelty.as_ref().unwrap();
+        assert!(novelty.established && novelty.rare.is_empty());
+        // Most surprising first.
+        assert_eq!(
+            novelty.new,
+            [
+                "network 203.0.113.0/24",
+                "region ap-southeast-1",
+                "call iam.amazonaws.com:CreateAccessKey",
+            ]
+        );
         for f in [
             "call iam.amazonaws.com:CreateAccessKey",
             "network 203.0.113.0/24",
@@ -573,7 +812,7 @@ mod tests {
     }
 
     #[test]
-    fn rare_gets_a_lower_grade_than_new() {
+    fn rare_is_graded_by_how_often_features_seen_once_come_back() {
         let mut c = learned();
         // ListUsers was seen once, a day earlier.
         c.record(&rec(
@@ -586,7 +825,9 @@ mod tests {
         let found = find(&c, &opts());
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].detector, "rare-activity");
-        assert_eq!(found[0].grade, 0.6);
+        // Good-Turing: features seen once come back at 2·n(2) a day, none
+        // here, so at the floor of half one a day.
+        assert_eq!(found[0].grade, graded(0.5));
         assert!(
             found[0]
                 .summary
@@ -599,6 +840,27 @@ mod tests {
             ..opts()
         };
         assert!(find(&c, &strict).is_empty());
+    }
+
+    #[test]
+    fn a_first_sensitive_call_or_public_network_is_reported_whatever_its_grade() {
+        let strict = NoveltyOptions {
+            min_grade: 0.7,
+            ..opts()
+        };
+        for (name, ip, reported) in [
+            ("AttachUserPolicy", "198.51.100.11", true),
+            ("StopLogging", "198.51.100.11", true),
+            ("GetAccountSummary", "203.0.113.66", true),
+            ("GetAccountSummary", "10.9.9.9", false),
+            ("ListPolicies", "198.51.100.11", false),
+        ] {
+            let mut c = learned();
+            c.record(&rec("2026-01-06T14:21:00Z", "bob", name, ip, "us-east-1"));
+            let found = find(&c, &strict);
+            assert_eq!(found.len(), reported as usize, "{name} from {ip}: {found:#?}");
+            assert!(found.iter().all(|a| a.grade < 0.7));
+        }
     }
 
     #[test]

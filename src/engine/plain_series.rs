@@ -179,6 +179,7 @@ pub fn anomalies(
             detected: p.time + step(p.time),
             severity: None,
             page: None,
+            novelty: None,
         });
     }
     out.sort_by_key(|a| a.start);

@@ -273,6 +273,7 @@ pub fn rcf_finding(
         detected: span.1,
         severity: None,
         page: None,
+        novelty: None,
     }
 }
 

@@ -944,6 +944,7 @@ mod tests {
             detected: t("2026-01-07T03:20:00Z"),
             severity: None,
             page: None,
+            novelty: None,
         }];
         let incidents = group(&mut anomalies);
         let values: Vec<f64> = (0..300)

@@ -127,6 +127,7 @@ pub fn detect(hits: &RuleHits, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<An
                 detected: minute + Duration::minutes(1),
                 severity: Some(first.severity),
                 page: None,
+                novelty: None,
             }
         })
         .collect()

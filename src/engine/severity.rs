@@ -110,19 +110,55 @@ fn public_address(addr: &str) -> bool {
     }
 }
 
+/// What makes a new-activity feature matter with no baseline at all, when an
+/// established principal shows it for the first time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstTime {
+    /// A call that changes IAM or touches logging.
+    Sensitive(Sensitive),
+    /// A public network (not private, loopback or a service name).
+    PublicNetwork,
+}
+
+/// Whether a new-activity feature (`call <source>:<name>`, `network <net>`)
+/// matters by itself the first time an established principal shows it.
+pub fn sensitive_feature(feature: &str) -> Option<FirstTime> {
+    if let Some(net) = feature.strip_prefix("network ") {
+        return public_address(net).then_some(FirstTime::PublicNetwork);
+    }
+    let call = feature.strip_prefix("call ")?;
+    if names_iam(call) {
+        Some(FirstTime::Sensitive(Sensitive::Iam))
+    } else if LOGGING_SOURCES.iter().any(|s| call.contains(s)) {
+        Some(FirstTime::Sensitive(Sensitive::Logging))
+    } else {
+        None
+    }
+}
+
+/// Whether `a` is an established principal doing, for the first time,
+/// something that matches `want`.
+fn first_time(a: &Anomaly, want: impl Fn(FirstTime) -> bool) -> bool {
+    a.novelty.as_ref().is_some_and(|n| {
+        n.established
+            && n.new
+                .iter()
+                .any(|f| sensitive_feature(f).is_some_and(&want))
+    })
+}
+
 /// Whether `a` shows calls from a public network its principal never used
 /// (a novelty finding's `network …` feature). An address new only to a
 /// detector's baseline is not enough: a person's first IAM change comes from
 /// the address they always use.
 pub fn from_new_network(a: &Anomaly) -> bool {
-    a.kind == AnomalyKind::NewEvent
-        && a.summary.match_indices("network ").any(|(at, m)| {
-            let net: String = a.summary[at + m.len()..]
-                .chars()
-                .take_while(|c| !matches!(c, ' ' | ','))
-                .collect();
-            public_address(&net)
-        })
+    first_time(a, |f| f == FirstTime::PublicNetwork)
+}
+
+/// Whether `a` is an established principal's first call that changes IAM or
+/// touches logging: worth waking for however often new calls come by chance.
+fn first_sensitive_call(a: &Anomaly) -> bool {
+    first_time(a, |f| matches!(f, FirstTime::Sensitive(_)))
 }
 
 /// Whether `a` counts refused calls (an error-rate insight, or error codes
@@ -170,8 +206,12 @@ fn aws_acting(a: &Anomaly) -> bool {
 /// - critical: what it started costs $100 an hour or more, or three kinds
 ///   agree at a grade of 0.95, or a rule says so;
 /// - high: $10 an hour, or two kinds agree at 0.9, or it touches IAM,
-///   logging or root at 0.9;
-/// - medium: a grade of 0.8, except AWS services acting for themselves
+///   logging or root at 0.9, or an established principal changed IAM or
+///   touched logging for the first time (new activity's grade comes from
+///   chance, and a young deployment's history cannot make one new call rare
+///   enough: this needs no baseline, as a rule does not);
+/// - medium: a grade of 0.8, or calls from a public network an established
+///   principal never used, except AWS services acting for themselves
 ///   (Auto Scaling, service-linked roles), which need $10 an hour;
 /// - low: the rest.
 pub fn of_incident(inc: &Incident, anomalies: &[Anomaly]) -> Severity {
@@ -180,6 +220,7 @@ pub fn of_incident(inc: &Incident, anomalies: &[Anomaly]) -> Severity {
     let cost = inc.cost_per_hour(anomalies);
     let sensitive = members.iter().any(|a| !touches(a).is_empty());
     let foreign = members.iter().any(|a| from_new_network(a));
+    let first_sensitive = members.iter().any(|a| first_sensitive_call(a));
     let declared = members
         .iter()
         .filter(|a| a.kind == AnomalyKind::Rule)
@@ -195,9 +236,13 @@ pub fn of_incident(inc: &Incident, anomalies: &[Anomaly]) -> Severity {
         Severity::Low
     } else if cost >= 100.0 || (grade >= 0.95 && kinds.len() >= 3) {
         Severity::Critical
-    } else if cost >= 10.0 || (grade >= 0.9 && kinds.len() >= 2) || (sensitive && grade >= 0.9) {
+    } else if cost >= 10.0
+        || (grade >= 0.9 && kinds.len() >= 2)
+        || (sensitive && grade >= 0.9)
+        || first_sensitive
+    {
         Severity::High
-    } else if grade >= 0.8 && !aws_only {
+    } else if (grade >= 0.8 || foreign) && !aws_only {
         Severity::Medium
     } else {
         Severity::Low
@@ -283,6 +328,24 @@ mod tests {
         }
     }
 
+    /// A new-activity finding: `who` did `features` for the first time, at a
+    /// grade from chance (0.6: common enough in a young deployment).
+    fn first_time(features: &[&str], who: &str, established: bool) -> Anomaly {
+        Anomaly {
+            novelty: Some(crate::engine::anomaly::Novelty {
+                new: features.iter().map(|f| f.to_string()).collect(),
+                rare: Vec::new(),
+                established,
+            }),
+            ..a(
+                AnomalyKind::NewEvent,
+                0.6,
+                &format!("{who} did for the first time: {}", features.join(", ")),
+                who,
+            )
+        }
+    }
+
     fn severity_of(mut list: Vec<Anomaly>) -> Severity {
         let incidents = group(&mut list);
         assert_eq!(incidents.len(), 1);
@@ -363,14 +426,19 @@ mod tests {
             severity_of(vec![costing(a(Rcf, 1.0, "", bob), 2.0)]),
             Severity::Low
         );
+        // An established principal's first IAM change or logging call needs
+        // no rare grade; a principal barely seen while learning's does.
+        for call in [
+            "call iam.amazonaws.com:CreateUser",
+            "call cloudtrail.amazonaws.com:PutEventSelectors",
+        ] {
+            assert_eq!(severity_of(vec![first_time(&[call], bob, true)]), Severity::High);
+            assert_eq!(severity_of(vec![first_time(&[call], bob, false)]), Severity::Low);
+        }
+        // A public network it never used is worth waking for, and pages.
         assert_eq!(
-            severity_of(vec![a(
-                NewEvent,
-                1.0,
-                "bob did for the first time: call iam.amazonaws.com:CreateUser",
-                bob
-            )]),
-            Severity::High
+            severity_of(vec![first_time(&["network 203.0.113.0/24"], bob, true)]),
+            Severity::Medium
         );
         assert_eq!(
             severity_of(vec![denied(a(Insight, 0.9, "", "arn:aws:iam::1:root"))]),
@@ -390,20 +458,24 @@ mod tests {
         let ordinary = vec![
             a(Insight, 1.0, "states:StartExecution calls at 1.2/min", bob),
             a(Rcf, 1.0, "", bob),
-            a(NewEvent, 1.0, "bob did for the first time: call states.amazonaws.com:StartExecution, network 10.0.60.0/24", bob),
+            first_time(&["call states.amazonaws.com:StartExecution", "network 10.0.60.0/24"], bob, true),
         ];
         assert_eq!(severity_of(ordinary.clone()), Severity::Low);
         // The same from a public network bob never used pages.
         let mut foreign = ordinary.clone();
-        foreign[2].summary = "bob did for the first time: network 203.0.113.0/24".into();
+        foreign[2] = first_time(&["network 203.0.113.0/24"], bob, true);
         assert_eq!(severity_of(foreign), Severity::Critical);
         // A private network new to the principal is not foreign.
         let mut inside = ordinary.clone();
-        inside[2].summary = "bob did for the first time: network 10.1.2.0/24".into();
+        inside[2] = first_time(&["network 10.1.2.0/24"], bob, true);
         assert_eq!(severity_of(inside), Severity::Low);
         // Rotating one's own key and reading IAM are routine; a policy change is not.
-        let own = "bob did for the first time: call iam.amazonaws.com:CreateAccessKey, call iam.amazonaws.com:ListAccessKeys, call iam.amazonaws.com:DeleteAccessKey";
-        assert_eq!(severity_of(vec![a(NewEvent, 1.0, own, bob)]), Severity::Low);
+        let own = [
+            "call iam.amazonaws.com:CreateAccessKey",
+            "call iam.amazonaws.com:ListAccessKeys",
+            "call iam.amazonaws.com:DeleteAccessKey",
+        ];
+        assert_eq!(severity_of(vec![first_time(&own, bob, true)]), Severity::Low);
         let insight_on = |name: &str| {
             let mut x = a(Insight, 1.0, "", bob);
             x.entity = Some(

@@ -277,6 +277,7 @@ mod tests {
             detected: start + chrono::Duration::minutes(10),
             severity: None,
             page: None,
+            novelty: None,
         }
     }
 
@@ -329,6 +330,11 @@ mod tests {
                 // bob from a network he never used: worth waking for.
                 Anomaly {
                     summary: "user/bob@1 did for the first time: network 203.0.113.0/24".into(),
+                    novelty: Some(crate::engine::anomaly::Novelty {
+                        new: vec!["network 203.0.113.0/24".into()],
+                        rare: Vec::new(),
+                        established: true,
+                    }),
                     ..anomaly(
                         "new-activity",
                         AnomalyKind::NewEvent,

@@ -266,6 +266,7 @@ mod tests {
                 detected: start + chrono::Duration::minutes(10),
                 severity: None,
                 page: None,
+                novelty: None,
             }
         };
         let local = vec![
