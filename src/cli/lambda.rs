@@ -77,6 +77,14 @@ pub struct EnrichArgs {
     /// Publish (or print) only anomalies of this severity or higher, as the deployed enricher does with deploy's --page-severity; a test alert and one that cannot be enriched always go out.
     #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = crate::engine::severity::DEFAULT_PAGE)]
     pub page_severity: crate::engine::Severity,
+    /// Keep each finding in this index and judge it with its incident (the
+    /// findings kept about the same principal or resource within half an
+    /// hour), as the deployed enricher does: an incident pages once.
+    #[arg(long, value_name = "INDEX", default_value = crate::lambda::incidents::FINDINGS_INDEX)]
+    pub findings_index: String,
+    /// Judge each alert alone: keep and read no findings.
+    #[arg(long)]
+    pub alone: bool,
 }
 
 pub fn run(command: LambdaCommand) -> anyhow::Result<i32> {
@@ -115,18 +123,30 @@ fn enrich(args: EnrichArgs) -> anyhow::Result<i32> {
             baseline: chrono::Duration::hours(args.baseline_hours.max(1)),
             top: 5,
             page_at: args.page_severity,
+            findings_index: (!args.alone).then(|| args.findings_index.clone()),
         };
         for message in messages_of_event(&event) {
-            let (notification, why) = enricher.handle(&message).await;
-            if let Some(why) = why {
+            let handled = enricher.handle(&message).await;
+            let notification = handled.notification;
+            if let Some(why) = handled.not_enriched_because {
                 eprintln!("not enriched: {why}");
             }
+            if let Some(why) = handled.judged_alone_because {
+                eprintln!("judged alone, not with its incident: {why}");
+            }
             if !notification.pages(enricher.page_at) {
+                let why = if notification.repeat {
+                    "its incident already paged at this severity".to_owned()
+                } else {
+                    format!(
+                        "it is {}, below --page-severity {}",
+                        notification.severity.map_or("unknown", |s| s.name()),
+                        enricher.page_at.name()
+                    )
+                };
                 eprintln!(
-                    "not paged: {:?} is {}, below --page-severity {}; the anomaly stays in the dashboards",
-                    notification.subject,
-                    notification.severity.map_or("unknown", |s| s.name()),
-                    enricher.page_at.name()
+                    "not paged: {:?}: {why}; the anomaly stays in the dashboards",
+                    notification.subject
                 );
                 continue;
             }

@@ -2,11 +2,11 @@
 
 use crate::context::Context;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Which detection found it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AnomalyKind {
     /// A detector's random cut forest (as OpenSearch anomaly detection).
@@ -38,8 +38,9 @@ impl AnomalyKind {
     }
 }
 
-/// One anomalous span of one detector (and entity).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One anomalous span of one detector (and entity). It reads back what it
+/// writes, except `subjects`, which the output leaves out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Anomaly {
     /// The detector name, the insight type, or `new-activity` / `rare-activity`.
     pub detector: String,
@@ -66,7 +67,7 @@ pub struct Anomaly {
     pub subjects: Vec<String>,
     /// Found only on a second look, after deliveries arrived too late for
     /// the first (`--follow`).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub late: bool,
     /// When it could first page: the end of the first window that showed it.
     pub detected: DateTime<Utc>,
@@ -85,7 +86,7 @@ pub struct Anomaly {
 /// What a principal did that it never (or rarely) did before: the features
 /// of a new-activity finding, as `call <source>:<name>`, `region <region>`,
 /// `network <a.b.c.0/24>` or `principal (first activity)`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Novelty {
     /// Never seen before.
     pub new: Vec<String>,

@@ -223,7 +223,8 @@ impl<'a> Rates<'a> {
         learned: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> Rates<'a> {
-        let days = |from: DateTime<Utc>| ((at - from).num_seconds() as f64 / 86_400.0).max(1.0 / 24.0);
+        let days =
+            |from: DateTime<Utc>| ((at - from).num_seconds() as f64 / 86_400.0).max(1.0 / 24.0);
         let mut out = Rates::default();
         for (principal, seen) in &counts.principals {
             let Some(&first) = seen.activity.times.first() else {
@@ -617,7 +618,10 @@ mod tests {
         // bob: ListUsers once in one day. alice: three features once in 15 h.
         let alice = 1.0 / (15.0 / 24.0);
         assert_eq!(chance.tested, 2, "bob and alice were active while learning");
-        assert!((chance.features_per_day - (1.0 + 3.0 * alice)).abs() < 1e-9, "{chance:?}");
+        assert!(
+            (chance.features_per_day - (1.0 + 3.0 * alice)).abs() < 1e-9,
+            "{chance:?}"
+        );
         assert_eq!(chance.principals_per_day, 1.0, "alice, once in a day");
         assert!((chance.per_day() - (2.0 + 3.0 * alice)).abs() < 1e-9);
     }
@@ -691,7 +695,10 @@ mod tests {
         // No feature was seen exactly twice: rare ones are at the floor too.
         assert_eq!(rates.grade(bob, Class::Call, 1, 0.2), graded(0.5));
         // A new principal: none was seen once, so half a principal a day.
-        assert_eq!(rates.grade("mallory", Class::Principal, 0, 0.2), graded(0.5));
+        assert_eq!(
+            rates.grade("mallory", Class::Principal, 0, 0.2),
+            graded(0.5)
+        );
     }
 
     /// A flat organisation, as insights' flat Poisson series: `principals`
@@ -713,7 +720,13 @@ mod tests {
                 if rng.random_bool((rate / 48.0).min(1.0)) {
                     fresh += 1;
                     let at = (start + Duration::minutes(m + rng.random_range(0..30))).to_rfc3339();
-                    c.record(&rec(&at, &who, &format!("Call{fresh}"), "10.0.0.1", "us-east-1"));
+                    c.record(&rec(
+                        &at,
+                        &who,
+                        &format!("Call{fresh}"),
+                        "10.0.0.1",
+                        "us-east-1",
+                    ));
                 }
             }
         }
@@ -858,7 +871,11 @@ mod tests {
             let mut c = learned();
             c.record(&rec("2026-01-06T14:21:00Z", "bob", name, ip, "us-east-1"));
             let found = find(&c, &strict);
-            assert_eq!(found.len(), reported as usize, "{name} from {ip}: {found:#?}");
+            assert_eq!(
+                found.len(),
+                reported as usize,
+                "{name} from {ip}: {found:#?}"
+            );
             assert!(found.iter().all(|a| a.grade < 0.7));
         }
     }

@@ -432,8 +432,14 @@ mod tests {
             "call iam.amazonaws.com:CreateUser",
             "call cloudtrail.amazonaws.com:PutEventSelectors",
         ] {
-            assert_eq!(severity_of(vec![first_time(&[call], bob, true)]), Severity::High);
-            assert_eq!(severity_of(vec![first_time(&[call], bob, false)]), Severity::Low);
+            assert_eq!(
+                severity_of(vec![first_time(&[call], bob, true)]),
+                Severity::High
+            );
+            assert_eq!(
+                severity_of(vec![first_time(&[call], bob, false)]),
+                Severity::Low
+            );
         }
         // A public network it never used is worth waking for, and pages.
         assert_eq!(
@@ -458,7 +464,14 @@ mod tests {
         let ordinary = vec![
             a(Insight, 1.0, "states:StartExecution calls at 1.2/min", bob),
             a(Rcf, 1.0, "", bob),
-            first_time(&["call states.amazonaws.com:StartExecution", "network 10.0.60.0/24"], bob, true),
+            first_time(
+                &[
+                    "call states.amazonaws.com:StartExecution",
+                    "network 10.0.60.0/24",
+                ],
+                bob,
+                true,
+            ),
         ];
         assert_eq!(severity_of(ordinary.clone()), Severity::Low);
         // The same from a public network bob never used pages.
@@ -475,7 +488,10 @@ mod tests {
             "call iam.amazonaws.com:ListAccessKeys",
             "call iam.amazonaws.com:DeleteAccessKey",
         ];
-        assert_eq!(severity_of(vec![first_time(&own, bob, true)]), Severity::Low);
+        assert_eq!(
+            severity_of(vec![first_time(&own, bob, true)]),
+            Severity::Low
+        );
         let insight_on = |name: &str| {
             let mut x = a(Insight, 1.0, "", bob);
             x.entity = Some(

@@ -4,9 +4,10 @@
 //! the structured data as JSON too. An alert that cannot be enriched still
 //! goes out, marked so.
 
+use super::incidents::{self, Judgement};
 use crate::context::{short_arn, Context, Facet};
 use crate::detector::Detector;
-use crate::engine::Severity;
+use crate::engine::{Anomaly, Severity};
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde_json::{json, Value};
 
@@ -164,31 +165,32 @@ pub struct Notification {
     pub severity: Option<Severity>,
     /// A test alert (`trailwatch monitors test`).
     pub test: bool,
+    /// Its incident already paged at this severity or above: it only adds
+    /// to what was sent.
+    pub repeat: bool,
 }
 
 impl Notification {
     /// Whether it goes out when paging from `page_at`: an anomaly at or
-    /// above it; always a test (its point is to arrive) and an alert that
-    /// could not be enriched (never lost for want of a severity).
+    /// above it whose incident has not paged at that severity yet; always a
+    /// test (its point is to arrive) and an alert that could not be
+    /// enriched (never lost for want of a severity).
     pub fn pages(&self, page_at: Severity) -> bool {
-        self.test || self.severity.is_none_or(|s| s >= page_at)
+        self.test || (self.severity.is_none_or(|s| s >= page_at) && !self.repeat)
     }
 }
 
-/// How severe the anomaly an alert reports is: the finding it stands for
-/// (the same RCF finding the local engine makes of that interval and its
-/// context) judged alone, from its grade, what it started costs, what it
-/// touches, and who did it from where.
-pub fn severity_of(alert: &Alert, detector: &Detector, context: &Context) -> Severity {
-    let finding = crate::engine::rcf_state::rcf_finding(
+/// The finding an alert stands for: the same RCF finding the local engine
+/// makes of that interval and its context.
+pub fn finding_of(alert: &Alert, detector: &Detector, context: &Context) -> Anomaly {
+    crate::engine::rcf_state::rcf_finding(
         detector,
         &alert.entity_values(detector),
         (alert.start, alert.end),
         (alert.grade.unwrap_or(0.0), alert.confidence.unwrap_or(0.0)),
         (context.events, context.baseline_events),
         context.clone(),
-    );
-    crate::engine::severity::of_finding(&finding)
+    )
 }
 
 /// SNS subjects are ASCII, without control characters, under 100 characters.
@@ -241,16 +243,22 @@ pub fn dashboards_link(base: &str, alert: &Alert, detector: &Detector) -> String
     link
 }
 
-/// The enriched notification.
+/// The enriched notification. Its severity is its incident's when it was
+/// judged with one ([`incidents::judge`]), else the finding's alone, as
+/// `detect` judges it: from its grade, what it started costs, what it
+/// touches, and who did it from where.
 pub fn render(
     alert: &Alert,
     detector: &Detector,
     context: &Context,
     link: Option<&str>,
+    incident: Option<&Judgement>,
 ) -> Notification {
     let entity = alert.entity_text();
     let cost = context.cost.as_ref().filter(|c| c.per_hour > 0.0);
-    let severity = severity_of(alert, detector, context);
+    let alone = crate::engine::severity::of_finding(&finding_of(alert, detector, context));
+    let severity = incident.map_or(alone, |j| j.severity);
+    let repeat = incident.is_some_and(|j| j.paged_before.is_some_and(|p| severity <= p));
     let mut subject = format!(
         "trailwatch {}: {}",
         if alert.test {
@@ -281,7 +289,15 @@ pub fn render(
     if let (Some(g), Some(c)) = (alert.grade, alert.confidence) {
         body.push_str(&format!("Anomaly grade {g:.2}, confidence {c:.2}.\n"));
     }
-    body.push_str(&format!("Severity: {}.\n", severity.name()));
+    if severity == alone {
+        body.push_str(&format!("Severity: {}.\n", severity.name()));
+    } else {
+        body.push_str(&format!(
+            "Severity: {}, as its incident ({} alone).\n",
+            severity.name(),
+            alone.name()
+        ));
+    }
     body.push_str(&format!("What it watches: {}\n\n", detector.description));
     let who = context.who();
     if !who.is_empty() {
@@ -331,6 +347,21 @@ pub fn render(
             values.join("; ")
         ));
     }
+    let others = incident.map(incidents::incident_lines).unwrap_or_default();
+    if !others.is_empty() {
+        body.push_str(&format!(
+            "\nIncident: with {} other finding{} about the same principal or resource within half an hour{}:\n",
+            others.len(),
+            if others.len() == 1 { "" } else { "s" },
+            incident
+                .and_then(|j| j.paged_before)
+                .map(|p| format!(" (it paged at {} before{})", p.name(), if repeat { "; this only adds to it" } else { "" }))
+                .unwrap_or_default()
+        ));
+        for line in &others {
+            body.push_str(&format!("  {line}\n"));
+        }
+    }
     if let Some(link) = link {
         body.push_str(&format!("\nDashboards: {link}\n"));
     }
@@ -344,6 +375,8 @@ pub fn render(
         "anomaly_grade": alert.grade,
         "confidence": alert.confidence,
         "severity": severity,
+        "severity_alone": alone,
+        "incident": incident.map(|j| json!({"others": others, "paged_before": j.paged_before})),
         "context": context,
         "dashboards": link,
     });
@@ -358,6 +391,7 @@ pub fn render(
         enriched: true,
         severity: Some(severity),
         test: alert.test,
+        repeat,
     }
 }
 
@@ -381,6 +415,7 @@ pub fn not_enriched(message: &str, why: &str) -> Notification {
         enriched: false,
         severity: None,
         test: Alert::from_message(message).is_ok_and(|a| a.test),
+        repeat: false,
     }
 }
 
@@ -467,6 +502,7 @@ mod tests {
             &d,
             &build(&FacetCounts::default(), &FacetCounts::default(), 144, 1),
             None,
+            None,
         );
         assert!(
             n.subject.starts_with("trailwatch test: api-errors"),
@@ -522,6 +558,7 @@ mod tests {
             &detector,
             &context,
             Some("https://d/_dashboards/app/x"),
+            None,
         );
         let per_hour = 24.0 * crate::cost::prices().instances["p4d.24xlarge"];
         assert_eq!(
@@ -616,6 +653,7 @@ mod tests {
             &detector,
             &launches("t3.micro", 2.0, "10.0.4.17"),
             None,
+            None,
         );
         assert_eq!(quiet.severity, Some(Severity::Low), "{}", quiet.body);
         assert!(
@@ -630,6 +668,7 @@ mod tests {
             &detector,
             &launches("p4d.24xlarge", 8.0, "10.0.4.17"),
             None,
+            None,
         );
         assert_eq!(mining.severity, Some(Severity::Critical), "{}", mining.body);
         assert!(mining.pages(Severity::Critical));
@@ -643,6 +682,7 @@ mod tests {
             &test,
             &detector,
             &launches("t3.micro", 2.0, "10.0.4.17"),
+            None,
             None,
         );
         assert!(n.pages(Severity::Critical) && n.subject.starts_with("trailwatch test: "));

@@ -1,12 +1,18 @@
 //! The enricher's edge: for an alert, ask OpenSearch for the window's and
 //! the day before's counts of the detector's records (that entity only),
-//! build the same [`Context`](crate::context::Context) `detect` shows, and
-//! publish the notification when its severity is at or above the page
-//! severity (below it, the anomaly stays in the dashboards and the log
-//! line says so). Whatever fails in enriching, the alert is still
-//! published, marked as not enriched.
+//! build the same [`Context`](crate::context::Context) `detect` shows,
+//! judge the finding with its incident (the findings kept about the same
+//! principal or resource, [`super::incidents`]), and publish the
+//! notification when the incident is at or above the page severity and has
+//! not paged at it already (otherwise the anomaly stays in the dashboards
+//! and the log line says why). Whatever fails in enriching, the alert is
+//! still published, marked as not enriched; when the findings cannot be
+//! read, the alert is judged alone.
 
-use super::alert::{dashboards_link, messages_of_event, not_enriched, render, Alert, Notification};
+use super::alert::{
+    dashboards_link, finding_of, messages_of_event, not_enriched, render, Alert, Notification,
+};
+use super::incidents::FindingsIndex;
 use crate::context::build;
 use crate::detector::Detector;
 use crate::opensearch::desired::template::INDEX_PATTERN;
@@ -60,6 +66,18 @@ pub struct Enricher {
     pub top: usize,
     /// Notifications of this severity or higher are published.
     pub page_at: crate::engine::Severity,
+    /// Where findings are kept to be judged with their incident; none
+    /// judges each alert alone.
+    pub findings_index: Option<String>,
+}
+
+/// An alert's notification, and what went wrong on the way.
+pub struct Handled {
+    pub notification: Notification,
+    /// Why it could not be enriched (it goes out as it came).
+    pub not_enriched_because: Option<String>,
+    /// Why it was judged alone, not with its incident.
+    pub judged_alone_because: Option<String>,
 }
 
 impl Enricher {
@@ -73,8 +91,9 @@ impl Enricher {
         Ok(counts_from(&body))
     }
 
-    /// The enriched notification for one alert.
-    pub async fn enrich(&self, alert: &Alert) -> Result<Notification, String> {
+    /// The enriched notification for one alert, and why it was judged
+    /// alone when the findings index failed.
+    pub async fn enrich(&self, alert: &Alert) -> Result<(Notification, Option<String>), String> {
         let detector = self
             .detectors
             .iter()
@@ -112,18 +131,47 @@ impl Enricher {
             .dashboards
             .as_deref()
             .map(|base| dashboards_link(base, alert, detector));
-        Ok(render(alert, detector, &context, link.as_deref()))
+        // A test alert is about nothing that happened: not kept, not grouped.
+        let index = self.findings_index.as_deref().filter(|_| !alert.test);
+        let (judgement, alone_because) = match index {
+            Some(index) => {
+                let findings = FindingsIndex {
+                    os: &self.os,
+                    index,
+                };
+                let finding = finding_of(alert, detector, &context);
+                let (j, error) = findings.judge_and_keep(&finding, self.page_at).await;
+                (Some(j), error.map(|e| e.to_string()))
+            }
+            None => (None, None),
+        };
+        let n = render(
+            alert,
+            detector,
+            &context,
+            link.as_deref(),
+            judgement.as_ref(),
+        );
+        Ok((n, alone_because))
     }
 
     /// One alert message in, one notification out: never lost.
-    pub async fn handle(&self, message: &str) -> (Notification, Option<String>) {
+    pub async fn handle(&self, message: &str) -> Handled {
         let result = match Alert::from_message(message) {
             Ok(alert) => self.enrich(&alert).await,
             Err(e) => Err(e),
         };
         match result {
-            Ok(n) => (n, None),
-            Err(why) => (not_enriched(message, &why), Some(why)),
+            Ok((notification, judged_alone_because)) => Handled {
+                notification,
+                not_enriched_because: None,
+                judged_alone_because,
+            },
+            Err(why) => Handled {
+                notification: not_enriched(message, &why),
+                not_enriched_because: Some(why),
+                judged_alone_because: None,
+            },
         }
     }
 
@@ -144,7 +192,11 @@ impl Enricher {
     ) -> Result<Value, lambda_runtime::Error> {
         let mut published = Vec::new();
         for message in messages_of_event(&event) {
-            let (notification, why) = self.handle(&message).await;
+            let Handled {
+                notification,
+                not_enriched_because: why,
+                judged_alone_because,
+            } = self.handle(&message).await;
             let pages = notification.pages(self.page_at);
             let id = if pages {
                 self.publish(&notification).await?
@@ -160,6 +212,8 @@ impl Enricher {
                     "enriched": notification.enriched,
                     "not_enriched_because": why,
                     "severity": notification.severity,
+                    "incident_paged_before": notification.repeat,
+                    "judged_alone_because": judged_alone_because,
                     "paged": pages,
                     "message_id": id,
                 })

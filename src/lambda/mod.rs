@@ -11,6 +11,8 @@
 //! - [`alert`]: the enricher's pure core (the alert read, the notification
 //!   written);
 //! - [`enricher`]: its OpenSearch queries and SNS publishing;
+//! - [`incidents`]: the findings the enricher and the forwarder keep, so
+//!   an alert is judged with its incident and an incident pages once;
 //! - [`custom_resource`]: the OpenSearch bootstrap as a CloudFormation
 //!   custom resource;
 //! - [`runtime`]: the Lambda runtime loop of the one bootstrap binary.
@@ -21,5 +23,6 @@ pub mod dead_letter;
 pub mod delivery;
 pub mod enricher;
 pub mod forwarder;
+pub mod incidents;
 pub mod rule_pages;
 pub mod runtime;

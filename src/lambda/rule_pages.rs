@@ -44,6 +44,7 @@ pub fn pages(hits: &RuleHits, page_at: Severity) -> Vec<Notification> {
                 enriched: true,
                 severity: level,
                 test: false,
+                repeat: false,
             }
         })
         .collect()

@@ -146,6 +146,7 @@ async fn enricher_from_env(sdk: &aws_config::SdkConfig) -> Result<Enricher, Stri
         baseline: chrono::Duration::days(1),
         top: 5,
         page_at: page_severity_from_env()?,
+        findings_index: Some(super::incidents::FINDINGS_INDEX.into()),
     })
 }
 

@@ -15,6 +15,7 @@ use super::desired::channels::Channel;
 use super::desired::detectors::detector_name;
 use super::desired::monitors::{monitor_body, monitor_name};
 use super::desired::security::Mapping;
+use super::desired::findings::FINDINGS_TEMPLATE_NAME;
 use super::desired::template::TEMPLATE_NAME;
 use super::desired::{seed_document, Desired, MANAGED, SEED_INDEX};
 use super::{OpenSearch, OpenSearchError};
@@ -377,6 +378,14 @@ impl<'a> Reconcile<'a> {
             TEMPLATE_NAME,
             &format!("/_index_template/{TEMPLATE_NAME}"),
             &desired.template,
+            |v| v["index_templates"][0].get("index_template").cloned(),
+        )
+        .await?;
+        self.put_object(
+            "index-template",
+            FINDINGS_TEMPLATE_NAME,
+            &format!("/_index_template/{FINDINGS_TEMPLATE_NAME}"),
+            &desired.findings_template,
             |v| v["index_templates"][0].get("index_template").cloned(),
         )
         .await?;
@@ -924,6 +933,13 @@ pub async fn delete(rec: &mut Reconcile<'_>, desired: &Desired) -> Result<(), Ap
         "index-template",
         TEMPLATE_NAME,
         &format!("/_index_template/{TEMPLATE_NAME}"),
+    )
+    .await?;
+    delete_path(
+        rec,
+        "index-template",
+        FINDINGS_TEMPLATE_NAME,
+        &format!("/_index_template/{FINDINGS_TEMPLATE_NAME}"),
     )
     .await?;
     Ok(())

@@ -1,6 +1,7 @@
 //! The desired state of every OpenSearch object trailwatch manages, as
 //! plain functions of the detector files and the deploy settings: the index
-//! template ([`template`]), retention policies ([`retention`]), roles and
+//! templates of the records ([`template`]) and of the kept findings
+//! ([`findings`]), retention policies ([`retention`]), roles and
 //! role mappings ([`security`]), notification channels ([`channels`]),
 //! anomaly detectors ([`detectors`]) and their monitors ([`monitors`]).
 //! Nothing here talks to a cluster; `opensearch::apply` reconciles this
@@ -8,6 +9,7 @@
 
 pub mod channels;
 pub mod detectors;
+pub mod findings;
 pub mod monitors;
 pub mod retention;
 pub mod security;
@@ -62,6 +64,8 @@ impl Default for Settings {
 #[derive(Debug, Clone)]
 pub struct Desired {
     pub template: Value,
+    /// The findings index's template ([`findings`]).
+    pub findings_template: Value,
     pub policies: Vec<(String, Value)>,
     pub roles: Vec<(String, Value)>,
     pub mappings: Vec<security::Mapping>,
@@ -107,6 +111,7 @@ pub fn desired(detectors: &[Detector], settings: &Settings) -> Result<Desired, V
     }
     Ok(Desired {
         template: template::index_template(detectors),
+        findings_template: findings::template(),
         policies: retention::policies(settings.retention_days),
         roles: security::roles(),
         mappings: security::mappings(&settings.access),
@@ -132,6 +137,10 @@ impl Desired {
             format!("index-template/{}.json", template::TEMPLATE_NAME),
             self.template.clone(),
         )];
+        out.push((
+            format!("index-template/{}.json", findings::FINDINGS_TEMPLATE_NAME),
+            self.findings_template.clone(),
+        ));
         out.push((format!("seed/{SEED_INDEX}.json"), seed_document()));
         for (id, body) in &self.policies {
             out.push((format!("ism-policy/{id}.json"), body.clone()));

@@ -1,11 +1,13 @@
 //! The security plugin's roles and role mappings, least privilege: the
 //! forwarder may create and write `cwl-*` and nothing else; the enricher may
-//! read `cwl-*` and the anomaly results; Cognito's read-only users get a
+//! read `cwl-*` and the anomaly results, and keep and read findings in the
+//! findings index (nothing else, and no delete); Cognito's read-only users get a
 //! dashboards reader role; only the Cognito admin group gets `all_access`.
 //! Backend roles are IAM role ARNs (the Lambdas' roles, Cognito's group
 //! roles). No action is `*`.
 
 use super::MANAGED;
+use crate::opensearch::desired::findings::FINDINGS_INDEX;
 use crate::opensearch::desired::monitors::RESULT_INDICES;
 use crate::opensearch::desired::template::INDEX_PATTERN;
 use serde_json::{json, Value};
@@ -52,21 +54,29 @@ pub fn roles() -> Vec<(String, Value)> {
         (
             ENRICHER_ROLE.into(),
             json!({
-                "description": format!("the alert enricher: search {INDEX_PATTERN} and the anomaly results ({MANAGED})"),
+                "description": format!("the alert enricher: search {INDEX_PATTERN} and the anomaly results, keep and search findings in {FINDINGS_INDEX} ({MANAGED})"),
                 "cluster_permissions": [],
                 "index_permissions": [{
                     "index_patterns": [INDEX_PATTERN, RESULT_INDICES],
                     "allowed_actions": ["indices:data/read/search"]
+                }, {
+                    "index_patterns": [FINDINGS_INDEX],
+                    "allowed_actions": [
+                        "indices:admin/create",
+                        "indices:admin/auto_create",
+                        "indices:data/write/index",
+                        "indices:data/read/search"
+                    ]
                 }]
             }),
         ),
         (
             READER_ROLE.into(),
             json!({
-                "description": format!("dashboard readers: read {INDEX_PATTERN} and the anomaly results, read the global tenant ({MANAGED})"),
+                "description": format!("dashboard readers: read {INDEX_PATTERN}, the anomaly results and the kept findings, read the global tenant ({MANAGED})"),
                 "cluster_permissions": ["cluster_composite_ops_ro"],
                 "index_permissions": [{
-                    "index_patterns": [INDEX_PATTERN, RESULT_INDICES],
+                    "index_patterns": [INDEX_PATTERN, RESULT_INDICES, FINDINGS_INDEX],
                     "allowed_actions": ["read", "indices:admin/mappings/get"]
                 }],
                 "tenant_permissions": [{
