@@ -42,6 +42,14 @@ fn opensearch_with_template() -> Server {
         template.as_bytes(),
     );
     assert!(o.starts_with("HTTP/1.1 200"), "{o}");
+    let findings = trailwatch::opensearch::desired::findings::template().to_string();
+    let o = http(
+        &os.url,
+        "PUT",
+        "/_index_template/trailwatch-findings",
+        findings.as_bytes(),
+    );
+    assert!(o.starts_with("HTTP/1.1 200"), "{o}");
     os
 }
 
@@ -697,6 +705,128 @@ fn the_enricher_publishes_who_did_it_and_what_it_costs() {
         "{body}"
     );
     assert!(body.contains("Top error codes:"), "{body}");
+}
+
+/// The findings the enricher kept, as (detector, paged).
+fn kept_findings(os: &Server) -> Vec<(String, Value)> {
+    http(&os.url, "POST", "/trailwatch-findings/_refresh", b"");
+    let o = http(
+        &os.url,
+        "POST",
+        "/trailwatch-findings/_search",
+        br#"{"size": 100, "sort": [{"start": "asc"}]}"#,
+    );
+    let body: Value = serde_json::from_str(o.split("\r\n\r\n").nth(1).unwrap_or("")).unwrap();
+    body["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["_source"]["finding"]["detector"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                h["_source"]["paged"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_enricher_judges_an_alert_with_its_incident_and_pages_an_incident_once() {
+    let os = opensearch_with_template();
+    let moto = Server::moto();
+    let topic = Topic::new(&moto);
+    let dir = tempfile::tempdir().unwrap();
+    let leaked = incident("leaked-key");
+    let start: chrono::DateTime<chrono::Utc> = leaked["start"].as_str().unwrap().parse().unwrap();
+    let records = simulated_records(start, |r| r["errorCode"].is_string());
+    let o = forward(
+        &os.url,
+        &awslogs_event(&records),
+        &dir.path().join("dead.ndjson"),
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    http(&os.url, "POST", "/cwl-*/_refresh", b"");
+    let bob = leaked["principal"].as_str().unwrap();
+    let end = (start + chrono::Duration::minutes(10)).to_rfc3339();
+    let alert = |detector: &str, grade: f64| {
+        json!({"detector": detector, "entity": [{"name": "userIdentity.arn", "value": bob}],
+            "period_start": leaked["start"], "period_end": end, "anomaly_grade": grade, "confidence": 0.9})
+    };
+    // 1. Object reads by bob at 0.93, with nothing in them worth waking
+    //    for: low alone, and nothing is kept yet.
+    let reads = alert("s3-get-object", 0.93);
+    let o = enrich(&os.url, &moto, &topic, &reads);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("it is low, below --page-severity medium"),
+        "{}",
+        stderr(&o)
+    );
+    // 2. Refused calls by bob at 0.75: worth waking for, but too mild alone.
+    //    With the reads, its incident is medium: this one pages.
+    let o = enrich(&os.url, &moto, &topic, &alert("api-errors", 0.75));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("published"), "{}", stderr(&o));
+    // 3. The reads' alert again (the monitor's next run): its incident
+    //    paged at medium already, so it only adds to it.
+    let o = enrich(&os.url, &moto, &topic, &reads);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("its incident already paged at this severity"),
+        "{}",
+        stderr(&o)
+    );
+
+    let received = topic.received();
+    assert_eq!(received.len(), 1, "one incident, one page: {received:?}");
+    let (subject, body) = &received[0];
+    assert!(
+        subject.starts_with("trailwatch MEDIUM: api-errors"),
+        "{subject}"
+    );
+    assert!(
+        body.contains("Severity: medium, as its incident (low alone)."),
+        "{body}"
+    );
+    assert!(
+        body.contains("Incident: with 1 other finding about the same principal or resource within half an hour:"),
+        "{body}"
+    );
+    assert!(body.contains("rcf s3-get-object:"), "{body}");
+    // Every finding is kept once (the repeated alert is the same document),
+    // the one that paged with its severity.
+    let kept = kept_findings(&os);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(
+        kept.contains(&("api-errors".into(), json!("medium"))),
+        "{kept:?}"
+    );
+    assert!(
+        kept.contains(&("s3-get-object".into(), Value::Null)),
+        "{kept:?}"
+    );
+
+    // Judged alone (--alone), the same refused calls do not page.
+    let alone = trailwatch_aws(
+        &[
+            "lambda",
+            "enrich",
+            "--opensearch-url",
+            &os.url,
+            "--topic-arn",
+            &topic.arn,
+            "--endpoint-url",
+            &moto.url,
+            "--alone",
+        ],
+        Some(alert("api-errors", 0.75).to_string().as_bytes()),
+    );
+    assert!(stderr(&alone).contains("it is low"), "{}", stderr(&alone));
+    assert!(topic.received().is_empty(), "nothing more was published");
 }
 
 #[test]

@@ -44,6 +44,13 @@ pub struct ForwardArgs {
     /// Page on rule findings at or above this severity.
     #[arg(long, value_enum, value_name = "SEVERITY", default_value = "medium")]
     pub page_severity: Severity,
+    /// Keep the paged rule findings in this index, as the deployed forwarder
+    /// does, so the enricher judges later alerts with their incident.
+    #[arg(long, value_name = "INDEX", default_value = crate::lambda::incidents::FINDINGS_INDEX)]
+    pub findings_index: String,
+    /// Keep no findings.
+    #[arg(long)]
+    pub keep_no_findings: bool,
     /// Time allowed, as a Lambda's timeout.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
@@ -179,6 +186,7 @@ fn forward(args: ForwardArgs) -> anyhow::Result<i32> {
             rules: crate::detector::shipped_rules(),
             page_at: args.page_severity,
             pager: Pager::File(args.pages.clone()),
+            findings_index: (!args.keep_no_findings).then(|| args.findings_index.clone()),
         };
         let mut limits = Limits::until(Instant::now() + timeout);
         limits.max_request_bytes = args.max_request_bytes;

@@ -9,7 +9,8 @@
 
 use super::dead_letter::{DeadLetters, Letter};
 use super::forwarder::{bulk_requests, classify, documents_and_hits, Document, LogBatch};
-use super::rule_pages::{pages, Pager};
+use super::incidents::{FindingsIndex, Kept};
+use super::rule_pages::{page_of, paging_findings, Pager};
 use crate::detector::Rule;
 use crate::engine::Severity;
 use crate::opensearch::{OpenSearch, OpenSearchError};
@@ -61,6 +62,10 @@ pub struct Report {
     pub pending: usize,
     /// Rule findings sent as pages.
     pub paged: usize,
+    /// Why the paged rule findings could not be kept in the findings index
+    /// (their pages went; a later alert of their incident may page again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub findings_not_kept: Option<String>,
 }
 
 /// The forwarder's paging on rule files: which rules, from what severity,
@@ -69,6 +74,9 @@ pub struct Paging {
     pub rules: Vec<Rule>,
     pub page_at: Severity,
     pub pager: Pager,
+    /// Where paged findings are kept, so the enricher judges later alerts
+    /// with their incident ([`super::incidents`]); none keeps nothing.
+    pub findings_index: Option<String>,
 }
 
 /// Why an invocation fails (and the platform should retry it).
@@ -135,7 +143,17 @@ pub async fn deliver(
         ..Report::default()
     };
     if let Some(p) = paging {
-        report.paged = p.pager.send(&pages(&hits, p.page_at)).await?;
+        let findings = paging_findings(&hits, p.page_at);
+        let notifications: Vec<_> = findings.iter().map(page_of).collect();
+        report.paged = p.pager.send(&notifications).await?;
+        if let Some(index) = &p.findings_index {
+            let kept = FindingsIndex { os, index };
+            for f in &findings {
+                if let Err(e) = kept.keep(&Kept::new(f, f.severity)).await {
+                    report.findings_not_kept.get_or_insert(e.to_string());
+                }
+            }
+        }
     }
     let letter =
         |log_event_id: &str, message: &str, reason: String, doc: Option<&Document>| Letter {

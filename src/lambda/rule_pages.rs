@@ -12,42 +12,47 @@ use super::alert::{subject_text, Notification};
 use super::dead_letter::append_json_lines;
 use super::enricher::Publisher;
 use crate::engine::rules::{detect, RuleHits};
-use crate::engine::Severity;
+use crate::engine::{Anomaly, Severity};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::path::PathBuf;
 
-/// The notifications the hits make: one per finding (one rule, principal,
-/// target and minute), at or above `page_at`, in time order.
-pub fn pages(hits: &RuleHits, page_at: Severity) -> Vec<Notification> {
+/// The findings the hits make that page: one per rule, principal, target
+/// and minute, at or above `page_at`, in time order.
+pub fn paging_findings(hits: &RuleHits, page_at: Severity) -> Vec<Anomaly> {
     let mut findings = detect(hits, DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC);
     findings.retain(|a| a.severity.is_some_and(|s| s >= page_at));
     findings.sort_by_key(|a| a.start);
     findings
-        .into_iter()
-        .map(|a| {
-            let level = a.severity;
-            let severity = level.map_or("high", Severity::name);
-            Notification {
-                subject: subject_text(&format!(
-                    "trailwatch {}: {}",
-                    severity.to_uppercase(),
-                    a.summary.split(':').next().unwrap_or(&a.detector)
-                )),
-                body: format!(
-                    "{}\n\n{} UTC, rule {} ({severity}). No baseline is needed: this event pages whenever it happens.\n",
-                    a.summary,
-                    a.start.format("%Y-%m-%d %H:%M"),
-                    a.detector
-                ),
-                data: json!(a),
-                enriched: true,
-                severity: level,
-                test: false,
-                repeat: false,
-            }
-        })
-        .collect()
+}
+
+/// The notifications the hits make: one per [`paging_findings`].
+pub fn pages(hits: &RuleHits, page_at: Severity) -> Vec<Notification> {
+    paging_findings(hits, page_at).iter().map(page_of).collect()
+}
+
+/// The page of one rule finding.
+pub fn page_of(a: &Anomaly) -> Notification {
+    let level = a.severity;
+    let severity = level.map_or("high", Severity::name);
+    Notification {
+        subject: subject_text(&format!(
+            "trailwatch {}: {}",
+            severity.to_uppercase(),
+            a.summary.split(':').next().unwrap_or(&a.detector)
+        )),
+        body: format!(
+            "{}\n\n{} UTC, rule {} ({severity}). No baseline is needed: this event pages whenever it happens.\n",
+            a.summary,
+            a.start.format("%Y-%m-%d %H:%M"),
+            a.detector
+        ),
+        data: json!(a),
+        enriched: true,
+        severity: level,
+        test: false,
+        repeat: false,
+    }
 }
 
 /// A page that could not be sent.

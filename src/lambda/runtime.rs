@@ -182,6 +182,7 @@ fn paging_from_env(sdk: &aws_config::SdkConfig) -> Result<Option<Paging>, String
             client: aws_sdk_sns::Client::new(sdk),
             topic_arn,
         }),
+        findings_index: Some(super::incidents::FINDINGS_INDEX.into()),
     }))
 }
 

@@ -13,9 +13,9 @@
 
 use super::desired::channels::Channel;
 use super::desired::detectors::detector_name;
+use super::desired::findings::FINDINGS_TEMPLATE_NAME;
 use super::desired::monitors::{monitor_body, monitor_name};
 use super::desired::security::Mapping;
-use super::desired::findings::FINDINGS_TEMPLATE_NAME;
 use super::desired::template::TEMPLATE_NAME;
 use super::desired::{seed_document, Desired, MANAGED, SEED_INDEX};
 use super::{OpenSearch, OpenSearchError};

@@ -1,5 +1,6 @@
 //! The security plugin's roles and role mappings, least privilege: the
-//! forwarder may create and write `cwl-*` and nothing else; the enricher may
+//! forwarder may create and write `cwl-*` and keep the findings it pages
+//! on in the findings index, and nothing else; the enricher may
 //! read `cwl-*` and the anomaly results, and keep and read findings in the
 //! findings index (nothing else, and no delete); Cognito's read-only users get a
 //! dashboards reader role; only the Cognito admin group gets `all_access`.
@@ -22,6 +23,15 @@ pub const ADMIN_BUILT_IN: [&str; 2] = ["all_access", "security_manager"];
 /// Built-in read-only roles of the AD and alerting plugins for readers.
 pub const READER_BUILT_IN: [&str; 2] = ["anomaly_read_access", "alerting_read_access"];
 
+/// What the Lambdas may do in the findings index: create it (from its
+/// template), add findings, search them. No delete, no mapping change.
+const KEEP_FINDINGS: [&str; 4] = [
+    "indices:admin/create",
+    "indices:admin/auto_create",
+    "indices:data/write/index",
+    "indices:data/read/search",
+];
+
 /// Who gets which access: backend roles (IAM role ARNs) and internal users.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Access {
@@ -37,7 +47,7 @@ pub fn roles() -> Vec<(String, Value)> {
         (
             FORWARDER_ROLE.into(),
             json!({
-                "description": format!("the log forwarder: create and write {INDEX_PATTERN} ({MANAGED})"),
+                "description": format!("the log forwarder: create and write {INDEX_PATTERN}, keep the rule findings it pages on in {FINDINGS_INDEX} ({MANAGED})"),
                 "cluster_permissions": ["indices:data/write/bulk"],
                 "index_permissions": [{
                     "index_patterns": [INDEX_PATTERN],
@@ -48,6 +58,9 @@ pub fn roles() -> Vec<(String, Value)> {
                         "indices:data/write/bulk[s]",
                         "indices:data/write/index"
                     ]
+                }, {
+                    "index_patterns": [FINDINGS_INDEX],
+                    "allowed_actions": KEEP_FINDINGS
                 }]
             }),
         ),
@@ -61,12 +74,7 @@ pub fn roles() -> Vec<(String, Value)> {
                     "allowed_actions": ["indices:data/read/search"]
                 }, {
                     "index_patterns": [FINDINGS_INDEX],
-                    "allowed_actions": [
-                        "indices:admin/create",
-                        "indices:admin/auto_create",
-                        "indices:data/write/index",
-                        "indices:data/read/search"
-                    ]
+                    "allowed_actions": KEEP_FINDINGS
                 }]
             }),
         ),
