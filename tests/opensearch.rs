@@ -11,6 +11,7 @@ use trailwatch::opensearch::desired::monitors::message_template;
 
 const READERS: &str = "arn:aws:iam::123456789012:role/trailwatch-dashboard-readers";
 const FORWARDER: &str = "arn:aws:iam::123456789012:role/trailwatch-forwarder";
+const ENRICHER: &str = "arn:aws:iam::123456789012:role/trailwatch-enricher";
 
 fn apply(url: &str, extra: &[&str]) -> std::process::Output {
     reconcile("apply", url, extra)
@@ -45,6 +46,8 @@ fn reconcile(command: &str, url: &str, extra: &[&str]) -> std::process::Output {
         READERS,
         "--forwarder-role",
         FORWARDER,
+        "--enricher-role",
+        ENRICHER,
         "--notify",
         "webhook:http://127.0.0.1:9/alerts",
         "--wait",
@@ -180,7 +183,7 @@ fn apply_reconciles_and_a_rerun_changes_nothing() {
         stdout(&o)
     );
     let first = outcomes(&o);
-    assert_eq!(first.len(), 27, "{}", stdout(&o));
+    assert_eq!(first.len(), 28, "{}", stdout(&o));
     assert!(first.iter().all(|(_, w)| w == "created"), "{}", stdout(&o));
     let (d, running) = plugins.detector("trailwatch-api-errors").unwrap();
     assert!(running, "the detector is started");
@@ -281,7 +284,8 @@ fn apply_reconciles_and_a_rerun_changes_nothing() {
         "and replaced as the file says"
     );
 
-    // Access, as the role mappings give it: a dashboard reader and the forwarder.
+    // Access, as the role mappings give it: a dashboard reader, the
+    // forwarder and the enricher.
     access_follows_the_roles(&plugins);
 
     // Delete removes what apply made, and only that.
@@ -306,6 +310,8 @@ fn apply_reconciles_and_a_rerun_changes_nothing() {
             READERS,
             "--forwarder-role",
             FORWARDER,
+            "--enricher-role",
+            ENRICHER,
             "--notify",
             "webhook:http://127.0.0.1:9/alerts",
             "--yes",
@@ -317,6 +323,7 @@ fn apply_reconciles_and_a_rerun_changes_nothing() {
     assert_eq!(plugins.channel_count(), 0);
     let status = |path: &str| block_on(admin.request("GET", path, None)).unwrap().status;
     assert_eq!(status("/_index_template/trailwatch-cwl"), 404);
+    assert_eq!(status("/_index_template/trailwatch-findings"), 404);
     assert_eq!(
         status("/_plugins/_security/api/roles/trailwatch_forwarder"),
         404
@@ -355,8 +362,10 @@ fn access_follows_the_roles(_plugins: &Plugins) {
     let n = node();
     user("reader", READERS);
     user("forwarder", FORWARDER);
+    user("enricher", ENRICHER);
     let reader = n.client("reader", "Tw-Suite-Pass-9q!");
     let forwarder = n.client("forwarder", "Tw-Suite-Pass-9q!");
+    let enricher = n.client("enricher", "Tw-Suite-Pass-9q!");
     let status = |os: &trailwatch::opensearch::OpenSearch,
                   method: &'static str,
                   path: &str,
@@ -407,6 +416,82 @@ fn access_follows_the_roles(_plugins: &Plugins) {
         ),
         403
     );
+    // The enricher and the forwarder keep findings (the first write creates
+    // the index from its template) and the enricher finds them by subject;
+    // neither may delete them, and the enricher writes nothing else.
+    use trailwatch::lambda::incidents::{FindingsIndex, Kept, FINDINGS_INDEX};
+    let mut rule = trailwatch::engine::Anomaly {
+        detector: "cloudtrail-stop-logging".into(),
+        kind: trailwatch::engine::AnomalyKind::Rule,
+        entity: None,
+        start: "2026-01-02T00:10:00Z".parse().unwrap(),
+        end: "2026-01-02T00:11:00Z".parse().unwrap(),
+        grade: 1.0,
+        confidence: 1.0,
+        actual: 1.0,
+        expected: 0.0,
+        score: 1.0,
+        summary: "CloudTrail logging stopped".into(),
+        context: None,
+        incident: None,
+        subjects: vec!["arn:aws:iam::1:user/mallory".into()],
+        late: false,
+        detected: "2026-01-02T00:11:00Z".parse().unwrap(),
+        severity: Some(trailwatch::engine::Severity::Critical),
+        page: None,
+        novelty: None,
+    };
+    let by_forwarder = FindingsIndex {
+        os: &forwarder,
+        index: FINDINGS_INDEX,
+    };
+    block_on(by_forwarder.keep(&Kept::new(&rule, rule.severity))).unwrap();
+    rule.detector = "api-errors".into();
+    rule.kind = trailwatch::engine::AnomalyKind::Rcf;
+    let by_enricher = FindingsIndex {
+        os: &enricher,
+        index: FINDINGS_INDEX,
+    };
+    let (judged, error) =
+        block_on(by_enricher.judge_and_keep(&rule, trailwatch::engine::Severity::Medium));
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(
+        judged.paged_before,
+        Some(trailwatch::engine::Severity::Critical)
+    );
+    assert!(!judged.pages, "the incident paged already: {judged:?}");
+    let mapping = block_on(
+        n.admin()
+            .request("GET", &format!("/{FINDINGS_INDEX}/_mapping"), None),
+    )
+    .unwrap()
+    .json()
+    .unwrap();
+    assert_eq!(
+        mapping[FINDINGS_INDEX]["mappings"]["properties"]["subjects"]["type"], "keyword",
+        "made from its template: {mapping}"
+    );
+    for os in [&enricher, &forwarder] {
+        assert_eq!(
+            status(os, "DELETE", &format!("/{FINDINGS_INDEX}"), None),
+            403
+        );
+    }
+    assert_eq!(
+        status(
+            &enricher,
+            "PUT",
+            "/cwl-2026.01.02/_doc/3",
+            Some(json!({"a": 1}))
+        ),
+        403,
+        "the enricher writes no records"
+    );
+    block_on(
+        n.admin()
+            .request("DELETE", &format!("/{FINDINGS_INDEX}"), None),
+    )
+    .unwrap();
 }
 
 #[test]
