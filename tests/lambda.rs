@@ -154,6 +154,34 @@ fn the_forwarder_pages_on_rule_findings_from_the_page_severity() {
     );
     assert_eq!(report(&o)["paged"], 1, "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&pages).unwrap().lines().count(), 1);
+
+    // The paged findings were kept with the severity they paged at (the
+    // same findings again are the same documents)...
+    let mut kept = kept_findings(&os);
+    kept.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        kept,
+        [
+            ("cloudtrail-stop-logging".to_owned(), json!("critical")),
+            ("cloudtrail-trail-weakened".to_owned(), json!("high")),
+        ]
+    );
+    // ...so an alert about mallory in the same half hour joins that
+    // incident, which paged at critical already: it does not page again.
+    let moto = Server::moto();
+    let topic = Topic::new(&moto);
+    let alert = json!({"detector": "api-errors",
+        "entity": [{"name": "userIdentity.arn", "value": "arn:aws:iam::111122223333:user/mallory"}],
+        "period_start": "2026-11-21T03:10:00Z", "period_end": "2026-11-21T03:20:00Z",
+        "anomaly_grade": 0.99, "confidence": 0.9});
+    let o = enrich(&os.url, &moto, &topic, &alert);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("its incident already paged at this severity"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(topic.received().is_empty());
 }
 
 #[test]
