@@ -690,5 +690,41 @@ mod tests {
         let n = not_enriched(ALERT, "the context search failed");
         assert_eq!(n.severity, None);
         assert!(n.pages(Severity::Critical));
+
+        // Judged with its incident: the incident's severity, said as such,
+        // and no page when the incident paged at it already.
+        let quiet_launches = launches("t3.micro", 2.0, "10.0.4.17");
+        let finding = finding_of(&alert, &detector, &quiet_launches);
+        let mut stop = finding.clone();
+        (stop.kind, stop.detector) = (
+            crate::engine::AnomalyKind::Rule,
+            "cloudtrail-stop-logging".into(),
+        );
+        stop.severity = Some(Severity::Critical);
+        stop.summary = "CloudTrail logging stopped".into();
+        for (paged, pages) in [(None, true), (Some(Severity::Critical), false)] {
+            let kept = [incidents::Kept::new(&stop, paged)];
+            let j = incidents::judge(&finding, &kept, Severity::Medium);
+            let n = render(&alert, &detector, &quiet_launches, None, Some(&j));
+            assert!(
+                n.subject.starts_with("trailwatch CRITICAL: "),
+                "{}",
+                n.subject
+            );
+            assert!(
+                n.body
+                    .contains("Severity: critical, as its incident (low alone)."),
+                "{}",
+                n.body
+            );
+            assert!(
+                n.body
+                    .contains("rule cloudtrail-stop-logging: CloudTrail logging stopped"),
+                "{}",
+                n.body
+            );
+            assert_eq!(n.pages(Severity::Medium), pages, "{}", n.body);
+            assert_eq!(n.data["severity_alone"], "low");
+        }
     }
 }
