@@ -88,13 +88,13 @@ pub enum DeliveryError {
         received: usize,
         rounds: usize,
         last: String,
-        report: Report,
+        report: Box<Report>,
     },
     #[error("OpenSearch refused the forwarder's credentials ({status}): {body}; check the role mapping of the forwarder's role")]
     Unauthorized {
         status: u16,
         body: String,
-        report: Report,
+        report: Box<Report>,
     },
     #[error(transparent)]
     DeadLetter(#[from] super::dead_letter::DeadLetterError),
@@ -243,7 +243,7 @@ pub async fn deliver(
                     return Err(DeliveryError::Unauthorized {
                         status: answer.status,
                         body: answer.text(),
-                        report,
+                        report: Box::new(report),
                     });
                 }
                 Ok(answer) => {
@@ -281,7 +281,7 @@ pub async fn deliver(
                 received: report.received,
                 rounds: report.rounds,
                 last: last_problem,
-                report,
+                report: Box::new(report),
             });
         }
         tokio::time::sleep(delay).await;

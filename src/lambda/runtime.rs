@@ -257,7 +257,7 @@ pub async fn forward_invocation(
     let report = match &result {
         Ok(report) => Some(report.clone()),
         Err(DeliveryError::OutOfTime { report, .. })
-        | Err(DeliveryError::Unauthorized { report, .. }) => Some(report.clone()),
+        | Err(DeliveryError::Unauthorized { report, .. }) => Some(report.as_ref().clone()),
         Err(_) => None,
     };
     if let Some(report) = report {
