@@ -70,7 +70,9 @@ pub(crate) fn check(anomalies: &[Value]) -> usize {
                 ("new_event", "new-activity"),
             ],
             "volume-sprawl" => &[("insight", "ApiCallRateInsight")],
-            "lambda-loop" => &[("new_event", "new-activity")],
+            // The loop's role is new, but new principals come often enough
+            // by chance here not to be reported: RCF alone sees it.
+            "lambda-loop" => &[],
             other => panic!("unknown kind {other}"),
         };
         for e in expect {
@@ -198,7 +200,7 @@ fn the_table_names_the_incidents() {
     // and how often each kind reached a grade beside the budget's promise.
     for line in [
         "budget: ApiCallRateInsight: 0.2 chance alarms a day over ",
-        "chance: new activity has no budget; by Good-Turing",
+        "chance: new activity: 0.2 chance findings a day at grade 0.7",
         "calibration: rcf: ",
         "calibration: insight: ",
         "calibration: new_event: ",

@@ -237,10 +237,13 @@ fn deliveries_out_of_order_across_accounts_give_the_one_shot_findings() {
     run.wait_for(true, 120, &mut log, |l| {
         l.starts_with("follow: evaluated up to 2026-01-07T23:")
     });
-    // Really late: a stream never seen, from the middle of day 3.
+    // Really late: a stream never seen, from the middle of day 3, with a key
+    // made for another user (a rule finding: a new principal's first call
+    // alone is common enough by chance not to be reported).
     let stranger = serde_json::json!({"Records": [{"eventVersion": "1.08",
         "eventTime": "2026-01-07T10:00:00Z", "eventSource": "iam.amazonaws.com",
         "eventName": "CreateAccessKey", "awsRegion": "eu-north-1", "recipientAccountId": "999900001111",
+        "requestParameters": {"userName": "svc-backup"},
         "sourceIPAddress": "198.51.100.9", "eventID": "stranger-1",
         "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::999900001111:user/stranger",
                          "accountId": "999900001111"}}]});

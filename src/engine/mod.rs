@@ -282,8 +282,8 @@ impl<'d> Engine<'d> {
         self.finish(findings)
     }
 
-    /// Evaluates insights and new activity again from `from` up to where they
-    /// had got, after deliveries arrived late (their events lie before it):
+    /// Evaluates rules, insights and new activity again from `from` up to
+    /// where they had got, after deliveries arrived late (their events lie before it):
     /// what that finds and was not reported before comes back marked late.
     /// RCF intervals already scored are not scored again.
     pub fn catch_up(&mut self, from: DateTime<Utc>) -> Findings {

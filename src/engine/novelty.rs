@@ -1,7 +1,9 @@
 //! Never seen before, as Unomaly does: the first API call (eventSource and
 //! eventName) by a principal, its first region, its first source network, and
-//! a principal's first activity at all, after a learning period. Rare, not
-//! only new, gets a grade.
+//! a principal's first activity at all, after a learning period; and what it
+//! did only once or twice before, a day or more earlier (rare). Each is
+//! graded from chance, as insights are ([`Rates`]: Good-Turing's estimate of
+//! how often such a thing shows up, against the kind's false-alarm budget).
 //!
 //! Counters keep, per principal and feature, the earliest [`KEEP_TIMES`]
 //! occurrence times. That is mergeable in any order and exact for what matters:
