@@ -68,6 +68,16 @@ impl Facet {
 pub const MAX_VALUES: usize = 50;
 pub const OTHER: &str = "(other)";
 
+/// What a facet counts when a record leaves its field out, here and in
+/// OpenSearch's aggregations ([`crate::opensearch::query::context_search`]):
+/// CreateVolume's type defaults to gp2, as EC2's API did when these records
+/// were written; a RunInstances with no instance set requests one.
+pub const DEFAULT_VOLUME_TYPE: &str = "gp2";
+/// An instance type the record does not name.
+pub const UNKNOWN_INSTANCE_TYPE: &str = "unknown";
+/// Instances requested by a RunInstances with no `maxCount`.
+pub const DEFAULT_INSTANCES: f64 = 1.0;
+
 /// Counts per facet value over some span of time. Mergeable.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FacetCounts {
@@ -121,16 +131,20 @@ impl FacetCounts {
                             .filter_map(|i| i.get("maxCount").and_then(number))
                             .sum()
                     })
-                    .unwrap_or(1.0);
+                    .unwrap_or(DEFAULT_INSTANCES);
                 let facet = if started {
                     Facet::InstanceType
                 } else {
                     Facet::RefusedInstanceType
                 };
-                self.add(facet, text("instanceType").unwrap_or("unknown"), count);
+                self.add(
+                    facet,
+                    text("instanceType").unwrap_or(UNKNOWN_INSTANCE_TYPE),
+                    count,
+                );
             }
             ("ec2.amazonaws.com", "CreateVolume") if started => {
-                let kind = text("volumeType").unwrap_or("gp2");
+                let kind = text("volumeType").unwrap_or(DEFAULT_VOLUME_TYPE);
                 let gib = params
                     .and_then(|p| p.get("size"))
                     .and_then(number)

@@ -609,6 +609,54 @@ fn real_cloudtrail_records_index_through_the_template_and_the_enricher_searches_
         agreed.iter().filter(|(_, n)| *n > 0).count() >= 3,
         "too few detectors see the real records to prove much: {agreed:?}"
     );
+    // And the context of those records: each facet value the enricher's
+    // aggregation returns (`query::context_search`, `counts_from`) has the
+    // count the local engine gives it (`FacetCounts::record`).
+    use trailwatch::context::{Facet, FacetCounts};
+    let mut compared = 0;
+    for d in &detectors {
+        let mut local = FacetCounts::default();
+        typed
+            .iter()
+            .filter(|r| d.matches(r))
+            .for_each(|r| local.record(r));
+        let (mut must, must_not) = trailwatch::opensearch::query::filter_clauses(&d.filter);
+        must.push(json!({"range": {"eventTime": {"lt": "2024-01-01T00:00:00Z"}}}));
+        let query = json!({"bool": {"filter": must, "must_not": must_not}});
+        let answer = block_on(admin.search(
+            "cwl-*",
+            &trailwatch::opensearch::query::context_search(query),
+        ))
+        .unwrap()
+        .checked_json()
+        .unwrap();
+        let remote = trailwatch::opensearch::query::counts_from(&answer);
+        assert_eq!(remote.events, local.events, "{}", d.name);
+        for facet in Facet::ALL {
+            let theirs = remote.values.get(&facet).cloned().unwrap_or_default();
+            let ours = local.values.get(&facet).cloned().unwrap_or_default();
+            for (value, n) in &theirs {
+                assert_eq!(
+                    ours.get(value),
+                    Some(n),
+                    "{}: {facet:?} {value:?}: OpenSearch counts {n}, the engine {:?} (engine's values: {ours:?})",
+                    d.name,
+                    ours.get(value)
+                );
+                compared += 1;
+            }
+            if ours.len() <= trailwatch::opensearch::query::FACET_SIZE {
+                assert_eq!(
+                    theirs.len(),
+                    ours.len(),
+                    "{}: {facet:?}: {ours:?} against {theirs:?}",
+                    d.name
+                );
+            }
+        }
+        assert_eq!(remote.volume_gib, local.volume_gib, "{}", d.name);
+    }
+    assert!(compared > 20, "only {compared} facet values compared");
     // The enricher's searches on the real node: an alert for the principal
     // with the most access denials names them and counts their calls.
     let mut denials: std::collections::BTreeMap<String, usize> = Default::default();

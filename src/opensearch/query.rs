@@ -7,7 +7,9 @@
 //! Field names are the CloudTrail record's own: the index template maps
 //! strings as `keyword`, so no `.keyword` suffixes.
 
-use crate::context::{Facet, FacetCounts};
+use crate::context::{
+    Facet, FacetCounts, DEFAULT_INSTANCES, DEFAULT_VOLUME_TYPE, UNKNOWN_INSTANCE_TYPE,
+};
 use crate::detector::{Detector, ErrorFilter, Filter};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
@@ -85,16 +87,32 @@ pub fn facet_fields(facet: Facet) -> (&'static str, Option<&'static str>) {
     }
 }
 
-/// The filter on the call's outcome a facet counts under, as
-/// [`FacetCounts::record`] does: what was started counts only calls without
-/// an error; what was refused only those with one.
-fn outcome_filter(facet: Facet) -> Option<Value> {
+/// The records a facet counts, as [`FacetCounts::record`] does: instance
+/// types only RunInstances calls (what was started those without an error,
+/// what was refused those with one), volumes only CreateVolume calls that
+/// worked, functions only Lambda's Invoke calls. None: every record.
+fn facet_filter(facet: Facet) -> Option<Value> {
     let error = json!({"exists": {"field": "errorCode"}});
+    let call = |source: &str, name: &str| {
+        vec![
+            json!({"term": {"eventSource": source}}),
+            json!({"term": {"eventName": name}}),
+        ]
+    };
     match facet {
-        Facet::InstanceType | Facet::VolumeType | Facet::VolumeGib => {
-            Some(json!({"bool": {"must_not": [error]}}))
+        Facet::InstanceType => Some(json!({"bool": {
+            "filter": call("ec2.amazonaws.com", "RunInstances"), "must_not": [error]}})),
+        Facet::RefusedInstanceType => {
+            let mut filter = call("ec2.amazonaws.com", "RunInstances");
+            filter.push(error);
+            Some(json!({"bool": {"filter": filter}}))
         }
-        Facet::RefusedInstanceType => Some(error),
+        Facet::VolumeType | Facet::VolumeGib => Some(json!({"bool": {
+            "filter": call("ec2.amazonaws.com", "CreateVolume"), "must_not": [error]}})),
+        Facet::Function => Some(json!({"bool": {"filter": [
+            {"term": {"eventSource": "lambda.amazonaws.com"}},
+            {"prefix": {"eventName": "Invoke"}}
+        ]}})),
         _ => None,
     }
 }
@@ -106,10 +124,23 @@ pub fn context_search(query: Value) -> Value {
     for facet in Facet::ALL {
         let (field, sum) = facet_fields(facet);
         let mut agg = json!({"terms": {"field": field, "size": FACET_SIZE}});
+        // What the local engine counts a record without the field as.
+        match facet {
+            Facet::InstanceType | Facet::RefusedInstanceType => {
+                agg["terms"]["missing"] = json!(UNKNOWN_INSTANCE_TYPE);
+            }
+            Facet::VolumeType | Facet::VolumeGib => {
+                agg["terms"]["missing"] = json!(DEFAULT_VOLUME_TYPE);
+            }
+            _ => {}
+        }
         if let Some(sum) = sum {
             agg["aggs"] = json!({"amount": {"sum": {"field": sum}}});
+            if matches!(facet, Facet::InstanceType | Facet::RefusedInstanceType) {
+                agg["aggs"]["amount"]["sum"]["missing"] = json!(DEFAULT_INSTANCES);
+            }
         }
-        if let Some(filter) = outcome_filter(facet) {
+        if let Some(filter) = facet_filter(facet) {
             agg = json!({"filter": filter, "aggs": {"values": agg}});
         }
         aggs.insert(facet_key(facet), agg);
@@ -134,7 +165,7 @@ pub fn counts_from(response: &Value) -> FacetCounts {
         ..FacetCounts::default()
     };
     for facet in Facet::ALL {
-        let path = if outcome_filter(facet).is_some() {
+        let path = if facet_filter(facet).is_some() {
             format!("/aggregations/{}/values/buckets", facet_key(facet))
         } else {
             format!("/aggregations/{}/buckets", facet_key(facet))
@@ -206,9 +237,21 @@ read_only = false
             body["aggs"]["instance_type"]["aggs"]["values"]["aggs"]["amount"]["sum"]["field"],
             "requestParameters.instancesSet.items.maxCount"
         );
+        let launches = [
+            json!({"term": {"eventSource": "ec2.amazonaws.com"}}),
+            json!({"term": {"eventName": "RunInstances"}}),
+        ];
         assert_eq!(
             body["aggs"]["instance_type"]["filter"],
-            json!({"bool": {"must_not": [{"exists": {"field": "errorCode"}}]}})
+            json!({"bool": {"filter": launches, "must_not": [{"exists": {"field": "errorCode"}}]}})
+        );
+        // A launch that names no type or count counts as the engine counts it.
+        let values = &body["aggs"]["instance_type"]["aggs"]["values"];
+        assert_eq!(values["terms"]["missing"], "unknown");
+        assert_eq!(values["aggs"]["amount"]["sum"]["missing"], 1.0);
+        assert_eq!(
+            body["aggs"]["volume_type"]["aggs"]["values"]["terms"]["missing"],
+            "gp2"
         );
         let response = json!({
             "hits": {"total": {"value": 12, "relation": "eq"}},
@@ -217,13 +260,15 @@ read_only = false
                 "instance_type": {"doc_count": 3, "values": {"buckets": [{"key": "p4d.24xlarge", "doc_count": 3, "amount": {"value": 24.0}}]}},
                 "volume_gib": {"doc_count": 2, "values": {"buckets": [{"key": "io2", "doc_count": 2, "amount": {"value": 1000.0}}]}},
                 "refused_instance_type": {"doc_count": 4, "values": {"buckets": [{"key": "p5.48xlarge", "doc_count": 4, "amount": {"value": 32.0}}]}},
-                "function": {"buckets": [{"key": "arn:aws:lambda:us-east-1:1:function:resize", "doc_count": 7}]}
+                "function": {"doc_count": 7, "values": {"buckets": [{"key": "arn:aws:lambda:us-east-1:1:function:resize", "doc_count": 7}]}}
             }
         });
         // Refused launches count under the opposite filter: calls with an error.
+        let mut refused = launches.to_vec();
+        refused.push(json!({"exists": {"field": "errorCode"}}));
         assert_eq!(
             body["aggs"]["refused_instance_type"]["filter"],
-            json!({"exists": {"field": "errorCode"}})
+            json!({"bool": {"filter": refused}})
         );
         let counts = counts_from(&response);
         assert_eq!(
