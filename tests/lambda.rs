@@ -855,6 +855,36 @@ fn the_enricher_judges_an_alert_with_its_incident_and_pages_an_incident_once() {
     );
     assert!(stderr(&alone).contains("it is low"), "{}", stderr(&alone));
     assert!(topic.received().is_empty(), "nothing more was published");
+
+    // A findings index the domain refuses (no such name may exist): the
+    // alert is judged alone, said, and still goes out when it pages alone.
+    let refused = trailwatch_aws(
+        &[
+            "lambda",
+            "enrich",
+            "--opensearch-url",
+            &os.url,
+            "--topic-arn",
+            &topic.arn,
+            "--endpoint-url",
+            &moto.url,
+            "--findings-index",
+            "Not A Valid Index",
+        ],
+        Some(alert("api-errors", 0.85).to_string().as_bytes()),
+    );
+    assert_eq!(refused.status.code(), Some(0), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("the findings index Not A Valid Index: cannot "),
+        "{}",
+        stderr(&refused)
+    );
+    let received = topic.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert!(
+        received[0].0.starts_with("trailwatch MEDIUM: api-errors"),
+        "{received:?}"
+    );
 }
 
 #[test]

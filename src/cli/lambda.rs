@@ -138,8 +138,8 @@ fn enrich(args: EnrichArgs) -> anyhow::Result<i32> {
             if let Some(why) = handled.not_enriched_because {
                 eprintln!("not enriched: {why}");
             }
-            if let Some(why) = handled.judged_alone_because {
-                eprintln!("judged alone, not with its incident: {why}");
+            if let Some(why) = handled.findings_error {
+                eprintln!("{why} (an alert whose incident cannot be searched is judged alone)");
             }
             if !notification.pages(enricher.page_at) {
                 let why = if notification.repeat {

@@ -7,7 +7,7 @@
 //! not paged at it already (otherwise the anomaly stays in the dashboards
 //! and the log line says why). Whatever fails in enriching, the alert is
 //! still published, marked as not enriched; when the findings cannot be
-//! read, the alert is judged alone.
+//! searched, the alert is judged alone.
 
 use super::alert::{
     dashboards_link, finding_of, messages_of_event, not_enriched, render, Alert, Notification,
@@ -76,8 +76,9 @@ pub struct Handled {
     pub notification: Notification,
     /// Why it could not be enriched (it goes out as it came).
     pub not_enriched_because: Option<String>,
-    /// Why it was judged alone, not with its incident.
-    pub judged_alone_because: Option<String>,
+    /// What failed in the findings index: searching it (the alert was
+    /// judged alone) or keeping the finding.
+    pub findings_error: Option<String>,
 }
 
 impl Enricher {
@@ -91,8 +92,8 @@ impl Enricher {
         Ok(counts_from(&body))
     }
 
-    /// The enriched notification for one alert, and why it was judged
-    /// alone when the findings index failed.
+    /// The enriched notification for one alert, and what failed in the
+    /// findings index, if anything.
     pub async fn enrich(&self, alert: &Alert) -> Result<(Notification, Option<String>), String> {
         let detector = self
             .detectors
@@ -133,7 +134,7 @@ impl Enricher {
             .map(|base| dashboards_link(base, alert, detector));
         // A test alert is about nothing that happened: not kept, not grouped.
         let index = self.findings_index.as_deref().filter(|_| !alert.test);
-        let (judgement, alone_because) = match index {
+        let (judgement, findings_error) = match index {
             Some(index) => {
                 let findings = FindingsIndex {
                     os: &self.os,
@@ -152,7 +153,7 @@ impl Enricher {
             link.as_deref(),
             judgement.as_ref(),
         );
-        Ok((n, alone_because))
+        Ok((n, findings_error))
     }
 
     /// One alert message in, one notification out: never lost.
@@ -162,15 +163,15 @@ impl Enricher {
             Err(e) => Err(e),
         };
         match result {
-            Ok((notification, judged_alone_because)) => Handled {
+            Ok((notification, findings_error)) => Handled {
                 notification,
                 not_enriched_because: None,
-                judged_alone_because,
+                findings_error,
             },
             Err(why) => Handled {
                 notification: not_enriched(message, &why),
                 not_enriched_because: Some(why),
-                judged_alone_because: None,
+                findings_error: None,
             },
         }
     }
@@ -195,7 +196,7 @@ impl Enricher {
             let Handled {
                 notification,
                 not_enriched_because: why,
-                judged_alone_because,
+                findings_error,
             } = self.handle(&message).await;
             let pages = notification.pages(self.page_at);
             let id = if pages {
@@ -213,7 +214,7 @@ impl Enricher {
                     "not_enriched_because": why,
                     "severity": notification.severity,
                     "incident_paged_before": notification.repeat,
-                    "judged_alone_because": judged_alone_because,
+                    "findings_error": findings_error,
                     "paged": pages,
                     "message_id": id,
                 })

@@ -165,11 +165,14 @@ pub fn incident_lines(j: &Judgement) -> Vec<String> {
         .collect()
 }
 
-/// The findings index could not be read or written.
+/// The findings index could not be read (the finding was judged alone) or
+/// written (the finding was not kept).
 #[derive(Debug, thiserror::Error)]
-#[error("the findings index {index}: {message}")]
+#[error("the findings index {index}: cannot {action}: {message}")]
 pub struct FindingsError {
     pub index: String,
+    /// `search` or `keep`.
+    pub action: &'static str,
     pub message: String,
 }
 
@@ -180,9 +183,10 @@ pub struct FindingsIndex<'a> {
 }
 
 impl FindingsIndex<'_> {
-    fn failed(&self, message: String) -> FindingsError {
+    fn failed(&self, action: &'static str, message: String) -> FindingsError {
         FindingsError {
             index: self.index.to_owned(),
+            action,
             message,
         }
     }
@@ -194,19 +198,19 @@ impl FindingsIndex<'_> {
             .os
             .search(self.index, &recent_query(finding))
             .await
-            .map_err(|e| self.failed(e.to_string()))?;
+            .map_err(|e| self.failed("search", e.to_string()))?;
         if answer.status == 404 {
             return Ok(Vec::new());
         }
         let body = answer
             .checked_json()
-            .map_err(|e| self.failed(e.to_string()))?;
+            .map_err(|e| self.failed("search", e.to_string()))?;
         Ok(kept_from(&body))
     }
 
     /// Keeps `kept`, visible to the next search when this returns.
     pub async fn keep(&self, kept: &Kept) -> Result<(), FindingsError> {
-        let body = serde_json::to_value(kept).map_err(|e| self.failed(e.to_string()))?;
+        let body = serde_json::to_value(kept).map_err(|e| self.failed("keep", e.to_string()))?;
         self.os
             .request(
                 "POST",
@@ -215,13 +219,14 @@ impl FindingsIndex<'_> {
             )
             .await
             .and_then(|r| r.check())
-            .map_err(|e| self.failed(e.to_string()))?;
+            .map_err(|e| self.failed("keep", e.to_string()))?;
         Ok(())
     }
 
     /// Judges `finding` with what is kept and keeps it with the outcome.
-    /// When the index cannot be read, the finding is judged alone (as
-    /// before the index existed) and the error is returned beside it.
+    /// When the index cannot be searched, the finding is judged alone (as
+    /// before the index existed); that error, or else one keeping it, is
+    /// returned beside the judgement.
     pub async fn judge_and_keep(
         &self,
         finding: &Anomaly,
