@@ -623,19 +623,29 @@ impl Topic {
 }
 
 fn enrich(os_url: &str, moto: &Server, topic: &Topic, alert: &Value) -> std::process::Output {
-    trailwatch_aws(
-        &[
-            "lambda",
-            "enrich",
-            "--opensearch-url",
-            os_url,
-            "--topic-arn",
-            &topic.arn,
-            "--endpoint-url",
-            &moto.url,
-        ],
-        Some(alert.to_string().as_bytes()),
-    )
+    enrich_with(os_url, moto, topic, alert, &[])
+}
+
+/// [`enrich`] with more flags.
+fn enrich_with(
+    os_url: &str,
+    moto: &Server,
+    topic: &Topic,
+    alert: &Value,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "lambda",
+        "enrich",
+        "--opensearch-url",
+        os_url,
+        "--topic-arn",
+        &topic.arn,
+        "--endpoint-url",
+        &moto.url,
+    ];
+    args.extend_from_slice(extra);
+    trailwatch_aws(&args, Some(alert.to_string().as_bytes()))
 }
 
 #[test]
@@ -839,39 +849,24 @@ fn the_enricher_judges_an_alert_with_its_incident_and_pages_an_incident_once() {
     );
 
     // Judged alone (--alone), the same refused calls do not page.
-    let alone = trailwatch_aws(
-        &[
-            "lambda",
-            "enrich",
-            "--opensearch-url",
-            &os.url,
-            "--topic-arn",
-            &topic.arn,
-            "--endpoint-url",
-            &moto.url,
-            "--alone",
-        ],
-        Some(alert("api-errors", 0.75).to_string().as_bytes()),
+    let alone = enrich_with(
+        &os.url,
+        &moto,
+        &topic,
+        &alert("api-errors", 0.75),
+        &["--alone"],
     );
     assert!(stderr(&alone).contains("it is low"), "{}", stderr(&alone));
     assert!(topic.received().is_empty(), "nothing more was published");
 
     // A findings index the domain refuses (no such name may exist): the
     // alert is judged alone, said, and still goes out when it pages alone.
-    let refused = trailwatch_aws(
-        &[
-            "lambda",
-            "enrich",
-            "--opensearch-url",
-            &os.url,
-            "--topic-arn",
-            &topic.arn,
-            "--endpoint-url",
-            &moto.url,
-            "--findings-index",
-            "Not A Valid Index",
-        ],
-        Some(alert("api-errors", 0.85).to_string().as_bytes()),
+    let refused = enrich_with(
+        &os.url,
+        &moto,
+        &topic,
+        &alert("api-errors", 0.85),
+        &["--findings-index", "Not A Valid Index"],
     );
     assert_eq!(refused.status.code(), Some(0), "{}", stderr(&refused));
     assert!(
