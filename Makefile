@@ -77,7 +77,7 @@ eval:
 # where `make test` replays it.
 FUZZ_SECONDS ?= 60
 CARGO_FUZZ_VERSION := 0.13.2
-FUZZ_TARGETS := cloudtrail cloudwatch_logs detector_toml series_csv alert keys_and_paths
+FUZZ_TARGETS := cloudtrail cloudwatch_logs detector_toml series_csv rcf_series alert keys_and_paths
 
 fuzz:
 	@cargo fuzz --version 2>/dev/null | grep -q " $(CARGO_FUZZ_VERSION)" || \

@@ -13,11 +13,12 @@ pub type Target = fn(&[u8]);
 
 /// The fuzz targets by name, as `tests/fuzz/fuzz_targets/<name>.rs` and
 /// `tests/fuzz/corpus/<name>/` name them.
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("cloudtrail", cloudtrail),
     ("cloudwatch_logs", cloudwatch_logs),
     ("detector_toml", detector_toml),
     ("series_csv", series_csv),
+    ("rcf_series", rcf_series),
     ("alert", alert),
     ("keys_and_paths", keys_and_paths),
 ];
@@ -64,9 +65,115 @@ pub fn series_csv(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let (points, _) = plain_series::read_csv(&text);
     if points.len() <= 64 {
-        let scores = plain_series::score(&points, &mut plain_series::default_scorer(8));
+        let (scores, _) = plain_series::score(&points, &plain_series::default_scorer(8));
         let _ = plain_series::scores_csv(&points, &scores);
     }
+}
+
+/// Per-entity series of a high-cardinality detector through the models of
+/// every series ([`RcfState`](crate::engine::rcf_state::RcfState)), scored
+/// in steps as `--follow` scores them: the path that panicked on a
+/// realistic organisation. The bytes say, two at a time, which entity (of
+/// eight) has a value, how many intervals pass before it (long gaps
+/// included), and the value (mostly small, bursts, absurd); every sixteenth
+/// pair the models advance. The first byte bounds the entities modelled (so
+/// entities are evicted and come back); the second makes the forest fail
+/// at every that-many values of a first-generation model (0: never), so the
+/// rebuild and set-aside paths run on the real forest too.
+pub fn rcf_series(data: &[u8]) {
+    use crate::context::FacetCounts;
+    use crate::engine::aggregate::{Aggregates, Bucket, Cell, DetectorAggregate};
+    use crate::engine::rcf::{ModelError, RcfConfig, RcfScorer, Score, Scorer};
+    use crate::engine::rcf_state::RcfState;
+
+    struct Failing {
+        forest: RcfScorer,
+        seen: usize,
+        every: usize,
+    }
+    impl Scorer for Failing {
+        fn update(&mut self, value: f64) -> Result<Score, ModelError> {
+            self.seen += 1;
+            if self.every > 0 && self.seen.is_multiple_of(self.every) {
+                return Err(ModelError("injected by the fuzz target".into()));
+            }
+            self.forest.update(value)
+        }
+    }
+
+    let Some((&[bound, fail_every], pairs)) = data.split_first_chunk::<2>() else {
+        return;
+    };
+    let Ok(d) = parse_detector(
+        Path::new("fuzz.toml"),
+        "category_fields = [\"requestParameters.functionName\"]",
+    ) else {
+        return;
+    };
+    let detectors = [d];
+    let factory =
+        move |d: &crate::detector::Detector, _: &crate::detector::Entity, generation: u32| {
+            // The real forest, small so that a case runs fast.
+            let mut config = RcfConfig::plugin_defaults(d.shingle_size, generation as u64);
+            config.trees = 5;
+            config.sample_size = 32;
+            Box::new(Failing {
+                forest: RcfScorer::new(config),
+                seen: 0,
+                every: if generation == 0 {
+                    fail_every as usize
+                } else {
+                    0
+                },
+            }) as Box<dyn Scorer>
+        };
+    let mut agg = DetectorAggregate::default();
+    let mut state = RcfState::default();
+    let mut bucket = 0i64;
+    let first = chrono::DateTime::from_timestamp(0, 0);
+    let advance = |agg: &DetectorAggregate, state: &mut RcfState, upto: i64| {
+        let last = chrono::DateTime::from_timestamp(upto.max(0) * 600, 0);
+        let aggregates = Aggregates {
+            detectors: vec![agg.clone()],
+            first_event: first,
+            last_event: last,
+            ..Aggregates::default()
+        };
+        let _ = state.advance(
+            &detectors,
+            &aggregates,
+            &|_| upto + 1,
+            None,
+            1 + (bound % 8) as usize,
+            &factory,
+        );
+    };
+    for (n, pair) in pairs.chunks_exact(2).take(4096).enumerate() {
+        let (who, value) = (pair[0], pair[1]);
+        let gap = (who >> 3) as i64;
+        bucket += gap * gap * gap;
+        let value = match value {
+            255 => 1e300,
+            254 => f64::NAN,
+            v if v >= 200 => (v as f64 - 199.0) * 1000.0,
+            v => (v % 4) as f64,
+        };
+        let series = agg
+            .series
+            .entry(vec![format!("fn-{}", who & 7)])
+            .or_default();
+        series
+            .entry(bucket)
+            .and_modify(|b| b.cell = Cell::Number(b.cell.value() + value))
+            .or_insert(Bucket {
+                cell: Cell::Number(value),
+                facets: FacetCounts::default(),
+            });
+        if n % 16 == 15 {
+            advance(&agg, &mut state, bucket);
+        }
+    }
+    advance(&agg, &mut state, bucket);
 }
 
 /// The enricher's alert: an SNS event or the monitor's message.

@@ -305,6 +305,9 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     let evaluating = Instant::now();
     let mut findings = engine.advance(None);
     let evaluate_secs = evaluating.elapsed().as_secs_f64();
+    for failure in &engine.rcf.failures {
+        eprintln!("warning: {failure}");
+    }
     for (name, n) in &engine.rcf.evicted {
         eprintln!("warning: {name}: {n} entities beyond --max-entities {} were not modelled (least recently active first)", args.max_entities);
     }
@@ -451,7 +454,10 @@ fn run_series(args: &DetectArgs, path: &std::path::Path) -> anyhow::Result<i32> 
     if points.is_empty() {
         bail!("{}: no `timestamp,value` rows", path.display());
     }
-    let scores = plain_series::score(&points, &mut plain_series::default_scorer(8));
+    let (scores, failures) = plain_series::score(&points, &plain_series::default_scorer(8));
+    for why in &failures {
+        eprintln!("warning: {}: {why}", path.display());
+    }
     if let Some(out) = &args.scores {
         std::fs::write(out, plain_series::scores_csv(&points, &scores))
             .with_context(|| format!("cannot write {}", out.display()))?;

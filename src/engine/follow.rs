@@ -297,6 +297,9 @@ pub fn follow(
             busy_polls = 0;
             watermark = newest;
             let findings = engine.advance(watermark);
+            for failure in &engine.rcf.failures {
+                log(&format!("warning: {failure}"));
+            }
             report(findings)?;
         }
         if !inputs.is_empty() {

@@ -3,7 +3,7 @@
 //! row's score, grade and confidence, in input order.
 
 use super::anomaly::{round4, Anomaly, AnomalyKind};
-use super::rcf::{RcfConfig, RcfScorer, Score, Scorer};
+use super::rcf::{relearn, RcfConfig, RcfScorer, Score, Scorer, MAX_REBUILDS, REBUILD_HISTORY};
 use crate::detector::AlertThresholds;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use std::fmt::Write as _;
@@ -97,21 +97,49 @@ pub fn read_csv(text: &str) -> (Vec<Point>, Vec<RowError>) {
     (points, errors)
 }
 
-/// Scores the points in time order (stable for equal times) and returns
-/// the scores in input order.
-pub fn score(points: &[Point], scorer: &mut dyn Scorer) -> Vec<Score> {
+/// Scores the points in time order (stable for equal times) with models
+/// from `make` (generation 0, then one more each time a model fails and is
+/// rebuilt), and returns the scores in input order, with a warning for each
+/// failure. Points after the series is set aside score 0.
+pub fn score(points: &[Point], make: &dyn Fn(u32) -> Box<dyn Scorer>) -> (Vec<Score>, Vec<String>) {
     let mut order: Vec<usize> = (0..points.len()).collect();
     order.sort_by_key(|&i| points[i].time);
     let mut scores = vec![Score::default(); points.len()];
-    for i in order {
-        scores[i] = scorer.update(points[i].value);
+    let mut warnings = Vec::new();
+    let mut generation = 0;
+    let mut scorer = make(generation);
+    for (k, &i) in order.iter().enumerate() {
+        match scorer.update(points[i].value) {
+            Ok(s) => scores[i] = s,
+            Err(e) => {
+                let from = k.saturating_sub(REBUILD_HISTORY as usize);
+                let history: Vec<f64> = order[from..k].iter().map(|&j| points[j].value).collect();
+                match relearn(make, &mut generation, &history, points[i].value) {
+                    Some((rebuilt, s)) => {
+                        warnings.push(format!("{}: the model failed ({e}); a new model learnt the {} value(s) before it and scoring went on", points[i].text, history.len()));
+                        scorer = rebuilt;
+                        scores[i] = s;
+                    }
+                    None => {
+                        warnings.push(format!("{}: the model failed ({e}) {MAX_REBUILDS} times; the rest of the series is not scored", points[i].text));
+                        break;
+                    }
+                }
+            }
+        }
     }
-    scores
+    (scores, warnings)
 }
 
-/// The default scorer of a plain series: the plugin's RCF settings.
-pub fn default_scorer(shingle_size: usize) -> RcfScorer {
-    RcfScorer::new(RcfConfig::plugin_defaults(shingle_size, 17))
+/// The default models of a plain series: the plugin's RCF settings, a new
+/// seed for each generation.
+pub fn default_scorer(shingle_size: usize) -> impl Fn(u32) -> Box<dyn Scorer> {
+    move |generation| {
+        Box::new(RcfScorer::new(RcfConfig::plugin_defaults(
+            shingle_size,
+            17 + generation as u64,
+        ))) as Box<dyn Scorer>
+    }
 }
 
 /// `timestamp,value,anomaly_score,anomaly_grade,confidence`, one line per input row.
@@ -249,7 +277,7 @@ mod tests {
             })
             .collect();
         points.reverse();
-        let scores = score(&points, &mut default_scorer(8));
+        let (scores, _) = score(&points, &default_scorer(8));
         let csv = scores_csv(&points, &scores);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 401);

@@ -10,6 +10,18 @@
 //!
 //! The plugin's rules (ignore small deviations) belong to the detector and are
 //! applied by [`super::rcf_state`].
+//!
+//! The forest can fail. krcflib 4.0.2 (the newest) places a cut that it
+//! believes separates a new point from a subtree when rounding has used up
+//! its random range (`Cut::random_cut_and_separation`'s fallback when the
+//! factor is within about 1e-7 of 1): points of that subtree on the cut's far
+//! side are then filed where a later search cannot find them, and deleting
+//! one fails with "deleting wrong node". It is rare (about once in 10^8 to
+//! 10^9 cuts), so a run of a few thousand per-entity models meets it. A
+//! forest that failed is broken for good: [`RcfScorer`] refuses further
+//! values with [`ModelError`] and [`super::rcf_state`] rebuilds the series'
+//! model from its history. Errors and panics alike become a
+//! [`ModelError`]; nothing from the forest ends a run.
 
 use rcflib::rcf::RCFOptionsBuilder;
 use rcflib::trcf::basictrcf::{BasicTRCF, BasicTRCFBuilder, TRCFOptionsBuilder};
@@ -29,9 +41,15 @@ pub struct Score {
     pub relative_index: i32,
 }
 
-/// Anything that scores a series one value at a time, in time order.
+/// Why a model could not score a value. The model is unusable after it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct ModelError(pub String);
+
+/// Anything that scores a series one value at a time, in time order. After
+/// an error the scorer is broken: it is replaced, never fed again.
 pub trait Scorer: Send {
-    fn update(&mut self, value: f64) -> Score;
+    fn update(&mut self, value: f64) -> Result<Score, ModelError>;
 }
 
 /// Model settings; [`RcfConfig::plugin_defaults`] are the plugin's.
@@ -84,6 +102,8 @@ pub struct RcfScorer {
     /// The last `shingle_size` values, newest last, to report the actual value
     /// of an anomaly placed earlier in the shingle.
     recent: Vec<f64>,
+    /// Set when the forest failed; every later value gets it back.
+    broken: Option<ModelError>,
 }
 
 impl RcfScorer {
@@ -104,6 +124,7 @@ impl RcfScorer {
             config,
             seen: 0,
             recent: Vec::with_capacity(config.shingle_size),
+            broken: None,
         }
     }
 
@@ -123,7 +144,10 @@ impl RcfScorer {
 pub const MAX_MODEL_VALUE: f64 = 1e15;
 
 impl Scorer for RcfScorer {
-    fn update(&mut self, value: f64) -> Score {
+    fn update(&mut self, value: f64) -> Result<Score, ModelError> {
+        if let Some(e) = &self.broken {
+            return Err(e.clone());
+        }
         // Never NaN or infinite into the forest: it panics on them.
         let value = if value.is_nan() {
             0.0
@@ -134,10 +158,17 @@ impl Scorer for RcfScorer {
             self.recent.remove(0);
         }
         self.recent.push(value);
-        let d = self
-            .forest
-            .process(&[value as f32], self.seen)
-            .expect("one finite value per call matches the forest's dimensions");
+        let (forest, seen) = (&mut self.forest, self.seen);
+        let processed = guard::quietly(|| forest.process(&[value as f32], seen))
+            .and_then(|r| r.map_err(|e| format!("{e:?}")));
+        let d = match processed {
+            Ok(d) => d,
+            Err(message) => {
+                let e = ModelError(format!("the random cut forest failed: {message}"));
+                self.broken = Some(e.clone());
+                return Err(e);
+            }
+        };
         self.seen += 1;
         let confidence = confidence(
             self.seen,
@@ -151,13 +182,80 @@ impl Scorer for RcfScorer {
             .and_then(|a| a.expected_values_list.first())
             .and_then(|v| v.first())
             .map(|&x| x as f64);
-        Score {
+        Ok(Score {
             score: d.score as f64,
             grade: d.anomaly_grade as f64,
             confidence,
             expected,
             relative_index: d.relative_index.min(0),
+        })
+    }
+}
+
+/// Values of its history a failed model is rebuilt from: a week at the
+/// usual 10-minute interval, after which the plugin's confidence is 0.97
+/// and the forest's time decay has let most older points go.
+pub const REBUILD_HISTORY: i64 = 1008;
+
+/// Failures one series may have in a run before it is set aside.
+pub const MAX_REBUILDS: u32 = 3;
+
+/// A new model for a series whose model failed on `value`: the next
+/// generation from `make` learns `history` (the values before it, oldest
+/// first), then scores `value`. While one fails the next is tried, up to
+/// [`MAX_REBUILDS`] generations in all; `None` when they are spent and the
+/// series must be set aside.
+pub fn relearn(
+    make: &dyn Fn(u32) -> Box<dyn Scorer>,
+    generation: &mut u32,
+    history: &[f64],
+    value: f64,
+) -> Option<(Box<dyn Scorer>, Score)> {
+    while *generation < MAX_REBUILDS {
+        *generation += 1;
+        let mut scorer = make(*generation);
+        if history.iter().all(|&v| scorer.update(v).is_ok()) {
+            if let Ok(score) = scorer.update(value) {
+                return Some((scorer, score));
+            }
         }
+    }
+    None
+}
+
+/// Panics inside the forest, caught without the panic message that would
+/// read as a crash: the failure is reported once, as a warning, by the run.
+mod guard {
+    use std::cell::Cell;
+    use std::panic::{self, AssertUnwindSafe};
+    use std::sync::Once;
+
+    thread_local! {
+        static QUIET: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Runs `f`, turning a panic into its message. Other threads' panics
+    /// (and this one's outside `f`) are reported as before.
+    pub fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+        static HOOK: Once = Once::new();
+        HOOK.call_once(|| {
+            let previous = panic::take_hook();
+            panic::set_hook(Box::new(move |info| {
+                if !QUIET.with(Cell::get) {
+                    previous(info);
+                }
+            }));
+        });
+        QUIET.with(|q| q.set(true));
+        let result = panic::catch_unwind(AssertUnwindSafe(f));
+        QUIET.with(|q| q.set(false));
+        result.map_err(|payload| {
+            payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into())
+        })
     }
 }
 
@@ -167,7 +265,7 @@ mod tests {
 
     fn run(series: &[f64]) -> Vec<Score> {
         let mut s = RcfScorer::new(RcfConfig::plugin_defaults(8, 7));
-        series.iter().map(|&x| s.update(x)).collect()
+        series.iter().map(|&x| s.update(x).unwrap()).collect()
     }
 
     fn noisy_daily(n: usize) -> Vec<f64> {
@@ -257,6 +355,40 @@ mod tests {
         assert!(scores
             .iter()
             .all(|s| s.score.is_finite() && s.grade.is_finite()));
+    }
+
+    #[test]
+    fn a_panic_inside_the_forest_comes_back_as_its_message() {
+        assert_eq!(guard::quietly(|| 2 + 2), Ok(4));
+        let caught = guard::quietly(|| -> u32 { panic!("deleting wrong node") });
+        assert_eq!(caught, Err("deleting wrong node".to_string()));
+        let owned = guard::quietly(|| -> u32 { panic!("node {}", 7) });
+        assert_eq!(owned, Err("node 7".to_string()));
+    }
+
+    #[test]
+    fn relearn_tries_new_generations_until_one_scores() {
+        struct FailsFrom(usize, usize);
+        impl Scorer for FailsFrom {
+            fn update(&mut self, _: f64) -> Result<Score, ModelError> {
+                self.1 += 1;
+                if self.1 > self.0 {
+                    return Err(ModelError("broken".into()));
+                }
+                Ok(Score::default())
+            }
+        }
+        // Generation 1 fails within its history, generation 2 on the value.
+        let make = |generation: u32| -> Box<dyn Scorer> {
+            Box::new(FailsFrom([usize::MAX, 1, 3, 9][generation as usize], 0))
+        };
+        let mut generation = 0;
+        let rebuilt = relearn(&make, &mut generation, &[1.0, 2.0, 3.0], 4.0);
+        assert!(rebuilt.is_some());
+        assert_eq!(generation, 3);
+        // Spent: nothing more is tried.
+        assert!(relearn(&make, &mut generation, &[], 4.0).is_none());
+        assert_eq!(generation, MAX_REBUILDS);
     }
 
     #[test]

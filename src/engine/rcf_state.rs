@@ -4,29 +4,87 @@
 
 use super::aggregate::{bucket_of, Aggregates, Series};
 use super::anomaly::{round4, Anomaly, AnomalyKind};
-use super::rcf::{RcfConfig, RcfScorer, Scorer};
+use super::rcf::{
+    relearn, ModelError, RcfConfig, RcfScorer, Scorer, MAX_REBUILDS, REBUILD_HISTORY,
+};
 use crate::context::{self, short_arn, trim_number, Facet, FacetCounts};
 use crate::detector::{Detector, Entity};
 use chrono::{DateTime, Duration, Utc};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 
-/// Builds a scorer for one series; tests pass their own to pin behaviour.
-pub type ScorerFactory = dyn Fn(&Detector, &Entity) -> Box<dyn Scorer> + Sync;
+/// Builds a scorer for one series: generation 0 first, then 1, 2, … each
+/// time the model before it failed and is rebuilt. Tests pass their own to
+/// pin behaviour.
+pub type ScorerFactory = dyn Fn(&Detector, &Entity, u32) -> Box<dyn Scorer> + Sync;
 
 /// The default factory: the plugin's RCF settings, seeded from the detector
-/// name and entity so results repeat run after run.
-pub fn rcf_factory(d: &Detector, entity: &Entity) -> Box<dyn Scorer> {
+/// name, entity and generation so results repeat run after run (and a
+/// rebuilt model does not draw the cuts that failed again).
+pub fn rcf_factory(d: &Detector, entity: &Entity, generation: u32) -> Box<dyn Scorer> {
     let mut seed = 0xcbf2_9ce4_8422_2325u64;
     for part in std::iter::once(&d.name).chain(entity) {
         for b in part.bytes().chain([0]) {
             seed = (seed ^ b as u64).wrapping_mul(0x0100_0000_01b3);
         }
     }
+    for b in generation
+        .to_le_bytes()
+        .into_iter()
+        .take_while(|_| generation > 0)
+    {
+        seed = (seed ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
     Box::new(RcfScorer::new(RcfConfig::plugin_defaults(
         d.shingle_size,
         seed,
     )))
+}
+
+/// What became of a series whose model failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recovery {
+    /// A new model learnt the intervals before the failure and scored on.
+    Rebuilt { intervals: u64 },
+    /// It failed [`MAX_REBUILDS`] times: not scored again in this run.
+    SetAside,
+}
+
+/// A model that failed while scoring, named by detector and entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelFailure {
+    pub detector: String,
+    /// `field=value` pairs, empty for a single-entity detector.
+    pub entity: String,
+    /// The start of the interval it was scoring.
+    pub at: DateTime<Utc>,
+    pub error: ModelError,
+    pub recovery: Recovery,
+}
+
+impl std::fmt::Display for ModelFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.detector)?;
+        if !self.entity.is_empty() {
+            write!(f, " ({})", self.entity)?;
+        }
+        write!(
+            f,
+            ": the model failed at {} ({}); ",
+            self.at.format("%Y-%m-%dT%H:%M:%SZ"),
+            self.error
+        )?;
+        match self.recovery {
+            Recovery::Rebuilt { intervals } => write!(
+                f,
+                "a new model learnt the {intervals} interval(s) before it and scoring went on"
+            ),
+            Recovery::SetAside => write!(
+                f,
+                "it failed {MAX_REBUILDS} times, so this series is set aside for the rest of the run"
+            ),
+        }
+    }
 }
 
 /// Which entities a high-cardinality detector keeps when there are more than
@@ -58,8 +116,13 @@ pub fn entities_to_keep<'a>(
 
 struct SeriesState {
     scorer: Box<dyn Scorer>,
+    /// The first interval this series was scored from.
+    first: i64,
     /// The next interval index to score.
     next: i64,
+    /// How many times its model was rebuilt.
+    generation: u32,
+    set_aside: bool,
 }
 
 /// The models of every series, and where each has got to.
@@ -68,6 +131,8 @@ pub struct RcfState {
     series: HashMap<(usize, Entity), SeriesState>,
     /// Detector name -> entities left out by the bound, at the last advance.
     pub evicted: BTreeMap<String, usize>,
+    /// Models that failed at the last advance, and what became of them.
+    pub failures: Vec<ModelFailure>,
     pub intervals: u64,
 }
 
@@ -94,6 +159,7 @@ impl RcfState {
             return Vec::new();
         };
         self.evicted.clear();
+        self.failures.clear();
         let empty_entity = Entity::new();
         let empty_series = Series::new();
         let mut jobs: Vec<(usize, &Entity, &Series)> = Vec::new();
@@ -117,29 +183,36 @@ impl RcfState {
         self.series.retain(|(i, e), _| kept.contains(&(*i, e)));
         for (i, e, _) in &jobs {
             let d = &detectors[*i];
-            self.series
-                .entry((*i, (*e).clone()))
-                .or_insert_with(|| SeriesState {
-                    scorer: factory(d, e),
-                    next: bucket_of(first, d.interval.as_secs() as i64),
-                });
+            self.series.entry((*i, (*e).clone())).or_insert_with(|| {
+                let start = bucket_of(first, d.interval.as_secs() as i64);
+                SeriesState {
+                    scorer: factory(d, e, 0),
+                    first: start,
+                    next: start,
+                    generation: 0,
+                    set_aside: false,
+                }
+            });
         }
         let series_of: HashMap<(usize, &Entity), &Series> =
             jobs.iter().map(|(i, e, s)| ((*i, *e), *s)).collect();
         let mut work: Vec<(&(usize, Entity), &mut SeriesState)> = self.series.iter_mut().collect();
-        let results: Vec<(u64, Vec<Anomaly>)> = work
+        let results: Vec<Scored> = work
             .par_iter_mut()
             .map(|((i, e), state)| {
                 let d = &detectors[*i];
                 let series = series_of.get(&(*i, e)).copied().unwrap_or(&empty_series);
-                score_series(d, e, series, state, upto(d), since)
+                score_series(d, e, series, state, (upto(d), since), factory)
             })
             .collect();
         let mut anomalies = Vec::new();
-        for (n, a) in results {
-            self.intervals += n;
-            anomalies.extend(a);
+        for scored in results {
+            self.intervals += scored.intervals;
+            anomalies.extend(scored.anomalies);
+            self.failures.extend(scored.failures);
         }
+        self.failures
+            .sort_by(|a, b| (&a.detector, &a.entity, a.at).cmp(&(&b.detector, &b.entity, b.at)));
         anomalies
     }
 }
@@ -155,35 +228,104 @@ fn baseline_intervals(d: &Detector) -> i64 {
     (86_400 / d.interval.as_secs().max(60) as i64).max(1)
 }
 
+/// Where to go on from `bucket`, the next interval to score (of those from
+/// `start` on): `None` to score it, or the interval after a long stretch
+/// with no data, which the model settled on as zeros long ago (a year
+/// between two records costs what a week does, not fifty times more).
+fn skip_from(series: &Series, bucket: i64, start: i64, upto: i64) -> Option<i64> {
+    if series.contains_key(&bucket) {
+        return None;
+    }
+    let before = series.range(..bucket).next_back().map(|(b, _)| *b);
+    let after = series.range(bucket..).next().map_or(upto, |(b, _)| *b);
+    (before.map_or(bucket - start, |b| bucket - b - 1) >= MAX_EMPTY_RUN).then(|| after.min(upto))
+}
+
+/// `field=value` for each category field of `d` and the entity's value of it.
+fn entity_label(d: &Detector, entity: &[String]) -> String {
+    d.category_fields
+        .iter()
+        .zip(entity)
+        .map(|(f, v)| format!("{}={v}", f.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What scoring one series found.
+struct Scored {
+    intervals: u64,
+    anomalies: Vec<Anomaly>,
+    failures: Vec<ModelFailure>,
+}
+
+/// The values a rebuilt model learns before `bucket`: up to
+/// [`REBUILD_HISTORY`] intervals, skipping long empty stretches as scoring does.
+fn history_before(series: &Series, first: i64, bucket: i64) -> Vec<f64> {
+    let from = first.max(bucket - REBUILD_HISTORY);
+    let mut values = Vec::new();
+    let mut at = from;
+    while at < bucket {
+        if let Some(next) = skip_from(series, at, from, bucket) {
+            at = next;
+            continue;
+        }
+        values.push(series.get(&at).map_or(0.0, |x| x.cell.value()));
+        at += 1;
+    }
+    values
+}
+
 fn score_series(
     d: &Detector,
     entity: &Entity,
     series: &Series,
     state: &mut SeriesState,
-    upto: i64,
-    since: Option<DateTime<Utc>>,
-) -> (u64, Vec<Anomaly>) {
+    (upto, since): (i64, Option<DateTime<Utc>>),
+    factory: &ScorerFactory,
+) -> Scored {
     let secs = d.interval.as_secs() as i64;
     let start = state.next;
-    let mut scored = 0u64;
+    let mut out = Scored {
+        intervals: 0,
+        anomalies: Vec::new(),
+        failures: Vec::new(),
+    };
     let value_at = |b: i64| series.get(&b).map_or(0.0, |x| x.cell.value());
     let mut found: BTreeMap<i64, Anomaly> = BTreeMap::new();
-    while state.next < upto {
+    while state.next < upto && !state.set_aside {
         let bucket = state.next;
-        if !series.contains_key(&bucket) {
-            // A long stretch with no data: the model settled on zeros long
-            // ago, so skip to the end of it (a year between two records costs
-            // what a week does, not fifty times more).
-            let before = series.range(..bucket).next_back().map(|(b, _)| *b);
-            let after = series.range(bucket..).next().map_or(upto, |(b, _)| *b);
-            if before.map_or(bucket - start, |b| bucket - b - 1) >= MAX_EMPTY_RUN {
-                state.next = after.min(upto);
-                continue;
-            }
+        if let Some(next) = skip_from(series, bucket, start, upto) {
+            state.next = next;
+            continue;
         }
         state.next += 1;
-        scored += 1;
-        let s = state.scorer.update(value_at(bucket));
+        out.intervals += 1;
+        let s = match state.scorer.update(value_at(bucket)) {
+            Ok(s) => s,
+            Err(error) => {
+                let mut failure = ModelFailure {
+                    detector: d.name.clone(),
+                    entity: entity_label(d, entity),
+                    at: DateTime::from_timestamp(bucket * secs, 0).unwrap_or_default(),
+                    error,
+                    recovery: Recovery::SetAside,
+                };
+                let history = history_before(series, state.first, bucket);
+                let make = |generation| factory(d, entity, generation);
+                let rebuilt = relearn(&make, &mut state.generation, &history, value_at(bucket));
+                let Some((scorer, s)) = rebuilt else {
+                    state.set_aside = true;
+                    out.failures.push(failure);
+                    break;
+                };
+                state.scorer = scorer;
+                failure.recovery = Recovery::Rebuilt {
+                    intervals: history.len() as u64,
+                };
+                out.failures.push(failure);
+                s
+            }
+        };
         if s.grade <= 0.0 || s.grade < d.alert.grade || s.confidence < d.alert.confidence {
             continue;
         }
@@ -222,7 +364,8 @@ fn score_series(
         finding.score = round4(s.score);
         found.insert(at, finding);
     }
-    (scored, found.into_values().collect())
+    out.anomalies = found.into_values().collect();
+    out
 }
 
 /// The RCF finding of detector `d` for `entity` over `span`, with its
@@ -347,13 +490,13 @@ mod tests {
     /// Flags every value above 10 with full grade and confidence.
     struct Threshold;
     impl Scorer for Threshold {
-        fn update(&mut self, value: f64) -> Score {
-            Score {
+        fn update(&mut self, value: f64) -> Result<Score, ModelError> {
+            Ok(Score {
                 grade: if value > 10.0 { 1.0 } else { 0.0 },
                 confidence: 1.0,
                 expected: Some(1.0),
                 ..Score::default()
-            }
+            })
         }
     }
 
@@ -404,7 +547,7 @@ mod tests {
             &|_| 10,
             since.map(t),
             max,
-            &|_, _| Box::new(Threshold),
+            &|_, _, _| Box::new(Threshold),
         );
         (state, a)
     }
@@ -433,7 +576,7 @@ mod tests {
         let d = parse_detector(Path::new("d.toml"), "").unwrap();
         let agg = aggregates(&[("", &[(1, 50.0), (7, 50.0)])]);
         let mut state = RcfState::default();
-        let factory = |_: &Detector, _: &Entity| -> Box<dyn Scorer> { Box::new(Threshold) };
+        let factory = |_: &Detector, _: &Entity, _: u32| -> Box<dyn Scorer> { Box::new(Threshold) };
         let first = state.advance(std::slice::from_ref(&d), &agg, &|_| 5, None, 10, &factory);
         let second = state.advance(std::slice::from_ref(&d), &agg, &|_| 10, None, 10, &factory);
         assert_eq!((first.len(), second.len(), state.intervals), (1, 1, 10));
@@ -462,6 +605,300 @@ mod tests {
         let mut who: Vec<String> = found.iter().map(|a| a.entity_text()).collect();
         who.sort();
         assert_eq!(who, ["userIdentity.arn=mid", "userIdentity.arn=new"]);
+    }
+
+    /// [`Threshold`] until its `fail_at`-th value (counting from 1), which
+    /// fails as krcflib's "deleting wrong node" did; every generation below
+    /// `failing_generations` fails so.
+    struct Flaky {
+        seen: usize,
+        fail_at: Option<usize>,
+    }
+    impl Scorer for Flaky {
+        fn update(&mut self, value: f64) -> Result<Score, ModelError> {
+            self.seen += 1;
+            if self.fail_at.is_some_and(|n| self.seen >= n) {
+                return Err(ModelError(
+                    "the random cut forest failed: InvalidArgument { msg: \" deleting wrong node \" }"
+                        .into(),
+                ));
+            }
+            Threshold.update(value)
+        }
+    }
+
+    fn flaky(
+        bad: &'static str,
+        fail_at: usize,
+        failing_generations: u32,
+    ) -> impl Fn(&Detector, &Entity, u32) -> Box<dyn Scorer> + Sync {
+        move |_, e, generation| {
+            let fails = e.first().is_some_and(|x| x == bad) && generation < failing_generations;
+            Box::new(Flaky {
+                seen: 0,
+                fail_at: fails.then_some(fail_at),
+            })
+        }
+    }
+
+    /// `detect` panicked with exit 101 at rcf.rs:140 when krcflib's
+    /// `process` returned "deleting wrong node" under lambda-invoke's
+    /// per-function models on a realistic 10-day organisation.
+    #[test]
+    fn a_model_that_fails_is_rebuilt_from_its_history_and_the_run_goes_on() {
+        let d = parse_detector(
+            Path::new("lambda-invoke.toml"),
+            "category_fields = [\"requestParameters.functionName\"]",
+        )
+        .unwrap();
+        let agg = aggregates(&[("loop", &[(1, 50.0), (8, 50.0)]), ("ok", &[(8, 50.0)])]);
+        let mut state = RcfState::default();
+        let found = state.advance(
+            std::slice::from_ref(&d),
+            &agg,
+            &|_| 10,
+            None,
+            10,
+            &flaky("loop", 5, 1),
+        );
+        let failure = &state.failures[..];
+        assert_eq!(failure.len(), 1, "{failure:?}");
+        assert_eq!(failure[0].detector, "lambda-invoke");
+        assert_eq!(failure[0].entity, "requestParameters.functionName=loop");
+        assert_eq!(failure[0].at, t("1970-01-01T00:40:00Z"));
+        assert_eq!(failure[0].recovery, Recovery::Rebuilt { intervals: 4 });
+        let text = failure[0].to_string();
+        assert!(
+            text.starts_with("lambda-invoke (requestParameters.functionName=loop): the model failed at 1970-01-01T00:40:00Z (the random cut forest failed: InvalidArgument")
+                && text.ends_with("a new model learnt the 4 interval(s) before it and scoring went on"),
+            "{text}"
+        );
+        // Both of the failing series' anomalies (before and after the
+        // failure) are found, and the other series' too.
+        let mut who: Vec<String> = found
+            .iter()
+            .map(|a| format!("{} {}", a.entity_text(), a.start.format("%H:%M")))
+            .collect();
+        who.sort();
+        assert_eq!(
+            who,
+            [
+                "requestParameters.functionName=loop 00:10",
+                "requestParameters.functionName=loop 01:20",
+                "requestParameters.functionName=ok 01:20"
+            ]
+        );
+        assert_eq!(state.intervals, 20, "every interval scored once");
+    }
+
+    #[test]
+    fn a_model_that_keeps_failing_is_set_aside_alone_and_named_once() {
+        let d = parse_detector(
+            Path::new("d.toml"),
+            "category_fields = [\"requestParameters.functionName\"]",
+        )
+        .unwrap();
+        let agg = aggregates(&[("bad", &[(1, 50.0), (8, 50.0)]), ("ok", &[(8, 50.0)])]);
+        let mut state = RcfState::default();
+        let factory = flaky("bad", 3, u32::MAX);
+        let found = state.advance(std::slice::from_ref(&d), &agg, &|_| 5, None, 10, &factory);
+        assert_eq!(state.failures.len(), 1);
+        assert_eq!(state.failures[0].recovery, Recovery::SetAside);
+        assert!(state.failures[0]
+            .to_string()
+            .ends_with("it failed 3 times, so this series is set aside for the rest of the run"));
+        assert_eq!(found.len(), 1, "the bad series' first anomaly stands");
+        let later = state.advance(std::slice::from_ref(&d), &agg, &|_| 10, None, 10, &factory);
+        assert!(state.failures.is_empty(), "said once: {:?}", state.failures);
+        let who: Vec<String> = later.iter().map(|a| a.entity_text()).collect();
+        assert_eq!(who, ["requestParameters.functionName=ok"]);
+    }
+
+    /// Real-shaped per-entity series through the real forest: bursty,
+    /// mostly zero, repeated values, entities appearing late and evicted
+    /// by the bound, long gaps, scored in several steps as `--follow` does.
+    mod property {
+        use super::*;
+        use crate::engine::rcf::RcfConfig;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        struct Shape {
+            start: i64,
+            active: f64,
+            level: f64,
+            burst: Option<(i64, f64)>,
+            gap: Option<(i64, i64)>,
+        }
+
+        fn shape() -> impl Strategy<Value = Shape> {
+            (
+                0i64..300,
+                prop_oneof![Just(0.01), Just(0.1), Just(0.5), Just(1.0)],
+                prop_oneof![Just(1.0), Just(3.0), Just(250.0)],
+                proptest::option::of((
+                    0i64..400,
+                    prop_oneof![Just(40.0), Just(5000.0), Just(1e300)],
+                )),
+                proptest::option::of((0i64..400, prop_oneof![Just(30i64), Just(2000i64)])),
+            )
+                .prop_map(|(start, active, level, burst, gap)| Shape {
+                    start,
+                    active,
+                    level,
+                    burst,
+                    gap,
+                })
+        }
+
+        fn series_of(shapes: &[Shape], seed: u64) -> Aggregates {
+            let mut agg = DetectorAggregate::default();
+            let mut x = seed | 1;
+            for (n, sh) in shapes.iter().enumerate() {
+                let mut series = Series::new();
+                let mut b = sh.start;
+                while b < sh.start + 400 {
+                    if let Some((at, len)) = sh.gap {
+                        if b == sh.start + at {
+                            b += len;
+                        }
+                    }
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let roll = (x % 10_000) as f64 / 10_000.0;
+                    let mut v = if roll < sh.active { sh.level } else { 0.0 };
+                    if let Some((at, size)) = sh.burst {
+                        if b == sh.start + at {
+                            v = size;
+                        }
+                    }
+                    if v != 0.0 {
+                        series.insert(
+                            b,
+                            Bucket {
+                                cell: Cell::Number(v),
+                                facets: FacetCounts::default(),
+                            },
+                        );
+                    }
+                    b += 1;
+                }
+                agg.series.insert(vec![format!("fn-{n}")], series);
+            }
+            let last = agg
+                .series
+                .values()
+                .filter_map(|s| s.keys().next_back())
+                .max()
+                .copied()
+                .unwrap_or(0);
+            Aggregates {
+                detectors: vec![agg],
+                first_event: Some(t("1970-01-01T00:00:00Z")),
+                last_event: DateTime::from_timestamp(last * 600, 0),
+                ..Aggregates::default()
+            }
+        }
+
+        /// The real forest, smaller than the plugin's so a case runs fast;
+        /// with `fail_every`, it also fails at every that-many values of a
+        /// first-generation model, as krcflib's fault would.
+        fn factory(
+            fail_every: Option<usize>,
+        ) -> impl Fn(&Detector, &Entity, u32) -> Box<dyn Scorer> + Sync {
+            struct Failing {
+                inner: RcfScorer,
+                seen: usize,
+                every: Option<usize>,
+            }
+            impl Scorer for Failing {
+                fn update(&mut self, value: f64) -> Result<Score, ModelError> {
+                    self.seen += 1;
+                    if self.every.is_some_and(|n| self.seen.is_multiple_of(n)) {
+                        return Err(ModelError("injected".into()));
+                    }
+                    self.inner.update(value)
+                }
+            }
+            move |d, e, generation| {
+                let mut config = RcfConfig::plugin_defaults(d.shingle_size, 7 + generation as u64);
+                config.trees = 10;
+                config.sample_size = 64;
+                let _ = e;
+                Box::new(Failing {
+                    inner: RcfScorer::new(config),
+                    seen: 0,
+                    every: fail_every.filter(|_| generation == 0),
+                })
+            }
+        }
+
+        fn steps(
+            d: &Detector,
+            agg: &Aggregates,
+            cuts: &[i64],
+            max: usize,
+            fail_every: Option<usize>,
+        ) -> (RcfState, Vec<Anomaly>, Vec<ModelFailure>) {
+            let mut state = RcfState::default();
+            let mut found = Vec::new();
+            let mut failures = Vec::new();
+            let end = bucket_of(agg.last_event.unwrap(), 600) + 1;
+            let factory = factory(fail_every);
+            for &cut in cuts.iter().chain([&end]) {
+                found.extend(state.advance(
+                    std::slice::from_ref(d),
+                    agg,
+                    &|_| cut.min(end),
+                    None,
+                    max,
+                    &factory,
+                ));
+                failures.extend(state.failures.clone());
+            }
+            (state, found, failures)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+            #[test]
+            fn real_shaped_series_never_panic_and_scoring_in_steps_is_scoring_at_once(
+                shapes in proptest::collection::vec(shape(), 1..6),
+                seed in any::<u64>(),
+                cuts in proptest::collection::vec(0i64..3000, 0..4),
+                max in 1usize..6,
+                fail_every in proptest::option::of(7usize..300),
+            ) {
+                let d = parse_detector(
+                    Path::new("lambda-invoke.toml"),
+                    "category_fields = [\"requestParameters.functionName\"]",
+                )
+                .unwrap();
+                let agg = series_of(&shapes, seed);
+                let mut cuts = cuts;
+                cuts.sort();
+                let (state, found, failures) = steps(&d, &agg, &cuts, max, fail_every);
+                for a in &found {
+                    prop_assert!((0.0..=1.0).contains(&a.grade) && (0.0..=1.0).contains(&a.confidence), "{a:?}");
+                    prop_assert!(a.actual.is_finite() && a.expected.is_finite(), "{a:?}");
+                }
+                prop_assert!(failures.iter().all(|f| f.entity.starts_with("requestParameters.functionName=fn-")));
+                prop_assert_eq!(fail_every.is_none(), failures.is_empty());
+                if max >= shapes.len() && fail_every.is_none() {
+                    // Nothing evicted: where the steps fall changes nothing.
+                    let (once, all_at_once, _) = steps(&d, &agg, &[], max, None);
+                    prop_assert_eq!(state.intervals, once.intervals);
+                    let key = |a: &Anomaly| (a.entity_text(), a.start, a.grade.to_bits());
+                    let mut a: Vec<_> = found.iter().map(key).collect();
+                    let mut b: Vec<_> = all_at_once.iter().map(key).collect();
+                    a.sort();
+                    b.sort();
+                    prop_assert_eq!(a, b);
+                }
+            }
+        }
     }
 
     #[test]
