@@ -4,6 +4,7 @@
 mod util;
 
 mod cli;
+mod conformance;
 mod dashboards;
 mod deploy;
 mod detect_simulated;

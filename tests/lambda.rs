@@ -1344,3 +1344,37 @@ fn sign_in_mapping_waits_for_the_domains_app_client_then_says_what_is_missing() 
     );
     cognito.verify();
 }
+
+/// `lambda forward` against a cluster it can never reach waited out its
+/// whole time in retries (59 s) before it said so. Each such case fails
+/// on the first round, saying what to do, with nothing indexed and the
+/// batch left for the platform to retry.
+#[test]
+fn a_connection_that_cannot_succeed_fails_at_once_with_what_to_do() {
+    let n = crate::util::node::node();
+    let records = real_records(20);
+    let event = awslogs_event(&records);
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.ndjson");
+    let port = n.url.rsplit(':').next().unwrap().trim_end_matches('/');
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}", l.local_addr().unwrap());
+        drop(l);
+        url
+    };
+    let plain = format!("http://127.0.0.1:{port}");
+    for (url, says) in [
+        (n.url.as_str(), "signed by a CA this machine does not trust: pass that CA's PEM file with --opensearch-ca-cert"),
+        (plain.as_str(), "closed the connection on a plain HTTP request, and it answers TLS: write https://"),
+        (closed.as_str(), "nothing listens at"),
+    ] {
+        let o = forward(url, &event, &dead, &[]);
+        assert_eq!(o.status.code(), Some(2), "{url}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains(says), "{url}: {err}");
+        let r = report(&o);
+        assert_eq!((r["rounds"].as_u64(), r["retried"].as_u64()), (Some(1), Some(0)), "{url}: no retry: {r}");
+        assert_eq!(r["indexed"], 0, "{r}");
+    }
+}

@@ -183,13 +183,14 @@ fn apply_reconciles_and_a_rerun_changes_nothing() {
         stdout(&o)
     );
     let first = outcomes(&o);
-    assert_eq!(first.len(), 28, "{}", stdout(&o));
+    assert_eq!(first.len(), 27, "{}", stdout(&o));
     assert!(first.iter().all(|(_, w)| w == "created"), "{}", stdout(&o));
     let (d, running) = plugins.detector("trailwatch-api-errors").unwrap();
     assert!(running, "the detector is started");
     assert_eq!(d["category_field"], json!(["userIdentity.arn"]));
     let m = plugins.monitor("trailwatch-api-errors").unwrap();
     assert_eq!(m["ui_metadata"]["search"]["searchType"], "ad");
+    assert_eq!(plugins.monitor_count(), 7, "one monitor per detector");
 
     // A second apply: every object unchanged, nothing written.
     let before = plugins.requests();
@@ -205,6 +206,11 @@ fn apply_reconciles_and_a_rerun_changes_nothing() {
         vec![],
         "a re-run writes nothing"
     );
+    assert_eq!(
+        plugins.monitor_count(),
+        7,
+        "the monitors are found (the real _search answers them flat), not made again"
+    );
     // Without --yes, and nothing to do: said, and no question asked.
     let o = apply(&plugins.url, &["--detectors", dirs]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -218,8 +224,8 @@ fn apply_reconciles_and_a_rerun_changes_nothing() {
     let o = apply(&plugins.url, &["--detectors", dirs, "--dry-run"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("would update: changed shingle_size"),
-        "{}",
+        stdout(&o).contains("would update: changed shingle_size: 8 → 4"),
+        "old and new, as cdk diff shows them: {}",
         stdout(&o)
     );
     assert_eq!(
@@ -243,8 +249,14 @@ fn apply_reconciles_and_a_rerun_changes_nothing() {
     );
     assert_eq!(
         plugins.detector("trailwatch-ebs-create-volume").unwrap().0["shingle_size"],
-        4
+        4,
+        "updated, though the real _validate refuses a detector's own name"
     );
+    assert!(
+        plugins.detector("trailwatch-ebs-create-volume").unwrap().1,
+        "started again"
+    );
+    assert_eq!(plugins.monitor_count(), 7);
 
     // Category fields changed: the detector is replaced, and apply says its model starts over.
     std::fs::write(&path, format!("category_fields = [\"awsRegion\"]\n{text}")).unwrap();
@@ -320,7 +332,14 @@ fn apply_reconciles_and_a_rerun_changes_nothing() {
     );
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     assert!(plugins.detector("trailwatch-api-errors").is_none());
+    assert_eq!(
+        plugins.monitor_count(),
+        0,
+        "no monitor is left behind: {}",
+        stdout(&o)
+    );
     assert_eq!(plugins.channel_count(), 0);
+    assert!(plugins.policies().is_empty());
     let status = |path: &str| block_on(admin.request("GET", path, None)).unwrap().status;
     assert_eq!(status("/_index_template/trailwatch-cwl"), 404);
     assert_eq!(status("/_index_template/trailwatch-findings"), 404);
@@ -750,9 +769,13 @@ fn one_alert_webhook(
     }])
 }
 
-/// The test's AD result index, empty, with the plugin's own mapping.
-const RESULT_INDEX: &str = "/.opendistro-anomaly-results-history-trailwatch-test-1";
+/// The detectors' custom result index (the write alias the plugin made
+/// when apply created them).
+const RESULT_INDEX: &str = "/opensearch-ad-plugin-result-trailwatch";
 
+/// Empties the custom result index (the cold-start results the detectors'
+/// start wrote included): a new backing index under the alias, with the
+/// plugin's own result mapping.
 fn fresh_result_index(admin: &trailwatch::opensearch::OpenSearch) {
     let mapping: Value = serde_json::from_str(
         &std::fs::read_to_string(
@@ -762,11 +785,21 @@ fn fresh_result_index(admin: &trailwatch::opensearch::OpenSearch) {
     )
     .unwrap();
     let mapping = mapping.get("mappings").cloned().unwrap_or(mapping);
-    let _ = block_on(admin.request("DELETE", RESULT_INDEX, None));
-    block_on(admin.request("PUT", RESULT_INDEX, Some(&json!({"mappings": mapping}))))
-        .unwrap()
-        .check()
-        .unwrap();
+    drop_result_index(admin);
+    let alias = RESULT_INDEX.trim_start_matches('/');
+    block_on(admin.request(
+        "PUT",
+        &format!("{RESULT_INDEX}-history-test-1"),
+        Some(&json!({"mappings": mapping, "aliases": {alias: {"is_write_index": true}}})),
+    ))
+    .unwrap()
+    .check()
+    .unwrap();
+}
+
+/// Removes the custom result index and its alias.
+fn drop_result_index(admin: &trailwatch::opensearch::OpenSearch) {
+    block_on(admin.request("DELETE", &format!("{RESULT_INDEX}-history-*"), None)).unwrap();
 }
 
 /// An AD result document, as the plugin writes them (`../shared/reference/opensearch-ad-mappings/anomaly-results.json`).
@@ -828,6 +861,13 @@ fn an_ad_monitor_over_anomaly_results_sends_the_enrichers_alert_to_a_webhook() {
             .check()
             .unwrap();
     }
+    // A backtest's strong result (it carries its task id) in the window: no alert.
+    let mut historical = anomaly_result(&detector_id, 0.99, 0.99, mallory);
+    historical["task_id"] = json!("a-backtest");
+    block_on(admin.request("POST", &format!("{index}?refresh=true"), Some(&historical)))
+        .unwrap()
+        .check()
+        .unwrap();
     let monitor = plugins.monitor_id("trailwatch-api-errors").unwrap();
     let execute = format!("/_plugins/_alerting/monitors/{monitor}/_execute");
     let run = || {
@@ -837,10 +877,7 @@ fn an_ad_monitor_over_anomaly_results_sends_the_enrichers_alert_to_a_webhook() {
             .unwrap()
     };
     let quiet = run();
-    assert_eq!(
-        quiet["trigger_results"]["trigger-0"]["triggered"], false,
-        "{quiet}"
-    );
+    assert_eq!(first_trigger(&quiet)["triggered"], false, "{quiet}");
     // A strong one: the trigger fires and the webhook gets the alert.
     block_on(admin.request(
         "POST",
@@ -851,12 +888,9 @@ fn an_ad_monitor_over_anomaly_results_sends_the_enrichers_alert_to_a_webhook() {
     .check()
     .unwrap();
     let fired = run();
-    assert_eq!(
-        fired["trigger_results"]["trigger-0"]["triggered"], true,
-        "{fired}"
-    );
+    assert_eq!(first_trigger(&fired)["triggered"], true, "{fired}");
     webhook.verify();
-    block_on(admin.request("DELETE", RESULT_INDEX, None)).unwrap();
+    drop_result_index(&admin);
     let o = as_admin(
         &[
             "opensearch",
@@ -870,6 +904,14 @@ fn an_ad_monitor_over_anomaly_results_sends_the_enrichers_alert_to_a_webhook() {
         None,
     );
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// The first trigger's result of an `_execute` answer (keyed by trigger id).
+fn first_trigger(answer: &Value) -> Value {
+    answer["trigger_results"]
+        .as_object()
+        .and_then(|t| t.values().next().cloned())
+        .unwrap_or(Value::Null)
 }
 
 /// A client of the stand-in as the admin.
@@ -940,7 +982,10 @@ fn a_cluster_without_the_plugins_is_named_before_anything_changes() {
     );
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains("the ISM plugin is not installed on this cluster (no handler found for uri [/_plugins/_ism/policies]"), "{err}");
+    assert!(err.contains("GET /_plugins/_ism/policies: the index state management (ISM) plugin is not installed on this cluster; use one that has it"), "{err}");
+    assert!(err.contains("docker compose up"), "says what to do: {err}");
+    assert_eq!(err.matches("not installed").count(), 1, "said once: {err}");
+    assert!(!err.contains("no handler found"), "in words: {err}");
     assert_eq!(stdout(&o), "", "no object was touched");
 }
 
@@ -1018,14 +1063,29 @@ fn day_two_lists_monitors_sends_one_test_alert_and_tells_how_detectors_are_doing
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     assert!(
         stdout(&o).starts_with("api-errors: test alert sent to trailwatch-webhook-")
-            && stdout(&o).trim_end().ends_with("(webhook)"),
-        "{}",
+            && stdout(&o)
+                .trim_end()
+                .ends_with("(webhook), delivered, status 200"),
+        "the delivery status the plugin reports, read: {}",
         stdout(&o)
     );
     webhook.verify();
     assert!(
         plugins.monitor("trailwatch-api-errors (test)").is_none(),
         "the test copy is run, not saved"
+    );
+
+    // A single-stream detector's cold start wrote results with `"error": ""`:
+    // no error is shown for them.
+    let o = as_admin(
+        &[&["detectors", "status", "ec2-run-instances"], &at[..]].concat(),
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("  last error    none"),
+        "an empty error is not an error: {}",
+        stdout(&o)
     );
 
     // Results in the plugin's own mapping: a strong anomaly for mallory,
@@ -1087,7 +1147,7 @@ fn day_two_lists_monitors_sends_one_test_alert_and_tells_how_detectors_are_doing
     );
 
     // After delete, the monitor is named as missing, with what to do.
-    block_on(admin.request("DELETE", RESULT_INDEX, None)).unwrap();
+    drop_result_index(&admin);
     let o = as_admin(
         &[
             &["opensearch", "delete"],
@@ -1216,27 +1276,31 @@ fn detect_and_backtest_read_an_index_and_find_what_detect_finds_in_the_forwarded
     );
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     fresh_result_index(&admin);
-    let task = plugins.task_id("trailwatch-ec2-run-instances");
-    let detector_id = plugins.detector_id("trailwatch-ec2-run-instances").unwrap();
-    for (start, grade) in [
+    let found: Vec<Value> = [
         ("2026-02-03T10:00:00Z", 0.93),
         ("2026-02-03T04:00:00Z", 0.71),
-    ] {
+    ]
+    .into_iter()
+    .map(|(start, grade)| {
         let t = chrono::DateTime::parse_from_rfc3339(start)
             .unwrap()
             .timestamp_millis();
-        let doc = json!({"detector_id": detector_id, "task_id": task, "anomaly_grade": grade, "confidence": 0.9,
+        json!({"anomaly_grade": grade, "confidence": 0.9,
             "anomaly_score": 3.0, "data_start_time": t, "data_end_time": t + 600_000,
-            "execution_start_time": t + 600_000, "execution_end_time": t + 601_000, "schema_version": 5});
-        block_on(admin.request(
-            "POST",
-            &format!("{RESULT_INDEX}/_doc?refresh=true"),
-            Some(&doc),
-        ))
-        .unwrap()
-        .check()
-        .unwrap();
-    }
+            "execution_start_time": t + 600_000, "execution_end_time": t + 601_000, "schema_version": 5})
+    })
+    .collect();
+    plugins.historical_findings("trailwatch-ec2-run-instances", found);
+    // Another backtest holds the plugin's only slot: this one waits its turn.
+    plugins.historical_tasks(std::time::Duration::from_secs(3), 1);
+    let other = plugins.detector_id("trailwatch-api-errors").unwrap();
+    let busy = block_on(n_client(&plugins).request(
+        "POST",
+        &format!("/_plugins/_anomaly_detection/detectors/{other}/_start"),
+        Some(&json!({"start_time": 1_770_076_800_000i64, "end_time": 1_770_163_200_000i64})),
+    ))
+    .unwrap();
+    assert_eq!(busy.status, 200, "{}", busy.text());
     let o = as_admin(
         &[
             &[
@@ -1267,6 +1331,22 @@ fn detect_and_backtest_read_an_index_and_find_what_detect_finds_in_the_forwarded
         "they disagree somewhere: {}",
         stderr(&o)
     );
+    assert!(
+        stderr(&o).contains(
+            "historical analysis of trailwatch-ec2-run-instances: waiting for a free slot"
+        ),
+        "queued, not failed: {}",
+        stderr(&o)
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["found_by"] != "both")
+            .all(|l| l["why"]
+                .as_str()
+                .is_some_and(|w| w.contains("found nothing here"))),
+        "each disagreement says why: {lines:#?}"
+    );
     let by = |who: &str| -> Vec<String> {
         lines
             .iter()
@@ -1287,7 +1367,7 @@ fn detect_and_backtest_read_an_index_and_find_what_detect_finds_in_the_forwarded
         "{}",
         stderr(&o)
     );
-    block_on(admin.request("DELETE", RESULT_INDEX, None)).unwrap();
+    drop_result_index(&admin);
     let o = as_admin(
         &[&["opensearch", "delete"], &at[..], &["--yes"]].concat(),
         None,

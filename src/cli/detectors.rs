@@ -44,22 +44,28 @@ Examples:
         #[command(flatten)]
         inspect: super::opensearch::InspectArgs,
     },
-    /// Run the plugin's historical analysis of one detector over the cluster's data, and print its anomalies.
+    /// Run the plugin's historical analysis of detectors over the cluster's data, and print their anomalies.
     #[command(
         after_help = "Prints one line per anomaly (NDJSON with the keys of detect's, or a table on a terminal). \
 With --compare it also runs the local engine over the same records (the cluster's --index, read as \
-detect --opensearch-url reads it) and prints what both found and what only one did.\n\n\
+detect --opensearch-url reads it) and prints what both found and what only one did, saying why they \
+may disagree. Several detectors are analysed one after another: the plugin runs few historical \
+analyses at once, so each waits for a free slot. A backtest never pages: the monitors watch \
+real-time results only.\n\n\
 Examples:\n  trailwatch detectors backtest ec2-run-instances --from 2026-11-01 --to 2026-11-08 --opensearch-url https://search-x.us-east-1.es.amazonaws.com\n  \
-trailwatch detectors backtest api-errors --from 2026-11-01 --to 2026-11-02 --compare --opensearch-url https://127.0.0.1:9200 --opensearch-ca-cert root-ca.pem"
+trailwatch detectors backtest --all --from 2026-11-01 --to 2026-11-02 --compare --opensearch-url https://127.0.0.1:9200 --opensearch-ca-cert root-ca.pem"
     )]
     Backtest(BacktestArgs),
 }
 
 #[derive(Debug, clap::Args)]
 pub struct BacktestArgs {
-    /// The detector (its file name, or trailwatch-<name>).
-    #[arg(value_name = "NAME")]
-    pub name: String,
+    /// The detectors (file names, or trailwatch-<name>).
+    #[arg(value_name = "NAME", required_unless_present = "all")]
+    pub names: Vec<String>,
+    /// Every detector that has OpenSearch objects.
+    #[arg(long, conflicts_with = "names")]
+    pub all: bool,
     /// Start of the span (RFC 3339 or a date).
     #[arg(long, value_parser = super::parse_time, value_name = "TIME")]
     pub from: chrono::DateTime<chrono::Utc>,
@@ -151,8 +157,15 @@ fn backtest(args: &BacktestArgs) -> anyhow::Result<i32> {
             when(&args.from)
         );
     }
-    let detectors = args.inspect.select(Some(&args.name))?;
-    let d = &detectors[0];
+    let detectors = if args.all {
+        args.inspect.select(None)?
+    } else {
+        let mut chosen = Vec::new();
+        for name in &args.names {
+            chosen.extend(args.inspect.select(Some(name))?);
+        }
+        chosen
+    };
     let table = match args.format {
         Some(crate::engine::sink::Format::Table) => true,
         Some(_) => false,
@@ -170,21 +183,27 @@ fn backtest(args: &BacktestArgs) -> anyhow::Result<i32> {
             .target(std::time::Duration::from_secs(60))
             .await?;
         let os = crate::opensearch::OpenSearch::connect(&target)?;
-        let found = backtest(
-            &os,
-            d,
-            args.from,
-            args.to,
-            std::time::Duration::from_secs(args.wait),
-            &mut |what| eprintln!("{what}"),
-        )
-        .await?;
+        let mut found = Vec::new();
+        for d in &detectors {
+            found.push(
+                backtest(
+                    &os,
+                    d,
+                    args.from,
+                    args.to,
+                    std::time::Duration::from_secs(args.wait),
+                    &mut |what| eprintln!("{what}"),
+                )
+                .await?,
+            );
+        }
         Ok::<_, anyhow::Error>((target, found))
     })?;
     drop(runtime);
-    {
-        if !args.compare {
-            for a in &found {
+    if !args.compare {
+        let mut any = false;
+        for (d, found) in detectors.iter().zip(&found) {
+            for a in found {
                 if table {
                     println!(
                         "{}  {}  {:<40} grade {:.2}  confidence {:.2}",
@@ -203,40 +222,46 @@ fn backtest(args: &BacktestArgs) -> anyhow::Result<i32> {
                 d.name,
                 found.len()
             );
-            return Ok(if found.is_empty() {
-                EXIT_OK
-            } else {
-                super::EXIT_FOUND
-            });
+            any |= !found.is_empty();
         }
-        let input = Input::Search(Box::new(SearchInput {
-            target,
-            scan: Scan {
-                index: args.index.clone(),
-                until: Some(args.to),
-                page: 5000,
-            },
-        }));
-        let options = crate::engine::EngineOptions {
-            since: Some(args.from),
-            insights: None,
-            novelty: None,
-            rules: Vec::new(),
-            ..crate::engine::EngineOptions::all()
-        };
-        let (local, stats) = detect_once(
-            std::slice::from_ref(&input),
-            &detectors,
-            options,
-            Some(args.to),
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let c = compare(&found, &local);
+        return Ok(if any { super::EXIT_FOUND } else { EXIT_OK });
+    }
+    let input = Input::Search(Box::new(SearchInput {
+        target,
+        scan: Scan {
+            index: args.index.clone(),
+            until: Some(args.to),
+            page: 5000,
+        },
+    }));
+    let options = crate::engine::EngineOptions {
+        since: Some(args.from),
+        insights: None,
+        novelty: None,
+        rules: Vec::new(),
+        ..crate::engine::EngineOptions::all()
+    };
+    let (local, stats) = detect_once(
+        std::slice::from_ref(&input),
+        &detectors,
+        options,
+        Some(args.to),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut disagree = false;
+    for (d, found) in detectors.iter().zip(&found) {
+        let mine: Vec<_> = local
+            .iter()
+            .filter(|a| a.detector == d.name)
+            .cloned()
+            .collect();
+        let c = compare(found, &mine);
         for (p, l) in &c.both {
             if table {
                 println!(
-                    "both         {}  {:<40} plugin {:.2}, local {:.2}",
+                    "both         {}  {}  {:<40} plugin {:.2}, local {:.2}",
                     when(&p.start),
+                    d.name,
                     entity(&p.entity),
                     p.grade,
                     l.grade
@@ -249,49 +274,69 @@ fn backtest(args: &BacktestArgs) -> anyhow::Result<i32> {
             }
         }
         for p in &c.plugin_only {
+            let why = plugin_only_why(d);
             if table {
                 println!(
-                    "plugin only  {}  {:<40} grade {:.2}",
+                    "plugin only  {}  {}  {:<40} grade {:.2}: {why}",
                     when(&p.start),
+                    d.name,
                     entity(&p.entity),
                     p.grade
                 );
             } else {
                 println!(
                     "{}",
-                    serde_json::json!({"found_by": "plugin", "detector": p.detector, "entity": p.entity, "start": p.start, "end": p.end, "plugin_grade": p.grade})
+                    serde_json::json!({"found_by": "plugin", "detector": p.detector, "entity": p.entity, "start": p.start, "end": p.end, "plugin_grade": p.grade, "why": why})
                 );
             }
         }
         for l in &c.local_only {
+            let why = local_only_why(d);
             if table {
                 println!(
-                    "local only   {}  {:<40} grade {:.2}",
+                    "local only   {}  {}  {:<40} grade {:.2}: {why}",
                     when(&l.start),
+                    d.name,
                     entity(&l.entity),
                     l.grade
                 );
             } else {
                 println!(
                     "{}",
-                    serde_json::json!({"found_by": "local", "detector": l.detector, "entity": l.entity, "start": l.start, "end": l.end, "local_grade": l.grade})
+                    serde_json::json!({"found_by": "local", "detector": l.detector, "entity": l.entity, "start": l.start, "end": l.end, "local_grade": l.grade, "why": why})
                 );
             }
         }
         eprintln!(
-            "{}: {} found by both, {} by the plugin only, {} by the local engine only ({} records read)",
+            "{}: {} found by both, {} by the plugin only, {} by the local engine only",
             d.name,
             c.both.len(),
             c.plugin_only.len(),
             c.local_only.len(),
-            stats.records
         );
-        Ok(if c.plugin_only.is_empty() && c.local_only.is_empty() {
-            EXIT_OK
-        } else {
-            super::EXIT_FOUND
-        })
+        disagree |= !c.plugin_only.is_empty() || !c.local_only.is_empty();
     }
+    eprintln!("({} records read)", stats.records);
+    Ok(if disagree { super::EXIT_FOUND } else { EXIT_OK })
+}
+
+/// Why the local engine may find what the plugin did not, said plainly.
+fn local_only_why(d: &crate::detector::Detector) -> String {
+    use crate::detector::Imputation;
+    match d.imputation {
+        Imputation::Zero => "the plugin found nothing here: it imputes empty intervals as zero, which on a mostly empty series keeps its confidence too low to grade (the local engine counts them as zero and still grades); set imputation = \"none\" in the detector file if the series is sparse".into(),
+        _ => "the plugin found nothing here: its model sees only the intervals that have data, and was not yet confident or judged it normal".into(),
+    }
+}
+
+/// Why the plugin may find what the local engine did not, said plainly.
+fn plugin_only_why(d: &crate::detector::Detector) -> String {
+    format!(
+        "the local engine found nothing here: its model judged it normal, or its rules set it aside (grade under {}, or a change under {}% or {} of what was expected)",
+        d.alert.grade,
+        d.alert.min_ratio * 100.0,
+        d.alert.min_margin
+    )
 }
 
 pub fn run(cmd: DetectorsCommand) -> anyhow::Result<i32> {

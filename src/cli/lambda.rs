@@ -212,6 +212,9 @@ fn forward(args: ForwardArgs) -> anyhow::Result<i32> {
                 Ok(EXIT_OK)
             }
             Err(err) => {
+                if let Some(report) = err.report() {
+                    println!("{}", serde_json::to_string(report)?);
+                }
                 eprintln!("trailwatch: {err}");
                 Ok(EXIT_ERROR)
             }

@@ -111,9 +111,7 @@ pub fn run(cmd: MonitorsCommand) -> anyhow::Result<i32> {
                             d.name,
                             s.channel.name,
                             s.channel.kind,
-                            s.message_id
-                                .map(|id| format!(", message id {id}"))
-                                .unwrap_or_default()
+                            s.delivery.map(|d| format!(", {d}")).unwrap_or_default()
                         ),
                     }
                 }

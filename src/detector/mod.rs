@@ -13,7 +13,8 @@ mod set;
 mod shipped;
 
 pub use model::{
-    AlertThresholds, Detector, Direction, Entity, ErrorFilter, FieldMatch, Filter, ValueSpec,
+    AlertThresholds, Detector, Direction, Entity, ErrorFilter, FieldMatch, Filter, Imputation,
+    ValueSpec,
 };
 pub use parse::{load_dir, parse_detector, DetectorError, Problem};
 pub use rule::{load_rules, parse_rule, Match, Rule};

@@ -17,8 +17,51 @@ pub struct Detector {
     pub window_delay: Duration,
     pub shingle_size: usize,
     pub alert: AlertThresholds,
+    /// What the OpenSearch plugin puts in an interval with no data.
+    pub imputation: Imputation,
     /// The file it came from.
     pub source: PathBuf,
+}
+
+/// What the anomaly detection plugin feeds its model for an interval with
+/// no matching records (its `imputation_option`). The local engine always
+/// scores such an interval as zero.
+///
+/// On a mostly empty series, `Zero` keeps the plugin's confidence low for
+/// good (it falls with each imputed interval), so it grades nothing, a
+/// crypto-mining burst included; without imputation the plugin models only
+/// the intervals that have data and grades a burst 1.0 (recorded on the
+/// real plugin, `53-ad-imputation-on-sparse-series.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imputation {
+    /// Skip empty intervals: for sparse series that alert on rises.
+    None,
+    /// An empty interval is zero: for dense series where a drop matters.
+    Zero,
+    /// An empty interval repeats the last value.
+    Previous,
+}
+
+impl Imputation {
+    /// The file's word for it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Imputation::None => "none",
+            Imputation::Zero => "zero",
+            Imputation::Previous => "previous",
+        }
+    }
+
+    /// The default for a detector alerting in `direction`: none when only
+    /// rises alert (the series of costly or suspicious calls are sparse);
+    /// zero when a drop matters, which a series can only show if empty
+    /// intervals count.
+    pub fn default_for(direction: Direction) -> Self {
+        match direction {
+            Direction::Up => Imputation::None,
+            Direction::Down | Direction::Both => Imputation::Zero,
+        }
+    }
 }
 
 /// Which records a detector counts. Every part given must match.

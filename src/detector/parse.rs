@@ -2,7 +2,7 @@
 //! in a file at once, each naming the key and saying what to write instead.
 
 use super::model::{
-    AlertThresholds, Detector, Direction, ErrorFilter, FieldMatch, Filter, ValueSpec,
+    AlertThresholds, Detector, Direction, ErrorFilter, FieldMatch, Filter, Imputation, ValueSpec,
 };
 use crate::cloudtrail::FieldPath;
 use std::collections::BTreeSet;
@@ -131,6 +131,7 @@ pub fn parse_detector(path: &Path, text: &str) -> Result<Detector, DetectorError
             .unwrap_or(Duration::from_secs(60));
         let shingle_size = top.integer("shingle_size", 1, 128).unwrap_or(8) as usize;
         let category_fields = top.field_list("category_fields").unwrap_or_default();
+        let imputation = top.string("imputation");
         let filter = top.table("filter");
         let value = top.table("value");
         let alert = top.table("alert");
@@ -154,6 +155,21 @@ pub fn parse_detector(path: &Path, text: &str) -> Result<Detector, DetectorError
         let filter = parse_filter(filter.as_ref(), &mut problems);
         let value = parse_value(value.as_ref(), &mut problems);
         let alert = parse_alert(alert.as_ref(), &mut problems);
+        let imputation = match imputation.as_deref() {
+            None => Imputation::default_for(alert.direction),
+            Some("none") => Imputation::None,
+            Some("zero") => Imputation::Zero,
+            Some("previous") => Imputation::Previous,
+            Some(other) => {
+                problems.push(Problem {
+                    key: "imputation".into(),
+                    message: format!(
+                        "{other:?} is not one of \"none\", \"zero\", \"previous\" (what the OpenSearch plugin puts in an interval with no data)"
+                    ),
+                });
+                Imputation::None
+            }
+        };
         Detector {
             name,
             description,
@@ -164,6 +180,7 @@ pub fn parse_detector(path: &Path, text: &str) -> Result<Detector, DetectorError
             window_delay,
             shingle_size,
             alert,
+            imputation,
             source: path.to_path_buf(),
         }
     };

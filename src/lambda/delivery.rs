@@ -96,12 +96,29 @@ pub enum DeliveryError {
         body: String,
         report: Box<Report>,
     },
+    #[error("cannot deliver to OpenSearch: {message}; failing the invocation so the platform retries it")]
+    Unreachable {
+        message: String,
+        report: Box<Report>,
+    },
     #[error(transparent)]
     DeadLetter(#[from] super::dead_letter::DeadLetterError),
     #[error("{0}; failing the invocation so the platform retries it (nothing was indexed yet)")]
     Page(#[from] super::rule_pages::PageError),
     #[error("not a CloudWatch Logs subscription event: {0}")]
     BadEvent(String),
+}
+
+impl DeliveryError {
+    /// What the invocation did before it failed, when it got that far.
+    pub fn report(&self) -> Option<&Report> {
+        match self {
+            DeliveryError::OutOfTime { report, .. }
+            | DeliveryError::Unauthorized { report, .. }
+            | DeliveryError::Unreachable { report, .. } => Some(report),
+            _ => None,
+        }
+    }
 }
 
 /// A delay before retry round `round` (1-based): full jitter over an
@@ -249,6 +266,19 @@ pub async fn deliver(
                 Ok(answer) => {
                     last_problem = format!("_bulk answered {}", answer.status);
                     retry.extend(&request.documents);
+                }
+                Err(OpenSearchError::Transport {
+                    message,
+                    transient: false,
+                    ..
+                }) => {
+                    // No retry can mend it (a CA not trusted, nothing listening).
+                    dead.send(&letters).await?;
+                    report.dead_lettered += letters.len();
+                    return Err(DeliveryError::Unreachable {
+                        message,
+                        report: Box::new(report),
+                    });
                 }
                 Err(e) => {
                     last_problem = match e {

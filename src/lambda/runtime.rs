@@ -256,9 +256,7 @@ pub async fn forward_invocation(
     });
     let report = match &result {
         Ok(report) => Some(report.clone()),
-        Err(DeliveryError::OutOfTime { report, .. })
-        | Err(DeliveryError::Unauthorized { report, .. }) => Some(report.as_ref().clone()),
-        Err(_) => None,
+        Err(e) => e.report().cloned(),
     };
     if let Some(report) = report {
         if let (Value::Object(line), Value::Object(counts)) = (&mut line, json!(report)) {

@@ -5,7 +5,7 @@
 //! either.
 
 use super::apply::DETECTORS_API;
-use super::desired::detectors::detector_name;
+use super::desired::detectors::{detector_name, RESULT_INDICES};
 use super::inspect::{detector_id, InspectError};
 use super::{OpenSearch, OpenSearchError};
 use crate::detector::Detector;
@@ -106,6 +106,12 @@ pub fn anomalies(answer: &Value, d: &Detector) -> Vec<PluginAnomaly> {
         .collect()
 }
 
+/// The reason the plugin gives when every historical-analysis slot is busy.
+pub const NO_TASK_SLOT: &str = "No available task slot";
+
+/// How often a backtest asks again for a slot.
+const SLOT_POLL: Duration = Duration::from_secs(3);
+
 /// Runs the detector's historical analysis over `[from, to)` and waits
 /// (polling, bounded by `wait`, telling `progress`) for its anomalies.
 pub async fn backtest(
@@ -122,15 +128,39 @@ pub async fn backtest(
         move |source| InspectError::Cluster { what, source }
     };
     let id = detector_id(os, d).await?;
-    os.request(
-        "POST",
-        &format!("{DETECTORS_API}/{id}/_start"),
-        Some(&start_body(from, to)),
-    )
-    .await
-    .and_then(|a| a.checked_json())
-    .map_err(failed("historical analysis"))?;
     let deadline = Instant::now() + wait;
+    // The plugin runs few historical analyses at once and refuses another
+    // meanwhile (400 "No available task slot"): wait for a slot.
+    let mut said = false;
+    let started = loop {
+        let answer = os
+            .request(
+                "POST",
+                &format!("{DETECTORS_API}/{id}/_start"),
+                Some(&start_body(from, to)),
+            )
+            .await
+            .map_err(failed("historical analysis"))?;
+        if answer.status == 400
+            && super::client::reason(&answer.body).contains(NO_TASK_SLOT)
+            && Instant::now() < deadline
+        {
+            if !said {
+                progress(&format!(
+                    "historical analysis of {name}: waiting for a free slot (the plugin runs few at once)"
+                ));
+                said = true;
+            }
+            tokio::time::sleep(SLOT_POLL).await;
+            continue;
+        }
+        break answer
+            .checked_json()
+            .map_err(failed("historical analysis"))?;
+    };
+    // The start answers the new task's id; an older task of the detector
+    // may still be what `?task=true` shows for a moment.
+    let new_task = started["_id"].as_str().map(str::to_owned);
     let task_id = loop {
         let answer = os
             .request("GET", &format!("{DETECTORS_API}/{id}?task=true"), None)
@@ -146,7 +176,8 @@ pub async fn backtest(
                 reason,
             },
         };
-        match task_of(&answer) {
+        let task = task_of(&answer).filter(|(t, _)| new_task.as_ref().is_none_or(|n| n == t));
+        match task {
             Some((task, Task::Finished)) => break task,
             Some((_, Task::Failed(e))) => return Err(refused(e)),
             Some((_, Task::Running(p))) if Instant::now() < deadline => {
@@ -166,11 +197,7 @@ pub async fn backtest(
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
     let answer = os
-        .request(
-            "POST",
-            &format!("{DETECTORS_API}/results/_search"),
-            Some(&results_query(&task_id)),
-        )
+        .search(RESULT_INDICES, &results_query(&task_id))
         .await
         .and_then(|a| a.checked_json())
         .map_err(failed("results"))?;

@@ -124,6 +124,12 @@ pub enum OpenSearchError {
         auth: String,
         reason: String,
     },
+    #[error("{method} {path}: the {plugin} plugin is not installed on this cluster; use one that has it: Amazon OpenSearch Service, or the Compose stack of README.md (`docker compose up`), which runs every plugin (`make opensearch` runs only security and job-scheduler)")]
+    PluginMissing {
+        method: &'static str,
+        path: String,
+        plugin: &'static str,
+    },
     #[error("{method} {path} answered {status}: {reason}")]
     Status {
         method: &'static str,
@@ -139,6 +145,7 @@ impl OpenSearchError {
         match self {
             OpenSearchError::Status { status, .. }
             | OpenSearchError::Unauthorized { status, .. } => Some(*status),
+            OpenSearchError::PluginMissing { .. } => Some(404),
             _ => None,
         }
     }
@@ -175,6 +182,13 @@ impl Response {
             return Ok(self);
         }
         let reason = reason(&self.body);
+        if let Some(plugin) = missing_plugin(&self.path, &reason) {
+            return Err(OpenSearchError::PluginMissing {
+                method: self.method,
+                path: self.path,
+                plugin,
+            });
+        }
         Err(if self.status == 401 || self.status == 403 {
             OpenSearchError::Unauthorized {
                 method: self.method,
@@ -206,6 +220,27 @@ impl Response {
             ),
         })
     }
+}
+
+/// The plugins trailwatch calls, by the path their REST API starts with.
+const PLUGINS: [(&str, &str); 5] = [
+    ("/_plugins/_anomaly_detection", "anomaly detection"),
+    ("/_plugins/_alerting", "alerting"),
+    ("/_plugins/_notifications", "notifications"),
+    ("/_plugins/_ism", "index state management (ISM)"),
+    ("/_plugins/_security", "security"),
+];
+
+/// The plugin whose route the cluster does not know: OpenSearch answers
+/// "no handler found for uri" for a path no installed plugin serves.
+pub fn missing_plugin(path: &str, reason: &str) -> Option<&'static str> {
+    if !reason.contains("no handler found for uri") {
+        return None;
+    }
+    PLUGINS
+        .iter()
+        .find(|(prefix, _)| path.starts_with(prefix))
+        .map(|(_, name)| *name)
 }
 
 /// The reason an error answer gives: OpenSearch's `error.reason` (with the
@@ -393,13 +428,7 @@ impl OpenSearch {
             headers.insert(*name, header_value(value)?);
         }
         let timeout = timeout.map_or(self.timeout, |t| t.min(self.timeout));
-        let failed = |e: opensearch::Error| OpenSearchError::Transport {
-            method,
-            url: url.clone(),
-            message: crate::aws::with_causes(&e),
-            transient: is_transient(&e),
-        };
-        let answer = self
+        let answer = match self
             .client
             .send(
                 verb,
@@ -410,9 +439,15 @@ impl OpenSearch {
                 Some(timeout),
             )
             .await
-            .map_err(failed)?;
+        {
+            Ok(answer) => answer,
+            Err(e) => return Err(self.transport_error(method, &url, e).await),
+        };
         let status = answer.status_code().as_u16();
-        let body = answer.bytes().await.map_err(failed)?.to_vec();
+        let body = match answer.bytes().await {
+            Ok(body) => body.to_vec(),
+            Err(e) => return Err(self.transport_error(method, &url, e).await),
+        };
         Ok(Response {
             method,
             path: path.to_owned(),
@@ -420,6 +455,40 @@ impl OpenSearch {
             body,
             auth: self.auth.clone(),
         })
+    }
+
+    /// A request that got no answer, said with what to do when no retry
+    /// can mend it ([`hopeless`]). A plain-HTTP request whose connection
+    /// was closed is asked once more, over TLS: if the server answers that,
+    /// the URL's scheme is wrong (a dropped connection, though, may pass).
+    async fn transport_error(
+        &self,
+        method: &'static str,
+        url: &str,
+        e: opensearch::Error,
+    ) -> OpenSearchError {
+        let message = crate::aws::with_causes(&e);
+        let mut what_to_do = hopeless(&message, &self.base);
+        if what_to_do.is_none() && is_closed_connection(&message) && speaks_tls(&self.base).await {
+            what_to_do = Some(format!(
+                "{} closed the connection on a plain HTTP request, and it answers TLS: write https://",
+                self.base
+            ));
+        }
+        match what_to_do {
+            Some(what_to_do) => OpenSearchError::Transport {
+                method,
+                url: url.to_owned(),
+                message: format!("{what_to_do} ({message})"),
+                transient: false,
+            },
+            None => OpenSearchError::Transport {
+                method,
+                url: url.to_owned(),
+                message,
+                transient: is_transient(&e),
+            },
+        }
     }
 
     /// `POST /_bulk` with an NDJSON body, answered within `timeout`.
@@ -446,6 +515,67 @@ impl OpenSearch {
         self.request("POST", &format!("/{index}/_search"), Some(query))
             .await
     }
+}
+
+/// What to do about a failed connection that no retry can mend, said
+/// before the error itself: a TLS certificate from a CA this machine does
+/// not trust, nothing listening at the address, TLS sent to a plain port
+/// (plain HTTP sent to a TLS port is told by asking again over TLS). `None`
+/// for what may pass (a timeout, a dropped connection).
+pub fn hopeless(message: &str, base: &str) -> Option<String> {
+    let plain = base.starts_with("http://");
+    let m = message.to_ascii_lowercase();
+    if m.contains("unknownissuer") || m.contains("invalid peer certificate") {
+        return Some(format!(
+            "{base} presents a TLS certificate signed by a CA this machine does not trust: pass that CA's PEM file with --opensearch-ca-cert (the Compose stack's is root-ca.pem; see README.md)"
+        ));
+    }
+    if m.contains("connection refused") {
+        return Some(format!(
+            "nothing listens at {base}: start OpenSearch there (`make opensearch`, or `docker compose up -d --wait` for every plugin), or check the URL and port"
+        ));
+    }
+    let tls_to_plain = [
+        "invalidcontenttype",
+        "corrupt message",
+        "wrong version number",
+    ];
+    if !plain && tls_to_plain.iter().any(|t| m.contains(t)) {
+        return Some(format!(
+            "{base} does not answer TLS: if the server has no TLS, write http://"
+        ));
+    }
+    None
+}
+
+/// Whether a failure reads as the server closing the connection.
+fn is_closed_connection(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "connection closed before message completed",
+        "connection reset",
+        "broken pipe",
+    ]
+    .iter()
+    .any(|t| m.contains(t))
+}
+
+/// Whether `base`, an `http://` URL, answers TLS at its host and port:
+/// one HTTPS request there, any certificate accepted (nothing is sent but
+/// a `HEAD /`), within two seconds.
+async fn speaks_tls(base: &str) -> bool {
+    let Some(rest) = base.strip_prefix("http://") else {
+        return false;
+    };
+    let Ok(client) = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(2))
+        .no_proxy()
+        .build()
+    else {
+        return false;
+    };
+    client.head(format!("https://{rest}/")).send().await.is_ok()
 }
 
 /// A timeout, or a connection that could not be made or broke: another try

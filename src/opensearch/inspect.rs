@@ -4,8 +4,8 @@
 //! entities, last anomaly and last error. The request bodies and the
 //! reading of the plugins' answers are plain functions; the calls are thin.
 
-use super::apply::{find_by_name, DETECTORS_API, MONITORS_API};
-use super::desired::detectors::detector_name;
+use super::apply::{find_detector, find_monitor, DETECTORS_API, MONITORS_API};
+use super::desired::detectors::{detector_name, RESULT_INDICES};
 use super::desired::monitors::{monitor_name, test_message_template};
 use super::{OpenSearch, OpenSearchError};
 use crate::detector::Detector;
@@ -125,19 +125,13 @@ async fn channel(os: &OpenSearch, id: &str) -> Result<ChannelRef, InspectError> 
 /// The detector's monitor: its id and body.
 async fn monitor(os: &OpenSearch, d: &Detector) -> Result<(String, Value), InspectError> {
     let name = monitor_name(d);
-    find_by_name(
-        os,
-        &format!("{MONITORS_API}/_search"),
-        "monitor.name.keyword",
-        &name,
-        Some("monitor"),
-    )
-    .await
-    .map_err(failed(format!("monitor {name}")))?
-    .ok_or(InspectError::Missing {
-        kind: "monitor",
-        name,
-    })
+    find_monitor(os, &name)
+        .await
+        .map_err(failed(format!("monitor {name}")))?
+        .ok_or(InspectError::Missing {
+            kind: "monitor",
+            name,
+        })
 }
 
 /// What `monitors list` shows for the detector's monitor.
@@ -205,8 +199,9 @@ pub fn test_copy(monitor: &Value, d: &Detector) -> Value {
 pub struct Sent {
     pub action: String,
     pub channel: ChannelRef,
-    /// The message id the channel reported (SNS), when the plugin says it.
-    pub message_id: Option<String>,
+    /// What the channel reported of the delivery (`HTTP 200`, an SNS
+    /// message id), when the plugin says it.
+    pub delivery: Option<String>,
     pub error: Option<String>,
 }
 
@@ -214,8 +209,40 @@ pub struct Sent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Executed {
     pub action: String,
-    pub message_id: Option<String>,
+    pub delivery: Option<String>,
     pub error: Option<String>,
+}
+
+/// What an action's `output.messageId` says of the delivery. The real
+/// plugin puts there a JSON string: the Notifications delivery status of
+/// each channel (`status_list[].delivery_status`: status code and text);
+/// an older one, the message id itself. A status outside 2xx is an error.
+pub fn delivery_of(message_id: &str) -> Result<String, String> {
+    let Ok(status) = serde_json::from_str::<Value>(message_id) else {
+        return Ok(format!("message id {message_id}"));
+    };
+    let Some(list) = status["status_list"].as_array() else {
+        return Ok(format!("message id {message_id}"));
+    };
+    let mut said = Vec::new();
+    for s in list {
+        let code = s["delivery_status"]["status_code"].as_str().unwrap_or("");
+        let text = s["delivery_status"]["status_text"]
+            .as_str()
+            .unwrap_or("")
+            .trim();
+        if !code.starts_with('2') {
+            return Err(format!("the channel answered {code}: {text}"));
+        }
+        // SNS answers its message id; a webhook, its body.
+        let text = text.chars().take(80).collect::<String>();
+        said.push(if text.is_empty() {
+            format!("delivered, status {code}")
+        } else {
+            format!("delivered, status {code}: {text}")
+        });
+    }
+    Ok(said.join("; "))
 }
 
 /// The actions of an `_execute` answer. A trigger that did not fire, or
@@ -241,14 +268,19 @@ pub fn executed_actions(answer: &Value) -> Result<Vec<Executed>, String> {
             .into_iter()
             .flat_map(|m| m.values())
         {
-            let id = ["message_id", "messageId", "message-id"]
+            let delivered = ["message_id", "messageId", "message-id"]
                 .iter()
                 .find_map(|k| a["output"][*k].as_str())
-                .map(str::to_owned);
+                .map(delivery_of);
+            let (delivery, refused) = match delivered {
+                Some(Ok(d)) => (Some(d), None),
+                Some(Err(e)) => (None, Some(e)),
+                None => (None, None),
+            };
             out.push(Executed {
                 action: a["name"].as_str().unwrap_or("").to_owned(),
-                message_id: id,
-                error: a["error"].as_str().map(str::to_owned),
+                delivery,
+                error: a["error"].as_str().map(str::to_owned).or(refused),
             });
         }
     }
@@ -304,7 +336,7 @@ pub async fn test_monitor(os: &OpenSearch, d: &Detector) -> Result<Vec<Sent>, In
         sent.push(Sent {
             channel: channel(os, &id).await?,
             action: e.action,
-            message_id: e.message_id,
+            delivery: e.delivery,
             error: e.error,
         });
     }
@@ -389,18 +421,25 @@ pub struct DetectorStatus {
 }
 
 /// The results search: the newest anomaly, the newest error, the number of
-/// entities and the busiest five, for one detector.
+/// entities and the busiest five, for one detector's real-time results
+/// (a backtest's carry a `task_id`). An error is a non-empty `error`: the
+/// plugin writes `"error": ""` on a single-stream detector's cold-start
+/// results, which `exists` alone matches (`error` is mapped `text`, so a
+/// wildcard term matches only a message with a word in it).
 pub fn results_query(detector_id: &str) -> Value {
     json!({
         "size": 0,
-        "query": {"term": {"detector_id": detector_id}},
+        "query": {"bool": {
+            "filter": [{"term": {"detector_id": detector_id}}],
+            "must_not": [{"exists": {"field": "task_id"}}]
+        }},
         "aggs": {
             "anomalies": {
                 "filter": {"range": {"anomaly_grade": {"gt": 0}}},
                 "aggs": {"last": {"top_hits": {"size": 1, "sort": [{"data_end_time": "desc"}], "_source": ["data_end_time", "anomaly_grade", "entity"]}}}
             },
             "errors": {
-                "filter": {"exists": {"field": "error"}},
+                "filter": {"bool": {"filter": [{"exists": {"field": "error"}}, {"wildcard": {"error": {"value": "*"}}}]}},
                 "aggs": {"last": {"top_hits": {"size": 1, "sort": [{"execution_end_time": "desc"}], "_source": ["execution_end_time", "error"]}}}
             },
             "entities": {"cardinality": {"field": "model_id"}},
@@ -443,8 +482,11 @@ pub fn read_results(answer: &Value) -> Results {
         )
     });
     let error = top("errors");
-    let last_error =
-        millis(&error["execution_end_time"]).zip(error["error"].as_str().map(str::to_owned));
+    let message = error["error"]
+        .as_str()
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    let last_error = millis(&error["execution_end_time"]).zip(message.map(str::to_owned));
     let busiest = aggs["busiest"]["buckets"]
         .as_array()
         .into_iter()
@@ -468,15 +510,9 @@ pub fn read_results(answer: &Value) -> Results {
 /// The plugin's id of the detector made from `d`.
 pub async fn detector_id(os: &OpenSearch, d: &Detector) -> Result<String, InspectError> {
     let name = detector_name(d);
-    let found = find_by_name(
-        os,
-        &format!("{DETECTORS_API}/_search"),
-        "name.keyword",
-        &name,
-        None,
-    )
-    .await
-    .map_err(failed(format!("detector {name}")))?;
+    let found = find_detector(os, &name)
+        .await
+        .map_err(failed(format!("detector {name}")))?;
     match found {
         Some((id, _)) => Ok(id),
         None => Err(InspectError::Missing {
@@ -502,12 +538,10 @@ pub async fn detector_status(
         .await
         .and_then(|a| a.checked_json())
         .map_err(failed(format!("detector {name}'s profile")))?;
+    // Searched as the caller's own role allows: the custom result index is
+    // a normal index (the plugin's system indices answer no hits).
     let results = os
-        .request(
-            "POST",
-            &format!("{DETECTORS_API}/results/_search"),
-            Some(&results_query(&id)),
-        )
+        .search(RESULT_INDICES, &results_query(&id))
         .await
         .map_err(failed(format!("detector {name}'s results")))?;
     // No result index yet: the detector has produced nothing.
@@ -592,9 +626,23 @@ mod tests {
             executed_actions(&ok).unwrap(),
             [Executed {
                 action: "to-sns".into(),
-                message_id: Some("mid-1".into()),
+                delivery: Some("message id mid-1".into()),
                 error: None
             }]
+        );
+        // The real plugin's messageId: the delivery status, as a JSON string (recording 34).
+        let status = |code: &str, text: &str| {
+            json!({"event_source": {"title": "t"}, "status_list": [{"config_id": "c", "config_type": "webhook",
+                "delivery_status": {"status_code": code, "status_text": text}}]})
+            .to_string()
+        };
+        assert_eq!(
+            delivery_of(&status("200", "{\"ok\":true}")),
+            Ok("delivered, status 200: {\"ok\":true}".into())
+        );
+        assert_eq!(
+            delivery_of(&status("500", "down")),
+            Err("the channel answered 500: down".into())
         );
         let quiet = json!({"input_results": {"error": null}, "trigger_results": {"t": {"triggered": false, "error": null, "action_results": {}}}});
         assert!(executed_actions(&quiet)

@@ -76,7 +76,9 @@ install() {
   core=$(fetch "org.opensearch.distribution.integ-test-zip:opensearch:$VERSION:zip")
   local zips=()
   for p in "${PLUGINS[@]}"; do zips+=("$(fetch "org.opensearch.plugin:$p:$VERSION.0:zip")"); done
-  if [ -f "$NODE/.installed" ]; then return; fi
+  # The marker names the configuration's version: a node installed with an
+  # older one is configured again.
+  if [ -f "$NODE/.installed-2" ]; then return; fi
   say "installing OpenSearch $VERSION with ${PLUGINS[*]} into $NODE"
   rm -rf "$NODE" && mkdir -p "$NODE"
   unzip -q "$core" -d "$NODE.tmp" && mv "$NODE.tmp"/opensearch-*/* "$NODE"/ && rm -rf "$NODE.tmp"
@@ -115,8 +117,10 @@ plugins.security.authcz.admin_dn: ["CN=trailwatch-admin,O=trailwatch"]
 plugins.security.nodes_dn: ["CN=localhost,O=trailwatch"]
 plugins.security.restapi.roles_enabled: ["all_access", "security_rest_api_access"]
 plugins.security.system_indices.enabled: true
+# As the official distribution's: a weak internal-user password is refused.
+plugins.security.restapi.password_min_length: 8
 CONFIG
-  touch "$NODE/.installed"
+  touch "$NODE/.installed-2"
 }
 
 start() {
@@ -155,6 +159,12 @@ OpenSearch $VERSION is up:
   password: $PASSWORD
   CA:       $NODE/config/certs/root-ca.pem
   plugins:  ${PLUGINS[*]}
+  lacks:    anomaly detection, alerting, notifications and index state
+            management (Maven Central does not serve them), so
+            'trailwatch opensearch apply' stops at "the index state
+            management (ISM) plugin is not installed". For a node with every
+            plugin and OpenSearch Dashboards, use the Compose stack:
+            README.md, "A stack on your own machine" (docker compose up).
 READY
 }
 

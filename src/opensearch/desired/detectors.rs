@@ -3,7 +3,7 @@
 //! plugin cannot express or would refuse, found offline.
 
 use super::{Refusal, MANAGED};
-use crate::detector::{Detector, Direction, ValueSpec};
+use crate::detector::{Detector, Direction, Imputation, ValueSpec};
 use crate::opensearch::desired::template::INDEX_PATTERN;
 use crate::opensearch::query::filter_clauses;
 use serde_json::{json, Value};
@@ -34,8 +34,32 @@ fn minutes(d: std::time::Duration) -> u64 {
     d.as_secs() / 60
 }
 
-/// The body of `POST _plugins/_anomaly_detection/detectors`.
-pub fn detector_body(d: &Detector) -> Value {
+/// The custom result index every detector writes to (the plugin requires
+/// the `opensearch-ad-plugin-result-` prefix). The plugin's own result
+/// indices are system indices: on a secured cluster every REST search of
+/// them answers no hits, silently, admin included, so Dashboards' panels,
+/// `detectors status` and `backtest` would see nothing. This one is a
+/// normal index (an alias over the plugin's rolled-over indices) that our
+/// roles can read.
+pub const RESULT_INDEX: &str = "opensearch-ad-plugin-result-trailwatch";
+/// The result indices to search: the alias and what it rolls over into.
+pub const RESULT_INDICES: &str = "opensearch-ad-plugin-result-trailwatch*";
+
+/// The plugin's `imputation_option` for an imputation, or none (`null`
+/// here, so that a detector that had one shows the change; [`to_send`]
+/// leaves it out, as the plugin refuses a null).
+fn imputation_option(i: Imputation) -> Value {
+    match i {
+        Imputation::None => Value::Null,
+        Imputation::Zero => json!({"method": "ZERO"}),
+        Imputation::Previous => json!({"method": "PREVIOUS"}),
+    }
+}
+
+/// The body of `POST _plugins/_anomaly_detection/detectors`; results kept
+/// `retention_days` (the plugin rolls the result index over daily and
+/// deletes what is older).
+pub fn detector_body(d: &Detector, retention_days: u32) -> Value {
     let (filter, must_not) = filter_clauses(&d.filter);
     let feature = feature_name(d);
     let aggregation = match &d.value {
@@ -57,11 +81,23 @@ pub fn detector_body(d: &Detector) -> Value {
         "detection_interval": {"period": {"interval": minutes(d.interval), "unit": "Minutes"}},
         "window_delay": {"period": {"interval": minutes(d.window_delay), "unit": "Minutes"}},
         "shingle_size": d.shingle_size,
-        "imputation_option": {"method": "ZERO"},
+        "imputation_option": imputation_option(d.imputation),
+        "result_index": RESULT_INDEX,
+        "result_index_min_age": 1,
+        "result_index_ttl": retention_days,
         "rules": rules(d, &feature),
         // Empty for a single-entity detector: a removed category field is a change.
         "category_field": d.category_fields.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
     })
+}
+
+/// The body as the plugin takes it: without the keys whose value is null.
+pub fn to_send(body: &Value) -> Value {
+    let mut body = body.clone();
+    if let Some(o) = body.as_object_mut() {
+        o.retain(|_, v| !v.is_null());
+    }
+    body
 }
 
 /// The plugin's `rules`: anomalies in the other direction, and deviations
@@ -200,7 +236,7 @@ mod tests {
             "up.toml",
             "description = \"x\"\n[alert]\ndirection = \"up\"\nmin_ratio = 0.5\nmin_margin = 3\n",
         );
-        let body = detector_body(&d);
+        let body = detector_body(&d, 30);
         let kinds: Vec<&str> = body["rules"]
             .as_array()
             .unwrap()
@@ -216,11 +252,54 @@ mod tests {
             ]
         );
         assert_eq!(body["rules"][1]["conditions"][0]["value"], 0.5);
-        assert_eq!(body["imputation_option"]["method"], "ZERO");
         assert_eq!(body["category_field"], serde_json::json!([]));
+        assert_eq!(body["result_index"], RESULT_INDEX);
+        assert_eq!(body["result_index_ttl"], 30);
         assert_eq!(
             body["feature_attributes"][0]["aggregation_query"]["count"]["value_count"]["field"],
             "eventID"
+        );
+    }
+
+    /// With ZERO imputation the real plugin graded nothing on sparse
+    /// series, a crypto-mining burst included (recording 53).
+    #[test]
+    fn imputation_follows_the_series_and_the_file_can_say_it() {
+        let imputation = |text: &str| {
+            let body = to_send(&detector_body(&detector("d.toml", text), 30));
+            body.get("imputation_option").cloned()
+        };
+        assert_eq!(
+            imputation("[alert]\ndirection = \"up\"\n"),
+            None,
+            "sparse and up: none"
+        );
+        assert_eq!(
+            imputation("[alert]\ndirection = \"both\"\n"),
+            Some(serde_json::json!({"method": "ZERO"})),
+            "a drop matters: zero"
+        );
+        assert_eq!(
+            imputation("imputation = \"previous\"\n[alert]\ndirection = \"up\"\n"),
+            Some(serde_json::json!({"method": "PREVIOUS"}))
+        );
+        // Sent without it, compared with it: a detector that had ZERO changes.
+        let body = detector_body(&detector("d.toml", "[alert]\ndirection = \"up\"\n"), 30);
+        let mut had = to_send(&body);
+        had["imputation_option"] = serde_json::json!({"method": "ZERO"});
+        assert_eq!(
+            crate::opensearch::apply::differences(&body, &had),
+            ["imputation_option"]
+        );
+        let bad = crate::detector::parse_detector(
+            std::path::Path::new("d.toml"),
+            "imputation = \"linear\"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            bad.contains("imputation") && bad.contains("\"linear\" is not one of"),
+            "{bad}"
         );
     }
 }

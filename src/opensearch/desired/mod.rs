@@ -118,7 +118,12 @@ pub fn desired(detectors: &[Detector], settings: &Settings) -> Result<Desired, V
         channels: settings.channels.clone(),
         detectors: detectors
             .iter()
-            .map(|d| (d.clone(), detectors::detector_body(d)))
+            .map(|d| {
+                (
+                    d.clone(),
+                    detectors::detector_body(d, settings.retention_days),
+                )
+            })
             .collect(),
     })
 }
@@ -157,7 +162,7 @@ impl Desired {
         let ids = self.channel_ids();
         for (d, body) in &self.detectors {
             let name = detectors::detector_name(d);
-            out.push((format!("detector/{name}.json"), body.clone()));
+            out.push((format!("detector/{name}.json"), detectors::to_send(body)));
             out.push((
                 format!("monitor/{}.json", monitors::monitor_name(d)),
                 monitors::monitor_body(d, &format!("<id of {name}>"), &ids),

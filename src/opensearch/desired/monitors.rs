@@ -7,11 +7,8 @@
 
 use super::MANAGED;
 use crate::detector::Detector;
-use crate::opensearch::desired::detectors::detector_name;
+use crate::opensearch::desired::detectors::{detector_name, RESULT_INDEX, RESULT_INDICES};
 use serde_json::{json, Value};
-
-/// The anomaly result indices the monitors search.
-pub const RESULT_INDICES: &str = ".opendistro-anomaly-results*";
 
 /// The monitor's name (the detector's, as the plugin knows it).
 pub fn monitor_name(d: &Detector) -> String {
@@ -95,17 +92,22 @@ pub fn monitor_body(d: &Detector, detector_id: &str, channel_ids: &[String]) -> 
             "indices": [RESULT_INDICES],
             "query": {
                 "size": 1,
-                "sort": [{"anomaly_grade": "desc"}, {"confidence": "desc"}],
-                "query": {"bool": {"filter": [
-                    {"range": {"execution_end_time": {
-                        "from": format!("{{{{period_end}}}}||-{}m", minutes * 2),
-                        "to": "{{period_end}}",
-                        "include_lower": true,
-                        "include_upper": true,
-                        "format": "epoch_millis"
-                    }}},
-                    {"term": {"detector_id": {"value": detector_id}}}
-                ]}},
+                "sort": [{"anomaly_grade": {"order": "desc"}}, {"confidence": {"order": "desc"}}],
+                "query": {"bool": {
+                    "filter": [
+                        {"range": {"execution_end_time": {
+                            "from": format!("{{{{period_end}}}}||-{}m", minutes * 2),
+                            "to": "{{period_end}}",
+                            "include_lower": true,
+                            "include_upper": true,
+                            "format": "epoch_millis"
+                        }}},
+                        {"term": {"detector_id": {"value": detector_id}}}
+                    ],
+                    // Real-time results only: a backtest's carry its task id
+                    // and must not page.
+                    "must_not": [{"exists": {"field": "task_id"}}]
+                }},
                 "aggregations": {"max_anomaly_grade": {"max": {"field": "anomaly_grade"}}}
             }
         }}],
@@ -118,7 +120,7 @@ pub fn monitor_body(d: &Detector, detector_id: &str, channel_ids: &[String]) -> 
         "ui_metadata": {
             "schedule": {"timezone": null, "frequency": "interval", "period": {"interval": minutes, "unit": "MINUTES"}},
             "monitor_type": "query_level_monitor",
-            "search": {"searchType": "ad", "resultIndex": null},
+            "search": {"searchType": "ad", "resultIndex": RESULT_INDEX},
             "triggers": {trigger: {
                 "value": d.alert.grade,
                 "enum": "ABOVE",

@@ -1,15 +1,16 @@
-//! Retention: Index State Management policies that delete the `cwl-*`
-//! indices, and the anomaly result indices, after `--index-retention-days`.
+//! Retention: the Index State Management policy that deletes the `cwl-*`
+//! indices after `--index-retention-days`. The anomaly results are kept as
+//! long by the detectors' own result index settings (`result_index_ttl`).
 
 use super::MANAGED;
 use serde_json::{json, Value};
 
 /// The policy of the forwarder's indices.
 pub const RECORDS_POLICY: &str = "trailwatch-cwl-retention";
-/// The policy of the anomaly result indices.
-pub const RESULTS_POLICY: &str = "trailwatch-anomaly-results-retention";
-/// The result indices the AD plugin rolls over into.
-pub const RESULT_HISTORY: &str = ".opendistro-anomaly-results-history-*";
+/// The policy an earlier trailwatch kept for the plugin's own result
+/// indices (system indices, which the detectors no longer write to):
+/// `opensearch delete` still removes it.
+pub const LEGACY_RESULTS_POLICY: &str = "trailwatch-anomaly-results-retention";
 
 /// The body of `PUT _plugins/_ism/policies/<id>`: delete at `days`.
 pub fn policy(description: &str, pattern: &str, days: u32) -> Value {
@@ -26,24 +27,14 @@ pub fn policy(description: &str, pattern: &str, days: u32) -> Value {
     }})
 }
 
-/// Both policies, by id.
+/// The policies, by id.
 pub fn policies(days: u32) -> Vec<(String, Value)> {
-    vec![
-        (
-            RECORDS_POLICY.into(),
-            policy(
-                &format!("delete CloudTrail indices after {days} days"),
-                super::template::INDEX_PATTERN,
-                days,
-            ),
+    vec![(
+        RECORDS_POLICY.into(),
+        policy(
+            &format!("delete CloudTrail indices after {days} days"),
+            super::template::INDEX_PATTERN,
+            days,
         ),
-        (
-            RESULTS_POLICY.into(),
-            policy(
-                &format!("delete anomaly results after {days} days"),
-                RESULT_HISTORY,
-                days,
-            ),
-        ),
-    ]
+    )]
 }

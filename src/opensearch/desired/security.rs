@@ -8,8 +8,8 @@
 //! roles). No action is `*`.
 
 use super::MANAGED;
+use crate::opensearch::desired::detectors::RESULT_INDICES;
 use crate::opensearch::desired::findings::FINDINGS_INDEX;
-use crate::opensearch::desired::monitors::RESULT_INDICES;
 use crate::opensearch::desired::template::INDEX_PATTERN;
 use serde_json::{json, Value};
 
