@@ -4,6 +4,7 @@
 mod util;
 
 mod cli;
+mod compose;
 mod conformance;
 mod dashboards;
 mod deploy;

@@ -1378,3 +1378,37 @@ fn a_connection_that_cannot_succeed_fails_at_once_with_what_to_do() {
         assert_eq!(r["indexed"], 0, "{r}");
     }
 }
+
+/// `lambda forward --from`: CloudTrail deliveries forwarded by hand (the
+/// README's Compose path), batch by batch; a damaged delivery is named and
+/// the rest goes in.
+#[test]
+fn deliveries_are_forwarded_from_files_and_a_damaged_one_is_named() {
+    let os = opensearch_with_template();
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.ndjson");
+    let stratus = shared_cloudtrail().join("stratus-detonations");
+    let o = crate::util::trailwatch(&[
+        "lambda",
+        "forward",
+        "--opensearch-url",
+        &os.url,
+        "--dead-letter",
+        dead.to_str().unwrap(),
+        "--pages",
+        dir.path().join("pages.ndjson").to_str().unwrap(),
+        "--from",
+        stratus.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("aws.execution.ec2-user-data.json: not JSON"),
+        "the damaged delivery is named: {err}"
+    );
+    assert!(err.contains("batch 1 of 1 ("), "{err}");
+    let r = report(&o);
+    let indexed = r["indexed"].as_u64().unwrap();
+    assert!(indexed > 0, "{r}");
+    assert_eq!(count(&os), indexed, "every good record is in the index");
+}

@@ -377,7 +377,7 @@ fn user(name: &str, backend_role: &str) {
     .unwrap();
 }
 
-fn access_follows_the_roles(_plugins: &Plugins) {
+fn access_follows_the_roles(plugins: &Plugins) {
     let n = node();
     user("reader", READERS);
     user("forwarder", FORWARDER);
@@ -511,6 +511,57 @@ fn access_follows_the_roles(_plugins: &Plugins) {
             .request("DELETE", &format!("/{FINDINGS_INDEX}"), None),
     )
     .unwrap();
+
+    // The anomaly results, as each reader reaches them with the role it
+    // has: the detectors' custom result index is a normal index that the
+    // dashboard reader and the enricher may search (the plugin's own result
+    // indices answer every REST search with nothing, admin included).
+    let results = json!({"size": 1, "query": {"exists": {"field": "detector_id"}}});
+    for (who, os) in [("reader", &reader), ("enricher", &enricher)] {
+        let answer = block_on(os.search(
+            trailwatch::opensearch::desired::detectors::RESULT_INDICES,
+            &results,
+        ))
+        .unwrap();
+        assert_eq!(answer.status, 200, "{who}: {}", answer.text());
+        assert!(
+            answer.json().unwrap()["hits"]["total"]["value"].as_u64() > Some(0),
+            "{who} sees the detectors' results: {}",
+            answer.text()
+        );
+    }
+    assert_eq!(
+        status(
+            &forwarder,
+            "POST",
+            "/opensearch-ad-plugin-result-trailwatch*/_search",
+            Some(results.clone())
+        ),
+        403,
+        "the forwarder reads no results"
+    );
+    // `detectors status`, run by the dashboard reader itself.
+    let o = run_trailwatch(
+        &[
+            "detectors",
+            "status",
+            "ec2-run-instances",
+            "--opensearch-url",
+            &plugins.url,
+        ],
+        None,
+        &[
+            ("OPENSEARCH_USER", "reader"),
+            ("OPENSEARCH_PASSWORD", "Tw-Suite-Pass-9q!"),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("  state         running")
+            && stdout(&o).contains("  last error    none"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]

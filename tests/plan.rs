@@ -305,3 +305,32 @@ fn plan_says_what_each_preset_costs_a_month() {
         true
     );
 }
+
+/// The real plugin graded nothing on sparse series with ZERO imputation
+/// (recording 53): plan says so for a detector file that asks for it.
+#[test]
+fn plan_warns_when_a_sparse_series_would_blind_the_plugin() {
+    let detectors = tempfile::tempdir().unwrap();
+    std::fs::write(
+        detectors.path().join("gpu-launches.toml"),
+        "description = \"GPU launches\"\nimputation = \"zero\"\n[filter]\nevent_names = [\"RunInstances\"]\n",
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = trailwatch(&[
+        "plan",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--detectors",
+        detectors.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("gpu-launches.toml: the series looks sparse (it counts RunInstances calls"),
+        "{err}"
+    );
+    // The shipped detectors draw no such warning.
+    let o = trailwatch(&["plan", "--out", out.path().to_str().unwrap()]);
+    assert!(!stderr(&o).contains("looks sparse"), "{}", stderr(&o));
+}

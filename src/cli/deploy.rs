@@ -209,6 +209,10 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
         files.len(),
         args.out.join("opensearch").display()
     );
+    let detectors: Vec<_> = objects.detectors.iter().map(|(d, _)| d.clone()).collect();
+    for warning in crate::opensearch::desired::detectors::imputation_warnings(&detectors) {
+        eprintln!("warning: {warning}");
+    }
     eprintln!(
         "wrote {} ({resources} resources): {}",
         path.display(),

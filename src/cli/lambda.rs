@@ -31,6 +31,11 @@ trailwatch lambda forward --opensearch-url http://127.0.0.1:9200 < tests/data/la
 pub struct ForwardArgs {
     #[command(flatten)]
     pub opensearch: ConnectArgs,
+    /// Forward the CloudTrail deliveries under these files or folders, in
+    /// batches as CloudWatch Logs would deliver them, instead of one event
+    /// read from stdin (to fill a local cluster: the README's Compose path).
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub from: Vec<PathBuf>,
     /// Append records that can never be indexed to this NDJSON file.
     #[arg(
         long,
@@ -175,8 +180,63 @@ fn read_event() -> anyhow::Result<serde_json::Value> {
 }
 
 fn forward(args: ForwardArgs) -> anyhow::Result<i32> {
+    if !args.from.is_empty() {
+        return forward_files(&args);
+    }
     let event = read_event()?;
     let batch = batch_of_event(&event)?;
+    forward_batch(&args, &batch)
+}
+
+/// `forward --from`: every delivery's records, batch after batch, with a
+/// progress line each on standard error and one report at the end.
+fn forward_files(args: &ForwardArgs) -> anyhow::Result<i32> {
+    use crate::cloudtrail::{discover, read::delivery_records, Input};
+    let inputs = discover(&args.from)?;
+    let mut records = Vec::new();
+    let mut skipped = 0;
+    for input in &inputs {
+        if let Input::File { path, .. } = input {
+            match delivery_records(path) {
+                Ok(r) => records.extend(r),
+                Err(why) => {
+                    eprintln!("warning: {why}");
+                    skipped += 1;
+                }
+            }
+        }
+    }
+    if records.is_empty() {
+        anyhow::bail!(
+            "no CloudTrail records under {} ({} files, {skipped} not deliveries)",
+            args.from
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            inputs.len()
+        );
+    }
+    let batches = crate::lambda::forwarder::batches_of_records(records);
+    let total = batches.len();
+    for (n, batch) in batches.iter().enumerate() {
+        eprintln!(
+            "batch {} of {total} ({} records)",
+            n + 1,
+            batch.log_events.len()
+        );
+        let code = forward_batch(args, batch)?;
+        if code != EXIT_OK {
+            return Ok(code);
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn forward_batch(
+    args: &ForwardArgs,
+    batch: &crate::lambda::forwarder::LogBatch,
+) -> anyhow::Result<i32> {
     let runtime = super::runtime()?;
     runtime.block_on(async {
         let timeout = Duration::from_secs(args.timeout);
@@ -192,7 +252,7 @@ fn forward(args: ForwardArgs) -> anyhow::Result<i32> {
         limits.max_request_bytes = args.max_request_bytes;
         limits.margin = Duration::from_millis(200);
         limits.request_timeout = Duration::from_secs(args.request_timeout.max(1));
-        match deliver(&os, &batch, &dead, Some(&paging), &limits).await {
+        match deliver(&os, batch, &dead, Some(&paging), &limits).await {
             Ok(report) => {
                 println!("{}", serde_json::to_string(&report)?);
                 if report.paged > 0 {

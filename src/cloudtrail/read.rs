@@ -620,6 +620,32 @@ pub fn decode_awslogs_data(data: &str) -> Result<Value, String> {
     serde_json::from_slice(&json).map_err(|e| format!("awslogs.data is not JSON ({e})"))
 }
 
+/// The records of one CloudTrail delivery (`{"Records": [...]}`, gzipped or
+/// not), as JSON, for forwarding by hand: decompression is capped as
+/// everywhere else. A file that is not a delivery is an error naming it.
+pub fn delivery_records(path: &std::path::Path) -> Result<Vec<Value>, String> {
+    let name = path.display();
+    let bytes = std::fs::read(path).map_err(|e| format!("{name}: {e}"))?;
+    let json = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        let mut held = Held::default();
+        decompress(MultiGzDecoder::new(bytes.as_slice()), &mut out, &mut held)
+            .map_err(|too_large| format!("{name}: {too_large}"))?
+            .map_err(|e| format!("{name}: not gzip ({e})"))?;
+        out
+    } else {
+        bytes
+    };
+    let doc: Value =
+        serde_json::from_slice(&json).map_err(|e| format!("{name}: not JSON ({e}); skipped"))?;
+    match doc.get("Records") {
+        Some(Value::Array(records)) => Ok(records.clone()),
+        _ => Err(format!(
+            "{name}: no \"Records\" array (not a CloudTrail delivery); skipped"
+        )),
+    }
+}
+
 fn read_log_events<S: FnMut(Record<'_>), P: FnMut(ReadError)>(
     ctx: &mut Ctx<'_, S, P>,
     payload: Value,

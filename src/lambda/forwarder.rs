@@ -40,6 +40,39 @@ pub struct LogBatch {
     pub log_events: Vec<LogEvent>,
 }
 
+/// CloudTrail records per batch when files are forwarded by hand: about
+/// what a busy subscription delivers to one invocation.
+pub const RECORDS_PER_BATCH: usize = 5000;
+
+/// The records of CloudTrail deliveries as the forwarder's batches, in the
+/// shape CloudWatch Logs delivers them (one log event per record, the
+/// record as its message), `RECORDS_PER_BATCH` at most in each.
+pub fn batches_of_records(records: Vec<serde_json::Value>) -> Vec<LogBatch> {
+    records
+        .chunks(RECORDS_PER_BATCH)
+        .map(|chunk| LogBatch {
+            message_type: "DATA_MESSAGE".into(),
+            owner: String::new(),
+            log_group: "trailwatch-forward-files".into(),
+            log_stream: String::new(),
+            log_events: chunk
+                .iter()
+                .enumerate()
+                .map(|(i, r)| LogEvent {
+                    id: r["eventID"]
+                        .as_str()
+                        .map_or_else(|| i.to_string(), str::to_owned),
+                    timestamp: r["eventTime"]
+                        .as_str()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .map_or(0, |t| t.timestamp_millis()),
+                    message: r.to_string(),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 impl LogBatch {
     /// Decodes `awslogs.data` as CloudWatch Logs sends it to a subscribed
     /// Lambda: base64, then gzip (capped), then JSON.

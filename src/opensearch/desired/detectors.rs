@@ -140,6 +140,57 @@ fn rules(d: &Detector, feature: &str) -> Value {
     Value::Array(out)
 }
 
+/// CloudTrail data events: calls made at the rate of an application's own
+/// traffic, so a series of them has data in most intervals.
+const DATA_EVENTS: [&str; 12] = [
+    "Invoke",
+    "GetObject",
+    "PutObject",
+    "HeadObject",
+    "ListObjects",
+    "DeleteObject",
+    "GetItem",
+    "PutItem",
+    "Query",
+    "Scan",
+    "Decrypt",
+    "GenerateDataKey",
+];
+
+/// Why a detector's series looks sparse (most intervals empty), if it
+/// does: it counts failed calls, or particular calls that are not data
+/// events.
+pub fn looks_sparse(d: &Detector) -> Option<String> {
+    use crate::detector::ErrorFilter;
+    if matches!(d.filter.errors, ErrorFilter::Failed | ErrorFilter::Codes(_)) {
+        return Some("it counts failed calls".into());
+    }
+    let names = &d.filter.event_names;
+    if !names.is_empty() && !names.iter().any(|n| DATA_EVENTS.contains(&n.as_str())) {
+        return Some(format!("it counts {} calls", names.join(", ")));
+    }
+    None
+}
+
+/// What `plan` warns of: a detector whose series looks sparse but whose
+/// imputation is zero, which blinds the plugin on it.
+pub fn imputation_warnings(detectors: &[Detector]) -> Vec<String> {
+    detectors
+        .iter()
+        .filter(|d| d.imputation == Imputation::Zero)
+        .filter_map(|d| {
+            let why = looks_sparse(d)?;
+            Some(format!(
+                "{}: the series looks sparse ({why}, which most {}-minute intervals lack) and imputation is \"zero\": \
+the OpenSearch plugin's confidence then stays too low on it to grade anything, a burst included (recorded on the real plugin); \
+set imputation = \"none\" in the file, or rely on `detect` and the rules for this detector",
+                d.source.display(),
+                minutes(d.interval)
+            ))
+        })
+        .collect()
+}
+
 /// What the plugin would refuse in these detectors, each naming its file
 /// and key.
 pub fn refusals(detectors: &[Detector]) -> Vec<Refusal> {
@@ -259,6 +310,36 @@ mod tests {
             body["feature_attributes"][0]["aggregation_query"]["count"]["value_count"]["field"],
             "eventID"
         );
+    }
+
+    #[test]
+    fn plan_warns_of_zero_imputation_on_a_sparse_series_only() {
+        let sparse_zero = detector(
+            "runs.toml",
+            "imputation = \"zero\"\n[filter]\nevent_names = [\"RunInstances\"]\n",
+        );
+        let dense_zero = detector(
+            "invokes.toml",
+            "imputation = \"zero\"\n[filter]\nevent_names = [\"Invoke\"]\n",
+        );
+        let sparse_none = detector(
+            "runs-none.toml",
+            "[filter]\nevent_names = [\"RunInstances\"]\n[alert]\ndirection = \"up\"\n",
+        );
+        let warnings = imputation_warnings(&[sparse_zero, dense_zero, sparse_none]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("runs.toml: the series looks sparse (it counts RunInstances calls, which most 10-minute intervals lack)"),
+            "{}",
+            warnings[0]
+        );
+        assert!(
+            warnings[0].contains("set imputation = \"none\""),
+            "{}",
+            warnings[0]
+        );
+        // The shipped detectors choose their imputation well.
+        assert!(imputation_warnings(&crate::detector::shipped()).is_empty());
     }
 
     /// With ZERO imputation the real plugin graded nothing on sparse
