@@ -1038,6 +1038,45 @@ fn a_cluster_without_the_plugins_is_named_before_anything_changes() {
     assert_eq!(err.matches("not installed").count(), 1, "said once: {err}");
     assert!(!err.contains("no handler found"), "in words: {err}");
     assert_eq!(stdout(&o), "", "no object was touched");
+    // Every day-two command says it the same way, once.
+    let at = [
+        "--opensearch-url",
+        n.url.as_str(),
+        "--opensearch-ca-cert",
+        n.ca.to_str().unwrap(),
+    ];
+    for (command, plugin) in [
+        (
+            &["detectors", "status", "api-errors"][..],
+            "anomaly detection",
+        ),
+        (&["monitors", "list"][..], "alerting"),
+        (
+            &[
+                "detectors",
+                "backtest",
+                "api-errors",
+                "--from",
+                "2026-01-01",
+                "--to",
+                "2026-01-02",
+            ][..],
+            "anomaly detection",
+        ),
+    ] {
+        let o = as_admin(&[command, &at[..]].concat(), None);
+        assert_eq!(o.status.code(), Some(2), "{command:?}");
+        let err = stderr(&o);
+        assert_eq!(
+            err.matches(&format!(
+                "the {plugin} plugin is not installed on this cluster"
+            ))
+            .count(),
+            1,
+            "{command:?}: {err}"
+        );
+        assert!(!err.contains("no handler found"), "{command:?}: {err}");
+    }
 }
 
 /// The monitor's message, rendered as the alerting plugin's mustache does

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 /// Why a day-two read or test failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Cluster {
         what: String,
         #[source]
