@@ -82,6 +82,11 @@ pub struct Aggregates {
     /// the slowest.
     #[serde(default)]
     pub streams: BTreeMap<String, DateTime<Utc>>,
+    /// The oldest event of each stream: its history starts there. A
+    /// stream that joins later (a second account, an account added to an
+    /// organisation trail) is not judged against the years before it.
+    #[serde(default)]
+    pub stream_first: BTreeMap<String, DateTime<Utc>>,
     /// The span of each input read into this aggregation (not saved).
     #[serde(skip)]
     pub inputs: Vec<InputSpan>,
@@ -131,11 +136,121 @@ impl Aggregates {
             let mine = self.streams.entry(stream).or_insert(t);
             *mine = (*mine).max(t);
         }
+        for (stream, t) in other.stream_first {
+            let mine = self.stream_first.entry(stream).or_insert(t);
+            *mine = (*mine).min(t);
+        }
         self.inputs.extend(other.inputs);
         self.novelty.merge(other.novelty);
         self.insights.merge(other.insights);
         self.rules.merge(other.rules);
     }
+}
+
+impl Aggregates {
+    /// When the account's history starts: its first stream's first event
+    /// (the run's first event for an account never seen).
+    pub fn account_start(&self, account: &str) -> Option<DateTime<Utc>> {
+        Some(History::of(self, self.first_event?).account(account))
+    }
+
+    /// The spans, in whole intervals of `secs` seconds, during which some
+    /// stream of `account` (of any account when `None`) was delivering:
+    /// from its first event to its last, merged; the last span runs on
+    /// (the present is live, however quiet). An interval between two spans
+    /// (when every stream had stopped and another began later) holds no
+    /// evidence of quiet, only of no data.
+    pub fn live_intervals(&self, secs: i64, account: Option<&str>) -> Vec<(i64, i64)> {
+        let mut spans: Vec<(i64, i64)> = self
+            .stream_first
+            .iter()
+            .filter(|(stream, _)| account.is_none_or(|a| stream.split('/').next() == Some(a)))
+            .filter_map(|(stream, first)| {
+                let last = self.streams.get(stream)?;
+                Some((bucket_of(*first, secs), bucket_of(*last, secs)))
+            })
+            .collect();
+        if spans.is_empty() {
+            // State saved before streams had spans: the run's span.
+            if let (Some(f), Some(l)) = (self.first_event, self.last_event) {
+                spans.push((bucket_of(f, secs), bucket_of(l, secs)));
+            }
+        }
+        spans.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::new();
+        for (a, b) in spans {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 + 1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        if let Some(last) = merged.last_mut() {
+            last.1 = i64::MAX;
+        }
+        merged
+    }
+}
+
+/// When the data's history starts: the run's first event, and each
+/// stream's (`account/region`) first event. A baseline, a learning period
+/// or a model starts when its own stream or account started delivering,
+/// not at the run's first event: a second account, or one that joins an
+/// organisation trail, is not judged against the years before it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    pub first: DateTime<Utc>,
+    pub streams: BTreeMap<String, DateTime<Utc>>,
+}
+
+impl History {
+    pub fn of(a: &Aggregates, first: DateTime<Utc>) -> History {
+        History {
+            first,
+            streams: a.stream_first.clone(),
+        }
+    }
+
+    /// When the stream of `account` in `region` started.
+    pub fn stream(&self, account: &str, region: &str) -> DateTime<Utc> {
+        self.streams
+            .get(&format!("{account}/{region}"))
+            .map_or(self.first, |t| (*t).max(self.first))
+    }
+
+    /// When `account` started, in any region.
+    pub fn account(&self, account: &str) -> DateTime<Utc> {
+        self.streams
+            .iter()
+            .filter(|(stream, _)| stream.split('/').next() == Some(account))
+            .map(|(_, t)| *t)
+            .min()
+            .map_or(self.first, |t| t.max(self.first))
+    }
+
+    /// When the account of a principal's ARN started (the run's start for
+    /// a principal named otherwise).
+    pub fn principal(&self, principal: &str) -> DateTime<Utc> {
+        match arn_account(principal) {
+            Some(account) => self.account(account),
+            None => self.first,
+        }
+    }
+}
+
+impl From<DateTime<Utc>> for History {
+    /// One history for everything, from `first`.
+    fn from(first: DateTime<Utc>) -> History {
+        History {
+            first,
+            streams: BTreeMap::new(),
+        }
+    }
+}
+
+/// The account of an ARN (`arn:aws:iam::123456789012:user/x`), if it names one.
+pub fn arn_account(arn: &str) -> Option<&str> {
+    let account = arn.strip_prefix("arn:")?.split(':').nth(3)?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
 }
 
 fn min_opt<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
@@ -248,6 +363,12 @@ impl<'d> Aggregator<'d> {
             Some(last) => *last = (*last).max(t),
             None => {
                 self.state.streams.insert(self.stream.clone(), t);
+            }
+        }
+        match self.state.stream_first.get_mut(self.stream.as_str()) {
+            Some(first) => *first = (*first).min(t),
+            None => {
+                self.state.stream_first.insert(self.stream.clone(), t);
             }
         }
         self.state.first_event = min_opt(self.state.first_event, Some(t));

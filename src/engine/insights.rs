@@ -18,6 +18,7 @@
 //! `sharedEventID`) and anomalies of kind `insight`, graded from that
 //! probability.
 
+use super::aggregate::History;
 use super::anomaly::{round4, Anomaly, AnomalyKind};
 use super::chance::{Budget, CountModel};
 use crate::cloudtrail::Record;
@@ -275,24 +276,33 @@ pub fn budgets(counts: &InsightCounts, options: &InsightOptions) -> [Budget; 2] 
 /// baseline. An insight still running at `to` ends at `to`.
 pub fn detect(
     counts: &InsightCounts,
-    first_event: DateTime<Utc>,
+    history: impl Into<History>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     options: &InsightOptions,
 ) -> Vec<Insight> {
-    let data_start = first_event.timestamp().div_euclid(60);
+    let history = history.into();
     let (from_m, to_m) = (
         from.timestamp().div_euclid(60),
         to.timestamp().div_euclid(60),
     );
-    let earliest = data_start + options.min_baseline.num_minutes();
     let mut out = Vec::new();
-    if from_m.max(earliest) >= to_m {
+    let run_start = history.first.timestamp().div_euclid(60);
+    if from_m.max(run_start + options.min_baseline.num_minutes()) >= to_m {
         return out;
     }
     let budgets = budgets(counts, options);
     for (joined, kc) in &counts.keys {
         let key = &InsightKey::from_joined(joined);
+        // The baseline starts when this account and region started delivering.
+        let data_start = history
+            .stream(&key.account, &key.region)
+            .timestamp()
+            .div_euclid(60);
+        let earliest = data_start + options.min_baseline.num_minutes();
+        if from_m.max(earliest) >= to_m {
+            continue;
+        }
         for kind in [
             InsightType::ApiCallRateInsight,
             InsightType::ApiErrorRateInsight,

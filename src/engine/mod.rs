@@ -36,7 +36,7 @@ pub mod severity;
 pub mod sink;
 pub mod source;
 
-pub use aggregate::{Aggregates, Aggregator};
+pub use aggregate::{Aggregates, Aggregator, History};
 pub use anomaly::{Anomaly, AnomalyKind, Severity};
 
 use crate::detector::{Detector, Rule};
@@ -196,7 +196,27 @@ impl<'d> Engine<'d> {
         else {
             return Vec::new();
         };
-        let span = last - first;
+        let a = &self.aggregates;
+        // Several streams: each is explained on its own (its history
+        // starts when it started delivering).
+        if a.stream_first.len() > 1 {
+            let mut out = Vec::new();
+            for (stream, first) in &a.stream_first {
+                let last = a.streams.get(stream).copied().unwrap_or(*first);
+                out.extend(self.too_thin_over(last - *first).into_iter().map(|why| {
+                    match why.split_once(": ") {
+                        Some((kind, rest)) => format!("{kind}: {stream}: {rest}"),
+                        None => why,
+                    }
+                }));
+            }
+            return out;
+        }
+        self.too_thin_over(last - first)
+    }
+
+    /// [`too_thin`](Self::too_thin) for one span of data.
+    fn too_thin_over(&self, span: Duration) -> Vec<String> {
         let have = format!("{} of data", span_text(span));
         let mut out = Vec::new();
         if self.options.rcf {
@@ -315,14 +335,20 @@ impl<'d> Engine<'d> {
         if let Some(opts) = &self.options.novelty {
             findings.anomalies.extend(novelty::detect(
                 &self.aggregates.novelty,
-                first,
+                History::of(&self.aggregates, first),
                 from,
                 to,
                 opts,
             ));
         }
         if let Some(opts) = &self.options.insights {
-            findings.insights = insights::detect(&self.aggregates.insights, first, from, to, opts);
+            findings.insights = insights::detect(
+                &self.aggregates.insights,
+                History::of(&self.aggregates, first),
+                from,
+                to,
+                opts,
+            );
             findings
                 .anomalies
                 .extend(findings.insights.iter().map(Insight::to_anomaly));

@@ -10,6 +10,7 @@
 //! how many times a feature was seen before a given moment, while that number
 //! is small.
 
+use super::aggregate::History;
 use super::anomaly::{round4, Anomaly, AnomalyKind, Novelty};
 use super::{chance, severity};
 use crate::cloudtrail::Record;
@@ -369,12 +370,15 @@ pub fn chance(
 /// ([`severity::sensitive_feature`]), which needs no baseline to matter.
 pub fn detect(
     counts: &NoveltyCounts,
-    first_event: DateTime<Utc>,
+    history: impl Into<History>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     options: &NoveltyOptions,
 ) -> Vec<Anomaly> {
+    let history = history.into();
+    let first_event = history.first;
     let learned = first_event + options.learning;
+    let run_from = from;
     let from = from.max(learned);
     if from >= to {
         return Vec::new();
@@ -395,6 +399,12 @@ pub fn detect(
     };
     let mut out = Vec::new();
     for (principal, seen) in &counts.principals {
+        // Each principal learns from when its own account started.
+        let learned = history.principal(principal) + options.learning;
+        let from = run_from.max(learned);
+        if from >= to {
+            continue;
+        }
         let mut findings: Vec<Finding> = Vec::new();
         let first_activity = seen.activity.times.first().copied();
         // Established: seen at least KEEP_TIMES times while learning.

@@ -184,7 +184,12 @@ impl RcfState {
         for (i, e, _) in &jobs {
             let d = &detectors[*i];
             self.series.entry((*i, (*e).clone())).or_insert_with(|| {
-                let start = bucket_of(first, d.interval.as_secs() as i64);
+                // An entity of one account (a principal's ARN) starts when
+                // its account started delivering.
+                let from = entity_account(e)
+                    .and_then(|a| aggregates.account_start(a))
+                    .map_or(first, |t| t.max(first));
+                let start = bucket_of(from, d.interval.as_secs() as i64);
                 SeriesState {
                     scorer: factory(d, e, 0),
                     first: start,
@@ -196,13 +201,22 @@ impl RcfState {
         }
         let series_of: HashMap<(usize, &Entity), &Series> =
             jobs.iter().map(|(i, e, s)| ((*i, *e), *s)).collect();
+        // When some stream was delivering, per interval length: a stretch
+        // when none was (between two accounts' data a year apart) is no
+        // data, not quiet, and is skipped.
+        let live: HashMap<i64, Vec<(i64, i64)>> = detectors
+            .iter()
+            .map(|d| d.interval.as_secs() as i64)
+            .map(|secs| (secs, aggregates.live_intervals(secs, None)))
+            .collect();
         let mut work: Vec<(&(usize, Entity), &mut SeriesState)> = self.series.iter_mut().collect();
         let results: Vec<Scored> = work
             .par_iter_mut()
             .map(|((i, e), state)| {
                 let d = &detectors[*i];
                 let series = series_of.get(&(*i, e)).copied().unwrap_or(&empty_series);
-                score_series(d, e, series, state, (upto(d), since), factory)
+                let live = &live[&(d.interval.as_secs() as i64)];
+                score_series(d, e, (series, live), state, (upto(d), since), factory)
             })
             .collect();
         let mut anomalies = Vec::new();
@@ -228,13 +242,35 @@ fn baseline_intervals(d: &Detector) -> i64 {
     (86_400 / d.interval.as_secs().max(60) as i64).max(1)
 }
 
+/// The account of an entity that is a principal's ARN, if it is one.
+fn entity_account(entity: &Entity) -> Option<&str> {
+    super::aggregate::arn_account(entity.first()?)
+}
+
 /// Where to go on from `bucket`, the next interval to score (of those from
-/// `start` on): `None` to score it, or the interval after a long stretch
-/// with no data, which the model settled on as zeros long ago (a year
-/// between two records costs what a week does, not fifty times more).
-fn skip_from(series: &Series, bucket: i64, start: i64, upto: i64) -> Option<i64> {
+/// `start` on): `None` to score it; the start of the next `live` span (or
+/// the next interval with data) when no stream was delivering at `bucket`;
+/// or the interval after a long stretch with no data, which the model
+/// settled on as zeros long ago (a year between two records costs what a
+/// week does, not fifty times more).
+fn skip_from(
+    series: &Series,
+    live: &[(i64, i64)],
+    bucket: i64,
+    start: i64,
+    upto: i64,
+) -> Option<i64> {
     if series.contains_key(&bucket) {
         return None;
+    }
+    if !live.is_empty() && !live.iter().any(|(a, b)| (*a..=*b).contains(&bucket)) {
+        let next_live = live.iter().map(|(a, _)| *a).find(|a| *a > bucket);
+        let next_data = series.range(bucket..).next().map(|(b, _)| *b);
+        let next = [next_live, next_data, Some(upto)]
+            .into_iter()
+            .flatten()
+            .min();
+        return next.map(|n| n.max(bucket + 1));
     }
     let before = series.range(..bucket).next_back().map(|(b, _)| *b);
     let after = series.range(bucket..).next().map_or(upto, |(b, _)| *b);
@@ -260,12 +296,12 @@ struct Scored {
 
 /// The values a rebuilt model learns before `bucket`: up to
 /// [`REBUILD_HISTORY`] intervals, skipping long empty stretches as scoring does.
-fn history_before(series: &Series, first: i64, bucket: i64) -> Vec<f64> {
+fn history_before(series: &Series, live: &[(i64, i64)], first: i64, bucket: i64) -> Vec<f64> {
     let from = first.max(bucket - REBUILD_HISTORY);
     let mut values = Vec::new();
     let mut at = from;
     while at < bucket {
-        if let Some(next) = skip_from(series, at, from, bucket) {
+        if let Some(next) = skip_from(series, live, at, from, bucket) {
             at = next;
             continue;
         }
@@ -278,7 +314,7 @@ fn history_before(series: &Series, first: i64, bucket: i64) -> Vec<f64> {
 fn score_series(
     d: &Detector,
     entity: &Entity,
-    series: &Series,
+    (series, live): (&Series, &[(i64, i64)]),
     state: &mut SeriesState,
     (upto, since): (i64, Option<DateTime<Utc>>),
     factory: &ScorerFactory,
@@ -294,7 +330,7 @@ fn score_series(
     let mut found: BTreeMap<i64, Anomaly> = BTreeMap::new();
     while state.next < upto && !state.set_aside {
         let bucket = state.next;
-        if let Some(next) = skip_from(series, bucket, start, upto) {
+        if let Some(next) = skip_from(series, live, bucket, start, upto) {
             state.next = next;
             continue;
         }
@@ -310,7 +346,7 @@ fn score_series(
                     error,
                     recovery: Recovery::SetAside,
                 };
-                let history = history_before(series, state.first, bucket);
+                let history = history_before(series, live, state.first, bucket);
                 let make = |generation| factory(d, entity, generation);
                 let rebuilt = relearn(&make, &mut state.generation, &history, value_at(bucket));
                 let Some((scorer, s)) = rebuilt else {
