@@ -95,6 +95,11 @@ pub struct Novelty {
     /// Whether the principal was established: seen often enough while
     /// learning for what it does next to be judged against it.
     pub established: bool,
+    /// The sensitive kinds of call (`iam`, `logging`) the principal made
+    /// before, as its job: a first call of a new name among them is
+    /// routine for it, held to its own bar rather than paging.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub practised: Vec<String>,
 }
 
 /// How urgent a finding is; only those at or above `--page-severity` page.

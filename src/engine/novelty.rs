@@ -368,6 +368,14 @@ pub fn chance(
 /// its day); an interval is reported from `min_grade` on, or when an
 /// established principal did something sensitive for the first time
 /// ([`severity::sensitive_feature`]), which needs no baseline to matter.
+/// The sensitive kind of call a feature is (`iam`, `logging`), if any.
+fn sensitive_kind(feature: &str) -> Option<String> {
+    match severity::sensitive_feature(feature)? {
+        severity::FirstTime::Sensitive(kind) => Some(kind.word().to_owned()),
+        severity::FirstTime::PublicNetwork => None,
+    }
+}
+
 pub fn detect(
     counts: &NoveltyCounts,
     history: impl Into<History>,
@@ -449,19 +457,34 @@ pub fn detect(
         for (bucket, mut list) in by_interval {
             list.sort_by(|a, b| b.grade.total_cmp(&a.grade).then(a.feature.cmp(&b.feature)));
             let grade = list[0].grade;
+            let start = DateTime::from_timestamp(bucket * secs, 0).unwrap_or(from);
+            // The sensitive kinds of call it made before this interval: its job.
+            let earliest = list.iter().map(|f| f.at).min().unwrap_or(start);
+            let mut practised: Vec<String> = seen
+                .features
+                .iter()
+                .filter(|(_, s)| s.times.first().is_some_and(|t| *t < earliest))
+                .filter_map(|(feature, _)| sensitive_kind(feature))
+                .collect();
+            practised.sort();
+            practised.dedup();
+            // A first sensitive call of a kind it never made counts
+            // whatever its grade; anything else only from `min_grade`.
             let first_time_sensitive = established
-                && list
-                    .iter()
-                    .any(|f| f.prior == 0 && severity::sensitive_feature(&f.feature).is_some());
+                && list.iter().any(|f| {
+                    f.prior == 0
+                        && severity::sensitive_feature(&f.feature).is_some()
+                        && sensitive_kind(&f.feature).is_none_or(|k| !practised.contains(&k))
+                });
             if grade < options.min_grade && !first_time_sensitive {
                 continue;
             }
-            let start = DateTime::from_timestamp(bucket * secs, 0).unwrap_or(from);
             // It could page at the end of the minute of its first finding.
             let first_seen = list.iter().map(|f| f.at).min().map_or(start, |at| {
                 DateTime::from_timestamp((at.timestamp().div_euclid(60) + 1) * 60, 0).unwrap_or(at)
             });
             let novelty = Novelty {
+                practised,
                 new: list
                     .iter()
                     .filter(|f| f.prior == 0)

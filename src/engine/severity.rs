@@ -136,14 +136,33 @@ pub fn sensitive_feature(feature: &str) -> Option<FirstTime> {
     }
 }
 
+impl Sensitive {
+    /// The word a finding's `novelty.practised` uses for it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Sensitive::Iam => "iam",
+            Sensitive::Logging => "logging",
+            Sensitive::Root => "root",
+        }
+    }
+}
+
 /// Whether `a` is an established principal doing, for the first time,
-/// something that matches `want`.
+/// something that matches `want` and that it does not do as its job (a
+/// deploy role's first `PutRolePolicy` after a hundred `CreateRole`s is
+/// its job, not an intruder's first IAM change).
 fn first_time(a: &Anomaly, want: impl Fn(FirstTime) -> bool) -> bool {
     a.novelty.as_ref().is_some_and(|n| {
         n.established
-            && n.new
-                .iter()
-                .any(|f| sensitive_feature(f).is_some_and(&want))
+            && n.new.iter().any(|f| {
+                sensitive_feature(f).is_some_and(|kind| {
+                    let practised = match kind {
+                        FirstTime::Sensitive(s) => n.practised.iter().any(|p| p == s.word()),
+                        FirstTime::PublicNetwork => false,
+                    };
+                    want(kind) && !practised
+                })
+            })
     })
 }
 
@@ -336,6 +355,7 @@ mod tests {
                 new: features.iter().map(|f| f.to_string()).collect(),
                 rare: Vec::new(),
                 established,
+                ..Default::default()
             }),
             ..a(
                 AnomalyKind::NewEvent,
@@ -441,6 +461,20 @@ mod tests {
                 Severity::Low
             );
         }
+        // The demo's CI deploy role paged six times on its first
+        // PutRolePolicy (grade 0.42) though changing IAM is its job: a
+        // principal is held to its own bar, a first call of a kind it
+        // already makes is not a first IAM change.
+        let mut deploy = first_time(&["call iam.amazonaws.com:PutRolePolicy"], bob, true);
+        if let Some(n) = deploy.novelty.as_mut() {
+            n.practised = vec!["iam".into()];
+        }
+        assert_eq!(severity_of(vec![deploy.clone()]), Severity::Low);
+        // Its first logging call is still one.
+        if let Some(n) = deploy.novelty.as_mut() {
+            n.new = vec!["call cloudtrail.amazonaws.com:StopLogging".into()];
+        }
+        assert_eq!(severity_of(vec![deploy]), Severity::High);
         // A public network it never used is worth waking for, and pages.
         assert_eq!(
             severity_of(vec![first_time(&["network 203.0.113.0/24"], bob, true)]),

@@ -334,6 +334,7 @@ mod tests {
                         new: vec!["network 203.0.113.0/24".into()],
                         rare: Vec::new(),
                         established: true,
+                        ..Default::default()
                     }),
                     ..anomaly(
                         "new-activity",

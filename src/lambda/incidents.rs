@@ -350,6 +350,7 @@ mod tests {
             new: vec!["network 203.0.113.0/24".into()],
             rare: Vec::new(),
             established: true,
+            ..Default::default()
         });
         let kept = Kept::new(&a, Some(Severity::Medium));
         let doc = serde_json::to_value(&kept).unwrap();
