@@ -30,7 +30,7 @@ fn the_shipped_detectors_are_valid_and_cover_the_required_cases() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
         stdout(&o).trim(),
-        "The 7 built-in detectors are valid, and the 9 built-in rules."
+        "The 7 built-in detectors are valid, and the 42 built-in rules."
     );
     let o = trailwatch(&["detectors", "validate", "detectors"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -84,4 +84,29 @@ fn validate_reports_every_problem_in_every_file_by_name_and_key() {
         "{err}"
     );
     assert!(err.contains("3 of 4 detector file(s)"), "{err}");
+}
+
+/// README.md lists every shipped rule with its severity, habitual severity
+/// and ATT&CK techniques, as the rule file says: the table cannot go stale.
+#[test]
+fn the_readme_lists_every_rule_with_its_attack_technique() {
+    let readme = std::fs::read_to_string(crate::util::root().join("README.md")).unwrap();
+    let rules = trailwatch::detector::shipped_rules();
+    assert!(rules.len() >= 40, "{} rules", rules.len());
+    for r in &rules {
+        let row = format!(
+            "| `{}` | {} | {} | {} | {} |",
+            r.name,
+            r.description,
+            r.severity.name(),
+            r.habitual.map_or("-", |s| s.name()),
+            r.attack.join(",")
+        );
+        assert!(readme.contains(&row), "README.md lacks the row {row}");
+    }
+    let rows = readme
+        .lines()
+        .filter(|l| l.starts_with("| `") && l.ends_with(" |"))
+        .count();
+    assert!(rows >= rules.len());
 }

@@ -459,6 +459,7 @@ fn access_follows_the_roles(plugins: &Plugins) {
         severity: Some(trailwatch::engine::Severity::Critical),
         page: None,
         novelty: None,
+        attack: Vec::new(),
     };
     let by_forwarder = FindingsIndex {
         os: &forwarder,
@@ -614,7 +615,7 @@ fn real_cloudtrail_records_index_through_the_template_and_the_enricher_searches_
     // The real deliveries delete a trail: the forwarder pages on it.
     let pages = std::fs::read_to_string(letters.path().join("pages.ndjson")).unwrap();
     assert!(
-        pages.contains("\"subject\":\"trailwatch CRITICAL: CloudTrail trail deleted\""),
+        pages.contains("\"subject\":\"trailwatch CRITICAL: CloudTrail trail deleted"),
         "{pages}"
     );
     assert_eq!(report["paged"].as_u64(), Some(pages.lines().count() as u64));

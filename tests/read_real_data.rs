@@ -193,18 +193,33 @@ fn detect_reports_the_damaged_file_and_goes_on_unless_strict() {
     let dir = dir.to_str().unwrap();
     let o = trailwatch(&["detect", dir, "--format", "ndjson", "--stats"]);
     let err = stderr(&o);
-    // The good files' DeleteTrail is a rule finding, and pages.
+    // The good files' detonations are rule findings, and page: DeleteTrail,
+    // the user data replaced (from the damaged file's readable records),
+    // a snapshot shared with a stranger.
     assert_eq!(o.status.code(), Some(1), "{err}");
     let found: Vec<serde_json::Value> = stdout(&o)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(found.len(), 1, "{found:#?}");
-    assert_eq!(found[0]["kind"], "rule");
-    assert_eq!(found[0]["detector"], "cloudtrail-delete-trail");
+    let names: Vec<&str> = found
+        .iter()
+        .map(|f| f["detector"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "cloudtrail-delete-trail",
+            "ec2-user-data-modified",
+            "ebs-snapshot-shared-outside"
+        ],
+        "{found:#?}"
+    );
+    assert!(found
+        .iter()
+        .all(|f| f["kind"] == "rule" && f["page"] == true));
     assert_eq!(found[0]["severity"], "critical");
-    assert_eq!(found[0]["page"], true);
     assert_eq!(found[0]["entity"]["target"], "my-cloudtrail-trail-2");
+    assert_eq!(found[2]["attack"], serde_json::json!(["T1537"]));
     assert!(
         err.contains("warning: ")
             && err.contains("aws.execution.ec2-user-data.json: byte offset 3327"),

@@ -77,6 +77,11 @@ pub struct DetectArgs {
     /// `"page": true` in JSON); the rest are reported only.
     #[arg(long, value_enum, default_value = "medium", value_name = "SEVERITY")]
     pub page_severity: crate::engine::Severity,
+    /// The organisation's accounts besides those seen in the input
+    /// (comma-separated ids): a snapshot, image or database snapshot shared
+    /// with one of them is not shared outside.
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub org_accounts: Vec<String>,
     /// How long after the first event nothing counts as new (new-event kind).
     #[arg(long, default_value = "1d", value_parser = parse_span, value_name = "SPAN")]
     pub learning: chrono::Duration,
@@ -525,6 +530,7 @@ fn engine_options(
         } else {
             Vec::new()
         },
+        org_accounts: args.org_accounts.clone(),
         ..EngineOptions::all()
     }
 }

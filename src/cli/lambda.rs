@@ -43,7 +43,7 @@ pub struct ForwardArgs {
         default_value = "trailwatch-dead-letters.ndjson"
     )]
     pub dead_letter: PathBuf,
-    /// Append the rule findings the forwarder pages on (StopLogging, a public bucket, …) to this NDJSON file, one page each.
+    /// Append the forwarder's pages on rule findings (StopLogging, a public bucket, …) to this NDJSON file, one page per incident.
     #[arg(long, value_name = "FILE", default_value = "trailwatch-pages.ndjson")]
     pub pages: PathBuf,
     /// Page on rule findings at or above this severity.
@@ -56,6 +56,10 @@ pub struct ForwardArgs {
     /// Keep no findings.
     #[arg(long)]
     pub keep_no_findings: bool,
+    /// The organisation's other accounts (comma-separated ids): a snapshot
+    /// or image shared with one of them is not shared outside.
+    #[arg(long, value_name = "IDS", value_delimiter = ',', env = "ORG_ACCOUNTS")]
+    pub org_accounts: Vec<String>,
     /// Time allowed, as a Lambda's timeout.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
@@ -247,6 +251,7 @@ fn forward_batch(
             page_at: args.page_severity,
             pager: Pager::File(args.pages.clone()),
             findings_index: (!args.keep_no_findings).then(|| args.findings_index.clone()),
+            org_accounts: args.org_accounts.clone(),
         };
         let mut limits = Limits::until(Instant::now() + timeout);
         limits.max_request_bytes = args.max_request_bytes;
@@ -257,7 +262,7 @@ fn forward_batch(
                 println!("{}", serde_json::to_string(&report)?);
                 if report.paged > 0 {
                     eprintln!(
-                        "{} rule finding(s) paged: see {}",
+                        "{} page(s) sent, one per incident of rule findings: see {}",
                         report.paged,
                         args.pages.display()
                     );

@@ -17,6 +17,6 @@ pub use model::{
     ValueSpec,
 };
 pub use parse::{load_dir, parse_detector, DetectorError, Problem};
-pub use rule::{load_rules, parse_rule, Match, Rule};
+pub use rule::{load_rules, parse_rule, valid_technique, Match, Rule};
 pub use set::{DetectorSet, SetError, Source};
 pub use shipped::{shipped, shipped_rules};

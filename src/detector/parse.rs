@@ -534,10 +534,20 @@ impl<'a, 'p> Keys<'a, 'p> {
                     continue;
                 }
             };
+            // Compared as text: a string, a boolean, an integer, or a list of them.
+            let scalar = |v: &Value| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Boolean(b) => Some(b.to_string()),
+                Value::Integer(i) => Some(i.to_string()),
+                _ => None,
+            };
             let values = match value {
-                Value::String(s) => Some(vec![s.clone()]),
-                Value::Boolean(b) => Some(vec![b.to_string()]),
-                other => strings(other).filter(|v| !v.is_empty()),
+                Value::Array(list) => list
+                    .iter()
+                    .map(scalar)
+                    .collect::<Option<Vec<_>>>()
+                    .filter(|v| !v.is_empty()),
+                one => scalar(one).map(|v| vec![v]),
             };
             match values {
                 Some(values) => fields.push(FieldMatch {
@@ -546,7 +556,7 @@ impl<'a, 'p> Keys<'a, 'p> {
                 }),
                 None => self.problem(
                     &format!("{key}.{name}"),
-                    "expected a string or a list of strings".into(),
+                    "expected a string, a boolean, an integer, or a list of them".into(),
                 ),
             }
         }

@@ -9,6 +9,9 @@
 //! `user_identity_types`, `fields`) and three more conditions:
 //! - `unless`: field = value(s) that must *not* be found;
 //! - `absent`: fields that must not be there at all;
+//! - `present`: fields that must be there, whatever their value;
+//! - `outside_org`: fields naming accounts, one of which must be outside
+//!   the organisation (decided when findings are made);
 //! - `differs`: field = other field, present and not equal to it (the user
 //!   an access key is created for is not the caller);
 //! - `within`: an array whose elements `fields`, `unless` and `absent` then
@@ -38,8 +41,28 @@ pub struct Rule {
     pub matches: Vec<Match>,
     /// The field naming what the event touched (a trail, a bucket, a user).
     pub target: Option<FieldPath>,
+    /// The MITRE ATT&CK techniques a match is evidence of (`T1562.008`).
+    pub attack: Vec<String>,
+    /// The severity a finding starts at instead when its principal makes
+    /// the same call habitually (several times, the first a learning period
+    /// or more before; or while its account is still learning): a deploy
+    /// pipeline creating roles, automation running commands on instances.
+    /// `low` means it is routine for that principal: not reported.
+    pub habitual: Option<Severity>,
     /// The file it came from.
     pub source: PathBuf,
+}
+
+/// Whether `id` is an ATT&CK technique id: `T` and four digits, and a
+/// sub-technique's `.` and three digits (`T1098`, `T1562.008`).
+pub fn valid_technique(id: &str) -> bool {
+    let Some(digits) = id.strip_prefix('T') else {
+        return false;
+    };
+    let (main, sub) = digits.split_once('.').unwrap_or((digits, ""));
+    main.len() == 4
+        && main.bytes().all(|b| b.is_ascii_digit())
+        && (sub.is_empty() || (sub.len() == 3 && sub.bytes().all(|b| b.is_ascii_digit())))
 }
 
 /// One `[[match]]` block: every part given must hold.
@@ -48,15 +71,44 @@ pub struct Match {
     pub filter: Filter,
     pub unless: Vec<FieldMatch>,
     pub absent: Vec<FieldPath>,
+    /// Fields that must be there, whatever their value (a user data
+    /// script CloudTrail logs only as `<sensitiveDataRemoved>`).
+    pub present: Vec<FieldPath>,
     /// (field, other): `field` is present and differs from `other`.
     pub differs: Vec<(FieldPath, FieldPath)>,
     /// The array whose elements `fields`, `unless` and `absent` look into.
     pub within: Option<FieldPath>,
+    /// Fields naming AWS accounts (ids, or ARNs holding them): the block
+    /// holds only when one names an account outside the organisation (the
+    /// accounts seen in the trail, and `--org-accounts`). Decided when the
+    /// findings are made, when every account is known.
+    pub outside_org: Vec<FieldPath>,
 }
 
 impl Match {
+    /// The accounts the `outside_org` fields name in `r` (12-digit ids,
+    /// alone or in ARNs), once each.
+    pub fn named_accounts(&self, r: &Record) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for path in &self.outside_org {
+            r.visit(path, &mut |v| {
+                if let Some(text) = v.text() {
+                    for id in account_ids(&text) {
+                        if !out.contains(&id) {
+                            out.push(id);
+                        }
+                    }
+                }
+            });
+        }
+        out
+    }
+
     pub fn matches(&self, r: &Record) -> bool {
-        if !self.filter.matches_event(r) || !self.differs.iter().all(|(a, b)| differs(r, a, b)) {
+        if !self.filter.matches_event(r)
+            || !self.differs.iter().all(|(a, b)| differs(r, a, b))
+            || !self.present.iter().all(|p| present(r, p))
+        {
             return false;
         }
         match &self.within {
@@ -88,6 +140,14 @@ impl Match {
     }
 }
 
+/// The 12-digit account ids in a text (an id, an ARN, a principal).
+pub fn account_ids(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter(|d| d.len() == 12)
+        .map(str::to_owned)
+        .collect()
+}
+
 fn present(r: &Record, path: &FieldPath) -> bool {
     let mut found = false;
     r.visit(path, &mut |_| found = true);
@@ -104,7 +164,17 @@ fn differs(r: &Record, field: &FieldPath, other: &FieldPath) -> bool {
 
 impl Rule {
     pub fn matches(&self, r: &Record) -> bool {
-        self.matches.iter().any(|m| m.matches(r))
+        self.hit(r).is_some()
+    }
+
+    /// Whether a block matches `r`, with the accounts its `outside_org`
+    /// fields name (none for a block without them). A block with
+    /// `outside_org` that names no account does not match.
+    pub fn hit(&self, r: &Record) -> Option<Vec<String>> {
+        self.matches.iter().filter(|m| m.matches(r)).find_map(|m| {
+            let accounts = m.named_accounts(r);
+            (m.outside_org.is_empty() || !accounts.is_empty()).then_some(accounts)
+        })
     }
 
     /// Every record field the rule reads beyond the record model's own.
@@ -124,6 +194,8 @@ impl Rule {
                 out.push(a);
                 out.push(b);
             }
+            out.extend(&m.outside_org);
+            out.extend(&m.present);
         }
         out
     }
@@ -139,6 +211,8 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule, DetectorError> {
     let description = top.string("description");
     let severity = top.string("severity");
     let target = top.field("target");
+    let attack = top.string_list("attack").unwrap_or_default();
+    let habitual = top.string("habitual");
     let blocks = top.take("match");
     top.finish();
     problems.extend(name_problem(&name));
@@ -169,6 +243,26 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule, DetectorError> {
             Severity::High
         }
     };
+    let habitual = habitual.and_then(|h| match Severity::parse(&h) {
+        Some(s) => Some(s),
+        None => {
+            problems.push(Problem {
+                key: "habitual".into(),
+                message: format!(
+                    "{h:?} is not one of \"low\", \"medium\", \"high\", \"critical\" (the severity when the principal makes this call habitually)"
+                ),
+            });
+            None
+        }
+    });
+    for id in attack.iter().filter(|id| !valid_technique(id)) {
+        problems.push(Problem {
+            key: "attack".into(),
+            message: format!(
+                "{id:?} is not an ATT&CK technique id; write it like \"T1562.008\" (see attack.mitre.org)"
+            ),
+        });
+    }
     let mut matches = Vec::new();
     match blocks {
         Some(toml::Value::Array(list)) if !list.is_empty() => {
@@ -194,6 +288,8 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule, DetectorError> {
             severity,
             matches,
             target,
+            attack,
+            habitual,
             source: path.to_path_buf(),
         })
     } else {
@@ -209,7 +305,9 @@ fn parse_match(table: &Table, i: usize, problems: &mut Vec<Problem>) -> Match {
     let filter = filter_keys(&mut k);
     let unless = k.field_values("unless");
     let absent = k.field_list("absent").unwrap_or_default();
+    let present = k.field_list("present").unwrap_or_default();
     let within = k.field("within");
+    let outside_org = k.field_list("outside_org").unwrap_or_default();
     let mut differs = Vec::new();
     for m in k.field_values("differs") {
         match m.values.as_slice() {
@@ -223,7 +321,8 @@ fn parse_match(table: &Table, i: usize, problems: &mut Vec<Problem>) -> Match {
             ),
         }
     }
-    let empty = filter == Filter::default() && unless.is_empty() && absent.is_empty();
+    let empty =
+        filter == Filter::default() && unless.is_empty() && absent.is_empty() && present.is_empty();
     if empty && differs.is_empty() {
         k.problem(
             "",
@@ -235,8 +334,10 @@ fn parse_match(table: &Table, i: usize, problems: &mut Vec<Problem>) -> Match {
         filter,
         unless,
         absent,
+        present,
         differs,
         within,
+        outside_org,
     }
 }
 

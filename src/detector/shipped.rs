@@ -35,7 +35,19 @@ const FILES: [(&str, &str); 7] = [
     ),
 ];
 
-const RULE_FILES: [(&str, &str); 9] = [
+const RULE_FILES: [(&str, &str); 42] = [
+    (
+        "ami-made-public.toml",
+        include_str!("../../detectors/rules/ami-made-public.toml"),
+    ),
+    (
+        "ami-shared-outside.toml",
+        include_str!("../../detectors/rules/ami-shared-outside.toml"),
+    ),
+    (
+        "bedrock-model-invoked.toml",
+        include_str!("../../detectors/rules/bedrock-model-invoked.toml"),
+    ),
     (
         "cloudtrail-delete-trail.toml",
         include_str!("../../detectors/rules/cloudtrail-delete-trail.toml"),
@@ -53,20 +65,140 @@ const RULE_FILES: [(&str, &str); 9] = [
         include_str!("../../detectors/rules/cloudtrail-trail-weakened.toml"),
     ),
     (
+        "config-recording-stopped.toml",
+        include_str!("../../detectors/rules/config-recording-stopped.toml"),
+    ),
+    (
+        "console-login-without-mfa.toml",
+        include_str!("../../detectors/rules/console-login-without-mfa.toml"),
+    ),
+    (
+        "dns-query-logging-removed.toml",
+        include_str!("../../detectors/rules/dns-query-logging-removed.toml"),
+    ),
+    (
+        "ebs-snapshot-made-public.toml",
+        include_str!("../../detectors/rules/ebs-snapshot-made-public.toml"),
+    ),
+    (
+        "ebs-snapshot-shared-outside.toml",
+        include_str!("../../detectors/rules/ebs-snapshot-shared-outside.toml"),
+    ),
+    (
+        "ec2-password-data-read.toml",
+        include_str!("../../detectors/rules/ec2-password-data-read.toml"),
+    ),
+    (
+        "ec2-ssh-key-pushed.toml",
+        include_str!("../../detectors/rules/ec2-ssh-key-pushed.toml"),
+    ),
+    (
+        "ec2-user-data-modified.toml",
+        include_str!("../../detectors/rules/ec2-user-data-modified.toml"),
+    ),
+    (
+        "federation-token-issued.toml",
+        include_str!("../../detectors/rules/federation-token-issued.toml"),
+    ),
+    (
         "guardduty-detector-disabled.toml",
         include_str!("../../detectors/rules/guardduty-detector-disabled.toml"),
+    ),
+    (
+        "guardduty-findings-suppressed.toml",
+        include_str!("../../detectors/rules/guardduty-findings-suppressed.toml"),
+    ),
+    (
+        "iam-admin-policy-attached.toml",
+        include_str!("../../detectors/rules/iam-admin-policy-attached.toml"),
     ),
     (
         "iam-credentials-for-another-user.toml",
         include_str!("../../detectors/rules/iam-credentials-for-another-user.toml"),
     ),
     (
+        "iam-login-profile-changed-for-another-user.toml",
+        include_str!("../../detectors/rules/iam-login-profile-changed-for-another-user.toml"),
+    ),
+    (
+        "iam-policy-version-set-default.toml",
+        include_str!("../../detectors/rules/iam-policy-version-set-default.toml"),
+    ),
+    (
+        "iam-user-created.toml",
+        include_str!("../../detectors/rules/iam-user-created.toml"),
+    ),
+    (
+        "kms-key-deletion-scheduled.toml",
+        include_str!("../../detectors/rules/kms-key-deletion-scheduled.toml"),
+    ),
+    (
+        "lambda-code-changed.toml",
+        include_str!("../../detectors/rules/lambda-code-changed.toml"),
+    ),
+    (
+        "lambda-policy-open-to-everyone.toml",
+        include_str!("../../detectors/rules/lambda-policy-open-to-everyone.toml"),
+    ),
+    (
+        "log-group-deleted.toml",
+        include_str!("../../detectors/rules/log-group-deleted.toml"),
+    ),
+    (
+        "organization-left.toml",
+        include_str!("../../detectors/rules/organization-left.toml"),
+    ),
+    (
+        "rds-snapshot-made-public.toml",
+        include_str!("../../detectors/rules/rds-snapshot-made-public.toml"),
+    ),
+    (
+        "rds-snapshot-shared-outside.toml",
+        include_str!("../../detectors/rules/rds-snapshot-shared-outside.toml"),
+    ),
+    (
+        "role-trusts-outside-account.toml",
+        include_str!("../../detectors/rules/role-trusts-outside-account.toml"),
+    ),
+    (
+        "roles-anywhere-trust-anchor.toml",
+        include_str!("../../detectors/rules/roles-anywhere-trust-anchor.toml"),
+    ),
+    (
+        "root-activity.toml",
+        include_str!("../../detectors/rules/root-activity.toml"),
+    ),
+    (
         "root-console-login.toml",
         include_str!("../../detectors/rules/root-console-login.toml"),
     ),
     (
+        "s3-bucket-deleted.toml",
+        include_str!("../../detectors/rules/s3-bucket-deleted.toml"),
+    ),
+    (
         "s3-bucket-made-public.toml",
         include_str!("../../detectors/rules/s3-bucket-made-public.toml"),
+    ),
+    (
+        "secret-value-read.toml",
+        include_str!("../../detectors/rules/secret-value-read.toml"),
+    ),
+    (
+        "security-group-admin-port-open.toml",
+        include_str!("../../detectors/rules/security-group-admin-port-open.toml"),
+    ),
+    (
+        "ssm-command-sent.toml",
+        include_str!("../../detectors/rules/ssm-command-sent.toml"),
+    ),
+    (
+        "ssm-securestring-read.toml",
+        include_str!("../../detectors/rules/ssm-securestring-read.toml"),
+    ),
+    (
+        "ssm-session-started.toml",
+        include_str!("../../detectors/rules/ssm-session-started.toml"),
     ),
     (
         "vpc-flow-logs-deleted.toml",

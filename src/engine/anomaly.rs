@@ -81,6 +81,10 @@ pub struct Anomaly {
     /// What a new-activity finding saw for the first time, or rarely.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub novelty: Option<Novelty>,
+    /// The MITRE ATT&CK techniques it is evidence of (`T1562.008`), from
+    /// its rule file or Sigma rule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attack: Vec<String>,
 }
 
 /// What a principal did that it never (or rarely) did before: the features
@@ -187,6 +191,7 @@ impl Anomaly {
             severity: None,
             page: None,
             novelty: None,
+            attack: Vec::new(),
         }
     }
 }

@@ -698,6 +698,7 @@ impl Insight {
             severity: None,
             page: None,
             novelty: None,
+            attack: Vec::new(),
         }
     }
 }

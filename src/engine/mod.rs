@@ -56,6 +56,9 @@ pub struct EngineOptions {
     pub novelty: Option<NoveltyOptions>,
     /// Rules every record is offered to; empty, none.
     pub rules: Vec<Rule>,
+    /// The organisation's accounts besides those seen in the trail
+    /// (`--org-accounts`).
+    pub org_accounts: Vec<String>,
     pub factory: Box<ScorerFactory>,
 }
 
@@ -83,6 +86,7 @@ impl EngineOptions {
                 budget_per_day: chance::DEFAULT_BUDGET_PER_DAY,
             }),
             rules: crate::detector::shipped_rules(),
+            org_accounts: Vec::new(),
             factory: Box::new(rcf_state::rcf_factory),
         }
     }
@@ -326,12 +330,43 @@ impl<'d> Engine<'d> {
         self.finish(findings)
     }
 
+    /// What rule findings are judged with: the organisation's accounts
+    /// (those seen in the trail and `--org-accounts`), and each principal's
+    /// habits.
+    fn judging(&self) -> rules::Judging<'_> {
+        let seen = self
+            .aggregates
+            .stream_first
+            .keys()
+            .filter_map(|s| s.split('/').next())
+            .map(str::to_owned);
+        let history = self
+            .aggregates
+            .first_event
+            .zip(self.options.novelty.as_ref())
+            .map(|(first, o)| (History::of(&self.aggregates, first), o.learning));
+        rules::Judging {
+            org: seen
+                .chain(self.options.org_accounts.iter().cloned())
+                .collect(),
+            novelty: self
+                .options
+                .novelty
+                .is_some()
+                .then_some(&self.aggregates.novelty),
+            history,
+        }
+    }
+
     /// Rule findings, insights and new activity from `from` to `to`.
     fn others(&self, first: DateTime<Utc>, from: DateTime<Utc>, to: DateTime<Utc>) -> Findings {
         let mut findings = Findings::default();
-        findings
-            .anomalies
-            .extend(rules::detect(&self.aggregates.rules, from, to));
+        findings.anomalies.extend(rules::detect(
+            &self.aggregates.rules,
+            from,
+            to,
+            &self.judging(),
+        ));
         if let Some(opts) = &self.options.novelty {
             findings.anomalies.extend(novelty::detect(
                 &self.aggregates.novelty,

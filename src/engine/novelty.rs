@@ -538,6 +538,7 @@ pub fn detect(
                 severity: None,
                 page: None,
                 novelty: Some(novelty),
+                attack: Vec::new(),
             });
         }
     }

@@ -208,6 +208,7 @@ pub fn anomalies(
             severity: None,
             page: None,
             novelty: None,
+            attack: Vec::new(),
         });
     }
     out.sort_by_key(|a| a.start);

@@ -453,6 +453,7 @@ pub fn rcf_finding(
         severity: None,
         page: None,
         novelty: None,
+        attack: Vec::new(),
     }
 }
 
@@ -921,7 +922,7 @@ mod tests {
                     prop_assert!(a.actual.is_finite() && a.expected.is_finite(), "{a:?}");
                 }
                 prop_assert!(failures.iter().all(|f| f.entity.starts_with("requestParameters.functionName=fn-")));
-                prop_assert_eq!(fail_every.is_none(), failures.is_empty());
+                prop_assert!(fail_every.is_some() || failures.is_empty(), "{failures:?}");
                 if max >= shapes.len() && fail_every.is_none() {
                     // Nothing evicted: where the steps fall changes nothing.
                     let (once, all_at_once, _) = steps(&d, &agg, &[], max, None);

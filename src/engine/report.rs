@@ -945,6 +945,7 @@ mod tests {
             severity: None,
             page: None,
             novelty: None,
+            attack: Vec::new(),
         }];
         let incidents = group(&mut anomalies);
         let values: Vec<f64> = (0..300)

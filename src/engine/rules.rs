@@ -27,6 +27,16 @@ pub struct RuleHit {
     pub target: Option<String>,
     pub error: Option<String>,
     pub source_ip: Option<String>,
+    /// The rule's ATT&CK techniques.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attack: Vec<String>,
+    /// The accounts the rule's `outside_org` fields named: a hit only when
+    /// one is outside the organisation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<String>,
+    /// The rule's severity for a principal that makes this call habitually.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub habitual: Option<Severity>,
 }
 
 /// The rules' hits so far; mergeable like the other counters.
@@ -39,10 +49,12 @@ impl RuleHits {
     /// Offers `r` to every rule.
     pub fn record(&mut self, rules: &[Rule], r: &Record) {
         for rule in rules {
-            if !rule.matches(r) {
+            let Some(accounts) = rule.hit(r) else {
                 continue;
-            }
+            };
             self.hits.push(RuleHit {
+                accounts,
+                habitual: rule.habitual,
                 rule: rule.name.clone(),
                 description: rule.description.clone(),
                 severity: rule.severity,
@@ -54,6 +66,7 @@ impl RuleHits {
                 target: rule.target.as_ref().and_then(|t| r.first_text(t)),
                 error: r.error_code().map(str::to_owned),
                 source_ip: r.source_ip_address().map(str::to_owned),
+                attack: rule.attack.clone(),
             });
         }
     }
@@ -66,11 +79,77 @@ impl RuleHits {
 /// What makes hits one finding: their minute, rule, principal and target.
 type FindingKey<'h> = (DateTime<Utc>, &'h str, &'h str, Option<&'h str>);
 
+/// What rule findings are judged with: the organisation's accounts, and
+/// what each principal has done before.
+#[derive(Default)]
+pub struct Judging<'a> {
+    /// The accounts seen in the trail and named by `--org-accounts`.
+    pub org: std::collections::BTreeSet<String>,
+    pub novelty: Option<&'a super::novelty::NoveltyCounts>,
+    /// When each account's history starts, and how long it learns: a
+    /// principal's habits are known only after.
+    pub history: Option<(super::aggregate::History, Duration)>,
+}
+
+impl Judging<'_> {
+    /// Whether the hit's call is the principal's habit: it made calls to
+    /// the same service at least [`HABIT_TIMES`] times before, the first
+    /// while its account was learning or a learning period or more earlier
+    /// (a deploy role that creates roles and policies every day creating a
+    /// user); or its account is still learning, or there is no history at
+    /// all (the forwarder), when no call can be told from a habit.
+    fn habitual(&self, h: &RuleHit) -> bool {
+        // With no history (the forwarder), no call can be told from a habit.
+        let Some(novelty) = self.novelty else {
+            return true;
+        };
+        let learning = self.history.as_ref().map_or(Duration::days(1), |(_, l)| *l);
+        let learned = self
+            .history
+            .as_ref()
+            .map(|(history, l)| history.principal(&h.principal) + *l);
+        if learned.is_some_and(|end| h.time < end) {
+            return true;
+        }
+        let Some(p) = novelty.principals.get(&h.principal) else {
+            return false;
+        };
+        let service = format!("call {}:", h.event.split(':').next().unwrap_or(""));
+        let earlier: Vec<DateTime<Utc>> = p
+            .features
+            .iter()
+            .filter(|(feature, _)| feature.starts_with(&service))
+            .flat_map(|(_, seen)| seen.times.iter().copied())
+            .filter(|t| *t < h.time)
+            .collect();
+        let Some(first) = earlier.iter().min() else {
+            return false;
+        };
+        let long_enough = learned.is_some_and(|end| *first < end) || *first <= h.time - learning;
+        earlier.len() >= HABIT_TIMES && long_enough
+    }
+}
+
+/// Calls to a service a principal made before calling it is its habit.
+pub const HABIT_TIMES: usize = 3;
+
 /// The findings of the hits in `[from, to)`.
-pub fn detect(hits: &RuleHits, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Anomaly> {
+pub fn detect(
+    hits: &RuleHits,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    judging: &Judging<'_>,
+) -> Vec<Anomaly> {
     // In a stable order.
     let mut groups: BTreeMap<FindingKey<'_>, Vec<&RuleHit>> = BTreeMap::new();
-    for h in hits.hits.iter().filter(|h| h.time >= from && h.time < to) {
+    let outside =
+        |h: &&RuleHit| h.accounts.is_empty() || h.accounts.iter().any(|a| !judging.org.contains(a));
+    for h in hits
+        .hits
+        .iter()
+        .filter(|h| h.time >= from && h.time < to)
+        .filter(outside)
+    {
         let minute = h
             .time
             .duration_trunc(Duration::minutes(1))
@@ -82,8 +161,14 @@ pub fn detect(hits: &RuleHits, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<An
     }
     groups
         .into_iter()
-        .map(|((minute, rule, principal, target), list)| {
+        .filter_map(|((minute, rule, principal, target), list)| {
             let first = list[0];
+            // The principal's habit: reported at the rule's habitual
+            // severity, or not at all when that is low (its job).
+            let habit = first.habitual.filter(|_| judging.habitual(first));
+            if habit == Some(Severity::Low) {
+                return None;
+            }
             let mut entity =
                 BTreeMap::from([("userIdentity.arn".to_owned(), principal.to_owned())]);
             if let Some(t) = target {
@@ -108,7 +193,7 @@ pub fn detect(hits: &RuleHits, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<An
             if failed.len() == list.len() {
                 summary.push_str(&format!("; it failed ({})", failed[0]));
             }
-            Anomaly {
+            Some(Anomaly {
                 detector: rule.to_owned(),
                 kind: AnomalyKind::Rule,
                 entity: Some(entity),
@@ -125,10 +210,11 @@ pub fn detect(hits: &RuleHits, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<An
                 subjects: vec![principal.to_owned()],
                 late: false,
                 detected: minute + Duration::minutes(1),
-                severity: Some(first.severity),
+                severity: Some(habit.unwrap_or(first.severity)),
                 page: None,
                 novelty: None,
-            }
+                attack: first.attack.clone(),
+            })
         })
         .collect()
 }
@@ -197,6 +283,149 @@ mod tests {
             |e| panic!("{e}"),
         );
         hits.hits.into_iter().map(|h| h.rule).collect()
+    }
+
+    /// The findings the shipped rules make of these records, judged with
+    /// the organisation's accounts and what each principal did before.
+    fn judged(records: &[serde_json::Value], org: &[&str]) -> Vec<Anomaly> {
+        let rules = shipped_rules();
+        let mut hits = RuleHits::default();
+        let mut novelty = crate::engine::novelty::NoveltyCounts::default();
+        let paths: Vec<&crate::cloudtrail::FieldPath> =
+            rules.iter().flat_map(|r| r.field_paths()).collect();
+        let projection = crate::cloudtrail::Projection::for_records(paths);
+        let text = serde_json::to_vec(&json!({"Records": records})).unwrap();
+        crate::cloudtrail::read_bytes(
+            "t",
+            &text,
+            &projection,
+            |rec| {
+                hits.record(&rules, &rec);
+                novelty.record(&rec);
+            },
+            |e| panic!("{e}"),
+        );
+        let judging = Judging {
+            org: org.iter().map(|a| a.to_string()).collect(),
+            novelty: Some(&novelty),
+            history: None,
+        };
+        detect(
+            &hits,
+            DateTime::<Utc>::MIN_UTC,
+            DateTime::<Utc>::MAX_UTC,
+            &judging,
+        )
+    }
+
+    fn at(mut r: serde_json::Value, time: &str) -> serde_json::Value {
+        r["eventTime"] = json!(time);
+        r
+    }
+
+    /// Busy organisations share backups between their own accounts, open
+    /// web ports to the world, run commands from automation and deploy
+    /// functions every day: none of it may page. The same calls by an
+    /// intruder do.
+    #[test]
+    fn look_alikes_of_the_catalogue_do_not_page_and_the_attacks_do() {
+        let share = |to: &str| {
+            record(
+                "ec2.amazonaws.com",
+                "ModifySnapshotAttribute",
+                mallory(),
+                json!({"requestParameters": {"snapshotId": "snap-1", "attributeType": "CREATE_VOLUME_PERMISSION",
+                    "createVolumePermission": {"add": {"items": [{"userId": to}]}}}}),
+            )
+        };
+        let org = ["111122223333", "444455556666"];
+        // Shared with the organisation's own account: nothing.
+        assert!(judged(&[share("444455556666")], &org).is_empty());
+        // With a stranger: high, and named as exfiltration.
+        let out = judged(&[share("999988887777")], &org);
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0].detector, "ebs-snapshot-shared-outside");
+        assert_eq!(out[0].severity, Some(Severity::High));
+        assert_eq!(out[0].attack, ["T1537"]);
+        // A web port open to the world: nothing; SSH: high.
+        let open = |port: i64| {
+            record(
+                "ec2.amazonaws.com",
+                "AuthorizeSecurityGroupIngress",
+                mallory(),
+                json!({"requestParameters": {"groupId": "sg-1", "ipPermissions": {"items": [
+                    {"ipProtocol": "tcp", "fromPort": port, "toPort": port, "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]}}]}}}),
+            )
+        };
+        assert!(judged(&[open(443)], &org).is_empty());
+        let ssh = judged(&[open(22)], &org);
+        assert_eq!(ssh.len(), 1);
+        assert_eq!(ssh[0].detector, "security-group-admin-port-open");
+        // Patch automation running commands on three earlier days: its
+        // job, low. A first-time sender: medium.
+        let send = |time: &str| {
+            at(
+                record(
+                    "ssm.amazonaws.com",
+                    "SendCommand",
+                    admin_role(),
+                    json!({"requestParameters": {"documentName": "AWS-RunPatchBaseline", "instanceIds": ["i-1"]}}),
+                ),
+                time,
+            )
+        };
+        let days = [
+            "2026-01-03T02:00:00Z",
+            "2026-01-04T02:00:00Z",
+            "2026-01-05T02:00:00Z",
+            "2026-01-07T02:00:00Z",
+        ];
+        let habitual = judged(&days.map(send), &org);
+        let routine_from: DateTime<Utc> = "2026-01-07T00:00:00Z".parse().unwrap();
+        assert!(
+            habitual.iter().all(|a| a.start < routine_from),
+            "its habit is not reported: {habitual:#?}"
+        );
+        let first = judged(&[send("2026-01-07T02:00:00Z")], &org);
+        assert_eq!(first[0].severity, Some(Severity::Medium));
+        assert_eq!(first[0].attack, ["T1651"]);
+        // StopLogging is never habitual.
+        let stops: Vec<serde_json::Value> = days
+            .iter()
+            .map(|t| {
+                at(
+                    record(
+                        "cloudtrail.amazonaws.com",
+                        "StopLogging",
+                        admin_role(),
+                        json!({"requestParameters": {"name": "org-trail"}}),
+                    ),
+                    t,
+                )
+            })
+            .collect();
+        assert!(judged(&stops, &org)
+            .iter()
+            .all(|a| a.severity == Some(Severity::Critical)));
+    }
+
+    #[test]
+    fn every_shipped_rule_names_its_attack_technique() {
+        for rule in shipped_rules() {
+            assert!(
+                !rule.attack.is_empty(),
+                "{} maps to no ATT&CK technique",
+                rule.name
+            );
+            assert!(
+                rule.attack
+                    .iter()
+                    .all(|t| crate::detector::valid_technique(t)),
+                "{}: {:?}",
+                rule.name,
+                rule.attack
+            );
+        }
     }
 
     #[test]
@@ -453,7 +682,7 @@ mod tests {
         other.record(&rules, &stop);
         hits.merge(other);
         let from: DateTime<Utc> = "2026-01-07T14:00:00Z".parse().unwrap();
-        let found = detect(&hits, from, from + Duration::hours(1));
+        let found = detect(&hits, from, from + Duration::hours(1), &Judging::default());
         assert_eq!(found.len(), 1, "{found:#?}");
         let a = &found[0];
         assert_eq!(a.kind, AnomalyKind::Rule);
@@ -472,6 +701,12 @@ mod tests {
             a.summary,
             "CloudTrail logging stopped: user/mallory@111122223333 called cloudtrail.amazonaws.com:StopLogging on org-trail from 203.0.113.66 (3 times); it failed (AccessDenied)"
         );
-        assert!(detect(&hits, from + Duration::hours(1), from + Duration::hours(2)).is_empty());
+        assert!(detect(
+            &hits,
+            from + Duration::hours(1),
+            from + Duration::hours(2),
+            &Judging::default()
+        )
+        .is_empty());
     }
 }

@@ -278,6 +278,7 @@ mod tests {
             severity: None,
             page: None,
             novelty: None,
+            attack: Vec::new(),
         }
     }
 

@@ -8,9 +8,9 @@
 //! CloudTrail's event ids, so what was indexed already is not doubled).
 
 use super::dead_letter::{DeadLetters, Letter};
-use super::forwarder::{bulk_requests, classify, documents_and_hits, Document, LogBatch};
+use super::forwarder::{bulk_requests, classify, documents_and_hits, Document, LogBatch, Parsed};
 use super::incidents::{FindingsIndex, Kept};
-use super::rule_pages::{page_of, paging_findings, Pager};
+use super::rule_pages::{incident_pages, paging_findings, Pager};
 use crate::detector::Rule;
 use crate::engine::Severity;
 use crate::opensearch::{OpenSearch, OpenSearchError};
@@ -60,7 +60,7 @@ pub struct Report {
     pub rounds: usize,
     /// Items still failing when time ran out (then the invocation fails).
     pub pending: usize,
-    /// Rule findings sent as pages.
+    /// Pages sent: one per incident of the rule findings.
     pub paged: usize,
     /// Why the paged rule findings could not be kept in the findings index
     /// (their pages went; a later alert of their incident may page again).
@@ -77,6 +77,9 @@ pub struct Paging {
     /// Where paged findings are kept, so the enricher judges later alerts
     /// with their incident ([`super::incidents`]); none keeps nothing.
     pub findings_index: Option<String>,
+    /// The organisation's accounts besides the batch's own: a snapshot
+    /// shared with one of them is not shared outside.
+    pub org_accounts: Vec<String>,
 }
 
 /// Why an invocation fails (and the platform should retry it).
@@ -154,21 +157,35 @@ pub async fn deliver(
     limits: &Limits,
 ) -> Result<Report, DeliveryError> {
     let rules = paging.map_or(&[][..], |p| &p.rules[..]);
-    let (docs, poison, hits) = documents_and_hits(batch, rules);
+    let Parsed {
+        docs,
+        poison,
+        hits,
+        accounts,
+    } = documents_and_hits(batch, rules);
     let mut report = Report {
         received: docs.len() + poison.len(),
         ..Report::default()
     };
     if let Some(p) = paging {
-        let findings = paging_findings(&hits, p.page_at);
-        let notifications: Vec<_> = findings.iter().map(page_of).collect();
+        let judging = crate::engine::rules::Judging {
+            org: p
+                .org_accounts
+                .iter()
+                .cloned()
+                .chain((!batch.owner.is_empty()).then(|| batch.owner.clone()))
+                .chain(accounts)
+                .collect(),
+            novelty: None,
+            history: None,
+        };
+        let mut findings = paging_findings(&hits, p.page_at, &judging);
+        let notifications = incident_pages(&mut findings);
         report.paged = p.pager.send(&notifications).await?;
         if let Some(index) = &p.findings_index {
-            let kept = FindingsIndex { os, index };
-            for f in &findings {
-                if let Err(e) = kept.keep(&Kept::new(f, f.severity)).await {
-                    report.findings_not_kept.get_or_insert(e.to_string());
-                }
+            let kept: Vec<Kept> = findings.iter().map(|f| Kept::new(f, f.severity)).collect();
+            if let Err(e) = (FindingsIndex { os, index }).keep_all(&kept).await {
+                report.findings_not_kept = Some(e.to_string());
             }
         }
     }

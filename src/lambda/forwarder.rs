@@ -15,6 +15,7 @@ use crate::detector::Rule;
 use crate::engine::rules::RuleHits;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 /// One log event of a subscription batch.
@@ -105,21 +106,30 @@ pub struct Poison {
 /// The documents of a batch and the events that cannot become one.
 /// A `CONTROL_MESSAGE` batch holds none.
 pub fn documents(batch: &LogBatch) -> (Vec<Document>, Vec<Poison>) {
-    let (docs, poison, _) = documents_and_hits(batch, &[]);
-    (docs, poison)
+    let parsed = documents_and_hits(batch, &[]);
+    (parsed.docs, parsed.poison)
+}
+
+/// What one parse of a batch gives: its documents, the events that cannot
+/// become one, the records the rules match, and the accounts the records
+/// were delivered for (the organisation's, as far as this batch shows).
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub docs: Vec<Document>,
+    pub poison: Vec<Poison>,
+    pub hits: RuleHits,
+    pub accounts: BTreeSet<String>,
 }
 
 /// [`documents`], and the records `rules` match among them, from the same
 /// parse: the forwarder pages on a rule the minute its record arrives.
-pub fn documents_and_hits(
-    batch: &LogBatch,
-    rules: &[Rule],
-) -> (Vec<Document>, Vec<Poison>, RuleHits) {
+pub fn documents_and_hits(batch: &LogBatch, rules: &[Rule]) -> Parsed {
     let mut docs = Vec::new();
     let mut poison = Vec::new();
     let mut hits = RuleHits::default();
+    let mut accounts = BTreeSet::new();
     if batch.message_type == "CONTROL_MESSAGE" {
-        return (docs, poison, hits);
+        return Parsed::default();
     }
     // The record model's own fields are all a document needs checked; the
     // rules add the fields they read.
@@ -131,6 +141,11 @@ pub fn documents_and_hits(
                 .and_then(|raw| raw.validate())
                 .map(|r| {
                     hits.record(rules, &r);
+                    if let Some(a) = r.recipient_account_id() {
+                        if !accounts.contains(a) {
+                            accounts.insert(a.to_owned());
+                        }
+                    }
                     (r.event_time(), r.event_id().map(str::to_owned))
                 })
                 .map_err(|e| format!("not a CloudTrail record: {e}")),
@@ -160,7 +175,12 @@ pub fn documents_and_hits(
             source: with_fields(&event.message, &fields),
         });
     }
-    (docs, poison, hits)
+    Parsed {
+        docs,
+        poison,
+        hits,
+        accounts,
+    }
 }
 
 /// A record's JSON text with `fields` added, on one line. CloudWatch Logs

@@ -223,6 +223,38 @@ impl FindingsIndex<'_> {
         Ok(())
     }
 
+    /// Keeps every one of `kept` in one request, visible to the next search
+    /// when this returns (the forwarder's paged findings of a batch).
+    pub async fn keep_all(&self, kept: &[Kept]) -> Result<(), FindingsError> {
+        if kept.is_empty() {
+            return Ok(());
+        }
+        let mut body = String::new();
+        for k in kept {
+            let doc = serde_json::to_string(k).map_err(|e| self.failed("keep", e.to_string()))?;
+            body.push_str(&json!({"index": {"_index": self.index, "_id": k.id()}}).to_string());
+            body.push('\n');
+            body.push_str(&doc);
+            body.push('\n');
+        }
+        let answer = self
+            .os
+            .bulk_at("/_bulk?refresh=wait_for", body, None)
+            .await
+            .and_then(|r| r.checked_json())
+            .map_err(|e| self.failed("keep", e.to_string()))?;
+        if answer["errors"] == json!(true) {
+            let first = answer["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find_map(|i| i["index"]["error"]["reason"].as_str())
+                .unwrap_or("an item was refused");
+            return Err(self.failed("keep", first.to_owned()));
+        }
+        Ok(())
+    }
+
     /// Judges `finding` with what is kept and keeps it with the outcome.
     /// When the index cannot be searched, the finding is judged alone (as
     /// before the index existed); that error, or else one keeping it, is

@@ -11,24 +11,92 @@
 use super::alert::{subject_text, Notification};
 use super::dead_letter::append_json_lines;
 use super::enricher::Publisher;
-use crate::engine::rules::{detect, RuleHits};
+use crate::engine::group::{group, GAP_MINUTES};
+use crate::engine::rules::{detect, Judging, RuleHits};
 use crate::engine::{Anomaly, Severity};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::path::PathBuf;
 
 /// The findings the hits make that page: one per rule, principal, target
-/// and minute, at or above `page_at`, in time order.
-pub fn paging_findings(hits: &RuleHits, page_at: Severity) -> Vec<Anomaly> {
-    let mut findings = detect(hits, DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC);
+/// and minute, at or above `page_at`, in time order, judged with the
+/// organisation's accounts.
+pub fn paging_findings(hits: &RuleHits, page_at: Severity, judging: &Judging<'_>) -> Vec<Anomaly> {
+    let mut findings = detect(
+        hits,
+        DateTime::<Utc>::MIN_UTC,
+        DateTime::<Utc>::MAX_UTC,
+        judging,
+    );
     findings.retain(|a| a.severity.is_some_and(|s| s >= page_at));
     findings.sort_by_key(|a| a.start);
     findings
 }
 
-/// The notifications the hits make: one per [`paging_findings`].
-pub fn pages(hits: &RuleHits, page_at: Severity) -> Vec<Notification> {
-    paging_findings(hits, page_at).iter().map(page_of).collect()
+/// The notifications the hits make: one per incident of the
+/// [`paging_findings`] (the same principal or resource within half an
+/// hour), so an intruder's burst of secret reads is one page, not eighty.
+pub fn pages(hits: &RuleHits, page_at: Severity, judging: &Judging<'_>) -> Vec<Notification> {
+    incident_pages(&mut paging_findings(hits, page_at, judging))
+}
+
+/// One page per incident of `findings`, led by its most severe finding.
+pub fn incident_pages(findings: &mut [Anomaly]) -> Vec<Notification> {
+    let incidents = group(findings);
+    incidents
+        .iter()
+        .map(|inc| {
+            let members: Vec<&Anomaly> = inc.members.iter().map(|&i| &findings[i]).collect();
+            page_of_incident(&members)
+        })
+        .collect()
+}
+
+/// The most findings a page lists; the rest are counted (and kept in the
+/// findings index).
+pub const LISTED: usize = 20;
+
+/// The page of one incident's rule findings (in time order): its most
+/// severe finding first, then the others, one line each.
+pub fn page_of_incident(members: &[&Anomaly]) -> Notification {
+    let lead = members
+        .iter()
+        .copied()
+        .reduce(|a, b| if b.severity > a.severity { b } else { a })
+        .expect("an incident has a finding");
+    let mut page = page_of(lead);
+    let others: Vec<&&Anomaly> = members
+        .iter()
+        .filter(|a| !std::ptr::eq(**a, lead))
+        .collect();
+    if others.is_empty() {
+        return page;
+    }
+    page.subject = subject_text(&format!(
+        "{} (+{} more)",
+        page.subject.trim_end_matches("..."),
+        others.len()
+    ));
+    page.body.push_str(&format!(
+        "\nWith it, by the same principal or on the same resource within {GAP_MINUTES} minutes:\n"
+    ));
+    for a in others.iter().take(LISTED) {
+        page.body.push_str(&format!(
+            "{} {} ({}): {}\n",
+            a.start.format("%H:%M"),
+            a.detector,
+            a.severity.map_or("high", Severity::name),
+            a.summary
+        ));
+    }
+    if others.len() > LISTED {
+        page.body.push_str(&format!(
+            "... and {} more, each kept in the findings index.\n",
+            others.len() - LISTED
+        ));
+    }
+    page.data["incident_findings"] = json!(members);
+    page
 }
 
 /// The page of one rule finding.
@@ -138,11 +206,12 @@ mod tests {
             record("DescribeTrails", 11, json!({})),
             record("DeleteTrail", 12, json!({"name": "org-trail"})),
         ]);
-        let p = pages(&h, Severity::Medium);
-        assert_eq!(p.len(), 2, "{p:?}");
+        let p = pages(&h, Severity::Medium, &Judging::default());
+        // One incident: one page, with the deleted trail in it.
+        assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(
             p[0].subject,
-            "trailwatch CRITICAL: CloudTrail logging stopped"
+            "trailwatch CRITICAL: CloudTrail logging stopped (+1 more)"
         );
         assert!(
             p[0].body.starts_with(
@@ -155,7 +224,54 @@ mod tests {
             .body
             .contains("2026-11-21 03:10 UTC, rule cloudtrail-stop-logging (critical)"));
         assert_eq!(p[0].data["kind"], "rule");
-        assert_eq!(p[1].data["detector"], "cloudtrail-delete-trail");
+        assert!(
+            p[0].body
+                .contains("03:12 cloudtrail-delete-trail (critical): CloudTrail trail deleted"),
+            "{}",
+            p[0].body
+        );
+        assert_eq!(
+            p[0].data["incident_findings"][1]["detector"],
+            "cloudtrail-delete-trail"
+        );
+    }
+
+    #[test]
+    fn a_burst_of_findings_is_one_page_that_lists_twenty_and_counts_the_rest() {
+        let burst: Vec<_> = (0..25)
+            .map(|m| record("StopLogging", m, json!({"name": format!("trail-{m}")})))
+            .collect();
+        let p = pages(&hits(&burst), Severity::Medium, &Judging::default());
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].subject.ends_with("(+24 more)"), "{}", p[0].subject);
+        assert!(p[0].body.contains("trail-20"), "{}", p[0].body);
+        assert!(!p[0].body.contains("trail-21 "), "{}", p[0].body);
+        assert!(p[0]
+            .body
+            .contains("... and 4 more, each kept in the findings index."));
+        assert_eq!(p[0].data["incident_findings"].as_array().unwrap().len(), 25);
+    }
+
+    /// With no history the forwarder cannot tell a habit: a rule with a
+    /// habitual severity pages only at it (an application reading its
+    /// secrets is not paged; administrator access attached, medium, is).
+    #[test]
+    fn the_forwarder_judges_habit_rules_at_their_habitual_severity() {
+        let mut secret = record("GetSecretValue", 10, json!({"secretId": "db"}));
+        secret["eventSource"] = json!("secretsmanager.amazonaws.com");
+        let mut user = record(
+            "AttachUserPolicy",
+            11,
+            json!({"userName": "backdoor", "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}),
+        );
+        user["eventSource"] = json!("iam.amazonaws.com");
+        user["userIdentity"]["arn"] = json!("arn:aws:iam::111122223333:user/eve");
+        let found = paging_findings(&hits(&[secret, user]), Severity::Low, &Judging::default());
+        let names: Vec<_> = found
+            .iter()
+            .map(|a| (a.detector.as_str(), a.severity.unwrap()))
+            .collect();
+        assert_eq!(names, [("iam-admin-policy-attached", Severity::Medium)]);
     }
 
     #[test]
@@ -169,13 +285,17 @@ mod tests {
             ),
         ]);
         let severities = |at| -> Vec<String> {
-            pages(&h, at)
+            paging_findings(&h, at, &Judging::default())
                 .iter()
-                .map(|n| n.data["severity"].as_str().unwrap().to_owned())
+                .map(|a| a.severity.unwrap().name().to_owned())
                 .collect()
         };
         assert_eq!(severities(Severity::Medium), ["critical", "high"]);
         assert_eq!(severities(Severity::Critical), ["critical"]);
-        assert!(pages(&RuleHits::default(), Severity::Low).is_empty());
+        // Both in one page, led by the critical one.
+        let p = pages(&h, Severity::Medium, &Judging::default());
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].data["severity"], "critical");
+        assert!(pages(&RuleHits::default(), Severity::Low, &Judging::default()).is_empty());
     }
 }

@@ -183,6 +183,15 @@ fn paging_from_env(sdk: &aws_config::SdkConfig) -> Result<Option<Paging>, String
             topic_arn,
         }),
         findings_index: Some(super::incidents::FINDINGS_INDEX.into()),
+        // An organisation trail's accounts, as deploy sets them.
+        org_accounts: std::env::var("ORG_ACCOUNTS")
+            .map(|v| {
+                v.split(',')
+                    .map(|a| a.trim().to_owned())
+                    .filter(|a| !a.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
     }))
 }
 

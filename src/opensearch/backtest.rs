@@ -294,6 +294,7 @@ mod tests {
                 severity: None,
                 page: None,
                 novelty: None,
+                attack: Vec::new(),
             }
         };
         let local = vec![

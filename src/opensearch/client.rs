@@ -497,9 +497,19 @@ impl OpenSearch {
         body: String,
         timeout: Option<Duration>,
     ) -> Result<Response, OpenSearchError> {
+        self.bulk_at("/_bulk", body, timeout).await
+    }
+
+    /// `POST` of an NDJSON bulk body to `path` (`/_bulk?refresh=wait_for`).
+    pub async fn bulk_at(
+        &self,
+        path: &str,
+        body: String,
+        timeout: Option<Duration>,
+    ) -> Result<Response, OpenSearchError> {
         self.send(
             "POST",
-            "/_bulk",
+            path,
             Some(("application/x-ndjson", body.into_bytes())),
             timeout,
         )
