@@ -36,7 +36,7 @@ fn the_shipped_detectors_are_valid_and_cover_the_required_cases() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
         stdout(&o).trim(),
-        "7 detector(s) from detectors are valid, and 9 rule(s) from detectors/rules."
+        "7 detector(s) from detectors are valid, and 42 rule(s) from detectors/rules."
     );
     let o = trailwatch(&["detectors", "list"]);
     assert!(

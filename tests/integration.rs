@@ -19,4 +19,5 @@ mod opensearch;
 mod plan;
 mod read_real_data;
 mod report;
+mod sigma;
 mod users;

@@ -192,6 +192,41 @@ fn the_forwarder_pages_on_rule_findings_from_the_page_severity() {
 }
 
 #[test]
+fn the_forwarder_pages_on_sigma_rules_too() {
+    let os = opensearch_with_template();
+    let dir = tempfile::tempdir().unwrap();
+    let sigma = dir.path().join("sigma");
+    std::fs::create_dir(&sigma).unwrap();
+    std::fs::copy(
+        crate::util::shared_cloudtrail()
+            .join("../sigma-cloudtrail/aws_cloudtrail_disable_logging.yml"),
+        sigma.join("trail-changed.yml"),
+    )
+    .unwrap();
+    let pages = dir.path().join("pages.ndjson");
+    let event = awslogs_event(&[trail_call("StopLogging", json!({"name": "org-trail"}))]);
+    let o = forward(
+        &os.url,
+        &event,
+        &dir.path().join("dead.ndjson"),
+        &[
+            "--pages",
+            pages.to_str().unwrap(),
+            "--sigma",
+            sigma.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // One incident: the rule file's finding leads, the Sigma rule's is in it.
+    let text = std::fs::read_to_string(&pages).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains("trail-changed (medium): AWS CloudTrail Important Change: user/mallory"),
+        "{text}"
+    );
+}
+
+#[test]
 fn records_are_indexed_once_even_when_the_batch_is_delivered_twice() {
     let os = opensearch_with_template();
     let dir = tempfile::tempdir().unwrap();

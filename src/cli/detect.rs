@@ -43,6 +43,11 @@ pub struct DetectArgs {
     /// must be valid).
     #[arg(long, value_name = "DIR")]
     pub detectors: Option<PathBuf>,
+    /// Folder of Sigma rules (product: aws, service: cloudtrail), read as
+    /// they are and run as rules (kind rule); repeatable. A --detectors
+    /// folder's sigma/ is read too.
+    #[arg(long, value_name = "DIR")]
+    pub sigma: Vec<PathBuf>,
     /// Report anomalies from this time on; earlier history only trains the
     /// models. A time (2026-01-07T14:00:00Z, 2026-01-07) or a span before the
     /// last event (-1d, -6h, -90m).
@@ -215,7 +220,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         return run_series(&args, series);
     }
     let started = Instant::now();
-    let set = super::detectors::load(args.detectors.as_deref())?;
+    let set = super::detectors::load(args.detectors.as_deref(), &args.sigma)?;
     let (detectors, rules) = (set.detectors, set.rules);
     if args.follow {
         return run_follow(&args, &detectors, rules);

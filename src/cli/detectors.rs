@@ -16,6 +16,9 @@ pub enum DetectorsCommand {
         /// Folder of detector files that replaces the built-in set.
         #[arg(long, value_name = "DIR")]
         detectors: Option<PathBuf>,
+        /// Folder of Sigma rules (product: aws, service: cloudtrail) to add; repeatable.
+        #[arg(long, value_name = "DIR")]
+        sigma: Vec<PathBuf>,
     },
     /// Check every detector file; report every problem in every file.
     #[command(
@@ -28,6 +31,9 @@ pub enum DetectorsCommand {
         /// The same folder, named as `detect` and `list` name it.
         #[arg(long, value_name = "DIR")]
         detectors: Option<PathBuf>,
+        /// Folder of Sigma rules to check too; repeatable.
+        #[arg(long, value_name = "DIR")]
+        sigma: Vec<PathBuf>,
     },
     /// How each detector is doing on the cluster: state, entities, last anomaly, last error.
     #[command(
@@ -343,8 +349,8 @@ pub fn run(cmd: DetectorsCommand) -> anyhow::Result<i32> {
     match cmd {
         DetectorsCommand::Backtest(args) => backtest(&args),
         DetectorsCommand::Status { name, inspect } => status(name.as_deref(), &inspect),
-        DetectorsCommand::List { detectors } => {
-            let set = load(detectors.as_deref())?;
+        DetectorsCommand::List { detectors, sigma } => {
+            let set = load(detectors.as_deref(), &sigma)?;
             eprintln!("{}:", capitalised(&set.to_string()));
             let width = set
                 .detectors
@@ -370,9 +376,24 @@ pub fn run(cmd: DetectorsCommand) -> anyhow::Result<i32> {
             }
             Ok(EXIT_OK)
         }
-        DetectorsCommand::Validate { dir, detectors } => {
+        DetectorsCommand::Validate {
+            dir,
+            detectors,
+            sigma,
+        } => {
             let dir = dir.or(detectors);
-            match DetectorSet::load(dir.as_deref()) {
+            match DetectorSet::load(dir.as_deref()).and_then(|set| set.with_sigma(&sigma)) {
+                Ok(set) if !set.sigma_problems.is_empty() => {
+                    for e in &set.sigma_problems {
+                        eprintln!("{e}");
+                    }
+                    eprintln!(
+                        "{} Sigma file(s) cannot be read (each above, with why); {} load.",
+                        set.sigma_problems.len(),
+                        rules_text(&set)
+                    );
+                    Ok(EXIT_ERROR)
+                }
                 Ok(set) => {
                     println!(
                         "{} are valid, and {}.",
@@ -408,9 +429,14 @@ pub fn run(cmd: DetectorsCommand) -> anyhow::Result<i32> {
 
 /// `--detectors DIR`, or the built-in set; a folder with an invalid file is
 /// an error after every problem in it is printed.
-pub(crate) fn load(dir: Option<&Path>) -> anyhow::Result<DetectorSet> {
-    match DetectorSet::load(dir) {
-        Ok(set) => Ok(set),
+pub(crate) fn load(dir: Option<&Path>, sigma: &[PathBuf]) -> anyhow::Result<DetectorSet> {
+    match DetectorSet::load(dir).and_then(|set| set.with_sigma(sigma)) {
+        Ok(set) => {
+            for e in &set.sigma_problems {
+                eprintln!("warning: {e}\n  (this Sigma file is left out; the other rules load)");
+            }
+            Ok(set)
+        }
         Err(SetError::Invalid { dir, errors }) => {
             for e in &errors {
                 eprintln!("{e}");
@@ -421,14 +447,29 @@ pub(crate) fn load(dir: Option<&Path>) -> anyhow::Result<DetectorSet> {
     }
 }
 
-/// `the 9 built-in rules`, `2 rule(s) from ./mine/rules`.
+/// `the 9 built-in rules`, `2 rule(s) from ./mine/rules`, and `and 50
+/// Sigma rule(s) from ./sigma`.
 fn rules_text(set: &DetectorSet) -> String {
-    match &set.rules_source {
-        crate::detector::Source::BuiltIn => format!("the {} built-in rules", set.rules.len()),
+    let files = set.rules.len() - set.sigma_rules();
+    let mut text = match &set.rules_source {
+        crate::detector::Source::BuiltIn => format!("the {files} built-in rules"),
         crate::detector::Source::Dir(dir) => {
-            format!("{} rule(s) from {}", set.rules.len(), dir.display())
+            format!("{files} rule(s) from {}", dir.display())
         }
+    };
+    if !set.sigma_dirs.is_empty() {
+        let dirs: Vec<String> = set
+            .sigma_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        text.push_str(&format!(
+            " and {} Sigma rule(s) from {}",
+            set.sigma_rules(),
+            dirs.join(", ")
+        ));
     }
+    text
 }
 
 fn capitalised(s: &str) -> String {

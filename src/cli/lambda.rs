@@ -60,6 +60,10 @@ pub struct ForwardArgs {
     /// or image shared with one of them is not shared outside.
     #[arg(long, value_name = "IDS", value_delimiter = ',', env = "ORG_ACCOUNTS")]
     pub org_accounts: Vec<String>,
+    /// Folder of Sigma rules to page on besides the rule files, as the
+    /// deployed forwarder does with its package's detectors/sigma/; repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub sigma: Vec<PathBuf>,
     /// Time allowed, as a Lambda's timeout.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
@@ -246,8 +250,9 @@ fn forward_batch(
         let timeout = Duration::from_secs(args.timeout);
         let os = args.opensearch.client(timeout).await?;
         let dead = DeadLetters::File(args.dead_letter.clone());
+        let rules = super::detectors::load(None, &args.sigma)?.rules;
         let paging = Paging {
-            rules: crate::detector::shipped_rules(),
+            rules,
             page_at: args.page_severity,
             pager: Pager::File(args.pages.clone()),
             findings_index: (!args.keep_no_findings).then(|| args.findings_index.clone()),

@@ -130,7 +130,7 @@ impl ContentArgs {
     /// Every object, rendered; refusals are printed one per line, naming
     /// file and key.
     pub fn desired(&self, settings: &Settings) -> anyhow::Result<Desired> {
-        let set = super::detectors::load(self.detectors.as_deref())?;
+        let set = super::detectors::load(self.detectors.as_deref(), &[])?;
         desired(&set.detectors, settings).map_err(|refusals| {
             for r in &refusals {
                 eprintln!("{r}");

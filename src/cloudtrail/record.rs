@@ -294,6 +294,33 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// The record as JSON: its typed fields and the others kept (those of
+    /// the projection it was read with).
+    pub fn to_json(&self) -> Value {
+        let mut out = self.rest.clone();
+        for (name, value) in STRING_FIELDS.iter().zip(&self.strings) {
+            if let Some(v) = value {
+                out.insert((*name).to_owned(), Value::from(v.as_ref()));
+            }
+        }
+        for (name, value) in BOOL_FIELDS.iter().zip(&self.bools) {
+            if let Some(v) = value {
+                out.insert((*name).to_owned(), Value::from(*v));
+            }
+        }
+        let identity = out
+            .entry("userIdentity")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(identity) = identity {
+            for (name, value) in IDENTITY_FIELDS.iter().zip(&self.identity) {
+                if let Some(v) = value {
+                    identity.insert((*name).to_owned(), Value::from(v.as_ref()));
+                }
+            }
+        }
+        Value::Object(out)
+    }
+
     /// The first scalar at `path`, as text.
     pub fn first_text(&self, path: &FieldPath) -> Option<String> {
         let mut found = None;

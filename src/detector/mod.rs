@@ -4,13 +4,15 @@
 //! ([`Detector::matches`], [`Detector::contribution`], [`Detector::entity`]);
 //! the OpenSearch renderer derives the plugin's JSON from the same value.
 //! Rule files ([`Rule`], in `detectors/rules/`) name events that need no
-//! baseline; the engine reports every match.
+//! baseline; the engine reports every match. Sigma rules ([`sigma`], from
+//! `--sigma DIR` or a folder's `sigma/`) are read into the same model.
 
 mod model;
 mod parse;
 mod rule;
 mod set;
 mod shipped;
+pub mod sigma;
 
 pub use model::{
     AlertThresholds, Detector, Direction, Entity, ErrorFilter, FieldMatch, Filter, Imputation,
@@ -20,3 +22,4 @@ pub use parse::{load_dir, parse_detector, DetectorError, Problem};
 pub use rule::{load_rules, parse_rule, valid_technique, Match, Rule};
 pub use set::{DetectorSet, SetError, Source};
 pub use shipped::{shipped, shipped_rules};
+pub use sigma::{load_sigma, parse_sigma};

@@ -56,13 +56,16 @@ pub enum DetectorError {
 /// Loads every `*.toml` in `dir`, sorted by name. Valid detectors are returned
 /// beside the errors of the invalid ones, so a caller can go on with the rest.
 pub fn load_dir(dir: &Path) -> Result<(Vec<Detector>, Vec<DetectorError>), DetectorError> {
-    load_files(dir, parse_detector, |d: &Detector| (&d.name, &d.source))
+    load_files(dir, &["toml"], parse_detector, |d: &Detector| {
+        (&d.name, &d.source)
+    })
 }
 
 /// Parses every `*.toml` in `dir` (not below it), sorted by name, with
 /// `parse`; `id` gives a parsed file's name and path, which must be unique.
 pub(super) fn load_files<T>(
     dir: &Path,
+    extensions: &[&str],
     parse: impl Fn(&Path, &str) -> Result<T, DetectorError>,
     id: impl Fn(&T) -> (&String, &PathBuf),
 ) -> Result<(Vec<T>, Vec<DetectorError>), DetectorError> {
@@ -73,7 +76,11 @@ pub(super) fn load_files<T>(
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .is_some_and(|x| extensions.iter().any(|e| x == *e))
+        })
         .collect();
     files.sort();
     let mut parsed: Vec<T> = Vec::new();

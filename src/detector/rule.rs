@@ -23,11 +23,13 @@
 //! the field that says what it touched (`target`).
 
 use super::parse::{filter_keys, name_problem, read_table, Keys, Problem};
+use super::sigma::SigmaMatch;
 use super::{DetectorError, FieldMatch, Filter};
 use crate::cloudtrail::{FieldPath, FieldValue, Record};
 use crate::engine::Severity;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use toml::Table;
 
 /// A validated rule file.
@@ -49,6 +51,9 @@ pub struct Rule {
     /// pipeline creating roles, automation running commands on instances.
     /// `low` means it is routine for that principal: not reported.
     pub habitual: Option<Severity>,
+    /// A Sigma rule's compiled detection, which `matches` then stands
+    /// beside (empty) ([`super::sigma`]).
+    pub sigma: Option<Arc<SigmaMatch>>,
     /// The file it came from.
     pub source: PathBuf,
 }
@@ -171,6 +176,9 @@ impl Rule {
     /// fields name (none for a block without them). A block with
     /// `outside_org` that names no account does not match.
     pub fn hit(&self, r: &Record) -> Option<Vec<String>> {
+        if let Some(sigma) = &self.sigma {
+            return sigma.matches(r).then(Vec::new);
+        }
         self.matches.iter().filter(|m| m.matches(r)).find_map(|m| {
             let accounts = m.named_accounts(r);
             (m.outside_org.is_empty() || !accounts.is_empty()).then_some(accounts)
@@ -180,6 +188,9 @@ impl Rule {
     /// Every record field the rule reads beyond the record model's own.
     pub fn field_paths(&self) -> Vec<&FieldPath> {
         let mut out: Vec<&FieldPath> = self.target.iter().collect();
+        if let Some(sigma) = &self.sigma {
+            out.extend(sigma.field_paths());
+        }
         for m in &self.matches {
             match &m.within {
                 // The elements are read whole.
@@ -290,6 +301,7 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule, DetectorError> {
             target,
             attack,
             habitual,
+            sigma: None,
             source: path.to_path_buf(),
         })
     } else {
@@ -344,7 +356,7 @@ fn parse_match(table: &Table, i: usize, problems: &mut Vec<Problem>) -> Match {
 /// Loads every `*.toml` in `dir`, sorted by name, beside the errors of the
 /// invalid ones (as [`super::load_dir`] does for detectors).
 pub fn load_rules(dir: &Path) -> Result<(Vec<Rule>, Vec<DetectorError>), DetectorError> {
-    super::parse::load_files(dir, parse_rule, |r: &Rule| (&r.name, &r.source))
+    super::parse::load_files(dir, &["toml"], parse_rule, |r: &Rule| (&r.name, &r.source))
 }
 
 #[cfg(test)]

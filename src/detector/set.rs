@@ -6,7 +6,9 @@
 //! off), else the built-in rules stay: a folder of rate detectors should
 //! not silently stop `StopLogging` from paging.
 
-use super::{load_dir, load_rules, shipped, shipped_rules, Detector, DetectorError, Rule};
+use super::{
+    load_dir, load_rules, load_sigma, shipped, shipped_rules, Detector, DetectorError, Rule,
+};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -18,13 +20,18 @@ pub enum Source {
 }
 
 /// The detectors of a run, and where they came from.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DetectorSet {
     pub source: Source,
     pub detectors: Vec<Detector>,
     /// Where the rules came from: built in, or the folder's `rules/`.
     pub rules_source: Source,
+    /// The rule files' rules, then the Sigma rules.
     pub rules: Vec<Rule>,
+    /// Where Sigma rules were read from.
+    pub sigma_dirs: Vec<PathBuf>,
+    /// The Sigma files that could not be read, each with why.
+    pub sigma_problems: Vec<DetectorError>,
 }
 
 /// Why a folder of detectors cannot be used: every problem in every file.
@@ -49,6 +56,8 @@ impl DetectorSet {
             detectors: shipped(),
             rules_source: Source::BuiltIn,
             rules: shipped_rules(),
+            sigma_dirs: Vec::new(),
+            sigma_problems: Vec::new(),
         }
     }
 
@@ -79,17 +88,52 @@ impl DetectorSet {
         } else {
             (Source::BuiltIn, shipped_rules())
         };
-        Ok(DetectorSet {
+        let set = DetectorSet {
             source: Source::Dir(dir.to_path_buf()),
             detectors,
             rules_source,
             rules,
-        })
+            sigma_dirs: Vec::new(),
+            sigma_problems: Vec::new(),
+        };
+        let sigma = dir.join("sigma");
+        if sigma.is_dir() {
+            set.with_sigma(&[sigma])
+        } else {
+            Ok(set)
+        }
     }
 
     /// `--detectors DIR` if given, else the built-in set.
     pub fn load(dir: Option<&Path>) -> Result<Self, SetError> {
         dir.map_or_else(|| Ok(Self::built_in()), Self::from_dir)
+    }
+
+    /// The set with the Sigma rules of `dirs` added. A folder that cannot
+    /// be listed fails; a file that cannot be read, or whose rule has the
+    /// name of one already loaded, is a problem and the rest load.
+    pub fn with_sigma(mut self, dirs: &[PathBuf]) -> Result<Self, SetError> {
+        for dir in dirs {
+            let (rules, problems) = load_sigma(dir).map_err(SetError::Folder)?;
+            self.sigma_problems.extend(problems);
+            for rule in rules {
+                match self.rules.iter().find(|r| r.name == rule.name) {
+                    Some(other) => self.sigma_problems.push(DetectorError::Duplicate {
+                        path: rule.source.clone(),
+                        name: rule.name.clone(),
+                        other: other.source.clone(),
+                    }),
+                    None => self.rules.push(rule),
+                }
+            }
+            self.sigma_dirs.push(dir.clone());
+        }
+        Ok(self)
+    }
+
+    /// How many of the rules are Sigma rules.
+    pub fn sigma_rules(&self) -> usize {
+        self.rules.iter().filter(|r| r.sigma.is_some()).count()
     }
 }
 

@@ -1,0 +1,187 @@
+//! Sigma rules read as they are: SigmaHQ's CloudTrail catalogue (in
+//! `../shared/data/sigma-cloudtrail`, never copied here) loads through the
+//! rsigma crates, runs over real detonations as rules do, and a file that
+//! cannot be read is named while the others run.
+
+use crate::util::{shared_cloudtrail, stderr, stdout, trailwatch};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+fn catalogue() -> PathBuf {
+    let p = shared_cloudtrail().join("../sigma-cloudtrail");
+    assert!(p.is_dir(), "{} is missing", p.display());
+    p
+}
+
+fn yml_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "yml")
+        })
+        .count()
+}
+
+#[test]
+fn the_public_catalogue_loads_whole() {
+    let dir = catalogue();
+    let files = yml_files(&dir);
+    assert_eq!(files, 57);
+    let o = trailwatch(&["detectors", "validate", "--sigma", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("and {files} Sigma rule(s) from")),
+        "{}",
+        stdout(&o)
+    );
+    // Listed with their levels, beside the rule files.
+    let o = trailwatch(&["detectors", "list", "--sigma", dir.to_str().unwrap()]);
+    let line = stdout(&o)
+        .lines()
+        .find(|l| l.starts_with("aws_cloudtrail_disable_logging "))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "));
+    assert_eq!(
+        line.as_deref(),
+        Some("aws_cloudtrail_disable_logging medium AWS CloudTrail Important Change"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// The findings (detector, ATT&CK ids) `detect --kinds rule` makes of the
+/// real deliveries with `extra` flags.
+fn rule_findings(extra: &[&str]) -> (Vec<Value>, String) {
+    let data = shared_cloudtrail();
+    let mut args = vec![
+        "detect",
+        data.to_str().unwrap(),
+        "--kinds",
+        "rule",
+        "--format",
+        "ndjson",
+    ];
+    args.extend(extra);
+    let o = trailwatch(&args);
+    // Findings exit 1; anything else is a failure.
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let findings = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (findings, stderr(&o).to_owned())
+}
+
+#[test]
+fn sigma_rules_find_the_detonations_they_are_written_for() {
+    let dir = catalogue();
+    let (without, _) = rule_findings(&[]);
+    let (with, _) = rule_findings(&["--sigma", dir.to_str().unwrap()]);
+    let sigma: Vec<&Value> = with
+        .iter()
+        .filter(|f| {
+            f["detector"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("aws_"))
+        })
+        .collect();
+    let names: BTreeSet<&str> = sigma
+        .iter()
+        .map(|f| f["detector"].as_str().unwrap())
+        .collect();
+    // The trail deleted and stopped by the detonations.
+    assert!(
+        names.contains("aws_cloudtrail_disable_logging"),
+        "{names:?}"
+    );
+    // Every Sigma finding says which rule, with its title and techniques.
+    let stop = sigma
+        .iter()
+        .find(|f| f["detector"] == "aws_cloudtrail_disable_logging")
+        .unwrap();
+    assert!(
+        stop["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("AWS CloudTrail Important Change: "),
+        "{stop}"
+    );
+    assert!(
+        stop["attack"].as_array().is_some_and(|a| !a.is_empty()),
+        "{stop}"
+    );
+    // The rule files' findings are all still there.
+    let count = |fs: &[Value], name: &str| fs.iter().filter(|f| f["detector"] == name).count();
+    for f in &without {
+        let name = f["detector"].as_str().unwrap();
+        assert_eq!(count(&without, name), count(&with, name), "{name}");
+    }
+}
+
+#[test]
+fn a_sigma_file_that_cannot_be_read_is_named_and_the_others_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = catalogue().join("aws_cloudtrail_disable_logging.yml");
+    std::fs::copy(&from, dir.path().join("disable_logging.yml")).unwrap();
+    std::fs::write(dir.path().join("broken.yml"), "title: [unclosed\n").unwrap();
+    std::fs::write(
+        dir.path().join("windows.yml"),
+        "title: w\nlogsource: {product: windows, category: process_creation}\ndetection:\n  s: {Image: x}\n  condition: s\n",
+    )
+    .unwrap();
+    let (findings, err) = rule_findings(&["--sigma", dir.path().to_str().unwrap()]);
+    assert!(
+        err.contains("broken.yml") && err.contains("not a Sigma rule"),
+        "{err}"
+    );
+    assert!(
+        err.contains("windows.yml")
+            && err.contains("trailwatch reads product: aws, service: cloudtrail"),
+        "{err}"
+    );
+    assert!(
+        findings.iter().any(|f| f["detector"] == "disable_logging"),
+        "{err}"
+    );
+    // validate says so and fails.
+    let o = trailwatch(&[
+        "detectors",
+        "validate",
+        "--sigma",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("2 Sigma file(s) cannot be read"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_detector_folder_reads_its_sigma_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("d.toml"), "").unwrap();
+    std::fs::create_dir(dir.path().join("sigma")).unwrap();
+    std::fs::copy(
+        catalogue().join("aws_cloudtrail_disable_logging.yml"),
+        dir.path().join("sigma/stop.yml"),
+    )
+    .unwrap();
+    let o = trailwatch(&[
+        "detectors",
+        "list",
+        "--detectors",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&o).contains("and 1 Sigma rule(s) from"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("stop "), "{}", stdout(&o));
+}
