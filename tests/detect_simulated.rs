@@ -367,8 +367,18 @@ fn the_demo_pages_what_was_injected_and_nothing_else() {
     let injected: Vec<Value> =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("incidents.json")).unwrap())
             .unwrap();
-    let o = trailwatch(&["detect", out, "--format", "ndjson"]);
-    let anomalies = ndjson(&o);
+    // The built-in rules, and SigmaHQ's CloudTrail catalogue beside them
+    // (whose low rules match any call by an assumed role).
+    let sigma = crate::util::shared_cloudtrail().join("../sigma-cloudtrail");
+    for extra in [vec![], vec!["--sigma", sigma.to_str().unwrap()]] {
+        let mut args = vec!["detect", out, "--format", "ndjson"];
+        args.extend(&extra);
+        pages_only_the_injected(&trailwatch(&args), &injected);
+    }
+}
+
+fn pages_only_the_injected(o: &std::process::Output, injected: &[Value]) {
+    let anomalies = ndjson(o);
     // Each paging incident holds a finding an injected incident explains.
     let mut paging: std::collections::BTreeMap<i64, Vec<&Value>> = Default::default();
     for a in anomalies.iter().filter(|a| a["page"] == true) {

@@ -197,10 +197,14 @@ fn the_forwarder_pages_on_sigma_rules_too() {
     let dir = tempfile::tempdir().unwrap();
     let sigma = dir.path().join("sigma");
     std::fs::create_dir(&sigma).unwrap();
-    std::fs::copy(
-        crate::util::shared_cloudtrail()
-            .join("../sigma-cloudtrail/aws_cloudtrail_disable_logging.yml"),
+    // A team's own rule, at a level that alerts (Sigma's low and medium
+    // are reviewed, not paged).
+    std::fs::write(
         sigma.join("trail-changed.yml"),
+        "title: Trail logging stopped by a person\nlogsource: {product: aws, service: cloudtrail}\n\
+         detection:\n  stop: {eventSource: cloudtrail.amazonaws.com, eventName: StopLogging}\n  \
+         person: {userIdentity.type: IAMUser}\n  condition: stop and person\n\
+         tags: [attack.t1562.008]\nlevel: high\n",
     )
     .unwrap();
     let pages = dir.path().join("pages.ndjson");
@@ -221,7 +225,7 @@ fn the_forwarder_pages_on_sigma_rules_too() {
     let text = std::fs::read_to_string(&pages).unwrap();
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(
-        text.contains("trail-changed (medium): AWS CloudTrail Important Change: user/mallory"),
+        text.contains("trail-changed (high): Trail logging stopped by a person: user/mallory"),
         "{text}"
     );
 }

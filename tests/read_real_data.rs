@@ -238,30 +238,6 @@ fn detect_reports_the_damaged_file_and_goes_on_unless_strict() {
     );
 }
 
-/// The invictus account, as if it had been delivering for two days before
-/// its recorded hour: one quiet call in its stream then, beside the real
-/// deliveries. Its baselines then start two days before the attack, as a
-/// deployed trail's would.
-fn invictus_with_history() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let quiet = serde_json::json!({"Records": [{
-        "eventVersion": "1.08", "eventTime": "2023-07-08T11:00:00Z", "eventSource": "ec2.amazonaws.com",
-        "eventName": "DescribeRegions", "awsRegion": "us-east-1", "sourceIPAddress": "198.51.100.7",
-        "userAgent": "aws-cli/2.13.0", "eventID": "00000000-0000-0000-0000-000000000001",
-        "readOnly": true, "eventType": "AwsApiCall", "managementEvent": true,
-        "recipientAccountId": "123837392027", "eventCategory": "Management",
-        "userIdentity": {"type": "IAMUser", "principalId": "AIDAEXAMPLEQUIET0001",
-            "arn": "arn:aws:iam::123837392027:user/ops", "accountId": "123837392027", "userName": "ops"}
-    }]});
-    std::fs::write(dir.path().join("quiet-before.json"), quiet.to_string()).unwrap();
-    let real = shared_cloudtrail().join("invictus-aws-dataset/CloudTrail");
-    for entry in std::fs::read_dir(real).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-    }
-    dir
-}
-
 #[test]
 fn aws_acting_for_itself_is_named_as_aws_and_never_a_new_principal() {
     let history = invictus_with_history();

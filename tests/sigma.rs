@@ -3,7 +3,7 @@
 //! rsigma crates, runs over real detonations as rules do, and a file that
 //! cannot be read is named while the others run.
 
-use crate::util::{shared_cloudtrail, stderr, stdout, trailwatch};
+use crate::util::{invictus_with_history, shared_cloudtrail, stderr, stdout, trailwatch};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -47,19 +47,20 @@ fn the_public_catalogue_loads_whole() {
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "));
     assert_eq!(
         line.as_deref(),
-        Some("aws_cloudtrail_disable_logging medium AWS CloudTrail Important Change"),
+        Some("aws_cloudtrail_disable_logging low AWS CloudTrail Important Change"),
         "{}",
         stdout(&o)
     );
 }
 
-/// The findings (detector, ATT&CK ids) `detect --kinds rule` makes of the
-/// real deliveries with `extra` flags.
+/// The findings `detect --kinds rule` makes of the real invictus
+/// deliveries (with two days of history before them, so its principals'
+/// habits are known) with `extra` flags, and what it says on stderr.
 fn rule_findings(extra: &[&str]) -> (Vec<Value>, String) {
-    let data = shared_cloudtrail();
+    let history = invictus_with_history();
     let mut args = vec![
         "detect",
-        data.to_str().unwrap(),
+        history.path().to_str().unwrap(),
         "--kinds",
         "rule",
         "--format",

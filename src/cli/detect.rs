@@ -536,6 +536,7 @@ fn engine_options(
             Vec::new()
         },
         org_accounts: args.org_accounts.clone(),
+        learning: args.learning,
         ..EngineOptions::all()
     }
 }

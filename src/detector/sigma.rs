@@ -6,8 +6,11 @@
 //!
 //! - name: the file's stem (`aws_cloudtrail_disable_logging`);
 //! - description: the rule's `title`;
-//! - severity: its `level` (informational is low; none is medium);
+//! - severity: its `level`: high and critical as they are, the rest low
+//!   (Sigma keeps alerts for high and critical) ([`severity_of`]);
 //! - ATT&CK: its `attack.tNNNN[.NNN]` tags;
+//! - habit: at level medium or below, the principal's habits are its job
+//!   ([`habitual_of`]);
 //! - match: the compiled detection, evaluated on each record.
 //!
 //! A record is offered to a rule through [`RecordEvent`]: a field is found
@@ -186,7 +189,7 @@ fn to_rule(path: &Path, name: String, rule: &SigmaRule) -> Result<Rule, (String,
         matches: Vec::new(),
         target: None,
         attack: techniques(&rule.tags),
-        habitual: None,
+        habitual: habitual_of(rule.level),
         sigma: Some(Arc::new(SigmaMatch {
             compiled,
             paths,
@@ -230,14 +233,26 @@ fn fields_of(d: &Detection, out: &mut Vec<String>, keywords: &mut bool) {
     }
 }
 
-/// A Sigma level as a severity: informational is low, none is medium.
+/// A Sigma level as a severity. Sigma keeps alerts for high ("should
+/// trigger an internal alert") and critical; medium is "reviewed manually",
+/// low "notable": informational, low, medium and none are low here,
+/// reported and never paging by themselves ([`crate::engine::severity`]
+/// takes a low rule finding as context, not evidence).
 pub fn severity_of(level: Option<Level>) -> Severity {
     match level {
-        Some(Level::Informational | Level::Low) => Severity::Low,
-        Some(Level::Medium) | None => Severity::Medium,
+        Some(Level::Informational | Level::Low | Level::Medium) | None => Severity::Low,
         Some(Level::High) => Severity::High,
         Some(Level::Critical) => Severity::Critical,
     }
+}
+
+/// A Sigma rule of level medium or below is held to the principal's own
+/// bar, as a rule file with `habitual = "low"`: calls to a service the
+/// principal makes habitually are its job, not reported. SigmaHQ's low
+/// rules (any call by an assumed role, any bucket listing) would otherwise
+/// report every deploy pipeline all day. High and critical always report.
+pub fn habitual_of(level: Option<Level>) -> Option<Severity> {
+    (severity_of(level) == Severity::Low).then_some(Severity::Low)
 }
 
 /// The ATT&CK technique ids among Sigma tags (`attack.t1562.008`).
@@ -357,7 +372,7 @@ level: medium
         let r = &rules[0];
         assert_eq!(r.name, "versioning");
         assert_eq!(r.description, "S3 bucket versioning suspended");
-        assert_eq!(r.severity, Severity::Medium);
+        assert_eq!(r.severity, Severity::Low);
         assert_eq!(r.attack, ["T1490"]);
         // An object searched as its JSON text, as the rule means it.
         let suspended = call(
@@ -428,8 +443,12 @@ level: high
     #[test]
     fn levels_and_tags() {
         assert_eq!(severity_of(Some(Level::Informational)), Severity::Low);
-        assert_eq!(severity_of(None), Severity::Medium);
+        assert_eq!(severity_of(None), Severity::Low);
+        assert_eq!(severity_of(Some(Level::Medium)), Severity::Low);
+        assert_eq!(severity_of(Some(Level::High)), Severity::High);
         assert_eq!(severity_of(Some(Level::Critical)), Severity::Critical);
+        assert_eq!(habitual_of(Some(Level::Medium)), Some(Severity::Low));
+        assert_eq!(habitual_of(Some(Level::High)), None);
         let tags = [
             "attack.defense-evasion",
             "attack.t1562.008",

@@ -59,6 +59,9 @@ pub struct EngineOptions {
     /// The organisation's accounts besides those seen in the trail
     /// (`--org-accounts`).
     pub org_accounts: Vec<String>,
+    /// How long an account learns before its principals' habits are known
+    /// (`--learning`): new activity's learning, and the rules' `habitual`.
+    pub learning: Duration,
     pub factory: Box<ScorerFactory>,
 }
 
@@ -66,7 +69,10 @@ impl EngineOptions {
     /// The counters aggregation must keep for these options.
     pub fn tracking(&self) -> aggregate::Tracking<'_> {
         aggregate::Tracking {
-            novelty: self.novelty.is_some(),
+            // Habits come from the history new activity keeps: kept for
+            // rules that judge by habit even when new activity is not
+            // reported.
+            novelty: self.novelty.is_some() || self.rules.iter().any(|r| r.habitual.is_some()),
             insights: self.insights.is_some(),
             rules: &self.rules,
         }
@@ -87,6 +93,7 @@ impl EngineOptions {
             }),
             rules: crate::detector::shipped_rules(),
             org_accounts: Vec::new(),
+            learning: Duration::days(1),
             factory: Box::new(rcf_state::rcf_factory),
         }
     }
@@ -165,11 +172,7 @@ impl<'d> Engine<'d> {
         let (Some(first), Some(last)) = (a.first_event, a.last_event) else {
             return Vec::new();
         };
-        let learning = self
-            .options
-            .novelty
-            .as_ref()
-            .map_or(Duration::days(1), |o| o.learning);
+        let learning = self.options.learning;
         // Findings before --since are not reported, so they are not counted.
         let since = self.options.since.unwrap_or(first);
         calibration::by_kind(
@@ -343,16 +346,15 @@ impl<'d> Engine<'d> {
         let history = self
             .aggregates
             .first_event
-            .zip(self.options.novelty.as_ref())
-            .map(|(first, o)| (History::of(&self.aggregates, first), o.learning));
+            .map(|first| (History::of(&self.aggregates, first), self.options.learning));
         rules::Judging {
             org: seen
                 .chain(self.options.org_accounts.iter().cloned())
                 .collect(),
             novelty: self
                 .options
+                .tracking()
                 .novelty
-                .is_some()
                 .then_some(&self.aggregates.novelty),
             history,
         }

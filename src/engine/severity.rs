@@ -234,18 +234,30 @@ fn aws_acting(a: &Anomaly) -> bool {
 ///   (Auto Scaling, service-linked roles), which need $10 an hour;
 /// - low: the rest.
 pub fn of_incident(inc: &Incident, anomalies: &[Anomaly]) -> Severity {
-    let members: Vec<&Anomaly> = inc.members.iter().map(|&i| &anomalies[i]).collect();
-    let kinds: BTreeSet<AnomalyKind> = members.iter().map(|a| a.kind).collect();
-    let cost = inc.cost_per_hour(anomalies);
-    let sensitive = members.iter().any(|a| !touches(a).is_empty());
-    let foreign = members.iter().any(|a| from_new_network(a));
-    let first_sensitive = members.iter().any(|a| first_sensitive_call(a));
-    let declared = members
+    let all: Vec<&Anomaly> = inc.members.iter().map(|&i| &anomalies[i]).collect();
+    let declared = all
         .iter()
         .filter(|a| a.kind == AnomalyKind::Rule)
         .filter_map(|a| a.severity)
         .max();
-    let grade = inc.grade;
+    // A rule finding declared low is context, not evidence (a Sigma rule
+    // of level low matches any call by an assumed role): it is listed with
+    // its incident and adds nothing to how severe the incident is.
+    let members: Vec<&Anomaly> = all.into_iter().filter(|a| !is_context(a)).collect();
+    let kinds: BTreeSet<AnomalyKind> = members.iter().map(|a| a.kind).collect();
+    let cost = members
+        .iter()
+        .filter_map(|a| a.context.as_ref()?.cost.as_ref())
+        .map(|c| c.per_hour)
+        .fold(0.0, f64::max);
+    let sensitive = members.iter().any(|a| !touches(a).is_empty());
+    let foreign = members.iter().any(|a| from_new_network(a));
+    let first_sensitive = members.iter().any(|a| first_sensitive_call(a));
+    let grade = if members.len() == inc.members.len() {
+        inc.grade
+    } else {
+        members.iter().map(|a| a.grade).fold(0.0, f64::max)
+    };
     let worth_waking = cost >= WAKE_COST_PER_HOUR
         || sensitive
         || foreign
@@ -267,6 +279,11 @@ pub fn of_incident(inc: &Incident, anomalies: &[Anomaly]) -> Severity {
         Severity::Low
     };
     declared.map_or(computed, |d| d.max(computed))
+}
+
+/// A rule finding declared low: listed with its incident, never evidence.
+fn is_context(a: &Anomaly) -> bool {
+    a.kind == AnomalyKind::Rule && a.severity == Some(Severity::Low)
 }
 
 /// The severity of one finding standing alone: an incident of one, as the
