@@ -104,6 +104,22 @@ pub struct Novelty {
     /// routine for it, held to its own bar rather than paging.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub practised: Vec<String>,
+    /// A principal first seen after its account learned: when, what it did
+    /// in its first hours that takes control, and how often the
+    /// organisation's new principals did such things before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub never_seen: Option<NeverSeen>,
+}
+
+/// A never-seen principal's first hours ([`Novelty::never_seen`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NeverSeen {
+    pub first_seen: DateTime<Utc>,
+    /// Its calls that take control (`call iam.amazonaws.com:CreateAccessKey`).
+    pub controls: Vec<String>,
+    /// New principals that took control in their first hours, a day, in
+    /// the history before.
+    pub like_it_per_day: f64,
 }
 
 /// How urgent a finding is; only those at or above `--page-severity` page.

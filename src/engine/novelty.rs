@@ -11,7 +11,7 @@
 //! is small.
 
 use super::aggregate::History;
-use super::anomaly::{round4, Anomaly, AnomalyKind, Novelty};
+use super::anomaly::{round4, Anomaly, AnomalyKind, NeverSeen, Novelty};
 use super::{chance, severity};
 use crate::cloudtrail::Record;
 use crate::context::short_arn;
@@ -26,6 +26,49 @@ pub const KEEP_TIMES: usize = 8;
 pub const RARE_MAX: usize = 2;
 /// The feature a principal's first activity is reported as.
 pub const PRINCIPAL_FEATURE: &str = "principal (first activity)";
+
+/// A never-seen principal's first hours: what it does then that takes
+/// control ([`severity::takes_control`]) is reported and judged.
+pub const NEWCOMER_HOURS: i64 = 6;
+
+/// New principals taking control in their first hours this often (a day,
+/// over the history before) is the organisation's routine: a pipeline
+/// minting roles that read their secrets.
+pub const ROUTINE_NEWCOMERS_PER_DAY: f64 = 0.5;
+
+/// New principals of `counts` that took control within their first
+/// [`NEWCOMER_HOURS`], before `at` (each first seen after its account
+/// learned), a day of the history before `at`; `except` is not counted.
+fn newcomers_taking_control(
+    counts: &NoveltyCounts,
+    history: &History,
+    learning: Duration,
+    first_event: DateTime<Utc>,
+    at: DateTime<Utc>,
+    except: &str,
+) -> f64 {
+    let watch = Duration::hours(NEWCOMER_HOURS);
+    let like_it = counts
+        .principals
+        .iter()
+        .filter(|(p, _)| p.as_str() != except)
+        .filter(|(p, seen)| {
+            let Some(&first) = seen.activity.times.first() else {
+                return false;
+            };
+            first >= history.principal(p) + learning
+                && first < at
+                && seen.features.iter().any(|(f, s)| {
+                    severity::takes_control(f)
+                        && s.times
+                            .first()
+                            .is_some_and(|t| *t < first + watch && *t < at)
+                })
+        })
+        .count();
+    let days = ((at - first_event).num_seconds() as f64 / 86_400.0).max(1.0);
+    like_it as f64 / days
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Seen {
@@ -417,13 +460,32 @@ pub fn detect(
         let first_activity = seen.activity.times.first().copied();
         // Established: seen at least KEEP_TIMES times while learning.
         let established = seen.activity.before(learned) >= KEEP_TIMES;
-        if let Some(at) = first_activity.filter(|t| *t >= from && *t < to) {
-            findings.push(Finding {
-                at,
-                feature: PRINCIPAL_FEATURE.into(),
-                prior: 0,
-                grade: grade(principal, at, Class::Principal, 0),
-            });
+        // Never seen before its account learned: its first activity, and
+        // what it did in its first hours that takes control.
+        let newcomer = first_activity.filter(|t| *t >= learned);
+        if let Some(first) = newcomer {
+            if first >= from && first < to {
+                findings.push(Finding {
+                    at: first,
+                    feature: PRINCIPAL_FEATURE.into(),
+                    prior: 0,
+                    grade: grade(principal, first, Class::Principal, 0),
+                });
+            }
+            let watch = first + Duration::hours(NEWCOMER_HOURS);
+            for (feature, s) in &seen.features {
+                let Some(&at) = s.times.first() else {
+                    continue;
+                };
+                if severity::takes_control(feature) && at < watch && at >= from && at < to {
+                    findings.push(Finding {
+                        at,
+                        feature: feature.clone(),
+                        prior: 0,
+                        grade: grade(principal, at, Class::Principal, 0),
+                    });
+                }
+            }
         } else if first_activity.is_some_and(|t| t < learned) {
             for (feature, s) in &seen.features {
                 // The first occurrence in the window that was new or rare then.
@@ -476,9 +538,29 @@ pub fn detect(
                         && severity::sensitive_feature(&f.feature).is_some()
                         && sensitive_kind(&f.feature).is_none_or(|k| !practised.contains(&k))
                 });
-            if grade < options.min_grade && !first_time_sensitive {
+            let controls: Vec<String> = newcomer
+                .map(|_| {
+                    list.iter()
+                        .filter(|f| severity::takes_control(&f.feature))
+                        .map(|f| f.feature.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if grade < options.min_grade && !first_time_sensitive && controls.is_empty() {
                 continue;
             }
+            let never_seen = newcomer.map(|first| NeverSeen {
+                first_seen: first,
+                like_it_per_day: round4(newcomers_taking_control(
+                    counts,
+                    &history,
+                    options.learning,
+                    first_event,
+                    first,
+                    principal,
+                )),
+                controls,
+            });
             // It could page at the end of the minute of its first finding.
             let first_seen = list.iter().map(|f| f.at).min().map_or(start, |at| {
                 DateTime::from_timestamp((at.timestamp().div_euclid(60) + 1) * 60, 0).unwrap_or(at)
@@ -496,6 +578,7 @@ pub fn detect(
                     .map(|f| f.feature.clone())
                     .collect(),
                 established,
+                never_seen,
             };
             let rare: Vec<String> = list
                 .iter()
@@ -549,6 +632,7 @@ pub fn detect(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Severity;
     use serde_json::json;
 
     fn rec(t: &str, who: &str, name: &str, ip: &str, region: &str) -> Record<'static> {
@@ -616,6 +700,60 @@ mod tests {
             "us-east-1",
         ));
         c
+    }
+
+    /// A never-seen user of an established account who, in its first
+    /// hours, attaches a policy pages; in an organisation whose new principals do such things every
+    /// day (a pipeline minting roles that read their secrets), it does not.
+    #[test]
+    fn a_never_seen_principal_taking_control_pages_unless_that_is_routine() {
+        let newcomer = |c: &mut NoveltyCounts, day: u32, who: &str| {
+            let at = |h: u32| format!("2026-01-{day:02}T{h:02}:10:00Z");
+            c.record(&rec(&at(3), who, "ListUsers", "203.0.113.66", "us-east-1"));
+            c.record(&rec(&at(5), who, "AttachUserPolicy", "203.0.113.66", "us-east-1"));
+            // Past its first hours: not its first-hours conduct.
+            c.record(&rec(&at(12), who, "PutUserPolicy", "203.0.113.66", "us-east-1"));
+        };
+        let judged = |c: &NoveltyCounts, who: &str| -> Vec<Anomaly> {
+            let mut found: Vec<Anomaly> = detect(
+                c,
+                t("2026-01-05T00:00:00Z"),
+                t("2026-01-05T00:00:00Z"),
+                t("2026-01-12T00:00:00Z"),
+                &opts(),
+            )
+            .into_iter()
+            .filter(|a| a.subjects[0].ends_with(who))
+            .collect();
+            severity::incidents(&mut found, Severity::Medium);
+            found
+        };
+        let mut quiet = learned();
+        newcomer(&mut quiet, 9, "eve");
+        let eve = judged(&quiet, "eve");
+        let taking = eve
+            .iter()
+            .find(|a| a.summary.contains("AttachUserPolicy"))
+            .expect("its first-hours IAM change is reported");
+        let seen = taking.novelty.as_ref().unwrap().never_seen.as_ref().unwrap();
+        assert_eq!(seen.controls, ["call iam.amazonaws.com:AttachUserPolicy"]);
+        assert_eq!(seen.like_it_per_day, 0.0);
+        assert_eq!(taking.severity, Some(Severity::High), "{taking:#?}");
+        assert_eq!(taking.page, Some(true));
+        assert!(eve.iter().all(|a| !a.summary.contains("PutUserPolicy")));
+        // Every day a new deploy role that changes IAM in its first hours.
+        let mut busy = learned();
+        for day in 6..=9 {
+            newcomer(&mut busy, day, &format!("deploy-{day}"));
+        }
+        let fourth = judged(&busy, "deploy-9");
+        let taking = fourth
+            .iter()
+            .find(|a| a.summary.contains("AttachUserPolicy"))
+            .unwrap();
+        let seen = taking.novelty.as_ref().unwrap().never_seen.as_ref().unwrap();
+        assert!(seen.like_it_per_day >= ROUTINE_NEWCOMERS_PER_DAY, "{seen:?}");
+        assert_ne!(taking.page, Some(true), "{taking:#?}");
     }
 
     #[test]

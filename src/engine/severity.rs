@@ -136,6 +136,35 @@ pub fn sensitive_feature(feature: &str) -> Option<FirstTime> {
     }
 }
 
+/// Whether a feature (`call <source>:<name>`) is a call that takes
+/// control: changes IAM, touches logging, reads secrets, shares data, or
+/// runs commands on instances. A never-seen principal doing one of these
+/// in its first hours is what an intruder with admin rights does next.
+pub fn takes_control(feature: &str) -> bool {
+    let Some(call) = feature.strip_prefix("call ") else {
+        return false;
+    };
+    const CALLS: [&str; 13] = [
+        "secretsmanager.amazonaws.com:GetSecretValue",
+        "secretsmanager.amazonaws.com:BatchGetSecretValue",
+        "ssm.amazonaws.com:GetParameter",
+        "ec2.amazonaws.com:ModifySnapshotAttribute",
+        "ec2.amazonaws.com:ModifyImageAttribute",
+        "rds.amazonaws.com:ModifyDBSnapshotAttribute",
+        "rds.amazonaws.com:ModifyDBClusterSnapshotAttribute",
+        "s3.amazonaws.com:PutBucketPolicy",
+        "s3.amazonaws.com:PutBucketAcl",
+        "ssm.amazonaws.com:SendCommand",
+        "ssm.amazonaws.com:StartSession",
+        "ec2-instance-connect.amazonaws.com:SendSSHPublicKey",
+        "ec2.amazonaws.com:GetPasswordData",
+    ];
+    // GetParameter covers GetParameters and GetParametersByPath.
+    names_iam(call)
+        || LOGGING_SOURCES.iter().any(|s| call.contains(s))
+        || CALLS.iter().any(|c| call.starts_with(c))
+}
+
 impl Sensitive {
     /// The word a finding's `novelty.practised` uses for it.
     pub fn word(self) -> &'static str {
@@ -178,6 +207,19 @@ pub fn from_new_network(a: &Anomaly) -> bool {
 /// touches logging: worth waking for however often new calls come by chance.
 fn first_sensitive_call(a: &Anomaly) -> bool {
     first_time(a, |f| matches!(f, FirstTime::Sensitive(_)))
+}
+
+/// Whether `a` is a never-seen principal taking control in its first hours
+/// ([`takes_control`]) in an organisation where new principals rarely do
+/// ([`super::novelty::ROUTINE_NEWCOMERS_PER_DAY`]): a CI pipeline minting
+/// roles that act every day is not an intruder.
+fn newcomer_taking_control(a: &Anomaly) -> bool {
+    a.novelty
+        .as_ref()
+        .and_then(|n| n.never_seen.as_ref())
+        .is_some_and(|n| {
+            !n.controls.is_empty() && n.like_it_per_day < super::novelty::ROUTINE_NEWCOMERS_PER_DAY
+        })
 }
 
 /// Whether `a` counts refused calls (an error-rate insight, or error codes
@@ -252,7 +294,9 @@ pub fn of_incident(inc: &Incident, anomalies: &[Anomaly]) -> Severity {
         .fold(0.0, f64::max);
     let sensitive = members.iter().any(|a| !touches(a).is_empty());
     let foreign = members.iter().any(|a| from_new_network(a));
-    let first_sensitive = members.iter().any(|a| first_sensitive_call(a));
+    let first_sensitive = members
+        .iter()
+        .any(|a| first_sensitive_call(a) || newcomer_taking_control(a));
     let grade = if members.len() == inc.members.len() {
         inc.grade
     } else {
