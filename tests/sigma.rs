@@ -186,3 +186,47 @@ fn a_detector_folder_reads_its_sigma_folder() {
     );
     assert!(stdout(&o).contains("stop "), "{}", stdout(&o));
 }
+
+/// `--follow` runs the same rules: a Sigma rule's finding comes out as
+/// the deliveries are read.
+#[test]
+fn follow_runs_sigma_rules_too() {
+    let history = invictus_with_history();
+    let sigma = tempfile::tempdir().unwrap();
+    std::fs::write(
+        sigma.path().join("team-trail-stopped.yml"),
+        "title: Trail stopped or deleted\nlogsource: {product: aws, service: cloudtrail}\n\
+         detection:\n  s: {eventSource: cloudtrail.amazonaws.com, eventName: [StopLogging, DeleteTrail]}\n  \
+         condition: s\nlevel: high\n",
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let run = crate::util::spawn(&[
+        "detect",
+        history.path().to_str().unwrap(),
+        "--follow",
+        "--poll",
+        "1s",
+        "--stream-idle",
+        "2s",
+        "--state",
+        state.path().join("state.json").to_str().unwrap(),
+        "--format",
+        "ndjson",
+        "--sigma",
+        sigma.path().to_str().unwrap(),
+    ]);
+    let mut out = Vec::new();
+    let line = run.wait_for(false, 120, &mut out, |l| {
+        l.contains("\"detector\":\"team-trail-stopped\"")
+    });
+    let finding: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(finding["kind"], "rule");
+    assert!(
+        finding["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("Trail stopped or deleted: user/bert-jan@123837392027"),
+        "{finding}"
+    );
+}

@@ -710,9 +710,21 @@ mod tests {
         let newcomer = |c: &mut NoveltyCounts, day: u32, who: &str| {
             let at = |h: u32| format!("2026-01-{day:02}T{h:02}:10:00Z");
             c.record(&rec(&at(3), who, "ListUsers", "203.0.113.66", "us-east-1"));
-            c.record(&rec(&at(5), who, "AttachUserPolicy", "203.0.113.66", "us-east-1"));
+            c.record(&rec(
+                &at(5),
+                who,
+                "AttachUserPolicy",
+                "203.0.113.66",
+                "us-east-1",
+            ));
             // Past its first hours: not its first-hours conduct.
-            c.record(&rec(&at(12), who, "PutUserPolicy", "203.0.113.66", "us-east-1"));
+            c.record(&rec(
+                &at(12),
+                who,
+                "PutUserPolicy",
+                "203.0.113.66",
+                "us-east-1",
+            ));
         };
         let judged = |c: &NoveltyCounts, who: &str| -> Vec<Anomaly> {
             let mut found: Vec<Anomaly> = detect(
@@ -735,7 +747,13 @@ mod tests {
             .iter()
             .find(|a| a.summary.contains("AttachUserPolicy"))
             .expect("its first-hours IAM change is reported");
-        let seen = taking.novelty.as_ref().unwrap().never_seen.as_ref().unwrap();
+        let seen = taking
+            .novelty
+            .as_ref()
+            .unwrap()
+            .never_seen
+            .as_ref()
+            .unwrap();
         assert_eq!(seen.controls, ["call iam.amazonaws.com:AttachUserPolicy"]);
         assert_eq!(seen.like_it_per_day, 0.0);
         assert_eq!(taking.severity, Some(Severity::High), "{taking:#?}");
@@ -751,8 +769,17 @@ mod tests {
             .iter()
             .find(|a| a.summary.contains("AttachUserPolicy"))
             .unwrap();
-        let seen = taking.novelty.as_ref().unwrap().never_seen.as_ref().unwrap();
-        assert!(seen.like_it_per_day >= ROUTINE_NEWCOMERS_PER_DAY, "{seen:?}");
+        let seen = taking
+            .novelty
+            .as_ref()
+            .unwrap()
+            .never_seen
+            .as_ref()
+            .unwrap();
+        assert!(
+            seen.like_it_per_day >= ROUTINE_NEWCOMERS_PER_DAY,
+            "{seen:?}"
+        );
         assert_ne!(taking.page, Some(true), "{taking:#?}");
     }
 
