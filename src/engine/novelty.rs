@@ -742,45 +742,38 @@ mod tests {
         };
         let mut quiet = learned();
         newcomer(&mut quiet, 9, "eve");
+        // Its first-hours IAM change, reported, and what is known of it.
+        let taking = |found: &[Anomaly]| -> (Anomaly, NeverSeen) {
+            let a = found
+                .iter()
+                .find(|a| a.summary.contains("AttachUserPolicy"))
+                .expect("its first-hours IAM change is reported")
+                .clone();
+            let seen = a
+                .novelty
+                .as_ref()
+                .and_then(|n| n.never_seen.clone())
+                .unwrap();
+            (a, seen)
+        };
         let eve = judged(&quiet, "eve");
-        let taking = eve
-            .iter()
-            .find(|a| a.summary.contains("AttachUserPolicy"))
-            .expect("its first-hours IAM change is reported");
-        let seen = taking
-            .novelty
-            .as_ref()
-            .unwrap()
-            .never_seen
-            .as_ref()
-            .unwrap();
+        let (taken, seen) = taking(&eve);
         assert_eq!(seen.controls, ["call iam.amazonaws.com:AttachUserPolicy"]);
         assert_eq!(seen.like_it_per_day, 0.0);
-        assert_eq!(taking.severity, Some(Severity::High), "{taking:#?}");
-        assert_eq!(taking.page, Some(true));
+        assert_eq!(taken.severity, Some(Severity::High), "{taken:#?}");
+        assert_eq!(taken.page, Some(true));
         assert!(eve.iter().all(|a| !a.summary.contains("PutUserPolicy")));
         // Every day a new deploy role that changes IAM in its first hours.
         let mut busy = learned();
         for day in 6..=9 {
             newcomer(&mut busy, day, &format!("deploy-{day}"));
         }
-        let fourth = judged(&busy, "deploy-9");
-        let taking = fourth
-            .iter()
-            .find(|a| a.summary.contains("AttachUserPolicy"))
-            .unwrap();
-        let seen = taking
-            .novelty
-            .as_ref()
-            .unwrap()
-            .never_seen
-            .as_ref()
-            .unwrap();
+        let (taken, seen) = taking(&judged(&busy, "deploy-9"));
         assert!(
             seen.like_it_per_day >= ROUTINE_NEWCOMERS_PER_DAY,
             "{seen:?}"
         );
-        assert_ne!(taking.page, Some(true), "{taking:#?}");
+        assert_ne!(taken.page, Some(true), "{taken:#?}");
     }
 
     #[test]
