@@ -61,8 +61,8 @@ pub fn load_dir(dir: &Path) -> Result<(Vec<Detector>, Vec<DetectorError>), Detec
     })
 }
 
-/// Parses every `*.toml` in `dir` (not below it), sorted by name, with
-/// `parse`; `id` gives a parsed file's name and path, which must be unique.
+/// Parses every file in `dir` (not below it) ending in one of
+/// `extensions`, sorted by name, with `parse`; `id` gives a parsed file's name and path, which must be unique.
 pub(super) fn load_files<T>(
     dir: &Path,
     extensions: &[&str],
