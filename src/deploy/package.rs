@@ -39,17 +39,34 @@ pub fn package(binary: &[u8]) -> Result<Package, PackageError> {
     package_with(binary, &[])
 }
 
-/// The detector files of `dir` as the package carries them:
-/// `detectors/<name>.toml`.
+/// The detector files of `dir` as the package carries them, so the
+/// deployed Lambdas load the folder as `detect --detectors` does:
+/// `detectors/<name>.toml`, its rule files `detectors/rules/<name>.toml`
+/// and its Sigma rules `detectors/sigma/<name>.yml`.
 pub fn detector_files(dir: &std::path::Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
     let mut files = Vec::new();
-    for e in std::fs::read_dir(dir)? {
-        let path = e?.path();
-        if path.extension().is_some_and(|x| x == "toml") {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            files.push((format!("detectors/{name}"), std::fs::read(&path)?));
+    let parts: [(&str, &[&str]); 3] = [
+        ("", &["toml"]),
+        ("rules/", &["toml"]),
+        ("sigma/", &["yml", "yaml"]),
+    ];
+    for (sub, extensions) in parts {
+        let folder = dir.join(sub);
+        if !sub.is_empty() && !folder.is_dir() {
+            continue;
+        }
+        for e in std::fs::read_dir(&folder)? {
+            let path = e?.path();
+            let wanted = path
+                .extension()
+                .is_some_and(|x| extensions.iter().any(|e| x == *e));
+            if path.is_file() && wanted {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                files.push((format!("detectors/{sub}{name}"), std::fs::read(&path)?));
+            }
         }
     }
+    files.sort();
     Ok(files)
 }
 
@@ -160,6 +177,35 @@ mod tests {
         std::io::Read::read_to_string(&mut archive.by_name("detectors/a.toml").unwrap(), &mut text)
             .unwrap();
         assert_eq!(text, "name = \"a\"\n");
+    }
+
+    #[test]
+    fn a_detector_folder_is_carried_with_its_rules_and_sigma_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in [
+            ("d.toml", ""),
+            ("notes.md", "not carried"),
+            ("rules/r.toml", "description = \"r\""),
+            ("sigma/s.yml", "title: s"),
+            ("sigma/README", "not carried"),
+        ] {
+            let to = dir.path().join(path);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::write(to, text).unwrap();
+        }
+        let names: Vec<String> = detector_files(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "detectors/d.toml",
+                "detectors/rules/r.toml",
+                "detectors/sigma/s.yml"
+            ]
+        );
     }
 
     fn elf(machine: u16, strings: &[&str]) -> Vec<u8> {
