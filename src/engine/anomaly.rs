@@ -120,6 +120,10 @@ pub struct NeverSeen {
     /// New principals that took control in their first hours, a day, in
     /// the history before.
     pub like_it_per_day: f64,
+    /// Whether it called from a public network: an intruder's new user is
+    /// used from outside; a rotation function's new role from inside.
+    #[serde(default)]
+    pub public: bool,
 }
 
 /// How urgent a finding is; only those at or above `--page-severity` page.

@@ -560,6 +560,10 @@ pub fn detect(
                     principal,
                 )),
                 controls,
+                public: seen.features.keys().any(|f| {
+                    f.strip_prefix("network ")
+                        .is_some_and(severity::public_address)
+                }),
             });
             // It could page at the end of the minute of its first finding.
             let first_seen = list.iter().map(|f| f.at).min().map_or(start, |at| {
@@ -707,24 +711,12 @@ mod tests {
     /// day (a pipeline minting roles that read their secrets), it does not.
     #[test]
     fn a_never_seen_principal_taking_control_pages_unless_that_is_routine() {
-        let newcomer = |c: &mut NoveltyCounts, day: u32, who: &str| {
+        let newcomer = |c: &mut NoveltyCounts, day: u32, who: &str, ip: &str| {
             let at = |h: u32| format!("2026-01-{day:02}T{h:02}:10:00Z");
-            c.record(&rec(&at(3), who, "ListUsers", "203.0.113.66", "us-east-1"));
-            c.record(&rec(
-                &at(5),
-                who,
-                "AttachUserPolicy",
-                "203.0.113.66",
-                "us-east-1",
-            ));
+            c.record(&rec(&at(3), who, "ListUsers", ip, "us-east-1"));
+            c.record(&rec(&at(5), who, "AttachUserPolicy", ip, "us-east-1"));
             // Past its first hours: not its first-hours conduct.
-            c.record(&rec(
-                &at(12),
-                who,
-                "PutUserPolicy",
-                "203.0.113.66",
-                "us-east-1",
-            ));
+            c.record(&rec(&at(12), who, "PutUserPolicy", ip, "us-east-1"));
         };
         let judged = |c: &NoveltyCounts, who: &str| -> Vec<Anomaly> {
             let mut found: Vec<Anomaly> = detect(
@@ -741,7 +733,7 @@ mod tests {
             found
         };
         let mut quiet = learned();
-        newcomer(&mut quiet, 9, "eve");
+        newcomer(&mut quiet, 9, "eve", "203.0.113.66");
         // Its first-hours IAM change, reported, and what is known of it.
         let taking = |found: &[Anomaly]| -> (Anomaly, NeverSeen) {
             let a = found
@@ -763,10 +755,15 @@ mod tests {
         assert_eq!(taken.severity, Some(Severity::High), "{taken:#?}");
         assert_eq!(taken.page, Some(true));
         assert!(eve.iter().all(|a| !a.summary.contains("PutUserPolicy")));
+        // A rotation function's new role, inside the network: reported, not paged.
+        newcomer(&mut quiet, 10, "rotation", "10.0.60.4");
+        let (inside, seen) = taking(&judged(&quiet, "rotation"));
+        assert!(!seen.public);
+        assert_ne!(inside.page, Some(true), "{inside:#?}");
         // Every day a new deploy role that changes IAM in its first hours.
         let mut busy = learned();
         for day in 6..=9 {
-            newcomer(&mut busy, day, &format!("deploy-{day}"));
+            newcomer(&mut busy, day, &format!("deploy-{day}"), "203.0.113.66");
         }
         let (taken, seen) = taking(&judged(&busy, "deploy-9"));
         assert!(

@@ -362,7 +362,8 @@ mod tests {
         assert_eq!(ssh.len(), 1);
         assert_eq!(ssh[0].detector, "security-group-admin-port-open");
         // Patch automation running commands on three earlier days: its
-        // job, low. A first-time sender: medium.
+        // job, not reported. A first-time sender: reported, low (context
+        // for its incident).
         let send = |time: &str| {
             at(
                 record(
@@ -387,7 +388,7 @@ mod tests {
             "its habit is not reported: {habitual:#?}"
         );
         let first = judged(&[send("2026-01-07T02:00:00Z")], &org);
-        assert_eq!(first[0].severity, Some(Severity::Medium));
+        assert_eq!(first[0].severity, Some(Severity::Low));
         assert_eq!(first[0].attack, ["T1651"]);
         // StopLogging is never habitual.
         let stops: Vec<serde_json::Value> = days

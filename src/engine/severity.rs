@@ -97,7 +97,7 @@ pub fn touches(a: &Anomaly) -> BTreeSet<Sensitive> {
 
 /// Whether an address, or the first address of a network (`a.b.c.0/24`), is
 /// public: not private (RFC 1918, unique local), loopback, or a service name.
-fn public_address(addr: &str) -> bool {
+pub fn public_address(addr: &str) -> bool {
     let ip = addr.split('/').next().unwrap_or(addr);
     match ip.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V4(v4)) => {
@@ -210,7 +210,9 @@ fn first_sensitive_call(a: &Anomaly) -> bool {
 }
 
 /// Whether `a` is a never-seen principal taking control in its first hours
-/// ([`takes_control`]) in an organisation where new principals rarely do
+/// ([`takes_control`]), from a public network (a secrets-rotation role's
+/// first reads come from inside), in an organisation where new principals
+/// rarely do
 /// ([`super::novelty::ROUTINE_NEWCOMERS_PER_DAY`]): a CI pipeline minting
 /// roles that act every day is not an intruder.
 fn newcomer_taking_control(a: &Anomaly) -> bool {
@@ -218,7 +220,9 @@ fn newcomer_taking_control(a: &Anomaly) -> bool {
         .as_ref()
         .and_then(|n| n.never_seen.as_ref())
         .is_some_and(|n| {
-            !n.controls.is_empty() && n.like_it_per_day < super::novelty::ROUTINE_NEWCOMERS_PER_DAY
+            n.public
+                && !n.controls.is_empty()
+                && n.like_it_per_day < super::novelty::ROUTINE_NEWCOMERS_PER_DAY
         })
 }
 
