@@ -21,17 +21,21 @@ pub struct Incident {
 impl Incident {
     /// What its members started costs per hour, at the most.
     pub fn cost_per_hour(&self, anomalies: &[Anomaly]) -> f64 {
-        self.members
-            .iter()
-            .filter_map(|&i| anomalies[i].context.as_ref()?.cost.as_ref())
-            .map(|c| c.per_hour)
-            .fold(0.0, f64::max)
+        cost_per_hour(self.members.iter().map(|&i| &anomalies[i]))
     }
 
     /// Its severity ([`super::severity::of_incident`]).
     pub fn severity(&self, anomalies: &[Anomaly]) -> Severity {
         super::severity::of_incident(self, anomalies)
     }
+}
+
+/// What `members` started costs per hour, at the most.
+pub fn cost_per_hour<'a>(members: impl Iterator<Item = &'a Anomaly>) -> f64 {
+    members
+        .filter_map(|a| a.context.as_ref()?.cost.as_ref())
+        .map(|c| c.per_hour)
+        .fold(0.0, f64::max)
 }
 
 fn find(parent: &mut [usize], i: usize) -> usize {

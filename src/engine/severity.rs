@@ -291,11 +291,7 @@ pub fn of_incident(inc: &Incident, anomalies: &[Anomaly]) -> Severity {
     // its incident and adds nothing to how severe the incident is.
     let members: Vec<&Anomaly> = all.into_iter().filter(|a| !is_context(a)).collect();
     let kinds: BTreeSet<AnomalyKind> = members.iter().map(|a| a.kind).collect();
-    let cost = members
-        .iter()
-        .filter_map(|a| a.context.as_ref()?.cost.as_ref())
-        .map(|c| c.per_hour)
-        .fold(0.0, f64::max);
+    let cost = super::group::cost_per_hour(members.iter().copied());
     let sensitive = members.iter().any(|a| !touches(a).is_empty());
     let foreign = members.iter().any(|a| from_new_network(a));
     let first_sensitive = members
