@@ -218,6 +218,17 @@ fn is_zero(x: &f64) -> bool {
 }
 
 impl Context {
+    /// The context of a share `f` (0–1) of the window's events (the part
+    /// of an interval that had arrived by some minute): its event count,
+    /// volume and cost scaled; who and what stay the window's.
+    pub fn share(&mut self, f: f64) {
+        self.events *= f;
+        self.volume_gib *= f;
+        if let Some(cost) = &mut self.cost {
+            cost.share(f);
+        }
+    }
+
     /// The top value of a facet, if any.
     pub fn top(&self, facet: Facet) -> Option<&ValueCount> {
         self.facets

@@ -81,7 +81,6 @@ pub fn series_csv(data: &[u8]) {
 /// at every that-many values of a first-generation model (0: never), so the
 /// rebuild and set-aside paths run on the real forest too.
 pub fn rcf_series(data: &[u8]) {
-    use crate::context::FacetCounts;
     use crate::engine::aggregate::{Aggregates, Bucket, Cell, DetectorAggregate};
     use crate::engine::rcf::{ModelError, RcfConfig, RcfScorer, Score, Scorer};
     use crate::engine::rcf_state::RcfState;
@@ -165,10 +164,7 @@ pub fn rcf_series(data: &[u8]) {
         series
             .entry(bucket)
             .and_modify(|b| b.cell = Cell::Number(b.cell.value() + value))
-            .or_insert(Bucket {
-                cell: Cell::Number(value),
-                facets: FacetCounts::default(),
-            });
+            .or_insert(Bucket::number(value));
         if n % 16 == 15 {
             advance(&agg, &mut state, bucket);
         }

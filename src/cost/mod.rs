@@ -100,6 +100,18 @@ pub struct Estimate {
 }
 
 impl Estimate {
+    /// The estimate for a share `f` (0–1) of what it priced: the part of a
+    /// window's launches made by some minute, when only the window's total
+    /// mix is known.
+    pub fn share(&mut self, f: f64) {
+        for item in &mut self.items {
+            item.count *= f;
+            item.per_hour = item.per_hour.map(|x| x * f);
+        }
+        self.per_hour *= f;
+        self.per_day *= f;
+    }
+
     /// `$527.04/h, $12,649/day if left running`.
     pub fn headline(&self) -> String {
         format!(

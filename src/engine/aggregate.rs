@@ -44,6 +44,21 @@ impl Cell {
 pub struct Bucket {
     pub cell: Cell,
     pub facets: FacetCounts,
+    /// The value by minute, for detectors that page from a partial
+    /// interval ([`super::early`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_minute: super::early::ByMinute,
+}
+
+impl Bucket {
+    /// A bucket holding the number `x`, with no facets.
+    pub fn number(x: f64) -> Bucket {
+        Bucket {
+            cell: Cell::Number(x),
+            facets: FacetCounts::default(),
+            by_minute: Vec::new(),
+        }
+    }
 }
 
 /// Interval index -> bucket, for one entity.
@@ -121,6 +136,7 @@ impl Aggregates {
                         Some(mine) => {
                             mine.cell.merge(b.cell);
                             mine.facets.merge(&b.facets);
+                            super::early::merge(&mut mine.by_minute, &b.by_minute);
                         }
                         None => {
                             into.insert(bucket, b);
@@ -412,6 +428,7 @@ impl<'d> Aggregator<'d> {
                     _ => Cell::Number(0.0),
                 },
                 facets: FacetCounts::default(),
+                by_minute: Vec::new(),
             });
             match &mut bucket.cell {
                 Cell::Distinct(set) => {
@@ -419,7 +436,14 @@ impl<'d> Aggregator<'d> {
                         set.insert(v);
                     }
                 }
-                Cell::Number(x) => *x += contribution,
+                Cell::Number(x) => {
+                    *x += contribution;
+                    if super::early::watches(d) {
+                        let secs = d.interval.as_secs() as i64;
+                        let offset = (t.timestamp() - index * secs) / 60;
+                        super::early::add(&mut bucket.by_minute, offset as u16, contribution);
+                    }
+                }
             }
             bucket.facets.record(r);
         }

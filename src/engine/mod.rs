@@ -22,6 +22,7 @@ pub mod aggregate;
 pub mod anomaly;
 pub mod calibration;
 pub mod chance;
+pub mod early;
 pub mod follow;
 pub mod group;
 pub mod insights;
@@ -292,6 +293,11 @@ impl<'d> Engine<'d> {
                 self.options.max_entities,
                 self.options.factory.as_ref(),
             );
+            // An open interval's partial findings come back at each
+            // advance while it fills: each is reported once.
+            findings
+                .anomalies
+                .retain(|a| !self.reported.contains(&report_key(a)));
         }
         let from = self.evaluated_until.unwrap_or(first);
         // Deliveries from different accounts and regions arrive out of order:
@@ -413,10 +419,15 @@ impl<'d> Engine<'d> {
     }
 }
 
-/// What identifies a finding across evaluations: kind, detector, entity, start.
+/// What identifies a finding across evaluations: kind, detector, entity,
+/// start (and, for RCF, end: an interval's partial findings end before it).
 fn report_key(a: &Anomaly) -> String {
+    let end = match a.kind {
+        AnomalyKind::Rcf => a.end.timestamp(),
+        _ => 0,
+    };
     format!(
-        "{} {} {} {}",
+        "{} {} {} {} {end}",
         a.kind.name(),
         a.detector,
         a.entity_text(),

@@ -4,6 +4,8 @@
 
 use super::aggregate::{bucket_of, Aggregates, Series};
 use super::anomaly::{round4, Anomaly, AnomalyKind};
+use super::chance::{Budget, DEFAULT_BUDGET_PER_DAY};
+use super::early;
 use super::rcf::{
     relearn, ModelError, RcfConfig, RcfScorer, Scorer, MAX_REBUILDS, REBUILD_HISTORY,
 };
@@ -123,6 +125,10 @@ struct SeriesState {
     /// How many times its model was rebuilt.
     generation: u32,
     set_aside: bool,
+    /// The largest whole interval of the past week ([`early::Ceiling`]).
+    ceiling: early::Ceiling,
+    /// The model's data confidence after the last interval scored.
+    confidence: f64,
 }
 
 /// The models of every series, and where each has got to.
@@ -196,6 +202,8 @@ impl RcfState {
                     next: start,
                     generation: 0,
                     set_aside: false,
+                    ceiling: early::Ceiling::default(),
+                    confidence: 0.0,
                 }
             });
         }
@@ -209,6 +217,12 @@ impl RcfState {
             .map(|d| d.interval.as_secs() as i64)
             .map(|secs| (secs, aggregates.live_intervals(secs, None)))
             .collect();
+        // Partial intervals are tested every minute of every watched series.
+        let watched = jobs
+            .iter()
+            .filter(|(i, _, _)| early::watches(&detectors[*i]))
+            .count();
+        let budget = Budget::per_minute(DEFAULT_BUDGET_PER_DAY, watched);
         let mut work: Vec<(&(usize, Entity), &mut SeriesState)> = self.series.iter_mut().collect();
         let results: Vec<Scored> = work
             .par_iter_mut()
@@ -216,7 +230,14 @@ impl RcfState {
                 let d = &detectors[*i];
                 let series = series_of.get(&(*i, e)).copied().unwrap_or(&empty_series);
                 let live = &live[&(d.interval.as_secs() as i64)];
-                score_series(d, e, (series, live), state, (upto(d), since), factory)
+                score_series(
+                    d,
+                    e,
+                    (series, live),
+                    state,
+                    (upto(d), since, budget),
+                    factory,
+                )
             })
             .collect();
         let mut anomalies = Vec::new();
@@ -316,7 +337,7 @@ fn score_series(
     entity: &Entity,
     (series, live): (&Series, &[(i64, i64)]),
     state: &mut SeriesState,
-    (upto, since): (i64, Option<DateTime<Utc>>),
+    (upto, since, budget): (i64, Option<DateTime<Utc>>, Budget),
     factory: &ScorerFactory,
 ) -> Scored {
     let secs = d.interval.as_secs() as i64;
@@ -328,6 +349,7 @@ fn score_series(
     };
     let value_at = |b: i64| series.get(&b).map_or(0.0, |x| x.cell.value());
     let mut found: BTreeMap<i64, Anomaly> = BTreeMap::new();
+    let early = early::watches(d);
     while state.next < upto && !state.set_aside {
         let bucket = state.next;
         if let Some(next) = skip_from(series, live, bucket, start, upto) {
@@ -336,6 +358,9 @@ fn score_series(
         }
         state.next += 1;
         out.intervals += 1;
+        let early = early.then(|| partial_findings(d, entity, series, state, bucket, budget));
+        out.anomalies.extend(early.into_iter().flatten());
+        state.ceiling.push(bucket, value_at(bucket));
         let s = match state.scorer.update(value_at(bucket)) {
             Ok(s) => s,
             Err(error) => {
@@ -362,6 +387,7 @@ fn score_series(
                 s
             }
         };
+        state.confidence = s.confidence;
         if s.grade <= 0.0 || s.grade < d.alert.grade || s.confidence < d.alert.confidence {
             continue;
         }
@@ -378,17 +404,7 @@ fn score_series(
         {
             continue;
         }
-        // Context: this interval against the day before it.
-        let window = series
-            .get(&at)
-            .map(|b| b.facets.clone())
-            .unwrap_or_default();
-        let mut baseline = FacetCounts::default();
-        let span = baseline_intervals(d);
-        for (_, b) in series.range(at - span..at) {
-            baseline.merge(&b.facets);
-        }
-        let context = context::build(&window, &baseline, span as usize, 5);
+        let context = interval_context(d, series, at);
         let mut finding = rcf_finding(
             d,
             entity,
@@ -400,8 +416,78 @@ fn score_series(
         finding.score = round4(s.score);
         found.insert(at, finding);
     }
-    out.anomalies = found.into_values().collect();
+    // Intervals still open (`--follow`): what has arrived of them may
+    // already page.
+    if early && !state.set_aside {
+        let open: Vec<i64> = series.range(state.next..).map(|(b, _)| *b).collect();
+        for bucket in open {
+            out.anomalies
+                .extend(partial_findings(d, entity, series, state, bucket, budget));
+        }
+    }
+    out.anomalies.extend(found.into_values());
     out
+}
+
+/// The context of interval `at`: it against the day before it.
+fn interval_context(d: &Detector, series: &Series, at: i64) -> context::Context {
+    let window = series
+        .get(&at)
+        .map(|b| b.facets.clone())
+        .unwrap_or_default();
+    let mut baseline = FacetCounts::default();
+    let span = baseline_intervals(d);
+    for (_, b) in series.range(at - span..at) {
+        baseline.merge(&b.facets);
+    }
+    context::build(&window, &baseline, span as usize, 5)
+}
+
+/// The partial findings of interval `bucket` ([`early`]), as it stands.
+fn partial_findings(
+    d: &Detector,
+    entity: &Entity,
+    series: &Series,
+    state: &mut SeriesState,
+    bucket: i64,
+    budget: Budget,
+) -> Vec<Anomaly> {
+    let look = early::Look {
+        detector: d,
+        bucket,
+        first: state.first,
+        ceiling: state.ceiling.before(bucket),
+        confidence: state.confidence,
+        budget,
+    };
+    let crossings = early::crossings(&look, series);
+    if crossings.is_empty() {
+        return Vec::new();
+    }
+    let secs = d.interval.as_secs() as i64;
+    let Some(start) = DateTime::from_timestamp(bucket * secs, 0) else {
+        return Vec::new();
+    };
+    let context = interval_context(d, series, bucket);
+    let whole = series.get(&bucket).map_or(0.0, |b| b.cell.value());
+    crossings
+        .iter()
+        .map(|c| {
+            // What had arrived by the crossing: facets are kept per
+            // interval, so its cost is the interval's in proportion.
+            let mut context = context.clone();
+            context.share((c.total / whole).clamp(0.0, 1.0));
+            let full = rcf_finding(
+                d,
+                entity,
+                (start, c.at),
+                (c.grade, state.confidence),
+                (c.total, c.expected),
+                context,
+            );
+            early::finding(full, c, d)
+        })
+        .collect()
 }
 
 /// The RCF finding of detector `d` for `entity` over `span`, with its
@@ -551,15 +637,7 @@ mod tests {
             };
             let series = points
                 .iter()
-                .map(|&(b, v)| {
-                    (
-                        b,
-                        Bucket {
-                            cell: Cell::Number(v),
-                            facets: FacetCounts::default(),
-                        },
-                    )
-                })
+                .map(|&(b, v)| (b, Bucket::number(v)))
                 .collect();
             agg.series.insert(entity, series);
         }
@@ -811,13 +889,7 @@ mod tests {
                         }
                     }
                     if v != 0.0 {
-                        series.insert(
-                            b,
-                            Bucket {
-                                cell: Cell::Number(v),
-                                facets: FacetCounts::default(),
-                            },
-                        );
+                        series.insert(b, Bucket::number(v));
                     }
                     b += 1;
                 }
@@ -959,5 +1031,120 @@ mod tests {
         // Nothing refused, nothing said.
         let c = context::build(&FacetCounts::default(), &FacetCounts::default(), 144, 5);
         assert!(!rcf_summary(&d, 26.0, 0.1, &c, &Vec::new()).contains("refused"));
+    }
+
+    /// A week of about ten invocations an interval, then an interval
+    /// of `burst` a minute; `before` more at interval 100 (a past burst).
+    fn loop_series(burst: f64, before: f64) -> Aggregates {
+        let mut series = Series::new();
+        for b in 0..200 {
+            let v = if b == 100 {
+                before
+            } else {
+                5.0 + (b % 11) as f64
+            };
+            let mut bucket = Bucket::number(v);
+            bucket.by_minute = vec![(3, v)];
+            series.insert(b, bucket);
+        }
+        let mut loop_ = Bucket::number(10.0 * burst);
+        loop_.by_minute = (0..10).map(|m| (m, burst)).collect();
+        series.insert(200, loop_);
+        let mut agg = DetectorAggregate::default();
+        agg.series.insert(vec!["thumbnailer".to_string()], series);
+        Aggregates {
+            detectors: vec![agg],
+            first_event: Some(t("1970-01-01T00:00:00Z")),
+            last_event: Some(t("1970-01-02T09:29:00Z")),
+            ..Aggregates::default()
+        }
+    }
+
+    fn lambda_detector() -> Detector {
+        let text = "category_fields = [\"requestParameters.functionName\"]\n[alert]\ndirection = \"up\"\nmin_margin = 100\n";
+        parse_detector(Path::new("lambda-invoke.toml"), text).unwrap()
+    }
+
+    fn partial_ends(found: &[Anomaly]) -> Vec<String> {
+        found
+            .iter()
+            .filter(|a| a.start == t("1970-01-02T09:20:00Z"))
+            .filter(|a| a.end - a.start < Duration::minutes(10))
+            .map(|a| a.end.format("%H:%M").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_runaway_pages_in_its_first_minute_and_again_as_it_doubles() {
+        let d = lambda_detector();
+        let agg = loop_series(300.0, 12.0);
+        let mut state = RcfState::default();
+        let found = state.advance(
+            std::slice::from_ref(&d),
+            &agg,
+            &|_| 201,
+            None,
+            10,
+            &|_, _, _| Box::new(Threshold),
+        );
+        // Interval 200 starts at 09:20: 300 by 09:21, 600 by 09:22, 1,200
+        // by 09:24, 2,400 by 09:28; its last minute is the whole interval's.
+        assert_eq!(partial_ends(&found), ["09:21", "09:22", "09:24", "09:28"]);
+        let first = &found[0];
+        assert_eq!(
+            (first.actual, first.detected),
+            (300.0, t("1970-01-02T09:21:00Z"))
+        );
+        assert!(
+            first.grade >= 0.9,
+            "far rarer than the budget: {}",
+            first.grade
+        );
+        assert!(
+            first.summary.contains("in the first 1 minute of its 10-minute interval, more than any whole interval of the past week (15)"),
+            "{}",
+            first.summary
+        );
+        // The interval's own finding follows when it closes.
+        assert!(found.iter().any(|a| a.end == t("1970-01-02T09:30:00Z")));
+    }
+
+    #[test]
+    fn a_partial_total_within_the_weeks_largest_interval_waits_for_the_interval() {
+        let d = lambda_detector();
+        // A burst of 4,000 in one interval earlier this week.
+        let agg = loop_series(300.0, 4000.0);
+        let mut state = RcfState::default();
+        let found = state.advance(
+            std::slice::from_ref(&d),
+            &agg,
+            &|_| 201,
+            None,
+            10,
+            &|_, _, _| Box::new(Threshold),
+        );
+        assert!(partial_ends(&found).is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn an_open_interval_pages_from_what_has_arrived() {
+        let d = lambda_detector();
+        let mut agg = loop_series(300.0, 12.0);
+        // Only its first two minutes have arrived.
+        let open = agg.detectors[0].series.values_mut().next().unwrap();
+        let b = open.get_mut(&200).unwrap();
+        b.by_minute.truncate(2);
+        b.cell = Cell::Number(600.0);
+        let mut state = RcfState::default();
+        let found = state.advance(
+            std::slice::from_ref(&d),
+            &agg,
+            &|_| 200,
+            None,
+            10,
+            &|_, _, _| Box::new(Threshold),
+        );
+        assert_eq!(partial_ends(&found), ["09:21", "09:22"]);
+        assert!(found.iter().all(|a| a.start < t("1970-01-02T09:30:00Z")));
     }
 }
