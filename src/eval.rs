@@ -18,6 +18,7 @@ use crate::cloudtrail::discover;
 use crate::engine::severity::{self, DEFAULT_PAGE};
 use crate::engine::source::detect_once;
 use crate::engine::{Anomaly, AnomalyKind, EngineOptions};
+use crate::simulate::technique::{self, Tactic, WayIn, CATALOGUE};
 use crate::simulate::{simulate, IncidentKind, IncidentSpec, Profile, SimConfig};
 use chrono::{DateTime, Duration, Utc};
 use rand::{Rng, SeedableRng};
@@ -41,7 +42,10 @@ pub const EVALUATED_DAYS: u32 = 2;
 /// What was injected, as scored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Injected {
-    pub kind: IncidentKind,
+    /// The incident kind, or the technique's name.
+    pub kind: &'static str,
+    /// For a technique: its way in and ATT&CK tactic.
+    pub technique: Option<(WayIn, Tactic)>,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub principal: String,
@@ -55,6 +59,10 @@ pub struct Score {
     /// Per finding kind: from each injected incident's start to the first
     /// finding of that kind about it (paging or not), for those it saw.
     pub latency_by_kind: BTreeMap<&'static str, Vec<Duration>>,
+    /// Per way in and tactic: (techniques found, injected).
+    pub by_tactic: BTreeMap<(WayIn, Tactic), (usize, usize)>,
+    /// Each technique not found: `way in  tactic  technique`.
+    pub missed: Vec<String>,
     /// False pages per finding kind.
     pub false_pages: BTreeMap<&'static str, usize>,
     /// False paging incidents (each counted once).
@@ -86,7 +94,7 @@ pub fn score(
         .filter(|inc| anomalies[inc.members[0]].page == Some(true))
         .collect();
     for inj in injected {
-        let entry = out.found.entry(inj.kind.name()).or_default();
+        let entry = out.found.entry(inj.kind).or_default();
         entry.1 += 1;
         let detected = paging
             .iter()
@@ -96,6 +104,15 @@ pub fn score(
         if let Some(t) = detected {
             entry.0 += 1;
             entry.2.push((t - inj.start).max(Duration::zero()));
+        }
+        if let Some((way, tactic)) = inj.technique {
+            let e = out.by_tactic.entry((way, tactic)).or_default();
+            e.0 += usize::from(detected.is_some());
+            e.1 += 1;
+            if detected.is_none() {
+                out.missed
+                    .push(format!("{}  {}  {}", way.name(), tactic.name(), inj.kind));
+            }
         }
         let mut first: BTreeMap<&'static str, DateTime<Utc>> = BTreeMap::new();
         for a in anomalies.iter().filter(|a| about(a, inj)) {
@@ -149,6 +166,12 @@ impl Score {
         for (k, l) in other.latency_by_kind {
             self.latency_by_kind.entry(k).or_default().extend(l);
         }
+        for (k, (f, n)) in other.by_tactic {
+            let e = self.by_tactic.entry(k).or_default();
+            e.0 += f;
+            e.1 += n;
+        }
+        self.missed.extend(other.missed);
         for (k, n) in other.false_pages {
             *self.false_pages.entry(k).or_default() += n;
         }
@@ -225,18 +248,84 @@ pub fn run(profile: &Profile, seed: u64, dir: &Path) -> std::io::Result<Score> {
         scale: profile.scale,
         incidents: incidents_for(seed, start),
         quirks: profile.quirks.to_vec(),
+        attacks: Vec::new(),
     };
     let summary = simulate(&config, &|_| {})?;
     let injected: Vec<Injected> = summary
         .incidents
         .iter()
         .map(|i| Injected {
-            kind: i.kind,
+            kind: i.kind.name(),
+            technique: None,
             start: i.start,
             end: i.end,
             principal: i.principal.clone(),
         })
         .collect();
+    detect_and_score(dir, start, &injected)
+}
+
+/// The ways in, as rows of the table: every technique of the
+/// [`CATALOGUE`] injected into the small organisation.
+pub const WAYS_IN: [Profile; 2] = [
+    Profile {
+        name: "stolen-keys",
+        description: "every technique of the catalogue, each from an established person's keys used from a network they never used",
+        scale: 1.0,
+        quirks: &[],
+    },
+    Profile {
+        name: "never-seen-principal",
+        description: "every technique of the catalogue, each by an IAM user of the organisation never seen before, from the intruder's network",
+        scale: 1.0,
+        quirks: &[],
+    },
+];
+
+/// Every technique of the [`CATALOGUE`] by `way`, one after another at
+/// seed-chosen times through the evaluated days, in the small organisation.
+pub fn run_techniques(way: WayIn, seed: u64, dir: &Path) -> std::io::Result<Score> {
+    let start: DateTime<Utc> = "2026-03-02T00:00:00Z".parse().expect("a valid time");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x7ec4_0a11);
+    let first = start + Duration::days((DAYS - EVALUATED_DAYS) as i64);
+    let gap = EVALUATED_DAYS as i64 * 24 * 60 / CATALOGUE.len() as i64;
+    let attacks: Vec<technique::Attack> = (0..CATALOGUE.len())
+        .map(|i| {
+            let at = first + Duration::minutes(i as i64 * gap + rng.random_range(0..gap - 30));
+            technique::attack(i, way, at)
+        })
+        .collect();
+    let config = SimConfig {
+        out: dir.to_path_buf(),
+        start,
+        days: DAYS,
+        seed,
+        scale: 1.0,
+        incidents: Vec::new(),
+        quirks: Vec::new(),
+        attacks: attacks.clone(),
+    };
+    simulate(&config, &|_| {})?;
+    let injected: Vec<Injected> = attacks
+        .iter()
+        .map(|a| Injected {
+            kind: a.technique,
+            technique: Some((a.way_in, a.tactic)),
+            start: a.start,
+            end: a.end,
+            principal: a.principal.clone(),
+        })
+        .collect();
+    detect_and_score(dir, start, &injected)
+}
+
+/// Detects the simulation in `dir` (started at `start`) as `detect` does,
+/// and scores it against what was injected.
+fn detect_and_score(
+    dir: &Path,
+    start: DateTime<Utc>,
+    injected: &[Injected],
+) -> std::io::Result<Score> {
     let inputs = discover(&[dir.to_path_buf()])?;
     let since = start + Duration::days((DAYS - EVALUATED_DAYS) as i64);
     let detectors = crate::detector::shipped();
@@ -248,7 +337,7 @@ pub fn run(profile: &Profile, seed: u64, dir: &Path) -> std::io::Result<Score> {
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let incidents = severity::incidents(&mut anomalies, DEFAULT_PAGE);
     Ok(score(
-        &injected,
+        injected,
         &anomalies,
         &incidents,
         DEFAULT_PAGE,
@@ -267,8 +356,13 @@ pub fn table(rows: &[(Profile, Score)]) -> String {
             "{} ({}; {:.0} evaluated days)\n",
             p.name, p.description, s.evaluated_days
         ));
-        for (kind, (f, n, _)) in &s.found {
-            out.push_str(&format!("  recall      {kind:<14} {f}/{n}\n"));
+        if s.by_tactic.is_empty() {
+            for (kind, (f, n, _)) in &s.found {
+                out.push_str(&format!("  recall      {kind:<14} {f}/{n}\n"));
+            }
+        }
+        for ((_, tactic), (f, n)) in &s.by_tactic {
+            out.push_str(&format!("  recall      {:<20} {f}/{n}\n", tactic.name()));
         }
         out.push_str(&format!("  recall      {:<14} {found}/{injected}\n", "all"));
         for kind in ["rcf", "insight", "new_event", "rule"] {
@@ -339,13 +433,15 @@ mod tests {
     fn found_latency_and_false_pages_are_counted_as_documented() {
         let injected = [
             Injected {
-                kind: IncidentKind::LeakedKey,
+                kind: IncidentKind::LeakedKey.name(),
+                technique: None,
                 start: t("2026-03-05T10:00:00Z"),
                 end: t("2026-03-05T10:30:00Z"),
                 principal: "bob".into(),
             },
             Injected {
-                kind: IncidentKind::LambdaLoop,
+                kind: IncidentKind::LambdaLoop.name(),
+                technique: None,
                 start: t("2026-03-05T14:00:00Z"),
                 end: t("2026-03-05T14:45:00Z"),
                 principal: "thumbnailer".into(),

@@ -2,6 +2,7 @@
 
 use super::EXIT_OK;
 use crate::eval::{self, Score, HELD_OUT_SEEDS, TUNING_SEEDS};
+use crate::simulate::technique::WayIn;
 use crate::simulate::{Profile, PROFILES};
 use anyhow::Context;
 use clap::Args;
@@ -10,7 +11,9 @@ use clap::Args;
 #[command(
     after_help = "Each profile is simulated once per seed into a temporary folder, detected with \
 every kind at the default --page-severity, and scored against the incidents injected: recall per \
-incident kind, false pages a day per finding kind, median and worst latency.\n\n\
+incident kind, false pages a day per finding kind, median and worst latency. Then every attack \
+technique of simulate's catalogue, by each way in (stolen-keys, never-seen-principal), into the \
+small organisation: techniques caught per ATT&CK tactic (--explain names those missed).\n\n\
 Examples:\n  trailwatch eval                      (the held-out seeds: the README's figures)\n  \
 trailwatch eval --seeds tuning       (the seeds to look at while changing the engine)\n  \
 trailwatch eval --profile small-org --seeds 7,8"
@@ -45,10 +48,13 @@ fn seeds(set: &str) -> anyhow::Result<Vec<u64>> {
 pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
     let seeds = seeds(&args.seeds)?;
     let profiles: Vec<Profile> = match &args.profile {
-        None => PROFILES.to_vec(),
-        Some(name) => {
-            vec![crate::simulate::profile(name).map_err(|e| anyhow::anyhow!("--profile {e}"))?]
-        }
+        None => PROFILES.iter().chain(&eval::WAYS_IN).copied().collect(),
+        Some(name) => match eval::WAYS_IN.iter().find(|p| p.name == *name) {
+            Some(way) => vec![*way],
+            None => vec![crate::simulate::profile(name).map_err(|e| {
+                anyhow::anyhow!("--profile {e}, or a way in: stolen-keys, never-seen-principal")
+            })?],
+        },
     };
     let mut rows = Vec::new();
     for p in profiles {
@@ -56,8 +62,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         for &seed in &seeds {
             eprintln!("eval: {} seed {seed}", p.name);
             let dir = tempfile::tempdir().context("cannot make a temporary folder")?;
-            let score = eval::run(&p, seed, dir.path())
-                .with_context(|| format!("{} seed {seed}", p.name))?;
+            let way = WayIn::ALL.into_iter().find(|w| w.name() == p.name);
+            let score = match way {
+                Some(way) => eval::run_techniques(way, seed, dir.path()),
+                None => eval::run(&p, seed, dir.path()),
+            }
+            .with_context(|| format!("{} seed {seed}", p.name))?;
             total.add(score);
         }
         rows.push((p, total));
@@ -67,6 +77,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         for (p, s) in &rows {
             for line in &s.false_page_lines {
                 println!("false page  {}  {line}", p.name);
+            }
+            for line in &s.missed {
+                println!("missed      {line}");
             }
         }
     }

@@ -105,6 +105,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<i32> {
         scale,
         incidents,
         quirks,
+        attacks: Vec::new(),
     };
     let slots = args.days as u64 * 24 * 12;
     let bar = progress_bar(

@@ -1,7 +1,10 @@
 //! Insights, as CloudTrail Insights does: the per-minute rate of write
 //! management calls (`ApiCallRateInsight`) and of calls that returned an error
 //! (`ApiErrorRateInsight`), per account, region, eventSource and eventName,
-//! against a baseline of the preceding days.
+//! against a baseline of the preceding days. Beyond CloudTrail Insights,
+//! data events count too (every Lambda invocation and S3 object call, reads
+//! included), so a function invoking itself or a bulk download shows within
+//! minutes rather than at the end of a detector's interval.
 //!
 //! The baseline is seasonal: a five-minute window is compared with the
 //! windows at the same time of day (±30 minutes) on each of up to seven
@@ -107,14 +110,16 @@ impl InsightKey {
 const ATTRIBUTION_BUCKET: i64 = 10;
 
 impl InsightCounts {
-    /// Counts a management event (data events and Insight records are not).
+    /// Counts a management or data event (Insight records are not): a
+    /// management call when it writes, a data event (a Lambda invocation,
+    /// an S3 object read) whether it reads or writes, since reading is
+    /// what exfiltration does; and either when it failed.
     pub fn record(&mut self, r: &Record) {
-        if r.management_event() == Some(false)
-            || r.event_category().is_some_and(|c| c != "Management")
-        {
+        let data = r.management_event() == Some(false) || r.event_category() == Some("Data");
+        if !data && r.event_category().is_some_and(|c| c != "Management") {
             return;
         }
-        let write = r.read_only() == Some(false);
+        let write = data || r.read_only() == Some(false);
         let error = r.error_code().is_some();
         if !write && !error {
             return;
@@ -1026,5 +1031,28 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:#?}");
         assert_eq!(found[0].insight_type, InsightType::ApiErrorRateInsight);
         assert_eq!(found[0].attributions[2].insight[0].0, "AccessDenied");
+    }
+
+    #[test]
+    fn data_events_count_reads_and_writes_and_management_reads_do_not() {
+        let mut c = InsightCounts::default();
+        let mk = |name: &str, source: &str, read: bool, data: bool| {
+            Record::from_value(serde_json::json!({"eventTime": "2026-01-07T14:00:00Z",
+                "eventSource": source, "eventName": name, "readOnly": read,
+                "managementEvent": !data, "eventCategory": if data { "Data" } else { "Management" },
+                "recipientAccountId": "1", "awsRegion": "us-east-1",
+                "userIdentity": {"arn": "arn:aws:iam::1:role/app"}}))
+            .unwrap()
+        };
+        c.record(&mk("GetObject", "s3.amazonaws.com", true, true));
+        c.record(&mk("Invoke", "lambda.amazonaws.com", false, true));
+        c.record(&mk("ListBuckets", "s3.amazonaws.com", true, false));
+        let mut counted: Vec<String> = c
+            .keys
+            .keys()
+            .map(|k| InsightKey::from_joined(k).event_name)
+            .collect();
+        counted.sort();
+        assert_eq!(counted, ["GetObject", "Invoke"]);
     }
 }

@@ -12,6 +12,7 @@ mod incident;
 mod profile;
 mod quirks;
 mod records;
+pub mod technique;
 
 pub use incident::{demo_incidents, Incident, IncidentKind, IncidentSpec};
 pub use profile::{profile, Profile, PROFILES};
@@ -41,6 +42,8 @@ pub struct SimConfig {
     pub incidents: Vec<IncidentSpec>,
     /// What makes this organisation hard to watch ([`Quirk`]).
     pub quirks: Vec<Quirk>,
+    /// Attack techniques to inject, described in `attacks.json`.
+    pub attacks: Vec<technique::Attack>,
 }
 
 /// What was written.
@@ -733,6 +736,9 @@ pub fn simulate(config: &SimConfig, progress: &(dyn Fn(u64) + Sync)) -> io::Resu
                     for inc in &incidents {
                         inc.generate(&mut rng, account, region, slot, &mut records);
                     }
+                    for attack in &config.attacks {
+                        attack.generate(&mut rng, account, region, slot, &mut records);
+                    }
                     if records.is_empty() {
                         continue;
                     }
@@ -751,6 +757,10 @@ pub fn simulate(config: &SimConfig, progress: &(dyn Fn(u64) + Sync)) -> io::Resu
     std::fs::create_dir_all(&config.out)?;
     let doc = serde_json::to_vec_pretty(&incidents).map_err(io::Error::other)?;
     std::fs::write(config.out.join("incidents.json"), doc)?;
+    if !config.attacks.is_empty() {
+        let doc = serde_json::to_vec_pretty(&config.attacks).map_err(io::Error::other)?;
+        std::fs::write(config.out.join("attacks.json"), doc)?;
+    }
     Ok(SimSummary {
         files: files.into_inner(),
         events: events.into_inner(),
