@@ -508,4 +508,66 @@ mod tests {
             assert!(times.windows(2).all(|w| w[1] - w[0] >= Duration::hours(2)));
         }
     }
+
+    #[test]
+    fn techniques_are_counted_per_way_in_and_tactic_and_the_missed_are_named() {
+        let technique = |kind, tactic, who: &str, at: &str| Injected {
+            kind,
+            technique: Some((WayIn::StolenKeys, tactic)),
+            start: t(at),
+            end: t(at) + Duration::minutes(2),
+            principal: who.into(),
+        };
+        let injected = [
+            technique(
+                "trail-stopped",
+                Tactic::DefenseEvasion,
+                "alice",
+                "2026-03-05T10:00:00Z",
+            ),
+            technique(
+                "config-stopped",
+                Tactic::DefenseEvasion,
+                "bob",
+                "2026-03-05T12:00:00Z",
+            ),
+            technique(
+                "secrets-read",
+                Tactic::CredentialAccess,
+                "carol",
+                "2026-03-05T14:00:00Z",
+            ),
+        ];
+        let mut anomalies = vec![
+            finding(AnomalyKind::Rule, "alice", "2026-03-05T10:00:00Z", 1, true),
+            finding(AnomalyKind::Rule, "carol", "2026-03-05T14:00:00Z", 1, true),
+        ];
+        let incidents = crate::engine::group::group(&mut anomalies);
+        let s = score(&injected, &anomalies, &incidents, Severity::Medium, 2.0);
+        assert_eq!(
+            s.by_tactic[&(WayIn::StolenKeys, Tactic::DefenseEvasion)],
+            (1, 2)
+        );
+        assert_eq!(
+            s.by_tactic[&(WayIn::StolenKeys, Tactic::CredentialAccess)],
+            (1, 1)
+        );
+        assert_eq!(s.missed, ["stolen-keys  defense-evasion  config-stopped"]);
+        let text = table(&[(WAYS_IN[0], s)]);
+        assert!(
+            text.contains("recall      defense-evasion      1/2"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("trail-stopped"),
+            "per tactic, not per technique: {text}"
+        );
+    }
+
+    #[test]
+    fn the_ways_in_are_named_as_simulate_names_them() {
+        let names: Vec<&str> = WAYS_IN.iter().map(|p| p.name).collect();
+        let ways: Vec<&str> = WayIn::ALL.iter().map(|w| w.name()).collect();
+        assert_eq!(names, ways);
+    }
 }
