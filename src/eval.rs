@@ -18,7 +18,7 @@ use crate::cloudtrail::discover;
 use crate::engine::severity::{self, DEFAULT_PAGE};
 use crate::engine::source::detect_once;
 use crate::engine::{Anomaly, AnomalyKind, EngineOptions};
-use crate::simulate::technique::{self, Tactic, WayIn, CATALOGUE};
+use crate::simulate::technique::{self, Tactic, WayIn};
 use crate::simulate::{simulate, IncidentKind, IncidentSpec, Profile, SimConfig};
 use chrono::{DateTime, Duration, Utc};
 use rand::{Rng, SeedableRng};
@@ -266,7 +266,7 @@ pub fn run(profile: &Profile, seed: u64, dir: &Path) -> std::io::Result<Score> {
 }
 
 /// The ways in, as rows of the table: every technique of the
-/// [`CATALOGUE`] injected into the small organisation.
+/// [`technique::CATALOGUE`] injected into the small organisation.
 pub const WAYS_IN: [Profile; 2] = [
     Profile {
         name: "stolen-keys",
@@ -282,19 +282,13 @@ pub const WAYS_IN: [Profile; 2] = [
     },
 ];
 
-/// Every technique of the [`CATALOGUE`] by `way`, one after another at
+/// Every technique of the [`technique::CATALOGUE`] by `way`, one after another at
 /// seed-chosen times through the evaluated days, in the small organisation.
 pub fn run_techniques(way: WayIn, seed: u64, dir: &Path) -> std::io::Result<Score> {
     let start: DateTime<Utc> = "2026-03-02T00:00:00Z".parse().expect("a valid time");
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x7ec4_0a11);
     let first = start + Duration::days((DAYS - EVALUATED_DAYS) as i64);
-    let gap = EVALUATED_DAYS as i64 * 24 * 60 / CATALOGUE.len() as i64;
-    let attacks: Vec<technique::Attack> = (0..CATALOGUE.len())
-        .map(|i| {
-            let at = first + Duration::minutes(i as i64 * gap + rng.random_range(0..gap - 30));
-            technique::attack(i, way, at)
-        })
-        .collect();
+    let last = start + Duration::days(DAYS as i64) - Duration::minutes(30);
+    let attacks = technique::every_technique(way, seed, first, last);
     let config = SimConfig {
         out: dir.to_path_buf(),
         start,

@@ -1,6 +1,7 @@
 //! `trailwatch simulate`.
 
 use super::{parse_time, progress_bar, EXIT_OK};
+use crate::simulate::technique::{self, WayIn};
 use crate::simulate::{simulate, IncidentSpec, Quirk, SimConfig};
 use anyhow::{bail, Context};
 use chrono::{DateTime, Duration, Utc};
@@ -49,6 +50,12 @@ pub struct SimulateArgs {
     /// Inject no incident.
     #[arg(long, conflicts_with = "incidents")]
     pub no_incidents: bool,
+    /// Also inject every attack technique of the catalogue over the last
+    /// two days, each by this way in: stolen-keys (an established person's
+    /// keys from a network they never used) or never-seen-principal (an
+    /// IAM user never seen before); described in attacks.json.
+    #[arg(long, value_name = "WAY")]
+    pub attacks: Option<WayIn>,
     /// Replace a simulation already in the output folder.
     #[arg(long)]
     pub force: bool,
@@ -105,7 +112,10 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<i32> {
         scale,
         incidents,
         quirks,
-        attacks: Vec::new(),
+        attacks: args.attacks.map_or_else(Vec::new, |way| {
+            let from = (end - Duration::days(2)).max(start);
+            technique::every_technique(way, args.seed, from, end - Duration::minutes(30))
+        }),
     };
     let slots = args.days as u64 * 24 * 12;
     let bar = progress_bar(

@@ -124,6 +124,11 @@ pub struct NeverSeen {
     /// used from outside; a rotation function's new role from inside.
     #[serde(default)]
     pub public: bool,
+    /// Whether one of those public networks is new to the organisation (no
+    /// other principal used it before): the organisation's usual rate of
+    /// new principals does not excuse a newcomer from an unknown network.
+    #[serde(default)]
+    pub strange_network: bool,
 }
 
 /// How urgent a finding is; only those at or above `--page-severity` page.

@@ -70,6 +70,30 @@ fn newcomers_taking_control(
     like_it as f64 / days
 }
 
+/// Whether `seen` (principal `who`, first seen at `first`) called from a
+/// public network that no other principal of the organisation used before
+/// `first`: an intruder's own network. The new roles a CI pipeline mints
+/// call from the pipeline's network, which the organisation knows.
+fn networks_new_to_organisation(
+    counts: &NoveltyCounts,
+    who: &str,
+    seen: &PrincipalSeen,
+    first: DateTime<Utc>,
+) -> bool {
+    seen.features.keys().any(|f| {
+        f.strip_prefix("network ")
+            .is_some_and(severity::public_address)
+            && !counts.principals.iter().any(|(other, theirs)| {
+                other != who
+                    && theirs
+                        .features
+                        .get(f)
+                        .and_then(|s| s.times.first())
+                        .is_some_and(|t| *t < first)
+            })
+    })
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Seen {
     /// The earliest occurrence times, sorted, at most [`KEEP_TIMES`].
@@ -564,6 +588,7 @@ pub fn detect(
                     f.strip_prefix("network ")
                         .is_some_and(severity::public_address)
                 }),
+                strange_network: networks_new_to_organisation(counts, principal, seen, first),
             });
             // It could page at the end of the minute of its first finding.
             let first_seen = list.iter().map(|f| f.at).min().map_or(start, |at| {
@@ -771,6 +796,30 @@ mod tests {
             "{seen:?}"
         );
         assert_ne!(taken.page, Some(true), "{taken:#?}");
+        assert!(!seen.strange_network, "the deploy roles' network: {seen:?}");
+        // There, a newcomer from a network nobody in the organisation
+        // used, sending commands to instances (nothing IAM): it pages.
+        let at = |h: u32| format!("2026-01-10T{h:02}:10:00Z");
+        let ssm = |t: &str, name: &str| {
+            Record::from_value(json!({"eventTime": t, "eventSource": "ssm.amazonaws.com",
+                "eventName": name, "awsRegion": "us-east-1", "sourceIPAddress": "198.18.7.9",
+                "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::1:user/svc-sync"}}))
+            .unwrap()
+        };
+        busy.record(&ssm(&at(3), "DescribeInstanceInformation"));
+        busy.record(&ssm(&at(4), "SendCommand"));
+        let found = judged(&busy, "svc-sync");
+        let sent = found
+            .iter()
+            .find(|a| a.summary.contains("SendCommand"))
+            .expect("its first-hours command is reported");
+        let seen = sent
+            .novelty
+            .as_ref()
+            .and_then(|n| n.never_seen.clone())
+            .unwrap();
+        assert!(seen.strange_network && seen.like_it_per_day >= ROUTINE_NEWCOMERS_PER_DAY);
+        assert_eq!(sent.page, Some(true), "{sent:#?}");
     }
 
     #[test]

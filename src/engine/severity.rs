@@ -211,10 +211,10 @@ fn first_sensitive_call(a: &Anomaly) -> bool {
 
 /// Whether `a` is a never-seen principal taking control in its first hours
 /// ([`takes_control`]), from a public network (a secrets-rotation role's
-/// first reads come from inside), in an organisation where new principals
-/// rarely do
+/// first reads come from inside), either one the organisation never used
+/// or in an organisation where new principals rarely take control
 /// ([`super::novelty::ROUTINE_NEWCOMERS_PER_DAY`]): a CI pipeline minting
-/// roles that act every day is not an intruder.
+/// roles that act every day, from its own network, is not an intruder.
 fn newcomer_taking_control(a: &Anomaly) -> bool {
     a.novelty
         .as_ref()
@@ -222,7 +222,8 @@ fn newcomer_taking_control(a: &Anomaly) -> bool {
         .is_some_and(|n| {
             n.public
                 && !n.controls.is_empty()
-                && n.like_it_per_day < super::novelty::ROUTINE_NEWCOMERS_PER_DAY
+                && (n.strange_network
+                    || n.like_it_per_day < super::novelty::ROUTINE_NEWCOMERS_PER_DAY)
         })
 }
 
@@ -264,8 +265,8 @@ fn aws_acting(a: &Anomaly) -> bool {
 /// The severity of `inc` (whose members index `anomalies`). First, what
 /// makes an incident worth waking someone for: a cost of
 /// [`WAKE_COST_PER_HOUR`] or more, something sensitive touched, calls from
-/// a public network the principal never used, refused calls, or a runaway
-/// rate. An incident with none of these is known principals doing
+/// a public network the principal never used, a never-seen principal
+/// taking control from outside, refused calls, or a runaway rate. An incident with none of these is known principals doing
 /// free, harmless things (a deploy, a new service, an on-call look around):
 /// it is low, however rare. Otherwise:
 /// - critical: what it started costs $100 an hour or more, or three kinds
@@ -305,6 +306,7 @@ pub fn of_incident(inc: &Incident, anomalies: &[Anomaly]) -> Severity {
     let worth_waking = cost >= WAKE_COST_PER_HOUR
         || sensitive
         || foreign
+        || first_sensitive
         || members.iter().any(|a| refused(a) || runaway(a));
     let aws_only = members.iter().all(|a| aws_acting(a));
     let computed = if !worth_waking {

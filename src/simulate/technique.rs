@@ -44,7 +44,7 @@ impl Tactic {
 }
 
 /// How the attacker got in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum WayIn {
     /// An established person's access keys, from a network they never used.
@@ -602,6 +602,26 @@ pub fn attack(index: usize, way: WayIn, start: DateTime<Utc>) -> Attack {
         source_ip: actor.ip,
         index,
     }
+}
+
+/// Every technique of the [`CATALOGUE`] by `way`, in catalogue order at
+/// seed-chosen times from `from` to `to`, each in its own share of the span
+/// and at least half an hour before the next.
+pub fn every_technique(
+    way: WayIn,
+    seed: u64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<Attack> {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x7ec4_0a11);
+    let gap = ((to - from).num_minutes() / CATALOGUE.len() as i64).max(31);
+    (0..CATALOGUE.len())
+        .map(|i| {
+            let at = from + Duration::minutes(i as i64 * gap + rng.random_range(0..gap - 30));
+            attack(i, way, at)
+        })
+        .collect()
 }
 
 fn actor(index: usize, way: WayIn) -> Principal {
