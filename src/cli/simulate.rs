@@ -28,8 +28,9 @@ pub struct SimulateArgs {
     /// First day [default: the given number of days before today, UTC midnight].
     #[arg(long, value_parser = parse_time, value_name = "TIME")]
     pub start: Option<DateTime<Utc>>,
-    /// The organisation: small-org, busy-org (four times as busy) or
-    /// messy-org (more accounts, and every --quirk).
+    /// The organisation: small-org, busy-org (four times as busy),
+    /// messy-org (more accounts, and every --quirk but busy-admin) or
+    /// busy-admin (an administrator doing what attacks look like).
     #[arg(long, default_value = "small-org", value_name = "NAME")]
     pub profile: String,
     /// Multiplies the background activity (1.0 is about 30,000 events a day)
@@ -38,7 +39,8 @@ pub struct SimulateArgs {
     pub scale: Option<f64>,
     /// Add behaviour that looks like an incident and is not (repeatable):
     /// bursty-automation, deploy-waves, night-on-call, new-team-member,
-    /// credential-rotation, regional-failover, new-service, more-accounts.
+    /// credential-rotation, regional-failover, new-service, more-accounts,
+    /// busy-admin.
     #[arg(long = "quirk", value_name = "QUIRK")]
     pub quirks: Vec<Quirk>,
     /// Inject an incident: KIND@TIME, TIME as RFC 3339 or +2d14h after the start.

@@ -129,11 +129,23 @@ pub fn sensitive_feature(feature: &str) -> Option<FirstTime> {
     let call = feature.strip_prefix("call ")?;
     if names_iam(call) {
         Some(FirstTime::Sensitive(Sensitive::Iam))
-    } else if LOGGING_SOURCES.iter().any(|s| call.contains(s)) {
+    } else if LOGGING_SOURCES.iter().any(|s| call.contains(s)) && turns_off(call) {
         Some(FirstTime::Sensitive(Sensitive::Logging))
     } else {
         None
     }
+}
+
+/// Whether a logging call (`source:name`) stops, deletes, disables or
+/// detaches something by its name alone. Whether a `Put…` or `Update…`
+/// (event selectors, a trail's settings) narrows logging or widens it is in
+/// its parameters, which the rules judge: an administrator adding data
+/// events to the trail is not turning it off.
+fn turns_off(call: &str) -> bool {
+    let name = call.rsplit(':').next().unwrap_or(call);
+    ["Stop", "Delete", "Disable", "Disassociate", "Remove"]
+        .iter()
+        .any(|p| name.starts_with(p))
 }
 
 /// Whether a feature (`call <source>:<name>`) is a call that takes
@@ -513,7 +525,8 @@ mod tests {
         // no rare grade; a principal barely seen while learning's does.
         for call in [
             "call iam.amazonaws.com:CreateUser",
-            "call cloudtrail.amazonaws.com:PutEventSelectors",
+            "call cloudtrail.amazonaws.com:StopLogging",
+            "call ec2.amazonaws.com:DeleteFlowLogs",
         ] {
             assert_eq!(
                 severity_of(vec![first_time(&[call], bob, true)]),
@@ -524,6 +537,16 @@ mod tests {
                 Severity::Low
             );
         }
+        // Whether a first `PutEventSelectors` narrows the trail or adds data
+        // events to it is in its parameters: the rules judge it, and a busy
+        // administrator adding data events does not page by its name.
+        assert!(
+            severity_of(vec![first_time(
+                &["call cloudtrail.amazonaws.com:PutEventSelectors"],
+                bob,
+                true
+            )]) < Severity::High
+        );
         // The demo's CI deploy role paged six times on its first
         // PutRolePolicy (grade 0.42) though changing IAM is its job: a
         // principal is held to its own bar, a first call of a kind it

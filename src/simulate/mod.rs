@@ -9,6 +9,7 @@
 //! Output is a pure function of the options: the same seed gives the same files.
 
 mod incident;
+mod look_alike;
 mod profile;
 mod quirks;
 mod records;
@@ -76,6 +77,7 @@ pub(crate) fn principal(account: &'static str, name: &'static str) -> Principal 
         "carol" => (PrincipalKind::User, "198.51.100.12", CONSOLE_UA),
         "ci-deploy" => (PrincipalKind::Role, "10.0.12.7", TF_UA),
         "dave" => (PrincipalKind::User, "198.51.100.13", CONSOLE_UA),
+        "erin" => (PrincipalKind::User, "198.51.100.14", CLI_UA),
         "app-backend" | "thumbnailer-role" => (PrincipalKind::Role, "10.0.40.21", SDK_UA),
         "metrics-agent" => (PrincipalKind::Role, "10.0.50.12", SDK_UA),
         "batch-jobs" => (PrincipalKind::Role, "10.0.51.3", SDK_UA),
@@ -129,6 +131,8 @@ enum Body {
     GetObject,
     /// A principal's own access keys (CreateAccessKey names itself).
     OwnKeys,
+    /// What an attack looks like and is not ([`look_alike`]).
+    LookAlike,
 }
 
 /// When an activity happens.
@@ -555,6 +559,36 @@ const QUIRK_ACTIVITIES: &[Activity] = &[
         &["111122223333"],
         &[],
     ),
+    quirk(
+        Quirk::BusyAdmin,
+        Schedule::WorkingDays,
+        &["erin"],
+        Body::Plain(USER_READS),
+        0.1,
+        true,
+        &[],
+        &[],
+    ),
+    quirk(
+        Quirk::BusyAdmin,
+        Schedule::WorkingDays,
+        &["erin"],
+        Body::Plain(&[("bedrock.amazonaws.com", "InvokeModel", false)]),
+        0.02,
+        true,
+        &[],
+        &[],
+    ),
+    quirk(
+        Quirk::BusyAdmin,
+        Schedule::WorkingDays,
+        &["erin"],
+        Body::LookAlike,
+        0.05,
+        true,
+        &[],
+        &[],
+    ),
 ];
 
 /// A Poisson draw (Knuth for small means, a rounded normal for large ones).
@@ -672,6 +706,10 @@ fn background(rng: &mut impl Rng, at: &Slot, out: &mut Vec<Value>) {
                     records::invoke(account, region, function),
                     Value::Null,
                 ),
+                Body::LookAlike => {
+                    let (source, name, read_only, request) = look_alike::any(rng, account);
+                    (source, name, read_only, request, Value::Null)
+                }
                 Body::ConsoleLogin => {
                     // One sign-in in twenty fails (a mistyped password).
                     if rng.random::<f64>() < 0.05 {

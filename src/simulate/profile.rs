@@ -14,7 +14,7 @@ pub struct Profile {
 }
 
 /// The profiles, easiest first.
-pub const PROFILES: [Profile; 3] = [
+pub const PROFILES: [Profile; 4] = [
     Profile {
         name: "small-org",
         description: "three accounts, five regions, about 30,000 events a day",
@@ -32,6 +32,12 @@ pub const PROFILES: [Profile; 3] = [
         description: "six accounts, ten regions, and everything that looks like an incident and is not: bursty automation, deploy waves, night on-call, a new team member, credential rotation, a regional failover, a new service",
         scale: 1.0,
         quirks: &Quirk::ALL,
+    },
+    Profile {
+        name: "busy-admin",
+        description: "the small organisation with an administrator who every working day does what attacks look like: reads secrets, opens sessions on instances, shares snapshots and images with the organisation's own accounts, makes keys and passwords for new people, opens web ports to the world",
+        scale: 1.0,
+        quirks: &[Quirk::BusyAdmin],
     },
 ];
 

@@ -33,9 +33,14 @@ pub enum Quirk {
     NewService,
     /// Three more accounts, with regions of their own.
     MoreAccounts,
+    /// An administrator, erin, who every working day does what attacks
+    /// look like, from her usual network ([`super::look_alike`]).
+    BusyAdmin,
 }
 
 impl Quirk {
+    /// Every quirk of the messy organisation (the busy admin has a profile
+    /// of her own).
     pub const ALL: [Quirk; 8] = [
         Quirk::BurstyAutomation,
         Quirk::DeployWaves,
@@ -74,6 +79,8 @@ pub(crate) enum Schedule {
     Rotation,
     /// Three hours on one of the last two days, starting 06:00–18:00.
     Failover,
+    /// Every day, with a business day's shape.
+    WorkingDays,
 }
 
 /// What a schedule needs to know besides the moment.
@@ -152,6 +159,7 @@ impl Span {
                 let at = self.day(last) + minutes_of(self.unit(&[5, key]), 10.0, 6.0);
                 Span::within(t, at, 15)
             }
+            Schedule::WorkingDays => super::rhythm(super::Rhythm::Business, t),
             Schedule::Failover => {
                 let d = self.late_day() + i64::from(self.unit(&[6]) < 0.5);
                 let at = self.day(d) + minutes_of(self.unit(&[6, 1]), 6.0, 12.0);
