@@ -377,3 +377,51 @@ fn the_readme_demo_output_is_what_the_demo_prints() {
     }
     assert!(checked >= 8, "{checked} lines checked");
 }
+
+/// `simulate --attacks` writes the catalogue's techniques by that way in
+/// over the last two days, described in attacks.json, and `detect` pages
+/// each.
+#[test]
+fn simulate_attacks_writes_every_technique_and_detect_pages_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let o = trailwatch(&[
+        "simulate",
+        "--out",
+        out,
+        "--days",
+        "4",
+        "--start",
+        "2026-01-05",
+        "--no-incidents",
+        "--attacks",
+        "never-seen-principal",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let attacks: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("attacks.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        attacks.len(),
+        trailwatch::simulate::technique::CATALOGUE.len()
+    );
+    assert!(attacks.iter().all(
+        |a| a["way_in"] == "never-seen-principal" && a["start"].as_str() >= Some("2026-01-07")
+    ));
+    let o = trailwatch(&["detect", out, "--since", "2026-01-07", "--format", "ndjson"]);
+    let found = ndjson(&o);
+    for a in &attacks {
+        let who = a["principal"].as_str().unwrap();
+        let user = who.rsplit('/').next().unwrap();
+        assert!(
+            found
+                .iter()
+                .any(|f| f["page"] == true && f["summary"].as_str().unwrap_or("").contains(user)),
+            "{} by {who} did not page",
+            a["technique"]
+        );
+    }
+    let o = trailwatch(&["simulate", "--out", out, "--attacks", "phishing", "--force"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("stolen-keys"), "{}", stderr(&o));
+}
