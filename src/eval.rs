@@ -8,7 +8,10 @@
 //!   incident could first page ([`severity::pages_from`]: what had been
 //!   detected by then made it severe enough);
 //! - a paging incident that matches nothing injected is a **false page**,
-//!   counted for each kind among its members, per evaluated day.
+//!   counted for each kind among its members, per evaluated day;
+//! - the ways in ([`WAYS_IN`]) inject every attack technique of
+//!   `simulate`'s catalogue into the small organisation instead, and count
+//!   those found per ATT&CK tactic.
 //!
 //! Seeds come in two sets: [`TUNING_SEEDS`], for looking at while changing
 //! the engine, and [`HELD_OUT_SEEDS`], which only `make eval` runs, so the
@@ -30,9 +33,10 @@ pub const TUNING_SEEDS: [u64; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
 /// Seeds never looked at while tuning: what the README's figures come from.
 /// A set is spent once the engine is changed after seeing its figures; the
 /// spent ones are 1001–1003 (2026-12-03, before the changes the README's
-/// evaluation section lists) and 2001–2003 (2026-12-04, before new activity
-/// was graded from chance).
-pub const HELD_OUT_SEEDS: [u64; 3] = [3001, 3002, 3003];
+/// evaluation section lists), 2001–2003 (2026-12-04, before new activity
+/// was graded from chance) and 3001–3003 (2026-12-04, before the rule
+/// catalogue, never-seen principals and paging from partial intervals).
+pub const HELD_OUT_SEEDS: [u64; 3] = [4001, 4002, 4003];
 
 /// Days simulated per run.
 pub const DAYS: u32 = 5;
