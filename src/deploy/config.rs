@@ -66,6 +66,13 @@ pub struct DeployOptions {
     #[arg(long, value_delimiter = ',')]
     #[serde(default)]
     pub vpc_security_group_ids: Vec<String>,
+    /// The organisation's other accounts (comma-separated ids), for the
+    /// forwarder's rules: a snapshot, image or role shared with one of them
+    /// is not shared outside. The accounts the trail itself shows count
+    /// without it.
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    #[serde(default)]
+    pub org_accounts: Vec<String>,
     /// Read options from a TOML file (kebab-case keys as the flags); flags win.
     #[arg(long, value_name = "FILE")]
     #[serde(skip)]
@@ -144,6 +151,8 @@ pub struct DeployConfig {
     pub auto_software_update: bool,
     /// The break-glass role's ARN; `None` is the default name in this account.
     pub break_glass_role_arn: Option<String>,
+    /// The organisation's other accounts, for the forwarder's rules.
+    pub org_accounts: Vec<String>,
 }
 
 /// The retention periods CloudWatch Logs accepts.
@@ -219,6 +228,11 @@ impl DeployOptions {
                 file.vpc_security_group_ids
             } else {
                 self.vpc_security_group_ids
+            },
+            org_accounts: if self.org_accounts.is_empty() {
+                file.org_accounts
+            } else {
+                self.org_accounts
             },
             config: self.config,
         }
@@ -373,6 +387,13 @@ impl DeployOptions {
             }
         }
         let existing_domain = self.existing_domain(&mut problems);
+        for account in &self.org_accounts {
+            if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+                problems.push(format!(
+                    "--org-accounts {account:?}: an account id is 12 digits"
+                ));
+            }
+        }
         if let Some(arn) = &self.break_glass_role_arn {
             problems.extend(role_problem("--break-glass-role-arn", arn));
         }
@@ -448,6 +469,7 @@ impl DeployOptions {
             dedicated_master_count: preset.masters().map(|m| m.1),
             auto_software_update: preset == Preset::Prod,
             break_glass_role_arn: self.break_glass_role_arn.clone(),
+            org_accounts: self.org_accounts.clone(),
         })
     }
 }
@@ -529,6 +551,7 @@ mod tests {
             alert_email: Some("ops".into()),
             existing_domain_endpoint: Some("https://search-x.eu-west-1.es.amazonaws.com".into()),
             vpc_subnet_ids: vec!["subnet-1".into()],
+            org_accounts: vec!["444455556666".into(), "12345".into()],
             ..opts()
         };
         let InvalidOptions(problems) = bad.validate().unwrap_err();
@@ -542,13 +565,14 @@ mod tests {
             "--alert-email",
             "--existing-domain-endpoint needs --existing-domain-writer-role-arn",
             "--vpc-subnet-ids needs --vpc-security-group-ids",
+            "--org-accounts \"12345\": an account id is 12 digits",
         ] {
             assert!(
                 problems.iter().any(|p| p.starts_with(flag)),
                 "no refusal for {flag}: {problems:#?}"
             );
         }
-        assert_eq!(problems.len(), 9);
+        assert_eq!(problems.len(), 10);
     }
 
     #[test]

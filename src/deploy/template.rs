@@ -73,6 +73,8 @@ struct Lambda {
     domain_role: Option<Value>,
     /// From what severity it pages on rule findings (the forwarder).
     page_severity: Option<&'static str>,
+    /// The organisation's other accounts, comma-separated (the forwarder).
+    org_accounts: Option<String>,
     /// It sets the identity pool's sign-in role mapping (the bootstrap).
     maps_sign_in: bool,
 }
@@ -203,6 +205,8 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
                 // It pages on rule findings (StopLogging, …) itself.
                 publishes: true,
                 page_severity: Some(config.page_severity.name()),
+                org_accounts: (!config.org_accounts.is_empty())
+                    .then(|| config.org_accounts.join(",")),
                 maps_sign_in: false,
                 es_actions: ES_WRITE.to_vec(),
                 domain_role: config
@@ -222,6 +226,7 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
                 es_actions: ES_READ.to_vec(),
                 // It publishes an anomaly detector's alert from this severity.
                 page_severity: Some(config.page_severity.name()),
+                org_accounts: None,
                 maps_sign_in: false,
                 domain_role: config
                     .existing_domain
@@ -258,6 +263,7 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
             publishes: false,
             es_actions: Vec::new(),
             page_severity: None,
+            org_accounts: None,
             maps_sign_in: config.existing_domain.is_none(),
             domain_role: Some(acting_as),
         });
@@ -437,6 +443,21 @@ mod tests {
         });
         assert_eq!(env(&high, "ForwarderFunction")["PAGE_SEVERITY"], "high");
         assert_eq!(env(&high, "EnricherFunction")["PAGE_SEVERITY"], "high");
+
+        // The organisation's other accounts reach the forwarder's rules;
+        // without them the variable is not there (the trail's own count).
+        assert!(env(&default, "ForwarderFunction")
+            .get("ORG_ACCOUNTS")
+            .is_none());
+        let org = render_with(DeployOptions {
+            org_accounts: vec!["444455556666".into(), "777788889999".into()],
+            ..Default::default()
+        });
+        assert_eq!(
+            env(&org, "ForwarderFunction")["ORG_ACCOUNTS"],
+            "444455556666,777788889999"
+        );
+        assert!(env(&org, "EnricherFunction").get("ORG_ACCOUNTS").is_none());
 
         // S3 data events: advanced selectors (they cannot mix with basic
         // ones), every bucket's objects but the trail's own two, which would
