@@ -7,6 +7,7 @@
 //! baseline; the engine reports every match. Sigma rules ([`sigma`], from
 //! `--sigma DIR` or a folder's `sigma/`) are read into the same model.
 
+pub mod correlation;
 mod model;
 mod parse;
 mod rule;

@@ -54,6 +54,12 @@ pub struct Rule {
     /// A Sigma rule's compiled detection, which `matches` then stands
     /// beside (empty) ([`super::sigma`]).
     pub sigma: Option<Arc<SigmaMatch>>,
+    /// A Sigma correlation: it matches no record, and counts the hits of
+    /// the rules it names ([`super::correlation`]).
+    pub correlation: Option<Arc<super::correlation::Correlation>>,
+    /// Fields a correlation counting this rule groups or counts by, kept
+    /// with each hit (field as written, parsed).
+    pub captures: Vec<(String, FieldPath)>,
     /// The file it came from.
     pub source: PathBuf,
 }
@@ -176,6 +182,9 @@ impl Rule {
     /// fields name (none for a block without them). A block with
     /// `outside_org` that names no account does not match.
     pub fn hit(&self, r: &Record) -> Option<Vec<String>> {
+        if self.correlation.is_some() {
+            return None;
+        }
         if let Some(sigma) = &self.sigma {
             return sigma.matches(r).then(Vec::new);
         }
@@ -186,8 +195,18 @@ impl Rule {
     }
 
     /// Every record field the rule reads beyond the record model's own.
+    /// Whether a correlation's reference (a Sigma rule's name or id) is
+    /// this rule (or our name of it, the file's stem).
+    pub fn answers_to(&self, reference: &str) -> bool {
+        self.name == reference
+            || self.sigma.as_ref().is_some_and(|s| {
+                s.id.as_deref() == Some(reference) || s.name.as_deref() == Some(reference)
+            })
+    }
+
     pub fn field_paths(&self) -> Vec<&FieldPath> {
         let mut out: Vec<&FieldPath> = self.target.iter().collect();
+        out.extend(self.captures.iter().map(|(_, p)| p));
         if let Some(sigma) = &self.sigma {
             out.extend(sigma.field_paths());
         }
@@ -302,6 +321,8 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule, DetectorError> {
             attack,
             habitual,
             sigma: None,
+            correlation: None,
+            captures: Vec::new(),
             source: path.to_path_buf(),
         })
     } else {

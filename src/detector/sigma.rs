@@ -16,8 +16,10 @@
 //! A record is offered to a rule through [`RecordEvent`]: a field is found
 //! as a rule file finds it (dotted paths, arrays walked), and a field whose
 //! value is an object is its JSON text, as Sigma's CloudTrail rules expect
-//! of `requestParameters|contains: 'Suspended'`. Correlation rules (state
-//! across events) are not read yet: such a file is named, with why, and the
+//! of `requestParameters|contains: 'Suspended'`. Correlation rules
+//! (`event_count`, `value_count`) become rate findings over the hits of the
+//! rules they name ([`super::correlation`]); filter rules, and the
+//! correlations trailwatch does not evaluate, are named with why, and the
 //! other files load.
 
 use super::parse::Problem;
@@ -41,6 +43,8 @@ pub struct SigmaMatch {
     paths: HashMap<String, FieldPath>,
     /// The rule's `id`, when it has one.
     pub id: Option<String>,
+    /// The rule's `name`, by which correlations name it.
+    pub name: Option<String>,
 }
 
 impl fmt::Debug for SigmaMatch {
@@ -102,35 +106,39 @@ pub fn parse_sigma(path: &Path, text: &str) -> Result<Vec<Rule>, DetectorError> 
     if let Some(first) = collection.errors.first() {
         return Err(invalid("", format!("not a Sigma rule: {first}")));
     }
-    if !collection.correlations.is_empty() || !collection.filters.is_empty() {
+    if !collection.filters.is_empty() {
         return Err(invalid(
-            "correlation",
-            "correlation and filter rules are not read yet (they need state across events); \
-             trailwatch reads Sigma detection rules"
+            "filter",
+            "filter rules are not read yet; trailwatch reads Sigma detection and correlation rules"
                 .into(),
         ));
     }
-    if collection.rules.is_empty() {
+    if collection.rules.is_empty() && collection.correlations.is_empty() {
         return Err(invalid("", "holds no Sigma rule".into()));
     }
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let many = collection.rules.len() > 1;
-    collection
-        .rules
-        .iter()
-        .enumerate()
-        .map(|(i, rule)| {
-            let name = if many {
-                format!("{stem}-{}", i + 1)
-            } else {
-                stem.clone()
-            };
-            to_rule(path, name, rule).map_err(|(key, message)| invalid(&key, message))
-        })
-        .collect()
+    let many = collection.rules.len() + collection.correlations.len() > 1;
+    let name = |i: usize| {
+        if many {
+            format!("{stem}-{}", i + 1)
+        } else {
+            stem.clone()
+        }
+    };
+    let detections = collection.rules.iter().enumerate().map(|(i, rule)| {
+        to_rule(path, name(i), rule).map_err(|(key, message)| invalid(&key, message))
+    });
+    let first = collection.rules.len();
+    let correlations = collection.correlations.iter().enumerate().map(|(i, c)| {
+        super::correlation::to_rule(path, name(first + i), c)
+            .map_err(|(key, message)| invalid(&key, message))
+    });
+    // A correlation is linked to the rules it counts when its folder is
+    // read ([`load_sigma`]).
+    detections.chain(correlations).collect()
 }
 
 /// Loads every `*.yml` and `*.yaml` in `dir`, sorted by name, beside the
@@ -138,10 +146,21 @@ pub fn parse_sigma(path: &Path, text: &str) -> Result<Vec<Rule>, DetectorError> 
 /// rest, as a folder of the public catalogue holds rules for other log
 /// sources).
 pub fn load_sigma(dir: &Path) -> Result<(Vec<Rule>, Vec<DetectorError>), DetectorError> {
-    let (files, errors) = super::parse::load_files(dir, &["yml", "yaml"], parse_sigma, |rs| {
+    let (files, mut errors) = super::parse::load_files(dir, &["yml", "yaml"], parse_sigma, |rs| {
         (&rs[0].name, &rs[0].source)
     })?;
-    Ok((files.into_iter().flatten().collect(), errors))
+    let mut rules: Vec<Rule> = files.into_iter().flatten().collect();
+    // Correlations name rules of any file of the folder.
+    for (path, message) in super::correlation::link(&mut rules) {
+        errors.push(DetectorError::Invalid {
+            path,
+            problems: vec![Problem {
+                key: "correlation.rules".into(),
+                message,
+            }],
+        });
+    }
+    Ok((rules, errors))
 }
 
 /// Whether a log source is CloudTrail's.
@@ -194,7 +213,10 @@ fn to_rule(path: &Path, name: String, rule: &SigmaRule) -> Result<Rule, (String,
             compiled,
             paths,
             id: rule.id.clone(),
+            name: rule.name.clone(),
         })),
+        correlation: None,
+        captures: Vec::new(),
         source: path.to_path_buf(),
     })
 }
@@ -431,13 +453,148 @@ level: high
             e.contains("sigma/bad.yml") && e.contains("not a Sigma rule"),
             "{e}"
         );
-        let e = parse_sigma(
-            Path::new("sigma/c.yml"),
-            "title: many\ncorrelation:\n  type: event_count\n  rules: [a]\n  group-by: [x]\n  timespan: 1h\n  condition: {gte: 3}\n",
+        for (kind, why) in [
+            ("type: temporal", "temporal is not evaluated"),
+            (
+                "type: event_count\n  window: tumbling",
+                "tumbling windows are not evaluated",
+            ),
+        ] {
+            let text = format!("title: many\ncorrelation:\n  {kind}\n  rules: [a, b]\n  group-by: [x]\n  timespan: 1h\n  condition: {{gte: 3}}\n");
+            let e = parse_sigma(Path::new("sigma/c.yml"), &text)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("sigma/c.yml") && e.contains(why), "{e}");
+        }
+        let fewer = "title: few\ncorrelation:\n  type: event_count\n  rules: [a]\n  timespan: 1h\n  condition: {lt: 3}\n";
+        let e = parse_sigma(Path::new("sigma/f.yml"), fewer)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("correlation.condition") && e.contains("use gte or gt"),
+            "{e}"
+        );
+    }
+
+    /// A correlation counts the hits of the rules it names, per group, in a
+    /// sliding timespan: findings when the count reaches its condition, once
+    /// per rise; `value_count` counts distinct values of a field.
+    #[test]
+    fn correlations_become_rate_findings_over_the_hits_of_their_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("denied.yml"),
+            "title: Access denied\nname: denied\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    errorCode: AccessDenied\n  condition: sel\nlevel: low\n",
         )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("not read yet"), "{e}");
+        .unwrap();
+        std::fs::write(
+            dir.path().join("many-denied.yml"),
+            "title: Many denied calls from one address\ncorrelation:\n  type: event_count\n  rules: [denied]\n  group-by: [sourceIPAddress]\n  timespan: 5m\n  condition: {gte: 4}\nlevel: high\ntags: [attack.discovery, attack.t1580]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("many-calls.yml"),
+            "title: Denied across many calls\ncorrelation:\n  type: value_count\n  rules: [denied]\n  timespan: 5m\n  condition: {gte: 3, field: eventName}\nlevel: high\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("orphan.yml"),
+            "title: Orphan\ncorrelation:\n  type: event_count\n  rules: [nowhere]\n  timespan: 5m\n  condition: {gte: 2}\n",
+        )
+        .unwrap();
+        let (mut rules, errors) = load_sigma(dir.path()).unwrap();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].to_string().contains("orphan.yml")
+                && errors[0]
+                    .to_string()
+                    .contains("no Sigma rule named nowhere")
+        );
+        rules.sort_by(|a, b| a.name.cmp(&b.name));
+        let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["denied", "many-calls", "many-denied"]);
+        // The counted rule keeps the fields its correlations need.
+        let mut kept: Vec<&str> = rules[0].captures.iter().map(|(f, _)| f.as_str()).collect();
+        kept.sort();
+        assert_eq!(kept, ["eventName", "sourceIPAddress"]);
+        // Six denials from one address a minute apart, over three calls,
+        // then one from elsewhere.
+        let mut hits = crate::engine::rules::RuleHits::default();
+        for (i, name) in [
+            "ListUsers",
+            "ListUsers",
+            "ListRoles",
+            "ListRoles",
+            "GetUser",
+            "GetUser",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut v = call(name, json!({}));
+            v["eventTime"] = json!(format!("2026-11-21T03:1{i}:00Z"));
+            v["errorCode"] = json!("AccessDenied");
+            hits.record(&rules, &record(v));
+        }
+        let mut v = call("ListUsers", json!({}));
+        v["sourceIPAddress"] = json!("198.51.100.7");
+        v["errorCode"] = json!("AccessDenied");
+        hits.record(&rules, &record(v));
+        let judging = crate::engine::rules::Judging {
+            rules: &rules,
+            ..Default::default()
+        };
+        let t = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        let found = crate::engine::rules::detect(
+            &hits,
+            t("2026-11-21T00:00:00Z"),
+            t("2026-11-22T00:00:00Z"),
+            &judging,
+        );
+        let of = |name: &str| {
+            found
+                .iter()
+                .filter(|a| a.detector == name)
+                .collect::<Vec<_>>()
+        };
+        let many = of("many-denied");
+        assert_eq!(many.len(), 1, "once per rise: {many:#?}");
+        assert_eq!(many[0].start, t("2026-11-21T03:10:00Z"));
+        assert_eq!(
+            many[0].detected,
+            t("2026-11-21T03:14:00Z"),
+            "the fourth denial, at 03:13"
+        );
+        assert_eq!(many[0].severity, Some(Severity::High));
+        assert_eq!(many[0].attack, ["T1580"]);
+        assert!(many[0].summary.starts_with("Many denied calls from one address: 4 matches of denied within 5 minutes for sourceIPAddress=203.0.113.66; by user/mallory"), "{}", many[0].summary);
+        let calls = of("many-calls");
+        assert_eq!(calls.len(), 1, "{calls:#?}");
+        assert_eq!(calls[0].actual, 3.0);
+        assert!(
+            calls[0].summary.contains("3 distinct eventName"),
+            "{}",
+            calls[0].summary
+        );
+        // Evaluated in two steps (`--follow`), the same findings.
+        let mut steps = crate::engine::rules::detect(
+            &hits,
+            t("2026-11-21T00:00:00Z"),
+            t("2026-11-21T03:13:30Z"),
+            &judging,
+        );
+        steps.extend(crate::engine::rules::detect(
+            &hits,
+            t("2026-11-21T03:13:30Z"),
+            t("2026-11-22T00:00:00Z"),
+            &judging,
+        ));
+        let key = |a: &crate::engine::Anomaly| (a.detector.clone(), a.start, a.detected);
+        let mut once: Vec<_> = found.iter().map(key).collect();
+        let mut twice: Vec<_> = steps.iter().map(key).collect();
+        once.sort();
+        twice.sort();
+        assert_eq!(once, twice);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod aggregate;
 pub mod anomaly;
 pub mod calibration;
 pub mod chance;
+pub mod correlate;
 pub mod early;
 pub mod follow;
 pub mod group;
@@ -363,6 +364,7 @@ impl<'d> Engine<'d> {
                 .novelty
                 .then_some(&self.aggregates.novelty),
             history,
+            rules: &self.options.rules,
         }
     }
 

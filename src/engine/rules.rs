@@ -37,6 +37,10 @@ pub struct RuleHit {
     /// The rule's severity for a principal that makes this call habitually.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub habitual: Option<Severity>,
+    /// The values of the fields a correlation counting this rule groups or
+    /// counts by: (field, value).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub captured: Vec<(String, String)>,
 }
 
 /// The rules' hits so far; mergeable like the other counters.
@@ -67,6 +71,11 @@ impl RuleHits {
                 error: r.error_code().map(str::to_owned),
                 source_ip: r.source_ip_address().map(str::to_owned),
                 attack: rule.attack.clone(),
+                captured: rule
+                    .captures
+                    .iter()
+                    .filter_map(|(f, path)| Some((f.clone(), r.first_text(path)?)))
+                    .collect(),
             });
         }
     }
@@ -89,6 +98,9 @@ pub struct Judging<'a> {
     /// When each account's history starts, and how long it learns: a
     /// principal's habits are known only after.
     pub history: Option<(super::aggregate::History, Duration)>,
+    /// The rules the hits came from: the Sigma correlations among them
+    /// count the others' hits ([`super::correlate`]).
+    pub rules: &'a [Rule],
 }
 
 impl Judging<'_> {
@@ -216,6 +228,7 @@ pub fn detect(
                 attack: first.attack.clone(),
             })
         })
+        .chain(super::correlate::findings(judging.rules, hits, from, to))
         .collect()
 }
 
@@ -309,6 +322,7 @@ mod tests {
             org: org.iter().map(|a| a.to_string()).collect(),
             novelty: Some(&novelty),
             history: None,
+            rules: &rules,
         };
         detect(
             &hits,

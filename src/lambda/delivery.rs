@@ -178,6 +178,7 @@ pub async fn deliver(
                 .collect(),
             novelty: None,
             history: None,
+            rules,
         };
         let mut findings = paging_findings(&hits, p.page_at, &judging);
         let notifications = incident_pages(&mut findings);
