@@ -230,3 +230,50 @@ fn follow_runs_sigma_rules_too() {
         "{finding}"
     );
 }
+
+/// A Sigma correlation written beside the rule it counts, run over the
+/// real detonations: the denied calls of one principal, many within ten
+/// minutes, are one rate finding at the call that reached the count.
+#[test]
+fn a_correlation_counts_its_rule_over_real_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("denied.yml"),
+        concat!(
+            "title: Call denied\nname: call_denied\nlogsource:\n  product: aws\n  service: cloudtrail\n",
+            "detection:\n  sel:\n    errorCode:\n      - AccessDenied\n      - Client.UnauthorizedOperation\n",
+            "  condition: sel\nlevel: informational\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("denied_burst.yml"),
+        concat!(
+            "title: Denied calls in a burst\ncorrelation:\n  type: event_count\n",
+            "  rules: [call_denied]\n  group-by: [userIdentity.arn]\n  timespan: 10m\n",
+            "  condition: {gte: 10}\nlevel: high\ntags: [attack.discovery, attack.t1580]\n"
+        ),
+    )
+    .unwrap();
+    let (found, err) = rule_findings(&["--sigma", dir.path().to_str().unwrap()]);
+    let bursts: Vec<&Value> = found
+        .iter()
+        .filter(|f| f["detector"] == "denied_burst")
+        .collect();
+    assert!(!bursts.is_empty(), "{err}");
+    for b in &bursts {
+        assert_eq!(b["actual"], 10.0, "{b}");
+        // The rule's level, or its incident's when that is higher.
+        assert!(
+            b["severity"] == "high" || b["severity"] == "critical",
+            "{b}"
+        );
+        assert!(
+            b["summary"]
+                .as_str()
+                .unwrap()
+                .starts_with("Denied calls in a burst: 10 matches of call_denied within 10 minutes for userIdentity.arn="),
+            "{b}"
+        );
+    }
+}

@@ -121,7 +121,7 @@ fn finding(
         "{}: {} of {} within {}",
         rule.description,
         c.counted(n),
-        c.rules.join(", "),
+        c.references.join(", "),
         crate::engine::span_text(c.timespan)
     );
     if !group.is_empty() {
