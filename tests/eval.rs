@@ -1,6 +1,7 @@
 //! `make eval`'s floor: on a small profile and a seed nobody tuned on, every
-//! injected incident pages, at most one false page every two days, and the
-//! median page within five minutes. If a change to the engine costs recall,
+//! injected incident pages, no false page, the median page within two
+//! minutes and the worst within ten; each way in's techniques page; the
+//! busy administrator's look-alikes do not. If a change to the engine costs recall,
 //! precision or time, this fails.
 
 use trailwatch::eval::{self, HELD_OUT_SEEDS};
@@ -19,9 +20,11 @@ fn the_small_profile_holds_the_floor_on_a_held_out_seed() {
         "{table}"
     );
     assert_eq!(found, injected, "an incident did not page:\n{table}");
-    assert!(score.false_pages_a_day() <= 0.5, "{table}");
+    assert!(score.false_pages_a_day() <= 0.2, "{table}");
     let median = score.median_latency().expect("something was found");
-    assert!(median <= chrono::Duration::minutes(5), "{table}");
+    assert!(median <= chrono::Duration::minutes(2), "{table}");
+    let worst = *score.latencies().last().unwrap();
+    assert!(worst <= chrono::Duration::minutes(10), "{table}");
 }
 
 /// The catalogue's techniques, by each way in, on a seed nobody tuned on:
