@@ -55,20 +55,20 @@ fn captured(h: &RuleHit, field: &str) -> String {
         .unwrap_or_default()
 }
 
+/// What a window of hits counts: the hits, or their distinct values of the
+/// counted field.
+fn count<'h>(c: &Correlation, hits: impl Iterator<Item = &'h RuleHit>) -> u64 {
+    match &c.distinct {
+        None => hits.count() as u64,
+        Some(f) => hits.map(|h| captured(h, f)).collect::<BTreeSet<_>>().len() as u64,
+    }
+}
+
 /// Each firing: the window's hits, and the hit that made it hold.
 fn fired<'h>(c: &Correlation, list: &[&'h RuleHit]) -> Vec<(Vec<&'h RuleHit>, &'h RuleHit)> {
     let mut window: VecDeque<&RuleHit> = VecDeque::new();
     let mut out = Vec::new();
-    let count = |w: &VecDeque<&RuleHit>| -> u64 {
-        match &c.distinct {
-            None => w.len() as u64,
-            Some(f) => w
-                .iter()
-                .map(|h| captured(h, f))
-                .collect::<BTreeSet<_>>()
-                .len() as u64,
-        }
-    };
+    let count = |w: &VecDeque<&RuleHit>| count(c, w.iter().copied());
     for &h in list {
         while window
             .front()
@@ -92,14 +92,7 @@ fn finding(
     window: &[&RuleHit],
     at: &RuleHit,
 ) -> Anomaly {
-    let n = match &c.distinct {
-        None => window.len() as u64,
-        Some(f) => window
-            .iter()
-            .map(|h| captured(h, f))
-            .collect::<BTreeSet<_>>()
-            .len() as u64,
-    };
+    let n = count(c, window.iter().copied());
     let mut principals: Vec<String> = window.iter().map(|h| h.principal.clone()).collect();
     principals.sort();
     principals.dedup();

@@ -1065,6 +1065,18 @@ mod tests {
         parse_detector(Path::new("lambda-invoke.toml"), text).unwrap()
     }
 
+    /// The lambda detector's findings over `agg`, scored up to `upto`.
+    fn lambda_advance(agg: &Aggregates, upto: i64) -> Vec<Anomaly> {
+        RcfState::default().advance(
+            std::slice::from_ref(&lambda_detector()),
+            agg,
+            &|_| upto,
+            None,
+            10,
+            &|_, _, _| Box::new(Threshold),
+        )
+    }
+
     fn partial_ends(found: &[Anomaly]) -> Vec<String> {
         found
             .iter()
@@ -1076,17 +1088,8 @@ mod tests {
 
     #[test]
     fn a_runaway_pages_in_its_first_minute_and_again_as_it_doubles() {
-        let d = lambda_detector();
         let agg = loop_series(300.0, 12.0);
-        let mut state = RcfState::default();
-        let found = state.advance(
-            std::slice::from_ref(&d),
-            &agg,
-            &|_| 201,
-            None,
-            10,
-            &|_, _, _| Box::new(Threshold),
-        );
+        let found = lambda_advance(&agg, 201);
         // Interval 200 starts at 09:20: 300 by 09:21, 600 by 09:22, 1,200
         // by 09:24, 2,400 by 09:28; its last minute is the whole interval's.
         assert_eq!(partial_ends(&found), ["09:21", "09:22", "09:24", "09:28"]);
@@ -1111,39 +1114,21 @@ mod tests {
 
     #[test]
     fn a_partial_total_within_the_weeks_largest_interval_waits_for_the_interval() {
-        let d = lambda_detector();
         // A burst of 4,000 in one interval earlier this week.
         let agg = loop_series(300.0, 4000.0);
-        let mut state = RcfState::default();
-        let found = state.advance(
-            std::slice::from_ref(&d),
-            &agg,
-            &|_| 201,
-            None,
-            10,
-            &|_, _, _| Box::new(Threshold),
-        );
+        let found = lambda_advance(&agg, 201);
         assert!(partial_ends(&found).is_empty(), "{found:?}");
     }
 
     #[test]
     fn an_open_interval_pages_from_what_has_arrived() {
-        let d = lambda_detector();
         let mut agg = loop_series(300.0, 12.0);
         // Only its first two minutes have arrived.
         let open = agg.detectors[0].series.values_mut().next().unwrap();
         let b = open.get_mut(&200).unwrap();
         b.by_minute.truncate(2);
         b.cell = Cell::Number(600.0);
-        let mut state = RcfState::default();
-        let found = state.advance(
-            std::slice::from_ref(&d),
-            &agg,
-            &|_| 200,
-            None,
-            10,
-            &|_, _, _| Box::new(Threshold),
-        );
+        let found = lambda_advance(&agg, 200);
         assert_eq!(partial_ends(&found), ["09:21", "09:22"]);
         assert!(found.iter().all(|a| a.start < t("1970-01-02T09:30:00Z")));
     }
