@@ -762,7 +762,11 @@ fn the_enricher_publishes_who_did_it_and_what_it_costs() {
     ]);
     let local = ndjson(&o)
         .into_iter()
-        .find(|a| a["detector"] == "ec2-run-instances" && a["start"] == mining["start"])
+        .find(|a| {
+            a["detector"] == "ec2-run-instances"
+                && a["start"] == mining["start"]
+                && a.get("partial").is_none()
+        })
         .unwrap_or_else(|| {
             panic!(
                 "detect found no anomaly at {}: {}",

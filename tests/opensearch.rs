@@ -455,6 +455,7 @@ fn access_follows_the_roles(plugins: &Plugins) {
         incident: None,
         subjects: vec!["arn:aws:iam::1:user/mallory".into()],
         late: false,
+        partial: false,
         detected: "2026-01-02T00:11:00Z".parse().unwrap(),
         severity: Some(trailwatch::engine::Severity::Critical),
         page: None,

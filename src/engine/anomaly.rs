@@ -69,6 +69,10 @@ pub struct Anomaly {
     /// the first (`--follow`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub late: bool,
+    /// An RCF finding from an interval still filling: its end is the
+    /// minute its running total was reached ([`super::early`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
     /// When it could first page: the end of the first window that showed it.
     pub detected: DateTime<Utc>,
     /// How urgent: a rule's own until grouped, then its incident's
@@ -212,6 +216,7 @@ impl Anomaly {
             incident: None,
             subjects: vec![who.into()],
             late: false,
+            partial: false,
             detected: end,
             severity: None,
             page: None,

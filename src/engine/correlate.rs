@@ -147,6 +147,7 @@ fn finding(
         incident: None,
         subjects: principals,
         late: false,
+        partial: false,
         detected: minute + Duration::minutes(1),
         severity: Some(rule.severity),
         page: None,

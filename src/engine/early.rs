@@ -190,18 +190,30 @@ fn history_model(series: &Series, look: &Look) -> CountModel {
 
 /// The partial finding of a crossing, from the interval's RCF finding
 /// (`full`, built over the interval as it stood at the crossing): its span
-/// ends at the crossing, and its summary says so.
+/// ends at the crossing, and its summary says so after the count ("37 in
+/// its first 2 minutes (no whole interval of the past week had more than
+/// 6) against 1.0 expected; by …").
 pub fn finding(mut full: Anomaly, c: &Crossing, d: &Detector) -> Anomaly {
     let minutes = (c.at - full.start).num_minutes();
-    let interval = d.interval.as_secs() / 60;
     full.detected = c.at;
     full.score = 0.0;
-    full.summary = format!(
-        "{}; in the first {minutes} minute{} of its {interval}-minute interval, more than any whole interval of the past week ({})",
-        full.summary,
+    full.partial = true;
+    let what = if d.description.is_empty() {
+        &d.name
+    } else {
+        &d.description
+    };
+    let head = format!("{what}: {} against ", trim_number(c.total));
+    let said = format!(
+        "{what}: {} in its first {minutes} minute{} (no whole interval of the past week had more than {}) against ",
+        trim_number(c.total),
         if minutes == 1 { "" } else { "s" },
         trim_number(c.ceiling),
     );
+    full.summary = match full.summary.strip_prefix(&head) {
+        Some(rest) => format!("{said}{rest}"),
+        None => format!("{said}{}", full.summary),
+    };
     full
 }
 

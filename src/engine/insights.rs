@@ -699,6 +699,7 @@ impl Insight {
             incident: None,
             subjects: who,
             late: false,
+            partial: false,
             detected: self.detected,
             severity: None,
             page: None,

@@ -646,6 +646,7 @@ pub fn detect(
                 incident: None,
                 subjects: vec![principal.clone()],
                 late: false,
+                partial: false,
                 detected: first_seen,
                 severity: None,
                 page: None,

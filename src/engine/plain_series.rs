@@ -204,6 +204,7 @@ pub fn anomalies(
             incident: None,
             subjects: Vec::new(),
             late: false,
+            partial: false,
             detected: p.time + step(p.time),
             severity: None,
             page: None,

@@ -341,7 +341,9 @@ fn score_series(
     factory: &ScorerFactory,
 ) -> Scored {
     let secs = d.interval.as_secs() as i64;
-    let start = state.next;
+    // Empty runs are measured from the series' first interval, wherever
+    // the last advance stopped (in steps as at once).
+    let start = state.first;
     let mut out = Scored {
         intervals: 0,
         anomalies: Vec::new(),
@@ -535,6 +537,7 @@ pub fn rcf_finding(
         incident: None,
         subjects,
         late: false,
+        partial: false,
         detected: span.1,
         severity: None,
         page: None,
@@ -1104,7 +1107,7 @@ mod tests {
             first.grade
         );
         assert!(
-            first.summary.contains("in the first 1 minute of its 10-minute interval, more than any whole interval of the past week (15)"),
+            first.summary.starts_with("lambda-invoke: 300 in its first 1 minute (no whole interval of the past week had more than 15) against 10.0 expected for thumbnailer"),
             "{}",
             first.summary
         );

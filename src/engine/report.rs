@@ -941,6 +941,7 @@ mod tests {
             incident: None,
             subjects: vec!["arn:aws:iam::7:user/carol".into()],
             late: false,
+            partial: false,
             detected: t("2026-01-07T03:20:00Z"),
             severity: None,
             page: None,

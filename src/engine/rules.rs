@@ -108,12 +108,17 @@ impl Judging<'_> {
     /// the same service at least [`HABIT_TIMES`] times before, the first
     /// while its account was learning or a learning period or more earlier
     /// (a deploy role that creates roles and policies every day creating a
-    /// user); or its account is still learning, or there is no history at
-    /// all (the forwarder), when no call can be told from a habit.
+    /// user). While its account is still learning, or with no history at
+    /// all (the forwarder), no call can be told from a habit: a rule below
+    /// high takes its habitual severity, a high or critical one its own.
     fn habitual(&self, h: &RuleHit) -> bool {
-        // With no history (the forwarder), no call can be told from a habit.
+        // With no history (the forwarder), or while the account learns, no
+        // call can be told from a habit: a rule of high severity or more
+        // keeps it (credentials made for another user by a deployment's
+        // first hour are not excused), the others take their habitual one.
+        let unknown = h.severity < Severity::High;
         let Some(novelty) = self.novelty else {
-            return true;
+            return unknown;
         };
         let learning = self.history.as_ref().map_or(Duration::days(1), |(_, l)| *l);
         let learned = self
@@ -121,7 +126,7 @@ impl Judging<'_> {
             .as_ref()
             .map(|(history, l)| history.principal(&h.principal) + *l);
         if learned.is_some_and(|end| h.time < end) {
-            return true;
+            return unknown;
         }
         let Some(p) = novelty.principals.get(&h.principal) else {
             return false;
@@ -221,6 +226,7 @@ pub fn detect(
                 incident: None,
                 subjects: vec![principal.to_owned()],
                 late: false,
+                partial: false,
                 detected: minute + Duration::minutes(1),
                 severity: Some(habit.unwrap_or(first.severity)),
                 page: None,

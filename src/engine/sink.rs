@@ -212,7 +212,8 @@ fn write_table(
             writeln!(
                 out,
                 "  {}  {:kind_width$}  {:det_width$}  {:.2}  {}",
-                a.start.format("%H:%M"),
+                // A partial finding is told by when it was reached.
+                if a.partial { a.end } else { a.start }.format("%H:%M"),
                 a.kind.name(),
                 a.detector,
                 row.grade,
@@ -274,6 +275,7 @@ mod tests {
             incident: None,
             subjects: vec![who.into()],
             late: false,
+            partial: false,
             detected: start + chrono::Duration::minutes(10),
             severity: None,
             page: None,

@@ -252,9 +252,10 @@ mod tests {
         assert_eq!(p[0].data["incident_findings"].as_array().unwrap().len(), 25);
     }
 
-    /// With no history the forwarder cannot tell a habit: a rule with a
-    /// habitual severity pages only at it (an application reading its
-    /// secrets is not paged; administrator access attached, medium, is).
+    /// With no history the forwarder cannot tell a habit: a rule below high
+    /// with a habitual severity pages only at it (an application reading its
+    /// secrets is not paged); a high one keeps its own (administrator access
+    /// attached, or credentials made for another user, page high).
     #[test]
     fn the_forwarder_judges_habit_rules_at_their_habitual_severity() {
         let mut secret = record("GetSecretValue", 10, json!({"secretId": "db"}));
@@ -266,12 +267,24 @@ mod tests {
         );
         user["eventSource"] = json!("iam.amazonaws.com");
         user["userIdentity"]["arn"] = json!("arn:aws:iam::111122223333:user/eve");
-        let found = paging_findings(&hits(&[secret, user]), Severity::Low, &Judging::default());
+        let mut key = record("CreateAccessKey", 12, json!({"userName": "backdoor"}));
+        key["eventSource"] = json!("iam.amazonaws.com");
+        let found = paging_findings(
+            &hits(&[secret, user, key]),
+            Severity::Low,
+            &Judging::default(),
+        );
         let names: Vec<_> = found
             .iter()
             .map(|a| (a.detector.as_str(), a.severity.unwrap()))
             .collect();
-        assert_eq!(names, [("iam-admin-policy-attached", Severity::Medium)]);
+        assert_eq!(
+            names,
+            [
+                ("iam-admin-policy-attached", Severity::High),
+                ("iam-credentials-for-another-user", Severity::High)
+            ]
+        );
     }
 
     #[test]

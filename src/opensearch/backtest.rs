@@ -213,9 +213,12 @@ pub struct Comparison<'a> {
 }
 
 /// Pairs each plugin anomaly with a local one of the same detector and
-/// entity whose interval overlaps it.
+/// entity whose interval overlaps it. The local engine's partial findings
+/// (an interval still filling) have no counterpart in the plugin, which
+/// scores whole intervals: they are left out.
 pub fn compare<'a>(plugin: &'a [PluginAnomaly], local: &'a [Anomaly]) -> Comparison<'a> {
     let mut c = Comparison::default();
+    let local: Vec<&'a Anomaly> = local.iter().filter(|l| !l.partial).collect();
     let mut used = vec![false; local.len()];
     for p in plugin {
         let found = local.iter().enumerate().position(|(i, l)| {
@@ -228,7 +231,7 @@ pub fn compare<'a>(plugin: &'a [PluginAnomaly], local: &'a [Anomaly]) -> Compari
         match found {
             Some(i) => {
                 used[i] = true;
-                c.both.push((p, &local[i]));
+                c.both.push((p, local[i]));
             }
             None => c.plugin_only.push(p),
         }
@@ -237,7 +240,7 @@ pub fn compare<'a>(plugin: &'a [PluginAnomaly], local: &'a [Anomaly]) -> Compari
         .iter()
         .zip(&used)
         .filter(|(_, u)| !**u)
-        .map(|(l, _)| l)
+        .map(|(l, _)| *l)
         .collect();
     c
 }
@@ -290,6 +293,7 @@ mod tests {
                 incident: None,
                 subjects: Vec::new(),
                 late: false,
+                partial: false,
                 detected: start + chrono::Duration::minutes(10),
                 severity: None,
                 page: None,
