@@ -92,8 +92,10 @@ fn empty_standard_input_says_there_were_no_readable_records_and_nothing_else() {
 fn thin_data_says_per_kind_why_nothing_could_be_scored() {
     let o = trailwatch(&["detect", invictus().to_str().unwrap(), "--format", "table"]);
     // Only the rules need no history: the Stratus Red Team detonations in
-    // this hour stop, delete and blind trails, delete flow logs and give
-    // other users credentials, and every one of them pages.
+    // this hour stop, delete and blind trails, delete flow logs, give
+    // other users credentials and read instances' passwords, and every one
+    // of them pages (a high rule keeps its severity while no habit can be
+    // known).
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let out = stdout(&o);
     for rule in [
@@ -102,6 +104,7 @@ fn thin_data_says_per_kind_why_nothing_could_be_scored() {
         "rule  cloudtrail-management-events-dropped",
         "rule  vpc-flow-logs-deleted",
         "rule  iam-credentials-for-another-user",
+        "rule  ec2-password-data-read",
         // The catalogue names the hour's other Stratus techniques.
         "rule  ami-shared-outside",
         "rule  ebs-snapshot-shared-outside",
@@ -110,9 +113,9 @@ fn thin_data_says_per_kind_why_nothing_could_be_scored() {
     ] {
         assert!(out.contains(rule), "{rule} not in {out}");
     }
-    assert!(out.contains("INCIDENT 1  critical (pages)"), "{out}");
+    assert!(out.contains("INCIDENT 2  critical (pages)"), "{out}");
     assert!(
-        out.ends_with("20 anomalies in 2 incidents, all paging.\n"),
+        out.ends_with("49 anomalies in 3 incidents, all paging.\n"),
         "{out}"
     );
     let err = stderr(&o);
