@@ -38,6 +38,11 @@ pub const TUNING_SEEDS: [u64; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
 /// catalogue, never-seen principals and paging from partial intervals).
 pub const HELD_OUT_SEEDS: [u64; 3] = [4001, 4002, 4003];
 
+/// The first simulated day of every run.
+fn sim_start() -> DateTime<Utc> {
+    "2026-03-02T00:00:00Z".parse().expect("a valid time")
+}
+
 /// Days simulated per run.
 pub const DAYS: u32 = 5;
 /// Of the days, the last this many are evaluated; the rest only train.
@@ -243,7 +248,7 @@ pub fn incidents_for(seed: u64, start: DateTime<Utc>) -> Vec<IncidentSpec> {
 
 /// Simulates `profile` with `seed` into `dir`, detects, and scores.
 pub fn run(profile: &Profile, seed: u64, dir: &Path) -> std::io::Result<Score> {
-    let start: DateTime<Utc> = "2026-03-02T00:00:00Z".parse().expect("a valid time");
+    let start = sim_start();
     let config = SimConfig {
         out: dir.to_path_buf(),
         start,
@@ -289,7 +294,7 @@ pub const WAYS_IN: [Profile; 2] = [
 /// Every technique of the [`technique::CATALOGUE`] by `way`, one after another at
 /// seed-chosen times through the evaluated days, in the small organisation.
 pub fn run_techniques(way: WayIn, seed: u64, dir: &Path) -> std::io::Result<Score> {
-    let start: DateTime<Utc> = "2026-03-02T00:00:00Z".parse().expect("a valid time");
+    let start = sim_start();
     let first = start + Duration::days((DAYS - EVALUATED_DAYS) as i64);
     let last = start + Duration::days(DAYS as i64) - Duration::minutes(30);
     let attacks = technique::every_technique(way, seed, first, last);

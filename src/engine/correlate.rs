@@ -12,7 +12,7 @@ use crate::context::short_arn;
 use crate::detector::correlation::Correlation;
 use crate::detector::Rule;
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// The findings of every correlation among `rules` whose firing hit lies in
 /// `[from, to)` (hits a timespan before `from` fill its windows).
@@ -36,9 +36,9 @@ pub fn findings(
         }
         for (key, mut list) in groups {
             list.sort_by_key(|h| h.time);
-            for (window, at) in fired(c, &list) {
+            for (window, at, n) in fired(c, &list) {
                 if at.time >= from {
-                    out.push(finding(rule, c, &key, &window, at));
+                    out.push(finding(rule, c, &key, (&window, at, n)));
                 }
             }
         }
@@ -55,44 +55,77 @@ fn captured(h: &RuleHit, field: &str) -> String {
         .unwrap_or_default()
 }
 
-/// What a window of hits counts: the hits, or their distinct values of the
-/// counted field.
-fn count<'h>(c: &Correlation, hits: impl Iterator<Item = &'h RuleHit>) -> u64 {
-    match &c.distinct {
-        None => hits.count() as u64,
-        Some(f) => hits.map(|h| captured(h, f)).collect::<BTreeSet<_>>().len() as u64,
+/// A sliding window of hits and what it counts, kept as hits come and go:
+/// the hits, or how many of them hold each value of the counted field.
+struct Window<'h, 'c> {
+    c: &'c Correlation,
+    hits: VecDeque<&'h RuleHit>,
+    values: HashMap<String, usize>,
+}
+
+impl<'h> Window<'h, '_> {
+    fn count(&self) -> u64 {
+        match self.c.distinct {
+            None => self.hits.len() as u64,
+            Some(_) => self.values.len() as u64,
+        }
+    }
+
+    fn push(&mut self, h: &'h RuleHit) {
+        if let Some(f) = &self.c.distinct {
+            *self.values.entry(captured(h, f)).or_default() += 1;
+        }
+        self.hits.push_back(h);
+    }
+
+    /// Lets go of the hits a timespan or more before `now`.
+    fn slide(&mut self, now: DateTime<Utc>) {
+        while let Some(first) = self.hits.front().copied() {
+            if first.time > now - self.c.timespan {
+                break;
+            }
+            self.hits.pop_front();
+            if let Some(f) = &self.c.distinct {
+                let v = captured(first, f);
+                if let Some(n) = self.values.get_mut(&v) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.values.remove(&v);
+                    }
+                }
+            }
+        }
     }
 }
 
-/// Each firing: the window's hits, and the hit that made it hold.
-fn fired<'h>(c: &Correlation, list: &[&'h RuleHit]) -> Vec<(Vec<&'h RuleHit>, &'h RuleHit)> {
-    let mut window: VecDeque<&RuleHit> = VecDeque::new();
+/// Each firing: the window's hits, the hit that made it hold, and its count.
+fn fired<'h>(c: &Correlation, list: &[&'h RuleHit]) -> Vec<(Vec<&'h RuleHit>, &'h RuleHit, u64)> {
+    let mut window = Window {
+        c,
+        hits: VecDeque::new(),
+        values: HashMap::new(),
+    };
     let mut out = Vec::new();
-    let count = |w: &VecDeque<&RuleHit>| count(c, w.iter().copied());
     for &h in list {
-        while window
-            .front()
-            .is_some_and(|first| first.time <= h.time - c.timespan)
-        {
-            window.pop_front();
-        }
-        let before = c.holds(count(&window));
-        window.push_back(h);
-        if c.holds(count(&window)) && !before {
-            out.push((window.iter().copied().collect(), h));
+        window.slide(h.time);
+        let before = c.holds(window.count());
+        window.push(h);
+        let n = window.count();
+        if c.holds(n) && !before {
+            out.push((window.hits.iter().copied().collect(), h, n));
         }
     }
     out
 }
 
+/// The finding of one firing: its window's hits, the hit that made it
+/// hold, and the count it reached.
 fn finding(
     rule: &Rule,
     c: &Correlation,
     key: &[String],
-    window: &[&RuleHit],
-    at: &RuleHit,
+    (window, at, n): (&[&RuleHit], &RuleHit, u64),
 ) -> Anomaly {
-    let n = count(c, window.iter().copied());
     let mut principals: Vec<String> = window.iter().map(|h| h.principal.clone()).collect();
     principals.sort();
     principals.dedup();

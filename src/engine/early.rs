@@ -69,27 +69,31 @@ pub struct Ceiling {
 }
 
 impl Ceiling {
-    /// Records interval `bucket`'s whole value.
+    /// Records interval `bucket`'s whole value (intervals in order), and
+    /// lets go of those the next interval's week no longer holds.
     pub fn push(&mut self, bucket: i64, value: f64) {
         while self.queue.back().is_some_and(|&(_, v)| v <= value) {
             self.queue.pop_back();
         }
         self.queue.push_back((bucket, value));
-    }
-
-    /// The largest value of the intervals in `[bucket - HISTORY, bucket)`
-    /// (0 when none was recorded).
-    pub fn before(&mut self, bucket: i64) -> f64 {
         while self
             .queue
             .front()
-            .is_some_and(|&(b, _)| b < bucket - HISTORY)
+            .is_some_and(|&(b, _)| b < bucket + 1 - HISTORY)
         {
             self.queue.pop_front();
         }
+    }
+
+    /// The largest value of the intervals recorded in
+    /// `[bucket - HISTORY, bucket)` (0 when none was). It changes nothing,
+    /// so a look at an interval still open (`--follow`) leaves the next
+    /// interval's week whole.
+    pub fn before(&self, bucket: i64) -> f64 {
+        // Values fall along the queue: the first in the window is its largest.
         self.queue
             .iter()
-            .find(|(b, _)| *b < bucket)
+            .find(|(b, _)| *b >= bucket - HISTORY && *b < bucket)
             .map_or(0.0, |&(_, v)| v)
     }
 }

@@ -70,27 +70,36 @@ fn newcomers_taking_control(
     like_it as f64 / days
 }
 
-/// Whether `seen` (principal `who`, first seen at `first`) called from a
-/// public network that no other principal of the organisation used before
+/// The `network …` features of `seen` that are public networks.
+fn public_networks(seen: &PrincipalSeen) -> Vec<&String> {
+    seen.features
+        .keys()
+        .filter(|f| {
+            f.strip_prefix("network ")
+                .is_some_and(severity::public_address)
+        })
+        .collect()
+}
+
+/// Whether one of `networks` (features of principal `who`, first seen at
+/// `first`) is one no other principal of the organisation used before
 /// `first`: an intruder's own network. The new roles a CI pipeline mints
 /// call from the pipeline's network, which the organisation knows.
 fn networks_new_to_organisation(
     counts: &NoveltyCounts,
     who: &str,
-    seen: &PrincipalSeen,
+    networks: &[&String],
     first: DateTime<Utc>,
 ) -> bool {
-    seen.features.keys().any(|f| {
-        f.strip_prefix("network ")
-            .is_some_and(severity::public_address)
-            && !counts.principals.iter().any(|(other, theirs)| {
-                other != who
-                    && theirs
-                        .features
-                        .get(f)
-                        .and_then(|s| s.times.first())
-                        .is_some_and(|t| *t < first)
-            })
+    networks.iter().any(|f| {
+        !counts.principals.iter().any(|(other, theirs)| {
+            other != who
+                && theirs
+                    .features
+                    .get(f.as_str())
+                    .and_then(|s| s.times.first())
+                    .is_some_and(|t| *t < first)
+        })
     })
 }
 
@@ -573,22 +582,24 @@ pub fn detect(
             if grade < options.min_grade && !first_time_sensitive && controls.is_empty() {
                 continue;
             }
-            let never_seen = newcomer.map(|first| NeverSeen {
-                first_seen: first,
-                like_it_per_day: round4(newcomers_taking_control(
-                    counts,
-                    &history,
-                    options.learning,
-                    first_event,
-                    first,
-                    principal,
-                )),
-                controls,
-                public: seen.features.keys().any(|f| {
-                    f.strip_prefix("network ")
-                        .is_some_and(severity::public_address)
-                }),
-                strange_network: networks_new_to_organisation(counts, principal, seen, first),
+            let never_seen = newcomer.map(|first| {
+                let public = public_networks(seen);
+                NeverSeen {
+                    first_seen: first,
+                    like_it_per_day: round4(newcomers_taking_control(
+                        counts,
+                        &history,
+                        options.learning,
+                        first_event,
+                        first,
+                        principal,
+                    )),
+                    controls,
+                    public: !public.is_empty(),
+                    strange_network: networks_new_to_organisation(
+                        counts, principal, &public, first,
+                    ),
+                }
             });
             // It could page at the end of the minute of its first finding.
             let first_seen = list.iter().map(|f| f.at).min().map_or(start, |at| {

@@ -351,7 +351,7 @@ fn score_series(
     };
     let value_at = |b: i64| series.get(&b).map_or(0.0, |x| x.cell.value());
     let mut found: BTreeMap<i64, Anomaly> = BTreeMap::new();
-    let early = early::watches(d);
+    let looks_early = early::watches(d);
     while state.next < upto && !state.set_aside {
         let bucket = state.next;
         if let Some(next) = skip_from(series, live, bucket, start, upto) {
@@ -360,8 +360,10 @@ fn score_series(
         }
         state.next += 1;
         out.intervals += 1;
-        let early = early.then(|| partial_findings(d, entity, series, state, bucket, budget));
-        out.anomalies.extend(early.into_iter().flatten());
+        if looks_early {
+            out.anomalies
+                .extend(partial_findings(d, entity, series, state, bucket, budget));
+        }
         state.ceiling.push(bucket, value_at(bucket));
         let s = match state.scorer.update(value_at(bucket)) {
             Ok(s) => s,
@@ -420,7 +422,7 @@ fn score_series(
     }
     // Intervals still open (`--follow`): what has arrived of them may
     // already page.
-    if early && !state.set_aside {
+    if looks_early && !state.set_aside {
         let open: Vec<i64> = series.range(state.next..).map(|(b, _)| *b).collect();
         for bucket in open {
             out.anomalies
@@ -450,7 +452,7 @@ fn partial_findings(
     d: &Detector,
     entity: &Entity,
     series: &Series,
-    state: &mut SeriesState,
+    state: &SeriesState,
     bucket: i64,
     budget: Budget,
 ) -> Vec<Anomaly> {
