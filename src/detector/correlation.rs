@@ -3,7 +3,8 @@
 //! `value_count` (at least N distinct values of a field among them). A
 //! correlation is a [`Rule`] that matches no record itself; the engine
 //! counts the hits of the rules it names ([`crate::engine::rules`]), which
-//! keep the fields it groups and counts by.
+//! keep the fields it groups and counts by, and make no findings of their
+//! own unless a correlation says `generate: true`.
 //!
 //! What the crate parses and trailwatch does not evaluate is refused with
 //! why, naming the file and key: temporal correlations, the other value
@@ -31,6 +32,9 @@ pub struct Correlation {
     pub distinct: Option<String>,
     /// Each must hold: (at least, or more than) this many.
     pub condition: Vec<(Bound, u64)>,
+    /// Sigma's `generate`: the rules it counts make findings of their own
+    /// too. By default (false) only the correlation does.
+    pub generate: bool,
 }
 
 /// How a count compares with a condition's number.
@@ -130,6 +134,7 @@ pub fn to_rule(path: &Path, name: String, c: &CorrelationRule) -> Result<Rule, (
         timespan: chrono::Duration::seconds(c.timespan.seconds as i64),
         distinct,
         condition,
+        generate: c.generate,
     };
     Ok(Rule {
         name,
@@ -142,13 +147,16 @@ pub fn to_rule(path: &Path, name: String, c: &CorrelationRule) -> Result<Rule, (
         sigma: None,
         correlation: Some(Arc::new(correlation)),
         captures: Vec::new(),
+        counted_only: false,
         source: path.to_path_buf(),
     })
 }
 
 /// Resolves each correlation among `rules` against the rules it names (by
 /// Sigma name, id or our name) and makes those keep the fields it needs.
-/// A correlation naming a rule not among them is taken out, with why.
+/// A rule named only by correlations that do not `generate` it is counted
+/// only: it makes no finding of its own. A correlation naming a rule not
+/// among them is taken out, with why.
 pub fn link(rules: &mut Vec<Rule>) -> Vec<(std::path::PathBuf, String)> {
     let mut problems = Vec::new();
     let mut resolved: Vec<(usize, Vec<usize>)> = Vec::new();
@@ -177,6 +185,10 @@ pub fn link(rules: &mut Vec<Rule>) -> Vec<(std::path::PathBuf, String)> {
             ));
         }
     }
+    let rules_generate: Vec<Option<bool>> = rules
+        .iter()
+        .map(|r| r.correlation.as_ref().map(|c| c.generate))
+        .collect();
     let keep: Vec<bool> = (0..rules.len())
         .map(|i| rules[i].correlation.is_none() || resolved.iter().any(|(c, _)| *c == i))
         .collect();
@@ -199,6 +211,14 @@ pub fn link(rules: &mut Vec<Rule>) -> Vec<(std::path::PathBuf, String)> {
         if let Some(x) = rules[*c].correlation.as_mut() {
             Arc::make_mut(x).rules = names;
         }
+    }
+    for (j, rule) in rules.iter_mut().enumerate() {
+        let counting: Vec<bool> = resolved
+            .iter()
+            .filter(|(_, found)| found.contains(&j))
+            .filter_map(|(c, _)| Some(rules_generate[*c]?))
+            .collect();
+        rule.counted_only = !counting.is_empty() && counting.iter().all(|g| !g);
     }
     let mut i = 0;
     rules.retain(|_| {

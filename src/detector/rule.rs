@@ -60,6 +60,9 @@ pub struct Rule {
     /// Fields a correlation counting this rule groups or counts by, kept
     /// with each hit (field as written, parsed).
     pub captures: Vec<(String, FieldPath)>,
+    /// Named only by Sigma correlations that do not `generate` it: its hits
+    /// feed them and make no finding of their own.
+    pub counted_only: bool,
     /// The file it came from.
     pub source: PathBuf,
 }
@@ -323,6 +326,7 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule, DetectorError> {
             sigma: None,
             correlation: None,
             captures: Vec::new(),
+            counted_only: false,
             source: path.to_path_buf(),
         })
     } else {

@@ -217,6 +217,7 @@ fn to_rule(path: &Path, name: String, rule: &SigmaRule) -> Result<Rule, (String,
         })),
         correlation: None,
         captures: Vec::new(),
+        counted_only: false,
         source: path.to_path_buf(),
     })
 }
@@ -484,7 +485,7 @@ level: high
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("denied.yml"),
-            "title: Access denied\nname: denied\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    errorCode: AccessDenied\n  condition: sel\nlevel: low\n",
+            "title: Access denied\nname: denied\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    errorCode: AccessDenied\n  condition: sel\nlevel: high\n",
         )
         .unwrap();
         std::fs::write(
@@ -595,6 +596,30 @@ level: high
         once.sort();
         twice.sort();
         assert_eq!(once, twice);
+        // Sigma's `generate` is false unless said: the rule they count
+        // makes no finding of its own. One correlation that generates it
+        // is enough for it to make them.
+        assert!(rules[0].counted_only);
+        assert!(of("denied").is_empty(), "{:#?}", of("denied"));
+        std::fs::write(
+            dir.path().join("loud.yml"),
+            "title: Loud\ncorrelation:\n  type: event_count\n  rules: [denied]\n  timespan: 5m\n  condition: {gte: 50}\ngenerate: true\n",
+        )
+        .unwrap();
+        let (rules, _) = load_sigma(dir.path()).unwrap();
+        let denied = rules.iter().find(|r| r.name == "denied").unwrap();
+        assert!(!denied.counted_only);
+        let judging = crate::engine::rules::Judging {
+            rules: &rules,
+            ..Default::default()
+        };
+        let found = crate::engine::rules::detect(
+            &hits,
+            t("2026-11-21T00:00:00Z"),
+            t("2026-11-22T00:00:00Z"),
+            &judging,
+        );
+        assert_eq!(found.iter().filter(|a| a.detector == "denied").count(), 6);
     }
 
     #[test]

@@ -161,11 +161,19 @@ pub fn detect(
     let mut groups: BTreeMap<FindingKey<'_>, Vec<&RuleHit>> = BTreeMap::new();
     let outside =
         |h: &&RuleHit| h.accounts.is_empty() || h.accounts.iter().any(|a| !judging.org.contains(a));
+    // Rules only correlations count (Sigma's `generate: false`).
+    let counted_only: std::collections::HashSet<&str> = judging
+        .rules
+        .iter()
+        .filter(|r| r.counted_only)
+        .map(|r| r.name.as_str())
+        .collect();
     for h in hits
         .hits
         .iter()
         .filter(|h| h.time >= from && h.time < to)
         .filter(outside)
+        .filter(|h| !counted_only.contains(h.rule.as_str()))
     {
         let minute = h
             .time
