@@ -30,13 +30,13 @@ fn the_shipped_detectors_are_valid_and_cover_the_required_cases() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
         stdout(&o).trim(),
-        "The 7 built-in detectors are valid, and the 42 built-in rules."
+        "The 7 built-in detectors are valid, and the 44 built-in rules."
     );
     let o = trailwatch(&["detectors", "validate", "detectors"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
         stdout(&o).trim(),
-        "7 detector(s) from detectors are valid, and 42 rule(s) from detectors/rules."
+        "7 detector(s) from detectors are valid, and 44 rule(s) from detectors/rules."
     );
     let o = trailwatch(&["detectors", "list"]);
     assert!(

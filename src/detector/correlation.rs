@@ -148,6 +148,7 @@ pub fn to_rule(path: &Path, name: String, c: &CorrelationRule) -> Result<Rule, (
         correlation: Some(Arc::new(correlation)),
         captures: Vec::new(),
         counted_only: false,
+        new: None,
         source: path.to_path_buf(),
     })
 }

@@ -20,7 +20,7 @@ pub use model::{
     ValueSpec,
 };
 pub use parse::{load_dir, parse_detector, DetectorError, Problem};
-pub use rule::{load_rules, parse_rule, valid_technique, Match, Rule};
+pub use rule::{load_rules, parse_rule, valid_technique, Match, NewValue, Rule, Scope, Valued};
 pub use set::{DetectorSet, SetError, Source};
 pub use shipped::{shipped, shipped_rules};
 pub use sigma::{load_sigma, parse_sigma};

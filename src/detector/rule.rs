@@ -21,6 +21,14 @@
 //!
 //! A rule declares its `severity` (a floor for its incident) and may name
 //! the field that says what it touched (`target`).
+//!
+//! A `[new]` table makes a rule judge history: a match counts only when its
+//! `value` (a field, or `"network"`: the caller's /24 or /48) is new to its
+//! scope `per`: `"account"` (never seen in the account, once the account
+//! has learned: an instance type it never ran), or a field (a value other
+//! than the scope's first while the first is still in use: an instance's
+//! session used from a second network while the instance still calls from
+//! its own). Only the first and last match of each value are kept.
 
 use super::parse::{filter_keys, name_problem, read_table, Keys, Problem};
 use super::sigma::SigmaMatch;
@@ -63,8 +71,102 @@ pub struct Rule {
     /// Named only by Sigma correlations that do not `generate` it: its hits
     /// feed them and make no finding of their own.
     pub counted_only: bool,
+    /// `[new]`: a match counts only when its value is new to its scope.
+    pub new: Option<NewValue>,
     /// The file it came from.
     pub source: PathBuf,
+}
+
+/// A rule's `[new]` table: what must be new, and to what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewValue {
+    pub value: Valued,
+    pub per: Scope,
+}
+
+/// What a `[new]` rule looks at.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Valued {
+    /// The caller's network ([`crate::engine::novelty::network_of`]).
+    Network,
+    Field(FieldPath),
+}
+
+/// What a `[new]` rule's value must be new to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scope {
+    /// The account (`recipientAccountId`), once it has learned.
+    Account,
+    /// Each value of a field: new when the scope had another value first.
+    Field(FieldPath),
+}
+
+impl NewValue {
+    /// The (scope, value) of a record, when it has both.
+    pub fn of(&self, r: &Record) -> Option<(String, String)> {
+        let value = match &self.value {
+            Valued::Network => crate::engine::novelty::network_of(r.source_ip_address()?)?,
+            Valued::Field(f) => r.first_text(f)?,
+        };
+        let scope = match &self.per {
+            Scope::Account => r.recipient_account_id()?.to_owned(),
+            Scope::Field(f) => r.first_text(f)?,
+        };
+        Some((scope, value))
+    }
+
+    fn field_paths(&self) -> impl Iterator<Item = &FieldPath> {
+        let value = match &self.value {
+            Valued::Field(f) => Some(f),
+            Valued::Network => None,
+        };
+        let per = match &self.per {
+            Scope::Field(f) => Some(f),
+            Scope::Account => None,
+        };
+        value.into_iter().chain(per)
+    }
+}
+
+/// Parses a rule's `[new]` table.
+fn parse_new(table: &Table, problems: &mut Vec<Problem>) -> Option<NewValue> {
+    let mut k = Keys::new(table, "new.", problems);
+    let value = k.string("value");
+    let per = k.string("per");
+    let field = |k: &mut Keys<'_, '_>, key: &str, text: &str| match FieldPath::parse(text) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            k.problem(key, e);
+            None
+        }
+    };
+    let value = match value.as_deref() {
+        None => {
+            k.problem(
+                "value",
+                "missing; \"network\" or a field, like \"requestParameters.instanceType\"".into(),
+            );
+            None
+        }
+        Some("network") => Some(Valued::Network),
+        Some(f) => field(&mut k, "value", f).map(Valued::Field),
+    };
+    let per = match per.as_deref() {
+        None => {
+            k.problem(
+                "per",
+                "missing; \"account\" or a field, like \"userIdentity.accessKeyId\"".into(),
+            );
+            None
+        }
+        Some("account") => Some(Scope::Account),
+        Some(f) => field(&mut k, "per", f).map(Scope::Field),
+    };
+    k.finish();
+    Some(NewValue {
+        value: value?,
+        per: per?,
+    })
 }
 
 /// Whether `id` is an ATT&CK technique id: `T` and four digits, and a
@@ -210,6 +312,7 @@ impl Rule {
     pub fn field_paths(&self) -> Vec<&FieldPath> {
         let mut out: Vec<&FieldPath> = self.target.iter().collect();
         out.extend(self.captures.iter().map(|(_, p)| p));
+        out.extend(self.new.iter().flat_map(NewValue::field_paths));
         if let Some(sigma) = &self.sigma {
             out.extend(sigma.field_paths());
         }
@@ -247,6 +350,7 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule, DetectorError> {
     let attack = top.string_list("attack").unwrap_or_default();
     let habitual = top.string("habitual");
     let blocks = top.take("match");
+    let new = top.take("new");
     top.finish();
     problems.extend(name_problem(&name));
     let description = description.unwrap_or_else(|| {
@@ -296,6 +400,17 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule, DetectorError> {
             ),
         });
     }
+    let new = match new {
+        None => None,
+        Some(toml::Value::Table(t)) => parse_new(&t, &mut problems),
+        Some(other) => {
+            problems.push(Problem {
+                key: "new".into(),
+                message: format!("expected a table ([new]), found {}", other.type_str()),
+            });
+            None
+        }
+    };
     let mut matches = Vec::new();
     match blocks {
         Some(toml::Value::Array(list)) if !list.is_empty() => {
@@ -327,6 +442,7 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule, DetectorError> {
             correlation: None,
             captures: Vec::new(),
             counted_only: false,
+            new,
             source: path.to_path_buf(),
         })
     } else {
@@ -410,6 +526,39 @@ mod tests {
         assert!(e.contains("severity: \"urgent\" is not one of"), "{e}");
         assert!(e.contains("match[0].event_name: unknown key"), "{e}");
         assert!(e.contains("match[1]: matches every record"), "{e}");
+    }
+
+    #[test]
+    fn a_new_table_names_its_value_and_scope() {
+        let head = "description = \"d\"\nseverity = \"high\"\n[[match]]\nevent_names = [\"RunInstances\"]\n";
+        let e = parse(&format!("{head}[new]\nvalue = \"network\"\nwhen = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("new.per: missing; \"account\" or a field"),
+            "{e}"
+        );
+        assert!(e.contains("new.when: unknown key"), "{e}");
+        let e = parse(&format!("new = 3\n{head}")).unwrap_err().to_string();
+        assert!(
+            e.contains("new: expected a table ([new]), found integer"),
+            "{e}"
+        );
+        let rule = parse(&format!(
+            "{head}[new]\nvalue = \"requestParameters.instanceType\"\nper = \"account\"\n"
+        ))
+        .unwrap();
+        let new = rule.new.unwrap();
+        assert_eq!(new.per, Scope::Account);
+        let r = record(
+            serde_json::json!({"eventTime": "2026-01-01T00:00:00Z", "eventSource": "ec2.amazonaws.com",
+            "eventName": "RunInstances", "recipientAccountId": "111122223333",
+            "requestParameters": {"instanceType": "p4d.24xlarge"}}),
+        );
+        assert_eq!(
+            new.of(&r),
+            Some(("111122223333".to_owned(), "p4d.24xlarge".to_owned()))
+        );
     }
 
     #[test]

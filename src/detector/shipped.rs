@@ -35,7 +35,7 @@ const FILES: [(&str, &str); 7] = [
     ),
 ];
 
-const RULE_FILES: [(&str, &str); 42] = [
+const RULE_FILES: [(&str, &str); 44] = [
     (
         "ami-made-public.toml",
         include_str!("../../detectors/rules/ami-made-public.toml"),
@@ -83,6 +83,14 @@ const RULE_FILES: [(&str, &str); 42] = [
     (
         "ebs-snapshot-shared-outside.toml",
         include_str!("../../detectors/rules/ebs-snapshot-shared-outside.toml"),
+    ),
+    (
+        "ec2-instance-credentials-used-outside.toml",
+        include_str!("../../detectors/rules/ec2-instance-credentials-used-outside.toml"),
+    ),
+    (
+        "ec2-instance-type-never-run.toml",
+        include_str!("../../detectors/rules/ec2-instance-type-never-run.toml"),
     ),
     (
         "ec2-password-data-read.toml",

@@ -218,6 +218,7 @@ fn to_rule(path: &Path, name: String, rule: &SigmaRule) -> Result<Rule, (String,
         correlation: None,
         captures: Vec::new(),
         counted_only: false,
+        new: None,
         source: path.to_path_buf(),
     })
 }

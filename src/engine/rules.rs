@@ -6,7 +6,7 @@
 use super::anomaly::{Anomaly, AnomalyKind, Severity};
 use crate::cloudtrail::Record;
 use crate::context::short_arn;
-use crate::detector::Rule;
+use crate::detector::{Rule, Scope};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -41,12 +41,38 @@ pub struct RuleHit {
     /// counts by: (field, value).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub captured: Vec<(String, String)>,
+    /// A `[new]` rule's hit: the value, new to what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<NewHit>,
+}
+
+/// What a `[new]` rule's hit was new to ([`crate::detector::NewValue`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewHit {
+    /// The account, or the scope field's value.
+    pub scope: String,
+    pub value: String,
+    /// New to the account once it learned (not: after the scope's first).
+    pub per_account: bool,
 }
 
 /// The rules' hits so far; mergeable like the other counters.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RuleHits {
     pub hits: Vec<RuleHit>,
+    /// `[new]` rules' first hit of each value in each scope, by
+    /// rule, scope and value: bounded by the values, not the calls.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub firsts: BTreeMap<(String, String, String), RuleHit>,
+    /// And when each was last seen.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lasts: BTreeMap<(String, String, String), DateTime<Utc>>,
+}
+
+/// Whether `a` came before `b` (by time, then its other fields: merged in
+/// any order, the same hit is kept).
+fn earlier(a: &RuleHit, b: &RuleHit) -> bool {
+    (a.time, &a.principal, &a.source_ip, &a.event) < (b.time, &b.principal, &b.source_ip, &b.event)
 }
 
 impl RuleHits {
@@ -56,7 +82,18 @@ impl RuleHits {
             let Some(accounts) = rule.hit(r) else {
                 continue;
             };
-            self.hits.push(RuleHit {
+            let new = match &rule.new {
+                None => None,
+                Some(n) => match n.of(r) {
+                    Some((scope, value)) => Some(NewHit {
+                        scope,
+                        value,
+                        per_account: n.per == Scope::Account,
+                    }),
+                    None => continue,
+                },
+            };
+            let hit = RuleHit {
                 accounts,
                 habitual: rule.habitual,
                 rule: rule.name.clone(),
@@ -76,12 +113,75 @@ impl RuleHits {
                     .iter()
                     .filter_map(|(f, path)| Some((f.clone(), r.first_text(path)?)))
                     .collect(),
-            });
+                new,
+            };
+            match &hit.new {
+                None => self.hits.push(hit),
+                Some(n) => self.keep_first(
+                    hit.clone(),
+                    (rule.name.clone(), n.scope.clone(), n.value.clone()),
+                ),
+            }
+        }
+    }
+
+    fn keep_first(&mut self, hit: RuleHit, key: (String, String, String)) {
+        let last = self.lasts.entry(key.clone()).or_insert(hit.time);
+        *last = (*last).max(hit.time);
+        match self.firsts.get(&key) {
+            Some(kept) if !earlier(&hit, kept) => {}
+            _ => {
+                self.firsts.insert(key, hit);
+            }
         }
     }
 
     pub fn merge(&mut self, other: RuleHits) {
         self.hits.extend(other.hits);
+        for (key, hit) in other.firsts {
+            self.keep_first(hit, key);
+        }
+        for (key, t) in other.lasts {
+            let last = self.lasts.entry(key).or_insert(t);
+            *last = (*last).max(t);
+        }
+    }
+
+    /// The `[new]` rules' first hits that are new to their scope: to an
+    /// account once it learned (`learned_at`; none without it), or to a
+    /// scope whose first value was still in use after (seen again later:
+    /// a second network while the instance still calls from its own, not
+    /// an address changed by a stop and start); with that first value.
+    fn new_hits<'h>(
+        &'h self,
+        learned_at: impl Fn(&str) -> Option<DateTime<Utc>>,
+    ) -> Vec<(&'h RuleHit, Option<&'h str>)> {
+        // Each (rule, scope)'s first value.
+        let mut first: BTreeMap<(&str, &str), &RuleHit> = BTreeMap::new();
+        for ((rule, scope, _), hit) in &self.firsts {
+            let e = first.entry((rule.as_str(), scope.as_str())).or_insert(hit);
+            if earlier(hit, e) {
+                *e = hit;
+            }
+        }
+        self.firsts
+            .iter()
+            .filter_map(|((rule, scope, _), hit)| {
+                let n = hit.new.as_ref()?;
+                if n.per_account {
+                    let learned = learned_at(scope)?;
+                    return (hit.time >= learned).then_some((hit, None));
+                }
+                let before = first.get(&(rule.as_str(), scope.as_str()))?;
+                let was = before.new.as_ref()?;
+                let still_used = self
+                    .lasts
+                    .get(&(rule.clone(), scope.clone(), was.value.clone()))
+                    .is_some_and(|last| *last > hit.time);
+                (!std::ptr::eq(*before, hit) && still_used)
+                    .then_some((hit, Some(was.value.as_str())))
+            })
+            .collect()
     }
 }
 
@@ -158,9 +258,9 @@ pub fn detect(
     judging: &Judging<'_>,
 ) -> Vec<Anomaly> {
     // In a stable order.
-    let mut groups: BTreeMap<FindingKey<'_>, Vec<&RuleHit>> = BTreeMap::new();
+    let mut groups: BTreeMap<FindingKey<'_>, Vec<(&RuleHit, Option<&str>)>> = BTreeMap::new();
     let outside =
-        |h: &&RuleHit| h.accounts.is_empty() || h.accounts.iter().any(|a| !judging.org.contains(a));
+        |h: &RuleHit| h.accounts.is_empty() || h.accounts.iter().any(|a| !judging.org.contains(a));
     // Rules only correlations count (Sigma's `generate: false`).
     let counted_only: std::collections::HashSet<&str> = judging
         .rules
@@ -168,12 +268,20 @@ pub fn detect(
         .filter(|r| r.counted_only)
         .map(|r| r.name.as_str())
         .collect();
-    for h in hits
+    let learned_at = |account: &str| {
+        let (history, learning) = judging.history.as_ref()?;
+        Some(history.account(account) + *learning)
+    };
+    // A `[new]` rule's hit says what was there first.
+    let new = hits.new_hits(learned_at);
+    for (h, first) in hits
         .hits
         .iter()
-        .filter(|h| h.time >= from && h.time < to)
-        .filter(outside)
-        .filter(|h| !counted_only.contains(h.rule.as_str()))
+        .map(|h| (h, None))
+        .chain(new)
+        .filter(|(h, _)| h.time >= from && h.time < to)
+        .filter(|(h, _)| outside(h))
+        .filter(|(h, _)| !counted_only.contains(h.rule.as_str()))
     {
         let minute = h
             .time
@@ -182,12 +290,13 @@ pub fn detect(
         groups
             .entry((minute, &h.rule, &h.principal, h.target.as_deref()))
             .or_default()
-            .push(h);
+            .push((h, first));
     }
     groups
         .into_iter()
         .filter_map(|((minute, rule, principal, target), list)| {
-            let first = list[0];
+            let (first, was) = list[0];
+            let list: Vec<&RuleHit> = list.iter().map(|(h, _)| *h).collect();
             // The principal's habit: reported at the rule's habitual
             // severity, or not at all when that is low (its job).
             let habit = first.habitual.filter(|_| judging.habitual(first));
@@ -214,6 +323,21 @@ pub fn detect(
             }
             if list.len() > 1 {
                 summary.push_str(&format!(" ({} times)", list.len()));
+            }
+            if let Some(n) = &first.new {
+                match was {
+                    Some(was) => {
+                        let scope = if n.scope == principal { "it" } else { &n.scope };
+                        summary.push_str(&format!(
+                            "; {scope} was first used from {was}, now from {}",
+                            n.value
+                        ))
+                    }
+                    None => summary.push_str(&format!(
+                        "; {} never seen in account {} before",
+                        n.value, n.scope
+                    )),
+                }
             }
             if failed.len() == list.len() {
                 summary.push_str(&format!("; it failed ({})", failed[0]));
@@ -315,6 +439,15 @@ mod tests {
     /// The findings the shipped rules make of these records, judged with
     /// the organisation's accounts and what each principal did before.
     fn judged(records: &[serde_json::Value], org: &[&str]) -> Vec<Anomaly> {
+        judged_with(records, org, None)
+    }
+
+    /// The same, with each account's history and learning period.
+    fn judged_with(
+        records: &[serde_json::Value],
+        org: &[&str],
+        history: Option<(super::super::aggregate::History, Duration)>,
+    ) -> Vec<Anomaly> {
         let rules = shipped_rules();
         let mut hits = RuleHits::default();
         let mut novelty = crate::engine::novelty::NoveltyCounts::default();
@@ -335,7 +468,7 @@ mod tests {
         let judging = Judging {
             org: org.iter().map(|a| a.to_string()).collect(),
             novelty: Some(&novelty),
-            history: None,
+            history,
             rules: &rules,
         };
         detect(
@@ -349,6 +482,128 @@ mod tests {
     fn at(mut r: serde_json::Value, time: &str) -> serde_json::Value {
         r["eventTime"] = json!(time);
         r
+    }
+
+    /// An instance's credentials, used from the instance's network and
+    /// through the VPC's endpoints, are its own; its session used from a
+    /// second network while the instance still calls from its own was
+    /// taken from it. A stop and start that changes its address is not;
+    /// each instance starts afresh.
+    #[test]
+    fn instance_credentials_used_from_a_second_network_page() {
+        let instance = |session: &str, ip: &str, time: &str| {
+            let mut r = at(
+                record(
+                    "ssm.amazonaws.com",
+                    "UpdateInstanceInformation",
+                    json!({"type": "AssumedRole", "accountId": "111122223333", "accessKeyId": format!("ASIA{session}"),
+                        "arn": format!("arn:aws:sts::111122223333:assumed-role/app/{session}"),
+                        "sessionContext": {"ec2RoleDelivery": "2.0"}}),
+                    json!({}),
+                ),
+                time,
+            );
+            r["sourceIPAddress"] = json!(ip);
+            r
+        };
+        let mut through_endpoint = instance("i-01", "10.0.1.10", "2026-01-07T10:03:00Z");
+        through_endpoint["vpcEndpointId"] = json!("vpce-1");
+        let own = [
+            instance("i-01", "3.225.16.109", "2026-01-07T10:00:00Z"),
+            instance("i-01", "3.225.16.109", "2026-01-07T10:05:00Z"),
+            through_endpoint,
+            instance("i-01", "ssm.amazonaws.com", "2026-01-07T10:06:00Z"),
+            instance("i-02", "3.225.16.109", "2026-01-07T11:00:00Z"),
+        ];
+        let org = ["111122223333"];
+        assert!(judged(&own, &org).is_empty(), "{:#?}", judged(&own, &org));
+        // Stopped and started with a new address: the old one is not seen
+        // again.
+        let mut restarted = own.to_vec();
+        restarted.push(instance("i-01", "54.80.1.2", "2026-01-07T12:00:00Z"));
+        assert!(judged(&restarted, &org).is_empty());
+        let mut stolen = own.to_vec();
+        stolen.push(instance("i-01", "198.51.100.7", "2026-01-07T10:20:00Z"));
+        stolen.push(instance("i-01", "198.51.100.8", "2026-01-07T10:21:00Z"));
+        stolen.push(instance("i-01", "3.225.16.109", "2026-01-07T10:25:00Z"));
+        // Whatever order the records come in.
+        stolen.reverse();
+        let out = judged(&stolen, &org);
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0].detector, "ec2-instance-credentials-used-outside");
+        assert_eq!(out[0].severity, Some(Severity::High));
+        assert_eq!(out[0].attack, ["T1552.005"]);
+        assert_eq!(
+            out[0].start,
+            "2026-01-07T10:20:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert!(
+            out[0]
+                .summary
+                .ends_with("; it was first used from 3.225.16.0/24, now from 198.51.100.0/24"),
+            "{}",
+            out[0].summary
+        );
+    }
+
+    /// An instance type the account never ran, once it has learned what it
+    /// runs: reported once per type. Without history (the forwarder)
+    /// nothing can be new.
+    #[test]
+    fn an_instance_type_the_account_never_ran_is_reported_once() {
+        let run = |account: &str, kind: &str, time: &str| {
+            let mut r = at(
+                record(
+                    "ec2.amazonaws.com",
+                    "RunInstances",
+                    mallory(),
+                    json!({"requestParameters": {"instanceType": kind}}),
+                ),
+                time,
+            );
+            r["recipientAccountId"] = json!(account);
+            r
+        };
+        let records = [
+            run("111122223333", "m5.large", "2026-01-01T10:00:00Z"),
+            run("111122223333", "m5.large", "2026-01-05T10:00:00Z"),
+            run("111122223333", "p4d.24xlarge", "2026-01-05T11:00:00Z"),
+            run("111122223333", "p4d.24xlarge", "2026-01-05T12:00:00Z"),
+            // A second account starts later: still learning on the 5th.
+            run("444455556666", "t3.micro", "2026-01-04T23:00:00Z"),
+            run("444455556666", "g5.xlarge", "2026-01-05T11:00:00Z"),
+        ];
+        let history = super::super::aggregate::History {
+            first: "2026-01-01T00:00:00Z".parse().unwrap(),
+            streams: BTreeMap::from([
+                (
+                    "111122223333/us-east-1".to_owned(),
+                    "2026-01-01T00:00:00Z".parse().unwrap(),
+                ),
+                (
+                    "444455556666/us-east-1".to_owned(),
+                    "2026-01-04T23:00:00Z".parse().unwrap(),
+                ),
+            ]),
+        };
+        let org = ["111122223333", "444455556666"];
+        let out = judged_with(&records, &org, Some((history, Duration::days(1))));
+        let new: Vec<_> = out
+            .iter()
+            .filter(|a| a.detector == "ec2-instance-type-never-run")
+            .collect();
+        assert_eq!(new.len(), 1, "{out:#?}");
+        assert_eq!(new[0].severity, Some(Severity::Medium));
+        assert!(
+            new[0]
+                .summary
+                .ends_with("; p4d.24xlarge never seen in account 111122223333 before"),
+            "{}",
+            new[0].summary
+        );
+        assert!(judged(&records, &org)
+            .iter()
+            .all(|a| a.detector != "ec2-instance-type-never-run"));
     }
 
     /// Busy organisations share backups between their own accounts, open

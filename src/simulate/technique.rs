@@ -120,7 +120,7 @@ const EC2: &str = "ec2.amazonaws.com";
 const IAM: &str = "iam.amazonaws.com";
 
 /// The catalogue, by tactic.
-pub const CATALOGUE: [Technique; 28] = [
+pub const CATALOGUE: [Technique; 29] = [
     Technique {
         name: "console-sign-in-without-mfa",
         tactic: Tactic::InitialAccess,
@@ -519,6 +519,20 @@ pub const CATALOGUE: [Technique; 28] = [
         },
     },
     Technique {
+        name: "gpu-instances-of-a-new-type",
+        tactic: Tactic::Impact,
+        attack: "T1496.001",
+        calls: |_| {
+            vec![step(
+                0,
+                EC2,
+                "RunInstances",
+                json!({"instanceType": "p4d.24xlarge", "minCount": 4, "maxCount": 4,
+                    "instancesSet": {"items": [{"imageId": "ami-0c55b159cbfafe1f0"}]}}),
+            )]
+        },
+    },
+    Technique {
         name: "buckets-deleted",
         tactic: Tactic::Impact,
         attack: "T1485",
@@ -723,6 +737,6 @@ mod tests {
         assert_ne!(a.source_ip, b.source_ip);
         assert_ne!(a.source_ip, c.source_ip);
         assert_eq!(a.principal, "arn:aws:iam::111122223333:user/alice");
-        assert_eq!(c.principal, "arn:aws:iam::111122223333:user/svc-sync-28");
+        assert_eq!(c.principal, "arn:aws:iam::111122223333:user/svc-sync-29");
     }
 }
