@@ -1470,3 +1470,72 @@ fn deliveries_are_forwarded_from_files_and_a_damaged_one_is_named() {
     assert!(indexed > 0, "{r}");
     assert_eq!(count(&os), indexed, "every good record is in the index");
 }
+
+/// An organisation trail's forwarder lists the organisation's accounts when
+/// it starts (AWS Organizations on moto): every member, each once; when
+/// Organizations cannot be reached, an error that says what the rules
+/// count instead.
+#[test]
+fn an_organisation_trails_forwarder_lists_every_member_account() {
+    let moto = Server::moto();
+    let aws = tokio::runtime::Runtime::new().unwrap();
+    aws.block_on(async {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&moto.url)
+            .load()
+            .await;
+        let client = aws_sdk_organizations::Client::new(&config);
+        // Nothing answering: an error that says what the rules count.
+        let nowhere = aws_sdk_organizations::Client::from_conf(
+            aws_sdk_organizations::config::Builder::from(&config)
+                .endpoint_url(format!("http://127.0.0.1:{}", free_port()))
+                .build(),
+        );
+        let none = trailwatch::lambda::organization::accounts(&nowhere)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            none.starts_with(
+                "cannot list the organisation's accounts (organizations:ListAccounts): "
+            ) && none.contains("the rules count only ORG_ACCOUNTS"),
+            "{none}"
+        );
+        let org = client
+            .create_organization()
+            .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+            .send()
+            .await
+            .unwrap();
+        let management = org
+            .organization()
+            .and_then(|o| o.master_account_id())
+            .unwrap()
+            .to_owned();
+        let mut expected = vec![management];
+        for name in ["prod", "sandbox"] {
+            let made = client
+                .create_account()
+                .account_name(name)
+                .email(format!("{name}@example.com"))
+                .send()
+                .await
+                .unwrap();
+            let id = made
+                .create_account_status()
+                .and_then(|s| s.account_id())
+                .unwrap()
+                .to_owned();
+            expected.push(id);
+        }
+        expected.sort();
+        let listed = trailwatch::lambda::organization::accounts(&client)
+            .await
+            .unwrap();
+        assert_eq!(listed, expected);
+    });
+}

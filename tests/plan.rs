@@ -130,7 +130,14 @@ fn every_option_family_passes_cfn_lint_and_checkov() {
             "--instance-count",
             "3",
         ],
-        &["--preset", "prod", "--s3-data-events"],
+        &[
+            "--preset",
+            "prod",
+            "--s3-data-events",
+            "--organization-trail",
+            "--org-accounts",
+            "444455556666",
+        ],
     ];
     // An existing domain in a VPC, configured from inside the stack.
     let in_a_vpc = [

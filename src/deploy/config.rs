@@ -73,6 +73,13 @@ pub struct DeployOptions {
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
     #[serde(default)]
     pub org_accounts: Vec<String>,
+    /// Make the trail an organisation trail (deploy from the management
+    /// account or a delegated administrator): every member account's
+    /// activity, and the forwarder lists the organisation's accounts when
+    /// it starts, so shares with them are not shared outside.
+    #[arg(long)]
+    #[serde(default)]
+    pub organization_trail: bool,
     /// Read options from a TOML file (kebab-case keys as the flags); flags win.
     #[arg(long, value_name = "FILE")]
     #[serde(skip)]
@@ -153,6 +160,8 @@ pub struct DeployConfig {
     pub break_glass_role_arn: Option<String>,
     /// The organisation's other accounts, for the forwarder's rules.
     pub org_accounts: Vec<String>,
+    /// An organisation trail, whose forwarder lists the accounts itself.
+    pub organization_trail: bool,
 }
 
 /// The retention periods CloudWatch Logs accepts.
@@ -234,6 +243,7 @@ impl DeployOptions {
             } else {
                 self.org_accounts
             },
+            organization_trail: self.organization_trail || file.organization_trail,
             config: self.config,
         }
     }
@@ -470,6 +480,7 @@ impl DeployOptions {
             auto_software_update: preset == Preset::Prod,
             break_glass_role_arn: self.break_glass_role_arn.clone(),
             org_accounts: self.org_accounts.clone(),
+            organization_trail: self.organization_trail,
         })
     }
 }

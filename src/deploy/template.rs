@@ -75,6 +75,9 @@ struct Lambda {
     page_severity: Option<&'static str>,
     /// The organisation's other accounts, comma-separated (the forwarder).
     org_accounts: Option<String>,
+    /// It lists an organisation trail's accounts when it starts (the
+    /// forwarder, with `--organization-trail`).
+    lists_org_accounts: bool,
     /// It sets the identity pool's sign-in role mapping (the bootstrap).
     maps_sign_in: bool,
 }
@@ -207,6 +210,7 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
                 page_severity: Some(config.page_severity.name()),
                 org_accounts: (!config.org_accounts.is_empty())
                     .then(|| config.org_accounts.join(",")),
+                lists_org_accounts: config.organization_trail,
                 maps_sign_in: false,
                 es_actions: ES_WRITE.to_vec(),
                 domain_role: config
@@ -227,6 +231,7 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
                 // It publishes an anomaly detector's alert from this severity.
                 page_severity: Some(config.page_severity.name()),
                 org_accounts: None,
+                lists_org_accounts: false,
                 maps_sign_in: false,
                 domain_role: config
                     .existing_domain
@@ -264,6 +269,7 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
             es_actions: Vec::new(),
             page_severity: None,
             org_accounts: None,
+            lists_org_accounts: false,
             maps_sign_in: config.existing_domain.is_none(),
             domain_role: Some(acting_as),
         });
@@ -458,6 +464,49 @@ mod tests {
             "444455556666,777788889999"
         );
         assert!(env(&org, "EnricherFunction").get("ORG_ACCOUNTS").is_none());
+        // An organisation trail: the trail says so, CloudTrail may write the
+        // member accounts' deliveries (under the organisation's id, still
+        // only as this trail), and the forwarder, alone, may list the
+        // accounts when it starts.
+        assert!(env(&default, "ForwarderFunction")
+            .get("ORG_TRAIL")
+            .is_none());
+        assert!(default["Resources"]["Trail"]["Properties"]
+            .get("IsOrganizationTrail")
+            .is_none());
+        let whole = render_with(DeployOptions {
+            organization_trail: true,
+            ..Default::default()
+        });
+        assert_eq!(
+            whole["Resources"]["Trail"]["Properties"]["IsOrganizationTrail"],
+            true
+        );
+        assert_eq!(env(&whole, "ForwarderFunction")["ORG_TRAIL"], "true");
+        let role_statements = |t: &Value, role: &str| {
+            t["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+                .as_array()
+                .unwrap()
+                .clone()
+        };
+        let lists =
+            json!({"Effect": "Allow", "Action": "organizations:ListAccounts", "Resource": "*"});
+        assert!(role_statements(&whole, "ForwarderRole").contains(&lists));
+        assert!(!role_statements(&whole, "EnricherRole").contains(&lists));
+        assert!(!role_statements(&default, "ForwarderRole").contains(&lists));
+        let writes = whole["Resources"]["TrailBucketPolicy"]["Properties"]["PolicyDocument"]
+            ["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "CloudTrailWrites")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            writes["Resource"][1],
+            json!({"Fn::Sub": "${TrailBucket.Arn}/AWSLogs/o-*"})
+        );
+        assert!(writes["Condition"]["StringEquals"]["aws:SourceArn"].is_object());
 
         // S3 data events: advanced selectors (they cannot mix with basic
         // ones), every bucket's objects but the trail's own two, which would

@@ -217,7 +217,7 @@ pub fn link(rules: &mut Vec<Rule>) -> Vec<(std::path::PathBuf, String)> {
         let counting: Vec<bool> = resolved
             .iter()
             .filter(|(_, found)| found.contains(&j))
-            .filter_map(|(c, _)| Some(rules_generate[*c]?))
+            .filter_map(|(c, _)| rules_generate[*c])
             .collect();
         rule.counted_only = !counting.is_empty() && counting.iter().all(|g| !g);
     }

@@ -152,10 +152,10 @@ impl RuleHits {
     /// scope whose first value was still in use after (seen again later:
     /// a second network while the instance still calls from its own, not
     /// an address changed by a stop and start); with that first value.
-    fn new_hits<'h>(
-        &'h self,
+    fn new_hits(
+        &self,
         learned_at: impl Fn(&str) -> Option<DateTime<Utc>>,
-    ) -> Vec<(&'h RuleHit, Option<&'h str>)> {
+    ) -> Vec<(&RuleHit, Option<&str>)> {
         // Each (rule, scope)'s first value.
         let mut first: BTreeMap<(&str, &str), &RuleHit> = BTreeMap::new();
         for ((rule, scope, _), hit) in &self.firsts {

@@ -15,6 +15,7 @@
 //!   an alert is judged with its incident and an incident pages once;
 //! - [`custom_resource`]: the OpenSearch bootstrap as a CloudFormation
 //!   custom resource;
+//! - [`organization`]: an organisation trail's accounts, for the rules;
 //! - [`runtime`]: the Lambda runtime loop of the one bootstrap binary.
 
 pub mod alert;
@@ -24,5 +25,6 @@ pub mod delivery;
 pub mod enricher;
 pub mod forwarder;
 pub mod incidents;
+pub mod organization;
 pub mod rule_pages;
 pub mod runtime;

@@ -96,7 +96,17 @@ pub fn run(function: Function) -> anyhow::Result<()> {
                     client: aws_sdk_sqs::Client::new(&sdk),
                     queue_url: env("DEAD_LETTER_QUEUE_URL").map_err(anyhow::Error::msg)?,
                 };
-                let paging = paging_from_env(&sdk).map_err(anyhow::Error::msg)?;
+                let mut paging = paging_from_env(&sdk).map_err(anyhow::Error::msg)?;
+                if let Some(p) = paging.as_mut().filter(|_| super::organization::from_env()) {
+                    let client = aws_sdk_organizations::Client::new(&sdk);
+                    match super::organization::accounts(&client).await {
+                        Ok(accounts) => p.org_accounts.extend(accounts),
+                        Err(e) => println!(
+                            "{}",
+                            json!({"function": "forwarder", "warning": e.to_string()})
+                        ),
+                    }
+                }
                 let (os, dead, paging) = (&os, &dead, paging.as_ref());
                 lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
                     forward_invocation(os, dead, paging, event)
