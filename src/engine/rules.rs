@@ -8,6 +8,7 @@ use crate::cloudtrail::Record;
 use crate::context::short_arn;
 use crate::detector::{Rule, Scope};
 use chrono::{DateTime, Duration, DurationRound, Utc};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -62,12 +63,23 @@ pub struct RuleHits {
     pub hits: Vec<RuleHit>,
     /// `[new]` rules' first hit of each value in each scope, by
     /// rule, scope and value: bounded by the values, not the calls.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub firsts: BTreeMap<(String, String, String), RuleHit>,
+    #[serde(
+        default,
+        skip_serializing_if = "FxHashMap::is_empty",
+        with = "super::aggregate::pairs"
+    )]
+    pub firsts: FxHashMap<NewKey, RuleHit>,
     /// And when each was last seen.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub lasts: BTreeMap<(String, String, String), DateTime<Utc>>,
+    #[serde(
+        default,
+        skip_serializing_if = "FxHashMap::is_empty",
+        with = "super::aggregate::pairs"
+    )]
+    pub lasts: FxHashMap<NewKey, DateTime<Utc>>,
 }
+
+/// A `[new]` rule's (rule, scope, value).
+pub type NewKey = (String, String, String);
 
 /// Whether `a` came before `b` (by time, then its other fields: merged in
 /// any order, the same hit is kept).
@@ -125,7 +137,7 @@ impl RuleHits {
         }
     }
 
-    fn keep_first(&mut self, hit: RuleHit, key: (String, String, String)) {
+    fn keep_first(&mut self, hit: RuleHit, key: NewKey) {
         let last = self.lasts.entry(key.clone()).or_insert(hit.time);
         *last = (*last).max(hit.time);
         match self.firsts.get(&key) {
@@ -543,6 +555,46 @@ mod tests {
                 .ends_with("; it was first used from 3.225.16.0/24, now from 198.51.100.0/24"),
             "{}",
             out[0].summary
+        );
+    }
+
+    /// `--follow` saves the hits as JSON: the `[new]` rules' first and
+    /// last sightings come back as they were.
+    #[test]
+    fn new_values_survive_a_saved_state() {
+        let rules = shipped_rules();
+        let mut hits = RuleHits::default();
+        for (kind, time) in [
+            ("m5.large", "2026-01-05T10:00:00Z"),
+            ("m5.large", "2026-01-05T11:00:00Z"),
+            ("p4d.24xlarge", "2026-01-05T12:00:00Z"),
+        ] {
+            let r = at(
+                record(
+                    "ec2.amazonaws.com",
+                    "RunInstances",
+                    mallory(),
+                    json!({"requestParameters": {"instanceType": kind}}),
+                ),
+                time,
+            );
+            hits.record(&rules, &Record::from_value(r).unwrap());
+        }
+        assert_eq!(hits.firsts.len(), 2);
+        let text = serde_json::to_string(&hits).unwrap();
+        let back: RuleHits = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.firsts, hits.firsts);
+        assert_eq!(back.lasts, hits.lasts);
+        let key = |kind: &str| {
+            (
+                "ec2-instance-type-never-run".to_owned(),
+                "111122223333".to_owned(),
+                kind.to_owned(),
+            )
+        };
+        assert_eq!(
+            back.lasts[&key("m5.large")],
+            "2026-01-05T11:00:00Z".parse::<DateTime<Utc>>().unwrap()
         );
     }
 
