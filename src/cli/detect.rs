@@ -4,9 +4,10 @@ use super::{parse_since, parse_time, progress_bar, Since, EXIT_FOUND, EXIT_OK};
 use crate::cloudtrail::{discover, Input, ReadError, SearchInput};
 use crate::engine::insights::{self, InsightOptions};
 use crate::engine::novelty::NoveltyOptions;
+use crate::engine::pipeline::{Pipeline, Step};
 use crate::engine::severity;
 use crate::engine::sink::{self, Format};
-use crate::engine::source::{aggregate_inputs, Observer};
+use crate::engine::source::Observer;
 use crate::engine::{Anomaly, Engine, EngineOptions};
 use crate::opensearch::scan::Scan;
 use anyhow::{bail, Context};
@@ -276,18 +277,18 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         problem: &problem,
         progress: &progress,
     };
-    let (aggregates, stats) = aggregate_inputs(
-        &inputs,
+    let mut pipeline = Pipeline::new(
         &detectors,
-        args.until,
-        engine_options(&args, None, rules.clone()).tracking(),
-        args.strict,
-        &observer,
-    )
-    .map_err(|e| {
-        bar.finish_and_clear();
-        anyhow::anyhow!("{e} (--strict stops at the first problem in the input)")
-    })?;
+        engine_options(&args, None, rules),
+        args.page_severity,
+    );
+    let stats = pipeline
+        .read(&inputs, args.until, args.strict, &observer)
+        .map_err(|e| {
+            bar.finish_and_clear();
+            anyhow::anyhow!("{e} (--strict stops at the first problem in the input)")
+        })?
+        .stats;
     bar.finish_and_clear();
     if stats.records == 0 && (stats.problems > 0 || stats.skipped == 0) {
         let what = if stats.problems > 0 {
@@ -305,23 +306,23 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         bail!("no readable CloudTrail records in {sources} ({what})");
     }
     let read_secs = started.elapsed().as_secs_f64();
-    let options = engine_options(
-        &args,
-        args.since.and_then(|s| s.resolve(aggregates.last_event)),
-        rules,
-    );
-    let mut engine = Engine::new(&detectors, options);
-    engine.ingest(aggregates);
+    // A span before the end is before the data's last event.
+    pipeline.engine.options.since = args
+        .since
+        .and_then(|s| s.resolve(pipeline.engine.aggregates.last_event));
     let evaluating = Instant::now();
-    let mut findings = engine.advance(None);
+    let Step {
+        findings,
+        incidents,
+    } = pipeline.advance(None);
     let evaluate_secs = evaluating.elapsed().as_secs_f64();
+    let engine = &pipeline.engine;
     for failure in &engine.rcf.failures {
         eprintln!("warning: {failure}");
     }
     for (name, n) in &engine.rcf.evicted {
         eprintln!("warning: {name}: {n} entities beyond --max-entities {} were not modelled (least recently active first)", args.max_entities);
     }
-    let incidents = severity::incidents(&mut findings.anomalies, args.page_severity);
     let format = output_format(&args);
     if stats.records == 0 {
         eprintln!(
@@ -339,7 +340,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         .and_then(|()| out.flush())
         .context("cannot write the results")?;
     if let Some(path) = &args.report {
-        let charts = crate::engine::report::charts(&engine, &findings.anomalies, &incidents);
+        let charts = crate::engine::report::charts(engine, &findings.anomalies, &incidents);
         let html = crate::engine::report::render(&crate::engine::report::ReportInput {
             generated: chrono::Utc::now(),
             first_event: engine.aggregates.first_event,
@@ -389,7 +390,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
             stats.records as f64 / secs.max(1e-9),
             peak_memory().map_or("unknown".into(), |kib| format!("{:.0} MiB", kib as f64 / 1024.0))
         );
-        for line in budget_lines(&engine, &findings.anomalies) {
+        for line in budget_lines(engine, &findings.anomalies) {
             eprintln!("{line}");
         }
     }
@@ -554,7 +555,11 @@ fn run_follow(
         .since
         .map(|s| s.resolve(Some(chrono::Utc::now())))
         .unwrap_or(None);
-    let mut engine = Engine::new(detectors, engine_options(args, since, rules));
+    let mut pipeline = Pipeline::new(
+        detectors,
+        engine_options(args, since, rules),
+        args.page_severity,
+    );
     let problem = |e: &ReadError| eprintln!("warning: {e}");
     let progress = |_: u64| {};
     let observer = Observer {
@@ -567,7 +572,6 @@ fn run_follow(
         state: args.state.as_deref(),
         strict: args.strict,
         stream_idle: args.stream_idle,
-        page_at: args.page_severity,
     };
     let insights_out = args.insights_out.clone();
     let mut emit = |findings: &crate::engine::Findings,
@@ -591,7 +595,14 @@ fn run_follow(
         list(&args.paths),
         args.poll
     );
-    follow(&mut engine, &options, &observer, &mut emit, &mut log, &stop)?;
+    follow(
+        &mut pipeline,
+        &options,
+        &observer,
+        &mut emit,
+        &mut log,
+        &stop,
+    )?;
     Ok(EXIT_OK)
 }
 

@@ -16,6 +16,13 @@ pub enum Input {
     Stdin,
     /// The records of an OpenSearch index pattern (`detect --opensearch-url`).
     Search(Box<SearchInput>),
+    /// A delivery already in memory: an S3 object (`s3://bucket/key`) at
+    /// one version (its ETag).
+    Object {
+        name: String,
+        version: String,
+        bytes: std::sync::Arc<[u8]>,
+    },
 }
 
 /// A cluster and what to read of it.
@@ -42,6 +49,17 @@ impl Input {
             Input::File { path, .. } => path.display().to_string(),
             Input::Stdin => "<stdin>".into(),
             Input::Search(s) => format!("{}/{}", s.target.url.trim_end_matches('/'), s.scan.index),
+            Input::Object { name, .. } => name.clone(),
+        }
+    }
+
+    /// What a pipeline remembers it read this input by: a file's path, an
+    /// object's name and version; None for what cannot be read twice alike.
+    pub fn key(&self) -> Option<String> {
+        match self {
+            Input::File { path, .. } => Some(path.display().to_string()),
+            Input::Object { name, version, .. } => Some(format!("{name}#{version}")),
+            Input::Stdin | Input::Search(_) => None,
         }
     }
 }

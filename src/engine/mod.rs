@@ -14,6 +14,8 @@
 //!   seasonal baseline, new activity after the learning period, rule
 //!   matches ([`rules`]) at the minute they happened. A one-shot run
 //!   advances once to the end; `--follow` advances as deliveries arrive;
+//!   every driver goes through one entry point, the [`pipeline`] (inputs
+//!   and state in; findings, incidents and state out);
 //! - related anomalies are grouped into incidents ([`group`]), each with a
 //!   severity that says whether it pages ([`severity`]);
 //! - sinks ([`sink`], [`report`]): table, JSON, NDJSON, an HTML report.
@@ -28,6 +30,7 @@ pub mod follow;
 pub mod group;
 pub mod insights;
 pub mod novelty;
+pub mod pipeline;
 pub mod plain_series;
 pub mod plausible;
 pub mod rcf;

@@ -645,7 +645,7 @@ mod tests {
             .filter(|a| a.detector == "ec2-instance-type-never-run")
             .collect();
         assert_eq!(new.len(), 1, "{out:#?}");
-        assert_eq!(new[0].severity, Some(Severity::Medium));
+        assert_eq!(new[0].severity, Some(Severity::Low));
         assert!(
             new[0]
                 .summary

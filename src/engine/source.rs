@@ -118,6 +118,9 @@ pub fn aggregate_inputs(
             Input::Search(search) => {
                 read_search(&name, search, projection, &mut |r| agg.record(&r), report)
             }
+            Input::Object { bytes, .. } => {
+                read_bytes(&name, bytes, projection, |r| agg.record(&r), report)
+            }
             Input::File { path, size } => {
                 // Small files (every CloudTrail delivery) are read whole; large
                 // ones (a JSON lines export) stream.
@@ -157,7 +160,9 @@ pub fn aggregate_inputs(
             match input {
                 // Rare: read the file again, leaving out what lies far from
                 // the rest (its problems were reported the first time).
-                Input::File { .. } | Input::Search(_) => agg = pass(input, bulk, &mut |_| {}).0,
+                Input::File { .. } | Input::Search(_) | Input::Object { .. } => {
+                    agg = pass(input, bulk, &mut |_| {}).0
+                }
                 Input::Stdin => kept_outliers = true,
             }
         }
@@ -178,8 +183,10 @@ pub fn aggregate_inputs(
                 kind,
             });
         }
-        if let Input::File { size, .. } = input {
-            (observer.progress)(*size);
+        match input {
+            Input::File { size, .. } => (observer.progress)(*size),
+            Input::Object { bytes, .. } => (observer.progress)(bytes.len() as u64),
+            Input::Stdin | Input::Search(_) => {}
         }
         let mut aggregates = agg.finish();
         if let (Some(first), Some(last)) = (aggregates.first_event, aggregates.last_event) {
