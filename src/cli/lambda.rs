@@ -1,4 +1,4 @@
-//! `trailwatch lambda forward|enrich`: the Lambda handlers run once, locally,
+//! `trailwatch lambda forward|enrich|engine`: the Lambda handlers run once, locally,
 //! on an event read from standard input, for debugging and tests.
 
 use super::opensearch::ConnectArgs;
@@ -19,6 +19,32 @@ pub enum LambdaCommand {
     Forward(ForwardArgs),
     /// Enrich an alert (read from stdin: the monitor's message or an SNS event) and print or publish the notification, as the enricher Lambda does.
     Enrich(EnrichArgs),
+    /// Run one engine invocation on an S3 notification or an SQS batch of them (read from stdin), as the engine Lambda does: the deliveries read, the engine advanced, its state saved.
+    Engine(EngineArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Prints the findings as NDJSON (detect --format ndjson's format) and one JSON summary line on standard error: deliveries read, skipped as already seen, ignored, findings, state bytes, milliseconds. The state is saved only over the version read: a second writer is never overwritten (exit 1, nothing saved). A damaged delivery is reported and skipped.\n\nExample, with moto_server on port 5000:\n  trailwatch lambda engine --state s3://trail/trailwatch/state.json \\\n    --endpoint-url http://127.0.0.1:5000 < notification.json"
+)]
+pub struct EngineArgs {
+    /// Where the engine's state lives: a file, or s3://bucket/key.
+    #[arg(long, value_name = "FILE|S3-URL")]
+    pub state: String,
+    #[command(flatten)]
+    pub aws: super::deploy::AwsArgs,
+    /// Folder of detector files that replaces the built-in set.
+    #[arg(long, value_name = "DIR")]
+    pub detectors: Option<PathBuf>,
+    /// Folder of Sigma rules to run beside the rule files; repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub sigma: Vec<PathBuf>,
+    /// Incidents at or above this severity page.
+    #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = crate::engine::severity::DEFAULT_PAGE)]
+    pub page_severity: Severity,
+    /// The organisation's other accounts (comma-separated ids).
+    #[arg(long, value_name = "IDS", value_delimiter = ',', env = "ORG_ACCOUNTS")]
+    pub org_accounts: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -111,7 +137,40 @@ pub fn run(command: LambdaCommand) -> anyhow::Result<i32> {
     match command {
         LambdaCommand::Forward(args) => forward(args),
         LambdaCommand::Enrich(args) => enrich(args),
+        LambdaCommand::Engine(args) => engine(args),
     }
+}
+
+fn engine(args: EngineArgs) -> anyhow::Result<i32> {
+    use crate::engine::pipeline::Pipeline;
+    use crate::lambda::engine::{invoke, StateStore};
+    let set = super::detectors::load(args.detectors.as_deref(), &args.sigma)?;
+    let event = read_event()?;
+    let runtime = super::runtime()?;
+    runtime.block_on(async {
+        let target = args.aws.target();
+        let sdk = target.load().await;
+        let s3 = target.s3(&sdk);
+        let store = StateStore::parse(&args.state, || s3.clone());
+        let options = crate::engine::EngineOptions {
+            rules: set.rules.clone(),
+            org_accounts: args.org_accounts.clone(),
+            ..crate::engine::EngineOptions::all()
+        };
+        let mut pipeline = Pipeline::new(&set.detectors, options, args.page_severity);
+        let problem = |e: &crate::cloudtrail::ReadError| eprintln!("warning: {e}");
+        let (step, summary) = invoke(&mut pipeline, &s3, &store, &event, &problem).await?;
+        let mut out = std::io::stdout().lock();
+        crate::engine::sink::write(
+            crate::engine::sink::Format::Ndjson,
+            &step.findings.anomalies,
+            &step.incidents,
+            &mut out,
+        )
+        .context("cannot write the findings")?;
+        eprintln!("{}", serde_json::to_string(&summary)?);
+        Ok(EXIT_OK)
+    })
 }
 
 fn enrich(args: EnrichArgs) -> anyhow::Result<i32> {

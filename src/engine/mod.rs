@@ -140,6 +140,10 @@ pub struct Engine<'d> {
     /// Every finding reported so far ([`report_key`]), so a late delivery's
     /// second look reports only what is new.
     reported: std::collections::HashSet<String>,
+    /// The earliest start of the insights still running where the last
+    /// evaluation stopped: the next one looks for insights from there, so
+    /// a running insight comes back whole (the first report was partial).
+    insights_from: Option<DateTime<Utc>>,
 }
 
 impl<'d> Engine<'d> {
@@ -151,6 +155,7 @@ impl<'d> Engine<'d> {
             rcf: RcfState::default(),
             evaluated_until: None,
             reported: Default::default(),
+            insights_from: None,
         }
     }
 
@@ -311,7 +316,29 @@ impl<'d> Engine<'d> {
             Some(w) => w - self.lateness(),
         };
         if from < to {
-            let others = self.others(first, from, to);
+            let insights_from = self.insights_from.map_or(from, |r| r.min(from));
+            let mut others = self.others(first, (from, insights_from), to);
+            // Insights that may still be running are partial while more
+            // data can come (not at the end of the input).
+            self.insights_from = None;
+            if watermark.is_some() {
+                for i in others.insights.iter().filter(|i| insights::running(i, to)) {
+                    self.insights_from =
+                        Some(self.insights_from.map_or(i.start, |r| r.min(i.start)));
+                }
+                for a in &mut others.anomalies {
+                    a.partial |= a.kind == AnomalyKind::Insight
+                        && a.end + Duration::minutes(insights::END_MINUTES as i64) > to;
+                }
+            }
+            // Looked for again from a running insight's start: what was
+            // reported whole before is not reported again.
+            others.anomalies.retain(|a| {
+                a.kind != AnomalyKind::Insight || !self.reported.contains(&report_key(a))
+            });
+            others
+                .insights
+                .retain(|i| !self.reported.contains(&report_key(&i.to_anomaly())));
             findings.anomalies.extend(others.anomalies);
             findings.insights = others.insights;
             self.evaluated_until = Some(to);
@@ -330,7 +357,8 @@ impl<'d> Engine<'d> {
         if from >= until {
             return Findings::default();
         }
-        let mut findings = self.others(first, from.max(first), until);
+        let from = from.max(first);
+        let mut findings = self.others(first, (from, from), until);
         for a in &mut findings.anomalies {
             a.late = true;
         }
@@ -371,8 +399,14 @@ impl<'d> Engine<'d> {
         }
     }
 
-    /// Rule findings, insights and new activity from `from` to `to`.
-    fn others(&self, first: DateTime<Utc>, from: DateTime<Utc>, to: DateTime<Utc>) -> Findings {
+    /// Rule findings and new activity from `from` to `to`, insights from
+    /// `insights_from`.
+    fn others(
+        &self,
+        first: DateTime<Utc>,
+        (from, insights_from): (DateTime<Utc>, DateTime<Utc>),
+        to: DateTime<Utc>,
+    ) -> Findings {
         let mut findings = Findings::default();
         findings.anomalies.extend(rules::detect(
             &self.aggregates.rules,
@@ -393,7 +427,7 @@ impl<'d> Engine<'d> {
             findings.insights = insights::detect(
                 &self.aggregates.insights,
                 History::of(&self.aggregates, first),
-                from,
+                insights_from,
                 to,
                 opts,
             );
@@ -425,18 +459,20 @@ impl<'d> Engine<'d> {
 }
 
 /// What identifies a finding across evaluations: kind, detector, entity,
-/// start (and, for RCF, end: an interval's partial findings end before it).
+/// start (and, for RCF and insights, end: an interval's partial findings
+/// and a running insight end before the whole).
 fn report_key(a: &Anomaly) -> String {
     let end = match a.kind {
-        AnomalyKind::Rcf => a.end.timestamp(),
+        AnomalyKind::Rcf | AnomalyKind::Insight => a.end.timestamp(),
         _ => 0,
     };
     format!(
-        "{} {} {} {} {end}",
+        "{} {} {} {} {end} {}",
         a.kind.name(),
         a.detector,
         a.entity_text(),
-        a.start.timestamp()
+        a.start.timestamp(),
+        a.partial && a.kind == AnomalyKind::Insight
     )
 }
 

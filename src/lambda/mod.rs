@@ -16,12 +16,15 @@
 //! - [`custom_resource`]: the OpenSearch bootstrap as a CloudFormation
 //!   custom resource;
 //! - [`organization`]: an organisation trail's accounts, for the rules;
+//! - [`engine`]: the engine Lambda, S3 notifications driving the pipeline
+//!   `detect` runs, its state in the bucket;
 //! - [`runtime`]: the Lambda runtime loop of the one bootstrap binary.
 
 pub mod alert;
 pub mod custom_resource;
 pub mod dead_letter;
 pub mod delivery;
+pub mod engine;
 pub mod enricher;
 pub mod forwarder;
 pub mod incidents;

@@ -1,0 +1,535 @@
+//! The engine Lambda: the trail bucket's notifications of new deliveries
+//! (S3 events, directly or in an SQS batch) advance the same
+//! [`Pipeline`] `detect` and `--follow` drive, with its state in the bucket.
+//!
+//! - Only CloudTrail deliveries are read; digests, Insight deliveries and
+//!   other objects are counted as ignored.
+//! - A delivery already read (the same key and ETag) is not read again, so
+//!   a redelivered notification changes nothing.
+//! - Time is the data's own: the engine evaluates up to the newest event of
+//!   the slowest stream (account and region) still delivering, a stream
+//!   being idle when its newest event is [`STREAM_LAG`] behind the newest
+//!   of all. A replay of the same deliveries gives the same findings.
+//! - The state is written back only over the version it was read at (S3's
+//!   If-Match on its ETag, or If-None-Match for the first), so a second
+//!   writer is never overwritten unseen; any failure leaves the state as it
+//!   was, and the batch comes back.
+
+use crate::cloudtrail::{Input, ReadError};
+use crate::engine::pipeline::{Pipeline, StateError, Step};
+use crate::engine::source::Observer;
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// How far behind the newest event a stream's newest may be and still hold
+/// the others back.
+pub const STREAM_LAG: Duration = Duration::hours(1);
+
+/// An object a notification names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notified {
+    pub bucket: String,
+    pub key: String,
+}
+
+/// What an event names: deliveries to read, and how many others.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Notifications {
+    pub deliveries: Vec<Notified>,
+    /// Digests, Insight deliveries, test events, other objects.
+    pub ignored: usize,
+}
+
+/// Why an invocation failed; its batch comes back.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the event is not an S3 notification or an SQS batch of them: {0}")]
+    Event(String),
+    #[error("{store}: cannot read the state: {message}")]
+    LoadState { store: String, message: String },
+    #[error("{store}: {source}")]
+    State {
+        store: String,
+        #[source]
+        source: StateError,
+    },
+    #[error("{store}: another writer saved the state since it was read; nothing is saved, and the batch comes back")]
+    Conflict { store: String },
+    #[error("{store}: cannot save the state: {message}")]
+    SaveState { store: String, message: String },
+    #[error("s3://{bucket}/{key}: cannot read the delivery: {message}")]
+    Fetch {
+        bucket: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// Whether an object key is a CloudTrail delivery (not a digest or an
+/// Insight delivery).
+pub fn is_delivery(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    name.contains("_CloudTrail_")
+        && !key.contains("/CloudTrail-Digest/")
+        && !key.contains("/CloudTrail-Insight/")
+        && !name.contains("_CloudTrail-Digest_")
+        && !name.contains("_CloudTrail-Insight_")
+}
+
+/// An S3 event's key, decoded (`+` is a space, `%XX` a byte).
+fn decode_key(key: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| Some(hex(*bytes.get(i + 1)?)? * 16 + hex(*bytes.get(i + 2)?)?))
+            .flatten();
+        match (bytes[i], escaped) {
+            (_, Some(b)) => {
+                out.push(b as u8);
+                i += 3;
+            }
+            (b'+', None) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, None) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The deliveries an event names: an S3 notification, or an SQS batch whose
+/// bodies are S3 notifications (S3's test event among them).
+pub fn notifications(event: &Value) -> Result<Notifications, EngineError> {
+    let records = event
+        .get("Records")
+        .and_then(Value::as_array)
+        .ok_or_else(|| EngineError::Event("no Records array".into()))?;
+    let mut out = Notifications::default();
+    for (i, r) in records.iter().enumerate() {
+        match r.get("eventSource").and_then(Value::as_str) {
+            Some("aws:sqs") => {
+                let body = r.get("body").and_then(Value::as_str).ok_or_else(|| {
+                    EngineError::Event(format!("Records[{i}]: an SQS message without a body"))
+                })?;
+                let inner: Value = serde_json::from_str(body).map_err(|e| {
+                    EngineError::Event(format!("Records[{i}].body is not JSON: {e}"))
+                })?;
+                if inner.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+                    out.ignored += 1;
+                    continue;
+                }
+                let more = notifications(&inner)
+                    .map_err(|e| EngineError::Event(format!("Records[{i}].body: {e}")))?;
+                out.deliveries.extend(more.deliveries);
+                out.ignored += more.ignored;
+            }
+            Some("aws:s3") => {
+                let s3 = &r["s3"];
+                let (Some(bucket), Some(key)) =
+                    (s3["bucket"]["name"].as_str(), s3["object"]["key"].as_str())
+                else {
+                    return Err(EngineError::Event(format!(
+                        "Records[{i}]: an S3 record without s3.bucket.name and s3.object.key"
+                    )));
+                };
+                let created = r
+                    .get("eventName")
+                    .and_then(Value::as_str)
+                    .is_none_or(|n| n.starts_with("ObjectCreated:"));
+                let key = decode_key(key);
+                if created && is_delivery(&key) {
+                    out.deliveries.push(Notified {
+                        bucket: bucket.to_owned(),
+                        key,
+                    });
+                } else {
+                    out.ignored += 1;
+                }
+            }
+            other => {
+                return Err(EngineError::Event(format!(
+                    "Records[{i}]: eventSource {other:?}, not aws:s3 or aws:sqs"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How far the engine may evaluate: the newest event of the slowest stream
+/// still delivering (within [`STREAM_LAG`] of the newest of all).
+pub fn watermark(streams: &BTreeMap<String, DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    let newest = streams.values().max()?;
+    streams
+        .values()
+        .filter(|t| **t >= *newest - STREAM_LAG)
+        .min()
+        .copied()
+}
+
+/// Where the state lives: a file, or an S3 object.
+pub enum StateStore {
+    File(PathBuf),
+    S3 {
+        client: aws_sdk_s3::Client,
+        bucket: String,
+        key: String,
+    },
+}
+
+/// A state as read: its bytes (None: none yet) and its version.
+pub struct Loaded {
+    pub bytes: Option<Vec<u8>>,
+    pub version: Option<String>,
+}
+
+impl StateStore {
+    /// `s3://bucket/key` or a file path.
+    pub fn parse(text: &str, client: impl FnOnce() -> aws_sdk_s3::Client) -> StateStore {
+        match text
+            .strip_prefix("s3://")
+            .and_then(|rest| rest.split_once('/'))
+        {
+            Some((bucket, key)) => StateStore::S3 {
+                client: client(),
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            },
+            None => StateStore::File(PathBuf::from(text)),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            StateStore::File(p) => p.display().to_string(),
+            StateStore::S3 { bucket, key, .. } => format!("s3://{bucket}/{key}"),
+        }
+    }
+
+    pub async fn load(&self) -> Result<Loaded, EngineError> {
+        let fail = |message: String| EngineError::LoadState {
+            store: self.name(),
+            message,
+        };
+        match self {
+            StateStore::File(path) => match std::fs::read(path) {
+                Ok(bytes) => Ok(Loaded {
+                    bytes: Some(bytes),
+                    version: None,
+                }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Loaded {
+                    bytes: None,
+                    version: None,
+                }),
+                Err(e) => Err(fail(e.to_string())),
+            },
+            StateStore::S3 {
+                client,
+                bucket,
+                key,
+            } => match client.get_object().bucket(bucket).key(key).send().await {
+                Ok(out) => {
+                    let version = out.e_tag().map(str::to_owned);
+                    let bytes = out
+                        .body
+                        .collect()
+                        .await
+                        .map_err(|e| fail(e.to_string()))?
+                        .into_bytes()
+                        .to_vec();
+                    Ok(Loaded {
+                        bytes: Some(bytes),
+                        version,
+                    })
+                }
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(Loaded {
+                    bytes: None,
+                    version: None,
+                }),
+                Err(e) => Err(fail(crate::aws::error_message(&e))),
+            },
+        }
+    }
+
+    /// Saves over the version read (`None`: only if there is none yet).
+    pub async fn save(&self, bytes: Vec<u8>, read: &Loaded) -> Result<(), EngineError> {
+        let store = self.name();
+        match self {
+            StateStore::File(path) => {
+                let aside = path.with_extension("tmp");
+                std::fs::write(&aside, &bytes)
+                    .and_then(|()| std::fs::rename(&aside, path))
+                    .map_err(|e| EngineError::SaveState {
+                        store,
+                        message: e.to_string(),
+                    })
+            }
+            StateStore::S3 {
+                client,
+                bucket,
+                key,
+            } => {
+                let put = client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(bytes.into());
+                let put = match (&read.bytes, &read.version) {
+                    (Some(_), Some(etag)) => put.if_match(etag),
+                    _ => put.if_none_match("*"),
+                };
+                match put.send().await {
+                    Ok(_) => Ok(()),
+                    Err(e) => {
+                        let conflict = e
+                            .raw_response()
+                            .is_some_and(|r| matches!(r.status().as_u16(), 409 | 412));
+                        if conflict {
+                            Err(EngineError::Conflict { store })
+                        } else {
+                            Err(EngineError::SaveState {
+                                store,
+                                message: crate::aws::error_message(&e),
+                            })
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads each delivery from S3 (its ETag is its version); one that is gone
+/// is reported and skipped.
+pub async fn fetch(
+    client: &aws_sdk_s3::Client,
+    deliveries: &[Notified],
+    problem: &(dyn Fn(&ReadError) + Sync),
+) -> Result<Vec<Input>, EngineError> {
+    let mut out = Vec::with_capacity(deliveries.len());
+    for d in deliveries {
+        let name = format!("s3://{}/{}", d.bucket, d.key);
+        match client
+            .get_object()
+            .bucket(&d.bucket)
+            .key(&d.key)
+            .send()
+            .await
+        {
+            Ok(obj) => {
+                let version = obj.e_tag().unwrap_or_default().trim_matches('"').to_owned();
+                let bytes = obj
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| EngineError::Fetch {
+                        bucket: d.bucket.clone(),
+                        key: d.key.clone(),
+                        message: e.to_string(),
+                    })?
+                    .into_bytes();
+                out.push(Input::Object {
+                    name,
+                    version,
+                    bytes: bytes.to_vec().into(),
+                });
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                problem(&ReadError {
+                    input: name,
+                    location: crate::cloudtrail::Location::Whole,
+                    kind: crate::cloudtrail::ReadErrorKind::Io(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "the object is gone; skipped",
+                    )),
+                });
+            }
+            Err(e) => {
+                return Err(EngineError::Fetch {
+                    bucket: d.bucket.clone(),
+                    key: d.key.clone(),
+                    message: crate::aws::error_message(&e),
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One invocation's account, logged as one JSON line.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    /// Deliveries read now.
+    pub deliveries: usize,
+    /// Deliveries skipped as read before (the same key and ETag).
+    pub seen: usize,
+    /// Objects that are not deliveries (digests, Insight files, tests).
+    pub ignored: usize,
+    pub events: u64,
+    pub problems: u64,
+    pub findings: usize,
+    pub incidents: usize,
+    pub state_bytes: usize,
+    pub evaluated_until: Option<DateTime<Utc>>,
+    pub ms: u128,
+}
+
+/// One invocation: the state read, the notified deliveries read into the
+/// pipeline, the engine advanced on the data's watermark, the state saved
+/// over the version read. The findings are what this invocation found.
+pub async fn invoke(
+    pipeline: &mut Pipeline<'_>,
+    s3: &aws_sdk_s3::Client,
+    store: &StateStore,
+    event: &Value,
+    problem: &(dyn Fn(&ReadError) + Sync),
+) -> Result<(Step, Summary), EngineError> {
+    let started = std::time::Instant::now();
+    let notified = notifications(event)?;
+    let loaded = store.load().await?;
+    if let Some(bytes) = &loaded.bytes {
+        pipeline
+            .resume(bytes)
+            .map_err(|source| EngineError::State {
+                store: store.name(),
+                source,
+            })?;
+    }
+    // Keys already read at some version: fetched again only to learn the
+    // version; deliveries never change, so a key read is skipped.
+    let fresh: Vec<Notified> = notified
+        .deliveries
+        .iter()
+        .filter(|d| {
+            let prefix = format!("s3://{}/{}#", d.bucket, d.key);
+            !pipeline
+                .processed
+                .range(prefix.clone()..)
+                .next()
+                .is_some_and(|k| k.starts_with(&prefix))
+        })
+        .cloned()
+        .collect();
+    let inputs = fetch(s3, &fresh, problem).await?;
+    let none = |_: u64| {};
+    let observer = Observer {
+        problem,
+        progress: &none,
+    };
+    // Never strict: a damaged delivery is reported and skipped.
+    let read = pipeline
+        .read(&inputs, None, false, &observer)
+        .unwrap_or_else(|_| Default::default());
+    let mut step = Step::default();
+    if let Some((_, findings)) = read.late {
+        step = pipeline.step(findings);
+    }
+    let to = watermark(&pipeline.engine.aggregates.streams);
+    if to > pipeline.watermark {
+        let more = pipeline.advance(to);
+        step.findings.anomalies.extend(more.findings.anomalies);
+        step.findings.insights.extend(more.findings.insights);
+        step.incidents.extend(more.incidents);
+    }
+    let bytes = pipeline.save();
+    let summary = Summary {
+        deliveries: read.inputs,
+        seen: notified.deliveries.len() - fresh.len() + read.seen,
+        ignored: notified.ignored,
+        events: read.stats.records,
+        problems: read.stats.problems,
+        findings: step.findings.anomalies.len(),
+        incidents: step.incidents.len(),
+        state_bytes: bytes.len(),
+        evaluated_until: pipeline.watermark,
+        ms: 0,
+    };
+    store.save(bytes, &loaded).await?;
+    Ok((
+        step,
+        Summary {
+            ms: started.elapsed().as_millis(),
+            ..summary
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn s3_event(keys: &[&str]) -> Value {
+        json!({"Records": keys.iter().map(|k| json!({
+            "eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "trail"}, "object": {"key": k, "size": 10, "eTag": "e"}}
+        })).collect::<Vec<_>>()})
+    }
+
+    const DELIVERY: &str = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01/05/111122223333_CloudTrail_us-east-1_20260105T1005Z_Ab3.json.gz";
+
+    /// Deliveries are read; digests, Insight files and S3's test event are
+    /// counted as ignored, directly or in an SQS batch; keys are decoded.
+    #[test]
+    fn notifications_name_the_deliveries_and_count_the_rest() {
+        let digest = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/01/05/111122223333_CloudTrail-Digest_us-east-1_trail_us-east-1_20260105T1005Z.json.gz";
+        let insight = "AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2026/01/05/111122223333_CloudTrail-Insight_us-east-1_20260105T1005Z_x.json.gz";
+        let org = "AWSLogs/o-abc123/444455556666/CloudTrail/eu-west-1/2026/01/05/444455556666_CloudTrail_eu-west-1_20260105T1005Z_Zz%2B9.json.gz";
+        let direct = notifications(&s3_event(&[DELIVERY, digest, insight])).unwrap();
+        assert_eq!(direct.deliveries.len(), 1);
+        assert_eq!(direct.ignored, 2);
+        let sqs = json!({"Records": [
+            {"eventSource": "aws:sqs", "body": s3_event(&[org]).to_string()},
+            {"eventSource": "aws:sqs", "body": json!({"Service": "Amazon S3", "Event": "s3:TestEvent"}).to_string()},
+        ]});
+        let batch = notifications(&sqs).unwrap();
+        assert_eq!(batch.ignored, 1);
+        assert_eq!(
+            batch.deliveries,
+            [Notified {
+                bucket: "trail".into(),
+                key: org.replace("%2B", "+"),
+            }]
+        );
+        let e = notifications(&json!({"Records": [{"eventSource": "aws:sns"}]}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("Records[0]: eventSource Some(\"aws:sns\")"),
+            "{e}"
+        );
+        assert!(notifications(&json!({})).is_err());
+    }
+
+    /// The engine waits for the slowest stream still delivering; one an
+    /// hour behind the newest no longer holds the others back.
+    #[test]
+    fn the_watermark_is_the_slowest_delivering_stream() {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let mut streams = BTreeMap::from([
+            ("1/us-east-1".to_owned(), t("2026-01-05T10:20:00Z")),
+            ("1/eu-west-1".to_owned(), t("2026-01-05T10:05:00Z")),
+        ]);
+        assert_eq!(watermark(&streams), Some(t("2026-01-05T10:05:00Z")));
+        streams.insert("2/us-east-1".into(), t("2026-01-05T08:00:00Z"));
+        assert_eq!(watermark(&streams), Some(t("2026-01-05T10:05:00Z")));
+        assert_eq!(watermark(&BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn keys_decode_as_s3_encodes_them() {
+        assert_eq!(decode_key("a+b%2Fc%3D"), "a b/c=");
+        assert_eq!(decode_key("100%"), "100%");
+        assert_eq!(decode_key("%é%4"), "%é%4");
+    }
+}

@@ -1,0 +1,284 @@
+//! The engine Lambda against moto_server's S3: a simulated trail's
+//! deliveries uploaded in delivery order, their notifications fed to the
+//! handler in batches as the Lambda service would, the state in the bucket
+//! between invocations; redelivery, a second writer, and a failed
+//! invocation.
+
+use crate::util::*;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use trailwatch::engine::pipeline::Pipeline;
+use trailwatch::lambda::engine::{invoke, EngineError, StateStore};
+
+const BUCKET: &str = "trail";
+const STATE: &str = "trailwatch/state.json";
+
+async fn s3_client(moto: &Server) -> aws_sdk_s3::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&moto.url)
+        .load()
+        .await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+/// The simulation's deliveries, by key, in delivery order (the time in
+/// their names, then the key).
+fn deliveries(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(".json.gz") {
+                let key = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.push((key, p));
+            }
+        }
+    }
+    let stamp = |k: &str| k.rsplit('_').nth(1).unwrap_or("").to_owned();
+    out.sort_by(|a, b| (stamp(&a.0), &a.0).cmp(&(stamp(&b.0), &b.0)));
+    out
+}
+
+fn notification(keys: &[String]) -> Value {
+    // As an SQS batch of S3 notifications, one object each.
+    json!({"Records": keys.iter().map(|k| json!({
+        "eventSource": "aws:sqs",
+        "body": json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3",
+            "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": BUCKET}, "object": {"key": k}}}]}).to_string()
+    })).collect::<Vec<_>>()})
+}
+
+async fn upload(s3: &aws_sdk_s3::Client, files: &[(String, PathBuf)]) {
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    for chunk in files.chunks(32) {
+        let mut set = tokio::task::JoinSet::new();
+        for (key, path) in chunk {
+            let (s3, key, body) = (s3.clone(), key.clone(), std::fs::read(path).unwrap());
+            set.spawn(async move {
+                s3.put_object()
+                    .bucket(BUCKET)
+                    .key(key)
+                    .body(body.into())
+                    .send()
+                    .await
+                    .unwrap();
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap();
+        }
+    }
+}
+
+/// One invocation, as the Lambda runs it: a fresh pipeline, the state from
+/// the bucket.
+async fn run_once(
+    s3: &aws_sdk_s3::Client,
+    detectors: &[trailwatch::detector::Detector],
+    event: &Value,
+) -> Result<(Vec<Value>, trailwatch::lambda::engine::Summary), EngineError> {
+    let store = StateStore::S3 {
+        client: s3.clone(),
+        bucket: BUCKET.into(),
+        key: STATE.into(),
+    };
+    let mut pipeline = Pipeline::new(
+        detectors,
+        trailwatch::engine::EngineOptions::all(),
+        trailwatch::engine::severity::DEFAULT_PAGE,
+    );
+    let quiet = |_: &trailwatch::cloudtrail::ReadError| {};
+    let (step, summary) = invoke(&mut pipeline, s3, &store, event, &quiet).await?;
+    let mut out = Vec::new();
+    trailwatch::engine::sink::write(
+        trailwatch::engine::sink::Format::Ndjson,
+        &step.findings.anomalies,
+        &step.incidents,
+        &mut out,
+    )
+    .unwrap();
+    let lines = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    Ok((lines, summary))
+}
+
+/// What identifies a finding across runs (incident numbers aside).
+fn finding_key(v: &Value) -> String {
+    format!(
+        "{} {} {} {} {}",
+        v["kind"], v["detector"], v["start"], v["end"], v["entity"]
+    )
+}
+
+/// The deliveries fed in batches give the findings `detect` gives over the
+/// same files, up to where the data's watermark evaluated; a redelivered
+/// batch changes nothing; a second writer's state is never overwritten; a
+/// failed invocation leaves the state as it was.
+#[test]
+fn the_engine_lambda_finds_what_detect_finds_and_loses_nothing() {
+    let moto = Server::moto();
+    let dir = simulated();
+    let files = deliveries(dir);
+    let aws = tokio::runtime::Runtime::new().unwrap();
+    let s3 = aws.block_on(s3_client(&moto));
+    aws.block_on(upload(&s3, &files));
+    let detectors = trailwatch::detector::shipped();
+    let keys: Vec<String> = files.iter().map(|(k, _)| k.clone()).collect();
+    // The Lambda service's batches: 10 minutes of every stream's deliveries.
+    let batches: Vec<&[String]> = keys.chunks(30).collect();
+    let mut found: Vec<Value> = Vec::new();
+    let mut last = None;
+    aws.block_on(async {
+        for (i, batch) in batches.iter().enumerate() {
+            let (lines, summary) = run_once(&s3, &detectors, &notification(batch))
+                .await
+                .unwrap();
+            assert_eq!(summary.deliveries, batch.len(), "batch {i}");
+            found.extend(lines);
+            last = Some(summary);
+        }
+    });
+    let last = last.unwrap();
+    let until = last.evaluated_until.unwrap();
+    // detect over the same files, its findings that end by the watermark.
+    let o = trailwatch(&["detect", dir.to_str().unwrap(), "--format", "ndjson"]);
+    let expected: BTreeSet<String> = ndjson(&o)
+        .iter()
+        .filter(|v| v.get("partial").is_none())
+        .filter(|v| {
+            v["end"]
+                .as_str()
+                .and_then(|e| e.parse::<chrono::DateTime<chrono::Utc>>().ok())
+                .is_some_and(|e| e <= until)
+        })
+        .map(finding_key)
+        .collect();
+    // A partial finding (an interval or an insight still open where an
+    // invocation stopped) came early; its whole comes later, as detect's.
+    let got: BTreeSet<String> = found
+        .iter()
+        .filter(|v| v.get("partial").is_none())
+        .map(finding_key)
+        .collect();
+    assert!(found.iter().any(|v| v.get("partial").is_some()));
+    assert!(!expected.is_empty());
+    let missing: Vec<&String> = expected.difference(&got).collect();
+    let extra: Vec<&String> = got.difference(&expected).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:#?}\nextra {extra:#?}"
+    );
+
+    aws.block_on(async {
+        let state = || async {
+            let o = s3.get_object().bucket(BUCKET).key(STATE).send().await.unwrap();
+            o.e_tag().unwrap().to_owned()
+        };
+        // A redelivered batch: nothing read again, nothing found again.
+        let before = state().await;
+        let (lines, summary) = run_once(&s3, &detectors, &notification(batches[3]))
+            .await
+            .unwrap();
+        assert!(lines.is_empty(), "{lines:#?}");
+        assert_eq!((summary.deliveries, summary.seen), (0, 30));
+        // Digests and Insight files are ignored.
+        let digest = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/01/07/111122223333_CloudTrail-Digest_us-east-1_t_us-east-1_20260107T2300Z.json.gz";
+        let (_, summary) = run_once(&s3, &detectors, &notification(&[digest.into()]))
+            .await
+            .unwrap();
+        assert_eq!((summary.deliveries, summary.ignored), (0, 1));
+        // A failed invocation (a delivery that cannot be read for a reason
+        // other than its absence) leaves the state as it was.
+        let saved = state().await;
+        assert_ne!(before, saved, "the redelivery saved the same state anew");
+        let forbidden = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "no-such-bucket"}, "object": {"key": keys[0]}}}]});
+        let e = run_once(&s3, &detectors, &forbidden).await.unwrap_err();
+        assert!(
+            e.to_string().contains("no-such-bucket") && e.to_string().contains("cannot read the delivery"),
+            "{e}"
+        );
+        assert_eq!(state().await, saved);
+        // A second writer: the state changed between this invocation's
+        // read and its write; nothing is overwritten.
+        let store = StateStore::S3 {
+            client: s3.clone(),
+            bucket: BUCKET.into(),
+            key: STATE.into(),
+        };
+        let read = store.load().await.unwrap();
+        let mut other = read.bytes.clone().unwrap();
+        other.push(b'\n');
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(STATE)
+            .body(other.into())
+            .send()
+            .await
+            .unwrap();
+        let theirs = state().await;
+        let e = store.save(b"mine".to_vec(), &read).await.unwrap_err();
+        assert!(matches!(e, EngineError::Conflict { .. }), "{e}");
+        assert_eq!(state().await, theirs);
+    });
+}
+
+/// `trailwatch lambda engine`: the findings as NDJSON, one summary line on
+/// standard error, the state in a file.
+#[test]
+fn lambda_engine_runs_one_invocation_from_the_command_line() {
+    let moto = Server::moto();
+    let dir = simulated();
+    let files: Vec<(String, PathBuf)> = deliveries(dir).into_iter().take(60).collect();
+    let aws = tokio::runtime::Runtime::new().unwrap();
+    let s3 = aws.block_on(s3_client(&moto));
+    aws.block_on(upload(&s3, &files));
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let keys: Vec<String> = files.iter().map(|(k, _)| k.clone()).collect();
+    let event = notification(&keys).to_string();
+    let run = || {
+        trailwatch_aws(
+            &[
+                "lambda",
+                "engine",
+                "--state",
+                state.to_str().unwrap(),
+                "--endpoint-url",
+                &moto.url,
+            ],
+            Some(event.as_bytes()),
+        )
+    };
+    let o = run();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let summary: Value = serde_json::from_str(stderr(&o).lines().last().unwrap()).unwrap();
+    assert_eq!(summary["deliveries"], 60);
+    assert_eq!(summary["seen"], 0);
+    assert!(summary["events"].as_u64().unwrap() > 1000, "{summary}");
+    assert!(summary["state_bytes"].as_u64().unwrap() > 0);
+    assert!(state.exists());
+    let again = run();
+    let summary: Value = serde_json::from_str(stderr(&again).lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (summary["deliveries"].clone(), summary["seen"].clone()),
+        (json!(0), json!(60))
+    );
+    assert_eq!(stdout(&again), "");
+}
