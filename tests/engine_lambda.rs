@@ -282,3 +282,92 @@ fn lambda_engine_runs_one_invocation_from_the_command_line() {
     );
     assert_eq!(stdout(&again), "");
 }
+
+/// `detect s3://…` reads a trail bucket where it lies, in the organisation
+/// layout (`AWSLogs/<org-id>/<account>/…`), and finds what `detect` finds
+/// over the same files on disk; --until leaves later days unread.
+#[test]
+fn detect_reads_a_trail_bucket_as_it_reads_the_files() {
+    let moto = Server::moto();
+    let dir = simulated();
+    let files: Vec<(String, PathBuf)> = deliveries(dir)
+        .into_iter()
+        .map(|(k, p)| (k.replacen("AWSLogs/", "AWSLogs/o-abc123def4/", 1), p))
+        .collect();
+    let aws = tokio::runtime::Runtime::new().unwrap();
+    let s3 = aws.block_on(s3_client(&moto));
+    aws.block_on(upload(&s3, &files));
+    let on_disk = trailwatch(&["detect", dir.to_str().unwrap(), "--format", "ndjson"]);
+    let in_bucket = trailwatch_aws(
+        &[
+            "detect",
+            "s3://trail/AWSLogs/",
+            "--endpoint-url",
+            &moto.url,
+            "--format",
+            "ndjson",
+        ],
+        None,
+    );
+    assert_eq!(
+        in_bucket.status.code(),
+        on_disk.status.code(),
+        "{}",
+        stderr(&in_bucket)
+    );
+    assert!(!stdout(&on_disk).is_empty());
+    assert_eq!(stdout(&in_bucket), stdout(&on_disk));
+    // Days after --until are not fetched: the same as --until on disk.
+    let until = "2026-01-06T23:59:59Z";
+    let o = trailwatch_aws(
+        &[
+            "detect",
+            "s3://trail",
+            "--until",
+            until,
+            "--endpoint-url",
+            &moto.url,
+            "--format",
+            "ndjson",
+            "--stats",
+        ],
+        None,
+    );
+    let disk = trailwatch(&[
+        "detect",
+        dir.to_str().unwrap(),
+        "--until",
+        until,
+        "--format",
+        "ndjson",
+    ]);
+    assert_eq!(stdout(&o), stdout(&disk));
+    assert!(stderr(&o).contains(" inputs ("), "{}", stderr(&o));
+    let read: usize = stderr(&o)
+        .split(" events from ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(
+        read < files.len() * 3 / 4,
+        "{read} of {} deliveries fetched",
+        files.len()
+    );
+    // A bucket that is not there: named, with AWS's reason.
+    let o = trailwatch_aws(
+        &[
+            "detect",
+            "s3://nowhere/AWSLogs/",
+            "--endpoint-url",
+            &moto.url,
+        ],
+        None,
+    );
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("s3://nowhere/AWSLogs/: cannot list the deliveries"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -28,9 +28,14 @@ Examples:\n  trailwatch detect ./logs\n  trailwatch detect AWSLogs/ --since 2026
 trailwatch detect --opensearch-url https://search-x.us-east-1.es.amazonaws.com --index 'cwl-2026.11.*' --since -1d"
 )]
 pub struct DetectArgs {
-    /// CloudTrail files or folders (walked recursively); `-` reads standard input.
+    /// CloudTrail files or folders (walked recursively); `-` reads standard
+    /// input; `s3://bucket/prefix/` reads a trail bucket's deliveries where
+    /// they lie (--since and --until pick its days by key).
     #[arg(required_unless_present_any = ["series", "opensearch_url"], value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Where s3:// inputs are read from.
+    #[command(flatten)]
+    pub aws: super::deploy::AwsArgs,
     /// Read the records from this OpenSearch cluster's index (besides any PATH).
     #[arg(long, value_name = "URL", conflicts_with_all = ["series", "follow"])]
     pub opensearch_url: Option<String>,
@@ -188,6 +193,9 @@ fn flag_problems(args: &DetectArgs) -> Vec<String> {
         if args.paths.iter().any(|p| p.as_os_str() == "-") {
             out.push("--follow watches folders; it cannot follow standard input".into());
         }
+        if args.paths.iter().any(|p| is_bucket(p)) {
+            out.push("--follow watches folders; a bucket is followed by the engine Lambda (deploy), or read once without --follow".into());
+        }
         if args.format == Some(Format::Json) {
             out.push(
                 "--format json writes one array at the end; with --follow use ndjson or table"
@@ -226,7 +234,12 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     if args.follow {
         return run_follow(&args, &detectors, rules);
     }
-    let mut inputs = discover(&args.paths).context("cannot list the inputs")?;
+    let (buckets, local): (Vec<PathBuf>, Vec<PathBuf>) =
+        args.paths.iter().cloned().partition(|p| is_bucket(p));
+    let mut inputs = discover(&local).context("cannot list the inputs")?;
+    for url in &buckets {
+        inputs.extend(read_bucket(&args, url)?);
+    }
     if let Some(url) = &args.opensearch_url {
         let target = super::runtime()?.block_on(super::opensearch::target(
             url,
@@ -398,6 +411,43 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         EXIT_OK
     } else {
         EXIT_FOUND
+    })
+}
+
+/// Whether a PATH names a bucket (`s3://…`).
+fn is_bucket(p: &std::path::Path) -> bool {
+    p.to_str().is_some_and(|s| s.starts_with("s3://"))
+}
+
+/// A trail bucket's deliveries under a prefix, on the days --since (less
+/// the week of history the models train on) to --until, with progress.
+fn read_bucket(args: &DetectArgs, url: &std::path::Path) -> anyhow::Result<Vec<Input>> {
+    use crate::cloudtrail::s3::{get_all, list, BucketPath};
+    let text = url.to_string_lossy();
+    let Some(at) = BucketPath::parse(&text) else {
+        bail!("{text}: write s3://bucket or s3://bucket/prefix/");
+    };
+    let from = match args.since {
+        Some(Since::At(t)) => Some(t.date_naive() - chrono::Duration::days(7)),
+        _ => None,
+    };
+    let until = args.until.map(|t| t.date_naive());
+    let keep =
+        |day: chrono::NaiveDate| from.is_none_or(|f| day >= f) && until.is_none_or(|u| day <= u);
+    super::runtime()?.block_on(async {
+        let target = args.aws.target();
+        let sdk = target.load().await;
+        let client = target.s3(&sdk);
+        let keys = list(&client, &at, &keep).await?;
+        let total = keys.iter().map(|(_, size)| size).sum();
+        let bar = progress_bar(
+            total,
+            "{spinner} fetching {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec}, {eta} left",
+        );
+        let progress = |n: u64| bar.inc(n);
+        let inputs = get_all(&client, &at.bucket, &keys, &progress).await;
+        bar.finish_and_clear();
+        Ok(inputs?)
     })
 }
 

@@ -1,6 +1,7 @@
 //! Reading CloudTrail: the record model, field paths into records, the input
 //! formats (S3 deliveries, JSON lines, CloudWatch Logs subscription payloads),
-//! finding inputs on disk, and reporting damaged input without stopping.
+//! finding inputs on disk or in a trail bucket ([`s3`]), and reporting damaged
+//! input without stopping.
 //!
 //! A byte stream is first cut into gzip members and documents ([`stream`]).
 //! Records are parsed straight into the typed model ([`parse`]), keeping
@@ -16,6 +17,7 @@ pub mod parse;
 pub mod projection;
 pub mod read;
 pub mod record;
+pub mod s3;
 pub(crate) mod schema;
 pub mod stream;
 

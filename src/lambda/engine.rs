@@ -15,6 +15,7 @@
 //!   writer is never overwritten unseen; any failure leaves the state as it
 //!   was, and the batch comes back.
 
+use crate::cloudtrail::s3::{get, is_delivery, BucketError};
 use crate::cloudtrail::{Input, ReadError};
 use crate::engine::pipeline::{Pipeline, StateError, Step};
 use crate::engine::source::Observer;
@@ -60,23 +61,8 @@ pub enum EngineError {
     Conflict { store: String },
     #[error("{store}: cannot save the state: {message}")]
     SaveState { store: String, message: String },
-    #[error("s3://{bucket}/{key}: cannot read the delivery: {message}")]
-    Fetch {
-        bucket: String,
-        key: String,
-        message: String,
-    },
-}
-
-/// Whether an object key is a CloudTrail delivery (not a digest or an
-/// Insight delivery).
-pub fn is_delivery(key: &str) -> bool {
-    let name = key.rsplit('/').next().unwrap_or(key);
-    name.contains("_CloudTrail_")
-        && !key.contains("/CloudTrail-Digest/")
-        && !key.contains("/CloudTrail-Insight/")
-        && !name.contains("_CloudTrail-Digest_")
-        && !name.contains("_CloudTrail-Insight_")
+    #[error(transparent)]
+    Fetch(#[from] BucketError),
 }
 
 /// An S3 event's key, decoded (`+` is a space, `%XX` a byte).
@@ -318,49 +304,17 @@ pub async fn fetch(
 ) -> Result<Vec<Input>, EngineError> {
     let mut out = Vec::with_capacity(deliveries.len());
     for d in deliveries {
-        let name = format!("s3://{}/{}", d.bucket, d.key);
-        match client
-            .get_object()
-            .bucket(&d.bucket)
-            .key(&d.key)
-            .send()
-            .await
-        {
-            Ok(obj) => {
-                let version = obj.e_tag().unwrap_or_default().trim_matches('"').to_owned();
-                let bytes = obj
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| EngineError::Fetch {
-                        bucket: d.bucket.clone(),
-                        key: d.key.clone(),
-                        message: e.to_string(),
-                    })?
-                    .into_bytes();
-                out.push(Input::Object {
-                    name,
-                    version,
-                    bytes: bytes.to_vec().into(),
-                });
-            }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                problem(&ReadError {
-                    input: name,
-                    location: crate::cloudtrail::Location::Whole,
-                    kind: crate::cloudtrail::ReadErrorKind::Io(std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        "the object is gone; skipped",
-                    )),
-                });
-            }
-            Err(e) => {
-                return Err(EngineError::Fetch {
-                    bucket: d.bucket.clone(),
-                    key: d.key.clone(),
-                    message: crate::aws::error_message(&e),
-                })
-            }
+        match get(client, &d.bucket, &d.key).await {
+            Ok(Some(input)) => out.push(input),
+            Ok(None) => problem(&ReadError {
+                input: format!("s3://{}/{}", d.bucket, d.key),
+                location: crate::cloudtrail::Location::Whole,
+                kind: crate::cloudtrail::ReadErrorKind::Io(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the object is gone; skipped",
+                )),
+            }),
+            Err(e) => return Err(EngineError::Fetch(e)),
         }
     }
     Ok(out)
