@@ -9,10 +9,12 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use trailwatch::engine::pipeline::Pipeline;
-use trailwatch::lambda::engine::{invoke, EngineError, StateStore};
+use trailwatch::lambda::engine::{commit, invoke, EngineError, StateStore};
 
 const BUCKET: &str = "trail";
 const STATE: &str = "trailwatch/state.json";
+/// Pages the invocations made, over the tests of this file.
+static PAGES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 async fn s3_client(moto: &Server) -> aws_sdk_s3::Client {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -101,7 +103,25 @@ async fn run_once(
         trailwatch::engine::severity::DEFAULT_PAGE,
     );
     let quiet = |_: &trailwatch::cloudtrail::ReadError| {};
-    let (step, summary) = invoke(&mut pipeline, s3, &store, event, &quiet).await?;
+    let invocation = invoke(&mut pipeline, s3, &store, event, &quiet).await?;
+    // One page per paging incident, led by its most severe finding.
+    let paging = invocation
+        .step
+        .incidents
+        .iter()
+        .filter(|inc| {
+            inc.members
+                .iter()
+                .any(|&i| invocation.step.findings.anomalies[i].page == Some(true))
+        })
+        .count();
+    let pages = trailwatch::lambda::engine::pages(&invocation.step);
+    assert_eq!(pages.len(), paging);
+    assert!(pages
+        .iter()
+        .all(|p| !p.subject.is_empty() && !p.body.is_empty()));
+    PAGES.fetch_add(pages.len(), std::sync::atomic::Ordering::Relaxed);
+    let (step, summary) = commit(&store, invocation).await?;
     let mut out = Vec::new();
     trailwatch::engine::sink::write(
         trailwatch::engine::sink::Format::Ndjson,
@@ -155,6 +175,9 @@ fn the_engine_lambda_finds_what_detect_finds_and_loses_nothing() {
         }
     });
     let last = last.unwrap();
+    // The four injected incidents page (an incident split across
+    // invocations pages once in each).
+    assert!(PAGES.load(std::sync::atomic::Ordering::Relaxed) >= 4);
     let until = last.evaluated_until.unwrap();
     // detect over the same files, its findings that end by the watermark.
     let o = trailwatch(&["detect", dir.to_str().unwrap(), "--format", "ndjson"]);

@@ -143,7 +143,7 @@ pub fn run(command: LambdaCommand) -> anyhow::Result<i32> {
 
 fn engine(args: EngineArgs) -> anyhow::Result<i32> {
     use crate::engine::pipeline::Pipeline;
-    use crate::lambda::engine::{invoke, StateStore};
+    use crate::lambda::engine::{commit, invoke, StateStore};
     let set = super::detectors::load(args.detectors.as_deref(), &args.sigma)?;
     let event = read_event()?;
     let runtime = super::runtime()?;
@@ -159,7 +159,8 @@ fn engine(args: EngineArgs) -> anyhow::Result<i32> {
         };
         let mut pipeline = Pipeline::new(&set.detectors, options, args.page_severity);
         let problem = |e: &crate::cloudtrail::ReadError| eprintln!("warning: {e}");
-        let (step, summary) = invoke(&mut pipeline, &s3, &store, &event, &problem).await?;
+        let invocation = invoke(&mut pipeline, &s3, &store, &event, &problem).await?;
+        let (step, summary) = commit(&store, invocation).await?;
         let mut out = std::io::stdout().lock();
         crate::engine::sink::write(
             crate::engine::sink::Format::Ndjson,

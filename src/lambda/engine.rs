@@ -15,6 +15,8 @@
 //!   writer is never overwritten unseen; any failure leaves the state as it
 //!   was, and the batch comes back.
 
+use super::alert::Notification;
+use super::rule_pages::page_of_incident;
 use crate::cloudtrail::s3::{get, is_delivery, BucketError};
 use crate::cloudtrail::{Input, ReadError};
 use crate::engine::pipeline::{Pipeline, StateError, Step};
@@ -338,16 +340,27 @@ pub struct Summary {
     pub ms: u128,
 }
 
+/// An invocation evaluated, its state not yet saved: the caller sends
+/// its pages, then [`commit`]s (a page that cannot be sent fails the
+/// invocation before the state moves, so the batch comes back).
+pub struct Invocation {
+    pub step: Step,
+    pub summary: Summary,
+    state: Vec<u8>,
+    read: Loaded,
+    started: std::time::Instant,
+}
+
 /// One invocation: the state read, the notified deliveries read into the
-/// pipeline, the engine advanced on the data's watermark, the state saved
-/// over the version read. The findings are what this invocation found.
+/// pipeline, the engine advanced on the data's watermark. The findings are
+/// what this invocation found.
 pub async fn invoke(
     pipeline: &mut Pipeline<'_>,
     s3: &aws_sdk_s3::Client,
     store: &StateStore,
     event: &Value,
     problem: &(dyn Fn(&ReadError) + Sync),
-) -> Result<(Step, Summary), EngineError> {
+) -> Result<Invocation, EngineError> {
     let started = std::time::Instant::now();
     let notified = notifications(event)?;
     let loaded = store.load().await?;
@@ -359,8 +372,7 @@ pub async fn invoke(
                 source,
             })?;
     }
-    // Keys already read at some version: fetched again only to learn the
-    // version; deliveries never change, so a key read is skipped.
+    // Deliveries never change: a key read at any version is not fetched.
     let fresh: Vec<Notified> = notified
         .deliveries
         .iter()
@@ -380,10 +392,11 @@ pub async fn invoke(
         problem,
         progress: &none,
     };
-    // Never strict: a damaged delivery is reported and skipped.
+    // Never strict, so never an error: a damaged delivery is reported and
+    // its good records read.
     let read = pipeline
         .read(&inputs, None, false, &observer)
-        .unwrap_or_else(|_| Default::default());
+        .unwrap_or_default();
     let mut step = Step::default();
     if let Some((_, findings)) = read.late {
         step = pipeline.step(findings);
@@ -391,11 +404,16 @@ pub async fn invoke(
     let to = watermark(&pipeline.engine.aggregates.streams);
     if to > pipeline.watermark {
         let more = pipeline.advance(to);
+        let offset = step.findings.anomalies.len();
         step.findings.anomalies.extend(more.findings.anomalies);
         step.findings.insights.extend(more.findings.insights);
-        step.incidents.extend(more.incidents);
+        step.incidents
+            .extend(more.incidents.into_iter().map(|mut inc| {
+                inc.members.iter_mut().for_each(|m| *m += offset);
+                inc
+            }));
     }
-    let bytes = pipeline.save();
+    let state = pipeline.save();
     let summary = Summary {
         deliveries: read.inputs,
         seen: notified.deliveries.len() - fresh.len() + read.seen,
@@ -404,16 +422,42 @@ pub async fn invoke(
         problems: read.stats.problems,
         findings: step.findings.anomalies.len(),
         incidents: step.incidents.len(),
-        state_bytes: bytes.len(),
+        state_bytes: state.len(),
         evaluated_until: pipeline.watermark,
         ms: 0,
     };
-    store.save(bytes, &loaded).await?;
-    Ok((
+    Ok(Invocation {
         step,
+        summary,
+        state,
+        read: loaded,
+        started,
+    })
+}
+
+/// The pages of an invocation's incidents that page: one each, led by
+/// its most severe finding.
+pub fn pages(step: &Step) -> Vec<Notification> {
+    let anomalies = &step.findings.anomalies;
+    step.incidents
+        .iter()
+        .filter(|inc| inc.members.iter().any(|&i| anomalies[i].page == Some(true)))
+        .map(|inc| {
+            let members: Vec<&crate::engine::Anomaly> =
+                inc.members.iter().map(|&i| &anomalies[i]).collect();
+            page_of_incident(&members)
+        })
+        .collect()
+}
+
+/// Saves the invocation's state over the version it read.
+pub async fn commit(store: &StateStore, inv: Invocation) -> Result<(Step, Summary), EngineError> {
+    store.save(inv.state, &inv.read).await?;
+    Ok((
+        inv.step,
         Summary {
-            ms: started.elapsed().as_millis(),
-            ..summary
+            ms: inv.started.elapsed().as_millis(),
+            ..inv.summary
         },
     ))
 }

@@ -20,6 +20,8 @@ pub enum Function {
     Enricher,
     /// The OpenSearch bootstrap custom resource.
     Bootstrap,
+    /// The engine, driven by the trail bucket's notifications.
+    Engine,
 }
 
 /// The handler to run, when this process is a Lambda bootstrap (the
@@ -31,8 +33,9 @@ pub fn function_from_env() -> Option<Result<Function, String>> {
         "forwarder" => Ok(Function::Forwarder),
         "enricher" => Ok(Function::Enricher),
         "bootstrap" => Ok(Function::Bootstrap),
+        "engine" => Ok(Function::Engine),
         other => Err(format!(
-            "TRAILWATCH_FUNCTION={other:?}: use forwarder, enricher or bootstrap"
+            "TRAILWATCH_FUNCTION={other:?}: use forwarder, enricher, bootstrap or engine"
         )),
     })
 }
@@ -110,6 +113,32 @@ pub fn run(function: Function) -> anyhow::Result<()> {
                 let (os, dead, paging) = (&os, &dead, paging.as_ref());
                 lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
                     forward_invocation(os, dead, paging, event)
+                        .await
+                        .map_err(lambda_runtime::Error::from)
+                }))
+                .await
+                .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
+            }
+            Function::Engine => {
+                let set = packaged().map_err(anyhow::Error::msg)?;
+                let s3 = aws_sdk_s3::Client::new(&sdk);
+                let state = env("STATE_URL").map_err(anyhow::Error::msg)?;
+                let store = super::engine::StateStore::parse(&state, || s3.clone());
+                let publisher = Publisher {
+                    client: aws_sdk_sns::Client::new(&sdk),
+                    topic_arn: env("NOTIFICATION_TOPIC_ARN").map_err(anyhow::Error::msg)?,
+                };
+                let page_at = page_severity_from_env().map_err(anyhow::Error::msg)?;
+                let org_accounts: Vec<String> = std::env::var("ORG_ACCOUNTS")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|a| a.trim().to_owned())
+                    .filter(|a| !a.is_empty())
+                    .collect();
+                let (set, s3, store, publisher, org_accounts) =
+                    (&set, &s3, &store, &publisher, &org_accounts);
+                lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+                    engine_invocation(set, s3, store, publisher, page_at, org_accounts, event)
                         .await
                         .map_err(lambda_runtime::Error::from)
                 }))
@@ -253,6 +282,48 @@ pub async fn bootstrap_invocation(
     );
     sent?;
     Ok(answer)
+}
+
+/// One engine invocation: the batch's deliveries read into the pipeline
+/// (its state from the bucket), each paging incident published, then the
+/// state saved over the version read; one JSON log line. A page that
+/// cannot be sent, or a state another writer moved, fails the invocation
+/// before the state moves: the batch comes back.
+async fn engine_invocation(
+    set: &crate::detector::DetectorSet,
+    s3: &aws_sdk_s3::Client,
+    store: &super::engine::StateStore,
+    publisher: &Publisher,
+    page_at: crate::engine::Severity,
+    org_accounts: &[String],
+    event: LambdaEvent<Value>,
+) -> Result<Value, anyhow::Error> {
+    use crate::engine::pipeline::Pipeline;
+    let options = crate::engine::EngineOptions {
+        rules: set.rules.clone(),
+        org_accounts: org_accounts.to_vec(),
+        ..crate::engine::EngineOptions::all()
+    };
+    let mut pipeline = Pipeline::new(&set.detectors, options, page_at);
+    let problem = |e: &crate::cloudtrail::ReadError| {
+        println!(
+            "{}",
+            json!({"function": "engine", "warning": e.to_string()})
+        );
+    };
+    let invocation =
+        super::engine::invoke(&mut pipeline, s3, store, &event.payload, &problem).await?;
+    let pages = super::engine::pages(&invocation.step);
+    for page in &pages {
+        publisher.publish(page).await?;
+    }
+    let (_, summary) = super::engine::commit(store, invocation).await?;
+    let mut line = serde_json::to_value(&summary)?;
+    line["function"] = json!("engine");
+    line["request_id"] = json!(event.context.request_id);
+    line["pages"] = json!(pages.len());
+    println!("{line}");
+    Ok(line)
 }
 
 /// One forwarder invocation: deliver, then log one JSON line with the counts.
