@@ -599,16 +599,17 @@ mod tests {
     }
 
     /// An instance type the account never ran, once it has learned what it
-    /// runs: reported once per type. Without history (the forwarder)
-    /// nothing can be new.
+    /// runs: reported once per type, at medium, unless the principal runs
+    /// instances habitually. Without history (the forwarder) nothing can be
+    /// new.
     #[test]
     fn an_instance_type_the_account_never_ran_is_reported_once() {
-        let run = |account: &str, kind: &str, time: &str| {
+        let run = |who: serde_json::Value, account: &str, kind: &str, time: &str| {
             let mut r = at(
                 record(
                     "ec2.amazonaws.com",
                     "RunInstances",
-                    mallory(),
+                    who,
                     json!({"requestParameters": {"instanceType": kind}}),
                 ),
                 time,
@@ -617,13 +618,58 @@ mod tests {
             r
         };
         let records = [
-            run("111122223333", "m5.large", "2026-01-01T10:00:00Z"),
-            run("111122223333", "m5.large", "2026-01-05T10:00:00Z"),
-            run("111122223333", "p4d.24xlarge", "2026-01-05T11:00:00Z"),
-            run("111122223333", "p4d.24xlarge", "2026-01-05T12:00:00Z"),
+            // Mallory runs instances as her job.
+            run(
+                mallory(),
+                "111122223333",
+                "m5.large",
+                "2026-01-01T10:00:00Z",
+            ),
+            run(
+                mallory(),
+                "111122223333",
+                "m5.large",
+                "2026-01-02T10:00:00Z",
+            ),
+            run(
+                mallory(),
+                "111122223333",
+                "m5.large",
+                "2026-01-03T10:00:00Z",
+            ),
+            // Someone who never does starts GPU instances, twice.
+            run(
+                admin_role(),
+                "111122223333",
+                "p4d.24xlarge",
+                "2026-01-05T11:00:00Z",
+            ),
+            run(
+                admin_role(),
+                "111122223333",
+                "p4d.24xlarge",
+                "2026-01-05T12:00:00Z",
+            ),
+            // Mallory's new family: her habit, not reported.
+            run(
+                mallory(),
+                "111122223333",
+                "m7i.large",
+                "2026-01-05T13:00:00Z",
+            ),
             // A second account starts later: still learning on the 5th.
-            run("444455556666", "t3.micro", "2026-01-04T23:00:00Z"),
-            run("444455556666", "g5.xlarge", "2026-01-05T11:00:00Z"),
+            run(
+                admin_role(),
+                "444455556666",
+                "t3.micro",
+                "2026-01-04T23:00:00Z",
+            ),
+            run(
+                admin_role(),
+                "444455556666",
+                "g5.xlarge",
+                "2026-01-05T11:30:00Z",
+            ),
         ];
         let history = super::super::aggregate::History {
             first: "2026-01-01T00:00:00Z".parse().unwrap(),
@@ -645,7 +691,7 @@ mod tests {
             .filter(|a| a.detector == "ec2-instance-type-never-run")
             .collect();
         assert_eq!(new.len(), 1, "{out:#?}");
-        assert_eq!(new[0].severity, Some(Severity::Low));
+        assert_eq!(new[0].severity, Some(Severity::Medium));
         assert!(
             new[0]
                 .summary
