@@ -68,15 +68,7 @@ struct Aws {
 impl Aws {
     fn new(moto: &Server) -> Aws {
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let config = runtime.block_on(
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .credentials_provider(aws_credential_types::Credentials::new(
-                    "testing", "testing", None, None, "test",
-                ))
-                .region(aws_config::Region::new("us-east-1"))
-                .endpoint_url(&moto.url)
-                .load(),
-        );
+        let config = runtime.block_on(moto.sdk());
         Aws { runtime, config }
     }
 

@@ -17,14 +17,7 @@ const STATE: &str = "trailwatch/state.json";
 static PAGES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 async fn s3_client(moto: &Server) -> aws_sdk_s3::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&moto.url)
-        .load()
-        .await;
+    let config = moto.sdk().await;
     aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(true)

@@ -597,14 +597,7 @@ impl Topic {
     fn new(moto: &Server) -> Topic {
         let aws = tokio::runtime::Runtime::new().unwrap();
         let (sqs, arn, queue) = aws.block_on(async {
-            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .credentials_provider(aws_credential_types::Credentials::new(
-                    "testing", "testing", None, None, "test",
-                ))
-                .region(aws_config::Region::new("us-east-1"))
-                .endpoint_url(&moto.url)
-                .load()
-                .await;
+            let config = moto.sdk().await;
             let sns = aws_sdk_sns::Client::new(&config);
             let sqs = aws_sdk_sqs::Client::new(&config);
             let arn = sns
@@ -1480,14 +1473,7 @@ fn an_organisation_trails_forwarder_lists_every_member_account() {
     let moto = Server::moto();
     let aws = tokio::runtime::Runtime::new().unwrap();
     aws.block_on(async {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .credentials_provider(aws_credential_types::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&moto.url)
-            .load()
-            .await;
+        let config = moto.sdk().await;
         let client = aws_sdk_organizations::Client::new(&config);
         // Nothing answering: an error that says what the rules count.
         let nowhere = aws_sdk_organizations::Client::from_conf(

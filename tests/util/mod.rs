@@ -297,6 +297,19 @@ impl Server {
 }
 
 impl Server {
+    /// The SDK's configuration for this moto_server: throwaway credentials,
+    /// us-east-1.
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&self.url)
+            .load()
+            .await
+    }
+
     /// osmem-server (an in-memory OpenSearch) on a free port.
     pub fn osmem() -> Server {
         let lib = root().join(".venv/lib");
