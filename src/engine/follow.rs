@@ -165,7 +165,10 @@ pub fn follow(
         let inputs: Vec<Input> = discover(options.paths)
             .map_err(FollowError::Discover)?
             .into_iter()
-            .filter(|i| matches!(i, Input::File { path, .. } if settled(path)))
+            .filter(|i| {
+                matches!(i, Input::File { path, .. }
+                    if i.key().is_some_and(|k| !pipeline.processed.contains(&k)) && settled(path))
+            })
             .collect();
         let read = pipeline
             .read(&inputs, None, options.strict, observer)

@@ -218,11 +218,12 @@ const START_MINUTES: usize = 3;
 /// Quiet minutes after which an insight has ended.
 pub const END_MINUTES: usize = 5;
 
-/// Whether an insight found up to `to` may still be running: too few
-/// minutes after its end were seen to say it ended. Evaluated again with
-/// more data, it is found again from its start, with its whole span.
-pub fn running(i: &Insight, to: DateTime<Utc>) -> bool {
-    i.end + Duration::minutes(END_MINUTES as i64) > to
+/// Whether an insight found up to `to`, ending at `end`, may still be
+/// running: too few minutes after its end were seen to say it ended.
+/// Evaluated again with more data, it is found again from its start, with
+/// its whole span.
+pub fn running(end: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+    end + Duration::minutes(END_MINUTES as i64) > to
 }
 /// A running insight goes on while its window's tail stays under this.
 const CONTINUE_P: f64 = 1e-3;

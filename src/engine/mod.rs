@@ -322,13 +322,16 @@ impl<'d> Engine<'d> {
             // data can come (not at the end of the input).
             self.insights_from = None;
             if watermark.is_some() {
-                for i in others.insights.iter().filter(|i| insights::running(i, to)) {
+                for i in others
+                    .insights
+                    .iter()
+                    .filter(|i| insights::running(i.end, to))
+                {
                     self.insights_from =
                         Some(self.insights_from.map_or(i.start, |r| r.min(i.start)));
                 }
                 for a in &mut others.anomalies {
-                    a.partial |= a.kind == AnomalyKind::Insight
-                        && a.end + Duration::minutes(insights::END_MINUTES as i64) > to;
+                    a.partial |= a.kind == AnomalyKind::Insight && insights::running(a.end, to);
                 }
             }
             // Looked for again from a running insight's start: what was

@@ -44,6 +44,8 @@ pub struct Notifications {
     pub deliveries: Vec<Notified>,
     /// Digests, Insight deliveries, test events, other objects.
     pub ignored: usize,
+    /// Deliveries named again in the same event.
+    pub duplicates: usize,
 }
 
 /// Why an invocation failed; its batch comes back.
@@ -95,9 +97,20 @@ fn decode_key(key: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The deliveries an event names: an S3 notification, or an SQS batch whose
-/// bodies are S3 notifications (S3's test event among them).
+/// The deliveries an event names, each once: an S3 notification, or an
+/// SQS batch whose bodies are S3 notifications (S3's test event among
+/// them). S3 may notify an object twice, in one batch too.
 pub fn notifications(event: &Value) -> Result<Notifications, EngineError> {
+    let mut all = collect(event)?;
+    let mut once = std::collections::HashSet::new();
+    let before = all.deliveries.len();
+    all.deliveries
+        .retain(|d| once.insert((d.bucket.clone(), d.key.clone())));
+    all.duplicates = before - all.deliveries.len();
+    Ok(all)
+}
+
+fn collect(event: &Value) -> Result<Notifications, EngineError> {
     let records = event
         .get("Records")
         .and_then(Value::as_array)
@@ -116,7 +129,7 @@ pub fn notifications(event: &Value) -> Result<Notifications, EngineError> {
                     out.ignored += 1;
                     continue;
                 }
-                let more = notifications(&inner)
+                let more = collect(&inner)
                     .map_err(|e| EngineError::Event(format!("Records[{i}].body: {e}")))?;
                 out.deliveries.extend(more.deliveries);
                 out.ignored += more.ignored;
@@ -327,7 +340,8 @@ pub async fn fetch(
 pub struct Summary {
     /// Deliveries read now.
     pub deliveries: usize,
-    /// Deliveries skipped as read before (the same key and ETag).
+    /// Deliveries skipped as read before (the same key and ETag), or named
+    /// twice in the event.
     pub seen: usize,
     /// Objects that are not deliveries (digests, Insight files, tests).
     pub ignored: usize,
@@ -416,7 +430,7 @@ pub async fn invoke(
     let state = pipeline.save();
     let summary = Summary {
         deliveries: read.inputs,
-        seen: notified.deliveries.len() - fresh.len() + read.seen,
+        seen: notified.deliveries.len() - fresh.len() + read.seen + notified.duplicates,
         ignored: notified.ignored,
         events: read.stats.records,
         problems: read.stats.problems,
@@ -488,10 +502,11 @@ mod tests {
         assert_eq!(direct.ignored, 2);
         let sqs = json!({"Records": [
             {"eventSource": "aws:sqs", "body": s3_event(&[org]).to_string()},
+            {"eventSource": "aws:sqs", "body": s3_event(&[org]).to_string()},
             {"eventSource": "aws:sqs", "body": json!({"Service": "Amazon S3", "Event": "s3:TestEvent"}).to_string()},
         ]});
         let batch = notifications(&sqs).unwrap();
-        assert_eq!(batch.ignored, 1);
+        assert_eq!((batch.ignored, batch.duplicates), (1, 1));
         assert_eq!(
             batch.deliveries,
             [Notified {

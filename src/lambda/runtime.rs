@@ -100,15 +100,8 @@ pub fn run(function: Function) -> anyhow::Result<()> {
                     queue_url: env("DEAD_LETTER_QUEUE_URL").map_err(anyhow::Error::msg)?,
                 };
                 let mut paging = paging_from_env(&sdk).map_err(anyhow::Error::msg)?;
-                if let Some(p) = paging.as_mut().filter(|_| super::organization::from_env()) {
-                    let client = aws_sdk_organizations::Client::new(&sdk);
-                    match super::organization::accounts(&client).await {
-                        Ok(accounts) => p.org_accounts.extend(accounts),
-                        Err(e) => println!(
-                            "{}",
-                            json!({"function": "forwarder", "warning": e.to_string()})
-                        ),
-                    }
+                if let Some(p) = paging.as_mut() {
+                    p.org_accounts = org_accounts(&sdk, "forwarder").await;
                 }
                 let (os, dead, paging) = (&os, &dead, paging.as_ref());
                 lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
@@ -129,12 +122,7 @@ pub fn run(function: Function) -> anyhow::Result<()> {
                     topic_arn: env("NOTIFICATION_TOPIC_ARN").map_err(anyhow::Error::msg)?,
                 };
                 let page_at = page_severity_from_env().map_err(anyhow::Error::msg)?;
-                let org_accounts: Vec<String> = std::env::var("ORG_ACCOUNTS")
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(|a| a.trim().to_owned())
-                    .filter(|a| !a.is_empty())
-                    .collect();
+                let org_accounts = org_accounts(&sdk, "engine").await;
                 let (set, s3, store, publisher, org_accounts) =
                     (&set, &s3, &store, &publisher, &org_accounts);
                 lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
@@ -222,15 +210,8 @@ fn paging_from_env(sdk: &aws_config::SdkConfig) -> Result<Option<Paging>, String
             topic_arn,
         }),
         findings_index: Some(super::incidents::FINDINGS_INDEX.into()),
-        // An organisation trail's accounts, as deploy sets them.
-        org_accounts: std::env::var("ORG_ACCOUNTS")
-            .map(|v| {
-                v.split(',')
-                    .map(|a| a.trim().to_owned())
-                    .filter(|a| !a.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default(),
+        // Filled in when the forwarder starts ([`org_accounts`]).
+        org_accounts: Vec::new(),
     }))
 }
 
@@ -282,6 +263,29 @@ pub async fn bootstrap_invocation(
     );
     sent?;
     Ok(answer)
+}
+
+/// The organisation's accounts: `ORG_ACCOUNTS` (deploy's `--org-accounts`),
+/// and for an organisation trail (`ORG_TRAIL=true`) every account
+/// Organizations lists now; when it cannot, a warning and the rest.
+async fn org_accounts(sdk: &aws_config::SdkConfig, function: &str) -> Vec<String> {
+    let mut out: Vec<String> = std::env::var("ORG_ACCOUNTS")
+        .unwrap_or_default()
+        .split(',')
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty())
+        .collect();
+    if super::organization::from_env() {
+        let client = aws_sdk_organizations::Client::new(sdk);
+        match super::organization::accounts(&client).await {
+            Ok(accounts) => out.extend(accounts),
+            Err(e) => println!(
+                "{}",
+                json!({"function": function, "warning": e.to_string()})
+            ),
+        }
+    }
+    out
 }
 
 /// One engine invocation: the batch's deliveries read into the pipeline
