@@ -94,24 +94,29 @@ impl RuleHits {
             let Some(accounts) = rule.hit(r) else {
                 continue;
             };
-            let new = match &rule.new {
+            let time = r.event_time();
+            // A `[new]` rule keeps only each value's first and last
+            // sighting: a later sighting of a value only moves its last.
+            let key: Option<NewKey> = match &rule.new {
                 None => None,
                 Some(n) => match n.of(r) {
-                    Some((scope, value)) => Some(NewHit {
-                        scope,
-                        value,
-                        per_account: n.per == Scope::Account,
-                    }),
+                    Some((scope, value)) => Some((rule.name.clone(), scope, value)),
                     None => continue,
                 },
             };
+            if let Some(key) = &key {
+                self.saw(key, time);
+                if self.firsts.get(key).is_some_and(|kept| kept.time < time) {
+                    continue;
+                }
+            }
             let hit = RuleHit {
                 accounts,
                 habitual: rule.habitual,
                 rule: rule.name.clone(),
                 description: rule.description.clone(),
                 severity: rule.severity,
-                time: r.event_time(),
+                time,
                 event: format!("{}:{}", r.event_source(), r.event_name()),
                 principal: r
                     .principal()
@@ -125,21 +130,31 @@ impl RuleHits {
                     .iter()
                     .filter_map(|(f, path)| Some((f.clone(), r.first_text(path)?)))
                     .collect(),
-                new,
+                new: key.as_ref().map(|(_, scope, value)| NewHit {
+                    scope: scope.clone(),
+                    value: value.clone(),
+                    per_account: rule.new.as_ref().is_some_and(|n| n.per == Scope::Account),
+                }),
             };
-            match &hit.new {
+            match key {
                 None => self.hits.push(hit),
-                Some(n) => self.keep_first(
-                    hit.clone(),
-                    (rule.name.clone(), n.scope.clone(), n.value.clone()),
-                ),
+                Some(key) => self.keep_first(hit, key),
             }
         }
     }
 
+    /// A `[new]` value seen at `t`: its last sighting moves on.
+    fn saw(&mut self, key: &NewKey, t: DateTime<Utc>) {
+        match self.lasts.get_mut(key) {
+            Some(last) => *last = (*last).max(t),
+            None => {
+                self.lasts.insert(key.clone(), t);
+            }
+        }
+    }
+
+    /// Keeps `hit` as its value's first sighting if it came first.
     fn keep_first(&mut self, hit: RuleHit, key: NewKey) {
-        let last = self.lasts.entry(key.clone()).or_insert(hit.time);
-        *last = (*last).max(hit.time);
         match self.firsts.get(&key) {
             Some(kept) if !earlier(&hit, kept) => {}
             _ => {
@@ -154,8 +169,7 @@ impl RuleHits {
             self.keep_first(hit, key);
         }
         for (key, t) in other.lasts {
-            let last = self.lasts.entry(key).or_insert(t);
-            *last = (*last).max(t);
+            self.saw(&key, t);
         }
     }
 

@@ -178,6 +178,16 @@ pub fn watermark(streams: &BTreeMap<String, DateTime<Utc>>) -> Option<DateTime<U
         .copied()
 }
 
+/// A state file's problem without its path (the store names it).
+fn cause(e: crate::engine::follow::FollowError) -> String {
+    match e {
+        crate::engine::follow::FollowError::State { action, source, .. } => {
+            format!("{action}: {source}")
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Where the state lives: a file, or an S3 object.
 pub enum StateStore {
     File(PathBuf),
@@ -223,16 +233,12 @@ impl StateStore {
             message,
         };
         match self {
-            StateStore::File(path) => match std::fs::read(path) {
+            StateStore::File(path) => match crate::engine::follow::load_state(path) {
                 Ok(bytes) => Ok(Loaded {
-                    bytes: Some(bytes),
+                    bytes,
                     version: None,
                 }),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Loaded {
-                    bytes: None,
-                    version: None,
-                }),
-                Err(e) => Err(fail(e.to_string())),
+                Err(e) => Err(fail(cause(e))),
             },
             StateStore::S3 {
                 client,
@@ -267,13 +273,12 @@ impl StateStore {
         let store = self.name();
         match self {
             StateStore::File(path) => {
-                let aside = path.with_extension("tmp");
-                std::fs::write(&aside, &bytes)
-                    .and_then(|()| std::fs::rename(&aside, path))
-                    .map_err(|e| EngineError::SaveState {
+                crate::engine::follow::save_state(path, &bytes).map_err(|e| {
+                    EngineError::SaveState {
                         store,
-                        message: e.to_string(),
-                    })
+                        message: cause(e),
+                    }
+                })
             }
             StateStore::S3 {
                 client,
