@@ -176,7 +176,7 @@ fn deploy_creates_the_stack_through_a_change_set_and_a_rerun_changes_nothing() {
         "{err}"
     );
     assert!(err.contains("uploaded the Lambda package"), "{err}");
-    assert!(err.contains("Changes to stack trailwatch (33):"), "{err}");
+    assert!(err.contains("Changes to stack trailwatch (43):"), "{err}");
     assert!(err.contains("Add      ForwarderFunction"), "{err}");
     assert!(err.contains("CREATE_COMPLETE"), "{err}");
     assert_eq!(aws.status("trailwatch").as_deref(), Some("CREATE_COMPLETE"));
@@ -281,7 +281,7 @@ fn a_failed_deploy_names_the_failing_resource_and_a_declined_one_changes_nothing
     let o = deploy(&moto, &[], Some(b"n\n"));
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
-    assert!(err.contains("Changes to stack trailwatch (33):"), "{err}");
+    assert!(err.contains("Changes to stack trailwatch (43):"), "{err}");
     assert!(err.contains("Apply these changes? [y/N]"), "{err}");
     assert!(err.contains("declined: nothing was changed"), "{err}");
     assert_eq!(aws.status("trailwatch"), None);
@@ -379,6 +379,7 @@ fn outputs_prints_what_the_stack_exports() {
             ("LambdaCodeBucket", "code"),
             ("ForwarderCodeKey", "f.zip"),
             ("EnricherCodeKey", "e.zip"),
+            ("EngineCodeKey", "g.zip"),
         ] {
             s3.put_object()
                 .bucket("code")
@@ -414,6 +415,11 @@ fn outputs_prints_what_the_stack_exports() {
     // reaches the domain as, here the existing domain's roles it assumes.
     assert_eq!(json["ForwarderRoleArn"], ROLE);
     assert_eq!(json["EnricherRoleArn"], READER);
+    assert_eq!(
+        json["EngineQueueUrl"],
+        "https://sqs.us-east-1.amazonaws.com/123456789012/trailwatch-deliveries"
+    );
+    assert!(json["StateBucketName"].as_str().is_some(), "{json}");
 
     let o = outputs(&moto, &[]);
     assert_eq!(o.status.code(), Some(0));
@@ -630,4 +636,190 @@ fn deploy_applies_the_opensearch_objects_after_the_stack_and_a_rerun_changes_not
         &admin,
     );
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// The lean stack (`--no-opensearch`): no domain, log group, forwarder or
+/// enricher; the engine fed by its queue, its state in the stack's state
+/// bucket. moto makes every resource but the trail and does not run the
+/// Lambdas or deliver the bucket's notifications (only AWS does), so the
+/// engine's invocation runs here, on the stack's own bucket and state,
+/// with the queue's batch as the Lambda service would hand it over.
+#[test]
+fn the_lean_stack_deploys_the_engine_alone_and_it_runs_on_the_stacks_buckets() {
+    let moto = Server::moto();
+    let aws = Aws::new(&moto);
+    let lean = |extra: &[&str]| {
+        let mut args = vec![
+            "deploy",
+            "--endpoint-url",
+            &moto.url,
+            "--poll-seconds",
+            "0",
+            "--no-opensearch",
+            "--yes",
+        ];
+        args.extend_from_slice(extra);
+        trailwatch_aws(&args, None)
+    };
+    let o = lean(&[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("no OpenSearch (the engine pages alone)"),
+        "{err}"
+    );
+    for made in [
+        "EngineFunction",
+        "EngineEventSource",
+        "EngineQueue",
+        "StateBucket",
+    ] {
+        assert!(err.contains(&format!("Add      {made} ")), "{made}: {err}");
+    }
+    for absent in [
+        "Domain",
+        "LogGroup",
+        "ForwarderFunction",
+        "EnricherFunction",
+        "UserPool",
+    ] {
+        assert!(
+            !err.contains(&format!("Add      {absent} ")),
+            "{absent}: {err}"
+        );
+    }
+    assert!(!err.contains("OpenSearch left as it is"), "{err}");
+    assert_eq!(aws.status("trailwatch").as_deref(), Some("CREATE_COMPLETE"));
+    let o = lean(&[]);
+    assert!(stderr(&o).contains("no changes"), "{}", stderr(&o));
+
+    // The engine the stack made reads its queue, one at a time.
+    let mappings = moto_get(
+        &moto.url,
+        "lambda",
+        "/2015-03-31/event-source-mappings/?FunctionName=trailwatch-engine",
+    );
+    let sources: Vec<&serde_json::Value> = mappings["EventSourceMappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["EventSourceArn"])
+        .collect();
+    assert_eq!(
+        sources,
+        [&serde_json::json!(
+            "arn:aws:sqs:us-east-1:123456789012:trailwatch-deliveries"
+        )]
+    );
+    let f = moto_get(
+        &moto.url,
+        "lambda",
+        "/2015-03-31/functions/trailwatch-engine/configuration",
+    );
+    let concurrency = moto_get(
+        &moto.url,
+        "lambda",
+        "/2019-09-30/functions/trailwatch-engine/concurrency",
+    );
+    assert_eq!(
+        concurrency["ReservedConcurrentExecutions"], 1,
+        "{concurrency}"
+    );
+    let vars = &f["Environment"]["Variables"];
+    let state_bucket = aws.resource("trailwatch", "StateBucket");
+    let state_url = format!("s3://{state_bucket}/engine/state.json");
+    assert_eq!(vars["STATE_URL"], state_url.as_str());
+    assert!(vars.get("OPENSEARCH_ENDPOINT").is_none(), "{vars}");
+
+    // A delivery lands in the trail bucket; its notification comes in a batch.
+    let trail_bucket = aws.resource("trailwatch", "TrailBucket");
+    let (key, path) = walk(simulated()).remove(0);
+    aws.runtime.block_on(async {
+        aws.s3()
+            .put_object()
+            .bucket(&trail_bucket)
+            .key(&key)
+            .body(std::fs::read(&path).unwrap().into())
+            .send()
+            .await
+            .unwrap()
+    });
+    let event = serde_json::json!({"Records": [{
+        "eventSource": "aws:sqs",
+        "body": serde_json::json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": trail_bucket}, "object": {"key": key}}}]}).to_string()
+    }]})
+    .to_string();
+    let run = || {
+        trailwatch_aws(
+            &[
+                "lambda",
+                "engine",
+                "--state",
+                &state_url,
+                "--endpoint-url",
+                &moto.url,
+            ],
+            Some(event.as_bytes()),
+        )
+    };
+    let o = run();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let summary: serde_json::Value =
+        serde_json::from_str(stderr(&o).lines().last().unwrap()).unwrap();
+    assert_eq!(summary["deliveries"], 1, "{summary}");
+    assert!(!aws.get(&state_bucket, "engine/state.json").is_empty());
+    let o = run();
+    let summary: serde_json::Value =
+        serde_json::from_str(stderr(&o).lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (&summary["deliveries"], &summary["seen"]),
+        (&serde_json::json!(0), &serde_json::json!(1))
+    );
+
+    // Beside it, `--ingest s3` with a domain: no log group or forwarder;
+    // the engine writes the records as the domain's writer role.
+    let o = deploy(
+        &moto,
+        &["--yes", "--prefix", "tw-s3", "--ingest", "s3"],
+        None,
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("Add      EnricherFunction "), "{err}");
+    for absent in ["LogGroup", "ForwarderFunction", "ForwarderSubscription"] {
+        assert!(
+            !err.contains(&format!("Add      {absent} ")),
+            "{absent}: {err}"
+        );
+    }
+    let f = moto_get(
+        &moto.url,
+        "lambda",
+        "/2015-03-31/functions/tw-s3-engine/configuration",
+    );
+    let vars = &f["Environment"]["Variables"];
+    assert_eq!(vars["OPENSEARCH_ENDPOINT"], ENDPOINT, "{vars}");
+    assert_eq!(vars["OPENSEARCH_ROLE_ARN"], ROLE, "{vars}");
+}
+
+/// The first delivery under `dir`: its key (the path under `dir`) and path.
+fn walk(dir: &std::path::Path) -> Vec<(String, std::path::PathBuf)> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(".json.gz") {
+                let key = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                return vec![(key, p)];
+            }
+        }
+    }
+    Vec::new()
 }

@@ -52,7 +52,7 @@ fn lint(stack: &Path) {
         stack.display(),
         report["results"]["failed_checks"]
     );
-    assert!(summary["passed"].as_u64().unwrap() > 50, "{summary}");
+    assert!(summary["passed"].as_u64().unwrap() > 40, "{summary}");
     // Each skip carries a written reason in the template.
     for skipped in report["results"]["skipped_checks"]
         .as_array()
@@ -83,9 +83,11 @@ const EXISTING_DOMAIN_WITH_BOOTSTRAP: &[&str] = &[
 /// create shows in review as a change of these files.
 #[test]
 fn plan_renders_the_stack_as_the_golden_files_say() {
-    let families: [(&str, &[&str]); 2] = [
+    let families: [(&str, &[&str]); 4] = [
         ("default", &[]),
         ("existing-domain-bootstrap", EXISTING_DOMAIN_WITH_BOOTSTRAP),
+        ("ingest-s3", &["--ingest", "s3"]),
+        ("no-opensearch", &["--no-opensearch"]),
     ];
     let mut problems = Vec::new();
     for (name, args) in families {
@@ -103,7 +105,7 @@ fn plan_renders_the_stack_as_the_golden_files_say() {
 
 #[test]
 fn every_option_family_passes_cfn_lint_and_checkov() {
-    let families: [&[&str]; 5] = [
+    let families: [&[&str]; 8] = [
         &[],
         &[
             "--existing-domain-endpoint",
@@ -137,6 +139,22 @@ fn every_option_family_passes_cfn_lint_and_checkov() {
             "--organization-trail",
             "--org-accounts",
             "444455556666",
+        ],
+        &["--ingest", "s3", "--alert-email", "ops@example.com"],
+        &[
+            "--no-opensearch",
+            "--organization-trail",
+            "--s3-data-events",
+        ],
+        &[
+            "--ingest",
+            "s3",
+            "--existing-domain-endpoint",
+            "https://search-logs-abc.eu-west-1.es.amazonaws.com",
+            "--existing-domain-writer-role-arn",
+            "arn:aws:iam::123456789012:role/opensearch-writer",
+            "--existing-domain-reader-role-arn",
+            "arn:aws:iam::123456789012:role/opensearch-reader",
         ],
     ];
     // An existing domain in a VPC, configured from inside the stack.

@@ -241,7 +241,7 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
             );
         }
     }
-    if config.existing_domain.is_none() {
+    if config.existing_domain.is_none() && config.opensearch {
         let p = crate::cost::prices();
         eprintln!(
             "(OpenSearch Service {} on-demand list prices of {}; Lambda, logs, S3 and data transfer not included)",
@@ -254,9 +254,14 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
 /// One line saying what the configuration deploys.
 fn describe(config: &DeployConfig) -> String {
     format!(
-        "prefix {}, {}, trail {}{}{}",
+        "prefix {}, {}, {}, trail {}{}{}",
         config.prefix,
+        match config.ingest {
+            crate::deploy::Ingest::Cwl => "records through CloudWatch Logs",
+            crate::deploy::Ingest::S3 => "records from the trail bucket",
+        },
         match &config.existing_domain {
+            _ if !config.opensearch => "no OpenSearch (the engine pages alone)".to_owned(),
             Some(d) => format!("existing domain {}", d.endpoint),
             None => format!(
                 "new domain {} × {} ({} GiB each)",
@@ -364,12 +369,13 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("{} cannot be the Lambda bootstrap", binary_path.display()))?;
     drop(binary);
     let template = render(&config)?.to_string();
-    let opensearch = if args.bootstrap.skip_opensearch {
+    let opensearch = if args.bootstrap.skip_opensearch || !config.opensearch {
         None
     } else {
         Some(bootstrap_plan(&args.bootstrap)?)
     };
     eprintln!("deploying {}", describe(&config));
+    let no_domain = !config.opensearch;
     runtime.block_on(async {
         let account = account(&sdk).await?;
         let (code, stack) = deploy_async(
@@ -385,7 +391,7 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<i32> {
                 bootstrap(&args, &sdk, &StackOutputs::of(&stack), plan).await?;
                 Ok(code)
             }
-            (Some(_), None) => {
+            (Some(_), None) if !no_domain => {
                 eprintln!("OpenSearch left as it is (--skip-opensearch); apply it later with trailwatch opensearch apply");
                 Ok(code)
             }

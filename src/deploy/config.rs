@@ -80,6 +80,13 @@ pub struct DeployOptions {
     #[arg(long)]
     #[serde(default)]
     pub organization_trail: bool,
+    /// How the records reach trailwatch [default: cwl]. cwl: the trail's CloudWatch Logs group and the forwarder index them into OpenSearch. s3: the trail bucket's notifications; the engine Lambda reads each delivery and also indexes its records, with no log group (CloudWatch Logs drops events over 256 KB and bills ingestion; see plan --events-per-day). The engine Lambda runs in both.
+    #[arg(long, value_enum)]
+    pub ingest: Option<Ingest>,
+    /// No OpenSearch domain, Cognito or dashboards: the engine Lambda and its pages alone, the cheapest stack (takes --ingest s3).
+    #[arg(long)]
+    #[serde(default)]
+    pub no_opensearch: bool,
     /// Read options from a TOML file (kebab-case keys as the flags); flags win.
     #[arg(long, value_name = "FILE")]
     #[serde(skip)]
@@ -110,6 +117,16 @@ impl Preset {
             Preset::Prod => Some(("m6g.large.search", 3)),
         }
     }
+}
+
+/// How the records reach trailwatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ingest {
+    /// The trail's CloudWatch Logs group, subscribed by the forwarder.
+    Cwl,
+    /// The trail bucket's notifications, read by the engine Lambda.
+    S3,
 }
 
 /// An OpenSearch domain that exists already.
@@ -162,6 +179,9 @@ pub struct DeployConfig {
     pub org_accounts: Vec<String>,
     /// An organisation trail, whose forwarder lists the accounts itself.
     pub organization_trail: bool,
+    pub ingest: Ingest,
+    /// A domain, new or existing (false with `--no-opensearch`).
+    pub opensearch: bool,
 }
 
 /// The retention periods CloudWatch Logs accepts.
@@ -244,6 +264,8 @@ impl DeployOptions {
                 self.org_accounts
             },
             organization_trail: self.organization_trail || file.organization_trail,
+            ingest: self.ingest.or(file.ingest),
+            no_opensearch: self.no_opensearch || file.no_opensearch,
             config: self.config,
         }
     }
@@ -407,6 +429,17 @@ impl DeployOptions {
         if let Some(arn) = &self.break_glass_role_arn {
             problems.extend(role_problem("--break-glass-role-arn", arn));
         }
+        let ingest = match (self.no_opensearch, self.ingest) {
+            (true, Some(Ingest::Cwl)) => {
+                problems.push("--no-opensearch with --ingest cwl: the log group feeds OpenSearch, which --no-opensearch leaves out; drop --ingest cwl (it takes s3)".into());
+                Ingest::S3
+            }
+            (true, _) => Ingest::S3,
+            (false, given) => given.unwrap_or(Ingest::Cwl),
+        };
+        if self.no_opensearch && existing_domain.is_some() {
+            problems.push("--no-opensearch with --existing-domain-endpoint: choose one (no domain, or that domain)".into());
+        }
         let vpc = match (
             self.vpc_subnet_ids.is_empty(),
             self.vpc_security_group_ids.is_empty(),
@@ -481,6 +514,8 @@ impl DeployOptions {
             break_glass_role_arn: self.break_glass_role_arn.clone(),
             org_accounts: self.org_accounts.clone(),
             organization_trail: self.organization_trail,
+            ingest,
+            opensearch: !self.no_opensearch,
         })
     }
 }
@@ -500,10 +535,10 @@ impl DeployConfig {
     /// What the domain would cost a month under `preset` (this
     /// configuration's instance type and volume size; the preset's node
     /// counts unless this configuration is that preset): priced lines and
-    /// the total. `None` with an existing domain, which trailwatch does not
+    /// the total. `None` with an existing domain or none, which trailwatch does not
     /// make.
     pub fn monthly_cost(&self, preset: Preset) -> Option<crate::cost::MonthlyCost> {
-        if self.existing_domain.is_some() {
+        if self.existing_domain.is_some() || !self.opensearch {
             return None;
         }
         let count = if preset == self.preset {
@@ -519,6 +554,9 @@ impl DeployConfig {
     }
 
     pub fn zone_count(&self) -> Option<u32> {
+        if !self.opensearch {
+            return None;
+        }
         match self.instance_count {
             0 | 1 => None,
             n if n.is_multiple_of(3) => Some(3),
@@ -752,5 +790,42 @@ mod tests {
         assert!(DeployOptions::from_toml("colour = \"red\"")
             .unwrap_err()
             .contains("unknown field"));
+    }
+
+    /// The records come through CloudWatch Logs unless asked otherwise;
+    /// without a domain they can only come from the bucket, and neither
+    /// a log group nor an existing domain goes with no domain.
+    #[test]
+    fn ingest_defaults_to_the_log_group_and_no_opensearch_takes_the_bucket() {
+        assert_eq!(opts().validate().unwrap().ingest, Ingest::Cwl);
+        let lean = DeployOptions {
+            no_opensearch: true,
+            ..opts()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!((lean.ingest, lean.opensearch), (Ingest::S3, false));
+        assert_eq!(lean.monthly_cost(Preset::Dev), None);
+        let p = DeployOptions {
+            no_opensearch: true,
+            ingest: Some(Ingest::Cwl),
+            existing_domain_endpoint: Some("https://search-x.eu-west-1.es.amazonaws.com".into()),
+            existing_domain_writer_role_arn: Some("arn:aws:iam::123456789012:role/w".into()),
+            existing_domain_reader_role_arn: Some("arn:aws:iam::123456789012:role/r".into()),
+            ..opts()
+        }
+        .validate()
+        .unwrap_err()
+        .0;
+        assert!(
+            p[0].starts_with("--no-opensearch with --ingest cwl"),
+            "{p:?}"
+        );
+        assert!(
+            p[1].starts_with("--no-opensearch with --existing-domain-endpoint"),
+            "{p:?}"
+        );
+        let file = DeployOptions::from_toml("ingest = \"s3\"\nno-opensearch = true\n").unwrap();
+        assert_eq!((file.ingest, file.no_opensearch), (Some(Ingest::S3), true));
     }
 }

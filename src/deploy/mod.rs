@@ -18,5 +18,5 @@ pub mod stack;
 pub mod template;
 pub mod workflow;
 
-pub use config::{DeployConfig, DeployOptions, ExistingDomain, Vpc};
+pub use config::{DeployConfig, DeployOptions, ExistingDomain, Ingest, Vpc};
 pub use template::render;

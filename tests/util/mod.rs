@@ -359,6 +359,23 @@ pub fn http(base: &str, method: &str, path: &str, body: &[u8]) -> String {
     response
 }
 
+/// A JSON GET of an AWS REST API on moto_server, without an SDK for it:
+/// moto picks the service from the credential scope of the (unchecked)
+/// signature.
+pub fn moto_get(base: &str, service: &str, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {response}"))
+}
+
 /// Runs trailwatch against an emulator with throwaway credentials and no
 /// shared config, so nothing on the machine leaks in.
 pub fn trailwatch_aws(args: &[&str], stdin: Option<&[u8]>) -> Output {
