@@ -387,3 +387,71 @@ fn detect_reads_a_trail_bucket_as_it_reads_the_files() {
         stderr(&o)
     );
 }
+
+/// With `--ingest s3` the engine is the domain's writer: each delivery's
+/// records are indexed under their event ids (a redelivery stores nothing
+/// twice), named after the object they came from and its account.
+#[test]
+fn the_engine_indexes_each_delivery_into_opensearch_once() {
+    let moto = Server::moto();
+    let os = crate::lambda::opensearch_with_template();
+    let files: Vec<(String, PathBuf)> = deliveries(simulated()).into_iter().take(20).collect();
+    let records: usize = files
+        .iter()
+        .map(|(_, p)| {
+            trailwatch::cloudtrail::read::delivery_records(p)
+                .unwrap()
+                .len()
+        })
+        .sum();
+    let aws = tokio::runtime::Runtime::new().unwrap();
+    let s3 = aws.block_on(s3_client(&moto));
+    aws.block_on(upload(&s3, &files));
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let dead = tmp.path().join("dead.ndjson");
+    let keys: Vec<String> = files.iter().map(|(k, _)| k.clone()).collect();
+    let event = notification(&keys).to_string();
+    let run = || {
+        trailwatch_aws(
+            &[
+                "lambda",
+                "engine",
+                "--state",
+                state.to_str().unwrap(),
+                "--endpoint-url",
+                &moto.url,
+                "--opensearch-url",
+                &os.url,
+                "--dead-letter",
+                dead.to_str().unwrap(),
+            ],
+            Some(event.as_bytes()),
+        )
+    };
+    let o = run();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let summary: Value = serde_json::from_str(stderr(&o).lines().last().unwrap()).unwrap();
+    assert_eq!(summary["indexed"]["records"], records, "{summary}");
+    assert_eq!(summary["indexed"]["indexed"], records, "{summary}");
+    assert_eq!(crate::lambda::count(&os), records as u64);
+    // Each document names the object it came from.
+    let o = http(&os.url, "POST", "/cwl-*/_search?size=1", b"");
+    let hit: Value = serde_json::from_str(o.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let source = &hit["hits"]["hits"][0]["_source"];
+    assert_eq!(source["@log_group"], "s3", "{source}");
+    let from = source["@log_stream"].as_str().unwrap();
+    assert!(
+        keys.iter().any(|k| from == format!("s3://{BUCKET}/{k}")),
+        "{source}"
+    );
+    assert_eq!(source["@owner"].as_str().unwrap().len(), 12, "{source}");
+
+    // Redelivered: nothing read, nothing indexed again.
+    let o = run();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let summary: Value = serde_json::from_str(stderr(&o).lines().last().unwrap()).unwrap();
+    assert_eq!(summary["indexed"]["records"], 0, "{summary}");
+    assert_eq!(crate::lambda::count(&os), records as u64);
+    assert!(!dead.exists());
+}

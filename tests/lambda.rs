@@ -30,7 +30,7 @@ fn real_records(n: usize) -> Vec<String> {
     out
 }
 
-fn opensearch_with_template() -> Server {
+pub(crate) fn opensearch_with_template() -> Server {
     let os = Server::osmem();
     let template =
         trailwatch::opensearch::desired::template::index_template(&trailwatch::detector::shipped())
@@ -53,7 +53,7 @@ fn opensearch_with_template() -> Server {
     os
 }
 
-fn count(os: &Server) -> u64 {
+pub(crate) fn count(os: &Server) -> u64 {
     http(&os.url, "POST", "/cwl-*/_refresh", b"");
     let o = http(&os.url, "GET", "/cwl-*/_count", b"");
     let body = o.split("\r\n\r\n").nth(1).unwrap_or("");

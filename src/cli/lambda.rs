@@ -45,6 +45,26 @@ pub struct EngineArgs {
     /// The organisation's other accounts (comma-separated ids).
     #[arg(long, value_name = "IDS", value_delimiter = ',', env = "ORG_ACCOUNTS")]
     pub org_accounts: Vec<String>,
+    /// Also index the deliveries' records into this OpenSearch, as the deployed engine does with --ingest s3.
+    #[arg(long, value_name = "URL")]
+    pub opensearch_url: Option<String>,
+    /// Trust this CA's certificate (PEM) for --opensearch-url.
+    #[arg(long, value_name = "FILE", requires = "opensearch_url")]
+    pub opensearch_ca_cert: Option<PathBuf>,
+    /// Basic auth user for --opensearch-url; the password comes from OPENSEARCH_PASSWORD.
+    #[arg(long, value_name = "USER", requires = "opensearch_url")]
+    pub opensearch_user: Option<String>,
+    /// Sign --opensearch-url requests with SigV4 [default: when the host is an AWS one and no user is given].
+    #[arg(long, requires = "opensearch_url")]
+    pub sign: bool,
+    /// Append records that can never be indexed to this NDJSON file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "trailwatch-dead-letters.ndjson",
+        requires = "opensearch_url"
+    )]
+    pub dead_letter: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +180,32 @@ fn engine(args: EngineArgs) -> anyhow::Result<i32> {
         let mut pipeline = Pipeline::new(&set.detectors, options, args.page_severity);
         let problem = |e: &crate::cloudtrail::ReadError| eprintln!("warning: {e}");
         let invocation = invoke(&mut pipeline, &s3, &store, &event, &problem).await?;
+        let indexed = match &args.opensearch_url {
+            Some(url) => {
+                let timeout = Duration::from_secs(30);
+                let target = super::opensearch::target(
+                    url,
+                    args.opensearch_ca_cert.clone(),
+                    args.opensearch_user.clone(),
+                    args.sign,
+                    &args.aws,
+                    timeout,
+                )
+                .await?;
+                let os = crate::opensearch::OpenSearch::connect(&target)?;
+                let dead = crate::lambda::dead_letter::DeadLetters::File(args.dead_letter.clone());
+                let limits = crate::lambda::delivery::Limits::until(
+                    std::time::Instant::now() + Duration::from_secs(300),
+                );
+                let done = crate::lambda::engine::index(&os, &dead, &invocation.inputs, &limits)
+                    .await
+                    .with_context(|| {
+                        format!("cannot index the deliveries into {url}; the state was not saved")
+                    })?;
+                Some(done)
+            }
+            None => None,
+        };
         let (step, summary) = commit(&store, invocation).await?;
         let mut out = std::io::stdout().lock();
         crate::engine::sink::write(
@@ -169,7 +215,11 @@ fn engine(args: EngineArgs) -> anyhow::Result<i32> {
             &mut out,
         )
         .context("cannot write the findings")?;
-        eprintln!("{}", serde_json::to_string(&summary)?);
+        let mut line = serde_json::to_value(&summary)?;
+        if let Some(indexed) = indexed {
+            line["indexed"] = serde_json::json!(indexed);
+        }
+        eprintln!("{line}");
         Ok(EXIT_OK)
     })
 }

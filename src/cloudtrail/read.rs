@@ -626,24 +626,31 @@ pub fn decode_awslogs_data(data: &str) -> Result<Value, String> {
 pub fn delivery_records(path: &std::path::Path) -> Result<Vec<Value>, String> {
     let name = path.display();
     let bytes = std::fs::read(path).map_err(|e| format!("{name}: {e}"))?;
+    delivery_records_in(&name.to_string(), &bytes)
+}
+
+/// [`delivery_records`] of a delivery held in memory, named `name`.
+pub fn delivery_records_in(name: &str, bytes: &[u8]) -> Result<Vec<Value>, String> {
     let json = if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         let mut held = Held::default();
-        decompress(MultiGzDecoder::new(bytes.as_slice()), &mut out, &mut held)
+        decompress(MultiGzDecoder::new(bytes), &mut out, &mut held)
             .map_err(|too_large| format!("{name}: {too_large}"))?
             .map_err(|e| format!("{name}: not gzip ({e})"))?;
-        out
+        std::borrow::Cow::Owned(out)
     } else {
-        bytes
+        std::borrow::Cow::Borrowed(bytes)
     };
     let doc: Value =
         serde_json::from_slice(&json).map_err(|e| format!("{name}: not JSON ({e}); skipped"))?;
-    match doc.get("Records") {
-        Some(Value::Array(records)) => Ok(records.clone()),
-        _ => Err(format!(
-            "{name}: no \"Records\" array (not a CloudTrail delivery); skipped"
-        )),
+    if let Value::Object(mut doc) = doc {
+        if let Some(Value::Array(records)) = doc.remove("Records") {
+            return Ok(records);
+        }
     }
+    Err(format!(
+        "{name}: no \"Records\" array (not a CloudTrail delivery); skipped"
+    ))
 }
 
 fn read_log_events<S: FnMut(Record<'_>), P: FnMut(ReadError)>(

@@ -365,6 +365,8 @@ pub struct Summary {
 pub struct Invocation {
     pub step: Step,
     pub summary: Summary,
+    /// The deliveries read now, for [`index`].
+    pub inputs: Vec<Input>,
     state: Vec<u8>,
     read: Loaded,
     started: std::time::Instant,
@@ -448,10 +450,58 @@ pub async fn invoke(
     Ok(Invocation {
         step,
         summary,
+        inputs,
         state,
         read: loaded,
         started,
     })
+}
+
+/// What [`index`] did.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct Indexed {
+    pub records: usize,
+    pub indexed: usize,
+    pub dead_lettered: usize,
+}
+
+/// With `--ingest s3`, the deliveries' records indexed into OpenSearch as
+/// the forwarder indexes a log group's: the same documents and ids (a
+/// retried batch overwrites, never doubles), the same dead letters, and
+/// records over CloudWatch Logs' 256 KB included. A delivery that cannot
+/// be parsed whole was reported by the engine's read and is left out.
+/// An error fails the invocation before the state moves.
+pub async fn index(
+    os: &crate::opensearch::OpenSearch,
+    dead: &super::dead_letter::DeadLetters,
+    inputs: &[Input],
+    limits: &super::delivery::Limits,
+) -> Result<Indexed, super::delivery::DeliveryError> {
+    let mut done = Indexed::default();
+    for input in inputs {
+        let Input::Object { name, bytes, .. } = input else {
+            continue;
+        };
+        let Ok(records) = crate::cloudtrail::read::delivery_records_in(name, bytes) else {
+            continue;
+        };
+        done.records += records.len();
+        // The account whose delivery it is, as CloudWatch Logs' owner.
+        let account = name
+            .split('/')
+            .skip_while(|p| *p != "AWSLogs")
+            .find(|p| p.len() == 12 && p.bytes().all(|b| b.is_ascii_digit()))
+            .unwrap_or_default();
+        for mut batch in super::forwarder::batches_of_records(records) {
+            batch.log_group = "s3".into();
+            batch.log_stream.clone_from(name);
+            batch.owner = account.to_owned();
+            let report = super::delivery::deliver(os, &batch, dead, None, limits).await?;
+            done.indexed += report.indexed;
+            done.dead_lettered += report.dead_lettered;
+        }
+    }
+    Ok(done)
 }
 
 /// The pages of an invocation's incidents that page: one each, led by

@@ -123,10 +123,31 @@ pub fn run(function: Function) -> anyhow::Result<()> {
                 };
                 let page_at = page_severity_from_env().map_err(anyhow::Error::msg)?;
                 let org_accounts = org_accounts(&sdk, "engine").await;
-                let (set, s3, store, publisher, org_accounts) =
-                    (&set, &s3, &store, &publisher, &org_accounts);
+                // With `--ingest s3` and a domain, the engine is its writer.
+                let indexer = match std::env::var("OPENSEARCH_ENDPOINT") {
+                    Ok(_) => Some(Indexer {
+                        os: opensearch_from_env(&sdk, Duration::from_secs(30))
+                            .await
+                            .map_err(anyhow::Error::msg)?,
+                        dead: DeadLetters::Sqs {
+                            client: aws_sdk_sqs::Client::new(&sdk),
+                            queue_url: env("DEAD_LETTER_QUEUE_URL").map_err(anyhow::Error::msg)?,
+                        },
+                    }),
+                    Err(_) => None,
+                };
+                let engine = EngineLambda {
+                    set: &set,
+                    s3: &s3,
+                    store: &store,
+                    publisher: &publisher,
+                    page_at,
+                    org_accounts: &org_accounts,
+                    indexer: indexer.as_ref(),
+                };
+                let engine = &engine;
                 lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-                    engine_invocation(set, s3, store, publisher, page_at, org_accounts, event)
+                    engine_invocation(engine, event)
                         .await
                         .map_err(lambda_runtime::Error::from)
                 }))
@@ -288,27 +309,49 @@ async fn org_accounts(sdk: &aws_config::SdkConfig, function: &str) -> Vec<String
     out
 }
 
-/// One engine invocation: the batch's deliveries read into the pipeline
-/// (its state from the bucket), each paging incident published, then the
-/// state saved over the version read; one JSON log line. A page that
-/// cannot be sent, or a state another writer moved, fails the invocation
-/// before the state moves: the batch comes back.
-async fn engine_invocation(
-    set: &crate::detector::DetectorSet,
-    s3: &aws_sdk_s3::Client,
-    store: &super::engine::StateStore,
-    publisher: &Publisher,
+/// What the deployed engine works with, made once per instance.
+struct EngineLambda<'a> {
+    set: &'a crate::detector::DetectorSet,
+    s3: &'a aws_sdk_s3::Client,
+    store: &'a super::engine::StateStore,
+    publisher: &'a Publisher,
     page_at: crate::engine::Severity,
-    org_accounts: &[String],
+    org_accounts: &'a [String],
+    indexer: Option<&'a Indexer>,
+}
+
+/// Where the engine indexes the deliveries' records (`--ingest s3`).
+struct Indexer {
+    os: OpenSearch,
+    dead: DeadLetters,
+}
+
+/// One engine invocation: the batch's deliveries read into the pipeline
+/// (its state from the bucket), indexed into the domain with `--ingest
+/// s3`, each paging incident published, then the state saved over the
+/// version read; one JSON log line. A delivery that cannot be indexed, a
+/// page that cannot be sent, or a state another writer moved fails the
+/// invocation before the state moves: the batch comes back.
+async fn engine_invocation(
+    engine: &EngineLambda<'_>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, anyhow::Error> {
     use crate::engine::pipeline::Pipeline;
+    let EngineLambda {
+        set,
+        s3,
+        store,
+        publisher,
+        page_at,
+        org_accounts,
+        indexer,
+    } = engine;
     let options = crate::engine::EngineOptions {
         rules: set.rules.clone(),
         org_accounts: org_accounts.to_vec(),
         ..crate::engine::EngineOptions::all()
     };
-    let mut pipeline = Pipeline::new(&set.detectors, options, page_at);
+    let mut pipeline = Pipeline::new(&set.detectors, options, *page_at);
     let problem = |e: &crate::cloudtrail::ReadError| {
         println!(
             "{}",
@@ -317,6 +360,13 @@ async fn engine_invocation(
     };
     let invocation =
         super::engine::invoke(&mut pipeline, s3, store, &event.payload, &problem).await?;
+    let indexed = match indexer {
+        Some(Indexer { os, dead }) => {
+            let limits = Limits::until(deadline_instant(event.context.deadline));
+            Some(super::engine::index(os, dead, &invocation.inputs, &limits).await?)
+        }
+        None => None,
+    };
     let pages = super::engine::pages(&invocation.step);
     for page in &pages {
         publisher.publish(page).await?;
@@ -326,6 +376,9 @@ async fn engine_invocation(
     line["function"] = json!("engine");
     line["request_id"] = json!(event.context.request_id);
     line["pages"] = json!(pages.len());
+    if let Some(indexed) = indexed {
+        line["indexed"] = json!(indexed);
+    }
     println!("{line}");
     Ok(line)
 }
