@@ -61,6 +61,7 @@ test: deps venv opensearch-fetch fmt lint unit
 bench:
 	$(CARGO) bench --bench detect
 	$(CARGO) bench --bench forward
+	$(CARGO) bench --bench engine
 
 # Detection quality on the seeds nobody tuned on: per organisation profile,
 # recall per incident kind, false pages a day, median and worst latency (the

@@ -359,3 +359,83 @@ fn plan_warns_when_a_sparse_series_would_blind_the_plugin() {
     let o = trailwatch(&["plan", "--out", out.path().to_str().unwrap()]);
     assert!(!stderr(&o).contains("looks sparse"), "{}", stderr(&o));
 }
+
+/// `plan --events-per-day` prices each component a month, the log group
+/// path and the bucket path side by side, in text and JSON alike.
+#[test]
+fn plan_estimates_what_the_stack_costs_a_month_either_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let o = trailwatch(&[
+        "plan",
+        "--out",
+        out,
+        "--events-per-day",
+        "1000000",
+        "--data-events-per-day",
+        "100000",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let estimates = json["estimates"].as_array().unwrap();
+    assert_eq!(estimates.len(), 2);
+    let (cwl, s3) = (&estimates[0], &estimates[1]);
+    assert_eq!(
+        (&cwl["ingest"], &s3["ingest"]),
+        (&"cwl".into(), &"s3".into())
+    );
+    let usd = |e: &serde_json::Value, c: &str| {
+        e["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["component"] == c)
+            .and_then(|l| l["usd"].as_f64())
+    };
+    // A million events of 1,270 bytes a day, 30.4 days, $0.50 a GB.
+    let ingest = usd(cwl, "CloudWatch Logs ingestion").unwrap();
+    assert!((ingest - 19.31).abs() < 0.01, "{ingest}");
+    assert_eq!(usd(s3, "CloudWatch Logs ingestion"), None);
+    // 100,000 data events a day at $0.10 per 100,000.
+    let trail = usd(s3, "CloudTrail data events").unwrap();
+    assert!((trail - 3.04).abs() < 0.01, "{trail}");
+    for e in estimates {
+        let sum: f64 = e["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l["usd"].as_f64())
+            .sum();
+        assert!((sum - e["total"].as_f64().unwrap()).abs() < 1e-6, "{e}");
+    }
+    assert!(s3["total"].as_f64() < cwl["total"].as_f64());
+    assert_eq!(json["prices"]["region"], "us-east-1");
+    assert!(json["assumptions"].as_array().unwrap().len() >= 4);
+
+    let o = trailwatch(&["plan", "--out", out, "--events-per-day", "1000000"]);
+    let text = stdout(&o);
+    assert!(
+        text.contains("--ingest cwl") && text.contains("--ingest s3"),
+        "{text}"
+    );
+    assert!(text.contains("--ingest s3 saves $"), "{text}");
+    assert!(text.contains("Assumptions:"), "{text}");
+
+    let o = trailwatch(&[
+        "plan",
+        "--out",
+        out,
+        "--events-per-day",
+        "10",
+        "--data-events-per-day",
+        "20",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--data-events-per-day 20 is more than"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -23,18 +23,41 @@ use std::time::Duration;
 #[derive(Debug, Args)]
 #[command(
     after_help = "Offline: no credentials needed. Review DIR/stack.json, or deploy it with your own pipeline \
-(parameters LambdaCodeBucket, ForwarderCodeKey, EnricherCodeKey name the Lambda packages).\n\n\
+(parameters LambdaCodeBucket and each *CodeKey name the Lambda packages).\n\n\
+With --events-per-day, prints what the stack would cost a month per component, --ingest cwl and s3 side by side, from the dated price table shipped with trailwatch (us-east-1, on-demand), with its assumptions.\n\n\
 Examples:\n  trailwatch plan --out plan/\n  trailwatch plan --out plan/ --prefix acme --instance-count 3 --alert-email sec@example.com\n  \
+trailwatch plan --out plan/ --events-per-day 2000000\n  \
 trailwatch plan --out plan/ --config trailwatch.toml"
 )]
 pub struct PlanArgs {
     /// Folder to write stack.json into.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Estimate the monthly cost at this many CloudTrail events a day (printed on standard output).
+    #[arg(long, value_name = "N")]
+    pub events_per_day: Option<u64>,
+    /// Of those, data events (S3 objects, Lambda invocations), which CloudTrail bills per 100,000.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        requires = "events_per_day"
+    )]
+    pub data_events_per_day: u64,
+    /// How to print the estimate.
+    #[arg(long, value_enum, default_value_t = EstimateFormat::Text, requires = "events_per_day")]
+    pub format: EstimateFormat,
     #[command(flatten)]
     pub options: DeployOptions,
     #[command(flatten)]
     pub objects: super::opensearch::ObjectArgs,
+}
+
+/// How `plan` prints its cost estimate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EstimateFormat {
+    Text,
+    Json,
 }
 
 /// Where AWS calls go.
@@ -185,6 +208,12 @@ pub fn config(options: &DeployOptions) -> anyhow::Result<DeployConfig> {
 }
 
 pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
+    if let Some(events) = args
+        .events_per_day
+        .filter(|&e| args.data_events_per_day > e)
+    {
+        bail!("--data-events-per-day {} is more than --events-per-day {events}: data events are part of the events; nothing was written", args.data_events_per_day);
+    }
     let config = config(&args.options)?;
     let template = render(&config)?;
     let objects = args.objects.desired()?;
@@ -241,6 +270,28 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
             );
         }
     }
+    if let Some(events_per_day) = args.events_per_day {
+        let volume = crate::deploy::estimate::Volume {
+            events_per_day,
+            data_events_per_day: args.data_events_per_day,
+        };
+        let estimates = crate::deploy::estimate::compare(&config, volume);
+        let mut out = std::io::stdout().lock();
+        match args.format {
+            EstimateFormat::Json => {
+                let p = crate::cost::prices();
+                let json = serde_json::json!({
+                    "events_per_day": volume.events_per_day,
+                    "data_events_per_day": volume.data_events_per_day,
+                    "prices": {"date": p.date, "region": p.region, "currency": p.currency},
+                    "estimates": estimates,
+                    "assumptions": crate::deploy::estimate::assumptions(p),
+                });
+                writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
+            }
+            EstimateFormat::Text => write!(out, "{}", estimate_table(&estimates, volume))?,
+        }
+    }
     if config.existing_domain.is_none() && config.opensearch {
         let p = crate::cost::prices();
         eprintln!(
@@ -249,6 +300,78 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
         );
     }
     Ok(EXIT_OK)
+}
+
+/// The estimates side by side, one row per component, then the totals
+/// and the assumptions.
+fn estimate_table(
+    estimates: &[crate::deploy::estimate::Estimate],
+    volume: crate::deploy::estimate::Volume,
+) -> String {
+    use crate::deploy::Ingest;
+    let mut components: Vec<&str> = Vec::new();
+    for e in estimates {
+        for l in &e.lines {
+            if !components.contains(&l.component) {
+                components.push(l.component);
+            }
+        }
+    }
+    let cell = |e: &crate::deploy::estimate::Estimate, c: &str| match e
+        .lines
+        .iter()
+        .find(|l| l.component == c)
+    {
+        None => "-".to_owned(),
+        Some(l) => l.usd.map_or("not priced".into(), |u| {
+            format!("${}", crate::cost::money(u))
+        }),
+    };
+    let mut out = format!(
+        "Monthly estimate at {} events a day ({} data events):\n{:<28}",
+        crate::cost::thousands(volume.events_per_day),
+        crate::cost::thousands(volume.data_events_per_day),
+        "component"
+    );
+    for e in estimates {
+        out += &format!(
+            " {:>14}",
+            match e.ingest {
+                Ingest::Cwl => "--ingest cwl",
+                Ingest::S3 => "--ingest s3",
+            }
+        );
+    }
+    out.push('\n');
+    for c in &components {
+        out += &format!("{c:<28}");
+        for e in estimates {
+            out += &format!(" {:>14}", cell(e, c));
+        }
+        out.push('\n');
+    }
+    out += &format!("{:<28}", "total");
+    for e in estimates {
+        out += &format!(" {:>14}", format!("${}", crate::cost::money(e.total)));
+    }
+    out.push('\n');
+    if let [cwl, s3] = estimates {
+        out += &format!(
+            "--ingest s3 saves ${}/month and loses nothing over CloudWatch Logs' 256 KB event limit.\n",
+            crate::cost::money(cwl.total - s3.total)
+        );
+    }
+    if let Some(e) = estimates.last() {
+        out += "What each line counts (--ingest s3):\n";
+        for l in &e.lines {
+            out += &format!("  {}: {}\n", l.component, l.basis);
+        }
+    }
+    out += "Assumptions:\n";
+    for a in crate::deploy::estimate::assumptions(crate::cost::prices()) {
+        out += &format!("  {a}\n");
+    }
+    out
 }
 
 /// One line saying what the configuration deploys.

@@ -22,6 +22,43 @@ pub struct PriceTable {
     pub volumes: BTreeMap<String, f64>,
     /// Amazon OpenSearch Service, for what a deployment costs.
     pub opensearch: DomainPrices,
+    /// The other services a deployment uses.
+    pub services: ServicePrices,
+    /// What a deployment's estimate assumes.
+    pub usage: Usage,
+}
+
+/// List prices of the services around the domain (USD).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePrices {
+    pub cloudwatch_logs_ingest_per_gb: f64,
+    pub cloudwatch_logs_stored_per_gb_month: f64,
+    pub cloudtrail_data_events_per_100k: f64,
+    pub lambda_requests_per_million: f64,
+    pub lambda_x86_gb_second: f64,
+    pub s3_standard_per_gb_month: f64,
+    pub s3_put_per_1000: f64,
+    pub s3_get_per_1000: f64,
+    pub sqs_requests_per_million: f64,
+    pub sns_publishes_per_million: f64,
+    pub kms_key_per_month: f64,
+    pub kms_requests_per_10000: f64,
+}
+
+/// What a deployment's estimate assumes of the trail and the Lambdas.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Usage {
+    pub event_bytes: f64,
+    pub gzip_ratio: f64,
+    pub regions: u32,
+    pub engine_ms_per_1000_events: f64,
+    pub engine_ms_per_invocation: f64,
+    pub index_ms_per_1000_events: f64,
+    pub forwarder_events_per_invocation: u32,
+    pub lambda_memory_mb: u32,
+    pub sqs_pollers: u32,
 }
 
 /// OpenSearch Service prices: per instance-hour, and gp3 per GiB-month.
@@ -119,6 +156,15 @@ impl Estimate {
             money(self.per_hour),
             money(self.per_day)
         )
+    }
+}
+
+/// A count with thousands separators: 35,040.
+pub fn thousands(n: u64) -> String {
+    if n < 100 {
+        n.to_string()
+    } else {
+        money(n as f64)
     }
 }
 

@@ -10,6 +10,7 @@
 pub mod artifacts;
 pub mod changes;
 pub mod config;
+pub mod estimate;
 pub mod outputs;
 pub mod package;
 pub mod parameters;

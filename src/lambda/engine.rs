@@ -408,32 +408,7 @@ pub async fn invoke(
         .cloned()
         .collect();
     let inputs = fetch(s3, &fresh, problem).await?;
-    let none = |_: u64| {};
-    let observer = Observer {
-        problem,
-        progress: &none,
-    };
-    // Never strict, so never an error: a damaged delivery is reported and
-    // its good records read.
-    let read = pipeline
-        .read(&inputs, None, false, &observer)
-        .unwrap_or_default();
-    let mut step = Step::default();
-    if let Some((_, findings)) = read.late {
-        step = pipeline.step(findings);
-    }
-    let to = watermark(&pipeline.engine.aggregates.streams);
-    if to > pipeline.watermark {
-        let more = pipeline.advance(to);
-        let offset = step.findings.anomalies.len();
-        step.findings.anomalies.extend(more.findings.anomalies);
-        step.findings.insights.extend(more.findings.insights);
-        step.incidents
-            .extend(more.incidents.into_iter().map(|mut inc| {
-                inc.members.iter_mut().for_each(|m| *m += offset);
-                inc
-            }));
-    }
+    let (step, read) = evaluate(pipeline, &inputs, problem);
     let state = pipeline.save();
     let summary = Summary {
         deliveries: read.inputs,
@@ -455,6 +430,42 @@ pub async fn invoke(
         read: loaded,
         started,
     })
+}
+
+/// The engine's work in one invocation, over deliveries already fetched
+/// and a pipeline already resumed: read them, look again at a span they
+/// arrived late for, and advance to the data's watermark. Never an error:
+/// a damaged delivery is reported and its good records read.
+pub fn evaluate(
+    pipeline: &mut Pipeline<'_>,
+    inputs: &[Input],
+    problem: &(dyn Fn(&ReadError) + Sync),
+) -> (Step, crate::engine::pipeline::Read) {
+    let none = |_: u64| {};
+    let observer = Observer {
+        problem,
+        progress: &none,
+    };
+    let mut read = pipeline
+        .read(inputs, None, false, &observer)
+        .unwrap_or_default();
+    let mut step = Step::default();
+    if let Some((_, findings)) = read.late.take() {
+        step = pipeline.step(findings);
+    }
+    let to = watermark(&pipeline.engine.aggregates.streams);
+    if to > pipeline.watermark {
+        let more = pipeline.advance(to);
+        let offset = step.findings.anomalies.len();
+        step.findings.anomalies.extend(more.findings.anomalies);
+        step.findings.insights.extend(more.findings.insights);
+        step.incidents
+            .extend(more.incidents.into_iter().map(|mut inc| {
+                inc.members.iter_mut().for_each(|m| *m += offset);
+                inc
+            }));
+    }
+    (step, read)
 }
 
 /// What [`index`] did.

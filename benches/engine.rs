@@ -1,0 +1,202 @@
+//! `make bench`: the engine Lambda's work over a week of the busiest
+//! simulated organisation, invocation by invocation as the Lambda does it
+//! (a new pipeline from the saved state, the batch's deliveries read, the
+//! engine advanced to the data's watermark, the state saved), in one
+//! process as a warm Lambda keeps it. No S3: the deliveries are read from
+//! disk into memory, as `fetch` would hold them.
+//!
+//! Printed per day: events, invocations, events per second of engine
+//! time, the floor (a single-core gunzip and parse of the same files),
+//! the engine's time over the floor, the state's size, and the process's
+//! peak memory (VmHWM), which must stay flat as the days pass. Last, the
+//! figures the cost estimate uses: engine milliseconds per thousand
+//! events and per invocation.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+use trailwatch::cloudtrail::Input;
+use trailwatch::engine::pipeline::Pipeline;
+
+/// The process's peak and current resident memory, in MiB.
+fn memory() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+fn simulate(bin: &str, dir: &Path) {
+    let marker = dir.join(".complete");
+    if marker.exists() {
+        return;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    let o = Command::new(bin)
+        .args([
+            "simulate",
+            "--out",
+            dir.to_str().unwrap(),
+            "--days",
+            "7",
+            "--seed",
+            "1",
+            "--start",
+            "2026-01-05",
+            "--profile",
+            "busy-org",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(marker, "").unwrap();
+}
+
+/// The deliveries under `dir` as the Lambda service would batch them: by
+/// the five minutes CloudTrail delivers in (the stamp in the name), at
+/// most 100 a batch.
+fn batches(dir: &Path) -> Vec<(String, Vec<PathBuf>)> {
+    let mut files: Vec<(String, PathBuf)> = trailwatch::cloudtrail::discover(&[dir.to_path_buf()])
+        .unwrap()
+        .into_iter()
+        .filter_map(|i| match i {
+            Input::File { path, .. } => {
+                let name = path.file_name()?.to_string_lossy().into_owned();
+                let stamp = name.rsplit('_').nth(1)?.to_owned();
+                Some((stamp, path))
+            }
+            _ => None,
+        })
+        .collect();
+    files.sort();
+    let mut out: Vec<(String, Vec<PathBuf>)> = Vec::new();
+    for (stamp, path) in files {
+        match out.last_mut() {
+            Some((s, list)) if *s == stamp && list.len() < 100 => list.push(path),
+            _ => out.push((stamp, vec![path])),
+        }
+    }
+    out
+}
+
+/// Single-core gunzip and parse into values: the least any reader does.
+fn floor(files: &[PathBuf]) -> f64 {
+    let start = Instant::now();
+    for p in files {
+        let gz = std::fs::read(p).unwrap();
+        let mut json = Vec::new();
+        flate2::read::MultiGzDecoder::new(gz.as_slice())
+            .read_to_end(&mut json)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        std::hint::black_box(v);
+    }
+    start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let bin = env!("CARGO_BIN_EXE_trailwatch");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/engine-busy-org");
+    simulate(bin, &dir);
+    let set = trailwatch::detector::DetectorSet::load(None).unwrap();
+    let options = || trailwatch::engine::EngineOptions {
+        rules: set.rules.clone(),
+        ..trailwatch::engine::EngineOptions::all()
+    };
+    let page_at = trailwatch::engine::severity::DEFAULT_PAGE;
+    let quiet = |_: &trailwatch::cloudtrail::ReadError| {};
+    let batches = batches(&dir);
+    println!("the engine Lambda's invocations over 7 days of busy-org (one process, state saved and resumed each time):");
+    println!(
+        "{:<5} {:>9} {:>6} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9}",
+        "day", "events", "calls", "engine s", "floor s", "÷floor", "ev/s", "state KiB", "peak MiB"
+    );
+    let mut state: Option<Vec<u8>> = None;
+    let (mut day, mut events, mut calls, mut engine_s, mut floor_s) =
+        (String::new(), 0u64, 0, 0.0, 0.0);
+    let (mut all_events, mut all_calls, mut all_s, mut state_max) = (0u64, 0usize, 0.0, 0usize);
+    let mut per_call = Vec::new();
+    let report =
+        |day: &str, events: u64, calls: usize, engine_s: f64, floor_s: f64, state: usize| {
+            let (peak, _) = memory();
+            println!(
+                "{:<5} {:>9} {:>6} {:>9.2} {:>8.2} {:>7.2}x {:>8.0} {:>9.0} {:>9.1}",
+                day,
+                events,
+                calls,
+                engine_s,
+                floor_s,
+                engine_s / floor_s,
+                events as f64 / engine_s,
+                state as f64 / 1024.0,
+                peak
+            );
+        };
+    for (stamp, files) in &batches {
+        let today = stamp[..8].to_owned();
+        if today != day && !day.is_empty() {
+            report(
+                &day,
+                events,
+                calls,
+                engine_s,
+                floor_s,
+                state.as_ref().map_or(0, Vec::len),
+            );
+            (events, calls, engine_s, floor_s) = (0, 0, 0.0, 0.0);
+        }
+        day = today;
+        floor_s += floor(files);
+        let start = Instant::now();
+        let inputs: Vec<Input> = files
+            .iter()
+            .map(|p| Input::Object {
+                name: p.display().to_string(),
+                version: "1".into(),
+                bytes: Arc::from(std::fs::read(p).unwrap()),
+            })
+            .collect();
+        let mut pipeline = Pipeline::new(&set.detectors, options(), page_at);
+        if let Some(bytes) = &state {
+            pipeline.resume(bytes).unwrap();
+        }
+        let (step, read) = trailwatch::lambda::engine::evaluate(&mut pipeline, &inputs, &quiet);
+        std::hint::black_box(step);
+        let saved = pipeline.save();
+        drop(pipeline);
+        let took = start.elapsed().as_secs_f64();
+        state_max = state_max.max(saved.len());
+        state = Some(saved);
+        per_call.push(took);
+        engine_s += took;
+        events += read.stats.records;
+        calls += 1;
+        all_events += read.stats.records;
+        all_calls += 1;
+        all_s += took;
+    }
+    report(
+        &day,
+        events,
+        calls,
+        engine_s,
+        floor_s,
+        state.as_ref().map_or(0, Vec::len),
+    );
+    per_call.sort_by(f64::total_cmp);
+    println!(
+        "week: {all_events} events in {all_calls} invocations; engine {:.1} ms per 1,000 events, median invocation {:.0} ms, largest state {:.0} KiB",
+        all_s * 1e6 / all_events as f64,
+        per_call[per_call.len() / 2] * 1e3,
+        state_max as f64 / 1024.0
+    );
+    println!("÷floor: engine time over a single-core gunzip and parse of the same files; peak: the process's VmHWM so far (flat as days pass: memory follows the state, not the week).");
+}
