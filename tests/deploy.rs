@@ -727,7 +727,7 @@ fn the_lean_stack_deploys_the_engine_alone_and_it_runs_on_the_stacks_buckets() {
     );
     let vars = &f["Environment"]["Variables"];
     let state_bucket = aws.resource("trailwatch", "StateBucket");
-    let state_url = format!("s3://{state_bucket}/engine/state.json");
+    let state_url = format!("s3://{state_bucket}/engine/state.json.gz");
     assert_eq!(vars["STATE_URL"], state_url.as_str());
     assert!(vars.get("OPENSEARCH_ENDPOINT").is_none(), "{vars}");
 
@@ -768,7 +768,7 @@ fn the_lean_stack_deploys_the_engine_alone_and_it_runs_on_the_stacks_buckets() {
     let summary: serde_json::Value =
         serde_json::from_str(stderr(&o).lines().last().unwrap()).unwrap();
     assert_eq!(summary["deliveries"], 1, "{summary}");
-    assert!(!aws.get(&state_bucket, "engine/state.json").is_empty());
+    assert!(!aws.get(&state_bucket, "engine/state.json.gz").is_empty());
     let o = run();
     let summary: serde_json::Value =
         serde_json::from_str(stderr(&o).lines().last().unwrap()).unwrap();

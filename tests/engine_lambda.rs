@@ -455,3 +455,89 @@ fn the_engine_indexes_each_delivery_into_opensearch_once() {
     assert_eq!(crate::lambda::count(&os), records as u64);
     assert!(!dead.exists());
 }
+
+/// With a domain, one incident pages once whoever saw it first: the
+/// engine's pages are judged with the findings index, where the enricher
+/// keeps the anomaly detectors' alerts and the engine its own findings.
+#[test]
+fn an_incident_pages_once_whether_the_engine_or_an_alert_saw_it_first() {
+    use trailwatch::engine::Severity;
+    use trailwatch::lambda::incidents::{judge, FindingsIndex, Kept, FINDINGS_INDEX};
+    let set = trailwatch::detector::DetectorSet::load(None).unwrap();
+    let options = trailwatch::engine::EngineOptions {
+        rules: set.rules.clone(),
+        ..trailwatch::engine::EngineOptions::all()
+    };
+    let page_at = trailwatch::engine::severity::DEFAULT_PAGE;
+    let mut pipeline = Pipeline::new(&set.detectors, options, page_at);
+    let inputs = trailwatch::cloudtrail::discover(&[simulated().to_path_buf()]).unwrap();
+    let quiet = |_: &trailwatch::cloudtrail::ReadError| {};
+    let (step, _) = trailwatch::lambda::engine::evaluate(&mut pipeline, &inputs, &quiet);
+    let alone = trailwatch::lambda::engine::pages(&step);
+    assert!(!alone.is_empty(), "the simulation's incidents page");
+    let anomalies = &step.findings.anomalies;
+    // The lead of the first paging incident, and an anomaly detector's
+    // alert about the same principal in the same minutes.
+    let lead = step
+        .incidents
+        .iter()
+        .find(|i| i.members.iter().any(|&m| anomalies[m].page == Some(true)))
+        .map(|i| {
+            i.members
+                .iter()
+                .map(|&m| &anomalies[m])
+                .max_by_key(|a| a.severity)
+                .unwrap()
+                .clone()
+        })
+        .unwrap();
+    let mut alert = lead.clone();
+    alert.detector = "an-anomaly-detector".into();
+    alert.kind = trailwatch::engine::AnomalyKind::Rcf;
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        // The engine first: it pages each incident once, then not again
+        // (a later invocation with the same incident), and the alert that
+        // follows finds its incident paged.
+        let os = crate::lambda::opensearch_with_template();
+        let client = trailwatch::opensearch::OpenSearch::connect(
+            &trailwatch::opensearch::Target::new(&os.url, std::time::Duration::from_secs(30)),
+        )
+        .unwrap();
+        let index = FindingsIndex {
+            os: &client,
+            index: FINDINGS_INDEX,
+        };
+        let first = trailwatch::lambda::engine::judged_pages(&step, &index, page_at).await;
+        assert!(first.error.is_none(), "{:?}", first.error);
+        assert_eq!(first.pages.len(), alone.len());
+        // Not kept yet (the pages had not gone): a retry pages again.
+        let retried = trailwatch::lambda::engine::judged_pages(&step, &index, page_at).await;
+        assert_eq!(retried.pages.len(), alone.len());
+        index.keep_all(&first.kept).await.unwrap();
+        let again = trailwatch::lambda::engine::judged_pages(&step, &index, page_at).await;
+        assert!(again.pages.is_empty(), "{} pages again", again.pages.len());
+        let recent = index.recent(&alert).await.unwrap();
+        let j = judge(&alert, &recent, page_at);
+        assert!(j.paged_before.is_some() && !j.pages, "{j:?}");
+
+        // The alert first: the enricher paged it at critical; the engine
+        // then leaves that incident alone and pages the others.
+        let os = crate::lambda::opensearch_with_template();
+        let client = trailwatch::opensearch::OpenSearch::connect(
+            &trailwatch::opensearch::Target::new(&os.url, std::time::Duration::from_secs(30)),
+        )
+        .unwrap();
+        let index = FindingsIndex {
+            os: &client,
+            index: FINDINGS_INDEX,
+        };
+        index
+            .keep(&Kept::new(&alert, Some(Severity::Critical)))
+            .await
+            .unwrap();
+        let after = trailwatch::lambda::engine::judged_pages(&step, &index, page_at).await;
+        assert_eq!(after.pages.len(), alone.len() - 1);
+    });
+}

@@ -151,6 +151,9 @@ pub struct EnrichArgs {
     /// Judge each alert alone: keep and read no findings.
     #[arg(long)]
     pub alone: bool,
+    /// Who pages, as deploy --pager sets it: with engine, an alert is kept and judged but not paged (a test still is).
+    #[arg(long, value_enum, value_name = "WHO", default_value = "both")]
+    pub pager: crate::deploy::WhoPages,
 }
 
 pub fn run(command: LambdaCommand) -> anyhow::Result<i32> {
@@ -254,6 +257,7 @@ fn enrich(args: EnrichArgs) -> anyhow::Result<i32> {
             top: 5,
             page_at: args.page_severity,
             findings_index: (!args.alone).then(|| args.findings_index.clone()),
+            pages_alerts: args.pager != crate::deploy::WhoPages::Engine,
         };
         for message in messages_of_event(&event) {
             let handled = enricher.handle(&message).await;

@@ -87,6 +87,9 @@ pub struct DeployOptions {
     #[arg(long)]
     #[serde(default)]
     pub no_opensearch: bool,
+    /// Who may page [default: both]: the engine Lambda, the anomaly detectors' monitors (through the enricher), or both, one page per incident (each skips an incident the other paged at that severity; with a domain, through the findings index).
+    #[arg(long, value_enum, value_name = "WHO")]
+    pub pager: Option<WhoPages>,
     /// Read options from a TOML file (kebab-case keys as the flags); flags win.
     #[arg(long, value_name = "FILE")]
     #[serde(skip)]
@@ -116,6 +119,34 @@ impl Preset {
             Preset::Dev => None,
             Preset::Prod => Some(("m6g.large.search", 3)),
         }
+    }
+}
+
+/// Who may page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum WhoPages {
+    /// The engine Lambda alone; the monitors' alerts are kept and shown, not paged.
+    Engine,
+    /// The anomaly detectors' monitors alone; the engine keeps its findings.
+    Ad,
+    /// Both, one page per incident.
+    Both,
+}
+
+impl WhoPages {
+    pub fn name(self) -> &'static str {
+        match self {
+            WhoPages::Engine => "engine",
+            WhoPages::Ad => "ad",
+            WhoPages::Both => "both",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<WhoPages> {
+        [WhoPages::Engine, WhoPages::Ad, WhoPages::Both]
+            .into_iter()
+            .find(|w| w.name() == text)
     }
 }
 
@@ -182,6 +213,7 @@ pub struct DeployConfig {
     pub ingest: Ingest,
     /// A domain, new or existing (false with `--no-opensearch`).
     pub opensearch: bool,
+    pub pager: WhoPages,
 }
 
 /// The retention periods CloudWatch Logs accepts.
@@ -266,6 +298,7 @@ impl DeployOptions {
             organization_trail: self.organization_trail || file.organization_trail,
             ingest: self.ingest.or(file.ingest),
             no_opensearch: self.no_opensearch || file.no_opensearch,
+            pager: self.pager.or(file.pager),
             config: self.config,
         }
     }
@@ -437,6 +470,9 @@ impl DeployOptions {
             (true, _) => Ingest::S3,
             (false, given) => given.unwrap_or(Ingest::Cwl),
         };
+        if self.no_opensearch && self.pager == Some(WhoPages::Ad) {
+            problems.push("--no-opensearch with --pager ad: without a domain there are no anomaly detectors to page; drop --pager".into());
+        }
         if self.no_opensearch && existing_domain.is_some() {
             problems.push("--no-opensearch with --existing-domain-endpoint: choose one (no domain, or that domain)".into());
         }
@@ -516,6 +552,11 @@ impl DeployOptions {
             organization_trail: self.organization_trail,
             ingest,
             opensearch: !self.no_opensearch,
+            pager: self.pager.unwrap_or(if self.no_opensearch {
+                WhoPages::Engine
+            } else {
+                WhoPages::Both
+            }),
         })
     }
 }

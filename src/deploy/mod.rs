@@ -19,5 +19,5 @@ pub mod stack;
 pub mod template;
 pub mod workflow;
 
-pub use config::{DeployConfig, DeployOptions, ExistingDomain, Ingest, Vpc};
+pub use config::{DeployConfig, DeployOptions, ExistingDomain, Ingest, Vpc, WhoPages};
 pub use template::render;

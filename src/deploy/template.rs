@@ -85,6 +85,8 @@ struct Lambda {
     reads_deliveries: bool,
     /// It reaches the domain (its endpoint is in its environment).
     uses_domain: bool,
+    /// Who may page (`--pager`), for the engine and the enricher.
+    pager: Option<&'static str>,
     /// A throttle means work waits (not the engine, whose one reserved
     /// execution turns the queue's second poller away by design).
     alarm_throttles: bool,
@@ -288,6 +290,7 @@ fn lambdas(config: &DeployConfig, acting_as: Option<Value>) -> Vec<Lambda> {
         reads_deliveries: false,
         uses_domain: false,
         alarm_throttles: true,
+        pager: None,
     };
     let mut out = Vec::new();
     if cwl {
@@ -323,6 +326,7 @@ fn lambdas(config: &DeployConfig, acting_as: Option<Value>) -> Vec<Lambda> {
             page_severity: Some(config.page_severity.name()),
             domain_role: existing.map(|d| json!(d.reader_role_arn)),
             uses_domain: true,
+            pager: Some(config.pager.name()),
             ..base.clone()
         });
     }
@@ -353,6 +357,7 @@ fn lambdas(config: &DeployConfig, acting_as: Option<Value>) -> Vec<Lambda> {
         reads_deliveries: true,
         uses_domain: indexes,
         alarm_throttles: false,
+        pager: Some(config.pager.name()),
         ..base.clone()
     });
     // The bootstrap custom resources' Lambda acts as the master role of a
@@ -929,7 +934,7 @@ mod tests {
             assert_eq!(env["TRAILWATCH_FUNCTION"], "engine");
             assert_eq!(
                 env["STATE_URL"],
-                json!({"Fn::Sub": "s3://${StateBucket}/engine/state.json"})
+                json!({"Fn::Sub": "s3://${StateBucket}/engine/state.json.gz"})
             );
             assert_eq!(
                 env.get("OPENSEARCH_ENDPOINT").is_some(),

@@ -349,6 +349,27 @@ impl<'d> Engine<'d> {
         self.finish(findings)
     }
 
+    /// Forgets rule hits before `before` that no evaluation needs again:
+    /// a correlation's are kept its timespan longer. For the drivers that
+    /// evaluate as data arrives (`--follow`, the engine Lambda), whose
+    /// state would otherwise grow with every call a noisy rule matches.
+    pub fn forget_hits_before(&mut self, before: DateTime<Utc>) {
+        let mut windows: std::collections::HashMap<&str, Duration> =
+            std::collections::HashMap::new();
+        for c in self
+            .options
+            .rules
+            .iter()
+            .filter_map(|r| r.correlation.as_ref())
+        {
+            for named in &c.rules {
+                let w = windows.entry(named.as_str()).or_default();
+                *w = (*w).max(c.timespan);
+            }
+        }
+        self.aggregates.rules.forget_before(before, &windows);
+    }
+
     /// Evaluates rules, insights and new activity again from `from` up to
     /// where they had got, after deliveries arrived late (their events lie before it):
     /// what that finds and was not reported before comes back marked late.

@@ -44,6 +44,8 @@ pub const STATE_VERSION: u32 = 1;
 pub enum StateError {
     #[error("cannot parse the state: {0}")]
     Parse(#[from] serde_json::Error),
+    #[error("cannot decompress the state: {0}")]
+    Gzip(std::io::Error),
     #[error("the state is version {0}, not {STATE_VERSION}; start from a new state")]
     Version(u32),
     #[error("the state was saved for other detectors ({0}); use another state or remove it")]
@@ -61,6 +63,28 @@ pub struct Read {
     /// A line about inputs holding events from before what was evaluated,
     /// and what looking at that span again found.
     pub late: Option<(String, Findings)>,
+}
+
+/// The most a saved state may decompress to.
+const STATE_MAX_BYTES: u64 = 1 << 30;
+
+/// How long rule hits are kept after they were evaluated.
+pub const HITS_KEPT: chrono::Duration = chrono::Duration::hours(6);
+
+/// How long an input is remembered after its delivery time: SQS keeps a
+/// message at most 14 days.
+pub const INPUTS_KEPT: chrono::Duration = chrono::Duration::days(14);
+
+/// When a delivery was written, from the stamp CloudTrail puts in its name
+/// (`…_20260105T1005Z_…`); none for an input named otherwise.
+pub fn delivered_at(key: &str) -> Option<DateTime<Utc>> {
+    let name = key.rsplit('/').next()?;
+    name.split('_').find_map(|part| {
+        (part.len() == 14 && part.as_bytes()[8] == b'T' && part.ends_with('Z'))
+            .then(|| chrono::NaiveDateTime::parse_from_str(part, "%Y%m%dT%H%MZ").ok())
+            .flatten()
+            .map(|t| t.and_utc())
+    })
 }
 
 /// Findings of one step, and their incidents (numbered on from earlier).
@@ -130,7 +154,18 @@ impl<'d> Pipeline<'d> {
     /// Resumes a new pipeline from a saved state: its models rebuilt by
     /// replaying the saved series up to where they were, reporting nothing.
     pub fn resume(&mut self, saved: &[u8]) -> Result<(), StateError> {
-        let saved: SavedState = serde_json::from_slice(saved)?;
+        // Gzipped since it is kept in a bucket; plain JSON as before too.
+        let saved: SavedState = if saved.starts_with(&[0x1f, 0x8b]) {
+            use std::io::Read;
+            let mut json = Vec::new();
+            flate2::read::GzDecoder::new(saved)
+                .take(STATE_MAX_BYTES)
+                .read_to_end(&mut json)
+                .map_err(StateError::Gzip)?;
+            serde_json::from_slice(&json)?
+        } else {
+            serde_json::from_slice(saved)?
+        };
         if saved.version != STATE_VERSION {
             return Err(StateError::Version(saved.version));
         }
@@ -151,7 +186,8 @@ impl<'d> Pipeline<'d> {
         Ok(())
     }
 
-    /// The state to resume from, as bytes.
+    /// The state to resume from, as gzipped JSON (a tenth of the JSON; the
+    /// fastest level, as it is written every invocation).
     pub fn save(&self) -> Vec<u8> {
         let state = SavedState {
             version: STATE_VERSION,
@@ -166,8 +202,10 @@ impl<'d> Pipeline<'d> {
             watermark: self.watermark,
             incidents: self.incidents,
         };
-        // Plain data with string keys: encoding cannot fail.
-        serde_json::to_vec(&state).unwrap_or_default()
+        // Plain data with string keys into memory: encoding cannot fail.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        serde_json::to_writer(&mut gz, &state).unwrap_or_default();
+        gz.finish().unwrap_or_default()
     }
 
     /// Reads the inputs not read before (by name and version), ingests
@@ -217,10 +255,25 @@ impl<'d> Pipeline<'d> {
     /// incidents on from earlier steps.
     pub fn advance(&mut self, to: Option<DateTime<Utc>>) -> Step {
         let findings = self.engine.advance(to);
-        if to.is_some() {
-            self.watermark = to;
+        if let Some(to) = to {
+            self.watermark = Some(to);
+            self.forget(to);
         }
         self.step(findings)
+    }
+
+    /// What an incremental run no longer needs, at watermark `to`: rule
+    /// hits evaluated [`HITS_KEPT`] ago (a late delivery within that is
+    /// still judged with them), and inputs delivered [`INPUTS_KEPT`] before
+    /// it (a notification cannot come back later than that). Without it
+    /// the state grows with every matched call and every delivery.
+    fn forget(&mut self, to: DateTime<Utc>) {
+        if let Some(until) = self.engine.evaluated_until {
+            self.engine.forget_hits_before(until - HITS_KEPT);
+        }
+        let horizon = to - INPUTS_KEPT;
+        self.processed
+            .retain(|key| delivered_at(key).is_none_or(|t| t >= horizon));
     }
 
     /// Groups findings into incidents numbered on from earlier steps.
@@ -237,5 +290,47 @@ impl<'d> Pipeline<'d> {
             findings,
             incidents,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A delivery's time is the stamp CloudTrail puts in its name.
+    #[test]
+    fn a_delivery_is_dated_by_its_name() {
+        let at = |k| delivered_at(k).map(|t| t.to_rfc3339());
+        assert_eq!(
+            at("s3://trail/AWSLogs/o-ab/111122223333/CloudTrail/us-east-1/2026/01/05/111122223333_CloudTrail_us-east-1_20260105T1005Z_Ab3.json.gz#e1"),
+            Some("2026-01-05T10:05:00+00:00".into())
+        );
+        assert_eq!(at("/data/flaws_cloudtrail00.json.gz"), None);
+        assert_eq!(at("-"), None);
+    }
+
+    /// The state is gzipped, and a plain JSON state saved before still
+    /// resumes.
+    #[test]
+    fn the_state_is_gzipped_and_plain_json_still_resumes() {
+        let detectors = crate::detector::shipped();
+        let fresh = || Pipeline::new(&detectors, EngineOptions::all(), Severity::Medium);
+        let mut p = fresh();
+        p.processed.insert("a#1".into());
+        let saved = p.save();
+        assert_eq!(&saved[..2], &[0x1f, 0x8b]);
+        let mut q = fresh();
+        q.resume(&saved).unwrap();
+        assert!(q.processed.contains("a#1"));
+        let mut json = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&saved[..]), &mut json)
+            .unwrap();
+        let mut r = fresh();
+        r.resume(&json).unwrap();
+        assert!(r.processed.contains("a#1"));
+        assert!(matches!(
+            fresh().resume(&saved[..10]),
+            Err(StateError::Gzip(_))
+        ));
     }
 }

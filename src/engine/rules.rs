@@ -163,6 +163,20 @@ impl RuleHits {
         }
     }
 
+    /// Forgets the hits before `before`, but a correlation's: those are
+    /// kept a further `windows[rule]` (its longest timespan) to fill its
+    /// windows. `[new]` rules' first and last sightings stay.
+    pub fn forget_before(
+        &mut self,
+        before: DateTime<Utc>,
+        windows: &std::collections::HashMap<&str, Duration>,
+    ) {
+        self.hits.retain(|h| {
+            let window = windows.get(h.rule.as_str()).copied().unwrap_or_default();
+            h.time >= before - window
+        });
+    }
+
     pub fn merge(&mut self, other: RuleHits) {
         self.hits.extend(other.hits);
         for (key, hit) in other.firsts {
@@ -401,6 +415,48 @@ mod tests {
     use super::*;
     use crate::detector::shipped_rules;
     use serde_json::json;
+
+    /// Evaluated hits are forgotten, a correlation's a timespan later;
+    /// `[new]` sightings are not hits and stay.
+    #[test]
+    fn hits_are_forgotten_once_no_evaluation_needs_them() {
+        let at = |rule: &str, t: &str| RuleHit {
+            rule: rule.into(),
+            description: String::new(),
+            severity: Severity::Low,
+            time: t.parse().unwrap(),
+            event: "s3.amazonaws.com:GetObject".into(),
+            principal: "-".into(),
+            target: None,
+            error: None,
+            source_ip: None,
+            attack: Vec::new(),
+            accounts: Vec::new(),
+            habitual: None,
+            captured: Vec::new(),
+            new: None,
+        };
+        let mut hits = RuleHits {
+            hits: vec![
+                at("noisy", "2026-01-05T00:00:00Z"),
+                at("noisy", "2026-01-05T12:00:00Z"),
+                at("counted", "2026-01-05T09:30:00Z"),
+                at("counted", "2026-01-05T08:00:00Z"),
+            ],
+            ..RuleHits::default()
+        };
+        let windows = [("counted", Duration::hours(1))].into_iter().collect();
+        hits.forget_before("2026-01-05T10:00:00Z".parse().unwrap(), &windows);
+        let left: Vec<(&str, String)> = hits
+            .hits
+            .iter()
+            .map(|h| (h.rule.as_str(), h.time.format("%H:%M").to_string()))
+            .collect();
+        assert_eq!(
+            left,
+            [("noisy", "12:00".into()), ("counted", "09:30".into())]
+        );
+    }
 
     /// A record shaped as CloudTrail logs it, from the fields that differ.
     fn record(

@@ -69,6 +69,9 @@ pub struct Enricher {
     /// Where findings are kept to be judged with their incident; none
     /// judges each alert alone.
     pub findings_index: Option<String>,
+    /// The monitors' alerts page (`--pager ad` or `both`); otherwise they
+    /// are kept and judged but only a test pages.
+    pub pages_alerts: bool,
 }
 
 /// An alert's notification, and what went wrong on the way.
@@ -198,7 +201,8 @@ impl Enricher {
                 not_enriched_because: why,
                 findings_error,
             } = self.handle(&message).await;
-            let pages = notification.pages(self.page_at);
+            let pages =
+                notification.pages(self.page_at) && (self.pages_alerts || notification.test);
             let id = if pages {
                 self.publish(&notification).await?
             } else {

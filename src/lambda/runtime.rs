@@ -136,7 +136,10 @@ pub fn run(function: Function) -> anyhow::Result<()> {
                     }),
                     Err(_) => None,
                 };
+                let pages =
+                    pager_from_env().map_err(anyhow::Error::msg)? != crate::deploy::WhoPages::Ad;
                 let engine = EngineLambda {
+                    pages,
                     set: &set,
                     s3: &s3,
                     store: &store,
@@ -195,6 +198,7 @@ async fn enricher_from_env(sdk: &aws_config::SdkConfig) -> Result<Enricher, Stri
         top: 5,
         page_at: page_severity_from_env()?,
         findings_index: Some(super::incidents::FINDINGS_INDEX.into()),
+        pages_alerts: pager_from_env()? != crate::deploy::WhoPages::Engine,
     })
 }
 
@@ -205,6 +209,15 @@ fn packaged() -> Result<crate::detector::DetectorSet, String> {
     let dir = std::path::Path::new(&root).join("detectors");
     crate::detector::DetectorSet::load(dir.is_dir().then_some(dir.as_path()))
         .map_err(|e| e.to_string())
+}
+
+/// Who may page: `PAGER`, which `deploy --pager` sets (default both).
+pub fn pager_from_env() -> Result<crate::deploy::WhoPages, String> {
+    match std::env::var("PAGER") {
+        Ok(s) => crate::deploy::WhoPages::parse(&s)
+            .ok_or_else(|| format!("PAGER={s:?}: use engine, ad or both")),
+        Err(_) => Ok(crate::deploy::WhoPages::Both),
+    }
 }
 
 /// From what severity a deployed Lambda pages: `PAGE_SEVERITY`, which
@@ -311,6 +324,9 @@ async fn org_accounts(sdk: &aws_config::SdkConfig, function: &str) -> Vec<String
 
 /// What the deployed engine works with, made once per instance.
 struct EngineLambda<'a> {
+    /// It pages (`--pager engine` or `both`); otherwise it keeps its
+    /// findings for the enricher to judge alerts with.
+    pages: bool,
     set: &'a crate::detector::DetectorSet,
     s3: &'a aws_sdk_s3::Client,
     store: &'a super::engine::StateStore,
@@ -338,6 +354,7 @@ async fn engine_invocation(
 ) -> Result<Value, anyhow::Error> {
     use crate::engine::pipeline::Pipeline;
     let EngineLambda {
+        pages: may_page,
         set,
         s3,
         store,
@@ -367,9 +384,35 @@ async fn engine_invocation(
         }
         None => None,
     };
-    let pages = super::engine::pages(&invocation.step);
+    // With a domain, one page per incident across invocations and the
+    // monitors' alerts, through the findings index.
+    let index = indexer.map(|Indexer { os, .. }| super::incidents::FindingsIndex {
+        os,
+        index: super::incidents::FINDINGS_INDEX,
+    });
+    let judged = match &index {
+        Some(index) => super::engine::judged_pages(&invocation.step, index, *page_at).await,
+        None => super::engine::Judged {
+            pages: super::engine::pages(&invocation.step),
+            kept: Vec::new(),
+            error: None,
+        },
+    };
+    let (mut pages, mut kept) = (judged.pages, judged.kept);
+    if !may_page {
+        // `--pager ad`: kept as seen, not as paged.
+        pages.clear();
+        kept.iter_mut().for_each(|k| k.paged = None);
+    }
     for page in &pages {
         publisher.publish(page).await?;
+    }
+    // Kept once the pages went: a retried invocation pages again.
+    let mut findings_error = judged.error;
+    if let Some(index) = &index {
+        if let Err(e) = index.keep_all(&kept).await {
+            findings_error.get_or_insert(e);
+        }
     }
     let (_, summary) = super::engine::commit(store, invocation).await?;
     let mut line = serde_json::to_value(&summary)?;
@@ -378,6 +421,9 @@ async fn engine_invocation(
     line["pages"] = json!(pages.len());
     if let Some(indexed) = indexed {
         line["indexed"] = json!(indexed);
+    }
+    if let Some(e) = findings_error {
+        line["findings_not_kept"] = json!(e.to_string());
     }
     println!("{line}");
     Ok(line)
