@@ -22,6 +22,8 @@ pub struct StackOutputs {
     /// Cognito's read-only dashboard users' role.
     pub reader_role_arn: Option<String>,
     pub forwarder_role_arn: Option<String>,
+    /// The engine's role on the domain: a writer too.
+    pub engine_role_arn: Option<String>,
     pub enricher_role_arn: Option<String>,
     pub trail_bucket_name: Option<String>,
     pub log_group_name: Option<String>,
@@ -45,6 +47,7 @@ impl StackOutputs {
                 "AdminRoleArn" => &mut o.admin_role_arn,
                 "ReaderRoleArn" => &mut o.reader_role_arn,
                 "ForwarderRoleArn" => &mut o.forwarder_role_arn,
+                "EngineRoleArn" => &mut o.engine_role_arn,
                 "EnricherRoleArn" => &mut o.enricher_role_arn,
                 "TrailBucketName" => &mut o.trail_bucket_name,
                 "LogGroupName" => &mut o.log_group_name,
@@ -73,7 +76,13 @@ impl StackOutputs {
     pub fn access(&self) -> Access {
         let list = |o: &Option<String>| o.iter().cloned().collect::<Vec<_>>();
         Access {
-            forwarder: list(&self.forwarder_role_arn),
+            forwarder: {
+                let mut writers = list(&self.forwarder_role_arn);
+                writers.extend(list(&self.engine_role_arn));
+                writers.sort();
+                writers.dedup();
+                writers
+            },
             enricher: list(&self.enricher_role_arn),
             admins: list(&self.admin_role_arn),
             readers: list(&self.reader_role_arn),

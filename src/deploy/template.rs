@@ -85,6 +85,8 @@ struct Lambda {
     reads_deliveries: bool,
     /// It reaches the domain (its endpoint is in its environment).
     uses_domain: bool,
+    /// It indexes the deliveries it reads (the engine with `--ingest s3`).
+    indexes_deliveries: bool,
     /// Who may page (`--pager`), for the engine and the enricher.
     pager: Option<&'static str>,
     /// A throttle means work waits (not the engine, whose one reserved
@@ -111,6 +113,8 @@ struct DomainAccess {
 #[derive(Serialize)]
 struct DomainRoles {
     forwarder: Value,
+    /// The engine keeps its findings as a writer.
+    engine: Value,
     enricher: Value,
     /// Cognito's admins and read-only dashboard users (a new domain's).
     admin: Option<Value>,
@@ -185,6 +189,7 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
             config.opensearch.then(|| get_att("MasterRole")),
             DomainRoles {
                 forwarder: get_att(writer),
+                engine: get_att("EngineRole"),
                 enricher: get_att("EnricherRole"),
                 admin: Some(get_att("AdminRole")),
                 reader: Some(get_att("ReadOnlyRole")),
@@ -194,6 +199,7 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
             d.admin_role_arn.as_ref().map(|a| json!(a)),
             DomainRoles {
                 forwarder: json!(d.writer_role_arn),
+                engine: json!(d.writer_role_arn),
                 enricher: json!(d.reader_role_arn),
                 admin: None,
                 reader: None,
@@ -289,6 +295,7 @@ fn lambdas(config: &DeployConfig, acting_as: Option<Value>) -> Vec<Lambda> {
         maps_sign_in: false,
         reads_deliveries: false,
         uses_domain: false,
+        indexes_deliveries: false,
         alarm_throttles: true,
         pager: None,
     };
@@ -331,10 +338,11 @@ fn lambdas(config: &DeployConfig, acting_as: Option<Value>) -> Vec<Lambda> {
         });
     }
     // The engine: one execution at a time, so invocations never overlap
-    // (its conditional state write is the second guard). With `--ingest
-    // s3` and a domain it also indexes the deliveries, as the forwarder's
-    // writer.
-    let indexes = !cwl && config.opensearch;
+    // (its conditional state write is the second guard). With a domain it
+    // keeps its findings in the findings index, as the forwarder's writer,
+    // so an incident pages once; with `--ingest s3` it also indexes the
+    // deliveries.
+    let domain = config.opensearch;
     out.push(Lambda {
         logical: "Engine",
         name: "engine",
@@ -346,16 +354,17 @@ fn lambdas(config: &DeployConfig, acting_as: Option<Value>) -> Vec<Lambda> {
         page_severity: Some(config.page_severity.name()),
         org_accounts,
         lists_org_accounts: config.organization_trail,
-        es_actions: if indexes && existing.is_none() {
+        es_actions: if domain && existing.is_none() {
             ES_WRITE.to_vec()
         } else {
             Vec::new()
         },
         domain_role: existing
-            .filter(|_| indexes)
+            .filter(|_| domain)
             .map(|d| json!(d.writer_role_arn)),
         reads_deliveries: true,
-        uses_domain: indexes,
+        uses_domain: domain,
+        indexes_deliveries: domain && !cwl,
         alarm_throttles: false,
         pager: Some(config.pager.name()),
         ..base.clone()
@@ -851,8 +860,10 @@ mod tests {
                 [r#"{"Fn::GetAtt":["EngineQueue","Arn"]}"#],
                 "{variant}"
             );
-            let indexes = on("es:ESHttpPost").len() + on("sts:AssumeRole").len();
-            assert_eq!(indexes, usize::from(variant == "ingest s3"), "{variant}");
+            // A writer on the domain when there is one: its findings, and
+            // with `--ingest s3` the deliveries.
+            let writes = on("es:ESHttpPost").len() + on("sts:AssumeRole").len();
+            assert_eq!(writes, usize::from(variant != "no opensearch"), "{variant}");
             assert_eq!(
                 on("organizations:ListAccounts").len(),
                 usize::from(variant == "no opensearch"),
@@ -871,6 +882,8 @@ mod tests {
                 "s3",
                 "sns",
                 "sqs",
+                // An existing domain's writer role, assumed.
+                "sts",
             ];
             assert!(
                 services.iter().all(|s| allowed.contains(s)),
@@ -938,6 +951,11 @@ mod tests {
             );
             assert_eq!(
                 env.get("OPENSEARCH_ENDPOINT").is_some(),
+                variant != "no opensearch",
+                "{variant}"
+            );
+            assert_eq!(
+                env.get("INDEX_DELIVERIES").is_some(),
                 variant == "ingest s3",
                 "{variant}"
             );
@@ -1294,6 +1312,7 @@ mod tests {
                 methods,
                 [
                     ("AdminRole", &all),
+                    ("EngineRole", &write),
                     ("EnricherRole", &read),
                     (writer, &write),
                     ("MasterRole", &all),

@@ -162,7 +162,14 @@ pub fn settings_of(props: &Value) -> Result<Settings, HandleError> {
     Ok(Settings {
         retention_days: retention_days as u32,
         access: Access {
-            forwarder: list("ForwarderRoleArn"),
+            // The engine writes its findings as the forwarder does.
+            forwarder: {
+                let mut writers = list("ForwarderRoleArn");
+                writers.extend(list("EngineRoleArn"));
+                writers.sort();
+                writers.dedup();
+                writers
+            },
             enricher: list("EnricherRoleArn"),
             admins: list("AdminRoleArn"),
             readers: list("ReaderRoleArn"),
@@ -317,6 +324,19 @@ mod tests {
                 Channel::Slack("https://hooks.slack.com/services/T0/B0/secret".into())
             ]
         );
+        // The engine writes its findings as the forwarder does; one role
+        // for both (an existing domain's writer) is mapped once.
+        let both = settings_of(&json!({"ForwarderRoleArn": "arn:aws:iam::1:role/w",
+                                       "EngineRoleArn": "arn:aws:iam::1:role/e"}))
+        .unwrap();
+        assert_eq!(
+            both.access.forwarder,
+            ["arn:aws:iam::1:role/e", "arn:aws:iam::1:role/w"]
+        );
+        let same = settings_of(&json!({"ForwarderRoleArn": "arn:aws:iam::1:role/w",
+                                       "EngineRoleArn": "arn:aws:iam::1:role/w"}))
+        .unwrap();
+        assert_eq!(same.access.forwarder, ["arn:aws:iam::1:role/w"]);
         // The stack's default: no channel besides the topic.
         let none = settings_of(&json!({"Notify": "", "RetentionDays": "30"})).unwrap();
         assert!(none.channels.is_empty());

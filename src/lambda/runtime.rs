@@ -123,9 +123,11 @@ pub fn run(function: Function) -> anyhow::Result<()> {
                 };
                 let page_at = page_severity_from_env().map_err(anyhow::Error::msg)?;
                 let org_accounts = org_accounts(&sdk, "engine").await;
-                // With `--ingest s3` and a domain, the engine is its writer.
+                // With a domain the engine is a writer: of its findings, and
+                // with `--ingest s3` of the deliveries.
                 let indexer = match std::env::var("OPENSEARCH_ENDPOINT") {
                     Ok(_) => Some(Indexer {
+                        deliveries: std::env::var("INDEX_DELIVERIES").as_deref() == Ok("true"),
                         os: opensearch_from_env(&sdk, Duration::from_secs(30))
                             .await
                             .map_err(anyhow::Error::msg)?,
@@ -336,10 +338,12 @@ struct EngineLambda<'a> {
     indexer: Option<&'a Indexer>,
 }
 
-/// Where the engine indexes the deliveries' records (`--ingest s3`).
+/// The engine's domain: where it keeps its findings, and (`--ingest s3`,
+/// `deliveries`) indexes the deliveries' records.
 struct Indexer {
     os: OpenSearch,
     dead: DeadLetters,
+    deliveries: bool,
 }
 
 /// One engine invocation: the batch's deliveries read into the pipeline
@@ -377,8 +381,8 @@ async fn engine_invocation(
     };
     let invocation =
         super::engine::invoke(&mut pipeline, s3, store, &event.payload, &problem).await?;
-    let indexed = match indexer {
-        Some(Indexer { os, dead }) => {
+    let indexed = match indexer.filter(|i| i.deliveries) {
+        Some(Indexer { os, dead, .. }) => {
             let limits = Limits::until(deadline_instant(event.context.deadline));
             Some(super::engine::index(os, dead, &invocation.inputs, &limits).await?)
         }
