@@ -73,9 +73,13 @@ pub fn estimate(config: &DeployConfig, volume: Volume, table: &PriceTable) -> Es
     let cwl = config.ingest == Ingest::Cwl;
     let indexes = config.opensearch;
     // CloudTrail writes a delivery per region about every five minutes;
-    // the engine's queue hands them over at most once a minute.
+    // the engine's queue hands them over at most once a minute, and no
+    // sooner than the last invocation ended.
     let deliveries = (288 * u.regions) as f64 * DAYS_PER_MONTH;
-    let invocations = deliveries.min(1440.0 * DAYS_PER_MONTH);
+    let invocation_ms = engine_invocation_ms(volume.events_per_day, table);
+    let invocations = deliveries
+        .min(1440.0 * DAYS_PER_MONTH)
+        .min(86_400_000.0 / invocation_ms.max(1.0) * DAYS_PER_MONTH);
     let gb_seconds = |ms: f64| ms / 1000.0 * f64::from(u.lambda_memory_mb) / 1024.0;
     let lambda = |requests: f64, ms: f64| {
         requests / 1e6 * p.lambda_requests_per_million + gb_seconds(ms) * p.lambda_x86_gb_second
@@ -153,8 +157,7 @@ pub fn estimate(config: &DeployConfig, volume: Volume, table: &PriceTable) -> Es
             Some(lambda(requests, per_thousand * u.index_ms_per_1000_events)),
         );
     }
-    let engine_ms = per_thousand * u.engine_ms_per_1000_events
-        + invocations * u.engine_ms_per_invocation
+    let engine_ms = invocations * invocation_ms
         + if !cwl && indexes {
             per_thousand * u.index_ms_per_1000_events
         } else {
@@ -217,6 +220,12 @@ pub fn estimate(config: &DeployConfig, volume: Volume, table: &PriceTable) -> Es
     }
 }
 
+/// How long one engine invocation takes at `events_per_day` (the state's
+/// replay dominates, and grows with the daily volume).
+pub fn engine_invocation_ms(events_per_day: u64, table: &PriceTable) -> f64 {
+    events_per_day as f64 / 1000.0 * table.usage.engine_ms_per_invocation_per_1000_daily_events
+}
+
 /// What every estimate assumes, in words, from the table.
 pub fn assumptions(table: &PriceTable) -> Vec<String> {
     let u = &table.usage;
@@ -234,10 +243,9 @@ pub fn assumptions(table: &PriceTable) -> Vec<String> {
             u.regions
         ),
         format!(
-            "Lambdas of {} MB on x86; the engine takes {} ms per 1,000 events and {} ms per invocation (make bench); indexing {} ms per 1,000 events (assumed)",
+            "Lambdas of {} MB on x86; an engine invocation takes {} ms per 1,000 events a day (make bench, extrapolated to a week of history); indexing {} ms per 1,000 events (assumed)",
             u.lambda_memory_mb,
-            u.engine_ms_per_1000_events,
-            u.engine_ms_per_invocation,
+            u.engine_ms_per_invocation_per_1000_daily_events,
             u.index_ms_per_1000_events
         ),
         "data transfer, the Lambdas' own logs and CloudWatch alarms are not counted".into(),
