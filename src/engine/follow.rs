@@ -195,6 +195,12 @@ pub fn follow(
             }
             emit(&step.findings, &step.incidents).map_err(FollowError::Output)?;
         }
+        // Saved before it is said: what the log reports survives a stop.
+        if read.inputs > 0 || advanced {
+            if let Some(path) = options.state {
+                save_state(path, &pipeline.save())?;
+            }
+        }
         if read.inputs > 0 {
             log(&format!(
                 "read {} new inputs ({} events)",
@@ -206,11 +212,6 @@ pub fn follow(
                 "evaluated up to {}",
                 pipeline.watermark.map_or("-".into(), |w| w.to_rfc3339())
             ));
-        }
-        if read.inputs > 0 || advanced {
-            if let Some(path) = options.state {
-                save_state(path, &pipeline.save())?;
-            }
         }
         let mut slept = Duration::ZERO;
         while slept < options.poll && !stop.load(Ordering::Relaxed) {
