@@ -733,7 +733,7 @@ fn the_lean_stack_deploys_the_engine_alone_and_it_runs_on_the_stacks_buckets() {
 
     // A delivery lands in the trail bucket; its notification comes in a batch.
     let trail_bucket = aws.resource("trailwatch", "TrailBucket");
-    let (key, path) = walk(simulated()).remove(0);
+    let (key, path) = crate::engine_lambda::deliveries(simulated()).remove(0);
     aws.runtime.block_on(async {
         aws.s3()
             .put_object()
@@ -801,25 +801,4 @@ fn the_lean_stack_deploys_the_engine_alone_and_it_runs_on_the_stacks_buckets() {
     let vars = &f["Environment"]["Variables"];
     assert_eq!(vars["OPENSEARCH_ENDPOINT"], ENDPOINT, "{vars}");
     assert_eq!(vars["OPENSEARCH_ROLE_ARN"], ROLE, "{vars}");
-}
-
-/// The first delivery under `dir`: its key (the path under `dir`) and path.
-fn walk(dir: &std::path::Path) -> Vec<(String, std::path::PathBuf)> {
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&d)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().ends_with(".json.gz") {
-                let key = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                return vec![(key, p)];
-            }
-        }
-    }
-    Vec::new()
 }

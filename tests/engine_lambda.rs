@@ -27,7 +27,7 @@ async fn s3_client(moto: &Server) -> aws_sdk_s3::Client {
 
 /// The simulation's deliveries, by key, in delivery order (the time in
 /// their names, then the key).
-fn deliveries(dir: &Path) -> Vec<(String, PathBuf)> {
+pub(crate) fn deliveries(dir: &Path) -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
