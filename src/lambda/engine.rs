@@ -518,16 +518,18 @@ pub async fn index(
 /// The pages of an invocation's incidents that page: one each, led by
 /// its most severe finding.
 pub fn pages(step: &Step) -> Vec<Notification> {
+    paging_incidents(step)
+        .map(|members| page_of_incident(&members))
+        .collect()
+}
+
+/// The members of each of a step's incidents that page.
+fn paging_incidents(step: &Step) -> impl Iterator<Item = Vec<&crate::engine::Anomaly>> {
     let anomalies = &step.findings.anomalies;
     step.incidents
         .iter()
         .filter(|inc| inc.members.iter().any(|&i| anomalies[i].page == Some(true)))
-        .map(|inc| {
-            let members: Vec<&crate::engine::Anomaly> =
-                inc.members.iter().map(|&i| &anomalies[i]).collect();
-            page_of_incident(&members)
-        })
-        .collect()
+        .map(|inc| inc.members.iter().map(|&i| &anomalies[i]).collect())
 }
 
 /// An invocation's pages judged with what the stack kept in the findings
@@ -553,23 +555,13 @@ pub async fn judged_pages(
     page_at: crate::engine::Severity,
 ) -> Judged {
     use super::incidents::{judge, Kept};
-    let anomalies = &step.findings.anomalies;
     let mut judged = Judged {
         pages: Vec::new(),
         kept: Vec::new(),
         error: None,
     };
-    for inc in &step.incidents {
-        if !inc.members.iter().any(|&i| anomalies[i].page == Some(true)) {
-            continue;
-        }
-        let members: Vec<&crate::engine::Anomaly> =
-            inc.members.iter().map(|&i| &anomalies[i]).collect();
-        let lead = members
-            .iter()
-            .copied()
-            .reduce(|a, b| if b.severity > a.severity { b } else { a })
-            .expect("an incident has a finding");
+    for members in paging_incidents(step) {
+        let lead = super::rule_pages::lead_of(&members);
         let recent = match index.recent(lead).await {
             Ok(recent) => recent,
             Err(e) => {

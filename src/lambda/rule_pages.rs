@@ -56,14 +56,19 @@ pub fn incident_pages(findings: &mut [Anomaly]) -> Vec<Notification> {
 /// findings index).
 pub const LISTED: usize = 20;
 
-/// The page of one incident's rule findings (in time order): its most
-/// severe finding first, then the others, one line each.
-pub fn page_of_incident(members: &[&Anomaly]) -> Notification {
-    let lead = members
+/// An incident's lead: its first most severe finding.
+pub fn lead_of<'a>(members: &[&'a Anomaly]) -> &'a Anomaly {
+    members
         .iter()
         .copied()
         .reduce(|a, b| if b.severity > a.severity { b } else { a })
-        .expect("an incident has a finding");
+        .expect("an incident has a finding")
+}
+
+/// The page of one incident's rule findings (in time order): its most
+/// severe finding first, then the others, one line each.
+pub fn page_of_incident(members: &[&Anomaly]) -> Notification {
+    let lead = lead_of(members);
     let mut page = page_of(lead);
     let others: Vec<&&Anomaly> = members
         .iter()
