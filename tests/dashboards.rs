@@ -50,6 +50,10 @@ fn every_field_a_visualization_uses_is_in_its_index() {
         .or(results["properties"].as_object())
         .unwrap()
         .clone();
+    let findings = trailwatch::opensearch::desired::findings::template();
+    let findings_fields = findings["template"]["mappings"]["properties"]
+        .as_object()
+        .unwrap();
     let mut missing = Vec::new();
     let mut checked = 0;
     for o in saved_objects() {
@@ -58,6 +62,7 @@ fn every_field_a_visualization_uses_is_in_its_index() {
             let known = match pattern.as_str() {
                 "trailwatch-cwl" => field_type(&template, &field).is_some(),
                 "trailwatch-anomaly-results" => result_fields.contains_key(&field),
+                "trailwatch-findings" => findings_fields.contains_key(&field),
                 other => panic!("{}: unknown index pattern {other}", o["id"]),
             };
             if !known {
@@ -181,7 +186,7 @@ fn a_refused_import_names_the_dashboards_reason() {
     let text = format!("{:#}", anyhow::Error::new(err));
     assert_eq!(
         text,
-        "dashboards 26 saved objects: POST /api/saved_objects/_bulk_get answered 400: Bad Request: Request must contain a osd-xsrf header."
+        format!("dashboards {} saved objects: POST /api/saved_objects/_bulk_get answered 400: Bad Request: Request must contain a osd-xsrf header.", saved_objects().len())
     );
     server.verify();
 }

@@ -47,6 +47,21 @@ fn deploy_and_bootstrap(
     trailwatch_aws_with(&args, stdin, env)
 }
 
+/// `deploy --no-opensearch --yes` against the emulator.
+fn deploy_lean(moto: &Server, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "deploy",
+        "--endpoint-url",
+        &moto.url,
+        "--poll-seconds",
+        "0",
+        "--no-opensearch",
+        "--yes",
+    ];
+    args.extend_from_slice(extra);
+    trailwatch_aws(&args, None)
+}
+
 fn destroy(moto: &Server, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
         "destroy",
@@ -648,19 +663,7 @@ fn deploy_applies_the_opensearch_objects_after_the_stack_and_a_rerun_changes_not
 fn the_lean_stack_deploys_the_engine_alone_and_it_runs_on_the_stacks_buckets() {
     let moto = Server::moto();
     let aws = Aws::new(&moto);
-    let lean = |extra: &[&str]| {
-        let mut args = vec![
-            "deploy",
-            "--endpoint-url",
-            &moto.url,
-            "--poll-seconds",
-            "0",
-            "--no-opensearch",
-            "--yes",
-        ];
-        args.extend_from_slice(extra);
-        trailwatch_aws(&args, None)
-    };
+    let lean = |extra: &[&str]| deploy_lean(&moto, extra);
     let o = lean(&[]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
@@ -801,4 +804,143 @@ fn the_lean_stack_deploys_the_engine_alone_and_it_runs_on_the_stacks_buckets() {
     let vars = &f["Environment"]["Variables"];
     assert_eq!(vars["OPENSEARCH_ENDPOINT"], ENDPOINT, "{vars}");
     assert_eq!(vars["OPENSEARCH_ROLE_ARN"], ROLE, "{vars}");
+}
+
+/// `--trail-bucket`: an existing trail's bucket (Control Tower's, say) is
+/// read where it is. The stack makes no trail or trail bucket; deploy
+/// gives the bucket a notification to the engine queue (once: a re-run
+/// leaves it), refuses a bucket that already sends its deliveries
+/// elsewhere before making anything, and destroy takes the notification
+/// away with the stack.
+#[test]
+fn an_existing_trail_bucket_notifies_the_engine_and_one_taken_is_refused() {
+    let moto = Server::moto();
+    let aws = Aws::new(&moto);
+    let s3 = aws.s3();
+    // Each destination of a bucket's notifications, as a line.
+    let notifications = |bucket: &str| {
+        let c = aws
+            .runtime
+            .block_on(
+                s3.get_bucket_notification_configuration()
+                    .bucket(bucket)
+                    .send(),
+            )
+            .unwrap();
+        let line =
+            |arn: &str,
+             events: &[aws_sdk_s3::types::Event],
+             filter: Option<&aws_sdk_s3::types::NotificationConfigurationFilter>| {
+                let rules: Vec<&str> = filter
+                    .and_then(|f| f.key())
+                    .map(|k| k.filter_rules())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|r| r.value())
+                    .collect();
+                let events: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
+                format!("{arn} {} {}", events.join(","), rules.join(" "))
+            };
+        let mut lines: Vec<String> = c
+            .queue_configurations()
+            .iter()
+            .map(|q| line(q.queue_arn(), q.events(), q.filter()))
+            .collect();
+        lines.extend(
+            c.topic_configurations()
+                .iter()
+                .map(|t| line(t.topic_arn(), t.events(), t.filter())),
+        );
+        lines
+    };
+    // moto answers a bucket with no notifications in a form the SDK cannot
+    // read (S3 itself answers an empty NotificationConfiguration), so each
+    // bucket has one already; the first is the engine's to keep.
+    let deletions = "arn:aws:sns:us-east-1:123456789012:deletions";
+    let other = "arn:aws:sqs:us-east-1:123456789012:someone-elses";
+    for (bucket, queue) in [("org-trail-logs", None), ("taken-logs", Some(other))] {
+        use aws_sdk_s3::types::{
+            Event, NotificationConfiguration, QueueConfiguration, TopicConfiguration,
+        };
+        let mut c = NotificationConfiguration::builder().topic_configurations(
+            TopicConfiguration::builder()
+                .topic_arn(deletions)
+                .events(Event::from("s3:ObjectRemoved:*"))
+                .build()
+                .unwrap(),
+        );
+        if let Some(queue) = queue {
+            c = c.queue_configurations(
+                QueueConfiguration::builder()
+                    .queue_arn(queue)
+                    .events(Event::from("s3:ObjectCreated:*"))
+                    .build()
+                    .unwrap(),
+            );
+        }
+        aws.runtime.block_on(async {
+            s3.create_bucket().bucket(bucket).send().await.unwrap();
+            s3.put_bucket_notification_configuration()
+                .bucket(bucket)
+                .notification_configuration(c.build())
+                .send()
+                .await
+                .unwrap();
+        });
+    }
+    let kept = format!("{deletions} s3:ObjectRemoved:* ");
+    let lean = |extra: &[&str]| deploy_lean(&moto, extra);
+    let o = lean(&["--trail-bucket", "org-trail-logs"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    for absent in ["Trail", "TrailBucket", "TrailBucketPolicy"] {
+        assert!(
+            !err.contains(&format!("Add      {absent} ")),
+            "{absent}: {err}"
+        );
+    }
+    assert!(err.contains("Add      EngineQueue "), "{err}");
+    assert!(
+        err.contains("the trail bucket org-trail-logs now notifies the engine queue"),
+        "{err}"
+    );
+    let queue = "arn:aws:sqs:us-east-1:123456789012:trailwatch-deliveries";
+    let ours = vec![
+        format!("{queue} s3:ObjectCreated:* AWSLogs/ .json.gz"),
+        kept.clone(),
+    ];
+    assert_eq!(notifications("org-trail-logs"), ours);
+    let o = lean(&["--trail-bucket", "org-trail-logs"]);
+    let err = stderr(&o);
+    assert!(err.contains("no changes"), "{err}");
+    assert!(
+        err.contains("the trail bucket org-trail-logs notifies the engine queue"),
+        "{err}"
+    );
+    assert_eq!(notifications("org-trail-logs"), ours);
+
+    // A bucket that sends its new objects to another queue is refused,
+    // and nothing is made: no stack, no code bucket.
+    let o = lean(&["--trail-bucket", "taken-logs", "--prefix", "tw-taken"]);
+    let err = stderr(&o);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("--trail-bucket taken-logs: it already sends s3:ObjectCreated:* for every key to arn:aws:sqs:us-east-1:123456789012:someone-elses")
+            && err.contains("Nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(aws.status("tw-taken"), None);
+    assert!(!aws.bucket_exists("tw-taken-code-123456789012-us-east-1"));
+    assert_eq!(notifications("taken-logs").len(), 2);
+
+    // Destroy takes the engine's notification away; the bucket stays.
+    let o = destroy(&moto, &["--yes"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("the trail bucket org-trail-logs no longer notifies the deleted engine queue"),
+        "{err}"
+    );
+    assert_eq!(notifications("org-trail-logs"), [kept]);
+    assert!(aws.bucket_exists("org-trail-logs"));
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use trailwatch::engine::pipeline::Pipeline;
-use trailwatch::lambda::engine::{commit, invoke, EngineError, StateStore};
+use trailwatch::lambda::engine::{commit, invoke, EngineError, Resident, StateStore};
 
 const BUCKET: &str = "trail";
 const STATE: &str = "trailwatch/state.json";
@@ -78,25 +78,35 @@ async fn upload(s3: &aws_sdk_s3::Client, files: &[(String, PathBuf)]) {
     }
 }
 
-/// One invocation, as the Lambda runs it: a fresh pipeline, the state from
-/// the bucket.
-async fn run_once(
+type Ran<'d> = (
+    Vec<Value>,
+    trailwatch::lambda::engine::Summary,
+    Option<Resident<'d>>,
+);
+
+/// One invocation, as the Lambda runs it: the pipeline the instance kept
+/// from its last invocation (`resident`), or a fresh one from the state in
+/// the bucket; what it keeps for the next comes back.
+async fn run_warm<'d>(
     s3: &aws_sdk_s3::Client,
-    detectors: &[trailwatch::detector::Detector],
+    detectors: &'d [trailwatch::detector::Detector],
     event: &Value,
-) -> Result<(Vec<Value>, trailwatch::lambda::engine::Summary), EngineError> {
+    resident: Option<Resident<'d>>,
+) -> Result<Ran<'d>, EngineError> {
     let store = StateStore::S3 {
         client: s3.clone(),
         bucket: BUCKET.into(),
         key: STATE.into(),
     };
-    let mut pipeline = Pipeline::new(
-        detectors,
-        trailwatch::engine::EngineOptions::all(),
-        trailwatch::engine::severity::DEFAULT_PAGE,
-    );
+    let fresh = || {
+        Pipeline::new(
+            detectors,
+            trailwatch::engine::EngineOptions::all(),
+            trailwatch::engine::severity::DEFAULT_PAGE,
+        )
+    };
     let quiet = |_: &trailwatch::cloudtrail::ReadError| {};
-    let invocation = invoke(&mut pipeline, s3, &store, event, &quiet).await?;
+    let invocation = invoke(resident, fresh, s3, &store, event, &quiet).await?;
     // One page per paging incident, led by its most severe finding.
     let paging = invocation
         .step
@@ -114,7 +124,7 @@ async fn run_once(
         .iter()
         .all(|p| !p.subject.is_empty() && !p.body.is_empty()));
     PAGES.fetch_add(pages.len(), std::sync::atomic::Ordering::Relaxed);
-    let (step, summary) = commit(&store, invocation).await?;
+    let (step, summary, kept) = commit(&store, invocation).await?;
     let mut out = Vec::new();
     trailwatch::engine::sink::write(
         trailwatch::engine::sink::Format::Ndjson,
@@ -128,6 +138,16 @@ async fn run_once(
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    Ok((lines, summary, kept))
+}
+
+/// One invocation of a cold instance: the state from the bucket.
+async fn run_once(
+    s3: &aws_sdk_s3::Client,
+    detectors: &[trailwatch::detector::Detector],
+    event: &Value,
+) -> Result<(Vec<Value>, trailwatch::lambda::engine::Summary), EngineError> {
+    let (lines, summary, _) = run_warm(s3, detectors, event, None).await?;
     Ok((lines, summary))
 }
 
@@ -158,11 +178,21 @@ fn the_engine_lambda_finds_what_detect_finds_and_loses_nothing() {
     let mut found: Vec<Value> = Vec::new();
     let mut last = None;
     aws.block_on(async {
+        // The instance stays warm between invocations, its pipeline kept;
+        // every fifth starts cold, from the state in the bucket.
+        let mut resident = None;
         for (i, batch) in batches.iter().enumerate() {
-            let (lines, summary) = run_once(&s3, &detectors, &notification(batch))
+            let cold = i % 5 == 0;
+            if cold {
+                resident = None;
+            }
+            let (lines, summary, kept) = run_warm(&s3, &detectors, &notification(batch), resident)
                 .await
                 .unwrap();
             assert_eq!(summary.deliveries, batch.len(), "batch {i}");
+            assert_eq!(summary.resumed, cold && i > 0, "batch {i}");
+            assert!(kept.is_some(), "batch {i}: the pipeline was not kept");
+            resident = kept;
             found.extend(lines);
             last = Some(summary);
         }
@@ -252,6 +282,33 @@ fn the_engine_lambda_finds_what_detect_finds_and_loses_nothing() {
         let e = store.save(b"mine".to_vec(), &read).await.unwrap_err();
         assert!(matches!(e, EngineError::Conflict { .. }), "{e}");
         assert_eq!(state().await, theirs);
+        // An instance's pipeline goes on while the state is the version it
+        // saved; a version another writer saved is read and replayed.
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&read.bytes.unwrap()[..]),
+            &mut plain,
+        )
+        .unwrap();
+        let put_plain = || async {
+            s3.put_object()
+                .bucket(BUCKET)
+                .key(STATE)
+                .body(plain.clone().into())
+                .send()
+                .await
+                .unwrap();
+        };
+        put_plain().await;
+        let event = notification(batches[3]);
+        let (_, summary, kept) = run_warm(&s3, &detectors, &event, None).await.unwrap();
+        assert!(summary.resumed);
+        let (_, summary, kept) = run_warm(&s3, &detectors, &event, kept).await.unwrap();
+        assert!(!summary.resumed);
+        put_plain().await;
+        let (lines, summary, _) = run_warm(&s3, &detectors, &event, kept).await.unwrap();
+        assert!(summary.resumed);
+        assert!(lines.is_empty(), "{lines:#?}");
     });
 }
 

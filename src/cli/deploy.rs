@@ -5,6 +5,7 @@ use super::{progress_bar, EXIT_ERROR, EXIT_OK};
 use crate::aws::AwsTarget;
 use crate::deploy::changes::{first_failure, retained};
 use crate::deploy::config::Preset;
+use crate::deploy::notification::{self, engine_queue_arn};
 use crate::deploy::outputs::StackOutputs;
 use crate::deploy::parameters::BootstrapParameters;
 use crate::deploy::retained::{self, Deleted};
@@ -377,11 +378,12 @@ fn estimate_table(
 /// One line saying what the configuration deploys.
 fn describe(config: &DeployConfig) -> String {
     format!(
-        "prefix {}, {}, {}, trail {}{}{}",
+        "prefix {}, {}, {}, {}{}{}",
         config.prefix,
-        match config.ingest {
-            crate::deploy::Ingest::Cwl => "records through CloudWatch Logs",
-            crate::deploy::Ingest::S3 => "records from the trail bucket",
+        match (&config.trail_bucket, config.ingest) {
+            (Some(b), _) => format!("records from the existing trail bucket {b}"),
+            (None, crate::deploy::Ingest::Cwl) => "records through CloudWatch Logs".to_owned(),
+            (None, crate::deploy::Ingest::S3) => "records from the trail bucket".to_owned(),
         },
         match &config.existing_domain {
             _ if !config.opensearch => "no OpenSearch (the engine pages alone)".to_owned(),
@@ -391,11 +393,16 @@ fn describe(config: &DeployConfig) -> String {
                 config.instance_count, config.instance_type, config.ebs_size_gib
             ),
         },
-        match (config.lambda_trail, config.s3_data_events) {
-            (true, true) => "with Lambda and S3 data events",
-            (true, false) => "with Lambda data events",
-            (false, true) => "with S3 data events",
-            (false, false) => "management events only",
+        match (
+            &config.trail_bucket,
+            config.lambda_trail,
+            config.s3_data_events
+        ) {
+            (Some(_), _, _) => "no trail of its own",
+            (None, true, true) => "trail with Lambda and S3 data events",
+            (None, true, false) => "trail with Lambda data events",
+            (None, false, true) => "trail with S3 data events",
+            (None, false, false) => "trail management events only",
         },
         if config.vpc.is_some() {
             ", in a VPC"
@@ -638,6 +645,7 @@ async fn deploy_async(
         },
         tls_only,
         poll: Duration::from_secs(args.poll_seconds),
+        trail_bucket: config.trail_bucket.clone(),
     };
     let bar = progress_bar(0, "{spinner} {elapsed_precise} {msg}");
     let stack_name = config.prefix.clone();
@@ -673,6 +681,10 @@ async fn deploy_async(
             bar.set_message(format!("{doing} stack {stack_name}: {status}"));
         }
         Progress::Settled => bar.finish_and_clear(),
+        Progress::Notifies { bucket, added } => eprintln!(
+            "the trail bucket {bucket} {} the engine queue of new deliveries",
+            if added { "now notifies" } else { "notifies" }
+        ),
     };
     let yes = args.yes;
     let mut approve = |changes: &str| -> std::io::Result<bool> {
@@ -756,7 +768,7 @@ pub fn outputs(args: OutputsArgs) -> anyhow::Result<i32> {
 
 pub fn destroy(args: DestroyArgs) -> anyhow::Result<i32> {
     super::runtime()?.block_on(async {
-        let (target, sdk, _) = prepare(&args.stack.aws).await?;
+        let (target, sdk, region) = prepare(&args.stack.aws).await?;
         let mut stacks = Stacks::new(&sdk, &args.stack.prefix);
         stacks.poll = Duration::from_secs(args.poll_seconds);
         let Some(stack) = stacks.describe().await? else {
@@ -782,6 +794,20 @@ pub fn destroy(args: DestroyArgs) -> anyhow::Result<i32> {
             eprintln!("declined: nothing was deleted");
             return Ok(EXIT_OK);
         }
+        // An existing trail bucket (--trail-bucket) stays; its notification
+        // to the engine queue goes with the stack. The template names it.
+        let borrowed = match stacks.template().await?["Outputs"]["TrailBucketName"]["Value"]
+            .as_str()
+        {
+            Some(bucket) => {
+                let queue = match stack.outputs.iter().find(|(k, _, _)| k == "EngineQueueArn") {
+                    Some((_, arn, _)) => arn.clone(),
+                    None => engine_queue_arn(&account(&sdk).await?, &region, &stack.name),
+                };
+                Some((bucket.to_owned(), queue))
+            }
+            None => None,
+        };
         let mut seen: HashSet<String> = stacks.events().await?.into_iter().map(|e| e.id).collect();
         stacks.delete().await?;
         let (status, events) = follow(&stacks, &mut seen, "deleting").await?;
@@ -790,6 +816,12 @@ pub fn destroy(args: DestroyArgs) -> anyhow::Result<i32> {
             bail!("stack {} is {status}: {cause}", stacks.name);
         }
         eprintln!("stack {} deleted", stacks.name);
+        if let Some((bucket, queue)) = borrowed {
+            let s3 = target.s3(&sdk);
+            if notification::remove(&s3, &bucket, &queue).await? {
+                eprintln!("the trail bucket {bucket} no longer notifies the deleted engine queue");
+            }
+        }
         if !args.delete_data {
             if !kept.is_empty() {
                 eprintln!("kept (delete them yourself, or run destroy --delete-data while the stack exists):");

@@ -180,9 +180,9 @@ fn engine(args: EngineArgs) -> anyhow::Result<i32> {
             org_accounts: args.org_accounts.clone(),
             ..crate::engine::EngineOptions::all()
         };
-        let mut pipeline = Pipeline::new(&set.detectors, options, args.page_severity);
+        let fresh = || Pipeline::new(&set.detectors, options, args.page_severity);
         let problem = |e: &crate::cloudtrail::ReadError| eprintln!("warning: {e}");
-        let invocation = invoke(&mut pipeline, &s3, &store, &event, &problem).await?;
+        let invocation = invoke(None, fresh, &s3, &store, &event, &problem).await?;
         let indexed = match &args.opensearch_url {
             Some(url) => {
                 let timeout = Duration::from_secs(30);
@@ -209,7 +209,7 @@ fn engine(args: EngineArgs) -> anyhow::Result<i32> {
             }
             None => None,
         };
-        let (step, summary) = commit(&store, invocation).await?;
+        let (step, summary, _) = commit(&store, invocation).await?;
         let mut out = std::io::stdout().lock();
         crate::engine::sink::write(
             crate::engine::sink::Format::Ndjson,

@@ -87,6 +87,9 @@ pub struct DeployOptions {
     #[arg(long)]
     #[serde(default)]
     pub no_opensearch: bool,
+    /// Read an existing trail's bucket (for example Control Tower's, in this account and region) instead of making a trail: the stack adds the engine, its queue and the bucket's notification to it, and deploy refuses a bucket that already sends s3:ObjectCreated:* for AWSLogs/ elsewhere, as S3 allows one destination (takes --ingest s3).
+    #[arg(long, value_name = "BUCKET")]
+    pub trail_bucket: Option<String>,
     /// Who may page [default: both]: the engine Lambda, the anomaly detectors' monitors (through the enricher), or both, one page per incident (each skips an incident the other paged at that severity; with a domain, through the findings index).
     #[arg(long, value_enum, value_name = "WHO")]
     pub pager: Option<WhoPages>,
@@ -214,6 +217,9 @@ pub struct DeployConfig {
     /// A domain, new or existing (false with `--no-opensearch`).
     pub opensearch: bool,
     pub pager: WhoPages,
+    /// An existing trail's bucket to read (`--trail-bucket`); None: the
+    /// stack makes the trail and its bucket.
+    pub trail_bucket: Option<String>,
 }
 
 /// The retention periods CloudWatch Logs accepts.
@@ -298,6 +304,7 @@ impl DeployOptions {
             organization_trail: self.organization_trail || file.organization_trail,
             ingest: self.ingest.or(file.ingest),
             no_opensearch: self.no_opensearch || file.no_opensearch,
+            trail_bucket: self.trail_bucket.or(file.trail_bucket),
             pager: self.pager.or(file.pager),
             config: self.config,
         }
@@ -462,14 +469,34 @@ impl DeployOptions {
         if let Some(arn) = &self.break_glass_role_arn {
             problems.extend(role_problem("--break-glass-role-arn", arn));
         }
-        let ingest = match (self.no_opensearch, self.ingest) {
+        let reads_a_bucket = self.no_opensearch || self.trail_bucket.is_some();
+        let ingest = match (reads_a_bucket, self.ingest) {
             (true, Some(Ingest::Cwl)) => {
-                problems.push("--no-opensearch with --ingest cwl: the log group feeds OpenSearch, which --no-opensearch leaves out; drop --ingest cwl (it takes s3)".into());
+                let why = if self.no_opensearch {
+                    "--no-opensearch with --ingest cwl: the log group feeds OpenSearch, which --no-opensearch leaves out"
+                } else {
+                    "--trail-bucket with --ingest cwl: the log group is fed by the trail the stack makes, and with --trail-bucket it makes none"
+                };
+                problems.push(format!("{why}; drop --ingest cwl (it takes s3)"));
                 Ingest::S3
             }
             (true, _) => Ingest::S3,
             (false, given) => given.unwrap_or(Ingest::Cwl),
         };
+        if let Some(bucket) = &self.trail_bucket {
+            if !bucket_name_ok(bucket) {
+                problems.push(format!("--trail-bucket {bucket:?}: not an S3 bucket name (3-63 of a-z, 0-9, '.' and '-', starting and ending with a letter or digit)"));
+            }
+            for (given, flag) in [
+                (self.organization_trail, "--organization-trail"),
+                (self.s3_data_events, "--s3-data-events"),
+                (self.no_lambda_trail, "--no-lambda-trail"),
+            ] {
+                if given {
+                    problems.push(format!("--trail-bucket with {flag}: {flag} shapes the trail the stack makes, and with --trail-bucket the trail exists already; set it on that trail"));
+                }
+            }
+        }
         if self.no_opensearch && self.pager == Some(WhoPages::Ad) {
             problems.push("--no-opensearch with --pager ad: without a domain there are no anomaly detectors to page; drop --pager".into());
         }
@@ -557,8 +584,22 @@ impl DeployOptions {
             } else {
                 WhoPages::Both
             }),
+            trail_bucket: self.trail_bucket.clone(),
         })
     }
+}
+
+/// An S3 bucket name as S3 accepts it for a new bucket: 3-63 of a-z, 0-9,
+/// '.' and '-', starting and ending with a letter or digit, no "..".
+fn bucket_name_ok(name: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && edge(name.chars().next())
+        && edge(name.chars().last())
+        && !name.contains("..")
 }
 
 /// `subnet-0123abcd` or `sg-0123456789abcdef0`: the kind, then 8 or 17 hex digits.
@@ -868,5 +909,38 @@ mod tests {
         );
         let file = DeployOptions::from_toml("ingest = \"s3\"\nno-opensearch = true\n").unwrap();
         assert_eq!((file.ingest, file.no_opensearch), (Some(Ingest::S3), true));
+    }
+
+    /// An existing trail's bucket is read as it is: the records come from
+    /// it, and the flags that shape a trail of the stack's own are refused.
+    #[test]
+    fn a_trail_bucket_takes_the_bucket_and_refuses_trail_flags() {
+        let given = DeployOptions {
+            trail_bucket: Some("aws-controltower-logs-123456789012-eu-west-1".into()),
+            ..opts()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(given.ingest, Ingest::S3);
+        assert!(given.opensearch);
+        let p = DeployOptions {
+            trail_bucket: Some("Not_A_Bucket".into()),
+            ingest: Some(Ingest::Cwl),
+            organization_trail: true,
+            ..opts()
+        }
+        .validate()
+        .unwrap_err()
+        .0;
+        assert!(
+            p[0].starts_with("--trail-bucket with --ingest cwl"),
+            "{p:?}"
+        );
+        assert!(p[1].starts_with("--trail-bucket \"Not_A_Bucket\""), "{p:?}");
+        assert!(
+            p[2].starts_with("--trail-bucket with --organization-trail"),
+            "{p:?}"
+        );
+        assert!(!bucket_name_ok("a..b") && !bucket_name_ok("-ab") && bucket_name_ok("a.b-c"));
     }
 }

@@ -129,6 +129,10 @@ struct Context<'a> {
     cwl: bool,
     /// The stack makes a domain (neither an existing one nor none).
     new_domain: bool,
+    /// The stack makes the trail and its bucket (no `--trail-bucket`).
+    own_trail: bool,
+    /// The bucket the engine reads, as an ARN in an `Fn::Sub`.
+    trail_bucket_arn: String,
     /// The Lambdas that page to the notification topic, by logical name.
     publishers: Vec<String>,
     /// How long the engine queue hides a batch being worked on.
@@ -240,6 +244,11 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
     let context = Context {
         cwl,
         new_domain: config.opensearch && config.existing_domain.is_none(),
+        own_trail: config.trail_bucket.is_none(),
+        trail_bucket_arn: match &config.trail_bucket {
+            Some(name) => format!("arn:${{AWS::Partition}}:s3:::{name}"),
+            None => "${TrailBucket.Arn}".into(),
+        },
         publishers: lambdas
             .iter()
             .filter(|l| l.publishes)
@@ -778,7 +787,50 @@ mod tests {
                     ..Default::default()
                 }),
             ),
+            (
+                "trail bucket",
+                render_with(DeployOptions {
+                    trail_bucket: Some(CONTROL_TOWER.into()),
+                    ..Default::default()
+                }),
+            ),
         ]
+    }
+
+    /// A Control Tower log archive bucket's name.
+    const CONTROL_TOWER: &str = "aws-controltower-logs-123456789012-eu-west-1";
+
+    /// With `--trail-bucket` the stack makes no trail and no trail bucket:
+    /// the engine reads that bucket's deliveries, and its queue admits
+    /// that bucket's notifications alone.
+    #[test]
+    fn an_existing_trail_bucket_is_read_and_no_trail_is_made() {
+        let t = render_with(DeployOptions {
+            trail_bucket: Some(CONTROL_TOWER.into()),
+            no_opensearch: true,
+            ..Default::default()
+        });
+        let resources = t["Resources"].as_object().unwrap();
+        for gone in ["Trail", "TrailBucket", "TrailBucketPolicy", "LogGroup"] {
+            assert!(!resources.contains_key(gone), "{gone}");
+        }
+        assert!(of_type(&t, "AWS::CloudTrail::Trail").is_empty());
+        let text = t.to_string();
+        assert!(
+            !text.contains("cloudtrail.amazonaws.com"),
+            "CloudTrail is not a principal of this stack"
+        );
+        let reads = format!("arn:${{AWS::Partition}}:s3:::{CONTROL_TOWER}/AWSLogs/*");
+        let engine = t["Resources"]["EngineRole"]["Properties"]["Policies"].to_string();
+        assert!(engine.contains(&reads), "{engine}");
+        let queue =
+            &t["Resources"]["EngineQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
+        assert_eq!(
+            sub(&queue["Condition"]["ArnLike"]["aws:SourceArn"]),
+            format!("arn:${{AWS::Partition}}:s3:::{CONTROL_TOWER}")
+        );
+        assert_eq!(t["Outputs"]["TrailBucketName"]["Value"], CONTROL_TOWER);
+        assert!(t["Outputs"]["EngineQueueArn"].is_object());
     }
 
     fn of_type<'a>(t: &'a Value, kind: &str) -> Vec<(&'a String, &'a Value)> {
@@ -837,10 +889,15 @@ mod tests {
                     .map(|(_, r)| r.as_str())
                     .collect()
             };
+            let trail = if variant == "trail bucket" {
+                format!(r#"{{"Fn::Sub":"arn:${{AWS::Partition}}:s3:::{CONTROL_TOWER}/AWSLogs/*"}}"#)
+            } else {
+                r#"{"Fn::Sub":"${TrailBucket.Arn}/AWSLogs/*"}"#.to_owned()
+            };
             assert_eq!(
                 on("s3:GetObject"),
                 [
-                    r#"{"Fn::Sub":"${TrailBucket.Arn}/AWSLogs/*"}"#,
+                    trail.as_str(),
                     r#"{"Fn::Sub":"${StateBucket.Arn}/engine/*"}"#
                 ],
                 "{variant}"
@@ -906,6 +963,12 @@ mod tests {
     fn deliveries_reach_one_engine_at_a_time_through_an_encrypted_queue() {
         for (variant, t) in variants() {
             let r = &t["Resources"];
+            if variant == "trail bucket" {
+                // Deploy gives the existing bucket its notification
+                // (`deploy::notification`).
+                assert!(r.get("TrailBucket").is_none());
+                continue;
+            }
             let queues =
                 &r["TrailBucket"]["Properties"]["NotificationConfiguration"]["QueueConfigurations"];
             assert_eq!(queues.as_array().map(Vec::len), Some(1), "{variant}");
@@ -994,7 +1057,9 @@ mod tests {
 
     #[test]
     fn cloudtrail_describes_the_key_in_a_statement_of_its_own() {
-        for (variant, t) in variants() {
+        // With --trail-bucket the stack makes no trail: CloudTrail is no
+        // principal of its key (an_existing_trail_bucket_is_read_…).
+        for (variant, t) in variants().into_iter().filter(|(v, _)| *v != "trail bucket") {
             let describe = key_statement(&t, "CloudTrailDescribesKey");
             assert_eq!(describe["Action"], "kms:DescribeKey", "{variant}");
             let condition = describe["Condition"].to_string();
@@ -1055,7 +1120,7 @@ mod tests {
 
     #[test]
     fn the_trail_bucket_records_access_keeps_versions_and_refuses_deletes() {
-        for (variant, t) in variants() {
+        for (variant, t) in variants().into_iter().filter(|(v, _)| *v != "trail bucket") {
             let bucket = &t["Resources"]["TrailBucket"]["Properties"];
             assert_eq!(
                 bucket["LoggingConfiguration"]["DestinationBucketName"],
@@ -1286,7 +1351,7 @@ mod tests {
             }
             // The role that writes the records: the forwarder's from the
             // log group, or the engine's from the bucket.
-            let writer = if variant == "ingest s3" {
+            let writer = if matches!(variant, "ingest s3" | "trail bucket") {
                 "EngineRole"
             } else {
                 "ForwarderRole"

@@ -7,6 +7,7 @@
 
 use super::artifacts::{self, BucketError};
 use super::changes::{first_failure, render_changes, settled, Settled, StackEvent};
+use super::notification::{self, NotificationError};
 use super::package::Package;
 use super::parameters::{self, BootstrapParameters};
 use super::stack::{StackError, StackInfo, Stacks};
@@ -29,6 +30,9 @@ pub struct Deployment<'a> {
     /// would refuse every request.
     pub tls_only: bool,
     pub poll: Duration,
+    /// An existing trail's bucket (`--trail-bucket`), given a notification
+    /// to the engine's queue once the stack is there.
+    pub trail_bucket: Option<String>,
 }
 
 /// What happens along the way, for a person to follow.
@@ -63,6 +67,11 @@ pub enum Progress<'a> {
     },
     /// The wait ended.
     Settled,
+    /// The existing trail bucket notifies the engine's queue (`added`: now).
+    Notifies {
+        bucket: &'a str,
+        added: bool,
+    },
 }
 
 /// How a deploy ended.
@@ -106,6 +115,32 @@ pub enum DeployError {
     Template(#[from] serde_json::Error),
     #[error("cannot read the answer from standard input ({0}); pass --yes to skip the question")]
     Review(std::io::Error),
+    #[error(transparent)]
+    Notification(#[from] NotificationError),
+}
+
+/// After a deploy that left the stack in place: the existing trail bucket
+/// notifies the stack's engine queue (its ARN from the stack's output, or
+/// from the name the template gives the queue).
+async fn notify_engine(
+    d: (&aws_sdk_s3::Client, &Option<String>, &str),
+    (account, region): (&str, &str),
+    stack: &StackInfo,
+    on: &mut dyn FnMut(Progress),
+) -> Result<(), DeployError> {
+    let (s3, trail_bucket, prefix) = d;
+    let Some(bucket) = trail_bucket else {
+        return Ok(());
+    };
+    let queue = stack
+        .outputs
+        .iter()
+        .find(|(k, _, _)| k == "EngineQueueArn")
+        .map(|(_, v, _)| v.clone())
+        .unwrap_or_else(|| notification::engine_queue_arn(account, region, prefix));
+    let added = notification::ensure(s3, bucket, prefix, &queue, true).await?;
+    on(Progress::Notifies { bucket, added });
+    Ok(())
 }
 
 async fn follow(
@@ -135,6 +170,12 @@ pub async fn deploy(
     on: &mut dyn FnMut(Progress),
     approve: &mut dyn FnMut(&str) -> std::io::Result<bool>,
 ) -> Result<Report, DeployError> {
+    // A trail bucket that notifies another destination of the deliveries
+    // is refused before anything is made.
+    if let Some(trail_bucket) = &d.trail_bucket {
+        let queue = notification::engine_queue_arn(d.account, d.region, d.prefix);
+        notification::ensure(&d.s3, trail_bucket, d.prefix, &queue, false).await?;
+    }
     let bucket = artifacts::bucket_name(d.prefix, d.account, d.region);
     if artifacts::ensure_bucket(&d.s3, &bucket, d.region, d.tls_only).await? {
         on(Progress::BucketMade {
@@ -192,6 +233,13 @@ pub async fn deploy(
             && deployed_template == wanted_template
             && !stack.status.contains("ROLLBACK")
         {
+            notify_engine(
+                (&d.s3, &d.trail_bucket, d.prefix),
+                (d.account, d.region),
+                stack,
+                on,
+            )
+            .await?;
             return Ok(Report::UpToDate(stack.clone()));
         }
     }
@@ -202,6 +250,13 @@ pub async fn deploy(
     if change_set.empty {
         stacks.delete_change_set(&change_set.id).await.ok();
         let stack = stacks.describe().await?.ok_or(DeployError::Vanished)?;
+        notify_engine(
+            (&d.s3, &d.trail_bucket, d.prefix),
+            (d.account, d.region),
+            &stack,
+            on,
+        )
+        .await?;
         return Ok(Report::UpToDate(stack));
     }
     if let Some(reason) = change_set.failed {
@@ -248,5 +303,12 @@ pub async fn deploy(
         });
     }
     let stack = stacks.describe().await?.ok_or(DeployError::Vanished)?;
+    notify_engine(
+        (&d.s3, &d.trail_bucket, d.prefix),
+        (d.account, d.region),
+        &stack,
+        on,
+    )
+    .await?;
     Ok(Report::Deployed { stack, created })
 }

@@ -14,6 +14,11 @@
 //!   If-Match on its ETag, or If-None-Match for the first), so a second
 //!   writer is never overwritten unseen; any failure leaves the state as it
 //!   was, and the batch comes back.
+//! - A Lambda instance keeps its pipeline in memory between invocations
+//!   ([`Resident`]): while the state in the store is the version it saved,
+//!   the next invocation goes on from it, neither reading the state nor
+//!   replaying its series through the models. A cold start, or a state
+//!   another writer moved, resumes from the store.
 
 use super::alert::Notification;
 use super::rule_pages::page_of_incident;
@@ -198,10 +203,18 @@ pub enum StateStore {
     },
 }
 
-/// A state as read: its bytes (None: none yet) and its version.
+/// A state as read: its bytes (None: none yet, or not read as a resident
+/// pipeline holds it) and its version (None: none yet, or a file).
 pub struct Loaded {
     pub bytes: Option<Vec<u8>>,
     pub version: Option<String>,
+}
+
+/// A pipeline kept in memory between the invocations of one Lambda
+/// instance, with the version of the state it saved last.
+pub struct Resident<'d> {
+    pipeline: Pipeline<'d>,
+    version: String,
 }
 
 impl StateStore {
@@ -268,18 +281,38 @@ impl StateStore {
         }
     }
 
-    /// Saves over the version read (`None`: only if there is none yet).
-    pub async fn save(&self, bytes: Vec<u8>, read: &Loaded) -> Result<(), EngineError> {
+    /// The version of the state in the store, without reading it (None:
+    /// none yet, or a file, whose versions are not told apart).
+    pub async fn version(&self) -> Result<Option<String>, EngineError> {
+        let StateStore::S3 {
+            client,
+            bucket,
+            key,
+        } = self
+        else {
+            return Ok(None);
+        };
+        match client.head_object().bucket(bucket).key(key).send().await {
+            Ok(out) => Ok(out.e_tag().map(str::to_owned)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(EngineError::LoadState {
+                store: self.name(),
+                message: crate::aws::error_message(&e),
+            }),
+        }
+    }
+
+    /// Saves over the version read (`None`: only if there is none yet),
+    /// and gives the version saved (None for a file).
+    pub async fn save(&self, bytes: Vec<u8>, read: &Loaded) -> Result<Option<String>, EngineError> {
         let store = self.name();
         match self {
-            StateStore::File(path) => {
-                crate::engine::follow::save_state(path, &bytes).map_err(|e| {
-                    EngineError::SaveState {
-                        store,
-                        message: cause(e),
-                    }
-                })
-            }
+            StateStore::File(path) => crate::engine::follow::save_state(path, &bytes)
+                .map(|()| None)
+                .map_err(|e| EngineError::SaveState {
+                    store,
+                    message: cause(e),
+                }),
             StateStore::S3 {
                 client,
                 bucket,
@@ -290,12 +323,12 @@ impl StateStore {
                     .bucket(bucket)
                     .key(key)
                     .body(bytes.into());
-                let put = match (&read.bytes, &read.version) {
-                    (Some(_), Some(etag)) => put.if_match(etag),
-                    _ => put.if_none_match("*"),
+                let put = match &read.version {
+                    Some(etag) => put.if_match(etag),
+                    None => put.if_none_match("*"),
                 };
                 match put.send().await {
-                    Ok(_) => Ok(()),
+                    Ok(out) => Ok(out.e_tag().map(str::to_owned)),
                     Err(e) => {
                         let conflict = e
                             .raw_response()
@@ -355,6 +388,9 @@ pub struct Summary {
     pub findings: usize,
     pub incidents: usize,
     pub state_bytes: usize,
+    /// The state was read and its series replayed (false: the instance's
+    /// resident pipeline went on).
+    pub resumed: bool,
     pub evaluated_until: Option<DateTime<Utc>>,
     pub ms: u128,
 }
@@ -362,29 +398,38 @@ pub struct Summary {
 /// An invocation evaluated, its state not yet saved: the caller sends
 /// its pages, then [`commit`]s (a page that cannot be sent fails the
 /// invocation before the state moves, so the batch comes back).
-pub struct Invocation {
+pub struct Invocation<'d> {
     pub step: Step,
     pub summary: Summary,
     /// The deliveries read now, for [`index`].
     pub inputs: Vec<Input>,
+    pipeline: Pipeline<'d>,
     state: Vec<u8>,
     read: Loaded,
     started: std::time::Instant,
 }
 
-/// One invocation: the state read, the notified deliveries read into the
-/// pipeline, the engine advanced on the data's watermark. The findings are
-/// what this invocation found.
-pub async fn invoke(
-    pipeline: &mut Pipeline<'_>,
-    s3: &aws_sdk_s3::Client,
+/// The pipeline an invocation goes on from: the resident one while the
+/// store holds the version it saved, else `fresh()` resumed from the
+/// store's state (none yet: from nothing). A resident pipeline that is not
+/// current is dropped.
+async fn pipeline_for<'d>(
+    resident: Option<Resident<'d>>,
+    fresh: impl FnOnce() -> Pipeline<'d>,
     store: &StateStore,
-    event: &Value,
-    problem: &(dyn Fn(&ReadError) + Sync),
-) -> Result<Invocation, EngineError> {
-    let started = std::time::Instant::now();
-    let notified = notifications(event)?;
+) -> Result<(Pipeline<'d>, Loaded, bool), EngineError> {
+    if let Some(r) = resident {
+        let version = store.version().await?;
+        if version.as_deref() == Some(r.version.as_str()) {
+            let read = Loaded {
+                bytes: None,
+                version,
+            };
+            return Ok((r.pipeline, read, false));
+        }
+    }
     let loaded = store.load().await?;
+    let mut pipeline = fresh();
     if let Some(bytes) = &loaded.bytes {
         pipeline
             .resume(bytes)
@@ -393,6 +438,25 @@ pub async fn invoke(
                 source,
             })?;
     }
+    let resumed = loaded.bytes.is_some();
+    Ok((pipeline, loaded, resumed))
+}
+
+/// One invocation: the pipeline resident in this instance, or `fresh()`
+/// resumed from the store; the notified deliveries read into it, the
+/// engine advanced on the data's watermark. The findings are what this
+/// invocation found.
+pub async fn invoke<'d>(
+    resident: Option<Resident<'d>>,
+    fresh: impl FnOnce() -> Pipeline<'d>,
+    s3: &aws_sdk_s3::Client,
+    store: &StateStore,
+    event: &Value,
+    problem: &(dyn Fn(&ReadError) + Sync),
+) -> Result<Invocation<'d>, EngineError> {
+    let started = std::time::Instant::now();
+    let notified = notifications(event)?;
+    let (mut pipeline, loaded, resumed) = pipeline_for(resident, fresh, store).await?;
     // Deliveries never change: a key read at any version is not fetched.
     let fresh: Vec<Notified> = notified
         .deliveries
@@ -408,9 +472,10 @@ pub async fn invoke(
         .cloned()
         .collect();
     let inputs = fetch(s3, &fresh, problem).await?;
-    let (step, read) = evaluate(pipeline, &inputs, problem);
+    let (step, read) = evaluate(&mut pipeline, &inputs, problem);
     let state = pipeline.save();
     let summary = Summary {
+        resumed,
         deliveries: read.inputs,
         seen: notified.deliveries.len() - fresh.len() + read.seen + notified.duplicates,
         ignored: notified.ignored,
@@ -426,6 +491,7 @@ pub async fn invoke(
         step,
         summary,
         inputs,
+        pipeline,
         state,
         read: loaded,
         started,
@@ -609,16 +675,22 @@ pub async fn judged_pages(
     judged
 }
 
-/// Saves the invocation's state over the version it read.
-pub async fn commit(store: &StateStore, inv: Invocation) -> Result<(Step, Summary), EngineError> {
-    store.save(inv.state, &inv.read).await?;
-    Ok((
-        inv.step,
-        Summary {
-            ms: inv.started.elapsed().as_millis(),
-            ..inv.summary
-        },
-    ))
+/// Saves the invocation's state over the version it read; its pipeline
+/// stays resident when the store versions what it saved.
+pub async fn commit<'d>(
+    store: &StateStore,
+    inv: Invocation<'d>,
+) -> Result<(Step, Summary, Option<Resident<'d>>), EngineError> {
+    let version = store.save(inv.state, &inv.read).await?;
+    let resident = version.map(|version| Resident {
+        pipeline: inv.pipeline,
+        version,
+    });
+    let summary = Summary {
+        ms: inv.started.elapsed().as_millis(),
+        ..inv.summary
+    };
+    Ok((inv.step, summary, resident))
 }
 
 #[cfg(test)]

@@ -149,6 +149,7 @@ pub fn run(function: Function) -> anyhow::Result<()> {
                     page_at,
                     org_accounts: &org_accounts,
                     indexer: indexer.as_ref(),
+                    resident: std::sync::Mutex::new(None),
                 };
                 let engine = &engine;
                 lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
@@ -336,6 +337,9 @@ struct EngineLambda<'a> {
     page_at: crate::engine::Severity,
     org_accounts: &'a [String],
     indexer: Option<&'a Indexer>,
+    /// The pipeline the last invocation saved, kept for the next: taken
+    /// by an invocation, put back only when its state was saved.
+    resident: std::sync::Mutex<Option<super::engine::Resident<'a>>>,
 }
 
 /// The engine's domain: where it keeps its findings, and (`--ingest s3`,
@@ -366,13 +370,18 @@ async fn engine_invocation(
         page_at,
         org_accounts,
         indexer,
+        resident,
     } = engine;
-    let options = crate::engine::EngineOptions {
-        rules: set.rules.clone(),
-        org_accounts: org_accounts.to_vec(),
-        ..crate::engine::EngineOptions::all()
+    let fresh = || {
+        let options = crate::engine::EngineOptions {
+            rules: set.rules.clone(),
+            org_accounts: org_accounts.to_vec(),
+            ..crate::engine::EngineOptions::all()
+        };
+        Pipeline::new(&set.detectors, options, *page_at)
     };
-    let mut pipeline = Pipeline::new(&set.detectors, options, *page_at);
+    // A poisoned lock only means an invocation panicked: start afresh.
+    let kept = resident.lock().map(|mut r| r.take()).unwrap_or_default();
     let problem = |e: &crate::cloudtrail::ReadError| {
         println!(
             "{}",
@@ -380,7 +389,7 @@ async fn engine_invocation(
         );
     };
     let invocation =
-        super::engine::invoke(&mut pipeline, s3, store, &event.payload, &problem).await?;
+        super::engine::invoke(kept, fresh, s3, store, &event.payload, &problem).await?;
     let indexed = match indexer.filter(|i| i.deliveries) {
         Some(Indexer { os, dead, .. }) => {
             let limits = Limits::until(deadline_instant(event.context.deadline));
@@ -418,7 +427,10 @@ async fn engine_invocation(
             findings_error.get_or_insert(e);
         }
     }
-    let (_, summary) = super::engine::commit(store, invocation).await?;
+    let (_, summary, saved) = super::engine::commit(store, invocation).await?;
+    if let Ok(mut r) = resident.lock() {
+        *r = saved;
+    }
     let mut line = serde_json::to_value(&summary)?;
     line["function"] = json!("engine");
     line["request_id"] = json!(event.context.request_id);
