@@ -109,6 +109,10 @@ pub struct Aggregates {
     pub insights: InsightCounts,
     #[serde(default)]
     pub rules: RuleHits,
+    /// What is kept starts here: the series' intervals and the insight
+    /// counts before it were forgotten ([`Aggregates::forget_before`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_from: Option<DateTime<Utc>>,
 }
 
 impl Aggregates {
@@ -160,6 +164,26 @@ impl Aggregates {
         self.novelty.merge(other.novelty);
         self.insights.merge(other.insights);
         self.rules.merge(other.rules);
+        self.history_from = self.history_from.max(other.history_from);
+    }
+
+    /// Forgets the detectors' intervals that start before `before` and the
+    /// insight counts before it: what an incremental driver no longer
+    /// needs once every model learnt them and no baseline reaches back
+    /// that far. An entity whose series is left empty stays, and so does
+    /// its model: one that wakes after a quiet week is still scored by it.
+    pub fn forget_before(&mut self, before: DateTime<Utc>, detectors: &[Detector]) {
+        if self.history_from.is_some_and(|h| h >= before) {
+            return;
+        }
+        for (d, agg) in detectors.iter().zip(&mut self.detectors) {
+            let first_kept = bucket_of(before, d.interval.as_secs() as i64);
+            for series in agg.series.values_mut() {
+                *series = series.split_off(&first_kept);
+            }
+        }
+        self.insights.forget_before(before);
+        self.history_from = Some(before);
     }
 }
 

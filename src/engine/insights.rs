@@ -110,6 +110,19 @@ impl InsightKey {
 const ATTRIBUTION_BUCKET: i64 = 10;
 
 impl InsightCounts {
+    /// Forgets the counts of minutes before `before` (and of the
+    /// ten-minute attributions that end by then); a key left with nothing
+    /// goes.
+    pub fn forget_before(&mut self, before: DateTime<Utc>) {
+        let minute = before.timestamp().div_euclid(60);
+        let ten = before.timestamp().div_euclid(600);
+        self.keys.retain(|_, k| {
+            k.minutes = k.minutes.split_off(&minute);
+            k.attributions = k.attributions.split_off(&ten);
+            !k.minutes.is_empty() || !k.attributions.is_empty()
+        });
+    }
+
     /// Counts a management or data event (Insight records are not): a
     /// management call when it writes, a data event (a Lambda invocation,
     /// an S3 object read) whether it reads or writes, since reading is

@@ -274,6 +274,37 @@ impl<'d> Engine<'d> {
         self.aggregates.merge(more);
     }
 
+    /// Scores the RCF models up to what has closed by `watermark` (each
+    /// detector waits its window delay; everything with `None`), leaving
+    /// out findings reported before.
+    fn advance_models(&mut self, watermark: Option<DateTime<Utc>>) -> Vec<Anomaly> {
+        let Some(last) = self.aggregates.last_event else {
+            return Vec::new();
+        };
+        let upto = |d: &Detector| {
+            let secs = d.interval.as_secs() as i64;
+            match watermark {
+                None => aggregate::bucket_of(last, secs) + 1,
+                Some(w) => {
+                    let delay = Duration::from_std(d.window_delay).unwrap_or_default();
+                    (w - delay).timestamp().div_euclid(secs)
+                }
+            }
+        };
+        let mut anomalies = self.rcf.advance(
+            self.detectors,
+            &self.aggregates,
+            &upto,
+            self.options.since,
+            self.options.max_entities,
+            self.options.factory.as_ref(),
+        );
+        // An open interval's partial findings come back at each advance
+        // while it fills: each is reported once.
+        anomalies.retain(|a| !self.reported.contains(&report_key(a)));
+        anomalies
+    }
+
     /// Evaluates what has closed by `watermark` (event time; each detector
     /// also waits its window delay), or everything when `None` (end of input).
     pub fn advance(&mut self, watermark: Option<DateTime<Utc>>) -> Findings {
@@ -281,32 +312,9 @@ impl<'d> Engine<'d> {
         else {
             return Findings::default();
         };
-        let since = self.options.since;
         let mut findings = Findings::default();
         if self.options.rcf {
-            let upto = |d: &Detector| {
-                let secs = d.interval.as_secs() as i64;
-                match watermark {
-                    None => aggregate::bucket_of(last, secs) + 1,
-                    Some(w) => {
-                        let delay = Duration::from_std(d.window_delay).unwrap_or_default();
-                        (w - delay).timestamp().div_euclid(secs)
-                    }
-                }
-            };
-            findings.anomalies = self.rcf.advance(
-                self.detectors,
-                &self.aggregates,
-                &upto,
-                since,
-                self.options.max_entities,
-                self.options.factory.as_ref(),
-            );
-            // An open interval's partial findings come back at each
-            // advance while it fills: each is reported once.
-            findings
-                .anomalies
-                .retain(|a| !self.reported.contains(&report_key(a)));
+            findings.anomalies = self.advance_models(watermark);
         }
         let from = self.evaluated_until.unwrap_or(first);
         // Deliveries from different accounts and regions arrive out of order:
@@ -347,6 +355,44 @@ impl<'d> Engine<'d> {
             self.evaluated_until = Some(to);
         }
         self.finish(findings)
+    }
+
+    /// Where evaluation stands, for a resumed engine to go on from without
+    /// evaluating the history again: how far it got, where a running
+    /// insight started, and what was reported from `horizon` on (a
+    /// finding that starts before it cannot be found again).
+    pub fn checkpoint(&self, horizon: Option<DateTime<Utc>>) -> Checkpoint {
+        let mut reported: Vec<String> = self
+            .reported
+            .iter()
+            .filter(|k| horizon.is_none_or(|h| report_start(k).is_none_or(|s| s >= h.timestamp())))
+            .cloned()
+            .collect();
+        reported.sort();
+        Checkpoint {
+            evaluated_until: self.evaluated_until,
+            insights_from: self.insights_from,
+            reported,
+        }
+    }
+
+    /// Goes on from a checkpoint at `watermark`, the aggregates ingested:
+    /// the models learn the series kept up to where they were scored, and
+    /// nothing else is evaluated again.
+    pub fn restore(&mut self, at: Checkpoint, watermark: Option<DateTime<Utc>>) {
+        self.reported = at.reported.into_iter().collect();
+        if self.options.rcf {
+            self.advance_models(watermark);
+        }
+        self.evaluated_until = at.evaluated_until;
+        self.insights_from = at.insights_from;
+    }
+
+    /// Forgets the series' intervals and insight counts before `before`
+    /// ([`Aggregates::forget_before`]), for the drivers that evaluate as
+    /// data arrives: their models learnt them already.
+    pub fn forget_history_before(&mut self, before: DateTime<Utc>) {
+        self.aggregates.forget_before(before, self.detectors);
     }
 
     /// Forgets rule hits before `before` that no evaluation needs again:
@@ -482,10 +528,24 @@ impl<'d> Engine<'d> {
     }
 }
 
+/// Where an engine's evaluation stands ([`Engine::checkpoint`]).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    pub evaluated_until: Option<DateTime<Utc>>,
+    pub insights_from: Option<DateTime<Utc>>,
+    /// [`report_key`]s of what was reported.
+    pub reported: Vec<String>,
+}
+
+/// The start (Unix seconds) in a [`report_key`].
+fn report_start(key: &str) -> Option<i64> {
+    key.rsplit(' ').nth(2)?.parse().ok()
+}
+
 /// What identifies a finding across evaluations: kind, detector, entity,
 /// start (and, for RCF and insights, end: an interval's partial findings
 /// and a running insight end before the whole).
-fn report_key(a: &Anomaly) -> String {
+pub(crate) fn report_key(a: &Anomaly) -> String {
     let end = match a.kind {
         AnomalyKind::Rcf | AnomalyKind::Insight => a.end.timestamp(),
         _ => 0,
@@ -510,6 +570,17 @@ mod tests {
         Record::from_value(serde_json::json!({"eventTime": t, "eventSource": "iam.amazonaws.com", "eventName": name,
             "awsRegion": "us-east-1", "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::1:user/{who}")}}))
         .unwrap()
+    }
+
+    /// A checkpoint keeps the report keys of findings that start from its
+    /// horizon on, whatever spaces the entity holds.
+    #[test]
+    fn report_keys_carry_their_start() {
+        assert_eq!(
+            report_start("rule d user/a b 1700000000 0 false"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(report_start("short"), None);
     }
 
     /// `detect` on the real invictus data (55 minutes) said only "No

@@ -15,7 +15,7 @@
 use super::aggregate::{Aggregates, InputSpan};
 use super::group::Incident;
 use super::source::{aggregate_inputs, Observer};
-use super::{severity, Engine, EngineOptions, Findings, Severity};
+use super::{severity, Checkpoint, Engine, EngineOptions, Findings, Severity};
 use crate::cloudtrail::{Input, ReadError, ReadStats};
 use crate::detector::Detector;
 use chrono::{DateTime, Utc};
@@ -34,6 +34,10 @@ pub struct SavedState {
     /// The event time up to which everything was evaluated.
     pub watermark: Option<DateTime<Utc>>,
     pub incidents: usize,
+    /// Where the engine's evaluation stands; a state saved without it
+    /// (before) is resumed by evaluating its whole history again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Checkpoint>,
 }
 
 /// The saved state's format; another is refused, not misread.
@@ -70,6 +74,12 @@ const STATE_MAX_BYTES: u64 = 1 << 30;
 
 /// How long rule hits are kept after they were evaluated.
 pub const HITS_KEPT: chrono::Duration = chrono::Duration::hours(6);
+
+/// How much of the series and insight counts an incremental run keeps
+/// behind what it evaluated: the insights' week of baseline and a failed
+/// model's week of rebuild history ([`super::rcf::REBUILD_HISTORY`]
+/// intervals of 10 minutes), and a day for late deliveries.
+pub const HISTORY_KEPT: chrono::Duration = chrono::Duration::days(8);
 
 /// How long an input is remembered after its delivery time: SQS keeps a
 /// message at most 14 days.
@@ -152,7 +162,9 @@ impl<'d> Pipeline<'d> {
     }
 
     /// Resumes a new pipeline from a saved state: its models rebuilt by
-    /// replaying the saved series up to where they were, reporting nothing.
+    /// replaying the saved series up to where they were, reporting nothing;
+    /// the other kinds go on from the saved checkpoint (a state without
+    /// one evaluates its history again, reporting nothing).
     pub fn resume(&mut self, saved: &[u8]) -> Result<(), StateError> {
         // Gzipped since it is kept in a bucket; plain JSON as before too.
         let saved: SavedState = if saved.starts_with(&[0x1f, 0x8b]) {
@@ -179,7 +191,12 @@ impl<'d> Pipeline<'d> {
             return Err(StateError::OtherDetectors(saved.detectors.join(", ")));
         }
         self.engine.ingest(saved.aggregates);
-        self.engine.advance(saved.watermark);
+        match saved.engine {
+            Some(at) => self.engine.restore(at, saved.watermark),
+            None => {
+                self.engine.advance(saved.watermark);
+            }
+        }
         self.processed = saved.processed;
         self.watermark = saved.watermark;
         self.incidents = saved.incidents;
@@ -201,6 +218,7 @@ impl<'d> Pipeline<'d> {
             aggregates: self.engine.aggregates.clone(),
             watermark: self.watermark,
             incidents: self.incidents,
+            engine: Some(self.engine.checkpoint(self.engine.aggregates.history_from)),
         };
         // Plain data with string keys into memory: encoding cannot fail.
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -264,12 +282,14 @@ impl<'d> Pipeline<'d> {
 
     /// What an incremental run no longer needs, at watermark `to`: rule
     /// hits evaluated [`HITS_KEPT`] ago (a late delivery within that is
-    /// still judged with them), and inputs delivered [`INPUTS_KEPT`] before
+    /// still judged with them), series intervals and insight counts
+    /// [`HISTORY_KEPT`] behind, and inputs delivered [`INPUTS_KEPT`] before
     /// it (a notification cannot come back later than that). Without it
-    /// the state grows with every matched call and every delivery.
+    /// the state grows with every matched call, interval and delivery.
     fn forget(&mut self, to: DateTime<Utc>) {
         if let Some(until) = self.engine.evaluated_until {
             self.engine.forget_hits_before(until - HITS_KEPT);
+            self.engine.forget_history_before(until - HISTORY_KEPT);
         }
         let horizon = to - INPUTS_KEPT;
         self.processed
@@ -332,5 +352,126 @@ mod tests {
             fresh().resume(&saved[..10]),
             Err(StateError::Gzip(_))
         ));
+    }
+
+    /// One delivery of `per_minute` write calls a minute by `user` from
+    /// `from` for `minutes`, as an object in memory.
+    fn delivery(
+        name: &str,
+        from: DateTime<Utc>,
+        minutes: i64,
+        (per_minute, user, ip): (i64, &str, &str),
+    ) -> Input {
+        let records: Vec<serde_json::Value> = (0..minutes * per_minute)
+            .map(|n| {
+                let m = n / per_minute;
+                serde_json::json!({
+                    "eventVersion": "1.08",
+                    "eventTime": (from + chrono::Duration::minutes(m)).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                    "eventSource": "ec2.amazonaws.com",
+                    "eventName": "RunInstances",
+                    "awsRegion": "eu-west-1",
+                    "recipientAccountId": "111122223333",
+                    "sourceIPAddress": ip,
+                    "readOnly": false,
+                    "managementEvent": true,
+                    "eventCategory": "Management",
+                    "eventID": format!("{name}-{n}"),
+                    "userIdentity": {"type": "IAMUser", "accountId": "111122223333",
+                        "arn": format!("arn:aws:iam::111122223333:user/{user}")},
+                    "requestParameters": {"instancesSet": {"items": [{"minCount": 1}]}},
+                })
+            })
+            .collect();
+        let json = serde_json::json!({ "Records": records }).to_string();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, json.as_bytes()).unwrap();
+        Input::Object {
+            name: format!("s3://trail/{name}"),
+            version: "e1".into(),
+            bytes: gz.finish().unwrap().into(),
+        }
+    }
+
+    /// An incremental run keeps [`HISTORY_KEPT`] of series and insight
+    /// counts behind what it evaluated, so its state stops growing; a
+    /// pipeline resumed from it each day (its models learning what is
+    /// kept, the rest going on from the checkpoint) finds what the one
+    /// that ran throughout finds, and neither evaluates the forgotten
+    /// days again.
+    #[test]
+    fn an_incremental_run_forgets_old_history_and_resumes_from_its_checkpoint() {
+        let detectors = crate::detector::shipped();
+        let fresh = || Pipeline::new(&detectors, EngineOptions::all(), Severity::Medium);
+        let quiet = Observer {
+            problem: &|_| {},
+            progress: &|_| {},
+        };
+        let start: DateTime<Utc> = "2026-01-05T00:00:00Z".parse().unwrap();
+        let (mut warm, mut saved) = (fresh(), None::<Vec<u8>>);
+        let mut sizes = Vec::new();
+        for day in 0..11 {
+            let from = start + chrono::Duration::days(day);
+            // Every hour, a burst of one call a minute for 20 minutes; on
+            // the last two days a newcomer's run of 200 a minute.
+            let mut inputs: Vec<Input> = (0..24)
+                .map(|h| {
+                    let at = from + chrono::Duration::hours(h);
+                    delivery(&format!("d{day}h{h}"), at, 20, (1, "ci", "198.51.100.7"))
+                })
+                .collect();
+            if day >= 9 {
+                let at = from + chrono::Duration::hours(3) + chrono::Duration::minutes(30);
+                let intruder = (200, "intruder", "203.0.113.9");
+                inputs.push(delivery(&format!("d{day}x"), at, 15, intruder));
+            }
+            let to = Some(from + chrono::Duration::days(1));
+            warm.read(&inputs, None, false, &quiet).unwrap();
+            let found = warm.advance(to).findings.anomalies;
+            let mut cold = fresh();
+            if let Some(bytes) = &saved {
+                cold.resume(bytes).unwrap();
+            }
+            cold.read(&inputs, None, false, &quiet).unwrap();
+            let again = cold.advance(to).findings.anomalies;
+            let keys = |a: &[crate::engine::Anomaly]| -> Vec<String> {
+                a.iter()
+                    .filter(|a| a.kind != crate::engine::AnomalyKind::Rcf)
+                    .map(super::super::report_key)
+                    .collect()
+            };
+            assert_eq!(keys(&again), keys(&found), "day {day}");
+            if day == 9 {
+                assert!(
+                    !keys(&found).is_empty(),
+                    "day {day}: the newcomer was not found"
+                );
+            }
+            let bytes = cold.save();
+            sizes.push(bytes.len());
+            saved = Some(bytes);
+        }
+        let kept_from = warm.engine.aggregates.history_from.unwrap();
+        assert_eq!(
+            kept_from,
+            warm.engine.evaluated_until.unwrap() - HISTORY_KEPT
+        );
+        let earliest_minute = (warm.engine.aggregates.insights.keys.values())
+            .filter_map(|k| k.minutes.keys().next())
+            .min()
+            .copied()
+            .unwrap();
+        assert!(earliest_minute >= kept_from.timestamp() / 60);
+        for agg in &warm.engine.aggregates.detectors {
+            for series in agg.series.values() {
+                let first = series.keys().next().copied().unwrap_or(i64::MAX);
+                assert!(first >= kept_from.timestamp() / 600, "{first}");
+            }
+        }
+        // A day's worth more each day until the ninth; then the two last
+        // days, the newcomer's run included, add less than one did.
+        let day = |d: usize| sizes[d] as i64 - sizes[d - 1] as i64;
+        assert!((1..8).all(|d| day(d) > 1000), "{sizes:?}");
+        assert!(day(9) + day(10) < day(2), "{sizes:?}");
     }
 }

@@ -191,10 +191,11 @@ impl RcfState {
             let d = &detectors[*i];
             self.series.entry((*i, (*e).clone())).or_insert_with(|| {
                 // An entity of one account (a principal's ARN) starts when
-                // its account started delivering.
+                // its account started delivering; none before what is kept.
                 let from = entity_account(e)
                     .and_then(|a| aggregates.account_start(a))
-                    .map_or(first, |t| t.max(first));
+                    .map_or(first, |t| t.max(first))
+                    .max(aggregates.history_from.unwrap_or(first));
                 let start = bucket_of(from, d.interval.as_secs() as i64);
                 SeriesState {
                     scorer: factory(d, e, 0),
