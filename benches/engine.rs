@@ -13,8 +13,9 @@
 //! the engine's time over the floor, milliseconds per invocation per
 //! 1,000 events a day (the figure the cost estimate uses), the median
 //! warm invocation and cold start, the gzipped state's size, and the
-//! process's peak memory (VmHWM). `ENGINE_BENCH_DAYS` (default 7) sets
-//! how many days are run.
+//! process's peak memory (VmHWM). `ENGINE_BENCH_DAYS` (default 10, past
+//! the 8 days of history an incremental run keeps) sets how many days are
+//! run.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -50,7 +51,7 @@ fn simulate(bin: &str, dir: &Path) {
             "--out",
             dir.to_str().unwrap(),
             "--days",
-            "7",
+            "10",
             "--seed",
             "1",
             "--start",
@@ -108,7 +109,8 @@ fn floor(files: &[PathBuf]) -> f64 {
 
 fn main() {
     let bin = env!("CARGO_BIN_EXE_trailwatch");
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/engine-busy-org");
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/engine-busy-org-10d");
     simulate(bin, &dir);
     let set = trailwatch::detector::DetectorSet::load(None).unwrap();
     let options = || trailwatch::engine::EngineOptions {
@@ -120,7 +122,7 @@ fn main() {
     let days: usize = std::env::var("ENGINE_BENCH_DAYS")
         .ok()
         .and_then(|d| d.parse().ok())
-        .unwrap_or(7);
+        .unwrap_or(10);
     let cold_every: usize = std::env::var("ENGINE_BENCH_COLD_EVERY")
         .ok()
         .and_then(|d| d.parse().ok())
