@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use trailwatch::engine::pipeline::Pipeline;
 use trailwatch::lambda::engine::{commit, invoke, EngineError, Resident, StateStore};
+use trailwatch::lambda::shard::Shard;
 
 const BUCKET: &str = "trail";
 const STATE: &str = "trailwatch/state.json";
@@ -93,10 +94,21 @@ async fn run_warm<'d>(
     event: &Value,
     resident: Option<Resident<'d>>,
 ) -> Result<Ran<'d>, EngineError> {
+    run_shard(s3, detectors, event, resident, (STATE, None)).await
+}
+
+/// [`run_warm`] for an engine shard, its state at `state`.
+async fn run_shard<'d>(
+    s3: &aws_sdk_s3::Client,
+    detectors: &'d [trailwatch::detector::Detector],
+    event: &Value,
+    resident: Option<Resident<'d>>,
+    (state, shard): (&str, Option<Shard>),
+) -> Result<Ran<'d>, EngineError> {
     let store = StateStore::S3 {
         client: s3.clone(),
         bucket: BUCKET.into(),
-        key: STATE.into(),
+        key: state.into(),
     };
     let fresh = || {
         Pipeline::new(
@@ -106,7 +118,7 @@ async fn run_warm<'d>(
         )
     };
     let quiet = |_: &trailwatch::cloudtrail::ReadError| {};
-    let invocation = invoke(resident, fresh, s3, &store, event, &quiet).await?;
+    let invocation = invoke(resident, fresh, s3, (&store, shard), event, &quiet).await?;
     // One page per paging incident, led by its most severe finding.
     let paging = invocation
         .step
@@ -149,6 +161,37 @@ async fn run_once(
 ) -> Result<(Vec<Value>, trailwatch::lambda::engine::Summary), EngineError> {
     let (lines, summary, _) = run_warm(s3, detectors, event, None).await?;
     Ok((lines, summary))
+}
+
+/// The engine's findings (whole ones: a partial finding came early, and
+/// its whole later) are detect's over the files in `dir` that end by
+/// `until`, where the engine had evaluated to.
+fn same_as_detect(dir: &Path, found: &[Value], until: chrono::DateTime<chrono::Utc>) {
+    let o = trailwatch(&["detect", dir.to_str().unwrap(), "--format", "ndjson"]);
+    let expected: BTreeSet<String> = ndjson(&o)
+        .iter()
+        .filter(|v| v.get("partial").is_none())
+        .filter(|v| {
+            v["end"]
+                .as_str()
+                .and_then(|e| e.parse::<chrono::DateTime<chrono::Utc>>().ok())
+                .is_some_and(|e| e <= until)
+        })
+        .map(finding_key)
+        .collect();
+    let got: BTreeSet<String> = found
+        .iter()
+        .filter(|v| v.get("partial").is_none())
+        .map(finding_key)
+        .collect();
+    assert!(!expected.is_empty());
+    let missing: Vec<&String> = expected.difference(&got).collect();
+    let extra: Vec<&String> = got.difference(&expected).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{}: missing {missing:#?}\nextra {extra:#?}",
+        dir.display()
+    );
 }
 
 /// What identifies a finding across runs (incident numbers aside).
@@ -201,35 +244,10 @@ fn the_engine_lambda_finds_what_detect_finds_and_loses_nothing() {
     // The four injected incidents page (an incident split across
     // invocations pages once in each).
     assert!(PAGES.load(std::sync::atomic::Ordering::Relaxed) >= 4);
-    let until = last.evaluated_until.unwrap();
-    // detect over the same files, its findings that end by the watermark.
-    let o = trailwatch(&["detect", dir.to_str().unwrap(), "--format", "ndjson"]);
-    let expected: BTreeSet<String> = ndjson(&o)
-        .iter()
-        .filter(|v| v.get("partial").is_none())
-        .filter(|v| {
-            v["end"]
-                .as_str()
-                .and_then(|e| e.parse::<chrono::DateTime<chrono::Utc>>().ok())
-                .is_some_and(|e| e <= until)
-        })
-        .map(finding_key)
-        .collect();
+    same_as_detect(dir, &found, last.evaluated_until.unwrap());
     // A partial finding (an interval or an insight still open where an
-    // invocation stopped) came early; its whole comes later, as detect's.
-    let got: BTreeSet<String> = found
-        .iter()
-        .filter(|v| v.get("partial").is_none())
-        .map(finding_key)
-        .collect();
+    // invocation stopped) came early.
     assert!(found.iter().any(|v| v.get("partial").is_some()));
-    assert!(!expected.is_empty());
-    let missing: Vec<&String> = expected.difference(&got).collect();
-    let extra: Vec<&String> = got.difference(&expected).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "missing {missing:#?}\nextra {extra:#?}"
-    );
 
     aws.block_on(async {
         let state = || async {
@@ -310,6 +328,72 @@ fn the_engine_lambda_finds_what_detect_finds_and_loses_nothing() {
         assert!(summary.resumed);
         assert!(lines.is_empty(), "{lines:#?}");
     });
+}
+
+/// Two engine shards told of every delivery: each reads its accounts'
+/// alone (by a hash of the account id), keeps its own state, and finds
+/// what detect finds over those accounts' files; every delivery is read
+/// by exactly one shard.
+#[test]
+fn two_engine_shards_split_the_trail_by_account() {
+    let moto = Server::moto();
+    let dir = simulated();
+    let files = deliveries(dir);
+    let aws = tokio::runtime::Runtime::new().unwrap();
+    let s3 = aws.block_on(s3_client(&moto));
+    aws.block_on(upload(&s3, &files));
+    let detectors = trailwatch::detector::shipped();
+    let keys: Vec<String> = files.iter().map(|(k, _)| k.clone()).collect();
+    let shards = [Shard::parse("0/2").unwrap(), Shard::parse("1/2").unwrap()];
+    let mut read = 0;
+    for shard in shards {
+        // The shard's accounts' files, for detect.
+        let mine = tempfile::tempdir().unwrap();
+        let mut accounts = BTreeSet::new();
+        for (key, path) in files.iter().filter(|(k, _)| shard.owns(k)) {
+            accounts.insert(
+                trailwatch::lambda::shard::account_of_key(key)
+                    .unwrap()
+                    .to_owned(),
+            );
+            let to = mine.path().join(key);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(path, to).unwrap();
+        }
+        assert!(!accounts.is_empty(), "shard {shard} has no account");
+        let state = format!("engine/shard-{}-of-2/state.json.gz", shard.index);
+        let (mut found, mut last, mut resident) = (Vec::new(), None, None);
+        aws.block_on(async {
+            for batch in keys.chunks(30) {
+                let (lines, summary, kept) = run_shard(
+                    &s3,
+                    &detectors,
+                    &notification(batch),
+                    resident,
+                    (&state, Some(shard)),
+                )
+                .await
+                .unwrap();
+                assert_eq!(summary.deliveries + summary.other_shards, batch.len());
+                read += summary.deliveries;
+                resident = kept;
+                found.extend(lines);
+                last = Some(summary);
+            }
+        });
+        // Its findings name its accounts only.
+        let texts: Vec<String> = found.iter().map(Value::to_string).collect();
+        let named = |a: &str| texts.iter().filter(|t| t.contains(a)).count();
+        assert!(accounts.iter().any(|a| named(a) > 0), "{texts:#?}");
+        for other in ["111122223333", "444455556666", "777788889999"]
+            .into_iter()
+            .filter(|a| !accounts.contains(*a))
+        {
+            assert_eq!(named(other), 0, "shard {shard} names {other}");
+        }
+        same_as_detect(mine.path(), &found, last.unwrap().evaluated_until.unwrap());
+    }
+    assert_eq!(read, files.len());
 }
 
 /// `trailwatch lambda engine`: the findings as NDJSON, one summary line on

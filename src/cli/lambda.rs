@@ -45,6 +45,9 @@ pub struct EngineArgs {
     /// The organisation's other accounts (comma-separated ids).
     #[arg(long, value_name = "IDS", value_delimiter = ',', env = "ORG_ACCOUNTS")]
     pub org_accounts: Vec<String>,
+    /// Read only the deliveries of the accounts of shard K of N (an engine shard, as deploy --engine-shards runs them); the others are counted as other_shards.
+    #[arg(long, value_name = "K/N", value_parser = crate::lambda::shard::Shard::parse)]
+    pub shard: Option<crate::lambda::shard::Shard>,
     /// Also index the deliveries' records into this OpenSearch, as the deployed engine does with --ingest s3.
     #[arg(long, value_name = "URL")]
     pub opensearch_url: Option<String>,
@@ -182,7 +185,7 @@ fn engine(args: EngineArgs) -> anyhow::Result<i32> {
         };
         let fresh = || Pipeline::new(&set.detectors, options, args.page_severity);
         let problem = |e: &crate::cloudtrail::ReadError| eprintln!("warning: {e}");
-        let invocation = invoke(None, fresh, &s3, &store, &event, &problem).await?;
+        let invocation = invoke(None, fresh, &s3, (&store, args.shard), &event, &problem).await?;
         let indexed = match &args.opensearch_url {
             Some(url) => {
                 let timeout = Duration::from_secs(30);

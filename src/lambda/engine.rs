@@ -22,6 +22,7 @@
 
 use super::alert::Notification;
 use super::rule_pages::page_of_incident;
+use super::shard::Shard;
 use crate::cloudtrail::s3::{get, is_delivery, BucketError};
 use crate::cloudtrail::{Input, ReadError};
 use crate::engine::pipeline::{Pipeline, StateError, Step};
@@ -130,6 +131,20 @@ fn collect(event: &Value) -> Result<Notifications, EngineError> {
                 let inner: Value = serde_json::from_str(body).map_err(|e| {
                     EngineError::Event(format!("Records[{i}].body is not JSON: {e}"))
                 })?;
+                // Through an SNS topic (several engine shards) without raw
+                // delivery, the S3 event is the envelope's Message.
+                let inner = match (
+                    inner.get("Type").and_then(Value::as_str),
+                    inner.get("Message").and_then(Value::as_str),
+                ) {
+                    (Some("Notification"), Some(message)) => serde_json::from_str(message)
+                        .map_err(|e| {
+                            EngineError::Event(format!(
+                                "Records[{i}].body.Message is not JSON: {e}"
+                            ))
+                        })?,
+                    _ => inner,
+                };
                 if inner.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
                     out.ignored += 1;
                     continue;
@@ -383,6 +398,8 @@ pub struct Summary {
     pub seen: usize,
     /// Objects that are not deliveries (digests, Insight files, tests).
     pub ignored: usize,
+    /// Deliveries of accounts another engine shard reads.
+    pub other_shards: usize,
     pub events: u64,
     pub problems: u64,
     pub findings: usize,
@@ -443,19 +460,24 @@ async fn pipeline_for<'d>(
 }
 
 /// One invocation: the pipeline resident in this instance, or `fresh()`
-/// resumed from the store; the notified deliveries read into it, the
-/// engine advanced on the data's watermark. The findings are what this
-/// invocation found.
+/// resumed from the store; the notified deliveries (of the shard's
+/// accounts, with one) read into it, the engine advanced on the data's
+/// watermark. The findings are what this invocation found.
 pub async fn invoke<'d>(
     resident: Option<Resident<'d>>,
     fresh: impl FnOnce() -> Pipeline<'d>,
     s3: &aws_sdk_s3::Client,
-    store: &StateStore,
+    (store, shard): (&StateStore, Option<Shard>),
     event: &Value,
     problem: &(dyn Fn(&ReadError) + Sync),
 ) -> Result<Invocation<'d>, EngineError> {
     let started = std::time::Instant::now();
-    let notified = notifications(event)?;
+    let mut notified = notifications(event)?;
+    let before = notified.deliveries.len();
+    if let Some(shard) = shard {
+        notified.deliveries.retain(|d| shard.owns(&d.key));
+    }
+    let other_shards = before - notified.deliveries.len();
     let (mut pipeline, loaded, resumed) = pipeline_for(resident, fresh, store).await?;
     // Deliveries never change: a key read at any version is not fetched.
     let fresh: Vec<Notified> = notified
@@ -479,6 +501,7 @@ pub async fn invoke<'d>(
         deliveries: read.inputs,
         seen: notified.deliveries.len() - fresh.len() + read.seen + notified.duplicates,
         ignored: notified.ignored,
+        other_shards,
         events: read.stats.records,
         problems: read.stats.problems,
         findings: step.findings.anomalies.len(),

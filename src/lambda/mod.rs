@@ -18,6 +18,7 @@
 //! - [`organization`]: an organisation trail's accounts, for the rules;
 //! - [`engine`]: the engine Lambda, S3 notifications driving the pipeline
 //!   `detect` runs, its state in the bucket;
+//! - [`shard`]: engines that share a trail by account;
 //! - [`runtime`]: the Lambda runtime loop of the one bootstrap binary.
 
 pub mod alert;
@@ -31,3 +32,4 @@ pub mod incidents;
 pub mod organization;
 pub mod rule_pages;
 pub mod runtime;
+pub mod shard;

@@ -117,6 +117,13 @@ pub fn run(function: Function) -> anyhow::Result<()> {
                 let s3 = aws_sdk_s3::Client::new(&sdk);
                 let state = env("STATE_URL").map_err(anyhow::Error::msg)?;
                 let store = super::engine::StateStore::parse(&state, || s3.clone());
+                let shard = match std::env::var("SHARD") {
+                    Ok(text) => Some(
+                        super::shard::Shard::parse(&text)
+                            .map_err(|e| anyhow::anyhow!("SHARD={e}"))?,
+                    ),
+                    Err(_) => None,
+                };
                 let publisher = Publisher {
                     client: aws_sdk_sns::Client::new(&sdk),
                     topic_arn: env("NOTIFICATION_TOPIC_ARN").map_err(anyhow::Error::msg)?,
@@ -150,6 +157,7 @@ pub fn run(function: Function) -> anyhow::Result<()> {
                     org_accounts: &org_accounts,
                     indexer: indexer.as_ref(),
                     resident: std::sync::Mutex::new(None),
+                    shard,
                 };
                 let engine = &engine;
                 lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
@@ -340,6 +348,8 @@ struct EngineLambda<'a> {
     /// The pipeline the last invocation saved, kept for the next: taken
     /// by an invocation, put back only when its state was saved.
     resident: std::sync::Mutex<Option<super::engine::Resident<'a>>>,
+    /// The accounts it reads when engines share the trail (`SHARD=K/N`).
+    shard: Option<super::shard::Shard>,
 }
 
 /// The engine's domain: where it keeps its findings, and (`--ingest s3`,
@@ -371,6 +381,7 @@ async fn engine_invocation(
         org_accounts,
         indexer,
         resident,
+        shard,
     } = engine;
     let fresh = || {
         let options = crate::engine::EngineOptions {
@@ -389,7 +400,7 @@ async fn engine_invocation(
         );
     };
     let invocation =
-        super::engine::invoke(kept, fresh, s3, store, &event.payload, &problem).await?;
+        super::engine::invoke(kept, fresh, s3, (store, *shard), &event.payload, &problem).await?;
     let indexed = match indexer.filter(|i| i.deliveries) {
         Some(Indexer { os, dead, .. }) => {
             let limits = Limits::until(deadline_instant(event.context.deadline));
