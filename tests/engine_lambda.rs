@@ -598,12 +598,15 @@ fn the_engine_indexes_each_delivery_into_opensearch_once() {
 }
 
 /// With a domain, one incident pages once whoever saw it first: the
-/// engine's pages are judged with the findings index, where the enricher
-/// keeps the anomaly detectors' alerts and the engine its own findings.
+/// engine's pages and the forwarder's rule pages are judged with the
+/// findings index, where the enricher keeps the anomaly detectors' alerts,
+/// the forwarder its rule findings and the engine its own.
 #[test]
 fn an_incident_pages_once_whether_the_engine_or_an_alert_saw_it_first() {
     use trailwatch::engine::Severity;
-    use trailwatch::lambda::incidents::{judge, FindingsIndex, Kept, FINDINGS_INDEX};
+    use trailwatch::lambda::incidents::{
+        judge, judge_incidents, FindingsIndex, Kept, FINDINGS_INDEX,
+    };
     let set = trailwatch::detector::DetectorSet::load(None).unwrap();
     let options = trailwatch::engine::EngineOptions {
         rules: set.rules.clone(),
@@ -659,9 +662,35 @@ fn an_incident_pages_once_whether_the_engine_or_an_alert_saw_it_first() {
         index.keep_all(&first.kept).await.unwrap();
         let again = trailwatch::lambda::engine::judged_pages(&step, &index, page_at).await;
         assert!(again.pages.is_empty(), "{} pages again", again.pages.len());
+        // Keeping what a repeat judged does not forget that it paged.
+        index.keep_all(&again.kept).await.unwrap();
+        let third = trailwatch::lambda::engine::judged_pages(&step, &index, page_at).await;
+        assert!(
+            third.pages.is_empty(),
+            "{} pages a third time",
+            third.pages.len()
+        );
         let recent = index.recent(&alert).await.unwrap();
         let j = judge(&alert, &recent, page_at);
         assert!(j.paged_before.is_some() && !j.pages, "{j:?}");
+        // The forwarder's rule page of the same incident (a rule finding
+        // about the lead's principal in its minutes), judged as it judges
+        // its batch's incidents, pages no more; one of another principal
+        // still does.
+        let mut rule = lead.clone();
+        rule.kind = trailwatch::engine::AnomalyKind::Rule;
+        rule.detector = "a-rule".into();
+        let mut elsewhere = rule.clone();
+        elsewhere.subjects = vec!["arn:aws:iam::999988887777:user/someone-else".into()];
+        elsewhere.detector = "another-rule".into();
+        let members = [vec![&rule], vec![&elsewhere]].into_iter();
+        let forwarder = judge_incidents(members, &index, page_at).await;
+        assert_eq!(
+            forwarder.pages.len(),
+            1,
+            "the rule page of the paged incident went again, or the other did not"
+        );
+        assert!(forwarder.pages[0].body.contains("rule another-rule"));
 
         // The alert first: the enricher paged it at critical; the engine
         // then leaves that incident alone and pages the others.

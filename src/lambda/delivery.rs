@@ -9,9 +9,10 @@
 
 use super::dead_letter::{DeadLetters, Letter};
 use super::forwarder::{bulk_requests, classify, documents_and_hits, Document, LogBatch, Parsed};
-use super::incidents::{FindingsIndex, Kept};
+use super::incidents::{judge_incidents, FindingsIndex};
 use super::rule_pages::{incident_pages, paging_findings, Pager};
 use crate::detector::Rule;
+use crate::engine::group::group;
 use crate::engine::Severity;
 use crate::opensearch::{OpenSearch, OpenSearchError};
 use serde::Serialize;
@@ -181,12 +182,26 @@ pub async fn deliver(
             rules,
         };
         let mut findings = paging_findings(&hits, p.page_at, &judging);
-        let notifications = incident_pages(&mut findings);
-        report.paged = p.pager.send(&notifications).await?;
-        if let Some(index) = &p.findings_index {
-            let kept: Vec<Kept> = findings.iter().map(|f| Kept::new(f, f.severity)).collect();
-            if let Err(e) = (FindingsIndex { os, index }).keep_all(&kept).await {
-                report.findings_not_kept = Some(e.to_string());
+        match &p.findings_index {
+            // One page per incident across the stack: judged with what the
+            // engine, the enricher and earlier batches kept.
+            Some(index) => {
+                let index = FindingsIndex { os, index };
+                let incidents = group(&mut findings);
+                let members = incidents
+                    .iter()
+                    .map(|inc| inc.members.iter().map(|&i| &findings[i]).collect());
+                let judged = judge_incidents(members, &index, p.page_at).await;
+                report.paged = p.pager.send(&judged.pages).await?;
+                // Kept once the pages went: a retried batch pages again.
+                let mut error = judged.error;
+                if let Err(e) = index.keep_all(&judged.kept).await {
+                    error.get_or_insert(e);
+                }
+                report.findings_not_kept = error.map(|e| e.to_string());
+            }
+            None => {
+                report.paged = p.pager.send(&incident_pages(&mut findings)).await?;
             }
         }
     }

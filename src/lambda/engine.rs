@@ -21,6 +21,7 @@
 //!   another writer moved, resumes from the store.
 
 use super::alert::Notification;
+pub use super::incidents::Judged;
 use super::rule_pages::page_of_incident;
 use super::shard::Shard;
 use crate::cloudtrail::s3::{get, is_delivery, BucketError};
@@ -621,81 +622,17 @@ fn paging_incidents(step: &Step) -> impl Iterator<Item = Vec<&crate::engine::Ano
         .map(|inc| inc.members.iter().map(|&i| &anomalies[i]).collect())
 }
 
-/// An invocation's pages judged with what the stack kept in the findings
-/// index, and what to keep there once they are sent.
-pub struct Judged {
-    pub pages: Vec<Notification>,
-    /// Every finding of the paging incidents, each lead with the severity
-    /// it paged at: [`super::incidents::FindingsIndex::keep_all`] them
-    /// after the pages went, so a retried invocation pages again.
-    pub kept: Vec<super::incidents::Kept>,
-    /// The index could not be searched: those incidents were judged alone.
-    pub error: Option<super::incidents::FindingsError>,
-}
-
-/// An invocation's pages judged with the findings index: an incident that
-/// shares an incident with a finding that already paged at its severity or
-/// above (an anomaly detector's alert the enricher paged, the forwarder's
-/// rule page, this engine's page of it in an earlier invocation) does not
-/// page again.
+/// An invocation's pages judged with the findings index
+/// ([`super::incidents::judge_incidents`]): an incident that already paged
+/// at its severity or above (an anomaly detector's alert the enricher
+/// paged, the forwarder's rule page, this engine's page of it in an
+/// earlier invocation) does not page again.
 pub async fn judged_pages(
     step: &Step,
     index: &super::incidents::FindingsIndex<'_>,
     page_at: crate::engine::Severity,
 ) -> Judged {
-    use super::incidents::{judge, Kept};
-    let mut judged = Judged {
-        pages: Vec::new(),
-        kept: Vec::new(),
-        error: None,
-    };
-    for members in paging_incidents(step) {
-        let lead = super::rule_pages::lead_of(&members);
-        let recent = match index.recent(lead).await {
-            Ok(recent) => recent,
-            Err(e) => {
-                judged.error.get_or_insert(e);
-                Vec::new()
-            }
-        };
-        // The lead itself kept as paged: this incident went out before.
-        let own = Kept::new(lead, None).id();
-        let paged_itself = recent
-            .iter()
-            .filter(|k| k.id() == own)
-            .filter_map(|k| k.paged)
-            .max();
-        let mut all = recent;
-        let known: std::collections::HashSet<String> = all.iter().map(Kept::id).collect();
-        all.extend(
-            members
-                .iter()
-                .map(|m| Kept::new(m, None))
-                .filter(|k| !known.contains(&k.id())),
-        );
-        let judgement = judge(lead, &all, page_at);
-        // The engine judged that it pages; the index only says whether
-        // someone paged it already, at its severity or above.
-        let repeat = judgement
-            .paged_before
-            .max(paged_itself)
-            .is_some_and(|p| p >= judgement.severity);
-        let paged = (!repeat).then_some(judgement.severity);
-        if paged.is_some() {
-            judged.pages.push(page_of_incident(&members));
-        }
-        // Findings the index tells apart by kind, detector, entity and
-        // start only (a partial finding and its whole one) are one
-        // document: the lead's paging wins.
-        for m in &members {
-            let k = Kept::new(m, if std::ptr::eq(*m, lead) { paged } else { None });
-            match judged.kept.iter_mut().find(|x| x.id() == k.id()) {
-                Some(x) => x.paged = x.paged.max(k.paged),
-                None => judged.kept.push(k),
-            }
-        }
-    }
-    judged
+    super::incidents::judge_incidents(paging_incidents(step), index, page_at).await
 }
 
 /// Saves the invocation's state over the version it read; its pipeline

@@ -123,6 +123,87 @@ pub fn judge(finding: &Anomaly, recent: &[Kept], page_at: Severity) -> Judgement
     }
 }
 
+/// Pages judged with what the stack kept in the findings index, and what
+/// to keep there once they are sent.
+pub struct Judged {
+    pub pages: Vec<super::alert::Notification>,
+    /// Every finding of the incidents, each lead with the severity it
+    /// paged at: [`FindingsIndex::keep_all`] them after the pages went, so
+    /// a retried invocation pages again.
+    pub kept: Vec<Kept>,
+    /// The index could not be searched: those incidents were judged alone.
+    pub error: Option<FindingsError>,
+}
+
+/// Pages for `incidents` (each its members, judged by the caller to
+/// page), judged with the findings index: an incident that shares an
+/// incident with a finding that already paged at its severity or above (an
+/// alert the enricher paged, a rule page of the forwarder, the engine's
+/// page) does not page again. The engine's incidents and the forwarder's
+/// rule incidents are judged alike, so one incident pages once whoever saw
+/// it first.
+pub async fn judge_incidents<'a>(
+    incidents: impl Iterator<Item = Vec<&'a Anomaly>>,
+    index: &FindingsIndex<'_>,
+    page_at: Severity,
+) -> Judged {
+    use super::rule_pages::{lead_of, page_of_incident};
+    let mut judged = Judged {
+        pages: Vec::new(),
+        kept: Vec::new(),
+        error: None,
+    };
+    for members in incidents {
+        let lead = lead_of(&members);
+        let recent = match index.recent(lead).await {
+            Ok(recent) => recent,
+            Err(e) => {
+                judged.error.get_or_insert(e);
+                Vec::new()
+            }
+        };
+        // What each kept document paged at: keeping it again never lowers
+        // that (a repeat that does not page stays the page it was).
+        let paged_as: std::collections::HashMap<String, Severity> = recent
+            .iter()
+            .filter_map(|k| Some((k.id(), k.paged?)))
+            .collect();
+        // The lead itself kept as paged: this incident went out before.
+        let paged_itself = paged_as.get(&Kept::new(lead, None).id()).copied();
+        let mut all = recent;
+        let known: std::collections::HashSet<String> = all.iter().map(Kept::id).collect();
+        all.extend(
+            members
+                .iter()
+                .map(|m| Kept::new(m, None))
+                .filter(|k| !known.contains(&k.id())),
+        );
+        let judgement = judge(lead, &all, page_at);
+        // The caller judged that it pages; the index only says whether
+        // someone paged it already, at its severity or above.
+        let repeat = judgement
+            .paged_before
+            .max(paged_itself)
+            .is_some_and(|p| p >= judgement.severity);
+        let paged = (!repeat).then_some(judgement.severity);
+        if paged.is_some() {
+            judged.pages.push(page_of_incident(&members));
+        }
+        // Findings the index tells apart by kind, detector, entity and
+        // start only (a partial finding and its whole one) are one
+        // document: the lead's paging wins.
+        for m in &members {
+            let mut k = Kept::new(m, if std::ptr::eq(*m, lead) { paged } else { None });
+            k.paged = k.paged.max(paged_as.get(&k.id()).copied());
+            match judged.kept.iter_mut().find(|x| x.id() == k.id()) {
+                Some(x) => x.paged = x.paged.max(k.paged),
+                None => judged.kept.push(k),
+            }
+        }
+    }
+    judged
+}
+
 /// The search for kept findings that could share an incident with
 /// `finding`: any of its subjects, within the grouping gap of its span.
 pub fn recent_query(finding: &Anomaly) -> Value {
