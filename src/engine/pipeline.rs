@@ -13,7 +13,7 @@
 //! the saved series and reports nothing found before.
 
 use super::aggregate::{Aggregates, InputSpan};
-use super::group::Incident;
+use super::group::{Incident, GAP_MINUTES};
 use super::source::{aggregate_inputs, Observer};
 use super::{severity, Checkpoint, Engine, EngineOptions, Findings, Severity};
 use crate::cloudtrail::{Input, ReadError, ReadStats};
@@ -38,6 +38,20 @@ pub struct SavedState {
     /// (before) is resumed by evaluating its whole history again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<Checkpoint>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paged: Vec<Paged>,
+}
+
+/// An incident that paged, kept for the steps after it: a later step's
+/// incident about one of its subjects within the grouping gap continues
+/// it, and pages again only above the severity it paged at. Without it an
+/// incident that straddles two invocations (or two `--follow` looks)
+/// pages in each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Paged {
+    pub subjects: Vec<String>,
+    pub end: DateTime<Utc>,
+    pub severity: Severity,
 }
 
 /// The saved state's format; another is refused, not misread.
@@ -115,6 +129,8 @@ pub struct Pipeline<'d> {
     pub incidents: usize,
     /// Incidents at or above this page.
     pub page_at: Severity,
+    /// The incidents that paged in the last [`GAP_MINUTES`] of steps.
+    pub paged: Vec<Paged>,
 }
 
 /// Inputs named one by one in a line about late deliveries.
@@ -158,6 +174,7 @@ impl<'d> Pipeline<'d> {
             watermark: None,
             incidents: 0,
             page_at,
+            paged: Vec::new(),
         }
     }
 
@@ -200,6 +217,7 @@ impl<'d> Pipeline<'d> {
         self.processed = saved.processed;
         self.watermark = saved.watermark;
         self.incidents = saved.incidents;
+        self.paged = saved.paged;
         Ok(())
     }
 
@@ -219,6 +237,7 @@ impl<'d> Pipeline<'d> {
             watermark: self.watermark,
             incidents: self.incidents,
             engine: Some(self.engine.checkpoint(self.engine.aggregates.history_from)),
+            paged: self.paged.clone(),
         };
         // Plain data with string keys into memory: encoding cannot fail.
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -294,13 +313,54 @@ impl<'d> Pipeline<'d> {
         let horizon = to - INPUTS_KEPT;
         self.processed
             .retain(|key| delivered_at(key).is_none_or(|t| t >= horizon));
+        let gap = chrono::Duration::minutes(GAP_MINUTES);
+        let lateness = self.engine.lateness();
+        self.paged.retain(|p| p.end + gap >= to - lateness);
     }
 
-    /// Groups findings into incidents numbered on from earlier steps.
+    /// Groups findings into incidents numbered on from earlier steps; one
+    /// that continues an incident an earlier step paged pages only above
+    /// the severity that one paged at.
     pub fn step(&mut self, mut findings: Findings) -> Step {
         let mut incidents = severity::incidents(&mut findings.anomalies, self.page_at);
+        let gap = chrono::Duration::minutes(GAP_MINUTES);
         for inc in &mut incidents {
             inc.id += self.incidents;
+            let anomalies = &mut findings.anomalies;
+            if !inc.members.iter().any(|&i| anomalies[i].page == Some(true)) {
+                continue;
+            }
+            let severity = inc.severity(anomalies);
+            let subjects: Vec<String> = (inc.members.iter())
+                .flat_map(|&i| anomalies[i].subjects.iter().cloned())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let continued = self.paged.iter_mut().find(|p| {
+                p.end + gap >= inc.start && p.subjects.iter().any(|s| subjects.contains(s))
+            });
+            match continued {
+                Some(p) => {
+                    p.end = p.end.max(inc.end);
+                    for s in subjects {
+                        if !p.subjects.contains(&s) {
+                            p.subjects.push(s);
+                        }
+                    }
+                    if severity <= p.severity {
+                        for &i in &inc.members {
+                            anomalies[i].page = Some(false);
+                        }
+                    } else {
+                        p.severity = severity;
+                    }
+                }
+                None => self.paged.push(Paged {
+                    subjects,
+                    end: inc.end,
+                    severity,
+                }),
+            }
         }
         for a in &mut findings.anomalies {
             a.incident = a.incident.map(|i| i + self.incidents);
@@ -473,5 +533,58 @@ mod tests {
         let day = |d: usize| sizes[d] as i64 - sizes[d - 1] as i64;
         assert!((1..8).all(|d| day(d) > 1000), "{sizes:?}");
         assert!(day(9) + day(10) < day(2), "{sizes:?}");
+    }
+
+    /// An incident that straddles two steps (two invocations, two looks of
+    /// `--follow`) pages once; someone else's pages, and so does the same
+    /// principal's after the grouping gap; the paged incidents are saved.
+    #[test]
+    fn an_incident_straddling_two_steps_pages_once() {
+        use crate::engine::{Anomaly, AnomalyKind};
+        let detectors = crate::detector::shipped();
+        let fresh = || Pipeline::new(&detectors, EngineOptions::all(), Severity::Low);
+        let mut p = fresh();
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let step = |p: &mut Pipeline, found: Vec<Anomaly>| {
+            let s = p.step(Findings {
+                anomalies: found,
+                insights: Vec::new(),
+            });
+            (s.incidents.iter())
+                .map(|i| {
+                    i.members
+                        .iter()
+                        .any(|&m| s.findings.anomalies[m].page == Some(true))
+                })
+                .collect::<Vec<bool>>()
+        };
+        let mallory = "arn:aws:iam::111122223333:user/mallory";
+        let rule = |who: &str, at: &str| Anomaly::sample(AnomalyKind::Rule, who, t(at));
+        assert_eq!(
+            step(&mut p, vec![rule(mallory, "2026-01-05T03:00:00Z")]),
+            [true]
+        );
+        // The next step: mallory again 15 minutes on, and someone else.
+        let next = vec![
+            rule(mallory, "2026-01-05T03:25:00Z"),
+            rule(
+                "arn:aws:iam::111122223333:user/trent",
+                "2026-01-05T03:25:00Z",
+            ),
+        ];
+        assert_eq!(step(&mut p, next), [false, true]);
+        // Saved and resumed, the incident is still known...
+        let mut q = fresh();
+        q.resume(&p.save()).unwrap();
+        assert_eq!(q.paged, p.paged);
+        assert_eq!(
+            step(&mut q, vec![rule(mallory, "2026-01-05T03:50:00Z")]),
+            [false]
+        );
+        // ...until the gap passes.
+        assert_eq!(
+            step(&mut q, vec![rule(mallory, "2026-01-05T05:00:00Z")]),
+            [true]
+        );
     }
 }
