@@ -115,36 +115,22 @@ fn filter_of(f: Option<&NotificationConfigurationFilter>) -> (String, String) {
 
 /// The destinations of a bucket's configuration.
 pub fn destinations(c: &NotificationConfiguration) -> Vec<Destination> {
-    let events = |e: &[Event]| e.iter().map(|e| e.as_str().to_owned()).collect();
-    let mut out = Vec::new();
-    for q in c.queue_configurations() {
-        let (prefix, suffix) = filter_of(q.filter());
-        out.push(Destination {
-            arn: q.queue_arn().to_owned(),
-            events: events(q.events()),
+    let destination = |arn: &str, events: &[Event], filter| {
+        let (prefix, suffix) = filter_of(filter);
+        Destination {
+            arn: arn.to_owned(),
+            events: events.iter().map(|e| e.as_str().to_owned()).collect(),
             prefix,
             suffix,
-        });
-    }
-    for t in c.topic_configurations() {
-        let (prefix, suffix) = filter_of(t.filter());
-        out.push(Destination {
-            arn: t.topic_arn().to_owned(),
-            events: events(t.events()),
-            prefix,
-            suffix,
-        });
-    }
-    for l in c.lambda_function_configurations() {
-        let (prefix, suffix) = filter_of(l.filter());
-        out.push(Destination {
-            arn: l.lambda_function_arn().to_owned(),
-            events: events(l.events()),
-            prefix,
-            suffix,
-        });
-    }
-    out
+        }
+    };
+    let queues = (c.queue_configurations().iter())
+        .map(|q| destination(q.queue_arn(), q.events(), q.filter()));
+    let topics = (c.topic_configurations().iter())
+        .map(|t| destination(t.topic_arn(), t.events(), t.filter()));
+    let functions = (c.lambda_function_configurations().iter())
+        .map(|l| destination(l.lambda_function_arn(), l.events(), l.filter()));
+    queues.chain(topics).chain(functions).collect()
 }
 
 /// The engine's queue configuration.

@@ -119,17 +119,24 @@ pub enum DeployError {
     Notification(#[from] NotificationError),
 }
 
+/// Where the existing trail bucket's notification goes.
+struct Notify<'a> {
+    s3: &'a aws_sdk_s3::Client,
+    trail_bucket: Option<&'a str>,
+    prefix: &'a str,
+    account: &'a str,
+    region: &'a str,
+}
+
 /// After a deploy that left the stack in place: the existing trail bucket
 /// notifies the stack's engine queue (its ARN from the stack's output, or
 /// from the name the template gives the queue).
 async fn notify_engine(
-    d: (&aws_sdk_s3::Client, &Option<String>, &str),
-    (account, region): (&str, &str),
+    n: &Notify<'_>,
     stack: &StackInfo,
     on: &mut dyn FnMut(Progress),
 ) -> Result<(), DeployError> {
-    let (s3, trail_bucket, prefix) = d;
-    let Some(bucket) = trail_bucket else {
+    let Some(bucket) = n.trail_bucket else {
         return Ok(());
     };
     let queue = stack
@@ -137,8 +144,8 @@ async fn notify_engine(
         .iter()
         .find(|(k, _, _)| k == "EngineQueueArn")
         .map(|(_, v, _)| v.clone())
-        .unwrap_or_else(|| notification::engine_queue_arn(account, region, prefix));
-    let added = notification::ensure(s3, bucket, prefix, &queue, true).await?;
+        .unwrap_or_else(|| notification::engine_queue_arn(n.account, n.region, n.prefix));
+    let added = notification::ensure(n.s3, bucket, n.prefix, &queue, true).await?;
     on(Progress::Notifies { bucket, added });
     Ok(())
 }
@@ -170,9 +177,16 @@ pub async fn deploy(
     on: &mut dyn FnMut(Progress),
     approve: &mut dyn FnMut(&str) -> std::io::Result<bool>,
 ) -> Result<Report, DeployError> {
+    let notify = Notify {
+        s3: &d.s3,
+        trail_bucket: d.trail_bucket.as_deref(),
+        prefix: d.prefix,
+        account: d.account,
+        region: d.region,
+    };
     // A trail bucket that notifies another destination of the deliveries
     // is refused before anything is made.
-    if let Some(trail_bucket) = &d.trail_bucket {
+    if let Some(trail_bucket) = notify.trail_bucket {
         let queue = notification::engine_queue_arn(d.account, d.region, d.prefix);
         notification::ensure(&d.s3, trail_bucket, d.prefix, &queue, false).await?;
     }
@@ -233,13 +247,7 @@ pub async fn deploy(
             && deployed_template == wanted_template
             && !stack.status.contains("ROLLBACK")
         {
-            notify_engine(
-                (&d.s3, &d.trail_bucket, d.prefix),
-                (d.account, d.region),
-                stack,
-                on,
-            )
-            .await?;
+            notify_engine(&notify, stack, on).await?;
             return Ok(Report::UpToDate(stack.clone()));
         }
     }
@@ -250,13 +258,7 @@ pub async fn deploy(
     if change_set.empty {
         stacks.delete_change_set(&change_set.id).await.ok();
         let stack = stacks.describe().await?.ok_or(DeployError::Vanished)?;
-        notify_engine(
-            (&d.s3, &d.trail_bucket, d.prefix),
-            (d.account, d.region),
-            &stack,
-            on,
-        )
-        .await?;
+        notify_engine(&notify, &stack, on).await?;
         return Ok(Report::UpToDate(stack));
     }
     if let Some(reason) = change_set.failed {
@@ -303,12 +305,6 @@ pub async fn deploy(
         });
     }
     let stack = stacks.describe().await?.ok_or(DeployError::Vanished)?;
-    notify_engine(
-        (&d.s3, &d.trail_bucket, d.prefix),
-        (d.account, d.region),
-        &stack,
-        on,
-    )
-    .await?;
+    notify_engine(&notify, &stack, on).await?;
     Ok(Report::Deployed { stack, created })
 }
