@@ -389,10 +389,14 @@ impl<'d> Engine<'d> {
     }
 
     /// Forgets the series' intervals and insight counts before `before`
-    /// ([`Aggregates::forget_before`]), for the drivers that evaluate as
-    /// data arrives: their models learnt them already.
+    /// ([`Aggregates::forget_before`]), and what was reported of findings
+    /// that start before it (as a checkpoint keeps it), for the drivers
+    /// that evaluate as data arrives: their models learnt them already.
     pub fn forget_history_before(&mut self, before: DateTime<Utc>) {
         self.aggregates.forget_before(before, self.detectors);
+        let from = before.timestamp();
+        self.reported
+            .retain(|k| report_start(k).is_none_or(|s| s >= from));
     }
 
     /// Forgets rule hits before `before` that no evaluation needs again:
