@@ -149,6 +149,54 @@ fn engine_queue(queue_arn: &str) -> QueueConfiguration {
         .expect("the queue ARN and event are set")
 }
 
+/// `bucket`'s notification configuration, as it is.
+async fn read(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> Result<NotificationConfiguration, NotificationError> {
+    let read = s3
+        .get_bucket_notification_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(|e| NotificationError::Read {
+            bucket: bucket.to_owned(),
+            message: crate::aws::error_message(&e),
+        })?;
+    Ok(NotificationConfiguration::builder()
+        .set_queue_configurations(read.queue_configurations)
+        .set_topic_configurations(read.topic_configurations)
+        .set_lambda_function_configurations(read.lambda_function_configurations)
+        .set_event_bridge_configuration(read.event_bridge_configuration)
+        .build())
+}
+
+/// Writes `bucket`'s configuration: `current` with its queues replaced by
+/// `queues`, the rest kept.
+async fn write_queues(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    current: NotificationConfiguration,
+    queues: Vec<QueueConfiguration>,
+) -> Result<(), NotificationError> {
+    let wanted = NotificationConfiguration::builder()
+        .set_queue_configurations(Some(queues))
+        .set_topic_configurations(current.topic_configurations)
+        .set_lambda_function_configurations(current.lambda_function_configurations)
+        .set_event_bridge_configuration(current.event_bridge_configuration)
+        .build();
+    s3.put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(wanted)
+        .send()
+        .await
+        .map_err(|e| NotificationError::Write {
+            bucket: bucket.to_owned(),
+            message: crate::aws::error_message(&e),
+        })?;
+    Ok(())
+}
+
 /// Reads `bucket`'s notifications and refuses one that sends the trail's
 /// deliveries elsewhere; with `add`, adds the engine's queue when it is
 /// not there (without, only checks that it could be). True when it was
@@ -160,23 +208,8 @@ pub async fn ensure(
     queue_arn: &str,
     add: bool,
 ) -> Result<bool, NotificationError> {
-    let read = s3
-        .get_bucket_notification_configuration()
-        .bucket(bucket)
-        .send()
-        .await
-        .map_err(|e| NotificationError::Read {
-            bucket: bucket.to_owned(),
-            message: crate::aws::error_message(&e),
-        })?;
-    let current = NotificationConfiguration::builder()
-        .set_queue_configurations(read.queue_configurations.clone())
-        .set_topic_configurations(read.topic_configurations.clone())
-        .set_lambda_function_configurations(read.lambda_function_configurations.clone())
-        .set_event_bridge_configuration(read.event_bridge_configuration.clone())
-        .build();
-    let existing = destinations(&current);
-    match needed(&existing, queue_arn) {
+    let current = read(s3, bucket).await?;
+    match needed(&destinations(&current), queue_arn) {
         Err(other) => Err(NotificationError::Taken {
             bucket: bucket.to_owned(),
             prefix: prefix.to_owned(),
@@ -190,23 +223,9 @@ pub async fn ensure(
         Ok(Needed::Nothing) => Ok(false),
         Ok(Needed::AddQueue) if !add => Ok(false),
         Ok(Needed::AddQueue) => {
-            let mut queues = read.queue_configurations.unwrap_or_default();
+            let mut queues = current.queue_configurations().to_vec();
             queues.push(engine_queue(queue_arn));
-            let wanted = NotificationConfiguration::builder()
-                .set_queue_configurations(Some(queues))
-                .set_topic_configurations(read.topic_configurations)
-                .set_lambda_function_configurations(read.lambda_function_configurations)
-                .set_event_bridge_configuration(read.event_bridge_configuration)
-                .build();
-            s3.put_bucket_notification_configuration()
-                .bucket(bucket)
-                .notification_configuration(wanted)
-                .send()
-                .await
-                .map_err(|e| NotificationError::Write {
-                    bucket: bucket.to_owned(),
-                    message: crate::aws::error_message(&e),
-                })?;
+            write_queues(s3, bucket, current, queues).await?;
             Ok(true)
         }
     }
@@ -220,37 +239,14 @@ pub async fn remove(
     bucket: &str,
     queue_arn: &str,
 ) -> Result<bool, NotificationError> {
-    let write = |e: String| NotificationError::Write {
-        bucket: bucket.to_owned(),
-        message: e,
-    };
-    let read = s3
-        .get_bucket_notification_configuration()
-        .bucket(bucket)
-        .send()
-        .await
-        .map_err(|e| NotificationError::Read {
-            bucket: bucket.to_owned(),
-            message: crate::aws::error_message(&e),
-        })?;
-    let mut queues = read.queue_configurations.unwrap_or_default();
+    let current = read(s3, bucket).await?;
+    let mut queues = current.queue_configurations().to_vec();
     let before = queues.len();
     queues.retain(|q| q.queue_arn() != queue_arn);
     if queues.len() == before {
         return Ok(false);
     }
-    let wanted = NotificationConfiguration::builder()
-        .set_queue_configurations(Some(queues))
-        .set_topic_configurations(read.topic_configurations)
-        .set_lambda_function_configurations(read.lambda_function_configurations)
-        .set_event_bridge_configuration(read.event_bridge_configuration)
-        .build();
-    s3.put_bucket_notification_configuration()
-        .bucket(bucket)
-        .notification_configuration(wanted)
-        .send()
-        .await
-        .map_err(|e| write(crate::aws::error_message(&e)))?;
+    write_queues(s3, bucket, current, queues).await?;
     Ok(true)
 }
 
