@@ -17,13 +17,76 @@
 //! the 8 days of history an incremental run keeps) sets how many days are
 //! run.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use trailwatch::cloudtrail::Input;
 use trailwatch::engine::pipeline::Pipeline;
+
+/// The system allocator, counting the bytes live on the heap, so the
+/// bench can say what holds the memory.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live_mib() -> f64 {
+    LIVE.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0)
+}
+
+/// The heap a value holds, measured as what a clone of it allocates.
+fn held<T: Clone>(value: &T) -> f64 {
+    let before = live_mib();
+    let copy = value.clone();
+    let after = live_mib();
+    drop(copy);
+    after - before
+}
+
+/// Where the resident pipeline's heap goes, in MiB.
+fn breakdown(pipeline: &Pipeline) -> String {
+    let a = &pipeline.engine.aggregates;
+    let series: f64 = a.detectors.iter().map(held).sum();
+    let intervals: usize = a
+        .detectors
+        .iter()
+        .flat_map(|d| d.series.values())
+        .map(|s| s.len())
+        .sum();
+    let minutes: usize = a.insights.keys.values().map(|k| k.minutes.len()).sum();
+    let tens: usize = a.insights.keys.values().map(|k| k.attributions.len()).sum();
+    format!(
+        "models of {} series, series {series:.1} ({intervals} intervals), insights {:.1} ({} keys, {minutes} minutes, {tens} attributions), novelty {:.1}, rules {:.1}, inputs read {:.1}",
+        pipeline.engine.rcf.series_count(),
+        held(&a.insights),
+        a.insights.keys.len(),
+        held(&a.novelty),
+        held(&a.rules),
+        held(&pipeline.processed),
+    )
+}
 
 /// The process's peak and current resident memory, in MiB.
 fn memory() -> (f64, f64) {
@@ -37,6 +100,19 @@ fn memory() -> (f64, f64) {
             .map_or(0.0, |kb| kb / 1024.0)
     };
     (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// The heap one RCF model (the plugin's settings) holds after `values`.
+fn model_mib(values: usize) -> f64 {
+    use trailwatch::engine::rcf::{RcfConfig, RcfScorer, Scorer};
+    let before = live_mib();
+    let mut model = RcfScorer::new(RcfConfig::plugin_defaults(8, 1));
+    for i in 0..values {
+        let _ = model.update((i % 7) as f64);
+    }
+    let after = live_mib();
+    drop(model);
+    after - before
 }
 
 fn simulate(bin: &str, dir: &Path) {
@@ -128,6 +204,12 @@ fn main() {
         .and_then(|d| d.parse().ok())
         .unwrap_or(60)
         .max(1);
+    println!(
+        "one model (the plugin's settings, shingle 8) holds {:.2} MiB new, {:.2} MiB after 300 intervals, {:.2} MiB after 2,000",
+        model_mib(0),
+        model_mib(300),
+        model_mib(2000)
+    );
     let mut batches = batches(&dir);
     let first_day = batches.first().map(|(s, _)| s[..8].to_owned());
     let last = first_day
@@ -141,7 +223,7 @@ fn main() {
     batches.retain(|(stamp, _)| stamp[..8] < *last);
     println!("the engine Lambda's invocations over {days} days of busy-org (one process; the pipeline resident between invocations, resumed from the saved state every {cold_every}):");
     println!(
-        "{:<8} {:>9} {:>6} {:>9} {:>8} {:>8} {:>8} {:>10} {:>8} {:>8} {:>9} {:>9}",
+        "{:<8} {:>9} {:>6} {:>9} {:>8} {:>8} {:>8} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9}",
         "day",
         "events",
         "calls",
@@ -153,7 +235,8 @@ fn main() {
         "warm ms",
         "cold ms",
         "state KiB",
-        "peak MiB"
+        "peak MiB",
+        "heap MiB"
     );
     let mut state: Option<Vec<u8>> = None;
     let (mut day, mut events, mut calls, mut engine_s, mut floor_s) =
@@ -175,10 +258,11 @@ fn main() {
                   engine_s: f64,
                   floor_s: f64,
                   (warm_ms, cold_ms): (f64, f64),
-                  state: usize| {
+                  state: usize,
+                  resident: Option<&Pipeline>| {
         let (peak, _) = memory();
         println!(
-            "{:<8} {:>9} {:>6} {:>9.2} {:>8.2} {:>7.2}x {:>8.0} {:>10.1} {:>8.0} {:>8.0} {:>9.0} {:>9.1}",
+            "{:<8} {:>9} {:>6} {:>9.2} {:>8.2} {:>7.2}x {:>8.0} {:>10.1} {:>8.0} {:>8.0} {:>9.0} {:>9.1} {:>9.1}",
             day,
             events,
             calls,
@@ -190,8 +274,12 @@ fn main() {
             warm_ms,
             cold_ms,
             state as f64 / 1024.0,
-            peak
+            peak,
+            live_mib()
         );
+        if let Some(pipeline) = resident {
+            println!("         heap MiB: {}", breakdown(pipeline));
+        }
     };
     let mut resident: Option<Pipeline> = None;
     for (n, (stamp, files)) in batches.iter().enumerate() {
@@ -205,6 +293,7 @@ fn main() {
                 floor_s,
                 (median(&mut warm), median(&mut cold)),
                 state.as_ref().map_or(0, Vec::len),
+                resident.as_ref(),
             );
             (warm, cold) = (Vec::new(), Vec::new());
             (events, calls, engine_s, floor_s) = (0, 0, 0.0, 0.0);
@@ -263,6 +352,7 @@ fn main() {
         floor_s,
         (median(&mut warm), median(&mut cold)),
         state.as_ref().map_or(0, Vec::len),
+        resident.as_ref(),
     );
     per_call.sort_by(f64::total_cmp);
     state_s.sort_by(f64::total_cmp);
@@ -274,5 +364,5 @@ fn main() {
         evaluate_s * 1e6 / all_events as f64,
         state_max as f64 / 1024.0
     );
-    println!("÷floor: engine time over a single-core gunzip and parse of the same files; warm/cold: the day's median invocation going on from the resident pipeline, and starting cold from the saved state; peak: the process's VmHWM so far.");
+    println!("÷floor: engine time over a single-core gunzip and parse of the same files; warm/cold: the day's median invocation going on from the resident pipeline, and starting cold from the saved state; peak: the process's VmHWM so far; heap: the bytes live on the heap at the day's end, and below, what the resident pipeline's parts hold.");
 }

@@ -61,6 +61,12 @@ pub struct RcfConfig {
     pub time_decay: f64,
     pub output_after: usize,
     pub seed: u64,
+    /// The share of each tree's bounding boxes kept between updates: a
+    /// cache that trades memory for speed and leaves every score as it
+    /// is. The plugin keeps none for real-time models, which update once
+    /// an interval (`REAL_TIME_BOUNDING_BOX_CACHE_RATIO = 0`); a full
+    /// cache makes a model of 50 trees several times larger.
+    pub bounding_box_cache: f64,
 }
 
 /// Values a model sees before it reports anything (the plugin's).
@@ -75,6 +81,7 @@ impl RcfConfig {
             time_decay: 1.0 / 2560.0,
             output_after: OUTPUT_AFTER,
             seed,
+            bounding_box_cache: 0.0,
         }
     }
 }
@@ -114,6 +121,7 @@ impl RcfScorer {
             .time_decay(config.time_decay)
             .output_after(config.output_after)
             .random_seed(config.seed)
+            .bounding_box_cache_fraction(config.bounding_box_cache)
             .forest_mode(ForestMode::STANDARD)
             .transform_method(TransformMethod::NORMALIZE)
             .parallel_enabled(false)
@@ -284,6 +292,22 @@ mod tests {
             .filter(|(_, s)| s.grade >= min_grade && s.confidence >= 0.5)
             .map(|(i, s)| (i as i64 + s.relative_index as i64) as usize)
             .collect()
+    }
+
+    #[test]
+    fn the_bounding_box_cache_changes_no_score() {
+        let mut series = noisy_daily(700);
+        series[500] += 90.0;
+        let with = |cache: f64| -> Vec<Score> {
+            let mut s = RcfScorer::new(RcfConfig {
+                bounding_box_cache: cache,
+                ..RcfConfig::plugin_defaults(8, 7)
+            });
+            series.iter().map(|&x| s.update(x).unwrap()).collect()
+        };
+        let (none, full) = (with(0.0), with(1.0));
+        assert_eq!(none, full);
+        assert!(none[500].grade > 0.0, "the spike is graded either way");
     }
 
     #[test]
