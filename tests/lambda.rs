@@ -512,7 +512,7 @@ fn the_bootstrap_runs_the_forwarder_in_the_lambda_runtime_loop() {
         .env("OPENSEARCH_ENDPOINT", &os.url)
         .env("AWS_ENDPOINT_URL", &moto.url)
         .env("DEAD_LETTER_QUEUE_URL", &topic.queue)
-        .env("NOTIFICATION_TOPIC_ARN", &topic.arn)
+        .env("ALERT_TOPIC_ARN", &topic.arn)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -543,20 +543,58 @@ fn the_bootstrap_runs_the_forwarder_in_the_lambda_runtime_loop() {
         letter["reason"].as_str().unwrap().contains("not JSON"),
         "{letter}"
     );
-    // The page went to the notification topic, saying what, who and where.
+    // The page went to the alert topic, as the structured page the
+    // enricher passes on.
     let page: Vec<Value> = letters
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|l| l["Subject"] == "trailwatch CRITICAL: CloudTrail logging stopped")
         .collect();
     assert_eq!(page.len(), 1, "{letters:?}");
-    assert!(
-        page[0]["Message"].as_str().unwrap().starts_with(
-            "CloudTrail logging stopped: user/mallory@111122223333 called cloudtrail.amazonaws.com:StopLogging on org-trail from 203.0.113.66"
-        ),
-        "{}",
-        page[0]
-    );
+    let message = page[0]["Message"].as_str().unwrap();
+    let sent: Value = serde_json::from_str(message).unwrap();
+    assert_eq!(sent["trailwatch_page"]["severity"], "critical", "{sent}");
+    // The enricher passes it on to people, with and without a domain,
+    // saying what, who and where; with one, a link to the records.
+    for domain in [Some(os.url.as_str()), None] {
+        let people = Topic::named(
+            &moto,
+            if domain.is_some() {
+                "people"
+            } else {
+                "people-no-domain"
+            },
+        );
+        let event = json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": message}}]});
+        let env = [
+            ("AWS_ENDPOINT_URL", moto.url.as_str()),
+            ("NOTIFICATION_TOPIC_ARN", people.arn.as_str()),
+        ];
+        let (answer, output) = run_function("enricher", event, domain, &env);
+        let (_, body) = answer.unwrap_or_else(|| panic!("no answer: {}", stderr(&output)));
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(answer["published"][0]["paged"], true, "{answer}");
+        let received = people.received();
+        assert_eq!(received.len(), 1, "{domain:?}: {received:?}");
+        let (subject, text) = &received[0];
+        assert_eq!(subject, "trailwatch CRITICAL: CloudTrail logging stopped");
+        assert!(
+            text.starts_with(
+                "CloudTrail logging stopped: user/mallory@111122223333 called cloudtrail.amazonaws.com:StopLogging on org-trail from 203.0.113.66"
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            text.contains("\nDashboards: "),
+            domain.is_some(),
+            "{domain:?}: {text}"
+        );
+        assert!(
+            stdout(&output).contains("\"passed_on\":true"),
+            "{}",
+            stdout(&output)
+        );
+    }
     // The structured log line of the invocation.
     let log = stdout(&output);
     let line: Value = serde_json::from_str(
@@ -605,6 +643,11 @@ struct Topic {
 
 impl Topic {
     fn new(moto: &Server) -> Topic {
+        Topic::named(moto, "notifications")
+    }
+
+    /// A topic `name` with a queue of the same name subscribed.
+    fn named(moto: &Server, name: &str) -> Topic {
         let aws = tokio::runtime::Runtime::new().unwrap();
         let (sqs, arn, queue) = aws.block_on(async {
             let config = moto.sdk().await;
@@ -612,7 +655,7 @@ impl Topic {
             let sqs = aws_sdk_sqs::Client::new(&config);
             let arn = sns
                 .create_topic()
-                .name("notifications")
+                .name(name)
                 .send()
                 .await
                 .unwrap()
@@ -621,7 +664,7 @@ impl Topic {
                 .to_owned();
             let queue = sqs
                 .create_queue()
-                .queue_name("inbox")
+                .queue_name(name)
                 .send()
                 .await
                 .unwrap()
@@ -631,7 +674,7 @@ impl Topic {
             sns.subscribe()
                 .topic_arn(&arn)
                 .protocol("sqs")
-                .endpoint("arn:aws:sqs:us-east-1:123456789012:inbox")
+                .endpoint(format!("arn:aws:sqs:us-east-1:123456789012:{name}"))
                 .send()
                 .await
                 .unwrap();
@@ -1029,7 +1072,7 @@ fn the_enricher_lambda_publishes_from_the_page_severity_and_always_a_test() {
     let (answer, output) = run_function(
         "enricher",
         event,
-        &os.url,
+        Some(&os.url),
         &[
             ("AWS_ENDPOINT_URL", moto.url.as_str()),
             ("NOTIFICATION_TOPIC_ARN", topic.arn.as_str()),
@@ -1096,21 +1139,23 @@ fn run_bootstrap(
         ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
     ];
     all.extend_from_slice(env);
-    run_function("bootstrap", event, endpoint, &all)
+    run_function("bootstrap", event, Some(endpoint), &all)
 }
 
 /// The binary as the Lambda `function` under the local Runtime API, on one
-/// event, reaching OpenSearch at `endpoint`, with `env` added.
+/// event, reaching OpenSearch at `endpoint` (none: a stack without a
+/// domain), with `env` added.
 fn run_function(
     function: &str,
     event: Value,
-    endpoint: &str,
+    endpoint: Option<&str>,
     env: &[(&str, &str)],
 ) -> (Option<(String, String)>, std::process::Output) {
     let api = RuntimeApi::start(event);
     let task_root = tempfile::tempdir().unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
         .envs(env.iter().copied())
+        .envs(endpoint.map(|e| ("OPENSEARCH_ENDPOINT", e)))
         .env("AWS_LAMBDA_RUNTIME_API", &api.addr)
         .env("TRAILWATCH_FUNCTION", function)
         .env("AWS_LAMBDA_FUNCTION_NAME", format!("trailwatch-{function}"))
@@ -1121,7 +1166,6 @@ fn run_function(
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("OPENSEARCH_ENDPOINT", endpoint)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

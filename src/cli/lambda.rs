@@ -232,7 +232,7 @@ fn engine(args: EngineArgs) -> anyhow::Result<i32> {
 
 fn enrich(args: EnrichArgs) -> anyhow::Result<i32> {
     use crate::lambda::alert::messages_of_event;
-    use crate::lambda::enricher::{Enricher, Publisher};
+    use crate::lambda::enricher::{Enricher, Form, Publisher};
     let event = read_event()?;
     let runtime = super::runtime()?;
     runtime.block_on(async {
@@ -243,6 +243,7 @@ fn enrich(args: EnrichArgs) -> anyhow::Result<i32> {
                 Some(Publisher {
                     client: aws_sdk_sns::Client::new(&sdk),
                     topic_arn: topic.clone(),
+                    form: Form::Notification,
                 })
             }
             None => None,
@@ -253,7 +254,7 @@ fn enrich(args: EnrichArgs) -> anyhow::Result<i32> {
                     .clone()
                     .unwrap_or_else(|| format!("{}/_dashboards", os.base())),
             ),
-            os,
+            os: Some(os),
             detectors: crate::detector::shipped(),
             publisher,
             baseline: chrono::Duration::hours(args.baseline_hours.max(1)),

@@ -66,7 +66,12 @@ struct Lambda {
     code_key: &'static str,
     timeout: u32,
     concurrency: u32,
+    /// It publishes to the notification topic: what people receive (the
+    /// enricher alone).
     publishes: bool,
+    /// It sends its pages, judged and rendered, to the alert topic, for
+    /// the enricher to pass on (the engine, the forwarder's rules).
+    sends_pages: bool,
     es_actions: Vec<&'static str>,
     /// The role this Lambda assumes to reach the domain (an existing
     /// domain's role; the master role for the bootstrap), as JSON.
@@ -134,7 +139,13 @@ struct Context<'a> {
     /// The bucket the engine reads, as an ARN in an `Fn::Sub`.
     trail_bucket_arn: String,
     /// The Lambdas that page to the notification topic, by logical name.
+    /// The Lambdas' roles that send to the dead-letter queue.
     publishers: Vec<String>,
+    /// Who may publish to the notification topic (the enricher).
+    notifiers: Vec<String>,
+    /// Who may publish to the alert topic: OpenSearch's alert publisher
+    /// with a domain, and the Lambdas that send pages.
+    alert_senders: Vec<String>,
     /// How long the engine queue hides a batch being worked on.
     engine_visibility_seconds: u32,
     zone_count: Option<u32>,
@@ -251,8 +262,24 @@ pub fn render(config: &DeployConfig) -> Result<Value, TemplateError> {
         },
         publishers: lambdas
             .iter()
+            .filter(|l| l.publishes || l.sends_pages)
+            .map(|l| format!("{}Role", l.logical))
+            .collect(),
+        notifiers: lambdas
+            .iter()
             .filter(|l| l.publishes)
             .map(|l| format!("{}Role", l.logical))
+            .collect(),
+        alert_senders: config
+            .opensearch
+            .then(|| "AlertPublishRole".to_owned())
+            .into_iter()
+            .chain(
+                lambdas
+                    .iter()
+                    .filter(|l| l.sends_pages)
+                    .map(|l| format!("{}Role", l.logical)),
+            )
             .collect(),
         engine_visibility_seconds: 6 * ENGINE_TIMEOUT_SECONDS,
         bootstrap: bootstrap_role.is_some(),
@@ -296,6 +323,7 @@ fn lambdas(config: &DeployConfig, acting_as: Option<Value>) -> Vec<Lambda> {
         timeout: 60,
         concurrency: 1,
         publishes: false,
+        sends_pages: false,
         es_actions: Vec::new(),
         domain_role: None,
         page_severity: None,
@@ -317,8 +345,9 @@ fn lambdas(config: &DeployConfig, acting_as: Option<Value>) -> Vec<Lambda> {
             code_key: "ForwarderCodeKey",
             timeout: 120,
             concurrency: 20,
-            // It pages on rule findings (StopLogging, …) itself.
-            publishes: true,
+            // It pages on rule findings (StopLogging, …), through the
+            // enricher.
+            sends_pages: true,
             page_severity: Some(config.page_severity.name()),
             org_accounts: org_accounts.clone(),
             lists_org_accounts: config.organization_trail,
@@ -328,30 +357,32 @@ fn lambdas(config: &DeployConfig, acting_as: Option<Value>) -> Vec<Lambda> {
             ..base.clone()
         });
     }
-    if config.opensearch {
-        out.push(Lambda {
-            logical: "Enricher",
-            name: "enricher",
-            description: "trailwatch: alert in, readable notification with context and cost out",
-            code_key: "EnricherCodeKey",
-            timeout: 60,
-            concurrency: 5,
-            publishes: true,
-            es_actions: ES_READ.to_vec(),
-            // It publishes an anomaly detector's alert from this severity.
-            page_severity: Some(config.page_severity.name()),
-            domain_role: existing.map(|d| json!(d.reader_role_arn)),
-            uses_domain: true,
-            pager: Some(config.pager.name()),
-            ..base.clone()
-        });
-    }
+    // The enricher is the one door out: every page reaches people through
+    // it. With a domain it also enriches the anomaly detectors' alerts.
+    let domain = config.opensearch;
+    out.push(Lambda {
+        logical: "Enricher",
+        name: "enricher",
+        description: "trailwatch: alert in, readable notification with context and cost out",
+        code_key: "EnricherCodeKey",
+        timeout: 60,
+        concurrency: 5,
+        publishes: true,
+        es_actions: if domain { ES_READ.to_vec() } else { Vec::new() },
+        // It publishes an anomaly detector's alert from this severity.
+        page_severity: Some(config.page_severity.name()),
+        domain_role: existing
+            .filter(|_| domain)
+            .map(|d| json!(d.reader_role_arn)),
+        uses_domain: domain,
+        pager: Some(config.pager.name()),
+        ..base.clone()
+    });
     // The engine: one execution at a time, so invocations never overlap
     // (its conditional state write is the second guard). With a domain it
     // keeps its findings in the findings index, as the forwarder's writer,
     // so an incident pages once; with `--ingest s3` it also indexes the
     // deliveries.
-    let domain = config.opensearch;
     out.push(Lambda {
         logical: "Engine",
         name: "engine",
@@ -359,7 +390,7 @@ fn lambdas(config: &DeployConfig, acting_as: Option<Value>) -> Vec<Lambda> {
         code_key: "EngineCodeKey",
         timeout: ENGINE_TIMEOUT_SECONDS,
         concurrency: 1,
-        publishes: true,
+        sends_pages: true,
         page_severity: Some(config.page_severity.name()),
         org_accounts,
         lists_org_accounts: config.organization_trail,
@@ -907,11 +938,8 @@ mod tests {
                 [r#"{"Fn::Sub":"${StateBucket.Arn}/engine/*"}"#],
                 "{variant}"
             );
-            assert_eq!(
-                on("sns:Publish"),
-                [r#"{"Ref":"NotificationTopic"}"#],
-                "{variant}"
-            );
+            // Its pages go to the enricher, not to people directly.
+            assert_eq!(on("sns:Publish"), [r#"{"Ref":"AlertTopic"}"#], "{variant}");
             assert_eq!(
                 on("sqs:ReceiveMessage"),
                 [r#"{"Fn::GetAtt":["EngineQueue","Arn"]}"#],
@@ -1188,20 +1216,26 @@ mod tests {
     #[test]
     fn only_the_publisher_and_the_lambdas_that_page_publish_and_only_over_tls() {
         for (variant, t) in variants() {
-            // The forwarder pages on rule findings, the engine on incidents.
-            let paging: Vec<&str> = ["ForwarderRole", "EnricherRole", "EngineRole"]
+            // The monitors' alerts (through OpenSearch's publisher), the
+            // forwarder's rule pages and the engine's incidents go to the
+            // alert topic; the enricher alone publishes to people.
+            let senders: Vec<&str> = ["AlertPublishRole", "ForwarderRole", "EngineRole"]
                 .into_iter()
                 .filter(|r| t["Resources"].get(r).is_some())
                 .collect();
-            assert!(paging.contains(&"EngineRole"), "{variant}");
+            assert!(senders.contains(&"EngineRole"), "{variant}");
+            assert!(
+                t["Resources"].get("EnricherFunction").is_some(),
+                "{variant}"
+            );
             for (policy, topic, publishers) in [
-                ("AlertTopicPolicy", "AlertTopic", &["AlertPublishRole"][..]),
-                ("NotificationTopicPolicy", "NotificationTopic", &paging[..]),
+                ("AlertTopicPolicy", "AlertTopic", &senders[..]),
+                (
+                    "NotificationTopicPolicy",
+                    "NotificationTopic",
+                    &["EnricherRole"][..],
+                ),
             ] {
-                if t["Resources"].get(topic).is_none() {
-                    assert_eq!(variant, "no opensearch");
-                    continue;
-                }
                 let p = &t["Resources"][policy]["Properties"];
                 assert_eq!(p["Topics"], json!([{"Ref": topic}]), "{variant}");
                 let statements = p["PolicyDocument"]["Statement"].as_array().unwrap();

@@ -152,6 +152,89 @@ impl Alert {
     }
 }
 
+/// What marks a page another trailwatch Lambda judged and rendered (the
+/// engine's incidents, the forwarder's rule findings) on the alert topic,
+/// where the enricher passes it on ([`pass_on`]).
+pub const PAGE_KEY: &str = "trailwatch_page";
+
+impl Notification {
+    /// The page as it goes to the alert topic: its subject, body,
+    /// severity and structured data under [`PAGE_KEY`].
+    pub fn page_message(&self) -> String {
+        json!({PAGE_KEY: {
+            "subject": self.subject,
+            "body": self.body,
+            "severity": self.severity,
+            "data": self.data,
+        }})
+        .to_string()
+    }
+
+    /// A page another Lambda sent ([`Notification::page_message`]); None
+    /// for any other message (a monitor's alert); an error for a page
+    /// that lacks its subject or body.
+    pub fn from_page_message(text: &str) -> Option<Result<Notification, String>> {
+        let v: Value = serde_json::from_str(text).ok()?;
+        let page = v.get(PAGE_KEY)?;
+        let text_of = |field: &str| {
+            page.get(field)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("the page sent to the alert topic has no {field}"))
+        };
+        Some((|| {
+            Ok(Notification {
+                subject: subject_text(&text_of("subject")?),
+                body: text_of("body")?,
+                data: page.get("data").cloned().unwrap_or(Value::Null),
+                enriched: true,
+                severity: page
+                    .get("severity")
+                    .and_then(Value::as_str)
+                    .and_then(Severity::parse),
+                test: false,
+                repeat: false,
+            })
+        })())
+    }
+}
+
+/// A page another Lambda judged and rendered, passed on with the context
+/// it carries; only what it lacks is added: with a domain, a Dashboards
+/// link to its records (the lead finding's span and entity).
+pub fn pass_on(mut page: Notification, dashboards: Option<&str>) -> Notification {
+    let Some(base) = dashboards else {
+        return page;
+    };
+    if page.body.contains("\nDashboards: ") {
+        return page;
+    }
+    let time = |field: &str| {
+        page.data
+            .get(field)
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let (Some(start), Some(end)) = (time("start"), time("end")) else {
+        return page;
+    };
+    let entity: Vec<(&str, String)> = page
+        .data
+        .get("entity")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(f, v)| Some((f.as_str(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let link = discover_link(base, start, end, &entity);
+    page.body.push_str(&format!("\nDashboards: {link}\n"));
+    page.data["dashboards"] = json!(link);
+    page
+}
+
 /// What goes to the notification topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
@@ -221,17 +304,28 @@ fn span(alert: &Alert) -> String {
 
 /// A Dashboards Discover link to the window (and the entity).
 pub fn dashboards_link(base: &str, alert: &Alert, detector: &Detector) -> String {
+    let fields = detector.category_fields.iter().map(|f| f.as_str());
+    let entity: Vec<(&str, String)> = fields.zip(alert.entity_values(detector)).collect();
+    discover_link(base, alert.start, alert.end, &entity)
+}
+
+/// A Dashboards Discover link to the records of `[start, end)` with these
+/// field values.
+fn discover_link(
+    base: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    entity: &[(&str, String)],
+) -> String {
     let mut link = format!(
         "{}/app/data-explorer/discover#?_g=(time:(from:'{}',to:'{}'))",
         base.trim_end_matches('/'),
-        alert.start.to_rfc3339_opts(SecondsFormat::Secs, true),
-        alert.end.to_rfc3339_opts(SecondsFormat::Secs, true)
+        start.to_rfc3339_opts(SecondsFormat::Secs, true),
+        end.to_rfc3339_opts(SecondsFormat::Secs, true)
     );
-    let clauses: Vec<String> = detector
-        .category_fields
+    let clauses: Vec<String> = entity
         .iter()
-        .zip(alert.entity_values(detector))
-        .map(|(f, v)| format!("{}:\"{}\"", f.as_str(), v.replace('"', "\\\"")))
+        .map(|(f, v)| format!("{f}:\"{}\"", v.replace('"', "\\\"")))
         .collect();
     if !clauses.is_empty() {
         let query = clauses
@@ -603,6 +697,46 @@ mod tests {
         assert_eq!(n.data["enriched"], false);
         let raw = not_enriched("garbage", "the alert is not JSON");
         assert!(raw.body.contains("garbage"));
+    }
+
+    #[test]
+    fn a_page_crosses_the_alert_topic_whole_and_gains_only_what_it_lacks() {
+        let page = Notification {
+            subject: "trailwatch CRITICAL: CloudTrail logging stopped".into(),
+            body: "CloudTrail logging stopped: user/mallory called StopLogging\n".into(),
+            data: json!({"detector": "cloudtrail-stopped", "start": "2026-01-07T03:10:00Z",
+                         "end": "2026-01-07T03:11:00Z",
+                         "entity": {"userIdentity.arn": "arn:aws:iam::1:user/mallory"}}),
+            enriched: true,
+            severity: Some(Severity::Critical),
+            test: false,
+            repeat: false,
+        };
+        let message = page.page_message();
+        // A monitor's alert is not a page, and a page is not an alert.
+        assert!(Notification::from_page_message(ALERT).is_none());
+        assert!(Alert::from_message(&message).is_err());
+        let read = Notification::from_page_message(&message).unwrap().unwrap();
+        assert_eq!(read, page);
+        // Without a domain it goes on as it came; with one, a link to its
+        // records is added, once.
+        assert_eq!(pass_on(read.clone(), None), page);
+        let linked = pass_on(read, Some("https://d/_dashboards"));
+        assert!(linked.body.starts_with(&page.body));
+        assert!(
+            linked.body.contains("\nDashboards: https://d/_dashboards/app/data-explorer/discover#?_g=(time:(from:'2026-01-07T03:10:00Z',to:'2026-01-07T03:11:00Z'))"),
+            "{}",
+            linked.body
+        );
+        assert!(linked.body.contains("userIdentity.arn:"), "{}", linked.body);
+        let again = pass_on(linked.clone(), Some("https://d/_dashboards"));
+        assert_eq!(again.body, linked.body);
+        // A page that lost its body is said to be broken, not passed on.
+        let broken = json!({PAGE_KEY: {"subject": "s"}}).to_string();
+        let e = Notification::from_page_message(&broken)
+            .unwrap()
+            .unwrap_err();
+        assert!(e.contains("no body"), "{e}");
     }
 
     #[test]

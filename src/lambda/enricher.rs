@@ -10,7 +10,8 @@
 //! searched, the alert is judged alone.
 
 use super::alert::{
-    dashboards_link, finding_of, messages_of_event, not_enriched, render, Alert, Notification,
+    dashboards_link, finding_of, messages_of_event, not_enriched, pass_on, render, Alert,
+    Notification,
 };
 use super::incidents::FindingsIndex;
 use crate::context::build;
@@ -25,17 +26,35 @@ use serde_json::{json, Value};
 pub struct Publisher {
     pub client: aws_sdk_sns::Client,
     pub topic_arn: String,
+    /// What is published there.
+    pub form: Form,
+}
+
+/// What a [`Publisher`] publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// The notification people read (subject and body): the enricher's,
+    /// to the notification topic.
+    Notification,
+    /// The page as the structured message the enricher passes on
+    /// ([`Notification::page_message`]): the engine's and the forwarder's,
+    /// to the alert topic.
+    Page,
 }
 
 impl Publisher {
-    /// Publishes `n` (its subject and body); the message id, if SNS gives one.
+    /// Publishes `n` in the publisher's form; the message id, if SNS gives one.
     pub async fn publish(&self, n: &Notification) -> Result<Option<String>, PublishError> {
+        let message = match self.form {
+            Form::Notification => n.body.clone(),
+            Form::Page => n.page_message(),
+        };
         let answer = self
             .client
             .publish()
             .topic_arn(&self.topic_arn)
             .subject(&n.subject)
-            .message(&n.body)
+            .message(message)
             .send()
             .await
             .map_err(|e| PublishError {
@@ -55,7 +74,9 @@ pub struct PublishError {
 }
 
 pub struct Enricher {
-    pub os: OpenSearch,
+    /// The domain the anomaly detectors' alerts come from; none in a
+    /// stack without one (it then only passes pages on).
+    pub os: Option<OpenSearch>,
     pub detectors: Vec<Detector>,
     /// Dashboards' base URL, for links.
     pub dashboards: Option<String>,
@@ -82,12 +103,18 @@ pub struct Handled {
     /// What failed in the findings index: searching it (the alert was
     /// judged alone) or keeping the finding.
     pub findings_error: Option<String>,
+    /// A page the engine or the forwarder sent, judged by its sender
+    /// (whose `--pager` allowed it) and passed on.
+    pub page: bool,
 }
 
 impl Enricher {
-    async fn counts(&self, query: Value) -> Result<crate::context::FacetCounts, String> {
-        let body = self
-            .os
+    async fn counts(
+        &self,
+        os: &OpenSearch,
+        query: Value,
+    ) -> Result<crate::context::FacetCounts, String> {
+        let body = os
             .search(INDEX_PATTERN, &context_search(query))
             .await
             .and_then(|answer| answer.checked_json())
@@ -98,6 +125,10 @@ impl Enricher {
     /// The enriched notification for one alert, and what failed in the
     /// findings index, if anything.
     pub async fn enrich(&self, alert: &Alert) -> Result<(Notification, Option<String>), String> {
+        let os = self
+            .os
+            .as_ref()
+            .ok_or("this stack has no OpenSearch domain to enrich an alert from")?;
         let detector = self
             .detectors
             .iter()
@@ -117,16 +148,14 @@ impl Enricher {
             ));
         }
         let window = self
-            .counts(records_query(detector, &entity, alert.start, alert.end))
+            .counts(os, records_query(detector, &entity, alert.start, alert.end))
             .await?;
         let baseline_start = alert.start - self.baseline;
         let baseline = self
-            .counts(records_query(
-                detector,
-                &entity,
-                baseline_start,
-                alert.start,
-            ))
+            .counts(
+                os,
+                records_query(detector, &entity, baseline_start, alert.start),
+            )
             .await?;
         let length = (alert.end - alert.start).num_seconds().max(1);
         let intervals = (self.baseline.num_seconds() / length).max(1) as usize;
@@ -139,10 +168,7 @@ impl Enricher {
         let index = self.findings_index.as_deref().filter(|_| !alert.test);
         let (judgement, findings_error) = match index {
             Some(index) => {
-                let findings = FindingsIndex {
-                    os: &self.os,
-                    index,
-                };
+                let findings = FindingsIndex { os, index };
                 let finding = finding_of(alert, detector, &context);
                 let (j, error) = findings.judge_and_keep(&finding, self.page_at).await;
                 (Some(j), error.map(|e| e.to_string()))
@@ -161,20 +187,34 @@ impl Enricher {
 
     /// One alert message in, one notification out: never lost.
     pub async fn handle(&self, message: &str) -> Handled {
-        let result = match Alert::from_message(message) {
-            Ok(alert) => self.enrich(&alert).await,
-            Err(e) => Err(e),
+        // A page the engine or the forwarder judged and rendered: passed on.
+        let result = match Notification::from_page_message(message) {
+            Some(Ok(page)) => {
+                return Handled {
+                    notification: pass_on(page, self.dashboards.as_deref()),
+                    not_enriched_because: None,
+                    findings_error: None,
+                    page: true,
+                }
+            }
+            Some(Err(why)) => Err(why),
+            None => match Alert::from_message(message) {
+                Ok(alert) => self.enrich(&alert).await,
+                Err(e) => Err(e),
+            },
         };
         match result {
             Ok((notification, findings_error)) => Handled {
                 notification,
                 not_enriched_because: None,
                 findings_error,
+                page: false,
             },
             Err(why) => Handled {
                 notification: not_enriched(message, &why),
                 not_enriched_because: Some(why),
                 findings_error: None,
+                page: false,
             },
         }
     }
@@ -200,9 +240,10 @@ impl Enricher {
                 notification,
                 not_enriched_because: why,
                 findings_error,
+                page,
             } = self.handle(&message).await;
-            let pages =
-                notification.pages(self.page_at) && (self.pages_alerts || notification.test);
+            let pages = notification.pages(self.page_at)
+                && (self.pages_alerts || notification.test || page);
             let id = if pages {
                 self.publish(&notification).await?
             } else {
@@ -218,6 +259,7 @@ impl Enricher {
                     "not_enriched_because": why,
                     "severity": notification.severity,
                     "incident_paged_before": notification.repeat,
+                    "passed_on": page,
                     "findings_error": findings_error,
                     "paged": pages,
                     "message_id": id,

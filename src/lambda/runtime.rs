@@ -6,7 +6,7 @@
 
 use super::dead_letter::DeadLetters;
 use super::delivery::{batch_of_event, deliver, DeliveryError, Limits, Paging};
-use super::enricher::{Enricher, Publisher};
+use super::enricher::{Enricher, Form, Publisher};
 use super::rule_pages::Pager;
 use crate::opensearch::{Auth, OpenSearch, Target};
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -124,9 +124,11 @@ pub fn run(function: Function) -> anyhow::Result<()> {
                     ),
                     Err(_) => None,
                 };
+                // Its pages go to the enricher, the one door out.
                 let publisher = Publisher {
                     client: aws_sdk_sns::Client::new(&sdk),
-                    topic_arn: env("NOTIFICATION_TOPIC_ARN").map_err(anyhow::Error::msg)?,
+                    topic_arn: env("ALERT_TOPIC_ARN").map_err(anyhow::Error::msg)?,
+                    form: Form::Page,
                 };
                 let page_at = page_severity_from_env().map_err(anyhow::Error::msg)?;
                 let org_accounts = org_accounts(&sdk, "engine").await;
@@ -195,20 +197,26 @@ pub fn run(function: Function) -> anyhow::Result<()> {
 }
 
 /// The deployed enricher: the stack's environment, the shipped detectors.
+/// Without `OPENSEARCH_ENDPOINT` (`--no-opensearch`) it only passes the
+/// engine's pages on.
 async fn enricher_from_env(sdk: &aws_config::SdkConfig) -> Result<Enricher, String> {
-    let os = opensearch_from_env(sdk, Duration::from_secs(20)).await?;
+    let os = match std::env::var("OPENSEARCH_ENDPOINT") {
+        Ok(_) => Some(opensearch_from_env(sdk, Duration::from_secs(20)).await?),
+        Err(_) => None,
+    };
     Ok(Enricher {
-        dashboards: Some(format!("{}/_dashboards", os.base())),
+        dashboards: os.as_ref().map(|os| format!("{}/_dashboards", os.base())),
+        findings_index: os.as_ref().map(|_| super::incidents::FINDINGS_INDEX.into()),
         os,
         detectors: crate::detector::shipped(),
         publisher: Some(Publisher {
             client: aws_sdk_sns::Client::new(sdk),
             topic_arn: env("NOTIFICATION_TOPIC_ARN")?,
+            form: Form::Notification,
         }),
         baseline: chrono::Duration::days(1),
         top: 5,
         page_at: page_severity_from_env()?,
-        findings_index: Some(super::incidents::FINDINGS_INDEX.into()),
         pages_alerts: pager_from_env()? != crate::deploy::WhoPages::Engine,
     })
 }
@@ -242,9 +250,10 @@ pub fn page_severity_from_env() -> Result<crate::engine::Severity, String> {
 }
 
 /// The deployed forwarder's paging: the packaged rules, paged from
-/// `PAGE_SEVERITY` to `NOTIFICATION_TOPIC_ARN`; none without a topic.
+/// `PAGE_SEVERITY` through the enricher (`ALERT_TOPIC_ARN`); none without
+/// a topic.
 fn paging_from_env(sdk: &aws_config::SdkConfig) -> Result<Option<Paging>, String> {
-    let Ok(topic_arn) = std::env::var("NOTIFICATION_TOPIC_ARN") else {
+    let Ok(topic_arn) = std::env::var("ALERT_TOPIC_ARN") else {
         return Ok(None);
     };
     Ok(Some(Paging {
@@ -253,6 +262,7 @@ fn paging_from_env(sdk: &aws_config::SdkConfig) -> Result<Option<Paging>, String
         pager: Pager::Sns(Publisher {
             client: aws_sdk_sns::Client::new(sdk),
             topic_arn,
+            form: Form::Page,
         }),
         findings_index: Some(super::incidents::FINDINGS_INDEX.into()),
         // Filled in when the forwarder starts ([`org_accounts`]).
