@@ -653,9 +653,9 @@ fn deploy_applies_the_opensearch_objects_after_the_stack_and_a_rerun_changes_not
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
-/// The lean stack (`--no-opensearch`): no domain, log group, forwarder or
-/// enricher; the engine fed by its queue, its state in the stack's state
-/// bucket. moto makes every resource but the trail and does not run the
+/// The lean stack (`--no-opensearch`): no domain, log group or
+/// forwarder; the engine fed by its queue, its state in the stack's state
+/// bucket, its pages passed on by the enricher. moto makes every resource but the trail and does not run the
 /// Lambdas or deliver the bucket's notifications (only AWS does), so the
 /// engine's invocation runs here, on the stack's own bucket and state,
 /// with the queue's batch as the Lambda service would hand it over.
@@ -676,16 +676,12 @@ fn the_lean_stack_deploys_the_engine_alone_and_it_runs_on_the_stacks_buckets() {
         "EngineEventSource",
         "EngineQueue",
         "StateBucket",
+        "EnricherFunction",
+        "EnricherSubscription",
     ] {
         assert!(err.contains(&format!("Add      {made} ")), "{made}: {err}");
     }
-    for absent in [
-        "Domain",
-        "LogGroup",
-        "ForwarderFunction",
-        "EnricherFunction",
-        "UserPool",
-    ] {
+    for absent in ["Domain", "LogGroup", "ForwarderFunction", "UserPool"] {
         assert!(
             !err.contains(&format!("Add      {absent} ")),
             "{absent}: {err}"
@@ -733,6 +729,23 @@ fn the_lean_stack_deploys_the_engine_alone_and_it_runs_on_the_stacks_buckets() {
     let state_url = format!("s3://{state_bucket}/engine/state.json.gz");
     assert_eq!(vars["STATE_URL"], state_url.as_str());
     assert!(vars.get("OPENSEARCH_ENDPOINT").is_none(), "{vars}");
+    // Its pages go to the alert topic, which the enricher alone passes on
+    // to people, with no domain to reach.
+    let topic = |name: &str| format!("arn:aws:sns:us-east-1:123456789012:trailwatch-{name}");
+    assert_eq!(vars["ALERT_TOPIC_ARN"], topic("alerts").as_str(), "{vars}");
+    assert!(vars.get("NOTIFICATION_TOPIC_ARN").is_none(), "{vars}");
+    let enricher = moto_get(
+        &moto.url,
+        "lambda",
+        "/2015-03-31/functions/trailwatch-enricher/configuration",
+    );
+    let enricher = &enricher["Environment"]["Variables"];
+    assert_eq!(
+        enricher["NOTIFICATION_TOPIC_ARN"],
+        topic("notifications").as_str(),
+        "{enricher}"
+    );
+    assert!(enricher.get("OPENSEARCH_ENDPOINT").is_none(), "{enricher}");
 
     // A delivery lands in the trail bucket; its notification comes in a batch.
     let trail_bucket = aws.resource("trailwatch", "TrailBucket");
