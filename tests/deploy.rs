@@ -653,6 +653,60 @@ fn deploy_applies_the_opensearch_objects_after_the_stack_and_a_rerun_changes_not
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
+/// `--engine-shards 2` on moto: the stack deploys, each shard's engine
+/// reads its share (`SHARD`) into a state of its own from a queue of its
+/// own, subscribed to the fan-out topic the bucket notifies (each engine
+/// keeps only its accounts' deliveries, tested against moto in
+/// `two_engine_shards_split_the_trail_by_account`).
+#[test]
+fn a_sharded_stack_fans_every_delivery_out_to_each_engine_shard() {
+    let moto = Server::moto();
+    let aws = Aws::new(&moto);
+    let o = deploy_lean(&moto, &["--engine-shards", "2"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("the engine in 2 shards by account"), "{err}");
+    assert_eq!(aws.status("trailwatch").as_deref(), Some("CREATE_COMPLETE"));
+    let state_bucket = aws.resource("trailwatch", "StateBucket");
+    for k in 0..2 {
+        let f = moto_get(
+            &moto.url,
+            "lambda",
+            &format!("/2015-03-31/functions/trailwatch-engine-shard-{k}/configuration"),
+        );
+        let vars = &f["Environment"]["Variables"];
+        assert_eq!(vars["SHARD"], format!("{k}/2").as_str(), "{vars}");
+        assert_eq!(
+            vars["STATE_URL"],
+            format!("s3://{state_bucket}/engine/shard-{k}-of-2/state.json.gz").as_str()
+        );
+    }
+    // Each shard's queue feeds its engine. moto makes the fan-out topic
+    // and the queues but leaves the topic's subscriptions out of the stack
+    // (and sends no bucket notification): those only AWS exercises; the
+    // template's test checks what they say.
+    assert!(aws
+        .resource("trailwatch", "EngineFanout")
+        .ends_with(":trailwatch-deliveries"));
+    for k in 0..2 {
+        let mappings = moto_get(
+            &moto.url,
+            "lambda",
+            &format!("/2015-03-31/event-source-mappings/?FunctionName=trailwatch-engine-shard-{k}"),
+        );
+        let sources: Vec<&serde_json::Value> = mappings["EventSourceMappings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| &m["EventSourceArn"])
+            .collect();
+        let queue = format!("arn:aws:sqs:us-east-1:123456789012:trailwatch-deliveries-{k}-of-2");
+        assert_eq!(sources, [&serde_json::json!(queue)], "shard {k}");
+    }
+    let o = deploy_lean(&moto, &["--engine-shards", "2"]);
+    assert!(stderr(&o).contains("no changes"), "{}", stderr(&o));
+}
+
 /// The lean stack (`--no-opensearch`): no domain, log group or
 /// forwarder; the engine fed by its queue, its state in the stack's state
 /// bucket, its pages passed on by the enricher. moto makes every resource but the trail and does not run the

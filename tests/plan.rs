@@ -85,8 +85,12 @@ const EXISTING_DOMAIN_WITH_BOOTSTRAP: &[&str] = &[
 /// create shows in review as a change of these files.
 #[test]
 fn plan_renders_the_stack_as_the_golden_files_say() {
-    let families: [(&str, &[&str]); 5] = [
+    let families: [(&str, &[&str]); 6] = [
         ("default", &[]),
+        (
+            "engine-shards",
+            &["--engine-shards", "2", "--no-opensearch"],
+        ),
         ("existing-domain-bootstrap", EXISTING_DOMAIN_WITH_BOOTSTRAP),
         ("ingest-s3", &["--ingest", "s3"]),
         ("no-opensearch", &["--no-opensearch"]),
@@ -114,8 +118,10 @@ fn plan_renders_the_stack_as_the_golden_files_say() {
 
 #[test]
 fn every_option_family_passes_cfn_lint_and_checkov() {
-    let families: [&[&str]; 10] = [
+    let families: [&[&str]; 12] = [
         &[],
+        &["--engine-shards", "2", "--no-opensearch"],
+        &["--engine-shards", "4", "--ingest", "s3"],
         &[
             "--existing-domain-endpoint",
             "https://search-logs-abc.eu-west-1.es.amazonaws.com",

@@ -408,7 +408,12 @@ fn describe(config: &DeployConfig) -> String {
             ", in a VPC"
         } else {
             ""
-        },
+        }
+        .to_owned()
+            + &match config.engine_shards {
+                1 => String::new(),
+                n => format!(", the engine in {n} shards by account"),
+            },
         config
             .alert_email
             .as_ref()

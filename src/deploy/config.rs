@@ -93,6 +93,9 @@ pub struct DeployOptions {
     /// Who may page [default: both]: the engine Lambda, the anomaly detectors' monitors (through the enricher), or both, one page per incident (each skips an incident the other paged at that severity; with a domain, through the findings index).
     #[arg(long, value_enum, value_name = "WHO")]
     pub pager: Option<WhoPages>,
+    /// Split the engine by account over N Lambdas [default: 1, at most 16], each with its own queue and state, the bucket's notifications fanned out to them through an SNS topic: for a trail beyond what one engine reads in time (see `plan --events-per-day`).
+    #[arg(long, value_name = "N")]
+    pub engine_shards: Option<u32>,
     /// Read options from a TOML file (kebab-case keys as the flags); flags win.
     #[arg(long, value_name = "FILE")]
     #[serde(skip)]
@@ -220,7 +223,12 @@ pub struct DeployConfig {
     /// An existing trail's bucket to read (`--trail-bucket`); None: the
     /// stack makes the trail and its bucket.
     pub trail_bucket: Option<String>,
+    /// Engine Lambdas splitting the trail by account (`--engine-shards`).
+    pub engine_shards: u32,
 }
+
+/// The most engine shards a stack makes.
+pub const MAX_ENGINE_SHARDS: u32 = 16;
 
 /// The retention periods CloudWatch Logs accepts.
 pub const RETENTION_DAYS: [u32; 22] = [
@@ -306,6 +314,7 @@ impl DeployOptions {
             no_opensearch: self.no_opensearch || file.no_opensearch,
             trail_bucket: self.trail_bucket.or(file.trail_bucket),
             pager: self.pager.or(file.pager),
+            engine_shards: self.engine_shards.or(file.engine_shards),
             config: self.config,
         }
     }
@@ -497,6 +506,13 @@ impl DeployOptions {
                 }
             }
         }
+        let engine_shards = self.engine_shards.unwrap_or(1);
+        if !(1..=MAX_ENGINE_SHARDS).contains(&engine_shards) {
+            problems.push(format!("--engine-shards {engine_shards}: give 1 to {MAX_ENGINE_SHARDS} (each shard is an engine Lambda with its own queue and state)"));
+        }
+        if engine_shards > 1 && self.trail_bucket.is_some() {
+            problems.push("--engine-shards with --trail-bucket: deploy adds one queue to an existing bucket's notifications, not a fan-out topic, yet; deploy one engine, or subscribe the shard queues to a topic of your own by hand".into());
+        }
         if self.no_opensearch && self.pager == Some(WhoPages::Ad) {
             problems.push("--no-opensearch with --pager ad: without a domain there are no anomaly detectors to page; drop --pager".into());
         }
@@ -585,6 +601,7 @@ impl DeployOptions {
                 WhoPages::Both
             }),
             trail_bucket: self.trail_bucket.clone(),
+            engine_shards,
         })
     }
 }
@@ -913,6 +930,41 @@ mod tests {
 
     /// An existing trail's bucket is read as it is: the records come from
     /// it, and the flags that shape a trail of the stack's own are refused.
+    #[test]
+    fn engine_shards_are_one_to_sixteen_and_need_a_bucket_of_the_stacks() {
+        assert_eq!(opts().validate().unwrap().engine_shards, 1);
+        let four = DeployOptions {
+            engine_shards: Some(4),
+            ..opts()
+        };
+        assert_eq!(four.validate().unwrap().engine_shards, 4);
+        for bad in [0, MAX_ENGINE_SHARDS + 1] {
+            let p = DeployOptions {
+                engine_shards: Some(bad),
+                ..opts()
+            }
+            .validate()
+            .unwrap_err()
+            .0;
+            assert!(
+                p[0].starts_with(&format!("--engine-shards {bad}: give 1 to 16")),
+                "{p:?}"
+            );
+        }
+        let p = DeployOptions {
+            engine_shards: Some(2),
+            trail_bucket: Some("aws-controltower-logs-123456789012-eu-west-1".into()),
+            ..opts()
+        }
+        .validate()
+        .unwrap_err()
+        .0;
+        assert!(
+            p[0].starts_with("--engine-shards with --trail-bucket"),
+            "{p:?}"
+        );
+    }
+
     #[test]
     fn a_trail_bucket_takes_the_bucket_and_refuses_trail_flags() {
         let given = DeployOptions {
