@@ -179,6 +179,56 @@ fn history_before_since_trains_and_results_start_at_since() {
     assert!(stdout(&o).is_empty());
 }
 
+/// What CI gates on: 1 for a finding at or above `--fail-on` (any
+/// finding without it), 0 below, 2 for an error such as a `--since` past
+/// the data (which names the data's span); and a reader that closes the
+/// pipe early leaves the status as it is, in every format.
+#[test]
+fn the_exit_status_is_what_ci_gates_on() {
+    let dir = simulated().to_str().unwrap().to_owned();
+    let o = trailwatch(&["detect", &dir, "--since", "2027-01-01"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--since 2027-01-01T00:00:00Z is after the data's last event: the events span 2026-01-05T"),
+        "{}",
+        stderr(&o)
+    );
+    let o = trailwatch(&["detect", &dir, "--format", "ndjson"]);
+    assert_eq!(o.status.code(), Some(1));
+    let order = ["low", "medium", "high", "critical"];
+    let worst = ndjson(&o)
+        .iter()
+        .filter_map(|a| order.iter().position(|s| a["severity"] == *s))
+        .max()
+        .unwrap();
+    let fail_on = |severity: &str| {
+        let o = trailwatch(&["detect", &dir, "--format", "ndjson", "--fail-on", severity]);
+        o.status.code()
+    };
+    assert_eq!(
+        fail_on(order[worst]),
+        Some(1),
+        "the worst finding is {}",
+        order[worst]
+    );
+    if let Some(above) = order.get(worst + 1) {
+        assert_eq!(fail_on(above), Some(0), "nothing is {above}");
+    }
+    // `detect … | head -c 1`, in each format: the status of the run.
+    for format in ["table", "ndjson", "json"] {
+        use std::io::Read;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+            .args(["detect", &dir, "--format", format])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 1];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(1), "{format}");
+    }
+}
+
 #[test]
 fn the_table_names_the_incidents() {
     let dir = simulated().to_str().unwrap().to_owned();

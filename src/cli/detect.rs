@@ -88,6 +88,10 @@ pub struct DetectArgs {
     /// `"page": true` in JSON); the rest are reported only.
     #[arg(long, value_enum, default_value = "medium", value_name = "SEVERITY")]
     pub page_severity: crate::engine::Severity,
+    /// Exit 1 only for a finding of this severity or higher [default: any
+    /// finding]: `--fail-on high` lets a pipeline pass on low and medium.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<crate::engine::Severity>,
     /// The organisation's accounts besides those seen in the input
     /// (comma-separated ids): a snapshot, image or database snapshot shared
     /// with one of them is not shared outside.
@@ -320,9 +324,21 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     }
     let read_secs = started.elapsed().as_secs_f64();
     // A span before the end is before the data's last event.
-    pipeline.engine.options.since = args
-        .since
-        .and_then(|s| s.resolve(pipeline.engine.aggregates.last_event));
+    let aggregates = &pipeline.engine.aggregates;
+    let since = args.since.and_then(|s| s.resolve(aggregates.last_event));
+    if let (Some(since), Some(first), Some(last)) =
+        (since, aggregates.first_event, aggregates.last_event)
+    {
+        if since > last {
+            bail!(
+                "--since {} is after the data's last event: the events span {} to {}; give a time in that span, or a span before the end (--since -1d)",
+                since.format("%Y-%m-%dT%H:%M:%SZ"),
+                first.format("%Y-%m-%dT%H:%M:%SZ"),
+                last.format("%Y-%m-%dT%H:%M:%SZ")
+            );
+        }
+    }
+    pipeline.engine.options.since = since;
     let evaluating = Instant::now();
     let Step {
         findings,
@@ -349,9 +365,10 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         }
     }
     let mut out = std::io::stdout().lock();
-    sink::write(format, &findings.anomalies, &incidents, &mut out)
-        .and_then(|()| out.flush())
-        .context("cannot write the results")?;
+    keep_status(
+        sink::write(format, &findings.anomalies, &incidents, &mut out).and_then(|()| out.flush()),
+    )
+    .context("cannot write the results")?;
     if let Some(path) = &args.report {
         let charts = crate::engine::report::charts(engine, &findings.anomalies, &incidents);
         let html = crate::engine::report::render(&crate::engine::report::ReportInput {
@@ -407,11 +424,31 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
             eprintln!("{line}");
         }
     }
-    Ok(if findings.anomalies.is_empty() {
-        EXIT_OK
-    } else {
+    Ok(status(&findings.anomalies, args.fail_on))
+}
+
+/// The exit status of findings: [`EXIT_FOUND`] when one is at or above
+/// `fail_on` (any finding without it), else [`EXIT_OK`].
+fn status(anomalies: &[crate::engine::Anomaly], fail_on: Option<crate::engine::Severity>) -> i32 {
+    let fails = |a: &crate::engine::Anomaly| match fail_on {
+        None => true,
+        Some(at) => a.severity.unwrap_or(crate::engine::Severity::Low) >= at,
+    };
+    if anomalies.iter().any(fails) {
         EXIT_FOUND
-    })
+    } else {
+        EXIT_OK
+    }
+}
+
+/// A write's result, where a reader that closed the pipe (`detect | head
+/// -1`) had what it wanted: the run goes on to its status, in every
+/// format, rather than ending on the write.
+fn keep_status(written: std::io::Result<()>) -> std::io::Result<()> {
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 /// Whether a PATH names a bucket (`s3://…`).
@@ -538,12 +575,12 @@ fn run_series(args: &DetectArgs, path: &std::path::Path) -> anyhow::Result<i32> 
     }
     let incidents = severity::incidents(&mut anomalies, args.page_severity);
     let format = output_format(args);
-    sink::write(
+    keep_status(sink::write(
         format,
         &anomalies,
         &incidents,
         &mut std::io::stdout().lock(),
-    )
+    ))
     .context("cannot write the results")?;
     if !errors.is_empty() {
         eprintln!(
@@ -552,11 +589,7 @@ fn run_series(args: &DetectArgs, path: &std::path::Path) -> anyhow::Result<i32> 
             path.display()
         );
     }
-    Ok(if anomalies.is_empty() {
-        EXIT_OK
-    } else {
-        EXIT_FOUND
-    })
+    Ok(status(&anomalies, args.fail_on))
 }
 
 fn engine_options(

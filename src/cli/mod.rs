@@ -18,7 +18,7 @@ use std::io::IsTerminal;
 
 /// Nothing found (or nothing to find).
 pub const EXIT_OK: i32 = 0;
-/// `detect` found anomalies.
+/// `detect` found anomalies (at or above `--fail-on`, when given).
 pub const EXIT_FOUND: i32 = 1;
 /// Bad flags, bad input under `--strict`, or a failure.
 pub const EXIT_ERROR: i32 = 2;
@@ -29,7 +29,7 @@ pub const EXIT_ERROR: i32 = 2;
     version,
     about = "Catch costly and suspicious AWS API activity in CloudTrail",
     long_about = "Catch costly and suspicious AWS API activity in CloudTrail.\n\n`trailwatch detect` runs the detectors (random cut forests, as OpenSearch anomaly detection), CloudTrail-Insights-style rates and never-seen-before activity over CloudTrail logs on disk. `trailwatch simulate` makes realistic logs with injected incidents to try it on. `trailwatch plan` renders the AWS stack as a CloudFormation template, offline; `deploy`, `outputs` and `destroy` manage it in your account.",
-    after_help = "Exit status: 0 nothing found, 1 anomalies found (detect), 2 error."
+    after_help = "Exit status: 0 nothing found (at or above detect --fail-on, when given), 1 anomalies found (detect), 2 error. A reader closing the pipe early leaves it as it is."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -201,13 +201,17 @@ impl<'d> Pipeline<'d> {
     pub fn resume(&mut self, saved: &[u8]) -> Result<(), StateError> {
         // Gzipped since it is kept in a bucket; plain JSON as before too.
         let saved: SavedState = if saved.starts_with(&[0x1f, 0x8b]) {
+            // Parsed as it is unzipped: the JSON (ten times the gzip) is
+            // never held whole.
             use std::io::Read;
-            let mut json = Vec::new();
-            flate2::read::GzDecoder::new(saved)
-                .take(STATE_MAX_BYTES)
-                .read_to_end(&mut json)
-                .map_err(StateError::Gzip)?;
-            serde_json::from_slice(&json)?
+            let json = flate2::read::GzDecoder::new(saved).take(STATE_MAX_BYTES);
+            serde_json::from_reader(std::io::BufReader::new(json)).map_err(|e| {
+                if e.is_io() {
+                    StateError::Gzip(e.into())
+                } else {
+                    StateError::from(e)
+                }
+            })?
         } else {
             serde_json::from_slice(saved)?
         };
