@@ -11,16 +11,23 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_DIR ?= demo-data
 
-.PHONY: demo test deps venv fmt lint unit build bench eval fuzz opensearch opensearch-fetch opensearch-stop
+.PHONY: demo test deps venv fmt lint unit build install bench eval fuzz opensearch opensearch-fetch opensearch-stop
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Where cargo builds: CARGO_TARGET_DIR when it is set, as cargo does.
+BIN := $(or $(CARGO_TARGET_DIR),target)/release/trailwatch
 
 build:
 	$(CARGO) build --release
 
+# `trailwatch` on the PATH (~/.cargo/bin), as the README's commands run it.
+install:
+	$(CARGO) install --locked --path .
+
 demo: build
-	./target/release/trailwatch simulate --out $(DEMO_DIR) --days 7 --start 2026-11-15 --seed 1 --force
-	./target/release/trailwatch detect $(DEMO_DIR) --since -1d --format table --stats; \
+	$(BIN) simulate --out $(DEMO_DIR) --days 7 --start 2026-11-15 --seed 1 --force
+	$(BIN) detect $(DEMO_DIR) --since -1d --format table; \
 	  status=$$?; [ $$status -le 1 ] || exit $$status
 
 # Debian packages the tests use, each installed only when its command is

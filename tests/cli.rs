@@ -339,12 +339,11 @@ fn the_readme_demo_output_is_what_the_demo_prints() {
     let makefile = std::fs::read_to_string(root().join("Makefile")).unwrap();
     let simulate = makefile
         .lines()
-        .find(|l| l.contains("trailwatch simulate --out $(DEMO_DIR)"))
+        .find(|l| l.contains("simulate --out $(DEMO_DIR)"))
         .expect("make demo simulates");
     let args: Vec<&str> = simulate
         .split_whitespace()
-        .skip_while(|w| !w.ends_with("trailwatch"))
-        .skip(1)
+        .skip_while(|w| *w != "simulate")
         .collect();
     assert!(args.contains(&"--start"), "a fixed start: {simulate}");
     let dir = tempfile::tempdir().unwrap();
@@ -424,4 +423,90 @@ fn simulate_attacks_writes_every_technique_and_detect_pages_each() {
     let o = trailwatch(&["simulate", "--out", out, "--attacks", "phishing", "--force"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("stolen-keys"), "{}", stderr(&o));
+}
+
+/// Completions and man pages come from the same definitions as `--help`:
+/// a flag added to `detect` is completed and documented with no more work.
+#[test]
+fn completions_and_man_pages_follow_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = trailwatch(&["completions", "bash"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let script = stdout(&o);
+    assert!(
+        script.contains("--fail-on") && script.contains("detect"),
+        "{script}"
+    );
+    let path = dir.path().join("trailwatch.bash");
+    std::fs::write(&path, &script).unwrap();
+    let syntax = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+    let o = trailwatch(&["completions", "zsh"]);
+    assert!(
+        stdout(&o).starts_with("#compdef trailwatch"),
+        "{}",
+        stdout(&o)
+    );
+    let o = trailwatch(&["completions", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("invalid value 'tcsh'"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = trailwatch(&["man"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains(".TH trailwatch 1"), "{}", stdout(&o));
+    let pages = dir.path().join("man1");
+    let o = trailwatch(&["man", "--out", pages.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let detect = std::fs::read_to_string(pages.join("trailwatch-detect.1")).unwrap();
+    assert!(detect.contains("fail\\-on"), "{detect}");
+    assert!(pages.join("trailwatch-deploy.1").exists());
+}
+
+/// `make demo` runs the binary where cargo builds it, `CARGO_TARGET_DIR`
+/// when it is set; `make install` puts it on the PATH.
+#[test]
+fn make_demo_runs_the_binary_cargo_built() {
+    let dry = |env: &[(&str, &str)], target: &str| {
+        let o = std::process::Command::new("make")
+            .args(["-n", target])
+            .current_dir(root())
+            .env_remove("CARGO_TARGET_DIR")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let plain = dry(&[], "demo");
+    assert!(
+        plain.contains("target/release/trailwatch simulate"),
+        "{plain}"
+    );
+    let elsewhere = dry(&[("CARGO_TARGET_DIR", "/tmp/elsewhere")], "demo");
+    assert!(
+        elsewhere.contains("/tmp/elsewhere/release/trailwatch simulate"),
+        "{elsewhere}"
+    );
+    assert!(
+        elsewhere.contains("/tmp/elsewhere/release/trailwatch detect"),
+        "{elsewhere}"
+    );
+    assert!(!elsewhere.contains("--stats"), "{elsewhere}");
+    let install = dry(&[], "install");
+    assert!(
+        install.contains("cargo install --locked --path ."),
+        "{install}"
+    );
 }

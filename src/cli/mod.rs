@@ -9,6 +9,7 @@ mod eval;
 mod lambda;
 mod monitors;
 mod opensearch;
+mod shell;
 mod simulate;
 mod users;
 
@@ -73,6 +74,10 @@ pub enum Command {
     /// List the alert monitors, or send a test alert through one.
     #[command(subcommand)]
     Monitors(monitors::MonitorsCommand),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(shell::CompletionsArgs),
+    /// Print the man page, or write one per command with --out DIR.
+    Man(shell::ManArgs),
 }
 
 /// Runs a parsed command line; returns the exit status.
@@ -90,6 +95,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Opensearch(cmd) => opensearch::run(cmd),
         Command::Users(cmd) => users::run(cmd),
         Command::Monitors(cmd) => monitors::run(cmd),
+        Command::Completions(args) => shell::completions(args),
+        Command::Man(args) => shell::man(args),
     }
 }
 
