@@ -138,14 +138,48 @@ fn users_are_created_listed_reset_and_deleted() {
         stderr(&o)
     );
 
-    let o = users(
-        &moto,
-        &["delete", "alice@example.com", "--user-pool-id", &id],
+    // Deleting asks, as every destructive command does; no is no.
+    let delete = |answer: &str| {
+        trailwatch_aws(
+            &[
+                "users",
+                "delete",
+                "alice@example.com",
+                "--user-pool-id",
+                &id,
+                "--endpoint-url",
+                &moto.url,
+            ],
+            Some(answer.as_bytes()),
+        )
+    };
+    let o = delete("n\n");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "Delete dashboard user alice@example.com from user pool {id}? They can no longer sign in. [y/N] declined: nothing was deleted"
+        )),
+        "{}",
+        stderr(&o)
     );
+    let o = users(&moto, &["list", "--user-pool-id", &id]);
+    assert!(stdout(&o).contains("alice@example.com"), "{}", stdout(&o));
+    let o = delete("y\n");
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("deleted alice@example.com"),
+        "{}",
+        stderr(&o)
+    );
     let o = users(
         &moto,
-        &["delete", "alice@example.com", "--user-pool-id", &id],
+        &[
+            "delete",
+            "alice@example.com",
+            "--user-pool-id",
+            &id,
+            "--yes",
+        ],
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(

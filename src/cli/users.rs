@@ -21,8 +21,11 @@ pub enum UsersCommand {
     Create(CreateArgs),
     /// List the dashboard users with their status and groups.
     List(PoolArgs),
-    /// Delete a dashboard user.
-    Delete(EmailArgs),
+    /// Delete a dashboard user (asks first, unless --yes).
+    #[command(
+        after_help = "Examples:\n  trailwatch users delete alice@example.com\n  trailwatch users delete alice@example.com --yes --prefix acme"
+    )]
+    Delete(DeleteArgs),
     /// Send a user a new temporary password (or the invitation again).
     Reset(EmailArgs),
 }
@@ -57,6 +60,15 @@ pub struct EmailArgs {
     pub pool: PoolArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub user: EmailArgs,
+    /// Delete without asking.
+    #[arg(long)]
+    pub yes: bool,
+}
+
 async fn users(args: &PoolArgs) -> anyhow::Result<Users> {
     let (_, sdk, _) = prepare(&args.stack.aws).await?;
     let pool = match &args.user_pool_id {
@@ -88,7 +100,10 @@ async fn users(args: &PoolArgs) -> anyhow::Result<Users> {
 pub fn run(command: UsersCommand) -> anyhow::Result<i32> {
     // A bad address is refused before any AWS call.
     if let UsersCommand::Create(CreateArgs { email, .. })
-    | UsersCommand::Delete(EmailArgs { email, .. })
+    | UsersCommand::Delete(DeleteArgs {
+        user: EmailArgs { email, .. },
+        ..
+    })
     | UsersCommand::Reset(EmailArgs { email, .. }) = &command
     {
         crate::users::check_email(email)?;
@@ -138,10 +153,21 @@ pub fn run(command: UsersCommand) -> anyhow::Result<i32> {
                 }
                 eprintln!("{} user(s) in {}", all.len(), users.pool);
             }
-            UsersCommand::Delete(args) => {
-                let users = users(&args.pool).await?;
-                users.delete(&args.email).await?;
-                eprintln!("deleted {}", args.email.trim().to_ascii_lowercase());
+            UsersCommand::Delete(DeleteArgs { user, yes }) => {
+                let users = users(&user.pool).await?;
+                let email = user.email.trim().to_ascii_lowercase();
+                let question = format!(
+                    "Delete dashboard user {email} from user pool {}? They can no longer sign in.",
+                    users.pool
+                );
+                if !yes && !super::deploy::confirm(&question).context(
+                    "cannot read the answer from standard input; pass --yes to skip the question",
+                )? {
+                    eprintln!("declined: nothing was deleted");
+                    return Ok(EXIT_OK);
+                }
+                users.delete(&user.email).await?;
+                eprintln!("deleted {email}");
             }
             UsersCommand::Reset(args) => {
                 let users = users(&args.pool).await?;
