@@ -510,3 +510,36 @@ fn make_demo_runs_the_binary_cargo_built() {
         "{install}"
     );
 }
+
+/// `detect --help` groups its options under headings, in reading order,
+/// and speaks of paging as the table shows it; `deploy` waits with
+/// `--wait` as `opensearch apply` does (its old name still works).
+#[test]
+fn long_help_is_grouped_and_uses_the_same_words() {
+    let help = stdout(&trailwatch(&["detect", "--help"]));
+    let headings: Vec<&str> = help
+        .lines()
+        .filter(|l| !l.starts_with(' ') && l.ends_with(':'))
+        .collect();
+    assert_eq!(
+        headings,
+        [
+            "Arguments:",
+            "Options:",
+            "Input:",
+            "AWS (s3:// inputs):",
+            "OpenSearch input:",
+            "Detection:",
+            "Output:",
+            "Following a folder:",
+            "Examples:"
+        ],
+        "{help}"
+    );
+    assert!(help.contains("(marked \"(pages)\" in the table"), "{help}");
+    let deploy = stdout(&trailwatch(&["deploy", "--help"]));
+    assert!(deploy.contains("--wait <SECONDS>"), "{deploy}");
+    assert!(!deploy.contains("--opensearch-wait <"), "{deploy}");
+    let o = trailwatch(&["deploy", "--opensearch-wait", "x"]);
+    assert!(stderr(&o).contains("invalid value 'x'"), "{}", stderr(&o));
+}

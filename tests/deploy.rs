@@ -577,12 +577,7 @@ fn deploy_applies_the_opensearch_objects_after_the_stack_and_a_rerun_changes_not
         ("OPENSEARCH_USER", "admin"),
         ("OPENSEARCH_PASSWORD", ADMIN_PASSWORD),
     ];
-    let at = [
-        "--opensearch-url",
-        plugins.url.as_str(),
-        "--opensearch-wait",
-        "60",
-    ];
+    let at = ["--opensearch-url", plugins.url.as_str(), "--wait", "60"];
 
     // One command: the stack, then every OpenSearch object on the cluster.
     let o = deploy_and_bootstrap(&moto, &[&at[..], &["--yes"]].concat(), None, &admin);

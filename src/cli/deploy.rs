@@ -146,8 +146,13 @@ pub struct BootstrapArgs {
     /// OpenSearch Dashboards' URL, where the saved objects are imported [default: the domain's /_dashboards].
     #[arg(long, value_name = "URL", value_parser = parse_url)]
     pub dashboards_url: Option<String>,
-    /// Longest wait for the cluster and its plugins to answer.
-    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    /// Longest wait for the cluster and its plugins to answer, once the stack is up (the same --wait as `opensearch apply`; --opensearch-wait is its old name).
+    #[arg(
+        long = "wait",
+        alias = "opensearch-wait",
+        value_name = "SECONDS",
+        default_value_t = 300
+    )]
     pub opensearch_wait: u64,
     #[command(flatten)]
     pub content: super::opensearch::ContentArgs,

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit status: 0 no anomalies, 1 anomalies found, 2 error.\n\n\
+    after_help = "Exit status: 0 no anomalies (none at or above --fail-on), 1 anomalies found, 2 error.\n\n\
 With --opensearch-url the records come from the cluster's index (the cwl-* indices the forwarder writes), \
 read with a point-in-time search in event-time order, page by page, in bounded memory; basic auth from \
 OPENSEARCH_USER and OPENSEARCH_PASSWORD, or SigV4 for an AWS domain. As with files, everything before \
@@ -33,108 +33,155 @@ pub struct DetectArgs {
     /// they lie (--since and --until pick its days by key).
     #[arg(required_unless_present_any = ["series", "opensearch_url"], value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Report anomalies from this time on; earlier history only trains the
+    /// models. A time (2026-01-07T14:00:00Z, 2026-01-07) or a span before the
+    /// last event (-1d, -6h, -90m).
+    #[arg(long, value_parser = parse_since, value_name = "TIME", allow_hyphen_values = true, help_heading = "Input")]
+    pub since: Option<Since>,
+    /// Ignore events from this time on.
+    #[arg(long, value_parser = parse_time, value_name = "TIME", help_heading = "Input")]
+    pub until: Option<DateTime<Utc>>,
+    /// Stop at the first damaged file or record instead of reporting and going on.
+    #[arg(long, help_heading = "Input")]
+    pub strict: bool,
+    /// Run an RCF detector on a plain `timestamp,value` CSV instead of CloudTrail
+    /// (a billing or CloudWatch metric export).
+    #[arg(
+        long,
+        value_name = "FILE.csv",
+        conflicts_with = "paths",
+        help_heading = "Input"
+    )]
+    pub series: Option<PathBuf>,
+    /// With --series: write `timestamp,value,anomaly_score,anomaly_grade,confidence`
+    /// for every input row, in input order.
+    #[arg(
+        long,
+        value_name = "OUT.csv",
+        requires = "series",
+        help_heading = "Input"
+    )]
+    pub scores: Option<PathBuf>,
     /// Where s3:// inputs are read from.
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "AWS (s3:// inputs)")]
     pub aws: super::deploy::AwsArgs,
     /// Read the records from this OpenSearch cluster's index (besides any PATH).
-    #[arg(long, value_name = "URL", conflicts_with_all = ["series", "follow"])]
+    #[arg(long, value_name = "URL", conflicts_with_all = ["series", "follow"], help_heading = "OpenSearch input")]
     pub opensearch_url: Option<String>,
     /// With --opensearch-url: the index pattern to read.
-    #[arg(long, value_name = "PATTERN", default_value = "cwl-*")]
+    #[arg(
+        long,
+        value_name = "PATTERN",
+        default_value = "cwl-*",
+        help_heading = "OpenSearch input"
+    )]
     pub index: String,
     /// With --opensearch-url: trust this CA's certificate (PEM), besides the system's.
-    #[arg(long, value_name = "FILE", requires = "opensearch_url")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "opensearch_url",
+        help_heading = "OpenSearch input"
+    )]
     pub opensearch_ca_cert: Option<PathBuf>,
     /// Folder of detector files that replaces the built-in set (every file
     /// must be valid).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Detection")]
     pub detectors: Option<PathBuf>,
     /// Folder of Sigma rules (product: aws, service: cloudtrail), read as
     /// they are and run as rules (kind rule); repeatable. A --detectors
     /// folder's sigma/ is read too.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Detection")]
     pub sigma: Vec<PathBuf>,
-    /// Report anomalies from this time on; earlier history only trains the
-    /// models. A time (2026-01-07T14:00:00Z, 2026-01-07) or a span before the
-    /// last event (-1d, -6h, -90m).
-    #[arg(long, value_parser = parse_since, value_name = "TIME", allow_hyphen_values = true)]
-    pub since: Option<Since>,
-    /// Ignore events from this time on.
-    #[arg(long, value_parser = parse_time, value_name = "TIME")]
-    pub until: Option<DateTime<Utc>>,
-    /// Output format [default: table on a terminal, ndjson otherwise].
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
-    /// Print events, bytes, seconds (reading and evaluating), events/s and peak
-    /// memory to standard error at the end.
-    #[arg(long)]
-    pub stats: bool,
-    /// Stop at the first damaged file or record instead of reporting and going on.
-    #[arg(long)]
-    pub strict: bool,
-    /// Most entities modelled per high-cardinality detector; the least recently
-    /// active are evicted beyond it.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
-    pub max_entities: usize,
     /// Kinds of detection to run.
     #[arg(
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "rcf,insight,new-event,rule"
+        default_value = "rcf,insight,new-event,rule",
+        help_heading = "Detection"
     )]
     pub kinds: Vec<Kind>,
-    /// Incidents of this severity or higher page (marked PAGE in the table,
-    /// `"page": true` in JSON); the rest are reported only.
-    #[arg(long, value_enum, default_value = "medium", value_name = "SEVERITY")]
-    pub page_severity: crate::engine::Severity,
-    /// Exit 1 only for a finding of this severity or higher [default: any
-    /// finding]: `--fail-on high` lets a pipeline pass on low and medium.
-    #[arg(long, value_enum, value_name = "SEVERITY")]
-    pub fail_on: Option<crate::engine::Severity>,
+    /// Most entities modelled per high-cardinality detector; the least recently
+    /// active are evicted beyond it.
+    #[arg(
+        long,
+        default_value_t = 1000,
+        value_name = "N",
+        help_heading = "Detection"
+    )]
+    pub max_entities: usize,
     /// The organisation's accounts besides those seen in the input
     /// (comma-separated ids): a snapshot, image or database snapshot shared
     /// with one of them is not shared outside.
-    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "IDS",
+        value_delimiter = ',',
+        help_heading = "Detection"
+    )]
     pub org_accounts: Vec<String>,
     /// How long after the first event nothing counts as new (new-event kind).
-    #[arg(long, default_value = "1d", value_parser = parse_span, value_name = "SPAN")]
+    #[arg(long, default_value = "1d", value_parser = parse_span, value_name = "SPAN", help_heading = "Detection")]
     pub learning: chrono::Duration,
     /// Report new and rare activity from this grade on. Grades come from
     /// chance, as insights' do (0.7: what the kind's budget lets chance give
     /// 0.2 times a day); an established principal's first IAM change,
     /// logging call or public network is reported whatever its grade.
-    #[arg(long, default_value_t = 0.7, value_name = "GRADE")]
+    #[arg(
+        long,
+        default_value_t = 0.7,
+        value_name = "GRADE",
+        help_heading = "Detection"
+    )]
     pub new_event_grade: f64,
+    /// Incidents of this severity or higher page (marked "(pages)" in the table,
+    /// `"page": true` in JSON); the rest are reported only.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "medium",
+        value_name = "SEVERITY",
+        help_heading = "Detection"
+    )]
+    pub page_severity: crate::engine::Severity,
+    /// Output format [default: table on a terminal, ndjson otherwise].
+    #[arg(long, value_enum, help_heading = "Output")]
+    pub format: Option<Format>,
     /// Write a self-contained HTML report (timeline, charts, table) to FILE.
-    #[arg(long, value_name = "FILE.html")]
+    #[arg(long, value_name = "FILE.html", help_heading = "Output")]
     pub report: Option<PathBuf>,
     /// Write Insight records into DIR as CloudTrail delivers them.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Output")]
     pub insights_out: Option<PathBuf>,
-    /// Run an RCF detector on a plain `timestamp,value` CSV instead of CloudTrail
-    /// (a billing or CloudWatch metric export).
-    #[arg(long, value_name = "FILE.csv", conflicts_with = "paths")]
-    pub series: Option<PathBuf>,
+    /// Print events, bytes, seconds (reading and evaluating), events/s and peak
+    /// memory to standard error at the end.
+    #[arg(long, help_heading = "Output")]
+    pub stats: bool,
+    /// Exit 1 only for a finding of this severity or higher [default: any
+    /// finding]: `--fail-on high` lets a pipeline pass on low and medium.
+    #[arg(long, value_enum, value_name = "SEVERITY", help_heading = "Output")]
+    pub fail_on: Option<crate::engine::Severity>,
     /// Keep watching the folders for new deliveries and report anomalies as
     /// their interval closes (stop with Ctrl-C).
-    #[arg(long, conflicts_with_all = ["series", "report", "until"])]
+    #[arg(long, conflicts_with_all = ["series", "report", "until"], help_heading = "Following a folder")]
     pub follow: bool,
     /// With --follow: how often to look for new files.
-    #[arg(long, default_value = "5s", value_parser = parse_poll, value_name = "SPAN", requires = "follow")]
+    #[arg(long, default_value = "5s", value_parser = parse_poll, value_name = "SPAN", requires = "follow", help_heading = "Following a folder")]
     pub poll: std::time::Duration,
     /// With --follow: a stream (account and region) that delivered nothing
     /// new for this long stops holding the others back.
-    #[arg(long, default_value = "30m", value_parser = parse_poll, value_name = "SPAN", requires = "follow")]
+    #[arg(long, default_value = "30m", value_parser = parse_poll, value_name = "SPAN", requires = "follow", help_heading = "Following a folder")]
     pub stream_idle: std::time::Duration,
     /// With --follow: keep what was read and learned in FILE, so a restart
     /// goes on where it stopped.
-    #[arg(long, value_name = "FILE", requires = "follow")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "follow",
+        help_heading = "Following a folder"
+    )]
     pub state: Option<PathBuf>,
-    /// With --series: write `timestamp,value,anomaly_score,anomaly_grade,confidence`
-    /// for every input row, in input order.
-    #[arg(long, value_name = "OUT.csv", requires = "series")]
-    pub scores: Option<PathBuf>,
 }
 
 /// A kind of detection.

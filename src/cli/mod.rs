@@ -41,7 +41,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the detectors over CloudTrail logs on disk and report anomalies.
     Detect(detect::DetectArgs),
-    /// List or validate detector files.
+    /// List or validate the detector files; on a cluster, each detector's status and backtest.
     #[command(
         subcommand,
         after_help = "Examples:\n  trailwatch detectors list\n  trailwatch detectors validate ./my-detectors\n  trailwatch detect ./logs --detectors ./my-detectors"
