@@ -25,7 +25,11 @@ pub fn write(
     match format {
         Format::Table => write_table(anomalies, incidents, out),
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, anomalies)?;
+            let objects: Vec<serde_json::Value> = incidents
+                .iter()
+                .map(|inc| incident_object(anomalies, inc))
+                .collect();
+            serde_json::to_writer_pretty(&mut *out, &objects)?;
             writeln!(out)
         }
         Format::Ndjson => {
@@ -36,6 +40,43 @@ pub fn write(
             Ok(())
         }
     }
+}
+
+/// An incident as `--format json` gives it: what a responder reads first
+/// (severity, whether it pages, who, from which networks, when, what it
+/// costs, the ATT&CK techniques), then its findings as NDJSON has them.
+pub fn incident_object(anomalies: &[Anomaly], inc: &Incident) -> serde_json::Value {
+    use crate::context::Facet;
+    use std::collections::BTreeSet;
+    let members: Vec<&Anomaly> = inc.members.iter().map(|&i| &anomalies[i]).collect();
+    let facet = |facet: Facet| -> Vec<String> {
+        let values: BTreeSet<String> = (members.iter())
+            .filter_map(|a| a.context.as_ref())
+            .flat_map(|c| c.facets.iter().filter(|f| f.facet == facet))
+            .flat_map(|f| f.top.iter().map(|v| v.value.clone()))
+            .filter(|v| v != crate::context::OTHER)
+            .collect();
+        values.into_iter().collect()
+    };
+    let attack: BTreeSet<&str> = (members.iter())
+        .flat_map(|a| a.attack.iter().map(String::as_str))
+        .collect();
+    let lead = members[0];
+    let cost = inc.cost_per_hour(anomalies);
+    serde_json::json!({
+        "incident": inc.id,
+        "severity": lead.severity,
+        "page": lead.page.unwrap_or(false),
+        "start": inc.start,
+        "end": inc.end,
+        "grade": inc.grade,
+        "who": incident_who(anomalies, inc),
+        "principals": facet(Facet::Principal),
+        "source_ips": facet(Facet::SourceIp),
+        "cost_per_hour": (cost > 0.0).then_some(cost),
+        "attack": attack,
+        "findings": members,
+    })
 }
 
 /// Who an incident is about: the highest-graded anomaly's context, else its
@@ -458,10 +499,30 @@ mod tests {
     }
 
     #[test]
-    fn json_is_one_array() {
+    fn json_is_one_array_of_incidents_holding_their_findings() {
         let a = anomaly("x", AnomalyKind::Rcf, "2026-01-07T14:10:00Z", "bob");
+        let mut b = anomaly("y", AnomalyKind::Rule, "2026-01-07T14:12:00Z", "bob");
+        b.attack = vec!["T1562.008".into()];
+        let c = anomaly("z", AnomalyKind::Rcf, "2026-01-09T09:00:00Z", "carol");
         let v: serde_json::Value =
-            serde_json::from_str(&render(Format::Json, vec![a.clone(), a])).unwrap();
-        assert_eq!(v.as_array().unwrap().len(), 2);
+            serde_json::from_str(&render(Format::Json, vec![a, b, c])).unwrap();
+        let incidents = v.as_array().unwrap();
+        assert_eq!(incidents.len(), 2, "{v:#}");
+        let first = &incidents[0];
+        assert_eq!(first["incident"], 1);
+        assert_eq!(first["findings"].as_array().unwrap().len(), 2, "{first:#}");
+        assert_eq!(first["attack"], serde_json::json!(["T1562.008"]));
+        assert_eq!(first["start"], "2026-01-07T14:10:00Z");
+        for field in [
+            "severity",
+            "page",
+            "end",
+            "who",
+            "principals",
+            "source_ips",
+            "cost_per_hour",
+        ] {
+            assert!(first.get(field).is_some(), "{field}: {first:#}");
+        }
     }
 }
