@@ -272,6 +272,17 @@ fn deploy_creates_the_stack_through_a_change_set_and_a_rerun_changes_nothing() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("stack trailwatch deleted"), "{err}");
+    // What goes, what stays, and the code bucket deploy made beside it.
+    assert!(
+        err.contains("its data stays (--delete-data deletes it):"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "not the stack's, and kept: the code bucket trailwatch-code-123456789012-us-east-1"
+        ),
+        "{err}"
+    );
     assert!(
         err.contains(&format!("AWS::S3::Bucket TrailBucket: {trail_bucket}")),
         "{err}"
@@ -326,14 +337,34 @@ fn destroy_with_delete_data_removes_the_retained_data() {
     aws.put(&trail_bucket, "AWSLogs/123456789012/CloudTrail/a.json.gz");
     aws.put(&trail_bucket, "AWSLogs/123456789012/CloudTrail/b.json.gz");
 
+    // Data cannot come back: without --yes, the stack's name is typed;
+    // anything else deletes nothing.
+    let args = [
+        "destroy",
+        "--endpoint-url",
+        &moto.url,
+        "--poll-seconds",
+        "0",
+        "--delete-data",
+        "--prefix",
+        "tw-data",
+    ];
+    let o = trailwatch_aws(&args, Some(b"yes\n"));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("Type the stack's name (tw-data) to go on: declined: nothing was deleted"),
+        "{err}"
+    );
+    assert_eq!(aws.status("tw-data").as_deref(), Some("CREATE_COMPLETE"));
     let o = destroy(&moto, &["--yes", "--delete-data", "--prefix", "tw-data"]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(
-        err.contains("destroying stack tw-data and its data"),
+        err.contains("its data goes too, once the stack is gone:"),
         "{err}"
     );
-    assert!(!err.contains("kept"), "{err}");
+    assert!(!err.contains("kept (delete them yourself"), "{err}");
     assert!(
         err.contains(&format!(
             "AWS::S3::Bucket TrailBucket ({trail_bucket}): emptied (2 object versions) and deleted"

@@ -427,6 +427,16 @@ fn describe(config: &DeployConfig) -> String {
     )
 }
 
+/// Asks for `name` to be typed, as a deletion of data that cannot come
+/// back asks; anything else is no.
+fn type_name(name: &str) -> std::io::Result<bool> {
+    eprint!("This deletes the stack's data for good. Type the stack's name ({name}) to go on: ");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim() == name)
+}
+
 /// Asks on standard error, reads standard input; anything but y/yes is no.
 pub(crate) fn confirm(question: &str) -> std::io::Result<bool> {
     eprint!("{question} [y/N] ");
@@ -786,21 +796,43 @@ pub fn destroy(args: DestroyArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_OK);
         };
         let kept = kept_resources(&stacks).await?;
-        let names = kept
-            .iter()
-            .map(|k| format!("{} {} ({})", k.resource_type, k.logical_id, k.physical_id))
-            .collect::<Vec<_>>()
-            .join(", ");
-        if args.delete_data {
-            eprintln!("destroying stack {} and its data: {names}", stack.name);
+        let made = stacks.resources().await?.len();
+        eprintln!(
+            "destroying stack {} ({} status, {made} resource(s))",
+            stack.name, stack.status
+        );
+        if kept.is_empty() {
+            eprintln!("  it holds no data to keep");
         } else {
-            eprintln!("destroying stack {}; its data stays: {names}", stack.name);
+            eprintln!(
+                "  its data {}:",
+                if args.delete_data {
+                    "goes too, once the stack is gone"
+                } else {
+                    "stays (--delete-data deletes it)"
+                }
+            );
+            for k in &kept {
+                eprintln!("    {} {} ({})", k.resource_type, k.logical_id, k.physical_id);
+            }
         }
-        if !args.yes
-            && !confirm(&format!("Delete stack {}?", stack.name)).context(
+        // The bucket deploy uploads the Lambda packages to is not the
+        // stack's: said, and kept.
+        let code = crate::deploy::artifacts::bucket_name(&stack.name, &account(&sdk).await?, &region);
+        if target.s3(&sdk).head_bucket().bucket(&code).send().await.is_ok() {
+            eprintln!("  not the stack's, and kept: the code bucket {code} (the Lambda packages deploy uploaded; remove it with `aws s3 rb s3://{code} --force`)");
+        }
+        let agreed = match (args.yes, args.delete_data) {
+            (true, _) => true,
+            // Data cannot come back: the stack's name, typed.
+            (false, true) => type_name(&stack.name).context(
+                "cannot read the answer from standard input; pass --yes with --delete-data to skip the question",
+            )?,
+            (false, false) => confirm(&format!("Delete stack {}?", stack.name)).context(
                 "cannot read the answer from standard input; pass --yes to skip the question",
-            )?
-        {
+            )?,
+        };
+        if !agreed {
             eprintln!("declined: nothing was deleted");
             return Ok(EXIT_OK);
         }
