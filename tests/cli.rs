@@ -358,11 +358,11 @@ fn the_readme_demo_output_is_what_the_demo_prints() {
     let printed = stdout(&o);
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     let sample = readme
-        .split("```\nINCIDENT 1")
+        .split("```\nINCIDENT ")
         .nth(1)
         .and_then(|s| s.split("```").next())
         .expect("the README shows the demo's output");
-    let sample = format!("INCIDENT 1{sample}");
+    let sample = format!("INCIDENT {sample}");
     let mut checked = 0;
     for line in sample.lines() {
         if line.contains('…') || line.starts_with("stats: ") || line.trim().is_empty() {

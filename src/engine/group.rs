@@ -30,6 +30,16 @@ impl Incident {
     }
 }
 
+/// The order a person reads incidents in, in the table and the report
+/// alike: the most severe first, then the earliest.
+pub fn reading_order<'i>(incidents: &'i [Incident], anomalies: &[Anomaly]) -> Vec<&'i Incident> {
+    let mut order: Vec<&Incident> = incidents.iter().collect();
+    order.sort_by(|a, b| {
+        (b.severity(anomalies).cmp(&a.severity(anomalies))).then(a.start.cmp(&b.start))
+    });
+    order
+}
+
 /// What `members` started costs per hour, at the most.
 pub fn cost_per_hour<'a>(members: impl Iterator<Item = &'a Anomaly>) -> f64 {
     members

@@ -750,13 +750,7 @@ td.num{{text-align:right;white-space:nowrap}}
     if input.incidents.is_empty() {
         h.push_str("<p>No incidents: nothing anomalous was found.</p>");
     }
-    let mut order: Vec<&Incident> = input.incidents.iter().collect();
-    order.sort_by(|a, b| {
-        b.severity(input.anomalies)
-            .cmp(&a.severity(input.anomalies))
-            .then(a.start.cmp(&b.start))
-    });
-    for inc in order {
+    for inc in super::group::reading_order(input.incidents, input.anomalies) {
         h.push_str(&card(input, inc));
     }
     h.push_str(&calibration_table(input));

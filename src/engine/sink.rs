@@ -227,7 +227,8 @@ fn write_table(
         .map(|a| a.detector.len())
         .max()
         .unwrap_or(0);
-    for inc in incidents {
+    // In the report's order: the most severe first.
+    for inc in super::group::reading_order(incidents, anomalies) {
         let same_day = inc.start.date_naive() == inc.end.date_naive();
         let first = &anomalies[inc.members[0]];
         let severity = match (first.severity, first.page) {
@@ -279,6 +280,25 @@ fn write_table(
             n if n == incidents.len() => ", all paging".to_owned(),
             n => format!(", {n} paging"),
         }
+    )?;
+    // Incidents by severity, the most severe first, and where to go next.
+    let mut by_severity: Vec<(Option<super::Severity>, usize)> = Vec::new();
+    for inc in incidents {
+        let s = anomalies[inc.members[0]].severity;
+        match by_severity.iter_mut().find(|(x, _)| *x == s) {
+            Some((_, n)) => *n += 1,
+            None => by_severity.push((s, 1)),
+        }
+    }
+    by_severity.sort_by_key(|(s, _)| std::cmp::Reverse(*s));
+    let counts: Vec<String> = by_severity
+        .iter()
+        .map(|(s, n)| format!("{n} {}", s.map_or("unrated", |s| s.name())))
+        .collect();
+    writeln!(
+        out,
+        "By severity: {}. Next: --report FILE.html for the timeline and a card per incident; --format json for incident objects to pivot on.",
+        counts.join(", ")
     )
 }
 
@@ -396,22 +416,27 @@ mod tests {
             ],
         );
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "INCIDENT 1  low  2026-01-07 03:10 – 03:20  grade 0.93  user/carol@2 (new) from 203.0.113.66 (new)", "{text}");
+        // The most severe first, as in the report; numbered by time.
+        assert!(
+            lines[0].starts_with("INCIDENT 2  high (pages)  2026-01-07 14:20 – 14:30"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("rcf        api-errors")
+                && lines[2].contains("new_event  new-activity"),
+            "{text}"
+        );
+        assert_eq!(lines[4], "INCIDENT 1  low  2026-01-07 03:10 – 03:20  grade 0.93  user/carol@2 (new) from 203.0.113.66 (new)", "{text}");
         assert_eq!(
-            lines[1], "  03:10  rcf        ec2-run-instances  0.93  ec2-run-instances summary",
+            lines[5], "  03:10  rcf        ec2-run-instances  0.93  ec2-run-instances summary",
             "{text}"
         );
         assert!(
-            lines[3].starts_with("INCIDENT 2  high (pages)  2026-01-07 14:20 – 14:30"),
+            text.contains("\nBy severity: 1 high, 1 low. Next: --report"),
             "{text}"
         );
         assert!(
-            lines[4].contains("rcf        api-errors")
-                && lines[5].contains("new_event  new-activity"),
-            "{text}"
-        );
-        assert!(
-            text.ends_with("3 anomalies in 2 incidents, 1 paging.\n"),
+            text.contains("\n3 anomalies in 2 incidents, 1 paging.\nBy severity: "),
             "{text}"
         );
         assert_eq!(render(Format::Table, vec![]), "No anomalies found.\n");
@@ -479,7 +504,7 @@ mod tests {
         });
         let text = render(Format::Table, found);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 1 + 3 + 2, "{text}");
+        assert_eq!(lines.len(), 1 + 3 + 3, "{text}");
         assert_eq!(
             lines[2],
             "  14:20  insight  ApiErrorRateInsight  0.93  8 APIs' errors above usual (1/us-east-1), mostly user/bob@1: \
@@ -493,7 +518,7 @@ mod tests {
         );
         // The count of findings is every one of them, as NDJSON lists each.
         assert!(
-            text.ends_with("10 anomalies in 1 incident, all paging.\n"),
+            text.contains("\n10 anomalies in 1 incident, all paging.\n"),
             "{text}"
         );
     }
