@@ -715,27 +715,33 @@ fn a_sharded_stack_fans_every_delivery_out_to_each_engine_shard() {
         .resource("trailwatch", "EngineFanout")
         .ends_with(":trailwatch-deliveries"));
     for k in 0..2 {
-        let mappings = moto_get(
-            &moto.url,
-            "lambda",
-            &format!("/2015-03-31/event-source-mappings/?FunctionName=trailwatch-engine-shard-{k}"),
-        );
-        let sources: Vec<&serde_json::Value> = mappings["EventSourceMappings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| &m["EventSourceArn"])
-            .collect();
         let queue = format!("arn:aws:sqs:us-east-1:123456789012:trailwatch-deliveries-{k}-of-2");
-        assert_eq!(sources, [&serde_json::json!(queue)], "shard {k}");
+        assert_eq!(
+            event_sources(&moto, &format!("trailwatch-engine-shard-{k}")),
+            [serde_json::json!(queue)],
+            "shard {k}"
+        );
     }
     let o = deploy_lean(&moto, &["--engine-shards", "2"]);
     assert!(stderr(&o).contains("no changes"), "{}", stderr(&o));
 }
 
+/// The queues the Lambda `function` reads (its event source mappings).
+fn event_sources(moto: &Server, function: &str) -> Vec<serde_json::Value> {
+    let path = format!("/2015-03-31/event-source-mappings/?FunctionName={function}");
+    let mappings = moto_get(&moto.url, "lambda", &path);
+    mappings["EventSourceMappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["EventSourceArn"].clone())
+        .collect()
+}
+
 /// The lean stack (`--no-opensearch`): no domain, log group or
 /// forwarder; the engine fed by its queue, its state in the stack's state
-/// bucket, its pages passed on by the enricher. moto makes every resource but the trail and does not run the
+/// bucket, its pages passed on by the enricher. moto makes every resource
+/// but the trail and does not run the
 /// Lambdas or deliver the bucket's notifications (only AWS does), so the
 /// engine's invocation runs here, on the stack's own bucket and state,
 /// with the queue's batch as the Lambda service would hand it over.
@@ -773,20 +779,9 @@ fn the_lean_stack_deploys_the_engine_alone_and_it_runs_on_the_stacks_buckets() {
     assert!(stderr(&o).contains("no changes"), "{}", stderr(&o));
 
     // The engine the stack made reads its queue, one at a time.
-    let mappings = moto_get(
-        &moto.url,
-        "lambda",
-        "/2015-03-31/event-source-mappings/?FunctionName=trailwatch-engine",
-    );
-    let sources: Vec<&serde_json::Value> = mappings["EventSourceMappings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| &m["EventSourceArn"])
-        .collect();
     assert_eq!(
-        sources,
-        [&serde_json::json!(
+        event_sources(&moto, "trailwatch-engine"),
+        [serde_json::json!(
             "arn:aws:sqs:us-east-1:123456789012:trailwatch-deliveries"
         )]
     );
