@@ -540,6 +540,13 @@ fn long_help_is_grouped_and_uses_the_same_words() {
     let deploy = stdout(&trailwatch(&["deploy", "--help"]));
     assert!(deploy.contains("--wait <SECONDS>"), "{deploy}");
     assert!(!deploy.contains("--opensearch-wait <"), "{deploy}");
+    // Metavars say what kind of value, alike everywhere: <ARN>, not the
+    // flag's name again.
+    assert!(
+        deploy.contains("--existing-domain-writer-role-arn <ARN>"),
+        "{deploy}"
+    );
+    assert!(deploy.contains("--vpc-subnet-ids <IDS>"), "{deploy}");
     let o = trailwatch(&["deploy", "--opensearch-wait", "x"]);
     assert!(stderr(&o).contains("invalid value 'x'"), "{}", stderr(&o));
 }

@@ -12,25 +12,25 @@ pub struct DeployOptions {
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
     /// Names every resource: 3-28 of a-z, 0-9 and '-', starting with a letter [default: trailwatch].
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     pub prefix: Option<String>,
     /// OpenSearch engine version [default: OpenSearch_2.19].
-    #[arg(long)]
+    #[arg(long, value_name = "VERSION")]
     pub opensearch_version: Option<String>,
     /// Data node instance type [default: r6g.large.search].
-    #[arg(long)]
+    #[arg(long, value_name = "TYPE")]
     pub instance_type: Option<String>,
     /// Data nodes; 2 or more spread over 2 zones (3 over 3 when divisible by 3) [default: 2].
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub instance_count: Option<u32>,
     /// EBS GiB per node [default: 20].
-    #[arg(long)]
+    #[arg(long, value_name = "GIB")]
     pub ebs_size: Option<u32>,
     /// Days CloudWatch keeps the trail's log group [default: 90].
-    #[arg(long)]
+    #[arg(long, value_name = "DAYS")]
     pub log_retention_days: Option<u32>,
     /// Email address that receives the enriched alerts.
-    #[arg(long)]
+    #[arg(long, value_name = "EMAIL")]
     pub alert_email: Option<String>,
     /// Page at or above this severity [default: medium]: the forwarder on rule findings (StopLogging, a public bucket, …), the enricher on anomaly detectors' alerts.
     #[arg(long, value_enum, value_name = "SEVERITY")]
@@ -44,13 +44,13 @@ pub struct DeployOptions {
     #[serde(default)]
     pub s3_data_events: bool,
     /// Use this OpenSearch domain instead of creating one (needs both --existing-domain-*-role-arn).
-    #[arg(long)]
+    #[arg(long, value_name = "URL")]
     pub existing_domain_endpoint: Option<String>,
     /// A role that may create and write cwl-* on the existing domain, and nothing else; the forwarder assumes it.
-    #[arg(long)]
+    #[arg(long, value_name = "ARN")]
     pub existing_domain_writer_role_arn: Option<String>,
     /// A role that may read cwl-* and the anomaly results on the existing domain; the enricher assumes it.
-    #[arg(long)]
+    #[arg(long, value_name = "ARN")]
     pub existing_domain_reader_role_arn: Option<String>,
     /// A role with security admin rights on the existing domain (all_access and security_manager), which the stack's bootstrap Lambda assumes to apply the OpenSearch objects from inside the stack; without it, only deploy (from where it runs) applies them.
     #[arg(long, value_name = "ARN")]
@@ -59,11 +59,11 @@ pub struct DeployOptions {
     #[arg(long, value_name = "ARN")]
     pub break_glass_role_arn: Option<String>,
     /// Subnets for the domain and the Lambdas (needs --vpc-security-group-ids).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
     #[serde(default)]
     pub vpc_subnet_ids: Vec<String>,
     /// Security groups for the domain and the Lambdas (needs --vpc-subnet-ids).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
     #[serde(default)]
     pub vpc_security_group_ids: Vec<String>,
     /// The organisation's other accounts (comma-separated ids), for the
