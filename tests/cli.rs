@@ -168,6 +168,27 @@ fn json_lines_come_from_standard_input() {
         err.contains("stats: 40 events from 1 inputs (0 skipped, 1 problems)"),
         "{err}"
     );
+    // --quiet: nothing but what was asked for; the problem still counts.
+    let o = trailwatch_with_stdin(
+        &["detect", "-", "--quiet", "--format", "ndjson"],
+        Some(text.as_bytes()),
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stderr(&o), "");
+    let o = trailwatch_with_stdin(
+        &["detect", "-", "-q", "--stats", "--format", "ndjson"],
+        Some(text.as_bytes()),
+    );
+    let err = stderr(&o);
+    assert!(!err.contains("invalid JSON"), "{err}");
+    assert!(err.contains("0 skipped, 1 problems"), "{err}");
+    let o = trailwatch_with_stdin(&["detect", "-", "-q", "--strict"], Some(text.as_bytes()));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("line 41: invalid JSON"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -162,6 +162,11 @@ pub struct DetectArgs {
     /// finding]: `--fail-on high` lets a pipeline pass on low and medium.
     #[arg(long, value_enum, value_name = "SEVERITY", help_heading = "Output")]
     pub fail_on: Option<crate::engine::Severity>,
+    /// Nothing on standard error but errors (and --stats when asked): no
+    /// progress, notes or warnings. Problems in the input still count, and
+    /// --strict still stops at the first.
+    #[arg(long, short, help_heading = "Output")]
+    pub quiet: bool,
     /// Keep watching the folders for new deliveries and report anomalies as
     /// their interval closes (stop with Ctrl-C).
     #[arg(long, conflicts_with_all = ["series", "report", "until"], help_heading = "Following a folder")]
@@ -325,15 +330,26 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
             }
         })
         .sum();
-    let bar = progress_bar(
-        total,
-        "{spinner} reading {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec}, {eta} left",
-    );
+    let quiet = args.quiet;
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        progress_bar(
+            total,
+            "{spinner} reading {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec}, {eta} left",
+        )
+    };
     // Under --strict the first problem is the error, said once at the end.
     let strict = args.strict;
     let problem = |e: &ReadError| {
-        if !strict {
+        if !strict && !quiet {
             bar.suspend(|| eprintln!("warning: {e}"))
+        }
+    };
+    // What goes to standard error besides errors and --stats.
+    let say = |line: &str| {
+        if !quiet {
+            eprintln!("{line}");
         }
     };
     let progress = |n: u64| bar.inc(n);
@@ -394,21 +410,21 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     let evaluate_secs = evaluating.elapsed().as_secs_f64();
     let engine = &pipeline.engine;
     for failure in &engine.rcf.failures {
-        eprintln!("warning: {failure}");
+        say(&format!("warning: {failure}"));
     }
     for (name, n) in &engine.rcf.evicted {
-        eprintln!("warning: {name}: {n} entities beyond --max-entities {} were not modelled (least recently active first)", args.max_entities);
+        say(&format!("warning: {name}: {n} entities beyond --max-entities {} were not modelled (least recently active first)", args.max_entities));
     }
     let format = output_format(&args);
     if stats.records == 0 {
-        eprintln!(
+        say(&format!(
             "note: only digest and Insight files ({}), which are skipped: no records to detect on",
             stats.skipped
-        );
+        ));
     } else {
         // Rule findings need no history; the other kinds may lack it.
         for why in engine.too_thin() {
-            eprintln!("note: {why}");
+            say(&format!("note: {why}"));
         }
     }
     let mut out = std::io::stdout().lock();
@@ -431,20 +447,24 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         });
         std::fs::write(path, html)
             .with_context(|| format!("cannot write the report to {}", path.display()))?;
-        eprintln!("report: {} ({} charts)", path.display(), charts.len());
+        say(&format!(
+            "report: {} ({} charts)",
+            path.display(),
+            charts.len()
+        ));
     }
     if let Some(dir) = &args.insights_out {
         let written = insights::write_deliveries(dir, &findings.insights)
             .with_context(|| format!("cannot write Insight records into {}", dir.display()))?;
-        eprintln!(
+        say(&format!(
             "wrote {} Insight records ({} insights) under {}",
             written.len(),
             findings.insights.len(),
             dir.display()
-        );
+        ));
     }
     if stats.problems > 0 {
-        eprintln!("warning: {} problem(s) in the input (above); their good records were read. --strict makes problems fatal.", stats.problems);
+        say(&format!("warning: {} problem(s) in the input (above); their good records were read. --strict makes problems fatal.", stats.problems));
     }
     if args.stats {
         let secs = started.elapsed().as_secs_f64();
