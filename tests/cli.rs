@@ -571,3 +571,55 @@ fn long_help_is_grouped_and_uses_the_same_words() {
     let o = trailwatch(&["deploy", "--opensearch-wait", "x"]);
     assert!(stderr(&o).contains("invalid value 'x'"), "{}", stderr(&o));
 }
+
+/// Every example in every command's help fits a 100-column terminal
+/// without wrapping.
+#[test]
+fn help_examples_fit_without_wrapping() {
+    let commands: &[&[&str]] = &[
+        &["detect"],
+        &["detectors"],
+        &["detectors", "list"],
+        &["detectors", "validate"],
+        &["detectors", "status"],
+        &["detectors", "backtest"],
+        &["simulate"],
+        &["eval"],
+        &["plan"],
+        &["deploy"],
+        &["outputs"],
+        &["destroy"],
+        &["lambda"],
+        &["lambda", "forward"],
+        &["lambda", "enrich"],
+        &["lambda", "engine"],
+        &["opensearch", "apply"],
+        &["opensearch", "delete"],
+        &["users", "create"],
+        &["users", "delete"],
+        &["monitors", "list"],
+        &["monitors", "test"],
+        &["completions"],
+        &["man"],
+    ];
+    for cmd in commands {
+        let o = run_trailwatch(
+            &[cmd, &["--help"][..]].concat(),
+            None,
+            &[("COLUMNS", "200")],
+        );
+        let help = stdout(&o);
+        let examples = help
+            .lines()
+            .skip_while(|l| !l.starts_with("Example"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "));
+        for line in examples {
+            assert!(
+                line.chars().count() <= 100,
+                "{cmd:?}: {} columns: {line}",
+                line.chars().count()
+            );
+        }
+    }
+}

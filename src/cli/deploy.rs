@@ -108,10 +108,11 @@ Once the stack is up, deploy applies the OpenSearch objects (security roles, ind
 retention, channels, detectors, monitors, dashboards) as `trailwatch opensearch apply` does, \
 signed as the stack's master role (OPENSEARCH_USER and OPENSEARCH_PASSWORD give basic auth instead). \
 A re-run changes nothing and says so. --skip-opensearch deploys the stack alone.\n\n\
-Examples:\n  trailwatch deploy --region us-east-1\n  trailwatch deploy --profile prod --prefix acme --alert-email sec@example.com --notify slack:https://hooks.slack.com/services/T0/B0/x --yes\n  \
+Examples:\n  trailwatch deploy --region us-east-1\n  trailwatch deploy --profile prod --prefix acme --alert-email sec@example.com --yes\n  \
+trailwatch deploy --notify slack:https://hooks.slack.com/services/T0/B0/x --yes\n  \
 trailwatch deploy --skip-opensearch --yes\n  \
-trailwatch deploy --opensearch-url https://127.0.0.1:9200 --opensearch-ca-cert root-ca.pem    (through a tunnel to a VPC domain)\n  \
-trailwatch deploy --endpoint-url http://127.0.0.1:5000 --existing-domain-endpoint https://search-x.us-east-1.es.amazonaws.com --existing-domain-writer-role-arn arn:aws:iam::123456789012:role/os-writer    (an emulator)"
+trailwatch deploy --opensearch-url https://127.0.0.1:9200    (a tunnel to a VPC domain)\n  \
+trailwatch deploy --endpoint-url http://127.0.0.1:5000 --no-opensearch    (an emulator)"
 )]
 pub struct DeployArgs {
     #[command(flatten)]

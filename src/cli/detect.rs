@@ -25,7 +25,7 @@ read with a point-in-time search in event-time order, page by page, in bounded m
 OPENSEARCH_USER and OPENSEARCH_PASSWORD, or SigV4 for an AWS domain. As with files, everything before \
 --until is read, and what comes before --since only trains.\n\n\
 Examples:\n  trailwatch detect ./logs\n  trailwatch detect AWSLogs/ --since 2026-01-07 --format ndjson\n  trailwatch detect ./logs --since -1d    (train on all but the last day)\n  zcat events.jsonl.gz | trailwatch detect -\n  \
-trailwatch detect --opensearch-url https://search-x.us-east-1.es.amazonaws.com --index 'cwl-2026.11.*' --since -1d"
+trailwatch detect --opensearch-url https://search-x.eu-west-1.es.amazonaws.com --since -1d"
 )]
 pub struct DetectArgs {
     /// CloudTrail files or folders (walked recursively); `-` reads standard

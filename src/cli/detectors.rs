@@ -41,7 +41,8 @@ pub enum DetectorsCommand {
 
 Examples:
   trailwatch detectors status --opensearch-url https://search-x.us-east-1.es.amazonaws.com
-  trailwatch detectors status api-errors --opensearch-url https://127.0.0.1:9200 --opensearch-ca-cert root-ca.pem"
+  export OPENSEARCH_CA_CERT=root-ca.pem\n  \
+trailwatch detectors status api-errors --opensearch-url https://127.0.0.1:9200"
     )]
     Status {
         /// One detector (its file name, or trailwatch-<name>) [default: every one].
@@ -58,8 +59,9 @@ detect --opensearch-url reads it) and prints what both found and what only one d
 may disagree. Several detectors are analysed one after another: the plugin runs few historical \
 analyses at once, so each waits for a free slot. A backtest never pages: the monitors watch \
 real-time results only.\n\n\
-Examples:\n  trailwatch detectors backtest ec2-run-instances --from 2026-11-01 --to 2026-11-08 --opensearch-url https://search-x.us-east-1.es.amazonaws.com\n  \
-trailwatch detectors backtest --all --from 2026-11-01 --to 2026-11-02 --compare --opensearch-url https://127.0.0.1:9200 --opensearch-ca-cert root-ca.pem"
+Examples (the cluster's URL in OPENSEARCH_ENDPOINT, as --opensearch-url):\n  export OPENSEARCH_ENDPOINT=https://search-x.us-east-1.es.amazonaws.com\n  \
+trailwatch detectors backtest ec2-run-instances --from 2026-11-01 --to 2026-11-08\n  \
+trailwatch detectors backtest --all --from 2026-11-01 --to 2026-11-02 --compare"
     )]
     Backtest(BacktestArgs),
 }

@@ -75,7 +75,8 @@ pub struct EngineArgs {
     after_help = "Prints the invocation's counts as one JSON line, as the Lambda logs them. \
 Exit status 2 when records are still failing at the end (the Lambda would fail and be retried).\n\n\
 Example, with the sample event in the repository (three records):\n  \
-trailwatch lambda forward --opensearch-url http://127.0.0.1:9200 < tests/data/lambda/forward-event.json"
+export OPENSEARCH_ENDPOINT=http://127.0.0.1:9200    (as --opensearch-url)\n  \
+trailwatch lambda forward < tests/data/lambda/forward-event.json"
 )]
 pub struct ForwardArgs {
     #[command(flatten)]
@@ -129,7 +130,8 @@ pub struct ForwardArgs {
     after_help = "Without --topic-arn, prints the subject and body. An alert that cannot be enriched \
 still goes out, marked as not enriched, and the reason is printed on standard error.\n\n\
 Example, with the sample alert in the repository (after forwarding the sample event):\n  \
-trailwatch lambda enrich --opensearch-url http://127.0.0.1:9200 < tests/data/lambda/enrich-alert.json"
+export OPENSEARCH_ENDPOINT=http://127.0.0.1:9200    (as --opensearch-url)\n  \
+trailwatch lambda enrich < tests/data/lambda/enrich-alert.json"
 )]
 pub struct EnrichArgs {
     #[command(flatten)]

@@ -62,7 +62,7 @@ pub enum Command {
     /// Run a Lambda handler once on an event from standard input.
     #[command(
         subcommand,
-        after_help = "Examples, with the sample events in the repository:\n  trailwatch lambda forward --opensearch-url http://127.0.0.1:9200 < tests/data/lambda/forward-event.json\n  trailwatch lambda enrich --opensearch-url http://127.0.0.1:9200 < tests/data/lambda/enrich-alert.json"
+        after_help = "Examples, with the sample events in the repository:\n  export OPENSEARCH_ENDPOINT=http://127.0.0.1:9200    (as --opensearch-url)\n  trailwatch lambda forward < tests/data/lambda/forward-event.json\n  trailwatch lambda enrich < tests/data/lambda/enrich-alert.json"
     )]
     Lambda(lambda::LambdaCommand),
     /// Apply or delete the OpenSearch objects: index template, retention, roles, channels, detectors, monitors.

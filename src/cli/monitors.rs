@@ -13,7 +13,8 @@ pub enum MonitorsCommand {
     /// Each monitor: its detector, whether it is enabled, when it last triggered, and where it sends.
     #[command(
         after_help = "Examples:\n  trailwatch monitors list --opensearch-url https://search-x.us-east-1.es.amazonaws.com\n  \
-OPENSEARCH_USER=admin OPENSEARCH_PASSWORD=… trailwatch monitors list --opensearch-url https://127.0.0.1:9200 --opensearch-ca-cert root-ca.pem"
+export OPENSEARCH_USER=admin OPENSEARCH_PASSWORD=… OPENSEARCH_CA_CERT=root-ca.pem\n  \
+trailwatch monitors list --opensearch-url https://127.0.0.1:9200"
     )]
     List(InspectArgs),
     /// Send a test alert through a monitor's real actions, as Dashboards' "Send test message" does.

@@ -236,14 +236,16 @@ pub enum OpenSearchCommand {
     #[command(
         after_help = "Prints one line per object: created, updated, replaced or unchanged. \
 A re-run changes nothing. Without --yes it shows the changes and asks (or, not on a terminal, stops).\n\n\
-Examples:\n  OPENSEARCH_USER=admin OPENSEARCH_PASSWORD=… trailwatch opensearch apply --opensearch-url https://127.0.0.1:9200 --opensearch-ca-cert root-ca.pem --notify webhook:http://127.0.0.1:8080/alerts --yes\n  \
-trailwatch opensearch apply --opensearch-url https://search-x.us-east-1.es.amazonaws.com --dry-run"
+Examples:\n  trailwatch opensearch apply --opensearch-url https://search-x.us-east-1.es.amazonaws.com --dry-run\n  \
+export OPENSEARCH_USER=admin OPENSEARCH_PASSWORD=… OPENSEARCH_CA_CERT=root-ca.pem\n  \
+trailwatch opensearch apply --opensearch-url https://127.0.0.1:9200 --notify webhook:https://h/x"
     )]
     Apply(ApplyArgs),
     /// Remove what apply made (monitors, detectors, channels, roles, policies, template), and nothing else.
     #[command(
         after_help = "The cwl-* data indices and the anomaly results stay.\n\n\
-Example:\n  trailwatch opensearch delete --opensearch-url https://127.0.0.1:9200 --opensearch-ca-cert root-ca.pem --yes"
+Example:\n  export OPENSEARCH_CA_CERT=root-ca.pem\n  \
+trailwatch opensearch delete --opensearch-url https://127.0.0.1:9200"
     )]
     Delete(ApplyArgs),
 }
