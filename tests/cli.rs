@@ -568,6 +568,12 @@ fn long_help_is_grouped_and_uses_the_same_words() {
         "{deploy}"
     );
     assert!(deploy.contains("--vpc-subnet-ids <IDS>"), "{deploy}");
+    // Basic auth is a flag wherever a cluster is reached (and still
+    // OPENSEARCH_USER in the environment).
+    for help in [&help, &deploy] {
+        assert!(help.contains("--opensearch-user <USER>"), "{help}");
+        assert!(help.contains("[env: OPENSEARCH_USER"), "{help}");
+    }
     let o = trailwatch(&["deploy", "--opensearch-wait", "x"]);
     assert!(stderr(&o).contains("invalid value 'x'"), "{}", stderr(&o));
 }

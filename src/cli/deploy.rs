@@ -144,6 +144,9 @@ pub struct BootstrapArgs {
     /// Trust this CA's certificate (PEM) for the cluster's TLS, besides the system's.
     #[arg(long, value_name = "FILE")]
     pub opensearch_ca_cert: Option<PathBuf>,
+    /// Basic auth user for the OpenSearch objects, instead of signing as the stack's master role; the password comes from OPENSEARCH_PASSWORD.
+    #[arg(long, value_name = "USER", env = "OPENSEARCH_USER")]
+    pub opensearch_user: Option<String>,
     /// OpenSearch Dashboards' URL, where the saved objects are imported [default: the domain's /_dashboards].
     #[arg(long, value_name = "URL", value_parser = parse_url)]
     pub dashboards_url: Option<String>,
@@ -563,12 +566,12 @@ fn bootstrap_plan(args: &BootstrapArgs) -> anyhow::Result<BootstrapPlan> {
     // detector files render does not.
     args.content
         .desired(&args.content.settings(Default::default(), None))?;
-    let basic = match std::env::var("OPENSEARCH_USER") {
-        Ok(user) => Some(super::opensearch::basic_auth(
-            user,
+    let basic = match &args.opensearch_user {
+        Some(user) => Some(super::opensearch::basic_auth(
+            user.clone(),
             "to sign as the stack's master role",
         )?),
-        Err(_) => None,
+        None => None,
     };
     if let Some(url) = &args.opensearch_url {
         reachable(url, Duration::from_secs(10)).map_err(|e| {

@@ -84,6 +84,15 @@ pub struct DetectArgs {
         help_heading = "OpenSearch input"
     )]
     pub opensearch_ca_cert: Option<PathBuf>,
+    /// Basic auth user on the cluster; the password comes from
+    /// OPENSEARCH_PASSWORD [default: SigV4 for an AWS domain].
+    #[arg(
+        long,
+        value_name = "USER",
+        env = "OPENSEARCH_USER",
+        help_heading = "OpenSearch input"
+    )]
+    pub opensearch_user: Option<String>,
     /// Folder of detector files that replaces the built-in set (every file
     /// must be valid).
     #[arg(long, value_name = "DIR", help_heading = "Detection")]
@@ -300,7 +309,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         let target = super::runtime()?.block_on(super::opensearch::target(
             url,
             args.opensearch_ca_cert.clone(),
-            std::env::var("OPENSEARCH_USER").ok(),
+            args.opensearch_user.clone(),
             false,
             &super::deploy::AwsArgs::default(),
             std::time::Duration::from_secs(60),
