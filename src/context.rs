@@ -32,10 +32,14 @@ pub enum Facet {
     /// permission): instances asked for, per instance type. A leaked key
     /// trying GPUs it cannot get is still news.
     RefusedInstanceType,
+    /// The access keys calls were signed with: what a responder deactivates.
+    AccessKey,
+    /// The accounts the calls were made in (`recipientAccountId`).
+    Account,
 }
 
 impl Facet {
-    pub const ALL: [Facet; 10] = [
+    pub const ALL: [Facet; 12] = [
         Facet::Principal,
         Facet::SourceIp,
         Facet::UserAgent,
@@ -46,6 +50,8 @@ impl Facet {
         Facet::Function,
         Facet::VolumeGib,
         Facet::RefusedInstanceType,
+        Facet::AccessKey,
+        Facet::Account,
     ];
 
     pub fn label(self) -> &'static str {
@@ -60,6 +66,8 @@ impl Facet {
             Facet::Function => "functions",
             Facet::VolumeGib => "GiB per volume type",
             Facet::RefusedInstanceType => "instance types refused",
+            Facet::AccessKey => "access keys",
+            Facet::Account => "accounts",
         }
     }
 }
@@ -85,7 +93,14 @@ pub struct FacetCounts {
     pub values: BTreeMap<Facet, FxHashMap<String, f64>>,
     /// Total GiB of volumes created.
     pub volume_gib: f64,
+    /// The CloudTrail event IDs of the first records counted (at most
+    /// [`EVENT_IDS`]), for a responder to look them up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_ids: Vec<String>,
 }
+
+/// Event IDs kept per bucket and per context.
+pub const EVENT_IDS: usize = 3;
 
 impl FacetCounts {
     /// Adds `n` to a facet value, folding values beyond [`MAX_VALUES`] into `(other)`.
@@ -106,11 +121,16 @@ impl FacetCounts {
         if let Some(p) = r.principal() {
             self.add(Facet::Principal, &p, 1.0);
         }
+        if let Some(id) = r.event_id().filter(|_| self.event_ids.len() < EVENT_IDS) {
+            self.event_ids.push(id.to_owned());
+        }
         for (facet, value) in [
             (Facet::SourceIp, r.source_ip_address()),
             (Facet::UserAgent, r.user_agent()),
             (Facet::Region, r.aws_region()),
             (Facet::ErrorCode, r.error_code()),
+            (Facet::AccessKey, r.user_identity().access_key_id),
+            (Facet::Account, r.recipient_account_id()),
         ] {
             if let Some(v) = value {
                 self.add(facet, v, 1.0);
@@ -165,10 +185,23 @@ impl FacetCounts {
     pub fn merge(&mut self, other: &FacetCounts) {
         self.events += other.events;
         self.volume_gib += other.volume_gib;
+        merge_ids(&mut self.event_ids, &other.event_ids);
         for (facet, map) in &other.values {
             for (value, n) in map {
                 self.add(*facet, value, *n);
             }
+        }
+    }
+}
+
+/// Adds event IDs not yet kept, up to [`EVENT_IDS`].
+pub fn merge_ids(kept: &mut Vec<String>, more: &[String]) {
+    for id in more {
+        if kept.len() >= EVENT_IDS {
+            break;
+        }
+        if !kept.contains(id) {
+            kept.push(id.clone());
         }
     }
 }
@@ -211,6 +244,9 @@ pub struct Context {
     /// What the instances and volumes started in the window cost.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub cost: Option<crate::cost::Estimate>,
+    /// The event IDs of the window's first records (a few).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_ids: Vec<String>,
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -266,6 +302,16 @@ pub fn trim_number(x: f64) -> String {
     } else {
         format!("{x:.2}")
     }
+}
+
+/// The account of an ARN (`arn:aws:iam::1:user/bob` -> `1`); None for
+/// other text or an ARN without one.
+pub fn account_of(arn: &str) -> Option<&str> {
+    let mut parts = arn.splitn(6, ':');
+    (parts.next() == Some("arn"))
+        .then(|| parts.nth(3))
+        .flatten()
+        .filter(|a| !a.is_empty())
 }
 
 /// `arn:aws:iam::1:user/bob` -> `user/bob@1`; a service-linked role,
@@ -324,6 +370,7 @@ pub fn build(
         facets,
         volume_gib: window.volume_gib,
         cost: cost_of(window),
+        event_ids: window.event_ids.clone(),
     }
 }
 

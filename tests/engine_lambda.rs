@@ -142,6 +142,7 @@ async fn run_shard<'d>(
         trailwatch::engine::sink::Format::Ndjson,
         &step.findings.anomalies,
         &step.incidents,
+        &Default::default(),
         &mut out,
     )
     .unwrap();

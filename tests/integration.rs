@@ -17,6 +17,7 @@ mod fuzz_corpus;
 mod hostile_input;
 mod lambda;
 mod opensearch;
+mod output;
 mod plan;
 mod read_real_data;
 mod report;

@@ -461,6 +461,7 @@ fn access_follows_the_roles(plugins: &Plugins) {
         page: None,
         novelty: None,
         attack: Vec::new(),
+        pivots: Default::default(),
     };
     let by_forwarder = FindingsIndex {
         os: &forwarder,

@@ -3,10 +3,11 @@
 use super::{parse_since, parse_time, progress_bar, Since, EXIT_FOUND, EXIT_OK};
 use crate::cloudtrail::{discover, Input, ReadError, SearchInput};
 use crate::engine::insights::{self, InsightOptions};
+use crate::engine::mute::Mute;
 use crate::engine::novelty::NoveltyOptions;
 use crate::engine::pipeline::{Pipeline, Step};
 use crate::engine::severity;
-use crate::engine::sink::{self, Format};
+use crate::engine::sink::{self, Format, TableStyle};
 use crate::engine::source::Observer;
 use crate::engine::{Anomaly, Engine, EngineOptions};
 use crate::opensearch::scan::Scan;
@@ -154,6 +155,19 @@ pub struct DetectArgs {
         help_heading = "Detection"
     )]
     pub page_severity: crate::engine::Severity,
+    /// Silence a principal you know (a deploy pipeline, a scanner): its
+    /// findings neither page nor appear, and are counted on standard error.
+    /// An ARN, the short form the table prints (`user/ci@111122223333`), or
+    /// either with `*` for any text (`assumed-role/deploy/*`); repeat or
+    /// separate with commas. Critical rule findings (a trail stopped) still
+    /// show, whoever made them.
+    #[arg(
+        long,
+        value_name = "PRINCIPAL",
+        value_delimiter = ',',
+        help_heading = "Detection"
+    )]
+    pub mute: Vec<String>,
     /// Output format [default: table on a terminal, ndjson otherwise].
     #[arg(long, value_enum, help_heading = "Output")]
     pub format: Option<Format>,
@@ -176,6 +190,16 @@ pub struct DetectArgs {
     /// --strict still stops at the first.
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
+    /// Colour severities in the table: auto (on a terminal, unless NO_COLOR
+    /// is set or CLICOLOR_FORCE asks for it), always or never.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN",
+        help_heading = "Output"
+    )]
+    pub color: ColorWhen,
     /// Keep watching the folders for new deliveries and report anomalies as
     /// their interval closes (stop with Ctrl-C).
     #[arg(long, conflicts_with_all = ["series", "report", "until"], help_heading = "Following a folder")]
@@ -371,6 +395,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
         engine_options(&args, None, rules),
         args.page_severity,
     );
+    pipeline.mute = Mute::new(&args.mute)?;
     let stats = pipeline
         .read(&inputs, args.until, args.strict, &observer)
         .map_err(|e| {
@@ -415,7 +440,14 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     let Step {
         findings,
         incidents,
+        muted,
     } = pipeline.advance(None);
+    if muted > 0 {
+        say(&format!(
+            "note: {muted} finding(s) of muted principals ({}) not reported",
+            args.mute.join(", ")
+        ));
+    }
     let evaluate_secs = evaluating.elapsed().as_secs_f64();
     let engine = &pipeline.engine;
     for failure in &engine.rcf.failures {
@@ -438,13 +470,21 @@ pub fn run(args: DetectArgs) -> anyhow::Result<i32> {
     }
     let mut out = std::io::stdout().lock();
     keep_status(
-        sink::write(format, &findings.anomalies, &incidents, &mut out).and_then(|()| out.flush()),
+        sink::write(
+            format,
+            &findings.anomalies,
+            &incidents,
+            &table_style(&args),
+            &mut out,
+        )
+        .and_then(|()| out.flush()),
     )
     .context("cannot write the results")?;
     if let Some(path) = &args.report {
         let charts = crate::engine::report::charts(engine, &findings.anomalies, &incidents);
         let html = crate::engine::report::render(&crate::engine::report::ReportInput {
             generated: chrono::Utc::now(),
+            since: engine.options.since,
             first_event: engine.aggregates.first_event,
             last_event: engine.aggregates.last_event,
             events: stats.records,
@@ -655,6 +695,7 @@ fn run_series(args: &DetectArgs, path: &std::path::Path) -> anyhow::Result<i32> 
         format,
         &anomalies,
         &incidents,
+        &table_style(args),
         &mut std::io::stdout().lock(),
     ))
     .context("cannot write the results")?;
@@ -719,6 +760,7 @@ fn run_follow(
         engine_options(args, since, rules),
         args.page_severity,
     );
+    pipeline.mute = Mute::new(&args.mute)?;
     let problem = |e: &ReadError| eprintln!("warning: {e}");
     let progress = |_: u64| {};
     let observer = Observer {
@@ -733,13 +775,14 @@ fn run_follow(
         stream_idle: args.stream_idle,
     };
     let insights_out = args.insights_out.clone();
+    let style = table_style(args);
     let mut emit = |findings: &crate::engine::Findings,
                     incidents: &[crate::engine::group::Incident]|
      -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
         if !findings.anomalies.is_empty() {
             // Indexes in incidents are per poll; the sink numbers from their ids.
-            sink::write(format, &findings.anomalies, incidents, &mut out)?;
+            sink::write(format, &findings.anomalies, incidents, &style, &mut out)?;
         }
         out.flush()?;
         if let Some(dir) = &insights_out {
@@ -780,6 +823,37 @@ fn list(paths: &[PathBuf]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// When the table is coloured (`--color`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+/// How the table is drawn on standard output: colour as `--color` says
+/// (auto: anstream's reading of the terminal, NO_COLOR and CLICOLOR_FORCE),
+/// cut to the terminal's width, else to `COLUMNS`, else to 100 columns.
+fn table_style(args: &DetectArgs) -> TableStyle {
+    let stdout = std::io::stdout();
+    let color = match args.color {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => anstream::AutoStream::choice(&stdout) != anstream::ColorChoice::Never,
+    };
+    let width = terminal_size::terminal_size_of(&stdout)
+        .map(|(w, _)| w.0 as usize)
+        .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
+        .unwrap_or(DEFAULT_WIDTH);
+    TableStyle {
+        width: Some(width),
+        color,
+    }
+}
+
+/// The table's width off a terminal with no `COLUMNS`.
+const DEFAULT_WIDTH: usize = 100;
 
 /// `--format`, or table on a terminal and NDJSON otherwise.
 fn output_format(args: &DetectArgs) -> Format {

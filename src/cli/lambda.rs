@@ -220,6 +220,7 @@ fn engine(args: EngineArgs) -> anyhow::Result<i32> {
             crate::engine::sink::Format::Ndjson,
             &step.findings.anomalies,
             &step.incidents,
+            &Default::default(),
             &mut out,
         )
         .context("cannot write the findings")?;

@@ -286,6 +286,7 @@ fn identity_field_name(i: usize) -> &'static str {
         "userIdentity.invokedBy",
         "userIdentity.principalId",
         "userIdentity.userName",
+        "userIdentity.accessKeyId",
     ][i]
 }
 

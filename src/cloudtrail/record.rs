@@ -40,6 +40,9 @@ pub struct UserIdentity<'a> {
     pub invoked_by: Option<&'a str>,
     pub principal_id: Option<&'a str>,
     pub user_name: Option<&'a str>,
+    /// The access key the call was signed with (`AKIA…` long-term, `ASIA…`
+    /// a session's).
+    pub access_key_id: Option<&'a str>,
 }
 
 impl<'a> UserIdentity<'a> {
@@ -254,6 +257,7 @@ impl<'a> Record<'a> {
             invoked_by: get(3),
             principal_id: get(4),
             user_name: get(5),
+            access_key_id: get(6),
         }
     }
     /// Who made the call, in one string: see [`UserIdentity::principal`].

@@ -19,13 +19,14 @@ pub(crate) const STRING_FIELDS: [&str; 12] = [
     "eventCategory",
 ];
 /// The typed `userIdentity` fields, in slot order.
-pub(crate) const IDENTITY_FIELDS: [&str; 6] = [
+pub(crate) const IDENTITY_FIELDS: [&str; 7] = [
     "type",
     "arn",
     "accountId",
     "invokedBy",
     "principalId",
     "userName",
+    "accessKeyId",
 ];
 /// The typed boolean fields, in slot order.
 pub(crate) const BOOL_FIELDS: [&str; 2] = ["readOnly", "managementEvent"];

@@ -89,6 +89,67 @@ pub struct Anomaly {
     /// its rule file or Sigma rule.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attack: Vec<String>,
+    /// What a responder searches for next: keys, addresses, where, and the
+    /// records behind it ([`Pivots`]).
+    #[serde(default)]
+    pub pivots: Pivots,
+}
+
+/// The values a responder pivots on from a finding, as fields: the access
+/// keys its calls were signed with, the addresses they came from, the
+/// regions and accounts, and the CloudTrail event IDs of the first records
+/// behind it with how many there were.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pivots {
+    pub access_key_ids: Vec<String>,
+    pub source_ips: Vec<String>,
+    pub regions: Vec<String>,
+    pub accounts: Vec<String>,
+    /// The first few records' IDs ([`crate::context::EVENT_IDS`]).
+    pub event_ids: Vec<String>,
+    /// The records behind the finding.
+    pub events: u64,
+}
+
+impl Pivots {
+    /// From a context: its facets' values (not the `(other)` fold), its
+    /// event IDs and its count of records.
+    pub fn of_context(c: &crate::context::Context) -> Pivots {
+        use crate::context::{Facet, OTHER};
+        let values = |facet: Facet| -> Vec<String> {
+            (c.facets.iter())
+                .filter(|f| f.facet == facet)
+                .flat_map(|f| f.top.iter().map(|v| v.value.clone()))
+                .filter(|v| v != OTHER)
+                .collect()
+        };
+        Pivots {
+            access_key_ids: values(Facet::AccessKey),
+            source_ips: values(Facet::SourceIp),
+            regions: values(Facet::Region),
+            accounts: values(Facet::Account),
+            event_ids: c.event_ids.clone(),
+            events: c.events.round().max(0.0) as u64,
+        }
+    }
+
+    /// Adds another's values (each once) and count.
+    pub fn merge(&mut self, other: &Pivots) {
+        for (mine, theirs) in [
+            (&mut self.access_key_ids, &other.access_key_ids),
+            (&mut self.source_ips, &other.source_ips),
+            (&mut self.regions, &other.regions),
+            (&mut self.accounts, &other.accounts),
+        ] {
+            for v in theirs {
+                if !mine.contains(v) {
+                    mine.push(v.clone());
+                }
+            }
+        }
+        crate::context::merge_ids(&mut self.event_ids, &other.event_ids);
+        self.events += other.events;
+    }
 }
 
 /// What a principal did that it never (or rarely) did before: the features
@@ -222,6 +283,7 @@ impl Anomaly {
             page: None,
             novelty: None,
             attack: Vec::new(),
+            pivots: Default::default(),
         }
     }
 }

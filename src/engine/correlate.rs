@@ -186,5 +186,6 @@ fn finding(
         page: None,
         novelty: None,
         attack: rule.attack.clone(),
+        pivots: RuleHit::pivots(window.iter().copied()),
     }
 }

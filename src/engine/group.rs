@@ -24,6 +24,14 @@ impl Incident {
         cost_per_hour(self.members.iter().map(|&i| &anomalies[i]))
     }
 
+    /// When it could first be told: its earliest finding's detection.
+    pub fn detected(&self, anomalies: &[Anomaly]) -> DateTime<Utc> {
+        (self.members.iter())
+            .map(|&i| anomalies[i].detected)
+            .min()
+            .unwrap_or(self.end)
+    }
+
     /// Its severity ([`super::severity::of_incident`]).
     pub fn severity(&self, anomalies: &[Anomaly]) -> Severity {
         super::severity::of_incident(self, anomalies)

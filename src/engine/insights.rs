@@ -22,10 +22,10 @@
 //! probability.
 
 use super::aggregate::History;
-use super::anomaly::{round4, Anomaly, AnomalyKind};
+use super::anomaly::{round4, Anomaly, AnomalyKind, Pivots};
 use super::chance::{Budget, CountModel};
 use crate::cloudtrail::Record;
-use crate::context::{short_arn, Facet, FacetCounts};
+use crate::context::{short_arn, Facet, FacetCounts, EVENT_IDS};
 use chrono::{DateTime, Duration, Utc};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -182,6 +182,15 @@ impl InsightCounts {
                 if let Some(code) = r.error_code() {
                     a.add(Facet::ErrorCode, code, 1.0);
                 }
+                if let Some(key) = r.user_identity().access_key_id {
+                    a.add(Facet::AccessKey, key, 1.0);
+                }
+                if let Some(ip) = r.source_ip_address() {
+                    a.add(Facet::SourceIp, ip, 1.0);
+                }
+                if let Some(id) = r.event_id().filter(|_| a.event_ids.len() < EVENT_IDS) {
+                    a.event_ids.push(id.to_owned());
+                }
             }
         }
     }
@@ -272,6 +281,9 @@ pub struct Insight {
     /// The seasonal expectation at the start (same time of day, earlier days).
     pub expected: f64,
     pub attributions: Vec<Attribution>,
+    /// What a responder pivots on (not part of CloudTrail's Insight record).
+    #[serde(skip)]
+    pub pivots: Pivots,
     /// The end of the first window that was unusual: when it could page.
     pub detected: DateTime<Utc>,
     /// The rarest window's tail probability under the baseline.
@@ -564,6 +576,14 @@ fn build(
         v.truncate(5);
         v
     };
+    // The busiest first, as many as a context shows.
+    let values = |facet: Facet| -> Vec<String> {
+        top(&in_insight, facet, (end - start).max(1))
+            .into_iter()
+            .map(|(v, _)| v)
+            .filter(|v| v != crate::context::OTHER)
+            .collect()
+    };
     let attributions = [
         ("userIdentityArn", Facet::Principal),
         ("userAgent", Facet::UserAgent),
@@ -588,6 +608,14 @@ fn build(
         start_average: round4(sum(start, start + START_MINUTES as i64) / START_MINUTES as f64),
         expected: round4(expected),
         attributions,
+        pivots: Pivots {
+            access_key_ids: values(Facet::AccessKey),
+            source_ips: values(Facet::SourceIp),
+            regions: vec![key.region.clone()],
+            accounts: vec![key.account.clone()],
+            event_ids: in_insight.event_ids.clone(),
+            events: in_insight.events.round() as u64,
+        },
         detected: at(start),
         p_value: 1.0,
         grade: 0.0,
@@ -727,6 +755,7 @@ impl Insight {
             page: None,
             novelty: None,
             attack: Vec::new(),
+            pivots: self.pivots.clone(),
         }
     }
 }

@@ -20,6 +20,7 @@
 //!   severity that says whether it pages ([`severity`]);
 //! - sinks ([`sink`], [`report`]): table, JSON, NDJSON, an HTML report.
 
+pub mod advice;
 pub mod aggregate;
 pub mod anomaly;
 pub mod calibration;
@@ -28,8 +29,11 @@ pub mod correlate;
 pub mod early;
 pub mod follow;
 pub mod group;
+pub mod headline;
 pub mod insights;
+pub mod mute;
 pub mod novelty;
+pub mod ocsf;
 pub mod pipeline;
 pub mod plain_series;
 pub mod plausible;

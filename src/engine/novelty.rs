@@ -11,7 +11,7 @@
 //! is small.
 
 use super::aggregate::History;
-use super::anomaly::{round4, Anomaly, AnomalyKind, NeverSeen, Novelty};
+use super::anomaly::{round4, Anomaly, AnomalyKind, NeverSeen, Novelty, Pivots};
 use super::{chance, severity};
 use crate::cloudtrail::Record;
 use crate::context::short_arn;
@@ -108,6 +108,10 @@ pub struct Seen {
     /// The earliest occurrence times, sorted, at most [`KEEP_TIMES`].
     pub times: Vec<DateTime<Utc>>,
     pub count: u64,
+    /// The CloudTrail event ID of the earliest occurrence: the record a
+    /// new-activity finding points a responder to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_id: Option<String>,
 }
 
 impl Seen {
@@ -120,7 +124,23 @@ impl Seen {
         }
     }
 
+    /// [`Seen::add`], keeping the event ID when it is the earliest.
+    fn add_record(&mut self, t: DateTime<Utc>, id: Option<&str>) {
+        if self.times.first().is_none_or(|first| t < *first) {
+            self.first_id = id.map(str::to_owned);
+        }
+        self.add(t);
+    }
+
     fn merge(&mut self, other: Seen) {
+        let theirs_first = match (other.times.first(), self.times.first()) {
+            (Some(theirs), Some(mine)) => theirs < mine,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if theirs_first {
+            self.first_id = other.first_id;
+        }
         self.count += other.count;
         self.times.extend(other.times);
         self.times.sort();
@@ -139,6 +159,28 @@ pub struct PrincipalSeen {
     pub activity: Seen,
     /// `call <source>:<name>`, `region <region>`, `network <a.b.c.0/24>`.
     pub features: FxHashMap<String, Seen>,
+    /// The access keys and source addresses it used last (a few each,
+    /// newest last): what a responder of its finding deactivates or blocks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_ips: Vec<String>,
+}
+
+/// Access keys and addresses kept per principal.
+const KEEP_LAST: usize = 3;
+
+/// Moves `value` to the end of `list` (adding it), keeping the last
+/// [`KEEP_LAST`].
+fn keep_last(list: &mut Vec<String>, value: &str) {
+    if list.last().is_some_and(|v| v == value) {
+        return;
+    }
+    list.retain(|v| v != value);
+    list.push(value.to_owned());
+    if list.len() > KEEP_LAST {
+        list.remove(0);
+    }
 }
 
 /// The never-seen-before counters of every principal.
@@ -183,15 +225,22 @@ impl NoveltyCounts {
             return;
         };
         p.activity.add(t);
+        if let Some(k) = id.access_key_id {
+            keep_last(&mut p.access_keys, k);
+        }
+        if let Some(ip) = r.source_ip_address() {
+            keep_last(&mut p.source_ips, ip);
+        }
+        let event_id = r.event_id();
         let mut key = String::with_capacity(64);
         let mut feature = |parts: &[&str]| {
             key.clear();
             parts.iter().for_each(|x| key.push_str(x));
             match p.features.get_mut(key.as_str()) {
-                Some(seen) => seen.add(t),
+                Some(seen) => seen.add_record(t, event_id),
                 None => {
                     let mut seen = Seen::default();
-                    seen.add(t);
+                    seen.add_record(t, event_id);
                     p.features.insert(key.clone(), seen);
                 }
             }
@@ -220,6 +269,12 @@ impl NoveltyCounts {
         for (principal, theirs) in other.principals {
             let mine = self.principals.entry(principal).or_default();
             mine.activity.merge(theirs.activity);
+            for k in &theirs.access_keys {
+                keep_last(&mut mine.access_keys, k);
+            }
+            for ip in &theirs.source_ips {
+                keep_last(&mut mine.source_ips, ip);
+            }
             for (k, s) in theirs.features {
                 mine.features.entry(k).or_default().merge(s);
             }
@@ -636,6 +691,24 @@ pub fn detect(
                     rare.join(", ")
                 ));
             }
+            let pivots = Pivots {
+                access_key_ids: seen.access_keys.clone(),
+                source_ips: seen.source_ips.clone(),
+                regions: (list.iter())
+                    .filter_map(|f| f.feature.strip_prefix("region "))
+                    .map(str::to_owned)
+                    .collect(),
+                accounts: crate::context::account_of(principal)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+                event_ids: (list.iter())
+                    .filter(|f| f.prior == 0)
+                    .filter_map(|f| seen.features.get(&f.feature)?.first_id.clone())
+                    .take(crate::context::EVENT_IDS)
+                    .collect(),
+                events: list.len() as u64,
+            };
             out.push(Anomaly {
                 detector: if novelty.new.is_empty() {
                     "rare-activity"
@@ -663,6 +736,7 @@ pub fn detect(
                 page: None,
                 novelty: Some(novelty),
                 attack: Vec::new(),
+                pivots,
             });
         }
     }

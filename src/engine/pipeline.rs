@@ -132,6 +132,8 @@ pub fn delivered_at(key: &str) -> Option<DateTime<Utc>> {
 pub struct Step {
     pub findings: Findings,
     pub incidents: Vec<Incident>,
+    /// Findings of muted principals, dropped before grouping.
+    pub muted: usize,
 }
 
 /// The engine and what a driver keeps between calls.
@@ -147,6 +149,8 @@ pub struct Pipeline<'d> {
     pub page_at: Severity,
     /// The incidents that paged in the last [`GAP_MINUTES`] of steps.
     pub paged: Vec<Paged>,
+    /// Principals whose findings are dropped ([`super::mute`]).
+    pub mute: super::mute::Mute,
 }
 
 /// Inputs named one by one in a line about late deliveries.
@@ -191,6 +195,7 @@ impl<'d> Pipeline<'d> {
             incidents: 0,
             page_at,
             paged: Vec::new(),
+            mute: Default::default(),
         }
     }
 
@@ -339,6 +344,7 @@ impl<'d> Pipeline<'d> {
     /// that continues an incident an earlier step paged pages only above
     /// the severity that one paged at.
     pub fn step(&mut self, mut findings: Findings) -> Step {
+        let muted = self.mute.apply(&mut findings.anomalies);
         let mut incidents = severity::incidents(&mut findings.anomalies, self.page_at);
         let gap = chrono::Duration::minutes(GAP_MINUTES);
         for inc in &mut incidents {
@@ -386,6 +392,7 @@ impl<'d> Pipeline<'d> {
         Step {
             findings,
             incidents,
+            muted,
         }
     }
 }

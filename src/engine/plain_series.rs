@@ -210,6 +210,7 @@ pub fn anomalies(
             page: None,
             novelty: None,
             attack: Vec::new(),
+            pivots: Default::default(),
         });
     }
     out.sort_by_key(|a| a.start);

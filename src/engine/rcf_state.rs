@@ -3,7 +3,7 @@
 //! run (score to the end) and `--follow` (score what has closed so far).
 
 use super::aggregate::{bucket_of, Aggregates, Series};
-use super::anomaly::{round4, Anomaly, AnomalyKind};
+use super::anomaly::{round4, Anomaly, AnomalyKind, Pivots};
 use super::chance::{Budget, DEFAULT_BUDGET_PER_DAY};
 use super::early;
 use super::rcf::{
@@ -524,6 +524,7 @@ pub fn rcf_finding(
             subjects.push(p.value.clone());
         }
     }
+    let pivots = Pivots::of_context(&context);
     Anomaly {
         detector: d.name.clone(),
         kind: AnomalyKind::Rcf,
@@ -546,6 +547,7 @@ pub fn rcf_finding(
         page: None,
         novelty: None,
         attack: Vec::new(),
+        pivots,
     }
 }
 

@@ -46,6 +46,9 @@ pub struct Chart {
 /// Everything on the page.
 pub struct ReportInput<'a> {
     pub generated: DateTime<Utc>,
+    /// The start of the reported period (`--since`); the events before it
+    /// only trained. None: from the first event.
+    pub since: Option<DateTime<Utc>>,
     pub first_event: Option<DateTime<Utc>>,
     pub last_event: Option<DateTime<Utc>>,
     pub events: u64,
@@ -478,7 +481,7 @@ fn chart_svg(c: &Chart) -> String {
 }
 
 fn timeline_svg(input: &ReportInput<'_>) -> String {
-    let (Some(first), Some(last)) = (input.first_event, input.last_event) else {
+    let (Some(first), Some(last)) = (reported_from(input), input.last_event) else {
         return String::new();
     };
     let span = (last - first).num_seconds().max(1) as f64;
@@ -543,6 +546,14 @@ fn timeline_svg(input: &ReportInput<'_>) -> String {
     s
 }
 
+/// The start of the reported period: `--since`, else the first event.
+fn reported_from(input: &ReportInput<'_>) -> Option<DateTime<Utc>> {
+    match (input.since, input.first_event) {
+        (Some(since), Some(first)) => Some(since.max(first)),
+        (since, first) => since.or(first),
+    }
+}
+
 /// Who was behind an incident and from where: the top principal and source
 /// address of its highest-graded anomaly with a context, else its first
 /// subject.
@@ -580,8 +591,46 @@ fn who(anomalies: &[Anomaly], inc: &Incident) -> (String, String) {
                 .top(Facet::SourceIp)
                 .map(|v| shown(v, false))
         })
+        // Rule findings have no context: the addresses their records name.
+        .or_else(|| {
+            let ips = distinct(members.iter().flat_map(|a| &a.pivots.source_ips));
+            (!ips.is_empty()).then(|| ips.join(", "))
+        })
         .unwrap_or_else(|| "-".into());
     (principal, source)
+}
+
+/// Values in first-seen order, each once.
+fn distinct<'a>(values: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for v in values {
+        if !out.contains(&v.as_str()) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// The finding a card leads with: the one whose launches cost the most when
+/// any were priced (so its text and the Cost row agree), else the highest
+/// graded; a whole interval before a partial one.
+fn lead<'a>(members: &[&'a Anomaly]) -> &'a Anomaly {
+    let cost = |a: &Anomaly| {
+        a.context
+            .as_ref()
+            .and_then(|c| c.cost.as_ref())
+            .map_or(0.0, |c| c.per_hour)
+    };
+    members
+        .iter()
+        .copied()
+        .max_by(|a, b| {
+            (cost(a).total_cmp(&cost(b)))
+                .then(a.grade.total_cmp(&b.grade))
+                .then(b.partial.cmp(&a.partial))
+                .then(b.start.cmp(&a.start))
+        })
+        .expect("an incident has a finding")
 }
 
 fn duration_text(d: Duration) -> String {
@@ -634,29 +683,63 @@ fn card(input: &ReportInput<'_>, inc: &Incident) -> String {
         .map(|(k, n)| format!("{n} {k}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let cost = members
-        .iter()
-        .filter_map(|a| a.context.as_ref()?.cost.as_ref())
-        .max_by(|a, b| a.per_hour.total_cmp(&b.per_hour))
+    let lead = lead(&members);
+    let cost = (lead.context.as_ref())
+        .and_then(|c| c.cost.as_ref())
         .filter(|c| c.per_hour > 0.0)
         .map_or("nothing priced was started".to_owned(), |c| c.headline());
     let mut h = String::new();
     let _ = write!(
         h,
-        r#"<section class="card sev-{sev}" id="incident-{id}"><h3><span class="sev">{sev}</span> Incident #{id} <span class="muted">{start} – {end} UTC ({dur}), grade {grade:.2}</span></h3>
-<dl><dt>Who</dt><dd>{who}</dd><dt>From</dt><dd>{source}</dd><dt>What happened</dt><dd>{what}</dd><dt>Found by</dt><dd>{found_by}</dd><dt>Cost</dt><dd>{cost}</dd></dl>"#,
+        r#"<section class="card sev-{sev}" id="incident-{id}"><h3><span class="sev">{sev}</span> #{id} {headline} <span class="muted">{start} – {end} UTC ({dur}), grade {grade:.2}</span></h3>
+<dl><dt>Who</dt><dd>{who}</dd>"#,
         sev = severity.name(),
         id = inc.id,
+        headline = esc(&super::headline::of(&members)),
         start = inc.start.format("%Y-%m-%d %H:%M"),
         end = inc.end.format("%H:%M"),
         dur = duration_text(inc.end - inc.start),
         grade = inc.grade,
         who = esc(&principal),
-        source = esc(&source),
-        what = esc(&members[0].summary),
-        found_by = esc(&found_by),
-        cost = esc(&cost),
     );
+    if source != "-" {
+        let _ = write!(h, "<dt>From</dt><dd>{}</dd>", esc(&source));
+    }
+    let _ = write!(
+        h,
+        "<dt>What happened</dt><dd>{}</dd><dt>Found by</dt><dd>{}</dd><dt>Cost</dt><dd>{}</dd>",
+        esc(&lead.summary),
+        esc(&found_by),
+        esc(&cost)
+    );
+    // What a responder searches for next.
+    let keys = distinct(members.iter().flat_map(|a| &a.pivots.access_key_ids));
+    if !keys.is_empty() {
+        let _ = write!(
+            h,
+            "<dt>Access keys</dt><dd><code>{}</code></dd>",
+            esc(&keys.join(", "))
+        );
+    }
+    let ids = distinct(members.iter().flat_map(|a| &a.pivots.event_ids));
+    let events: u64 = members.iter().map(|a| a.pivots.events).sum();
+    if !ids.is_empty() {
+        let _ = write!(
+            h,
+            "<dt>Events</dt><dd>{events} behind its findings; the first: <code>{}</code></dd>",
+            esc(&ids
+                .iter()
+                .take(crate::context::EVENT_IDS)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", "))
+        );
+    }
+    h.push_str("<dt>Do first</dt><dd><ol class=\"actions\">");
+    for step in super::advice::first_actions(&members) {
+        let _ = write!(h, "<li>{}</li>", esc(&step));
+    }
+    h.push_str("</ol></dd></dl>");
     let charts: Vec<&Chart> = input
         .charts
         .iter()
@@ -676,7 +759,13 @@ fn card(input: &ReportInput<'_>, inc: &Incident) -> String {
         .filter(|a| a.kind != AnomalyKind::NewEvent)
         .map(|a| series_key(a))
         .collect();
-    if series.len() > charts.len() {
+    if charts.is_empty() && !series.is_empty() {
+        let _ = write!(
+            h,
+            r#"<p class="muted">{} series alarmed in this incident, none charted here (their history is not in this run); all are listed below.</p>"#,
+            series.len()
+        );
+    } else if series.len() > charts.len() {
         let _ = write!(
             h,
             r#"<p class="muted">{} more series alarmed in this incident; the highest graded are charted, all are listed below.</p>"#,
@@ -696,6 +785,33 @@ fn card(input: &ReportInput<'_>, inc: &Incident) -> String {
         );
     }
     h.push_str("</ul></section>");
+    h
+}
+
+/// The incidents at a glance, most severe first, each a link to its card.
+fn summary_table(input: &ReportInput<'_>) -> String {
+    if input.incidents.is_empty() {
+        return String::new();
+    }
+    let mut h = String::from(
+        r#"<h2>Summary</h2><table id="summary"><thead><tr><th>incident</th><th>severity</th><th>what happened</th><th>who</th><th>cost</th><th>when (UTC)</th></tr></thead><tbody>"#,
+    );
+    for inc in super::group::reading_order(input.incidents, input.anomalies) {
+        let members: Vec<&Anomaly> = inc.members.iter().map(|&i| &input.anomalies[i]).collect();
+        let severity = inc.severity(input.anomalies);
+        let _ = write!(
+            h,
+            r##"<tr class="sev-{sev}"><td><a href="#incident-{id}">#{id}</a></td><td><span class="sev">{sev}</span></td><td><a href="#incident-{id}">{what}</a></td><td>{who}</td><td class="num">{cost}</td><td>{when}</td></tr>"##,
+            sev = severity.name(),
+            id = inc.id,
+            what = esc(&super::headline::of(&members)),
+            who = esc(&who(input.anomalies, inc).0),
+            cost = super::headline::cost_text(inc.cost_per_hour(input.anomalies))
+                .unwrap_or_else(|| "-".into()),
+            when = super::headline::span_text(inc.start, inc.end),
+        );
+    }
+    h.push_str("</tbody></table>");
     h
 }
 
@@ -733,7 +849,9 @@ figure{{margin:10px 0 0}}figcaption{{font-size:13px}}ul.members{{margin:8px 0 0;
 .controls{{display:flex;gap:8px;margin:6px 0}}input,select{{font:inherit;padding:3px 6px}}
 table{{border-collapse:collapse;width:100%;font-size:13px}}td,th{{border-bottom:1px solid #d0d7de;padding:4px 6px;text-align:left;vertical-align:top}}
 th{{background:#f6f8fa;cursor:pointer;user-select:none;white-space:nowrap}}th[aria-sort=ascending]::after{{content:" ▲"}}th[aria-sort=descending]::after{{content:" ▼"}}
-td.num{{text-align:right;white-space:nowrap}}
+td.num{{text-align:right;white-space:nowrap}}td{{overflow-wrap:anywhere}}
+#findings{{table-layout:fixed}}#findings col.inc{{width:64px}}#findings col.start{{width:128px}}#findings col.kind{{width:76px}}#findings col.det{{width:150px}}#findings col.ent{{width:180px}}#findings col.grade{{width:56px}}
+ol.actions{{margin:0;padding-left:18px}}code{{font-size:12px}}
 </style></head><body data-charts-total="{}" data-incidents="{}" data-findings="{}">
 <h1>trailwatch report</h1><p class="muted">{} events, {range}. {} findings in {} incidents. Generated {}.</p>"#,
         input.charts.len(),
@@ -744,6 +862,7 @@ td.num{{text-align:right;white-space:nowrap}}
         input.incidents.len(),
         input.generated.format("%Y-%m-%d %H:%M UTC")
     );
+    h.push_str(&summary_table(input));
     h.push_str("<h2>Timeline</h2>");
     h.push_str(&timeline_svg(input));
     h.push_str("<h2>Incidents</h2><p class=\"muted\">Highest severity first. In the charts the line is the value per interval, the dashed line what was expected and the shaded band the normal range (median ± 3 scaled MADs of the day before); red marks are the anomalies, and a value cut at the top says what it was.</p>");
@@ -755,7 +874,7 @@ td.num{{text-align:right;white-space:nowrap}}
     }
     h.push_str(&calibration_table(input));
     h.push_str(r#"<h2>All findings</h2><div class="controls"><input id="filter" type="search" placeholder="Filter: detector, principal, any text" aria-label="filter"><select id="kind" aria-label="kind"><option value="">every kind</option><option>rcf</option><option>insight</option><option>new_event</option></select></div>
-<table id="findings"><thead><tr><th data-type="num">incident</th><th>start (UTC)</th><th>kind</th><th>detector</th><th>entity</th><th data-type="num">grade</th><th>what</th></tr></thead><tbody>"#);
+<table id="findings"><colgroup><col class="inc"><col class="start"><col class="kind"><col class="det"><col class="ent"><col class="grade"><col></colgroup><thead><tr><th data-type="num">incident</th><th>start (UTC)</th><th>kind</th><th>detector</th><th>entity</th><th data-type="num">grade</th><th>what</th></tr></thead><tbody>"#);
     for a in input.anomalies {
         let incident = a.incident.map_or(String::new(), |i| {
             format!(r##"<a href="#incident-{i}">#{i}</a>"##)
@@ -941,6 +1060,7 @@ mod tests {
             page: None,
             novelty: None,
             attack: Vec::new(),
+            pivots: Default::default(),
         }];
         let incidents = group(&mut anomalies);
         let values: Vec<f64> = (0..300)
@@ -958,6 +1078,7 @@ mod tests {
         };
         let html = render(&ReportInput {
             generated: t("2026-01-08T00:00:00Z"),
+            since: None,
             first_event: Some(t("2026-01-05T00:00:00Z")),
             last_event: Some(t("2026-01-08T00:00:00Z")),
             events: 1000,

@@ -3,7 +3,7 @@
 //! kind `rule` at the minute it happened, with the rule's severity. Hits of
 //! one rule by one principal on one target within a minute are one finding.
 
-use super::anomaly::{Anomaly, AnomalyKind, Severity};
+use super::anomaly::{Anomaly, AnomalyKind, Pivots, Severity};
 use crate::cloudtrail::Record;
 use crate::context::short_arn;
 use crate::detector::{Rule, Scope};
@@ -45,6 +45,35 @@ pub struct RuleHit {
     /// A `[new]` rule's hit: the value, new to what.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new: Option<NewHit>,
+    /// What a responder pivots on: the record's access key, region,
+    /// account and event ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+}
+
+impl RuleHit {
+    /// The pivots of hits made into one finding.
+    pub fn pivots<'h>(hits: impl IntoIterator<Item = &'h RuleHit>) -> Pivots {
+        let mut p = Pivots::default();
+        for h in hits {
+            let one = |v: &Option<String>| v.iter().cloned().collect::<Vec<_>>();
+            p.merge(&Pivots {
+                access_key_ids: one(&h.access_key_id),
+                source_ips: one(&h.source_ip),
+                regions: one(&h.region),
+                accounts: one(&h.account),
+                event_ids: one(&h.event_id),
+                events: 1,
+            });
+        }
+        p
+    }
 }
 
 /// What a `[new]` rule's hit was new to ([`crate::detector::NewValue`]).
@@ -135,6 +164,10 @@ impl RuleHits {
                     value: value.clone(),
                     per_account: rule.new.as_ref().is_some_and(|n| n.per == Scope::Account),
                 }),
+                access_key_id: r.user_identity().access_key_id.map(str::to_owned),
+                region: r.aws_region().map(str::to_owned),
+                account: r.recipient_account_id().map(str::to_owned),
+                event_id: r.event_id().map(str::to_owned),
             };
             match key {
                 None => self.hits.push(hit),
@@ -404,6 +437,7 @@ pub fn detect(
                 page: None,
                 novelty: None,
                 attack: first.attack.clone(),
+                pivots: RuleHit::pivots(list.iter().copied()),
             })
         })
         .chain(super::correlate::findings(judging.rules, hits, from, to))
@@ -435,6 +469,10 @@ mod tests {
             habitual: None,
             captured: Vec::new(),
             new: None,
+            access_key_id: None,
+            region: None,
+            account: None,
+            event_id: None,
         };
         let mut hits = RuleHits {
             hits: vec![

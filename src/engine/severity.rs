@@ -471,6 +471,7 @@ mod tests {
                 basis: String::new(),
                 assumptions: Vec::new(),
             }),
+            event_ids: Vec::new(),
         });
         x
     }

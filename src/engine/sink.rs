@@ -1,7 +1,7 @@
 //! Writing results: a table of incidents for people (an incident's insights
 //! of one type and principal folded into one line with their count), one
-//! JSON array, or NDJSON (one anomaly per line, each with its incident id
-//! and context).
+//! JSON array of incidents, NDJSON (one anomaly per line, each with its
+//! incident id and context), or OCSF Detection Findings ([`super::ocsf`]).
 
 use super::anomaly::{Anomaly, AnomalyKind};
 use super::group::Incident;
@@ -14,16 +14,19 @@ pub enum Format {
     Table,
     Json,
     Ndjson,
+    /// One OCSF 1.1.0 Detection Finding per incident a line ([`super::ocsf`]).
+    Ocsf,
 }
 
 pub fn write(
     format: Format,
     anomalies: &[Anomaly],
     incidents: &[Incident],
+    style: &TableStyle,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     match format {
-        Format::Table => write_table(anomalies, incidents, out),
+        Format::Table => write_table(anomalies, incidents, style, out),
         Format::Json => {
             let objects: Vec<serde_json::Value> = incidents
                 .iter()
@@ -31,6 +34,13 @@ pub fn write(
                 .collect();
             serde_json::to_writer_pretty(&mut *out, &objects)?;
             writeln!(out)
+        }
+        Format::Ocsf => {
+            for inc in incidents {
+                serde_json::to_writer(&mut *out, &super::ocsf::detection_finding(anomalies, inc))?;
+                writeln!(out)?;
+            }
+            Ok(())
         }
         Format::Ndjson => {
             for a in anomalies {
@@ -209,58 +219,136 @@ fn folded_summary(members: &[&Anomaly], account: &str, region: &str) -> String {
     )
 }
 
+/// A finding's sentence without the title its detector or rule column
+/// already gives (`EC2 instances requested … per 10 minutes: `), so the
+/// line's width goes to what it saw.
+fn detail_text(a: &Anomaly) -> &str {
+    match a.kind {
+        AnomalyKind::Rcf | AnomalyKind::Rule => a
+            .summary
+            .split_once(": ")
+            .map_or(a.summary.as_str(), |(_, rest)| rest),
+        _ => &a.summary,
+    }
+}
+
+/// How the table is drawn: the width lines are cut to (`None`: whole
+/// lines), and whether severities are coloured (ANSI).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableStyle {
+    pub width: Option<usize>,
+    pub color: bool,
+}
+
+/// The narrowest the table is cut to, whatever the terminal says.
+const MIN_WIDTH: usize = 40;
+
+/// `line` cut to `width` characters, ending in `…` when cut.
+fn fit(line: &str, width: Option<usize>) -> String {
+    match width {
+        Some(w) if line.chars().count() > w => {
+            let mut cut: String = line.chars().take(w.saturating_sub(1)).collect();
+            cut.truncate(cut.trim_end().len());
+            cut.push('…');
+            cut
+        }
+        _ => line.to_owned(),
+    }
+}
+
+/// A severity's name, upper-case and padded, coloured when asked.
+fn severity_word(severity: Option<super::Severity>, color: bool) -> String {
+    use super::Severity;
+    let name = severity.map_or("UNRATED", |s| match s {
+        Severity::Critical => "CRITICAL",
+        Severity::High => "HIGH",
+        Severity::Medium => "MEDIUM",
+        Severity::Low => "LOW",
+    });
+    let padded = format!("{name:<8}");
+    if !color {
+        return padded;
+    }
+    use anstyle::{AnsiColor, Style};
+    let style = match severity {
+        Some(Severity::Critical) => Style::new().bold().fg_color(Some(AnsiColor::Red.into())),
+        Some(Severity::High) => Style::new().fg_color(Some(AnsiColor::Red.into())),
+        Some(Severity::Medium) => Style::new().fg_color(Some(AnsiColor::Yellow.into())),
+        Some(Severity::Low) | None => Style::new().fg_color(Some(AnsiColor::Cyan.into())),
+    };
+    format!("{style}{padded}{style:#}")
+}
+
 fn write_table(
     anomalies: &[Anomaly],
     incidents: &[Incident],
+    style: &TableStyle,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     if anomalies.is_empty() {
         return writeln!(out, "No anomalies found.");
     }
-    let kind_width = anomalies
-        .iter()
-        .map(|a| a.kind.name().len())
-        .max()
-        .unwrap_or(0);
-    let det_width = anomalies
-        .iter()
-        .map(|a| a.detector.len())
-        .max()
-        .unwrap_or(0);
+    let width = style.width.map(|w| w.max(MIN_WIDTH));
     // In the report's order: the most severe first.
     for inc in super::group::reading_order(incidents, anomalies) {
-        let same_day = inc.start.date_naive() == inc.end.date_naive();
-        let first = &anomalies[inc.members[0]];
-        let severity = match (first.severity, first.page) {
-            (Some(s), Some(true)) => format!("{} (pages)  ", s.name()),
-            (Some(s), _) => format!("{}  ", s.name()),
-            (None, _) => String::new(),
+        let members: Vec<&Anomaly> = inc.members.iter().map(|&i| &anomalies[i]).collect();
+        let first = members[0];
+        // Columns as wide as this incident needs.
+        let kind_width = members
+            .iter()
+            .map(|a| a.kind.name().len())
+            .max()
+            .unwrap_or(0);
+        let det_width = members.iter().map(|a| a.detector.len()).max().unwrap_or(0);
+        // What happened, by whom, what it costs, when: the headline is cut
+        // so that the cost and the time stay on the line.
+        let tail = format!(
+            "{}  {}",
+            super::headline::cost_text(inc.cost_per_hour(anomalies))
+                .map(|c| format!("  {c}"))
+                .unwrap_or_default(),
+            super::headline::span_text(inc.start, inc.end)
+        );
+        let room = width.map(|w| w.saturating_sub(10 + tail.chars().count()).max(20));
+        let header = fit(
+            &format!(
+                "{}  {}{tail}",
+                severity_word(first.severity, false),
+                fit(&super::headline::of(&members), room)
+            ),
+            width,
+        );
+        // The severity word leads, padded: coloured in place when asked.
+        let word = severity_word(first.severity, false);
+        let header = match header.strip_prefix(&word) {
+            Some(rest) if style.color => format!("{}{rest}", severity_word(first.severity, true)),
+            _ => header,
         };
-        writeln!(
-            out,
-            "INCIDENT {}  {severity}{} – {}  grade {:.2}  {}",
+        writeln!(out, "{header}")?;
+        let detail = format!(
+            "  incident {}{}, grade {:.2}: {}",
             inc.id,
-            inc.start.format("%Y-%m-%d %H:%M"),
-            if same_day {
-                inc.end.format("%H:%M").to_string()
+            if first.page == Some(true) {
+                ", pages"
             } else {
-                inc.end.format("%Y-%m-%d %H:%M").to_string()
+                ""
             },
             inc.grade,
             incident_who(anomalies, inc)
-        )?;
+        );
+        writeln!(out, "{}", fit(&detail, width))?;
         for row in rows(anomalies, inc) {
             let a = &anomalies[row.first];
-            writeln!(
-                out,
+            let line = format!(
                 "  {}  {:kind_width$}  {:det_width$}  {:.2}  {}",
                 // A partial finding is told by when it was reached.
                 if a.partial { a.end } else { a.start }.format("%H:%M"),
                 a.kind.name(),
                 a.detector,
                 row.grade,
-                row.summary.as_deref().unwrap_or(&a.summary)
-            )?;
+                row.summary.as_deref().unwrap_or_else(|| detail_text(a))
+            );
+            writeln!(out, "{}", fit(&line, width))?;
         }
         writeln!(out)?;
     }
@@ -268,8 +356,7 @@ fn write_table(
         .iter()
         .filter(|inc| anomalies[inc.members[0]].page == Some(true))
         .count();
-    writeln!(
-        out,
+    let count = format!(
         "{} anomal{} in {} incident{}{}.",
         anomalies.len(),
         if anomalies.len() == 1 { "y" } else { "ies" },
@@ -280,7 +367,8 @@ fn write_table(
             n if n == incidents.len() => ", all paging".to_owned(),
             n => format!(", {n} paging"),
         }
-    )?;
+    );
+    writeln!(out, "{}", fit(&count, width))?;
     // Incidents by severity, the most severe first, and where to go next.
     let mut by_severity: Vec<(Option<super::Severity>, usize)> = Vec::new();
     for inc in incidents {
@@ -295,12 +383,21 @@ fn write_table(
         .iter()
         .map(|(s, n)| format!("{n} {}", s.map_or("unrated", |s| s.name())))
         .collect();
-    writeln!(
-        out,
-        "By severity: {}. Next: --report FILE.html for the timeline and a card per incident; --format json for incident objects to pivot on.",
-        counts.join(", ")
-    )
+    let by = format!("By severity: {}.", counts.join(", "));
+    writeln!(out, "{}", fit(&by, width))?;
+    for (n, next) in NEXT.iter().enumerate() {
+        let line = format!("{}{next}", if n == 0 { "Next: " } else { "      " });
+        writeln!(out, "{}", fit(&line, width))?;
+    }
+    Ok(())
 }
+
+/// Where a reader goes from the table.
+const NEXT: [&str; 3] = [
+    "--report FILE.html for a summary, a timeline and a card per incident with what to do first",
+    "--format json for incident objects to pivot on (keys, addresses, event IDs)",
+    "--mute PRINCIPAL to silence a principal you know (a pipeline, a scanner)",
+];
 
 #[cfg(test)]
 mod tests {
@@ -342,13 +439,14 @@ mod tests {
             page: None,
             novelty: None,
             attack: Vec::new(),
+            pivots: Default::default(),
         }
     }
 
     fn render(format: Format, mut a: Vec<Anomaly>) -> String {
         let incidents = incidents(&mut a, DEFAULT_PAGE);
         let mut out = Vec::new();
-        write(format, &a, &incidents, &mut out).unwrap();
+        write(format, &a, &incidents, &TableStyle::default(), &mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -417,22 +515,40 @@ mod tests {
         );
         let lines: Vec<&str> = text.lines().collect();
         // The most severe first, as in the report; numbered by time.
-        assert!(
-            lines[0].starts_with("INCIDENT 2  high (pages)  2026-01-07 14:20 – 14:30"),
-            "{text}"
-        );
-        assert!(
-            lines[1].contains("rcf        api-errors")
-                && lines[2].contains("new_event  new-activity"),
-            "{text}"
-        );
-        assert_eq!(lines[4], "INCIDENT 1  low  2026-01-07 03:10 – 03:20  grade 0.93  user/carol@2 (new) from 203.0.113.66 (new)", "{text}");
+        // What happened, by whom, when; then the incident, whether it
+        // pages, its grade and who exactly.
         assert_eq!(
-            lines[5], "  03:10  rcf        ec2-run-instances  0.93  ec2-run-instances summary",
+            lines[0],
+            "HIGH      api-errors summary far above usual by a new user from a new network  2026-01-07 14:20–14:30",
+            "{text}"
+        );
+        assert_eq!(
+            lines[1], "  incident 2, pages, grade 0.93: user/bob@1 (new) from 203.0.113.66 (new)",
             "{text}"
         );
         assert!(
-            text.contains("\nBy severity: 1 high, 1 low. Next: --report"),
+            lines[2].contains("rcf        api-errors")
+                && lines[3].contains("new_event  new-activity"),
+            "{text}"
+        );
+        assert!(
+            lines[5].starts_with("LOW       ec2-run-instances summary"),
+            "{text}"
+        );
+        assert_eq!(
+            lines[6], "  incident 1, grade 0.93: user/carol@2 (new) from 203.0.113.66 (new)",
+            "{text}"
+        );
+        assert_eq!(
+            lines[7], "  03:10  rcf  ec2-run-instances  0.93  ec2-run-instances summary",
+            "{text}"
+        );
+        assert!(
+            text.contains("\nBy severity: 1 high, 1 low.\nNext: --report FILE.html"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n      --mute PRINCIPAL to silence"),
             "{text}"
         );
         assert!(
@@ -504,22 +620,84 @@ mod tests {
         });
         let text = render(Format::Table, found);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 1 + 3 + 3, "{text}");
+        assert_eq!(lines.len(), 2 + 3 + 1 + 1 + 1 + 3, "{text}");
         assert_eq!(
-            lines[2],
+            lines[3],
             "  14:20  insight  ApiErrorRateInsight  0.93  8 APIs' errors above usual (1/us-east-1), mostly user/bob@1: \
              lambda:ListFunctions 2.7/min, sqs:ListQueues 2.6/min, sns:ListTopics 2.5/min, kms:ListKeys 2.4/min, \
              iam:ListRoles 2.3/min, ec2:DescribeInstances 2.2/min, 2 more (usually 0.01/min at most)",
             "{text}"
         );
         assert!(
-            lines[3].ends_with("iam:GetUser errors at 1.5/min"),
+            lines[4].ends_with("iam:GetUser errors at 1.5/min"),
             "{text}"
         );
         // The count of findings is every one of them, as NDJSON lists each.
         assert!(
             text.contains("\n10 anomalies in 1 incident, all paging.\n"),
             "{text}"
+        );
+    }
+
+    /// Cut to the width, every line, with an ellipsis; the cost and the
+    /// time stay on the header; colour only when asked, around the
+    /// severity alone.
+    #[test]
+    fn the_table_fits_its_width_and_colours_only_the_severity_when_asked() {
+        let mut found = vec![anomaly(
+            "ec2-run-instances",
+            AnomalyKind::Rcf,
+            "2026-01-07T03:10:00Z",
+            "arn:aws:iam::2:user/carol-with-a-rather-long-name-for-a-user",
+        )];
+        found[0].summary = "x".repeat(300);
+        let incs = incidents(&mut found, DEFAULT_PAGE);
+        let draw = |style: TableStyle| {
+            let mut out = Vec::new();
+            write(Format::Table, &found, &incs, &style, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let plain = draw(TableStyle {
+            width: Some(60),
+            color: false,
+        });
+        for line in plain.lines() {
+            assert!(line.chars().count() <= 60, "{line}");
+        }
+        assert!(plain.lines().nth(2).unwrap().ends_with("xxx…"), "{plain}");
+        assert!(
+            plain
+                .lines()
+                .next()
+                .unwrap()
+                .ends_with("  2026-01-07 03:10–03:20"),
+            "{plain}"
+        );
+        assert!(!plain.contains('\u{1b}'));
+        let coloured = draw(TableStyle {
+            width: Some(60),
+            color: true,
+        });
+        assert!(
+            coloured.starts_with("\u{1b}[36mLOW     \u{1b}[0m  "),
+            "{coloured:?}"
+        );
+        assert_eq!(coloured.matches('\u{1b}').count(), 2, "{coloured:?}");
+        assert_eq!(
+            coloured.replace("\u{1b}[36m", "").replace("\u{1b}[0m", ""),
+            plain
+        );
+        // No width: whole lines.
+        let whole = draw(TableStyle::default());
+        assert!(whole.contains(&"x".repeat(300)));
+        // A width below the floor is raised to it.
+        let tiny = draw(TableStyle {
+            width: Some(5),
+            color: false,
+        });
+        assert!(
+            tiny.lines().all(|l| l.chars().count() <= MIN_WIDTH),
+            "{tiny}"
         );
     }
 

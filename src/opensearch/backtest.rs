@@ -299,6 +299,7 @@ mod tests {
                 page: None,
                 novelty: None,
                 attack: Vec::new(),
+                pivots: Default::default(),
             }
         };
         let local = vec![

@@ -84,6 +84,8 @@ pub fn facet_fields(facet: Facet) -> (&'static str, Option<&'static str>) {
             Some("requestParameters.size"),
         ),
         Facet::Function => ("requestParameters.functionName", None),
+        Facet::AccessKey => ("userIdentity.accessKeyId", None),
+        Facet::Account => ("recipientAccountId", None),
     }
 }
 
@@ -145,7 +147,15 @@ pub fn context_search(query: Value) -> Value {
         }
         aggs.insert(facet_key(facet), agg);
     }
-    json!({"size": 0, "track_total_hits": true, "query": query, "aggs": aggs})
+    // The first few records' event IDs, for a responder to look up.
+    json!({
+        "size": crate::context::EVENT_IDS,
+        "_source": ["eventID"],
+        "sort": [{"eventTime": "asc"}],
+        "track_total_hits": true,
+        "query": query,
+        "aggs": aggs
+    })
 }
 
 fn facet_key(facet: Facet) -> String {
@@ -192,6 +202,11 @@ pub fn counts_from(response: &Value) -> FacetCounts {
             }
         }
     }
+    let ids = response.pointer("/hits/hits").and_then(Value::as_array);
+    counts.event_ids = (ids.into_iter().flatten())
+        .filter_map(|h| h.pointer("/_source/eventID")?.as_str().map(str::to_owned))
+        .take(crate::context::EVENT_IDS)
+        .collect();
     counts
 }
 
@@ -232,7 +247,18 @@ read_only = false
     #[test]
     fn aggregations_read_back_into_facet_counts() {
         let body = context_search(json!({"match_all": {}}));
-        assert_eq!(body["size"], 0);
+        // The first records' event IDs come back as hits, nothing else of them.
+        assert_eq!(body["size"], 3);
+        assert_eq!(body["_source"], json!(["eventID"]));
+        assert_eq!(body["sort"], json!([{"eventTime": "asc"}]));
+        assert_eq!(
+            body["aggs"]["access_key"]["terms"]["field"],
+            "userIdentity.accessKeyId"
+        );
+        assert_eq!(
+            body["aggs"]["account"]["terms"]["field"],
+            "recipientAccountId"
+        );
         assert_eq!(
             body["aggs"]["instance_type"]["aggs"]["values"]["aggs"]["amount"]["sum"]["field"],
             "requestParameters.instancesSet.items.maxCount"
@@ -254,9 +280,12 @@ read_only = false
             "gp2"
         );
         let response = json!({
-            "hits": {"total": {"value": 12, "relation": "eq"}},
+            "hits": {"total": {"value": 12, "relation": "eq"}, "hits": [
+                {"_source": {"eventID": "e-1"}}, {"_source": {"eventID": "e-2"}}, {"_source": {}}
+            ]},
             "aggregations": {
                 "principal": {"buckets": [{"key": "arn:aws:iam::1:user/carol", "doc_count": 12}]},
+                "access_key": {"buckets": [{"key": "AKIAEXAMPLE", "doc_count": 12}]},
                 "instance_type": {"doc_count": 3, "values": {"buckets": [{"key": "p4d.24xlarge", "doc_count": 3, "amount": {"value": 24.0}}]}},
                 "volume_gib": {"doc_count": 2, "values": {"buckets": [{"key": "io2", "doc_count": 2, "amount": {"value": 1000.0}}]}},
                 "refused_instance_type": {"doc_count": 4, "values": {"buckets": [{"key": "p5.48xlarge", "doc_count": 4, "amount": {"value": 32.0}}]}},
@@ -283,5 +312,7 @@ read_only = false
         assert_eq!(counts.values[&Facet::InstanceType]["p4d.24xlarge"], 24.0);
         assert_eq!(counts.values[&Facet::Function]["resize"], 7.0);
         assert_eq!(counts.volume_gib, 1000.0);
+        assert_eq!(counts.values[&Facet::AccessKey]["AKIAEXAMPLE"], 12.0);
+        assert_eq!(counts.event_ids, ["e-1", "e-2"]);
     }
 }
