@@ -30,9 +30,9 @@ use std::path::Path;
 
 /// Seeds to look at while tuning.
 pub const TUNING_SEEDS: [u64; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
-/// Seeds never looked at while tuning: what the README's figures come from.
+/// Seeds never looked at while tuning: what docs/simulate-and-eval.md's figures come from.
 /// A set is spent once the engine is changed after seeing its figures; the
-/// spent ones are 1001–1003 (2026-12-03, before the changes the README's
+/// spent ones are 1001–1003 (2026-12-03, before the changes docs/simulate-and-eval.md's
 /// evaluation section lists), 2001–2003 (2026-12-04, before new activity
 /// was graded from chance) and 3001–3003 (2026-12-04, before the rule
 /// catalogue, never-seen principals and paging from partial intervals).

@@ -1,7 +1,7 @@
 //! `compose.yaml`, the stack a user runs on their own machine with every
 //! plugin: images cannot be pulled here, so what can be checked is: the
 //! file parses, and its settings agree with what `opensearch apply` and the
-//! README's walk-through need (the official 2.19 images, which bundle the
+//! walk-through of docs/opensearch.md needs (the official 2.19 images, which bundle the
 //! plugins; security on, TLS only, the admin password from the
 //! environment; both ports on this machine alone).
 
@@ -82,9 +82,9 @@ fn the_compose_stack_runs_every_plugin_with_security_on_this_machine_alone() {
     };
     assert_eq!(ports(os), ["127.0.0.1:9200:9200"]);
     assert_eq!(ports(dashboards), ["127.0.0.1:5601:5601"]);
-    // The README's walk-through uses these very addresses and the CA file
-    // the header says how to copy out.
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    // The walk-through of docs/opensearch.md uses these very addresses and
+    // the CA file the header says how to copy out.
+    let readme = std::fs::read_to_string(root().join("docs/opensearch.md")).unwrap();
     for needed in [
         "docker compose up -d --wait",
         "--opensearch-url https://localhost:9200",
@@ -96,7 +96,7 @@ fn the_compose_stack_runs_every_plugin_with_security_on_this_machine_alone() {
     ] {
         assert!(
             readme.contains(needed),
-            "README.md's Compose path lacks {needed:?}"
+            "docs/opensearch.md's Compose path lacks {needed:?}"
         );
     }
     let header = std::fs::read_to_string(root().join("compose.yaml")).unwrap();

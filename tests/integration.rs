@@ -10,6 +10,7 @@ mod dashboards;
 mod deploy;
 mod detect_simulated;
 mod detectors;
+mod docs;
 mod engine_lambda;
 mod eval;
 mod follow;

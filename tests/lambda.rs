@@ -1485,7 +1485,7 @@ fn a_connection_that_cannot_succeed_fails_at_once_with_what_to_do() {
 }
 
 /// `lambda forward --from`: CloudTrail deliveries forwarded by hand (the
-/// README's Compose path), batch by batch; a damaged delivery is named and
+/// Compose path of docs/opensearch.md), batch by batch; a damaged delivery is named and
 /// the rest goes in.
 #[test]
 fn deliveries_are_forwarded_from_files_and_a_damaged_one_is_named() {

@@ -92,7 +92,12 @@ fn the_report_opens_offline_with_a_card_per_incident_and_every_chart_draws() {
         "api-errors",
         "ebs-create-volume",
         "ApiErrorRateInsight",
-        "Incident #4",
+        "Incident #4: ",
+        "<h2>Summary</h2><table id=\"summary\">",
+        "<dt>Do first</dt><dd><ol class=\"actions\"><li>",
+        "Stop the instances it started: aws ec2 describe-instances",
+        "<dt>Access keys</dt><dd><code>AKIA",
+        "<dt>Events</dt><dd>",
         "p4d.24xlarge",
         "/h, $",
         "How the grades compare",
@@ -114,6 +119,19 @@ fn the_report_opens_offline_with_a_card_per_incident_and_every_chart_draws() {
             html.contains(&format!(r##"href="#incident-{id}""##)),
             "linked"
         );
+    }
+
+    // The summary lists every incident, each a link to its card; a card
+    // without a chart does not say its series are charted.
+    let summary = html.split("<table id=\"summary\">").nth(1).unwrap();
+    let summary = summary.split("</table>").next().unwrap();
+    assert_eq!(summary.matches("<tr class=\"sev-").count(), incidents.len());
+    for card in html.split("<section class=\"card").skip(1) {
+        let card = card.split("</section>").next().unwrap();
+        if !card.contains("<figure>") {
+            assert!(!card.contains("charted, all"), "{card}");
+        }
+        assert!(!card.contains("<dt>From</dt><dd>-</dd>"), "{card}");
     }
 
     let url = format!("file://{}", report.display());
@@ -148,6 +166,30 @@ fn the_report_opens_offline_with_a_card_per_incident_and_every_chart_draws() {
     assert_eq!(
         attr(&body, "data-first-row"),
         best["detector"].as_str().unwrap()
+    );
+    // At 1,200 px nothing overflows: not the page, not the findings table.
+    let wide = {
+        let dom = headless(&dir.path().join("profile5"))
+            .arg("--window-size=1200,1400")
+            .arg("--dump-dom")
+            .arg(&url)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&dom.stdout).into_owned()
+    };
+    let wide = wide
+        .split("<body")
+        .nth(1)
+        .unwrap()
+        .split('>')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page: u32 = attr(&wide, "data-scroll-width").parse().unwrap();
+    let table: u32 = attr(&wide, "data-findings-width").parse().unwrap();
+    assert!(
+        page <= 1200 && table <= 1200,
+        "page {page} px, findings table {table} px"
     );
     let body = body_after_script(&dir.path().join("profile3"), &format!("{url}?filter=carol"));
     let carol = findings

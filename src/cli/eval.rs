@@ -14,7 +14,7 @@ every kind at the default --page-severity, and scored against the incidents inje
 incident kind, false pages a day per finding kind, median and worst latency. Then every attack \
 technique of simulate's catalogue, by each way in (stolen-keys, never-seen-principal), into the \
 small organisation: techniques caught per ATT&CK tactic (--explain names those missed).\n\n\
-Examples:\n  trailwatch eval                      (the held-out seeds: the README's figures)\n  \
+Examples:\n  trailwatch eval                      (the held-out seeds: docs/simulate-and-eval.md)\n  \
 trailwatch eval --seeds tuning       (the seeds to look at while changing the engine)\n  \
 trailwatch eval --profile small-org --seeds 7,8"
 )]

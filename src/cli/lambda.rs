@@ -83,7 +83,7 @@ pub struct ForwardArgs {
     pub opensearch: ConnectArgs,
     /// Forward the CloudTrail deliveries under these files or folders, in
     /// batches as CloudWatch Logs would deliver them, instead of one event
-    /// read from stdin (to fill a local cluster: the README's Compose path).
+    /// read from stdin (to fill a local cluster: docs/opensearch.md's Compose path).
     #[arg(long, value_name = "PATH", num_args = 1..)]
     pub from: Vec<PathBuf>,
     /// Append records that can never be indexed to this NDJSON file.

@@ -575,7 +575,8 @@ impl<'a, 'p> Keys<'a, 'p> {
             if !self.taken.contains(key.as_str()) {
                 self.problems.push(Problem {
                     key: format!("{}{key}", self.prefix),
-                    message: "unknown key; see the detector file format in README.md".into(),
+                    message: "unknown key; see the detector file format in docs/detector-files.md"
+                        .into(),
                 });
             }
         }

@@ -126,6 +126,28 @@ fn what(members: &[&Anomaly]) -> String {
     }
 }
 
+/// The finding an incident leads with (a report card, an OCSF finding): the one whose launches cost the most when
+/// any were priced (so its text and the Cost row agree), else the highest
+/// graded; a whole interval before a partial one.
+pub fn lead<'a>(members: &[&'a Anomaly]) -> &'a Anomaly {
+    let cost = |a: &Anomaly| {
+        a.context
+            .as_ref()
+            .and_then(|c| c.cost.as_ref())
+            .map_or(0.0, |c| c.per_hour)
+    };
+    members
+        .iter()
+        .copied()
+        .max_by(|a, b| {
+            (cost(a).total_cmp(&cost(b)))
+                .then(a.grade.total_cmp(&b.grade))
+                .then(b.partial.cmp(&a.partial))
+                .then(b.start.cmp(&a.start))
+        })
+        .expect("an incident has a finding")
+}
+
 /// The text before a summary's first `: `: a rule's or detector's title.
 fn title(summary: &str) -> &str {
     summary.split(": ").next().unwrap_or(summary)

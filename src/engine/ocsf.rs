@@ -20,6 +20,8 @@ use serde_json::{json, Value};
 pub const VERSION: &str = "1.1.0";
 const CLASS_UID: u32 = 2004;
 const CATEGORY_UID: u32 = 2;
+/// Event IDs named as related events; the count is in `unmapped.events`.
+const RELATED_EVENTS: usize = 20;
 /// Activity 1: Create (a new finding).
 const ACTIVITY_CREATE: u32 = 1;
 
@@ -41,11 +43,7 @@ fn millis(t: chrono::DateTime<chrono::Utc>) -> i64 {
 /// One incident as a Detection Finding.
 pub fn detection_finding(anomalies: &[Anomaly], inc: &Incident) -> Value {
     let members: Vec<&Anomaly> = inc.members.iter().map(|&i| &anomalies[i]).collect();
-    let lead = members
-        .iter()
-        .copied()
-        .max_by(|a, b| a.grade.total_cmp(&b.grade).then(b.start.cmp(&a.start)))
-        .expect("an incident has a finding");
+    let lead = super::headline::lead(&members);
     let severity = members[0].severity;
     let first =
         |f: fn(&Anomaly) -> &Vec<String>| members.iter().flat_map(|a| f(a).iter()).next().cloned();
@@ -145,12 +143,13 @@ pub fn detection_finding(anomalies: &[Anomaly], inc: &Incident) -> Value {
         json!([{"actor": actor}])
     } else {
         ips.iter()
-            .map(|ip| json!({"actor": actor, "src_endpoint": {"ip": ip}}))
+            .map(|ip| json!({"actor": actor, "src_endpoint": endpoint(ip)}))
             .collect()
     };
     if !event_ids.is_empty() {
         finding["finding_info"]["related_events"] = event_ids
             .iter()
+            .take(RELATED_EVENTS)
             .map(|uid| json!({"uid": uid, "product_uid": "cloudtrail"}))
             .collect();
     }
@@ -162,6 +161,16 @@ pub fn detection_finding(anomalies: &[Anomaly], inc: &Incident) -> Value {
     }
     strip_nulls(&mut finding);
     finding
+}
+
+/// A source endpoint: CloudTrail's `sourceIPAddress` is an address, or the
+/// name of the AWS service that called (`apigateway.amazonaws.com`).
+fn endpoint(source: &str) -> Value {
+    if source.parse::<std::net::IpAddr>().is_ok() {
+        json!({"ip": source})
+    } else {
+        json!({"svc_name": source})
+    }
 }
 
 /// Values in first-seen order, each once.
@@ -256,5 +265,10 @@ mod tests {
         assert_eq!(f["cloud"]["account"]["uid"], "111122223333");
         assert_eq!(f["cloud"]["region"], "us-east-1");
         assert_eq!(f["time"], t.timestamp_millis() + 600_000);
+        assert_eq!(
+            endpoint("apigateway.amazonaws.com"),
+            json!({"svc_name": "apigateway.amazonaws.com"})
+        );
+        assert_eq!(endpoint("2001:db8::1"), json!({"ip": "2001:db8::1"}));
     }
 }

@@ -611,28 +611,6 @@ fn distinct<'a>(values: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
     out
 }
 
-/// The finding a card leads with: the one whose launches cost the most when
-/// any were priced (so its text and the Cost row agree), else the highest
-/// graded; a whole interval before a partial one.
-fn lead<'a>(members: &[&'a Anomaly]) -> &'a Anomaly {
-    let cost = |a: &Anomaly| {
-        a.context
-            .as_ref()
-            .and_then(|c| c.cost.as_ref())
-            .map_or(0.0, |c| c.per_hour)
-    };
-    members
-        .iter()
-        .copied()
-        .max_by(|a, b| {
-            (cost(a).total_cmp(&cost(b)))
-                .then(a.grade.total_cmp(&b.grade))
-                .then(b.partial.cmp(&a.partial))
-                .then(b.start.cmp(&a.start))
-        })
-        .expect("an incident has a finding")
-}
-
 fn duration_text(d: Duration) -> String {
     super::span_text(d.max(Duration::minutes(1)))
 }
@@ -683,7 +661,7 @@ fn card(input: &ReportInput<'_>, inc: &Incident) -> String {
         .map(|(k, n)| format!("{n} {k}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let lead = lead(&members);
+    let lead = super::headline::lead(&members);
     let cost = (lead.context.as_ref())
         .and_then(|c| c.cost.as_ref())
         .filter(|c| c.per_hour > 0.0)
@@ -691,7 +669,7 @@ fn card(input: &ReportInput<'_>, inc: &Incident) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
-        r#"<section class="card sev-{sev}" id="incident-{id}"><h3><span class="sev">{sev}</span> #{id} {headline} <span class="muted">{start} – {end} UTC ({dur}), grade {grade:.2}</span></h3>
+        r#"<section class="card sev-{sev}" id="incident-{id}"><h3><span class="sev">{sev}</span> Incident #{id}: {headline} <span class="muted">{start} – {end} UTC ({dur}), grade {grade:.2}</span></h3>
 <dl><dt>Who</dt><dd>{who}</dd>"#,
         sev = severity.name(),
         id = inc.id,
@@ -843,7 +821,7 @@ h1{{font-size:22px;margin:0 0 4px}}h2{{font-size:17px;margin:30px 0 8px}}h3{{fon
 .card{{border:1px solid #d0d7de;border-left-width:6px;border-radius:6px;padding:12px 16px;margin:14px 0}}
 .card.sev-critical{{border-left-color:#82071e}}.card.sev-high{{border-left-color:#cf222e}}.card.sev-medium{{border-left-color:#bc4c00}}.card.sev-low{{border-left-color:#6e7781}}
 .card:target{{box-shadow:0 0 0 3px #54aeff66}}
-.sev{{color:#fff;border-radius:4px;padding:1px 6px;font-size:12px;text-transform:uppercase;letter-spacing:.04em}}
+.sev{{color:#fff;border-radius:4px;padding:1px 6px;font-size:12px;text-transform:uppercase;letter-spacing:.04em;white-space:nowrap}}
 dl{{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:0 0 8px}}dt{{color:#57606a}}dd{{margin:0}}
 figure{{margin:10px 0 0}}figcaption{{font-size:13px}}ul.members{{margin:8px 0 0;padding-left:18px;font-size:13px}}
 .controls{{display:flex;gap:8px;margin:6px 0}}input,select{{font:inherit;padding:3px 6px}}
@@ -948,6 +926,9 @@ const SCRIPT: &str = r#"<script>
       if (box && box.width > 0 && svg.getBoundingClientRect().height > 0) drawn++;
     }
     document.body.dataset.chartsDrawn = String(drawn);
+    // How wide the page laid out, against the window: nothing overflows.
+    document.body.dataset.scrollWidth = String(document.documentElement.scrollWidth);
+    document.body.dataset.findingsWidth = String(Math.ceil(table.getBoundingClientRect().right));
   });
 })();
 </script></body></html>
@@ -1118,5 +1099,41 @@ mod tests {
             html.contains(r#"(its budget)</td><td>a day</td><td class="num">0.20</td><td class="num">0.02</td><td class="num">0.002</td></tr>"#),
             "beside the budget's"
         );
+        // The summary links the card; the card says what to do first.
+        assert!(html.contains(r##"<table id="summary">"##));
+        assert!(html.contains(r##"<td><a href="#incident-1">#1</a></td>"##));
+        assert!(html.contains("<dt>Do first</dt>"));
+
+        // The timeline spans the reported period: from --since, the
+        // incident sits a seventh of the way along a day, not in the
+        // last third of the three days that trained.
+        let x_of_incident = |since: Option<DateTime<Utc>>| -> f64 {
+            let html = render(&ReportInput {
+                generated: t("2026-01-08T00:00:00Z"),
+                since,
+                first_event: Some(t("2026-01-05T00:00:00Z")),
+                last_event: Some(t("2026-01-08T00:00:00Z")),
+                events: 1000,
+                anomalies: &anomalies,
+                incidents: &incidents,
+                charts: &[],
+                calibration: &[],
+                budget_per_day: 0.2,
+            });
+            let rect = html.split(r#"<rect class="incident"#).nth(1).unwrap();
+            let x = rect
+                .split(r#"x=""#)
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            let x: f64 = x.parse().unwrap();
+            (x - LEFT) / (W - LEFT - RIGHT)
+        };
+        let whole = x_of_incident(None);
+        let reported = x_of_incident(Some(t("2026-01-07T00:00:00Z")));
+        assert!((whole - (2.0 + 3.17 / 24.0) / 3.0).abs() < 0.01, "{whole}");
+        assert!((reported - 3.17 / 24.0).abs() < 0.01, "{reported}");
     }
 }

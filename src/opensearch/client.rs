@@ -124,7 +124,7 @@ pub enum OpenSearchError {
         auth: String,
         reason: String,
     },
-    #[error("{method} {path}: the {plugin} plugin is not installed on this cluster; use one that has it: Amazon OpenSearch Service, or the Compose stack of README.md (`docker compose up`), which runs every plugin (`make opensearch` runs only security and job-scheduler)")]
+    #[error("{method} {path}: the {plugin} plugin is not installed on this cluster; use one that has it: Amazon OpenSearch Service, or the Compose stack of docs/opensearch.md (`docker compose up`), which runs every plugin (`make opensearch` runs only security and job-scheduler)")]
     PluginMissing {
         method: &'static str,
         path: String,
@@ -537,7 +537,7 @@ pub fn hopeless(message: &str, base: &str) -> Option<String> {
     let m = message.to_ascii_lowercase();
     if m.contains("unknownissuer") || m.contains("invalid peer certificate") {
         return Some(format!(
-            "{base} presents a TLS certificate signed by a CA this machine does not trust: pass that CA's PEM file with --opensearch-ca-cert (the Compose stack's is root-ca.pem; see README.md)"
+            "{base} presents a TLS certificate signed by a CA this machine does not trust: pass that CA's PEM file with --opensearch-ca-cert (the Compose stack's is root-ca.pem; see docs/opensearch.md)"
         ));
     }
     if m.contains("connection refused") {

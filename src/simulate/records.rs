@@ -34,7 +34,14 @@ impl Principal {
     }
 
     fn identity(&self, rng: &mut impl Rng) -> Value {
-        let key = format!("AKIA{}", id_chars(rng, 16));
+        // One key per principal, as a person's or a role's is: what a
+        // responder deactivates. (The draw stays, so every seed writes the
+        // same records as before apart from the key.)
+        let _ = id_chars(rng, 16);
+        let key = format!(
+            "AKIA{}",
+            stable_id(&format!("{}:{}", self.account, self.name))
+        );
         match self.kind {
             PrincipalKind::User => json!({
                 "type": "IAMUser", "principalId": format!("AIDA{}", stable_id(self.name)),
