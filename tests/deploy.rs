@@ -311,6 +311,18 @@ fn a_failed_deploy_names_the_failing_resource_and_a_declined_one_changes_nothing
     assert!(err.contains("Apply these changes? [y/N]"), "{err}");
     assert!(err.contains("declined: nothing was changed"), "{err}");
     assert_eq!(aws.status("trailwatch"), None);
+    // Nothing made for the review stays: not the package, not the bucket.
+    assert!(
+        err.contains("what was made for the review was removed: s3://trailwatch-code-"),
+        "{err}"
+    );
+    let code_bucket = err
+        .split("the code bucket ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("the code bucket is named")
+        .trim_end_matches(',');
+    assert!(!aws.bucket_exists(code_bucket), "{code_bucket} stays");
 
     // Deployed and destroyed, the named log group stays: deploying the same
     // prefix again cannot make it, and says so. (moto refuses the change set

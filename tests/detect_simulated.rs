@@ -232,9 +232,17 @@ fn the_exit_status_is_what_ci_gates_on() {
 #[test]
 fn the_table_names_the_incidents() {
     let dir = simulated().to_str().unwrap().to_owned();
-    let o = trailwatch(&["detect", &dir, "--format", "table", "--stats"]);
+    // Wide enough for whole lines (the table is cut to COLUMNS).
+    let o = run_trailwatch(
+        &["detect", &dir, "--format", "table", "--stats"],
+        None,
+        &[("COLUMNS", "400")],
+    );
     let out = stdout(&o);
-    assert!(out.starts_with("INCIDENT 1  "), "{out}");
+    assert!(
+        out.starts_with("CRITICAL  GPU instances started by "),
+        "{out}"
+    );
     for d in [
         "ec2-run-instances",
         "p4d.24xlarge ×",

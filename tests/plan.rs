@@ -8,7 +8,13 @@ use std::process::Command;
 
 fn plan(args: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let mut all = vec!["plan", "--out", dir.path().to_str().unwrap()];
+    // The Lambda package is tested once, below; the template alone here.
+    let mut all = vec![
+        "plan",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--no-package",
+    ];
     all.extend_from_slice(args);
     let o = trailwatch(&all);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -464,4 +470,79 @@ fn plan_estimates_what_the_stack_costs_a_month_either_way() {
         "{}",
         stderr(&o)
     );
+}
+
+/// `plan --out` writes what a pipeline deploys, as `sam package` output is:
+/// the template, the Lambda package it points at (this binary as
+/// `bootstrap`) and the parameters naming it; `--no-package` only the
+/// template.
+#[test]
+fn plan_writes_the_lambda_package_and_the_parameters_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let o = trailwatch(&["plan", "--out", out, "--code-bucket", "acme-code"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let parameters: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("parameters.json")).unwrap())
+            .unwrap();
+    let value = |name: &str| {
+        parameters
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["ParameterKey"] == name)
+            .map(|p| p["ParameterValue"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(value("LambdaCodeBucket").as_deref(), Some("acme-code"));
+    let key = value("ForwarderCodeKey").expect("the forwarder's code key");
+    assert!(
+        key.starts_with("lambda/trailwatch-") && key.ends_with(".zip"),
+        "{key}"
+    );
+    // Every code key of the template is that one package, and it is there.
+    let stack: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("stack.json")).unwrap())
+            .unwrap();
+    for name in stack["Parameters"].as_object().unwrap().keys() {
+        if name.ends_with("CodeKey") {
+            assert_eq!(value(name).as_deref(), Some(key.as_str()), "{name}");
+        }
+    }
+    let zip = std::fs::read(dir.path().join(&key)).unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let bootstrap = archive.by_name("bootstrap").unwrap();
+    assert_eq!(
+        bootstrap.size(),
+        std::fs::metadata(env!("CARGO_BIN_EXE_trailwatch"))
+            .unwrap()
+            .len()
+    );
+    drop(bootstrap);
+    assert!(stderr(&o).contains("upload the zip to acme-code under the key lambda/trailwatch-"));
+
+    // Without --code-bucket the pipeline gives the bucket; --no-package
+    // writes neither.
+    let bare = tempfile::tempdir().unwrap();
+    let o = trailwatch(&["plan", "--out", bare.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = std::fs::read_to_string(bare.path().join("parameters.json")).unwrap();
+    assert!(
+        !text.contains("LambdaCodeBucket") && text.contains("CodeKey"),
+        "{text}"
+    );
+    assert!(
+        stderr(&o).contains("LambdaCodeBucket=<that bucket>"),
+        "{}",
+        stderr(&o)
+    );
+    let none = tempfile::tempdir().unwrap();
+    let o = trailwatch(&[
+        "plan",
+        "--out",
+        none.path().to_str().unwrap(),
+        "--no-package",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!none.path().join("parameters.json").exists());
+    assert!(!none.path().join("lambda").exists());
 }

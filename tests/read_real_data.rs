@@ -136,6 +136,10 @@ fn typed_records_hold_exactly_what_the_real_records_hold() {
                 who.principal_id,
                 id.get("principalId").and_then(Value::as_str)
             );
+            assert_eq!(
+                who.access_key_id,
+                id.get("accessKeyId").and_then(Value::as_str)
+            );
             // The rest: every other field, and userIdentity's other fields.
             let mut rest = v.as_object().unwrap().clone();
             rest.retain(|k, _| !typed.contains(&k.as_str()));
@@ -149,6 +153,7 @@ fn typed_records_hold_exactly_what_the_real_records_hold() {
                         "invokedBy",
                         "principalId",
                         "userName",
+                        "accessKeyId",
                     ]
                     .contains(&k.as_str())
                 });

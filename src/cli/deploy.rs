@@ -23,8 +23,11 @@ use std::time::Duration;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Offline: no credentials needed. Review DIR/stack.json, or deploy it with your own pipeline \
-(parameters LambdaCodeBucket and each *CodeKey name the Lambda packages).\n\n\
+    after_help = "Offline: no credentials needed. Review DIR/stack.json, or deploy it with your own pipeline: \
+plan also writes the Lambda package the template points at (DIR/lambda/trailwatch-<hash>.zip, this binary \
+with the detector files) and DIR/parameters.json (each *CodeKey is that key; LambdaCodeBucket is \
+--code-bucket). Upload the zip to the code bucket under the same key, then create the stack from \
+stack.json with parameters.json, as sam package's output is deployed.\n\n\
 With --events-per-day, prints what the stack would cost a month per component, --ingest cwl and s3 side by side, from the dated price table shipped with trailwatch (us-east-1, on-demand), with its assumptions.\n\n\
 Examples:\n  trailwatch plan --out plan/\n  trailwatch plan --out plan/ --prefix acme --instance-count 3 --alert-email sec@example.com\n  \
 trailwatch plan --out plan/ --events-per-day 2000000\n  \
@@ -48,6 +51,16 @@ pub struct PlanArgs {
     /// How to print the estimate.
     #[arg(long, value_enum, default_value_t = EstimateFormat::Text, requires = "events_per_day")]
     pub format: EstimateFormat,
+    /// The bucket the pipeline uploads the Lambda package to: LambdaCodeBucket
+    /// in DIR/parameters.json [default: left out, for the pipeline to give].
+    #[arg(long, value_name = "BUCKET")]
+    pub code_bucket: Option<String>,
+    /// The binary to package as the Lambdas' bootstrap [default: this trailwatch].
+    #[arg(long, value_name = "FILE", conflicts_with = "no_package")]
+    pub lambda_binary: Option<PathBuf>,
+    /// Write only the template and the OpenSearch objects, no Lambda package.
+    #[arg(long)]
+    pub no_package: bool,
     #[command(flatten)]
     pub options: DeployOptions,
     #[command(flatten)]
@@ -257,6 +270,45 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
         path.display(),
         describe(&config)
     );
+    if !args.no_package {
+        let package = lambda_package(
+            args.lambda_binary.as_deref(),
+            args.objects.content.detectors.as_deref(),
+        )?;
+        let zip = args.out.join(&package.key);
+        if let Some(dir) = zip.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::write(&zip, &package.zip)
+            .with_context(|| format!("cannot write {}", zip.display()))?;
+        let bucket = args.code_bucket.as_deref().unwrap_or("");
+        let parameters: Vec<serde_json::Value> = crate::deploy::parameters::wanted(
+            &template,
+            bucket,
+            &package.key,
+            &bootstrap_parameters(&args.objects.content),
+        )
+        .into_iter()
+        .filter(|(name, _)| name != "LambdaCodeBucket" || !bucket.is_empty())
+        .map(|(name, value)| serde_json::json!({"ParameterKey": name, "ParameterValue": value}))
+        .collect();
+        let params_path = args.out.join("parameters.json");
+        std::fs::write(
+            &params_path,
+            serde_json::to_string_pretty(&parameters)? + "\n",
+        )
+        .with_context(|| format!("cannot write {}", params_path.display()))?;
+        eprintln!(
+            "wrote {} ({} MiB) and {}: upload the zip to {} under the key {}, then create the stack from stack.json with parameters.json{}",
+            zip.display(),
+            package.zip.len() / (1024 * 1024),
+            params_path.display(),
+            args.code_bucket.as_deref().unwrap_or("your code bucket"),
+            package.key,
+            if bucket.is_empty() { " and LambdaCodeBucket=<that bucket>" } else { "" }
+        );
+    }
     for preset in [Preset::Dev, Preset::Prod] {
         if let Some(cost) = config.monthly_cost(preset) {
             let parts: Vec<String> = cost
@@ -501,27 +553,48 @@ fn print_outputs(stack: &StackInfo) {
     }
 }
 
-pub fn deploy(args: DeployArgs) -> anyhow::Result<i32> {
-    // Everything that can be refused offline is, before any AWS call.
-    let config = config(&args.options)?;
-    let runtime = super::runtime()?;
-    let (target, sdk, region) = runtime.block_on(prepare(&args.aws))?;
-    let binary_path = match &args.lambda_binary {
-        Some(path) => path.clone(),
+/// The Lambdas' package: `lambda_binary` (else this trailwatch) as
+/// `bootstrap`, with the detector files of `detectors`, which the
+/// bootstrap Lambda applies.
+fn lambda_package(
+    lambda_binary: Option<&std::path::Path>,
+    detectors: Option<&std::path::Path>,
+) -> anyhow::Result<package::Package> {
+    let binary_path = match lambda_binary {
+        Some(path) => path.to_owned(),
         None => std::env::current_exe()
             .context("cannot find this trailwatch binary to package; pass --lambda-binary")?,
     };
     let binary = std::fs::read(&binary_path)
         .with_context(|| format!("cannot read --lambda-binary {}", binary_path.display()))?;
-    // The bootstrap Lambda applies the detector files deploy was given.
-    let files = match &args.bootstrap.content.detectors {
+    let files = match detectors {
         Some(dir) => package::detector_files(dir)
             .with_context(|| format!("cannot read --detectors {}", dir.display()))?,
         None => Vec::new(),
     };
-    let package = package::package_with(&binary, &files)
-        .with_context(|| format!("{} cannot be the Lambda bootstrap", binary_path.display()))?;
-    drop(binary);
+    package::package_with(&binary, &files)
+        .with_context(|| format!("{} cannot be the Lambda bootstrap", binary_path.display()))
+}
+
+/// What the in-stack bootstrap is given besides the stack's own channel.
+fn bootstrap_parameters(content: &super::opensearch::ContentArgs) -> BootstrapParameters {
+    BootstrapParameters {
+        notify: (content.notify.iter())
+            .filter_map(|c| c.notify_text())
+            .collect(),
+        retention_days: content.index_retention_days,
+    }
+}
+
+pub fn deploy(args: DeployArgs) -> anyhow::Result<i32> {
+    // Everything that can be refused offline is, before any AWS call.
+    let config = config(&args.options)?;
+    let runtime = super::runtime()?;
+    let (target, sdk, region) = runtime.block_on(prepare(&args.aws))?;
+    let package = lambda_package(
+        args.lambda_binary.as_deref(),
+        args.bootstrap.content.detectors.as_deref(),
+    )?;
     let template = render(&config)?.to_string();
     let opensearch = if args.bootstrap.skip_opensearch || !config.opensearch {
         None
@@ -661,12 +734,7 @@ async fn deploy_async(
         region: &region,
         package,
         template,
-        bootstrap: BootstrapParameters {
-            notify: (args.bootstrap.content.notify.iter())
-                .filter_map(|c| c.notify_text())
-                .collect(),
-            retention_days: args.bootstrap.content.index_retention_days,
-        },
+        bootstrap: bootstrap_parameters(&args.bootstrap.content),
         tls_only,
         poll: Duration::from_secs(args.poll_seconds),
         trail_bucket: config.trail_bucket.clone(),
@@ -730,8 +798,15 @@ async fn deploy_async(
             print_outputs(&stack);
             Ok((EXIT_OK, Some(stack)))
         }
-        Report::Declined => {
-            eprintln!("declined: nothing was changed");
+        Report::Declined { removed } => {
+            if removed.is_empty() {
+                eprintln!("declined: nothing was changed");
+            } else {
+                eprintln!(
+                    "declined: nothing was changed; what was made for the review was removed: {}",
+                    removed.join(", ")
+                );
+            }
             Ok((EXIT_OK, None))
         }
         Report::NotExecuted(err) => {

@@ -154,6 +154,33 @@ pub async fn upload_once(
     Ok(true)
 }
 
+/// Takes back what a deploy made for a review that was declined: the
+/// package it uploaded, and the bucket when it made it (empty again).
+pub async fn take_back(
+    s3: &Client,
+    bucket: &str,
+    key: Option<&str>,
+    bucket_made: bool,
+) -> Result<(), BucketError> {
+    if let Some(key) = key {
+        s3.delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| fail("delete-object", bucket, &e))?;
+    }
+    if bucket_made {
+        empty_bucket(s3, bucket).await?;
+        s3.delete_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| fail("delete-bucket", bucket, &e))?;
+    }
+    Ok(())
+}
+
 /// Deletes every object version and delete marker. Returns how many.
 pub async fn empty_bucket(s3: &Client, bucket: &str) -> Result<usize, BucketError> {
     let mut deleted = 0;

@@ -46,6 +46,221 @@ pub fn render_changes(stack: &str, changes: &[Change]) -> String {
     out
 }
 
+/// The change set with what changes in each modified resource (its
+/// properties, before and after, as `cdk diff` shows them) and a summary
+/// of the security changes: grants added or taken away, anything opened
+/// to everyone. `before` is the deployed template (`{}` for a new stack).
+pub fn render_review(stack: &str, changes: &[Change], before: &Value, after: &Value) -> String {
+    let mut out = String::new();
+    for line in render_changes(stack, changes).lines() {
+        out.push_str(line);
+        out.push('\n');
+        let Some(change) = changes
+            .iter()
+            .find(|c| line.split_whitespace().nth(1) == Some(c.logical_id.as_str()))
+        else {
+            continue;
+        };
+        if change.action == "Modify" {
+            for p in property_changes(before, after, &change.logical_id) {
+                out.push_str(&format!("      {p}\n"));
+            }
+        }
+    }
+    let mut security = security_changes(before, after);
+    if before["Resources"].is_null() {
+        // A new stack: every grant is new; the public ones and a count.
+        let all = security.len();
+        security.retain(|l| l.starts_with("PUBLIC"));
+        security.push(format!(
+            "{} grant line(s) in the new stack's policies; none opens anything to everyone{}",
+            all - security.len(),
+            if security.is_empty() {
+                ""
+            } else {
+                " but the above"
+            }
+        ));
+    }
+    if !security.is_empty() {
+        out.push_str(&format!("Security changes ({}):\n", security.len()));
+        for s in security {
+            out.push_str(&format!("  {s}\n"));
+        }
+    }
+    out
+}
+
+/// Longest value shown in a property change.
+const SHOWN: usize = 60;
+
+/// A JSON value in one short line.
+fn short(v: Option<&Value>) -> String {
+    let Some(v) = v else {
+        return "(none)".into();
+    };
+    let text = v.to_string();
+    if text.chars().count() <= SHOWN {
+        text
+    } else {
+        let cut: String = text.chars().take(SHOWN - 1).collect();
+        format!("{cut}…")
+    }
+}
+
+/// The properties of `logical_id` that differ between the templates:
+/// `Properties.Name: before → after`.
+pub fn property_changes(before: &Value, after: &Value, logical_id: &str) -> Vec<String> {
+    let props = |t: &Value| t["Resources"][logical_id]["Properties"].clone();
+    let (b, a) = (props(before), props(after));
+    let mut keys: Vec<&String> = (b.as_object().into_iter().flat_map(|o| o.keys()))
+        .chain(a.as_object().into_iter().flat_map(|o| o.keys()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| b.get(k.as_str()) != a.get(k.as_str()))
+        .map(|k| {
+            format!(
+                "{k}: {} → {}",
+                short(b.get(k.as_str())),
+                short(a.get(k.as_str()))
+            )
+        })
+        .collect()
+}
+
+/// One grant or denial: which resource's policy, allow or deny, to whom,
+/// which action, and whether it has a condition.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Grant {
+    resource: String,
+    effect: String,
+    principal: String,
+    action: String,
+    conditional: bool,
+}
+
+/// Every grant of every policy document in a template (any object with a
+/// `Statement`: identity policies, trust policies, bucket, topic, queue,
+/// key and domain policies), and each Lambda permission.
+fn grants(template: &Value) -> std::collections::BTreeSet<Grant> {
+    fn texts(v: &Value) -> Vec<String> {
+        match v {
+            Value::Array(items) => items.iter().flat_map(texts).collect(),
+            Value::String(s) => vec![s.clone()],
+            Value::Object(map) if map.len() == 1 && !map.contains_key("Fn::GetAtt") => {
+                match map.iter().next() {
+                    // {"AWS": …}, {"Service": …}: the kind, then whom.
+                    Some((kind, inner)) if !kind.starts_with("Fn::") && kind != "Ref" => {
+                        texts(inner)
+                            .into_iter()
+                            .map(|t| format!("{kind}:{t}"))
+                            .collect()
+                    }
+                    _ => vec![v.to_string()],
+                }
+            }
+            other => vec![other.to_string()],
+        }
+    }
+    fn walk(id: &str, v: &Value, identity: &str, out: &mut std::collections::BTreeSet<Grant>) {
+        match v {
+            Value::Object(map) => {
+                if let Some(statements) = map.get("Statement") {
+                    let list = match statements {
+                        Value::Array(items) => items.clone(),
+                        one => vec![one.clone()],
+                    };
+                    for st in &list {
+                        let principals = match st.get("Principal") {
+                            Some(p) => texts(p),
+                            None => vec![identity.to_owned()],
+                        };
+                        for principal in &principals {
+                            for action in texts(st.get("Action").unwrap_or(&Value::Null)) {
+                                out.insert(Grant {
+                                    resource: id.to_owned(),
+                                    effect: st["Effect"].as_str().unwrap_or("Allow").to_owned(),
+                                    principal: principal.clone(),
+                                    action,
+                                    conditional: st.get("Condition").is_some(),
+                                });
+                            }
+                        }
+                    }
+                    return;
+                }
+                for x in map.values() {
+                    walk(id, x, identity, out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|x| walk(id, x, identity, out)),
+            _ => {}
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    for (id, r) in template["Resources"].as_object().into_iter().flatten() {
+        let kind = r["Type"].as_str().unwrap_or("");
+        if kind == "AWS::Lambda::Permission" {
+            out.insert(Grant {
+                resource: id.clone(),
+                effect: "Allow".into(),
+                principal: short(r["Properties"].get("Principal")),
+                action: short(r["Properties"].get("Action")),
+                conditional: r["Properties"].get("SourceArn").is_some()
+                    || r["Properties"].get("SourceAccount").is_some(),
+            });
+            continue;
+        }
+        let identity = if kind.starts_with("AWS::IAM::") {
+            format!("the role {id}")
+        } else {
+            id.clone()
+        };
+        walk(id, &r["Properties"], &identity, &mut out);
+    }
+    out
+}
+
+/// Whether a grant lets anyone at all in.
+fn public(g: &Grant) -> bool {
+    g.effect == "Allow" && !g.conditional && (g.principal == "*" || g.principal == "AWS:*")
+}
+
+/// Grants added and taken away between the templates, one line per
+/// resource and principal, and anything opened to everyone first.
+pub fn security_changes(before: &Value, after: &Value) -> Vec<String> {
+    let (b, a) = (grants(before), grants(after));
+    let mut lines = Vec::new();
+    for g in a.difference(&b).filter(|g| public(g)) {
+        lines.push(format!(
+            "PUBLIC: {} allows anyone {} with no condition",
+            g.resource, g.action
+        ));
+    }
+    let summarise = |set: Vec<&Grant>, sign: &str, lines: &mut Vec<String>| {
+        let mut grouped: std::collections::BTreeMap<(&str, &str, &str), Vec<&str>> =
+            Default::default();
+        for g in set {
+            grouped
+                .entry((g.resource.as_str(), g.effect.as_str(), g.principal.as_str()))
+                .or_default()
+                .push(g.action.as_str());
+        }
+        for ((resource, effect, principal), actions) in grouped {
+            let verb = if effect == "Deny" { "denies" } else { "allows" };
+            lines.push(format!(
+                "{sign} {resource} {verb} {principal}: {}",
+                actions.join(", ")
+            ));
+        }
+    };
+    summarise(a.difference(&b).collect(), "+", &mut lines);
+    summarise(b.difference(&a).collect(), "-", &mut lines);
+    lines
+}
+
 /// Whether a FAILED change set failed only because there was nothing to do.
 pub fn is_no_change(status_reason: &str) -> bool {
     let reason = status_reason.to_ascii_lowercase();
@@ -167,6 +382,89 @@ pub fn retained(template: &Value) -> Vec<Retained> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod review_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn modify(id: &str, kind: &str, replacement: &str) -> Change {
+        Change {
+            action: "Modify".into(),
+            logical_id: id.into(),
+            resource_type: kind.into(),
+            replacement: Some(replacement.into()),
+        }
+    }
+
+    /// A widened role, a bucket opened to everyone and a changed trail:
+    /// each property change under its resource, replacement said, and the
+    /// security changes summed up with the public one first.
+    #[test]
+    fn a_review_shows_properties_replacement_and_security_changes() {
+        let before = json!({"Resources": {
+            "Trail": {"Type": "AWS::CloudTrail::Trail", "Properties": {"IsLogging": true, "IsMultiRegionTrail": true}},
+            "Role": {"Type": "AWS::IAM::Role", "Properties": {
+                "AssumeRolePolicyDocument": {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
+                "Policies": [{"PolicyName": "p", "PolicyDocument": {"Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"}]}}]}},
+            "BucketPolicy": {"Type": "AWS::S3::BucketPolicy", "Properties": {"PolicyDocument": {"Statement": [
+                {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}}}
+        }});
+        let mut after = before.clone();
+        after["Resources"]["Trail"]["Properties"]["IsMultiRegionTrail"] = json!(false);
+        after["Resources"]["Trail"]["Properties"]["TrailName"] = json!("renamed");
+        after["Resources"]["Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]
+            ["Action"] = json!(["s3:GetObject", "s3:PutObject", "iam:PassRole"]);
+        after["Resources"]["BucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:GetObject"}));
+        let changes = [
+            modify("Trail", "AWS::CloudTrail::Trail", "True"),
+            modify("Role", "AWS::IAM::Role", "False"),
+            modify("BucketPolicy", "AWS::S3::BucketPolicy", "False"),
+        ];
+        let text = render_review("tw", &changes, &before, &after);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "Changes to stack tw (3):");
+        assert!(
+            lines[1].contains("Trail") && lines[1].ends_with("(replaced)"),
+            "{text}"
+        );
+        assert_eq!(lines[2], "      IsMultiRegionTrail: true → false", "{text}");
+        assert_eq!(lines[3], "      TrailName: (none) → \"renamed\"", "{text}");
+        assert!(
+            text.contains("      Policies: [{\"PolicyDocument\""),
+            "{text}"
+        );
+        assert!(text.contains("Security changes (3):\n"), "{text}");
+        assert!(
+            text.contains("  PUBLIC: BucketPolicy allows anyone s3:GetObject with no condition\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  + Role allows the role Role: iam:PassRole, s3:PutObject\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  + BucketPolicy allows AWS:*: s3:GetObject\n"),
+            "{text}"
+        );
+        // Nothing changed, nothing said.
+        assert!(security_changes(&before, &before).is_empty());
+        assert!(property_changes(&before, &before, "Trail").is_empty());
+        // A new stack: every grant is new, counted; the public ones named.
+        assert!(security_changes(&json!({}), &before)
+            .iter()
+            .any(|l| l == "+ Role allows Service:lambda.amazonaws.com: sts:AssumeRole"));
+        let new = render_review("tw", &[], &json!({}), &after);
+        assert!(
+            new.contains("  PUBLIC: BucketPolicy allows anyone s3:GetObject"),
+            "{new}"
+        );
+        assert!(new.contains("grant line(s) in the new stack's policies; none opens anything to everyone but the above"), "{new}");
+    }
 }
 
 #[cfg(test)]

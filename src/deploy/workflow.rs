@@ -6,7 +6,7 @@
 //! outcome is a typed [`Report`]. The command line only prints.
 
 use super::artifacts::{self, BucketError};
-use super::changes::{first_failure, render_changes, settled, Settled, StackEvent};
+use super::changes::{first_failure, render_review, settled, Settled, StackEvent};
 use super::notification::{self, NotificationError};
 use super::package::Package;
 use super::parameters::{self, BootstrapParameters};
@@ -80,7 +80,11 @@ pub enum Report {
     /// Nothing to change.
     UpToDate(StackInfo),
     /// The reviewer said no; nothing was changed.
-    Declined,
+    /// Nothing was changed; what the review needed made (the package,
+    /// the code bucket) was removed: named here.
+    Declined {
+        removed: Vec<String>,
+    },
     Deployed {
         stack: StackInfo,
         created: bool,
@@ -191,7 +195,8 @@ pub async fn deploy(
         notification::ensure(&d.s3, trail_bucket, d.prefix, &queue, false).await?;
     }
     let bucket = artifacts::bucket_name(d.prefix, d.account, d.region);
-    if artifacts::ensure_bucket(&d.s3, &bucket, d.region, d.tls_only).await? {
+    let bucket_made = artifacts::ensure_bucket(&d.s3, &bucket, d.region, d.tls_only).await?;
+    if bucket_made {
         on(Progress::BucketMade {
             bucket: &bucket,
             tls_only: d.tls_only,
@@ -199,7 +204,8 @@ pub async fn deploy(
     }
     let bytes = d.package.zip.len();
     let key = d.package.key.clone();
-    if artifacts::upload_once(&d.s3, &bucket, &key, d.package.zip).await? {
+    let uploaded = artifacts::upload_once(&d.s3, &bucket, &key, d.package.zip).await?;
+    if uploaded {
         on(Progress::Uploaded {
             bucket: &bucket,
             key: &key,
@@ -241,6 +247,7 @@ pub async fn deploy(
         other => other,
     };
 
+    let mut deployed = serde_json::json!({});
     if let Some(stack) = &existing {
         let deployed_template = stacks.template().await?;
         if parameters::unchanged(&wanted_template, &stack.parameters, &parameters)
@@ -250,6 +257,7 @@ pub async fn deploy(
             notify_engine(&notify, stack, on).await?;
             return Ok(Report::UpToDate(stack.clone()));
         }
+        deployed = deployed_template;
     }
 
     let change_set = stacks
@@ -267,7 +275,13 @@ pub async fn deploy(
             reason,
         });
     }
-    match approve(&render_changes(&stacks.name, &change_set.changes)) {
+    let review = render_review(
+        &stacks.name,
+        &change_set.changes,
+        &deployed,
+        &wanted_template,
+    );
+    match approve(&review) {
         Ok(true) => {}
         Ok(false) => {
             stacks.delete_change_set(&change_set.id).await?;
@@ -275,7 +289,23 @@ pub async fn deploy(
                 // The create change set left an empty stack in REVIEW_IN_PROGRESS.
                 stacks.delete().await.ok();
             }
-            return Ok(Report::Declined);
+            // What was made for the review goes too: the package this run
+            // uploaded, and the code bucket if this run made it.
+            artifacts::take_back(
+                &d.s3,
+                &bucket,
+                uploaded.then_some(key.as_str()),
+                bucket_made,
+            )
+            .await?;
+            let mut removed = Vec::new();
+            if uploaded {
+                removed.push(format!("s3://{bucket}/{key}"));
+            }
+            if bucket_made {
+                removed.push(format!("the code bucket {bucket}"));
+            }
+            return Ok(Report::Declined { removed });
         }
         Err(e) => return Err(DeployError::Review(e)),
     }
