@@ -582,3 +582,34 @@ fn help_examples_fit_without_wrapping() {
         }
     }
 }
+
+/// `opensearch delete --help` says why it takes apply's flags: under a
+/// heading of their own, with which of them decide what it deletes.
+#[test]
+fn delete_help_sets_apply_flags_apart_and_says_why() {
+    let o = trailwatch(&["opensearch", "delete", "--help"]);
+    assert!(o.status.success());
+    let help = stdout(&o);
+    let (own, apply) = help
+        .split_once("What apply was given (delete finds what it made by these):")
+        .expect("a heading for apply's flags");
+    for flag in ["--opensearch-url", "--dry-run", "--yes", "--wait"] {
+        assert!(own.contains(flag), "{flag} among delete's own: {help}");
+    }
+    for flag in [
+        "--detectors",
+        "--notify",
+        "--alert-topic-arn",
+        "--reader-role",
+    ] {
+        assert!(
+            apply.contains(flag) && !own.contains(flag),
+            "{flag}: {help}"
+        );
+    }
+    let words = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("the names of the detectors and the ids of the channels come from them"),
+        "{help}"
+    );
+}

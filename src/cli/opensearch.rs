@@ -244,10 +244,51 @@ trailwatch opensearch apply --opensearch-url https://127.0.0.1:9200 --notify web
     /// Remove what apply made (monitors, detectors, channels, roles, policies, template), and nothing else.
     #[command(
         after_help = "The cwl-* data indices and the anomaly results stay.\n\n\
+Delete finds what apply made by the same definitions: give it the --detectors and --notify \
+(and --alert-topic-arn) apply was given, as the names of the detectors and the ids of the \
+channels come from them. The role and retention flags change nothing it deletes.\n\n\
 Example:\n  export OPENSEARCH_CA_CERT=root-ca.pem\n  \
 trailwatch opensearch delete --opensearch-url https://127.0.0.1:9200"
     )]
-    Delete(ApplyArgs),
+    Delete(DeleteArgs),
+}
+
+/// `opensearch delete`: the connection, what apply was given (under a
+/// heading of its own), and how to go about it.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Print what would be deleted and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// OpenSearch Dashboards' URL [default: <opensearch-url>/_dashboards for an AWS domain].
+    #[arg(long, value_name = "URL")]
+    pub dashboards_url: Option<String>,
+    /// Longest wait for the cluster and its plugins to answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub wait: u64,
+    #[command(
+        flatten,
+        next_help_heading = "What apply was given (delete finds what it made by these)"
+    )]
+    pub objects: ObjectArgs,
+}
+
+impl From<DeleteArgs> for ApplyArgs {
+    fn from(d: DeleteArgs) -> ApplyArgs {
+        ApplyArgs {
+            connect: d.connect,
+            objects: d.objects,
+            dry_run: d.dry_run,
+            yes: d.yes,
+            dashboards_url: d.dashboards_url,
+            wait: d.wait,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -273,7 +314,7 @@ pub struct ApplyArgs {
 pub fn run(command: OpenSearchCommand) -> anyhow::Result<i32> {
     let (args, action) = match command {
         OpenSearchCommand::Apply(a) => (a, Action::Apply),
-        OpenSearchCommand::Delete(a) => (a, Action::Delete),
+        OpenSearchCommand::Delete(a) => (a.into(), Action::Delete),
     };
     let desired = args.objects.desired()?;
     let runtime = super::runtime()?;
