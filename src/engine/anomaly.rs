@@ -288,6 +288,18 @@ impl Anomaly {
     }
 }
 
+/// Values in first-seen order, each once (the pivots of an incident's
+/// findings, for a card or an OCSF finding).
+pub fn distinct<'a>(values: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for v in values {
+        if !out.contains(&v.as_str()) {
+            out.push(v);
+        }
+    }
+    out
+}
+
 /// Rounds for output: four decimals are more than a person or a threshold needs.
 pub fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0

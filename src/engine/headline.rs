@@ -248,28 +248,9 @@ mod tests {
     fn finding(kind: AnomalyKind, summary: &str, grade: f64) -> Anomaly {
         let t = "2026-11-21T03:10:00Z".parse().unwrap();
         Anomaly {
-            detector: "d".into(),
-            kind,
-            entity: None,
-            start: t,
-            end: t,
-            grade,
-            confidence: 1.0,
-            actual: 1.0,
-            expected: 0.0,
-            score: 1.0,
             summary: summary.into(),
-            context: None,
-            incident: None,
-            subjects: vec!["arn:aws:iam::7:user/carol".into()],
-            late: false,
-            partial: false,
-            detected: t,
-            severity: None,
-            page: None,
-            novelty: None,
-            attack: vec![],
-            pivots: Default::default(),
+            grade,
+            ..Anomaly::sample(kind, "arn:aws:iam::7:user/carol", t)
         }
     }
 

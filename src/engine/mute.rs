@@ -1,7 +1,8 @@
-//! Silencing principals you know (`--mute`, the engine Lambda's `MUTE`): a
-//! deploy pipeline that makes roles every night, a scanner that is refused
-//! all day. Their findings are dropped before grouping, so they neither
-//! page nor appear, and counted, so nothing is hidden silently. Critical
+//! Silencing principals you know (`detect --mute`; the deployed engine
+//! does not take it yet): a deploy pipeline that makes roles every night,
+//! a scanner that is refused all day. Their findings are dropped before
+//! grouping, so they neither page nor appear, and counted, so nothing is
+//! hidden silently. Critical
 //! rule findings stay whoever made them: a muted role that turns off the
 //! trail is exactly what a stolen pipeline key would do.
 
@@ -34,12 +35,6 @@ impl Mute {
             checked.push(p.to_owned());
         }
         Ok(Mute { patterns: checked })
-    }
-
-    /// The patterns from a comma-separated list (the Lambda's `MUTE`).
-    pub fn from_list(list: &str) -> Result<Mute, MuteError> {
-        let parts: Vec<&str> = list.split(',').filter(|p| !p.trim().is_empty()).collect();
-        Mute::new(&parts)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -127,36 +122,16 @@ mod tests {
         for p in ["", "*", " ** "] {
             assert!(Mute::new(&[p]).is_err(), "{p:?}");
         }
-        assert_eq!(Mute::from_list("").unwrap(), Mute::default());
-        assert!(!Mute::from_list("user/a@1, user/b@1").unwrap().is_empty());
+        assert_eq!(Mute::new::<&str>(&[]).unwrap(), Mute::default());
+        assert!(!Mute::new(&["user/a@1", "user/b@1"]).unwrap().is_empty());
     }
 
     #[test]
     fn muted_findings_drop_except_critical_rules() {
         let t = "2026-11-21T03:10:00Z".parse().unwrap();
         let finding = |kind, severity| Anomaly {
-            detector: "d".into(),
-            kind,
-            entity: None,
-            start: t,
-            end: t,
-            grade: 1.0,
-            confidence: 1.0,
-            actual: 1.0,
-            expected: 0.0,
-            score: 1.0,
-            summary: String::new(),
-            context: None,
-            incident: None,
-            subjects: vec![CI.into()],
-            late: false,
-            partial: false,
-            detected: t,
             severity,
-            page: None,
-            novelty: None,
-            attack: vec![],
-            pivots: Default::default(),
+            ..Anomaly::sample(kind, CI, t)
         };
         let mut found = vec![
             finding(AnomalyKind::NewEvent, None),

@@ -47,12 +47,7 @@ pub fn detection_finding(anomalies: &[Anomaly], inc: &Incident) -> Value {
     let severity = members[0].severity;
     let first =
         |f: fn(&Anomaly) -> &Vec<String>| members.iter().flat_map(|a| f(a).iter()).next().cloned();
-    let mut event_ids: Vec<&str> = Vec::new();
-    for id in members.iter().flat_map(|a| &a.pivots.event_ids) {
-        if !event_ids.contains(&id.as_str()) {
-            event_ids.push(id);
-        }
-    }
+    let event_ids = super::anomaly::distinct(members.iter().flat_map(|a| &a.pivots.event_ids));
     let mut techniques: Vec<&str> = members
         .iter()
         .flat_map(|a| a.attack.iter().map(String::as_str))
@@ -126,8 +121,8 @@ pub fn detection_finding(anomalies: &[Anomaly], inc: &Incident) -> Value {
             "page": members[0].page.unwrap_or(false),
             "grade": inc.grade,
             "cost_per_hour": Some(inc.cost_per_hour(anomalies)).filter(|c| *c > 0.0),
-            "access_key_ids": distinct(members.iter().flat_map(|a| &a.pivots.access_key_ids)),
-            "source_ips": distinct(members.iter().flat_map(|a| &a.pivots.source_ips)),
+            "access_key_ids": super::anomaly::distinct(members.iter().flat_map(|a| &a.pivots.access_key_ids)),
+            "source_ips": super::anomaly::distinct(members.iter().flat_map(|a| &a.pivots.source_ips)),
             "events": members.iter().map(|a| a.pivots.events).sum::<u64>(),
             "findings": members,
         },
@@ -138,7 +133,7 @@ pub fn detection_finding(anomalies: &[Anomaly], inc: &Incident) -> Value {
         "name": principal.as_deref().map(crate::context::short_arn),
         "credential_uid": first(|a| &a.pivots.access_key_ids),
     }});
-    let ips = distinct(members.iter().flat_map(|a| &a.pivots.source_ips));
+    let ips = super::anomaly::distinct(members.iter().flat_map(|a| &a.pivots.source_ips));
     finding["evidences"] = if ips.is_empty() {
         json!([{"actor": actor}])
     } else {
@@ -171,17 +166,6 @@ fn endpoint(source: &str) -> Value {
     } else {
         json!({"svc_name": source})
     }
-}
-
-/// Values in first-seen order, each once.
-fn distinct<'a>(values: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
-    let mut out: Vec<&str> = Vec::new();
-    for v in values {
-        if !out.contains(&v.as_str()) {
-            out.push(v);
-        }
-    }
-    out
 }
 
 /// OCSF analytic types: 1 rule, 2 behavioral, 3 statistical, 4 learning

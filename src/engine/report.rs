@@ -593,22 +593,11 @@ fn who(anomalies: &[Anomaly], inc: &Incident) -> (String, String) {
         })
         // Rule findings have no context: the addresses their records name.
         .or_else(|| {
-            let ips = distinct(members.iter().flat_map(|a| &a.pivots.source_ips));
+            let ips = super::anomaly::distinct(members.iter().flat_map(|a| &a.pivots.source_ips));
             (!ips.is_empty()).then(|| ips.join(", "))
         })
         .unwrap_or_else(|| "-".into());
     (principal, source)
-}
-
-/// Values in first-seen order, each once.
-fn distinct<'a>(values: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
-    let mut out: Vec<&str> = Vec::new();
-    for v in values {
-        if !out.contains(&v.as_str()) {
-            out.push(v);
-        }
-    }
-    out
 }
 
 fn duration_text(d: Duration) -> String {
@@ -691,7 +680,7 @@ fn card(input: &ReportInput<'_>, inc: &Incident) -> String {
         esc(&cost)
     );
     // What a responder searches for next.
-    let keys = distinct(members.iter().flat_map(|a| &a.pivots.access_key_ids));
+    let keys = super::anomaly::distinct(members.iter().flat_map(|a| &a.pivots.access_key_ids));
     if !keys.is_empty() {
         let _ = write!(
             h,
@@ -699,7 +688,7 @@ fn card(input: &ReportInput<'_>, inc: &Incident) -> String {
             esc(&keys.join(", "))
         );
     }
-    let ids = distinct(members.iter().flat_map(|a| &a.pivots.event_ids));
+    let ids = super::anomaly::distinct(members.iter().flat_map(|a| &a.pivots.event_ids));
     let events: u64 = members.iter().map(|a| a.pivots.events).sum();
     if !ids.is_empty() {
         let _ = write!(
