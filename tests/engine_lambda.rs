@@ -411,19 +411,19 @@ fn lambda_engine_runs_one_invocation_from_the_command_line() {
     let state = tmp.path().join("state.json");
     let keys: Vec<String> = files.iter().map(|(k, _)| k.clone()).collect();
     let event = notification(&keys).to_string();
-    let run = || {
-        trailwatch_aws(
-            &[
-                "lambda",
-                "engine",
-                "--state",
-                state.to_str().unwrap(),
-                "--endpoint-url",
-                &moto.url,
-            ],
-            Some(event.as_bytes()),
-        )
+    let run_with = |state: &Path, more: &[&str]| {
+        let mut args = vec![
+            "lambda",
+            "engine",
+            "--state",
+            state.to_str().unwrap(),
+            "--endpoint-url",
+            &moto.url,
+        ];
+        args.extend(more);
+        trailwatch_aws(&args, Some(event.as_bytes()))
     };
+    let run = || run_with(&state, &[]);
     let o = run();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let summary: Value = serde_json::from_str(stderr(&o).lines().last().unwrap()).unwrap();
@@ -439,6 +439,25 @@ fn lambda_engine_runs_one_invocation_from_the_command_line() {
         (json!(0), json!(60))
     );
     assert_eq!(stdout(&again), "");
+
+    // Muted as the deployed engine's MUTE mutes: the principals of those
+    // findings are dropped and counted, from a fresh state.
+    let found = ndjson(&o);
+    let whom: BTreeSet<String> = (found.iter())
+        .filter_map(|a| a["context"]["facets"].as_array())
+        .flatten()
+        .filter(|f| f["facet"] == "principal")
+        .filter_map(|f| f["top"][0]["value"].as_str())
+        .map(str::to_owned)
+        .collect();
+    assert!(!whom.is_empty(), "{}", stdout(&o));
+    let muted = tmp.path().join("muted.json");
+    let list = whom.iter().cloned().collect::<Vec<_>>().join(",");
+    let quiet = run_with(&muted, &["--mute", &list]);
+    assert_eq!(quiet.status.code(), Some(0), "{}", stderr(&quiet));
+    let summary: Value = serde_json::from_str(stderr(&quiet).lines().last().unwrap()).unwrap();
+    assert!(summary["muted"].as_u64().unwrap_or(0) > 0, "{summary}");
+    assert!(ndjson(&quiet).len() < found.len(), "{}", stdout(&quiet));
 }
 
 /// `detect s3://…` reads a trail bucket where it lies, in the organisation

@@ -875,6 +875,20 @@ fn kept_findings(os: &Server) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// How many kept findings have `value` in `pivots.<field>`: what a
+/// responder searches the findings index by.
+fn kept_by_pivot(os: &Server, field: &str, value: &str) -> u64 {
+    let query = json!({"query": {"term": {format!("pivots.{field}"): value}}});
+    let o = http(
+        &os.url,
+        "POST",
+        "/trailwatch-findings/_search",
+        query.to_string().as_bytes(),
+    );
+    let body: Value = serde_json::from_str(o.split("\r\n\r\n").nth(1).unwrap_or("")).unwrap();
+    body["hits"]["total"]["value"].as_u64().unwrap_or(0)
+}
+
 #[test]
 fn the_enricher_judges_an_alert_with_its_incident_and_pages_an_incident_once() {
     let os = opensearch_with_template();
@@ -950,6 +964,25 @@ fn the_enricher_judges_an_alert_with_its_incident_and_pages_an_incident_once() {
     assert!(
         kept.contains(&("s3-get-object".into(), Value::Null)),
         "{kept:?}"
+    );
+    // A responder finds them by the access key bob's calls were signed
+    // with, and by an event ID of the records behind them.
+    let records: Vec<Value> = (records.iter())
+        .map(|r| serde_json::from_str(r).unwrap())
+        .collect();
+    let key = (records.iter())
+        .find(|r| r["userIdentity"]["arn"] == *bob)
+        .and_then(|r| r["userIdentity"]["accessKeyId"].as_str())
+        .unwrap();
+    assert!(kept_by_pivot(&os, "access_key_ids", key) >= 1, "{key}");
+    assert_eq!(kept_by_pivot(&os, "access_key_ids", "AKIANOTBOBS"), 0);
+    let ids: Vec<&str> = (records.iter())
+        .filter_map(|r| r["eventID"].as_str())
+        .collect();
+    assert!(
+        ids.iter()
+            .any(|id| kept_by_pivot(&os, "event_ids", id) >= 1),
+        "no kept finding has any of the records' event IDs"
     );
 
     // Judged alone (--alone), the same refused calls do not page.

@@ -45,6 +45,9 @@ pub struct EngineArgs {
     /// The organisation's other accounts (comma-separated ids).
     #[arg(long, value_name = "IDS", value_delimiter = ',', env = "ORG_ACCOUNTS")]
     pub org_accounts: Vec<String>,
+    /// Principals whose findings do not page (comma-separated; an ARN, the short form detect prints, or either with `*`), as `MUTE` in the deployed Lambda; critical rule findings still page.
+    #[arg(long, value_name = "PRINCIPALS", value_delimiter = ',', env = "MUTE")]
+    pub mute: Vec<String>,
     /// Read only the deliveries of the accounts of shard K of N (an engine shard, as deploy --engine-shards runs them); the others are counted as other_shards.
     #[arg(long, value_name = "K/N", value_parser = crate::lambda::shard::Shard::parse)]
     pub shard: Option<crate::lambda::shard::Shard>,
@@ -110,6 +113,9 @@ pub struct ForwardArgs {
     /// or image shared with one of them is not shared outside.
     #[arg(long, value_name = "IDS", value_delimiter = ',', env = "ORG_ACCOUNTS")]
     pub org_accounts: Vec<String>,
+    /// Principals whose findings do not page (comma-separated; an ARN, the short form detect prints, or either with `*`), as `MUTE` in the deployed Lambda; critical rule findings still page.
+    #[arg(long, value_name = "PRINCIPALS", value_delimiter = ',', env = "MUTE")]
+    pub mute: Vec<String>,
     /// Folder of Sigma rules to page on besides the rule files, as the
     /// deployed forwarder does with its package's detectors/sigma/; repeatable.
     #[arg(long, value_name = "DIR")]
@@ -185,7 +191,12 @@ fn engine(args: EngineArgs) -> anyhow::Result<i32> {
             org_accounts: args.org_accounts.clone(),
             ..crate::engine::EngineOptions::all()
         };
-        let fresh = || Pipeline::new(&set.detectors, options, args.page_severity);
+        let mute = crate::engine::mute::Mute::new(&args.mute)?;
+        let fresh = || {
+            let mut pipeline = Pipeline::new(&set.detectors, options, args.page_severity);
+            pipeline.mute = mute;
+            pipeline
+        };
         let problem = |e: &crate::cloudtrail::ReadError| eprintln!("warning: {e}");
         let invocation = invoke(None, fresh, &s3, (&store, args.shard), &event, &problem).await?;
         let indexed = match &args.opensearch_url {
@@ -378,6 +389,7 @@ fn forward_batch(
             pager: Pager::File(args.pages.clone()),
             findings_index: (!args.keep_no_findings).then(|| args.findings_index.clone()),
             org_accounts: args.org_accounts.clone(),
+            mute: crate::engine::mute::Mute::new(&args.mute)?,
         };
         let mut limits = Limits::until(Instant::now() + timeout);
         limits.max_request_bytes = args.max_request_bytes;

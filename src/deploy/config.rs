@@ -73,6 +73,10 @@ pub struct DeployOptions {
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
     #[serde(default)]
     pub org_accounts: Vec<String>,
+    /// Principals whose findings neither page nor are kept, as `detect --mute` (comma-separated: an ARN, the short form detect prints such as assumed-role/deploy/ci@111122223333, or either with `*` for any text): the engine's and the forwarder's. Critical rule findings (a trail stopped) still page.
+    #[arg(long, value_delimiter = ',', value_name = "PRINCIPALS")]
+    #[serde(default)]
+    pub mute: Vec<String>,
     /// Make the trail an organisation trail (deploy from the management
     /// account or a delegated administrator): every member account's
     /// activity, and the forwarder lists the organisation's accounts when
@@ -214,6 +218,9 @@ pub struct DeployConfig {
     pub break_glass_role_arn: Option<String>,
     /// The organisation's other accounts, for the forwarder's rules.
     pub org_accounts: Vec<String>,
+    /// Principals the engine and the forwarder do not page on
+    /// ([`crate::engine::mute`]), checked.
+    pub mute: Vec<String>,
     /// An organisation trail, whose forwarder lists the accounts itself.
     pub organization_trail: bool,
     pub ingest: Ingest,
@@ -308,6 +315,11 @@ impl DeployOptions {
                 file.org_accounts
             } else {
                 self.org_accounts
+            },
+            mute: if self.mute.is_empty() {
+                file.mute
+            } else {
+                self.mute
             },
             organization_trail: self.organization_trail || file.organization_trail,
             ingest: self.ingest.or(file.ingest),
@@ -478,6 +490,12 @@ impl DeployOptions {
         if let Some(arn) = &self.break_glass_role_arn {
             problems.extend(role_problem("--break-glass-role-arn", arn));
         }
+        if let Err(e) = crate::engine::mute::Mute::new(&self.mute) {
+            problems.push(format!("--mute: {e}"));
+        }
+        if let Some(p) = self.mute.iter().find(|p| p.contains(',')) {
+            problems.push(format!("--mute {p:?}: a pattern has no comma"));
+        }
         let reads_a_bucket = self.no_opensearch || self.trail_bucket.is_some();
         let ingest = match (reads_a_bucket, self.ingest) {
             (true, Some(Ingest::Cwl)) => {
@@ -592,6 +610,7 @@ impl DeployOptions {
             auto_software_update: preset == Preset::Prod,
             break_glass_role_arn: self.break_glass_role_arn.clone(),
             org_accounts: self.org_accounts.clone(),
+            mute: self.mute.iter().map(|p| p.trim().to_owned()).collect(),
             organization_trail: self.organization_trail,
             ingest,
             opensearch: !self.no_opensearch,
@@ -700,6 +719,7 @@ mod tests {
             existing_domain_endpoint: Some("https://search-x.eu-west-1.es.amazonaws.com".into()),
             vpc_subnet_ids: vec!["subnet-1".into()],
             org_accounts: vec!["444455556666".into(), "12345".into()],
+            mute: vec!["user/ci@111122223333".into(), " * ".into()],
             ..opts()
         };
         let InvalidOptions(problems) = bad.validate().unwrap_err();
@@ -714,13 +734,14 @@ mod tests {
             "--existing-domain-endpoint needs --existing-domain-writer-role-arn",
             "--vpc-subnet-ids needs --vpc-security-group-ids",
             "--org-accounts \"12345\": an account id is 12 digits",
+            "--mute: mute pattern \"*\" is empty or only `*`",
         ] {
             assert!(
                 problems.iter().any(|p| p.starts_with(flag)),
                 "no refusal for {flag}: {problems:#?}"
             );
         }
-        assert_eq!(problems.len(), 10);
+        assert_eq!(problems.len(), 11);
     }
 
     #[test]

@@ -98,6 +98,9 @@ struct Lambda {
     page_severity: Option<&'static str>,
     /// The organisation's other accounts, comma-separated (the forwarder).
     org_accounts: Option<String>,
+    /// The principals it does not page on, comma-separated (`--mute`; the
+    /// forwarder and the engine).
+    mute: Option<String>,
     /// It lists an organisation trail's accounts when it starts (the
     /// forwarder, with `--organization-trail`).
     lists_org_accounts: bool,
@@ -377,6 +380,7 @@ fn lambdas(config: &DeployConfig, acting_as: Option<Value>) -> Vec<Lambda> {
     let existing = config.existing_domain.as_ref();
     let cwl = config.ingest == Ingest::Cwl;
     let org_accounts = (!config.org_accounts.is_empty()).then(|| config.org_accounts.join(","));
+    let mute = (!config.mute.is_empty()).then(|| config.mute.join(","));
     // A Lambda named `name` (`Forwarder`'s resources), with a role of
     // its own.
     let base = |function: &'static str, logical: &str| Lambda {
@@ -400,6 +404,7 @@ fn lambdas(config: &DeployConfig, acting_as: Option<Value>) -> Vec<Lambda> {
         domain_role: None,
         page_severity: None,
         org_accounts: None,
+        mute: None,
         lists_org_accounts: false,
         maps_sign_in: false,
         reads_deliveries: false,
@@ -420,6 +425,7 @@ fn lambdas(config: &DeployConfig, acting_as: Option<Value>) -> Vec<Lambda> {
             sends_pages: true,
             page_severity: Some(config.page_severity.name()),
             org_accounts: org_accounts.clone(),
+            mute: mute.clone(),
             lists_org_accounts: config.organization_trail,
             es_actions: ES_WRITE.to_vec(),
             domain_role: existing.map(|d| json!(d.writer_role_arn)),
@@ -488,6 +494,7 @@ fn lambdas(config: &DeployConfig, acting_as: Option<Value>) -> Vec<Lambda> {
             sends_pages: true,
             page_severity: Some(config.page_severity.name()),
             org_accounts: org_accounts.clone(),
+            mute: mute.clone(),
             lists_org_accounts: config.organization_trail,
             es_actions: if domain && existing.is_none() {
                 ES_WRITE.to_vec()
@@ -690,6 +697,20 @@ mod tests {
             "444455556666,777788889999"
         );
         assert!(env(&org, "EnricherFunction").get("ORG_ACCOUNTS").is_none());
+        // Muted principals reach the two that page on their own findings.
+        let muted = render_with(DeployOptions {
+            mute: vec!["assumed-role/deploy/*".into(), "user/\"odd\"@1".into()],
+            ..Default::default()
+        });
+        for f in ["ForwarderFunction", "EngineFunction"] {
+            assert_eq!(
+                env(&muted, f)["MUTE"],
+                "assumed-role/deploy/*,user/\"odd\"@1",
+                "{f}"
+            );
+            assert!(env(&default, f).get("MUTE").is_none(), "{f}");
+        }
+        assert!(env(&muted, "EnricherFunction").get("MUTE").is_none());
         // An organisation trail: the trail says so, CloudTrail may write the
         // member accounts' deliveries (under the organisation's id, still
         // only as this trail), and the forwarder, alone, may list the

@@ -113,6 +113,11 @@ pub struct Aggregates {
     /// counts before it were forgotten ([`Aggregates::forget_before`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history_from: Option<DateTime<Utc>>,
+    /// What only a finding reads (a bucket's event IDs; an insight
+    /// attribution's access keys, addresses and event IDs) is dropped
+    /// before this ([`Aggregates::forget_detail_before`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail_from: Option<DateTime<Utc>>,
 }
 
 impl Aggregates {
@@ -165,6 +170,7 @@ impl Aggregates {
         self.insights.merge(other.insights);
         self.rules.merge(other.rules);
         self.history_from = self.history_from.max(other.history_from);
+        self.detail_from = self.detail_from.max(other.detail_from);
     }
 
     /// Forgets the detectors' intervals that start before `before` and the
@@ -184,6 +190,32 @@ impl Aggregates {
         }
         self.insights.forget_before(before);
         self.history_from = Some(before);
+    }
+
+    /// Drops, from the intervals that end before `before`, what only the
+    /// findings of those intervals read: each bucket's event IDs, and an
+    /// insight attribution's access keys, source addresses and event IDs
+    /// (an insight's baseline reads its principals, user agents and error
+    /// codes alone). The counts baselines and models learn from stay. An
+    /// incremental driver calls it behind what it evaluated, so these
+    /// pivots cost memory for a day rather than for the week of history.
+    pub fn forget_detail_before(&mut self, before: DateTime<Utc>, detectors: &[Detector]) {
+        let from = self.detail_from.unwrap_or(DateTime::<Utc>::MIN_UTC);
+        if from >= before {
+            return;
+        }
+        for (d, agg) in detectors.iter().zip(&mut self.detectors) {
+            let secs = d.interval.as_secs() as i64;
+            // Intervals wholly before `before`, not trimmed yet.
+            let span = bucket_of(from, secs)..bucket_of(before, secs);
+            for series in agg.series.values_mut() {
+                for (_, bucket) in series.range_mut(span.clone()) {
+                    bucket.facets.event_ids = Vec::new();
+                }
+            }
+        }
+        self.insights.forget_detail(from, before);
+        self.detail_from = Some(before);
     }
 }
 

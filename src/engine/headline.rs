@@ -14,13 +14,25 @@ const NAMED: usize = 2;
 
 /// What happened, in a few words, by whom and from where.
 pub fn of(members: &[&Anomaly]) -> String {
-    let mut text = what(members);
-    let by = by(members);
+    let (mut text, by) = parts(members);
     if !by.is_empty() {
         text.push(' ');
         text.push_str(&by);
     }
     text
+}
+
+/// The headline's two parts: what happened (`GPU instances started`), and
+/// by whom and from where (`by a new user from a new network`, or empty),
+/// for a line too short for both to cut the first.
+pub fn parts(members: &[&Anomaly]) -> (String, String) {
+    (what(members), by(members))
+}
+
+/// [`parts`] naming one rule title or first call at most
+/// (`CloudTrail logging stopped and 1 more`).
+pub fn parts_brief(members: &[&Anomaly]) -> (String, String) {
+    (what_naming(members, 1), by(members))
 }
 
 /// `~$1,679/h` when its findings started something priced, else nothing.
@@ -46,6 +58,12 @@ pub fn span_text(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
 /// titles (the most severe first); else what the models saw rise; else
 /// what was done for the first time.
 fn what(members: &[&Anomaly]) -> String {
+    what_naming(members, NAMED)
+}
+
+/// What happened naming one rule title at most (`A and 2 more`), for a
+/// line with little room ([`parts_brief`]).
+fn what_naming(members: &[&Anomaly], most: usize) -> String {
     if let Some(launched) = launched(members) {
         return launched;
     }
@@ -62,7 +80,7 @@ fn what(members: &[&Anomaly]) -> String {
         }
     }
     if !titles.is_empty() {
-        return named(&titles);
+        return named(&titles, most);
     }
     let lead = |kind: AnomalyKind| {
         members
@@ -121,7 +139,7 @@ fn what(members: &[&Anomaly]) -> String {
                     distinct.push(f);
                 }
             }
-            format!("First calls of {}", named(&distinct))
+            format!("First calls of {}", named(&distinct, most))
         }
     }
 }
@@ -153,16 +171,17 @@ fn title(summary: &str) -> &str {
     summary.split(": ").next().unwrap_or(summary)
 }
 
-/// `A`, `A and B`, `A, B and 3 more`.
-fn named(items: &[&str]) -> String {
+/// `A`, `A and B`, `A, B and 3 more`: at most `most` named (at least one).
+fn named(items: &[&str], most: usize) -> String {
+    let most = most.max(1);
     match items {
         [] => String::new(),
         [one] => (*one).to_owned(),
-        [a, b] => format!("{a} and {b}"),
+        [a, b] if most >= 2 => format!("{a} and {b}"),
         _ => format!(
             "{} and {} more",
-            items[..NAMED].join(", "),
-            items.len() - NAMED
+            items[..most.min(items.len())].join(", "),
+            items.len() - most.min(items.len())
         ),
     }
 }

@@ -123,6 +123,24 @@ impl InsightCounts {
         });
     }
 
+    /// Drops the access keys, source addresses and event IDs of the
+    /// attribution buckets wholly in `from..before`: an insight reads them
+    /// only over its own span, its baseline never
+    /// ([`super::aggregate::Aggregates::forget_detail_before`]).
+    pub fn forget_detail(&mut self, from: DateTime<Utc>, before: DateTime<Utc>) {
+        let ten = |t: DateTime<Utc>| t.timestamp().div_euclid(60 * ATTRIBUTION_BUCKET);
+        let span = ten(from)..ten(before);
+        for counts in self.keys.values_mut() {
+            for (_, pair) in counts.attributions.range_mut(span.clone()) {
+                for a in pair {
+                    a.values.remove(&Facet::AccessKey);
+                    a.values.remove(&Facet::SourceIp);
+                    a.event_ids = Vec::new();
+                }
+            }
+        }
+    }
+
     /// Counts a management or data event (Insight records are not): a
     /// management call when it writes, a data event (a Lambda invocation,
     /// an S3 object read) whether it reads or writes, since reading is

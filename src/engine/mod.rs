@@ -403,6 +403,12 @@ impl<'d> Engine<'d> {
             .retain(|k| report_start(k).is_none_or(|s| s >= from));
     }
 
+    /// Forgets what only findings read from the intervals before `before`
+    /// ([`aggregate::Aggregates::forget_detail_before`]).
+    pub fn forget_detail_before(&mut self, before: DateTime<Utc>) {
+        self.aggregates.forget_detail_before(before, self.detectors);
+    }
+
     /// Forgets rule hits before `before` that no evaluation needs again:
     /// a correlation's are kept its timespan longer. For the drivers that
     /// evaluate as data arrives (`--follow`, the engine Lambda), whose

@@ -1,5 +1,5 @@
-//! Silencing principals you know (`detect --mute`; the deployed engine
-//! does not take it yet): a deploy pipeline that makes roles every night,
+//! Silencing principals you know (`detect --mute`; `deploy --mute`, the
+//! deployed engine's and forwarder's `MUTE`): a deploy pipeline that makes roles every night,
 //! a scanner that is refused all day. Their findings are dropped before
 //! grouping, so they neither page nor appear, and counted, so nothing is
 //! hidden silently. Critical

@@ -111,6 +111,11 @@ pub const HITS_KEPT: chrono::Duration = chrono::Duration::hours(6);
 /// intervals of 10 minutes), and a day for late deliveries.
 pub const HISTORY_KEPT: chrono::Duration = chrono::Duration::days(8);
 
+/// How long the detail only findings read (event IDs, the access keys and
+/// addresses of insight attributions) is kept behind what was evaluated:
+/// a day covers late deliveries and an insight that goes on for hours.
+pub const DETAIL_KEPT: chrono::Duration = chrono::Duration::days(1);
+
 /// How long an input is remembered after its delivery time: SQS keeps a
 /// message at most 14 days.
 pub const INPUTS_KEPT: chrono::Duration = chrono::Duration::days(14);
@@ -324,13 +329,15 @@ impl<'d> Pipeline<'d> {
     /// What an incremental run no longer needs, at watermark `to`: rule
     /// hits evaluated [`HITS_KEPT`] ago (a late delivery within that is
     /// still judged with them), series intervals and insight counts
-    /// [`HISTORY_KEPT`] behind, and inputs delivered [`INPUTS_KEPT`] before
+    /// [`HISTORY_KEPT`] behind (what only findings read from them
+    /// [`DETAIL_KEPT`] behind), and inputs delivered [`INPUTS_KEPT`] before
     /// it (a notification cannot come back later than that). Without it
     /// the state grows with every matched call, interval and delivery.
     fn forget(&mut self, to: DateTime<Utc>) {
         if let Some(until) = self.engine.evaluated_until {
             self.engine.forget_hits_before(until - HITS_KEPT);
             self.engine.forget_history_before(until - HISTORY_KEPT);
+            self.engine.forget_detail_before(until - DETAIL_KEPT);
         }
         let horizon = to - INPUTS_KEPT;
         self.processed
@@ -462,7 +469,8 @@ mod tests {
                     "eventCategory": "Management",
                     "eventID": format!("{name}-{n}"),
                     "userIdentity": {"type": "IAMUser", "accountId": "111122223333",
-                        "arn": format!("arn:aws:iam::111122223333:user/{user}")},
+                        "arn": format!("arn:aws:iam::111122223333:user/{user}"),
+                        "accessKeyId": format!("AKIA{}", user.to_uppercase())},
                     "requestParameters": {"instancesSet": {"items": [{"minCount": 1}]}},
                 })
             })
@@ -552,6 +560,36 @@ mod tests {
                 assert!(first >= kept_from.timestamp() / 600, "{first}");
             }
         }
+        // Event IDs, and the keys and addresses of insight attributions,
+        // are kept for the last day alone; the counts for the whole week.
+        let detail_from = warm.engine.aggregates.detail_from.unwrap();
+        assert_eq!(
+            detail_from,
+            warm.engine.evaluated_until.unwrap() - DETAIL_KEPT
+        );
+        for agg in &warm.engine.aggregates.detectors {
+            for (bucket, b) in agg.series.values().flatten() {
+                let old = (bucket + 1) * 600 <= detail_from.timestamp();
+                assert_eq!(b.facets.event_ids.is_empty(), old, "{bucket}");
+                assert!(b.facets.events > 0.0);
+            }
+        }
+        let attributions = (warm.engine.aggregates.insights.keys.values())
+            .flat_map(|k| &k.attributions)
+            .filter(|(_, [calls, _])| calls.events > 0.0);
+        let (mut old, mut recent) = (0, 0);
+        for (ten, [calls, _]) in attributions {
+            let keys = calls.values.contains_key(&crate::context::Facet::AccessKey);
+            if (ten + 1) * 600 <= detail_from.timestamp() {
+                old += 1;
+                assert!(!keys && calls.event_ids.is_empty(), "{ten}");
+                assert!(calls.values.contains_key(&crate::context::Facet::Principal));
+            } else {
+                recent += 1;
+                assert!(keys && !calls.event_ids.is_empty(), "{ten}");
+            }
+        }
+        assert!(old > 0 && recent > 0, "{old} {recent}");
         // A day's worth more each day until the ninth; then the two last
         // days, the newcomer's run included, add less than one did.
         let day = |d: usize| sizes[d] as i64 - sizes[d - 1] as i64;

@@ -1,6 +1,7 @@
 //! The enricher's pure core: the alert a monitor sends, read leniently; and
-//! the notification a person reads in ten seconds (subject: detector,
-//! entity, cost; body: what, who, from where, against normal, a link), with
+//! the notification a person reads in ten seconds (subject: what happened
+//! in words, its cost, the entity; body: what, who, from where, against
+//! normal, a link), with
 //! the structured data as JSON too. An alert that cannot be enriched still
 //! goes out, marked so.
 
@@ -276,6 +277,9 @@ pub fn finding_of(alert: &Alert, detector: &Detector, context: &Context) -> Anom
     )
 }
 
+/// The longest subject sent: SNS takes under 100 characters.
+pub const SUBJECT_MAX: usize = 99;
+
 /// SNS subjects are ASCII, without control characters, under 100 characters.
 pub fn subject_text(text: &str) -> String {
     let mut out: String = text
@@ -287,8 +291,8 @@ pub fn subject_text(text: &str) -> String {
             _ => '?',
         })
         .collect();
-    if out.len() > 99 {
-        out.truncate(96);
+    if out.len() > SUBJECT_MAX {
+        out.truncate(SUBJECT_MAX - 3);
         out.push_str("...");
     }
     out
@@ -350,23 +354,26 @@ pub fn render(
 ) -> Notification {
     let entity = alert.entity_text();
     let cost = context.cost.as_ref().filter(|c| c.per_hour > 0.0);
-    let alone = crate::engine::severity::of_finding(&finding_of(alert, detector, context));
+    let finding = finding_of(alert, detector, context);
+    let alone = crate::engine::severity::of_finding(&finding);
     let severity = incident.map_or(alone, |j| j.severity);
     let repeat = incident.is_some_and(|j| j.paged_before.is_some_and(|p| severity <= p));
+    // The finding in words, as the table's header and the engine's pages
+    // say it; then its cost, and the entity when the words leave it out.
+    let headline = crate::engine::headline::of(&[&finding]);
     let mut subject = format!(
-        "trailwatch {}: {}",
+        "trailwatch {}: {headline}",
         if alert.test {
             "test".to_owned()
         } else {
             severity.name().to_uppercase()
         },
-        alert.detector
     );
-    if let Some(e) = &entity {
-        subject.push_str(&format!(" for {e}"));
+    if let Some(c) = crate::engine::headline::cost_text(cost.map_or(0.0, |c| c.per_hour)) {
+        subject.push_str(&format!(", {c}"));
     }
-    if let Some(c) = cost {
-        subject.push_str(&format!(", ~${}/h", crate::cost::money(c.per_hour)));
+    if let Some(e) = entity.as_ref().filter(|e| !headline.contains(e.as_str())) {
+        subject.push_str(&format!(", {e}"));
     }
 
     let mut body = String::new();
@@ -599,7 +606,8 @@ mod tests {
             None,
         );
         assert!(
-            n.subject.starts_with("trailwatch test: api-errors"),
+            n.subject
+                .starts_with("trailwatch test: Access-denied errors far above usual"),
             "{}",
             n.subject
         );
@@ -658,7 +666,7 @@ mod tests {
         assert_eq!(
             n.subject,
             format!(
-                "trailwatch CRITICAL: ec2-run-instances for user/carol@777788889999, ~${}/h",
+                "trailwatch CRITICAL: GPU instances started by user/carol@777788889999 from a new network, ~${}/h",
                 crate::cost::money(per_hour)
             )
         );

@@ -63,6 +63,9 @@ pub struct Report {
     pub pending: usize,
     /// Pages sent: one per incident of the rule findings.
     pub paged: usize,
+    /// Paging rule findings of muted principals (`MUTE`), not sent.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub muted: usize,
     /// Why the paged rule findings could not be kept in the findings index
     /// (their pages went; a later alert of their incident may page again).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,6 +84,12 @@ pub struct Paging {
     /// The organisation's accounts besides the batch's own: a snapshot
     /// shared with one of them is not shared outside.
     pub org_accounts: Vec<String>,
+    /// The principals it does not page on (`MUTE`, `--mute`).
+    pub mute: crate::engine::mute::Mute,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Why an invocation fails (and the platform should retry it).
@@ -182,6 +191,7 @@ pub async fn deliver(
             rules,
         };
         let mut findings = paging_findings(&hits, p.page_at, &judging);
+        report.muted = p.mute.apply(&mut findings);
         match &p.findings_index {
             // One page per incident across the stack: judged with what the
             // engine, the enricher and earlier batches kept.

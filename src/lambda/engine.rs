@@ -405,12 +405,19 @@ pub struct Summary {
     pub problems: u64,
     pub findings: usize,
     pub incidents: usize,
+    /// Findings of muted principals (`MUTE`), dropped before grouping.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub muted: usize,
     pub state_bytes: usize,
     /// The state was read and its series replayed (false: the instance's
     /// resident pipeline went on).
     pub resumed: bool,
     pub evaluated_until: Option<DateTime<Utc>>,
     pub ms: u128,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// An invocation evaluated, its state not yet saved: the caller sends
@@ -507,6 +514,7 @@ pub async fn invoke<'d>(
         problems: read.stats.problems,
         findings: step.findings.anomalies.len(),
         incidents: step.incidents.len(),
+        muted: step.muted,
         state_bytes: state.len(),
         evaluated_until: pipeline.watermark,
         ms: 0,

@@ -35,6 +35,10 @@ pub struct Kept {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub paged: Option<Severity>,
+    /// What a responder searches by, indexed (the finding's own copy is
+    /// not): `pivots.access_key_ids:AKIA…`, `pivots.event_ids:…`.
+    #[serde(default)]
+    pub pivots: crate::engine::anomaly::Pivots,
     /// The whole finding, stored but not indexed (its entity's field names
     /// vary by detector).
     pub finding: Anomaly,
@@ -47,6 +51,7 @@ impl Kept {
             start: finding.start,
             end: finding.end,
             paged,
+            pivots: finding.pivots.clone(),
             finding: finding.clone(),
         }
     }
@@ -465,10 +470,20 @@ mod tests {
             established: true,
             ..Default::default()
         });
+        a.pivots.access_key_ids = vec!["AKIAEXAMPLEBOB".into()];
+        a.pivots.event_ids = vec!["e-1".into()];
         let kept = Kept::new(&a, Some(Severity::Medium));
         let doc = serde_json::to_value(&kept).unwrap();
         assert_eq!(doc["subjects"][0], BOB);
         assert_eq!(doc["paged"], "medium");
+        // The pivots at the top, where the template indexes them.
+        assert_eq!(doc["pivots"]["access_key_ids"][0], "AKIAEXAMPLEBOB");
+        assert_eq!(doc["pivots"]["event_ids"][0], "e-1");
+        let mapped = crate::opensearch::desired::findings::template();
+        let mapped = &mapped["template"]["mappings"]["properties"]["pivots"]["properties"];
+        for field in doc["pivots"].as_object().unwrap().keys() {
+            assert!(mapped.get(field).is_some(), "pivots.{field} is not mapped");
+        }
         let answer = json!({"hits": {"hits": [{"_source": doc}, {"_source": {"other": 1}}]}});
         let back = kept_from(&answer);
         assert_eq!(back.len(), 1, "what does not read back is left out");

@@ -8,7 +8,7 @@
 //!
 //! [`pages`] is the pure core; [`Pager`] is the edge that sends them.
 
-use super::alert::{subject_text, Notification};
+use super::alert::{subject_text, Notification, SUBJECT_MAX};
 use super::dead_letter::append_json_lines;
 use super::enricher::Publisher;
 use crate::engine::group::{group, GAP_MINUTES};
@@ -65,11 +65,15 @@ pub fn lead_of<'a>(members: &[&'a Anomaly]) -> &'a Anomaly {
         .expect("an incident has a finding")
 }
 
-/// The page of one incident's rule findings (in time order): its most
-/// severe finding first, then the others, one line each.
+/// The page of one incident's findings (in time order): its subject is
+/// the incident in words, as the table's header says it
+/// ([`crate::engine::headline`]: what happened, by whom, from where, what
+/// it costs); its body the most severe finding first, then the others,
+/// one line each.
 pub fn page_of_incident(members: &[&Anomaly]) -> Notification {
     let lead = lead_of(members);
     let mut page = page_of(lead);
+    page.subject = subject_of(members, lead.severity);
     let others: Vec<&&Anomaly> = members
         .iter()
         .filter(|a| !std::ptr::eq(**a, lead))
@@ -77,11 +81,6 @@ pub fn page_of_incident(members: &[&Anomaly]) -> Notification {
     if others.is_empty() {
         return page;
     }
-    page.subject = subject_text(&format!(
-        "{} (+{} more)",
-        page.subject.trim_end_matches("..."),
-        others.len()
-    ));
     page.body.push_str(&format!(
         "\nWith it, by the same principal or on the same resource within {GAP_MINUTES} minutes:\n"
     ));
@@ -102,6 +101,42 @@ pub fn page_of_incident(members: &[&Anomaly]) -> Notification {
     }
     page.data["incident_findings"] = json!(members);
     page
+}
+
+/// `trailwatch CRITICAL: GPU instances started by a new user from a new
+/// network, ~$1,679/h (3 findings)`: the severity, the headline, the cost
+/// and how many findings the page lists. When that is too long for
+/// SNS, what happened names one title (`A and 1 more`), then the count
+/// goes; who and the cost stay whole.
+fn subject_of(members: &[&Anomaly], severity: Option<Severity>) -> String {
+    let head = format!(
+        "trailwatch {}: ",
+        severity.map_or("high", Severity::name).to_uppercase()
+    );
+    let fitted = |(what, by): (String, String), count: bool| {
+        let mut tail = String::new();
+        if !by.is_empty() {
+            tail.push(' ');
+            tail.push_str(&by);
+        }
+        let cost = crate::engine::group::cost_per_hour(members.iter().copied());
+        if let Some(cost) = crate::engine::headline::cost_text(cost) {
+            tail.push_str(&format!(", {cost}"));
+        }
+        if count && members.len() > 1 {
+            tail.push_str(&format!(" ({} findings)", members.len()));
+        }
+        let (what, tail) = (subject_text(&what), subject_text(&tail));
+        let room = SUBJECT_MAX.saturating_sub(head.len() + tail.len());
+        (what.len() <= room).then(|| format!("{head}{what}{tail}"))
+    };
+    use crate::engine::headline::{parts, parts_brief};
+    let subject = fitted(parts(members), true)
+        .or_else(|| fitted(parts_brief(members), true))
+        .or_else(|| fitted(parts_brief(members), false))
+        // Still too long: cut where SNS would.
+        .unwrap_or_else(|| head + &crate::engine::headline::of(members));
+    subject_text(&subject)
 }
 
 /// The page of one rule finding.
@@ -214,9 +249,10 @@ mod tests {
         let p = pages(&h, Severity::Medium, &Judging::default());
         // One incident: one page, with the deleted trail in it.
         assert_eq!(p.len(), 1, "{p:?}");
+        // The incident in words, naming one rule when two do not fit.
         assert_eq!(
             p[0].subject,
-            "trailwatch CRITICAL: CloudTrail logging stopped (+1 more)"
+            "trailwatch CRITICAL: CloudTrail logging stopped and 1 more by user/mallory@111122223333"
         );
         assert!(
             p[0].body.starts_with(
@@ -248,7 +284,10 @@ mod tests {
             .collect();
         let p = pages(&hits(&burst), Severity::Medium, &Judging::default());
         assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].subject.ends_with("(+24 more)"), "{}", p[0].subject);
+        assert_eq!(
+            p[0].subject,
+            "trailwatch CRITICAL: CloudTrail logging stopped by user/mallory@111122223333 (25 findings)"
+        );
         assert!(p[0].body.contains("trail-20"), "{}", p[0].body);
         assert!(!p[0].body.contains("trail-21 "), "{}", p[0].body);
         assert!(p[0]

@@ -131,6 +131,7 @@ pub fn run(function: Function) -> anyhow::Result<()> {
                     form: Form::Page,
                 };
                 let page_at = page_severity_from_env().map_err(anyhow::Error::msg)?;
+                let mute = mute_from_env().map_err(anyhow::Error::msg)?;
                 let org_accounts = org_accounts(&sdk, "engine").await;
                 // With a domain the engine is a writer: of its findings, and
                 // with `--ingest s3` of the deliveries.
@@ -156,6 +157,7 @@ pub fn run(function: Function) -> anyhow::Result<()> {
                     store: &store,
                     publisher: &publisher,
                     page_at,
+                    mute,
                     org_accounts: &org_accounts,
                     indexer: indexer.as_ref(),
                     resident: std::sync::Mutex::new(None),
@@ -249,6 +251,14 @@ pub fn page_severity_from_env() -> Result<crate::engine::Severity, String> {
     }
 }
 
+/// The principals the deployed engine and forwarder do not page on:
+/// `MUTE`, comma-separated, as `deploy --mute` sets it (none without it).
+pub fn mute_from_env() -> Result<crate::engine::mute::Mute, String> {
+    let text = std::env::var("MUTE").unwrap_or_default();
+    let patterns: Vec<&str> = text.split(',').filter(|p| !p.trim().is_empty()).collect();
+    crate::engine::mute::Mute::new(&patterns).map_err(|e| format!("MUTE={text:?}: {e}"))
+}
+
 /// The deployed forwarder's paging: the packaged rules, paged from
 /// `PAGE_SEVERITY` through the enricher (`ALERT_TOPIC_ARN`); none without
 /// a topic.
@@ -267,6 +277,7 @@ fn paging_from_env(sdk: &aws_config::SdkConfig) -> Result<Option<Paging>, String
         findings_index: Some(super::incidents::FINDINGS_INDEX.into()),
         // Filled in when the forwarder starts ([`org_accounts`]).
         org_accounts: Vec::new(),
+        mute: mute_from_env()?,
     }))
 }
 
@@ -353,6 +364,8 @@ struct EngineLambda<'a> {
     store: &'a super::engine::StateStore,
     publisher: &'a Publisher,
     page_at: crate::engine::Severity,
+    /// Principals whose findings it drops (`MUTE`).
+    mute: crate::engine::mute::Mute,
     org_accounts: &'a [String],
     indexer: Option<&'a Indexer>,
     /// The pipeline the last invocation saved, kept for the next: taken
@@ -388,6 +401,7 @@ async fn engine_invocation(
         store,
         publisher,
         page_at,
+        mute,
         org_accounts,
         indexer,
         resident,
@@ -399,7 +413,9 @@ async fn engine_invocation(
             org_accounts: org_accounts.to_vec(),
             ..crate::engine::EngineOptions::all()
         };
-        Pipeline::new(&set.detectors, options, *page_at)
+        let mut pipeline = Pipeline::new(&set.detectors, options, *page_at);
+        pipeline.mute = mute.clone();
+        pipeline
     };
     // A poisoned lock only means an invocation panicked: start afresh.
     let kept = resident.lock().map(|mut r| r.take()).unwrap_or_default();
