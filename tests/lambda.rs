@@ -136,7 +136,7 @@ fn the_forwarder_pages_on_rule_findings_from_the_page_severity() {
         .collect();
     assert_eq!(
         subjects,
-        ["trailwatch CRITICAL: CloudTrail logging stopped (+1 more)"]
+        ["trailwatch CRITICAL: CloudTrail logging stopped and 1 more by user/mallory@111122223333"]
     );
     assert!(
         lines[0]["body"]
@@ -548,7 +548,7 @@ fn the_bootstrap_runs_the_forwarder_in_the_lambda_runtime_loop() {
     let page: Vec<Value> = letters
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["Subject"] == "trailwatch CRITICAL: CloudTrail logging stopped")
+        .filter(|l| l["Subject"] == MALLORY_STOPPED)
         .collect();
     assert_eq!(page.len(), 1, "{letters:?}");
     let message = page[0]["Message"].as_str().unwrap();
@@ -577,7 +577,7 @@ fn the_bootstrap_runs_the_forwarder_in_the_lambda_runtime_loop() {
         let received = people.received();
         assert_eq!(received.len(), 1, "{domain:?}: {received:?}");
         let (subject, text) = &received[0];
-        assert_eq!(subject, "trailwatch CRITICAL: CloudTrail logging stopped");
+        assert_eq!(subject, MALLORY_STOPPED);
         assert!(
             text.starts_with(
                 "CloudTrail logging stopped: user/mallory@111122223333 called cloudtrail.amazonaws.com:StopLogging on org-trail from 203.0.113.66"
@@ -790,7 +790,7 @@ fn the_enricher_publishes_who_did_it_and_what_it_costs() {
     assert_eq!(received.len(), 2, "{received:?}");
     let (subject, body) = received
         .iter()
-        .find(|(s, _)| s.contains("ec2-run-instances"))
+        .find(|(s, _)| s.contains("GPU instances started"))
         .unwrap();
     assert!(
         subject.contains("/h"),
@@ -836,11 +836,11 @@ fn the_enricher_publishes_who_did_it_and_what_it_costs() {
 
     let (subject, body) = received
         .iter()
-        .find(|(s, _)| s.contains("api-errors"))
+        .find(|(s, _)| s.contains("Access-denied errors"))
         .unwrap();
     assert!(
-        subject.contains("for user/bob@111122223333"),
-        "the entity is in the subject: {subject}"
+        subject.contains("by user/bob@111122223333"),
+        "who is in the subject: {subject}"
     );
     assert!(
         body.contains("Top principals: user/bob@111122223333"),
@@ -874,6 +874,10 @@ fn kept_findings(os: &Server) -> Vec<(String, Value)> {
         })
         .collect()
 }
+
+/// The page of mallory's stopped trail: the incident in words.
+const MALLORY_STOPPED: &str =
+    "trailwatch CRITICAL: CloudTrail logging stopped by user/mallory@111122223333";
 
 /// How many kept findings have `value` in `pivots.<field>`: what a
 /// responder searches the findings index by.
@@ -941,7 +945,7 @@ fn the_enricher_judges_an_alert_with_its_incident_and_pages_an_incident_once() {
     assert_eq!(received.len(), 1, "one incident, one page: {received:?}");
     let (subject, body) = &received[0];
     assert!(
-        subject.starts_with("trailwatch MEDIUM: api-errors"),
+        subject.starts_with("trailwatch MEDIUM: Access-denied errors far above usual by user/bob@"),
         "{subject}"
     );
     assert!(
@@ -1014,7 +1018,9 @@ fn the_enricher_judges_an_alert_with_its_incident_and_pages_an_incident_once() {
     let received = topic.received();
     assert_eq!(received.len(), 1, "{received:?}");
     assert!(
-        received[0].0.starts_with("trailwatch MEDIUM: api-errors"),
+        received[0]
+            .0
+            .starts_with("trailwatch MEDIUM: Access-denied errors far above usual by user/bob@"),
         "{received:?}"
     );
 }
@@ -1124,7 +1130,7 @@ fn the_enricher_lambda_publishes_from_the_page_severity_and_always_a_test() {
     assert!(
         received[0]
             .0
-            .starts_with("trailwatch test: ec2-run-instances"),
+            .starts_with("trailwatch test: EC2 instances requested far above usual"),
         "{received:?}"
     );
     let log = stdout(&output);

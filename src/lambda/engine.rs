@@ -555,6 +555,7 @@ pub fn evaluate(
     if to > pipeline.watermark {
         let more = pipeline.advance(to);
         let offset = step.findings.anomalies.len();
+        step.muted += more.muted;
         step.findings.anomalies.extend(more.findings.anomalies);
         step.findings.insights.extend(more.findings.insights);
         step.incidents
