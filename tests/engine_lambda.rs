@@ -411,19 +411,19 @@ fn lambda_engine_runs_one_invocation_from_the_command_line() {
     let state = tmp.path().join("state.json");
     let keys: Vec<String> = files.iter().map(|(k, _)| k.clone()).collect();
     let event = notification(&keys).to_string();
-    let run_with = |state: &Path, more: &[&str]| {
-        let mut args = vec![
-            "lambda",
-            "engine",
-            "--state",
-            state.to_str().unwrap(),
-            "--endpoint-url",
-            &moto.url,
-        ];
-        args.extend(more);
-        trailwatch_aws(&args, Some(event.as_bytes()))
+    let run = || {
+        trailwatch_aws(
+            &[
+                "lambda",
+                "engine",
+                "--state",
+                state.to_str().unwrap(),
+                "--endpoint-url",
+                &moto.url,
+            ],
+            Some(event.as_bytes()),
+        )
     };
-    let run = || run_with(&state, &[]);
     let o = run();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let summary: Value = serde_json::from_str(stderr(&o).lines().last().unwrap()).unwrap();

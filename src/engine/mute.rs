@@ -1,10 +1,10 @@
 //! Silencing principals you know (`detect --mute`; `deploy --mute`, the
-//! deployed engine's and forwarder's `MUTE`): a deploy pipeline that makes roles every night,
-//! a scanner that is refused all day. Their findings are dropped before
-//! grouping, so they neither page nor appear, and counted, so nothing is
-//! hidden silently. Critical
-//! rule findings stay whoever made them: a muted role that turns off the
-//! trail is exactly what a stolen pipeline key would do.
+//! deployed engine's and forwarder's `MUTE`): a deploy pipeline that makes
+//! roles every night, a scanner that is refused all day. Their findings are
+//! dropped before grouping, so they neither page nor appear, and counted,
+//! so nothing is hidden silently. Critical rule findings stay whoever made
+//! them: a muted role that turns off the trail is exactly what a stolen
+//! pipeline key would do.
 
 use super::anomaly::{Anomaly, AnomalyKind, Severity};
 use crate::context::{short_arn, Facet};
